@@ -1,0 +1,112 @@
+//! The entities the server stores and the feed carries.
+
+use crate::{ClientMessageId, ConversationId, MessageId, Millis, UserId};
+use serde::{Deserialize, Serialize};
+
+/// A user as other members see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// The user's id.
+    pub id: UserId,
+    /// The name to show.
+    pub display_name: String,
+}
+
+/// A conversation with its members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    /// The conversation's id.
+    pub id: ConversationId,
+    /// Its title.
+    pub title: String,
+    /// Every member, the requesting user included.
+    pub members: Vec<User>,
+    /// Stamp of the write that created it.
+    pub created_ts: Millis,
+    /// Stamp of the write that last changed it (last-write-wins key).
+    pub updated_ts: Millis,
+}
+
+/// A message, or its tombstone when `deleted` is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// The server's id.
+    pub id: MessageId,
+    /// The conversation it belongs to.
+    pub conversation_id: ConversationId,
+    /// The id the sending client chose; the key of idempotent sends.
+    pub client_message_id: ClientMessageId,
+    /// Who sent it.
+    pub sender_id: UserId,
+    /// The text; empty for a tombstone.
+    pub body: String,
+    /// Stamp of the write that created it; the message order is `(server_ts, id)`.
+    pub server_ts: Millis,
+    /// Stamp of the write that last changed it (last-write-wins key).
+    pub updated_ts: Millis,
+    /// Whether it was edited after it was sent.
+    pub edited: bool,
+    /// Whether it was deleted (a tombstone).
+    pub deleted: bool,
+}
+
+/// How far one member has read a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadMarker {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The member.
+    pub user_id: UserId,
+    /// The newest message the member has read.
+    pub last_read_message_id: MessageId,
+    /// That message's `server_ts`.
+    pub last_read_server_ts: Millis,
+    /// Stamp of the write that last moved the marker (last-write-wins key).
+    pub updated_ts: Millis,
+}
+
+/// One entry of the change feed: the current state of an entity written after the cursor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Change {
+    /// A conversation was created or changed, or the user joined it.
+    Conversation {
+        /// Its current state.
+        conversation: Conversation,
+    },
+    /// A message was created, edited or deleted (then it is a tombstone).
+    Message {
+        /// Its current state.
+        message: Message,
+    },
+    /// A member's read marker moved.
+    #[serde(rename_all = "camelCase")]
+    ReadMarker {
+        /// Its current state.
+        read_marker: ReadMarker,
+    },
+}
+
+impl Change {
+    /// The conversation the change belongs to.
+    pub fn conversation_id(&self) -> &ConversationId {
+        match self {
+            Change::Conversation { conversation } => &conversation.id,
+            Change::Message { message } => &message.conversation_id,
+            Change::ReadMarker { read_marker } => &read_marker.conversation_id,
+        }
+    }
+
+    /// The stamp of the write the change carries (last-write-wins key).
+    pub fn updated_ts(&self) -> Millis {
+        match self {
+            Change::Conversation { conversation } => conversation.updated_ts,
+            Change::Message { message } => message.updated_ts,
+            Change::ReadMarker { read_marker } => read_marker.updated_ts,
+        }
+    }
+}
