@@ -1,1 +1,141 @@
+//! The chat-sync reference server: protocol v1 (`docs/protocol.md`) over axum, with embedded
+//! SQLite storage by default.
+//!
+//! It is the server the demo runs against and the peer the client's tests talk to. It is not a
+//! production chat backend (no sign-up, no push), but it implements every rule of the protocol
+//! that a client depends on: idempotent sends, a compacted change feed whose cursors never skip
+//! or repeat, last-write-wins by server stamps, and membership isolation.
+//!
+//! ```no_run
+//! use chat_sync_server::{app, AppState, Config, SqliteStorage};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let storage = SqliteStorage::open(":memory:")?;
+//! let router = app(AppState::new(storage, Config::default()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, router).await?;
+//! # Ok(())
+//! # }
+//! ```
 
+mod api;
+pub mod clock;
+mod cursor;
+mod error;
+pub mod faults;
+pub mod seed;
+pub mod storage;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ApiError;
+pub use faults::FaultConfig;
+pub use storage::{SqliteStorage, Storage, StorageError};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use chat_sync_protocol::limits::MAX_BODY_BYTES;
+use chat_sync_protocol::Millis;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::CorsLayer;
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+/// How the server is set up, besides its storage.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Directory served at `/` (the demo PWA); `None` serves no files.
+    pub www_dir: Option<PathBuf>,
+    /// Origins allowed to call the API from another origin (CORS); empty allows none.
+    pub cors_origins: Vec<HeaderValue>,
+    /// Faults to inject into API requests (tests only).
+    pub faults: FaultConfig,
+}
+
+/// What every handler shares: storage, clock and configuration.
+#[derive(Clone)]
+pub struct AppState {
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
+}
+
+impl AppState {
+    /// State on `storage` with the system clock.
+    pub fn new(storage: impl Storage, config: Config) -> Self {
+        Self {
+            storage: Arc::new(storage),
+            clock: Arc::new(SystemClock),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Replaces the clock (tests and simulations set or skew it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The storage, for seeding and inspection.
+    pub fn storage(&self) -> &dyn Storage {
+        &*self.storage
+    }
+
+    /// The clock's reading.
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// Runs a storage call on the blocking pool.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let storage = Arc::clone(&self.storage);
+        tokio::task::spawn_blocking(move || call(&*storage))
+            .await
+            .map_err(|error| ApiError::internal("storage task", &error))?
+            .map_err(ApiError::from)
+    }
+}
+
+/// The whole server: the `/v1` API, `/healthz`, and the demo files when configured.
+pub fn app(state: AppState) -> Router {
+    let config = Arc::clone(&state.config);
+    let mut api = api::routes();
+    if config.faults.is_active() {
+        tracing::warn!(faults = ?config.faults, "fault injection is on");
+        api = api.route_layer(axum::middleware::from_fn_with_state(
+            faults::Faults::new(config.faults.clone()),
+            faults::inject,
+        ));
+    }
+    let mut router = api
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    if let Some(dir) = &config.www_dir {
+        router = router.fallback_service(ServeDir::new(dir));
+    }
+    if !config.cors_origins.is_empty() {
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(config.cors_origins.clone())
+                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::CONTENT_ENCODING,
+                ])
+                .expose_headers([header::RETRY_AFTER]),
+        );
+    }
+    router
+        .layer(RequestDecompressionLayer::new())
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+}

@@ -1,0 +1,161 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/*.sh. Source it, do not execute it:
+#
+#     source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Every ensure_* function is idempotent: it checks first, installs only what is
+# missing, and says what it does. All of them are safe under `set -euo pipefail`.
+
+# Repository root: the parent of the directory holding this file.
+CHAT_SYNC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# step "message": print a clearly visible step header.
+step() {
+    printf '\n==> %s\n' "$*"
+}
+
+# info "message": an indented detail line under the current step.
+info() {
+    printf '    %s\n' "$*"
+}
+
+# die "message": print an error to stderr and return 1. Callers write
+# `|| { die "..."; return 1; }` so the failure also propagates when the caller
+# runs in a context where set -e is suspended (if, ||, &&).
+die() {
+    printf 'error: %s\n' "$*" >&2
+    return 1
+}
+
+# Print the command prefix needed to run something as root: nothing when we
+# already are root, "sudo" when it exists, otherwise nothing (the command will
+# then fail with its own permission error).
+_as_root_prefix() {
+    if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+        printf 'sudo'
+    fi
+}
+
+# ensure_wasm_target: the wasm32-unknown-unknown target for the toolchain pinned
+# in rust-toolchain.toml (rustup is run from the repo root so it picks that
+# toolchain up).
+ensure_wasm_target() {
+    local target=wasm32-unknown-unknown installed
+    command -v rustup >/dev/null 2>&1 || { die "rustup not found; install it from https://rustup.rs"; return 1; }
+    # Capture first instead of piping into `grep -q`: an early-exiting grep
+    # can SIGPIPE rustup and trip pipefail.
+    installed="$(cd "$CHAT_SYNC_ROOT" && rustup target list --installed)" || return 1
+    if grep -qx "$target" <<<"$installed"; then
+        info "rust target $target already installed"
+        return 0
+    fi
+    info "installing rust target $target (toolchain from rust-toolchain.toml)"
+    (cd "$CHAT_SYNC_ROOT" && rustup target add "$target")
+}
+
+# _apt_installed pkg: true when dpkg reports the package as fully installed
+# (a removed package that left config files behind does not count).
+_apt_installed() {
+    local status
+    status="$(dpkg -s "$1" 2>/dev/null | sed -n 's/^Status: //p')" || return 1
+    [[ "$status" == "install ok installed" ]]
+}
+
+# ensure_apt_packages pkg...: apt-get install the packages that are missing.
+# `apt-get update` runs once, and only if something is missing.
+ensure_apt_packages() {
+    local pkg missing=() sudo_cmd
+    for pkg in "$@"; do
+        if _apt_installed "$pkg"; then
+            info "apt package $pkg already installed"
+        else
+            missing+=("$pkg")
+        fi
+    done
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 || { die "apt-get not found; please install: ${missing[*]}"; return 1; }
+    sudo_cmd="$(_as_root_prefix)"
+    info "installing apt packages: ${missing[*]}"
+    # `env` so DEBIAN_FRONTEND survives sudo.
+    ${sudo_cmd:+"$sudo_cmd"} env DEBIAN_FRONTEND=noninteractive apt-get update || return 1
+    ${sudo_cmd:+"$sudo_cmd"} env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+}
+
+# ensure_chromium: headless browser + driver for browser tests
+# (/usr/bin/chromium and /usr/bin/chromedriver).
+ensure_chromium() {
+    ensure_apt_packages chromium chromium-driver
+}
+
+# cargo_lock_version NAME [LOCKFILE]: print the version(s) of package NAME
+# recorded in LOCKFILE (default: the repo's Cargo.lock), one per line; prints
+# nothing when the package is absent. Always returns 0 if the file is readable.
+cargo_lock_version() {
+    local name="$1" lockfile="${2:-$CHAT_SYNC_ROOT/Cargo.lock}"
+    [[ -r "$lockfile" ]] || { die "cannot read $lockfile"; return 1; }
+    awk -v want="$name" '
+        /^\[\[package\]\]/ { in_pkg = 1; pkg = ""; next }
+        /^\[/              { in_pkg = 0; next }
+        in_pkg && /^name = "/ {
+            pkg = $0; sub(/^name = "/, "", pkg); sub(/".*$/, "", pkg); next
+        }
+        in_pkg && /^version = "/ && pkg == want {
+            v = $0; sub(/^version = "/, "", v); sub(/".*$/, "", v); print v
+        }
+    ' "$lockfile"
+}
+
+# ensure_wasm_bindgen_cli [LOCKFILE]: the wasm-bindgen CLI must match the
+# wasm-bindgen crate version in Cargo.lock exactly, or its output will not work.
+# Does nothing when Cargo.lock has no wasm-bindgen.
+ensure_wasm_bindgen_cli() {
+    local lockfile="${1:-$CHAT_SYNC_ROOT/Cargo.lock}" versions want have=""
+    versions="$(cargo_lock_version wasm-bindgen "$lockfile")" || return 1
+    if [[ -z "$versions" ]]; then
+        info "wasm-bindgen-cli not needed yet (no wasm-bindgen in $(basename "$lockfile"))"
+        return 0
+    fi
+    want="$(head -n 1 <<<"$versions")"
+    if [[ "$(wc -l <<<"$versions")" -gt 1 ]]; then
+        info "warning: several wasm-bindgen versions in Cargo.lock ($(tr '\n' ' ' <<<"$versions")); using $want"
+    fi
+    if command -v wasm-bindgen >/dev/null 2>&1; then
+        # Prints e.g. "wasm-bindgen 0.2.100".
+        have="$(wasm-bindgen --version 2>/dev/null | awk '{ print $2; exit }')" || have=""
+    fi
+    if [[ "$have" == "$want" ]]; then
+        info "wasm-bindgen-cli $want already installed"
+        return 0
+    fi
+    if [[ -n "$have" ]]; then
+        info "wasm-bindgen-cli is $have but Cargo.lock wants $want"
+    fi
+    info "installing wasm-bindgen-cli $want with cargo install (takes about 2.5 minutes)"
+    # No --locked: with it the install fails on these machines.
+    (cd "$CHAT_SYNC_ROOT" && cargo install wasm-bindgen-cli --version "$want")
+}
+
+# ensure_npm_packages DIR: `npm ci` in DIR when DIR/package-lock.json exists and
+# DIR/node_modules is missing or older than the lockfile.
+ensure_npm_packages() {
+    local dir="$1"
+    if [[ ! -f "$dir/package-lock.json" ]]; then
+        info "no $dir/package-lock.json; nothing to install"
+        return 0
+    fi
+    if [[ -d "$dir/node_modules" && ! "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
+        info "npm packages in $dir up to date"
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        ensure_apt_packages nodejs npm || return 1
+    fi
+    info "running npm ci in $dir"
+    (cd "$dir" && npm ci) || return 1
+    # npm ci recreates node_modules (unless there are no dependencies at all);
+    # make sure it exists and its mtime beats the lockfile.
+    mkdir -p "$dir/node_modules"
+    touch "$dir/node_modules"
+}

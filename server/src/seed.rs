@@ -1,0 +1,137 @@
+//! `--seed-demo`: a few users, conversations and a few thousand messages, so the demo is alive.
+//!
+//! Deterministic (a fixed random seed), written through the [`Storage`] trait like any client
+//! write, and idempotent: a database that already has the demo users is left as it is.
+
+use crate::storage::{Storage, StorageError};
+use chat_sync_protocol::{ClientMessageId, ConversationId, Millis, User, UserId};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// The demo users: `(id, display name, token)`.
+pub const DEMO_USERS: [(&str, &str, &str); 5] = [
+    ("u-alice", "Alice Martin", "demo-alice"),
+    ("u-bob", "Bob Chen", "demo-bob"),
+    ("u-carol", "Carol Díaz", "demo-carol"),
+    ("u-dave", "Dave Okafor", "demo-dave"),
+    ("u-erin", "Erin Schulz", "demo-erin"),
+];
+
+/// The demo conversations: title and member indexes into [`DEMO_USERS`] (the first creates it).
+const CONVERSATIONS: [(&str, &[usize]); 6] = [
+    ("General", &[0, 1, 2, 3, 4]),
+    ("Alice & Bob", &[0, 1]),
+    ("Project Phoenix", &[0, 2, 3]),
+    ("Weekend hiking", &[1, 2, 4]),
+    ("Book club", &[0, 2, 4]),
+    ("Carol & Dave", &[2, 3]),
+];
+
+/// How many messages the demo holds.
+pub const DEMO_MESSAGES: usize = 3_000;
+
+/// How far back the demo's history reaches.
+const HISTORY_MS: Millis = 14 * 24 * 60 * 60 * 1000;
+
+const OPENERS: [&str; 12] = [
+    "Quick question:",
+    "Heads up,",
+    "FYI",
+    "Good news:",
+    "Hmm,",
+    "Honestly,",
+    "Just saw that",
+    "Reminder:",
+    "Random thought:",
+    "Update:",
+    "So",
+    "Okay,",
+];
+const TOPICS: [&str; 16] = [
+    "the deploy went out without a hitch",
+    "are we still on for Thursday?",
+    "the coffee machine on 3rd floor is fixed",
+    "I pushed the draft to the shared folder",
+    "can someone review the sync PR today?",
+    "the trail looks muddy after the rain",
+    "chapter 7 was better than I expected",
+    "lunch at the noodle place at 12:30?",
+    "the metrics dashboard shows a spike at 9am",
+    "I'll be offline on the train for an hour",
+    "let's move the standup to 10",
+    "the new offline mode works on my phone 🎉",
+    "who has the spare keys?",
+    "tickets are booked for Saturday",
+    "the design review notes are in the doc",
+    "I can't reproduce the bug anymore",
+];
+
+/// What seeding wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedReport {
+    /// Users created.
+    pub users: usize,
+    /// Conversations created.
+    pub conversations: usize,
+    /// Messages created.
+    pub messages: usize,
+}
+
+/// Writes the demo data unless it is there already (then returns `None`).
+pub fn seed_demo(storage: &dyn Storage, now: Millis) -> Result<Option<SeedReport>, StorageError> {
+    if storage.user_for_token(DEMO_USERS[0].2)?.is_some() {
+        return Ok(None);
+    }
+    let start = now - HISTORY_MS;
+    for (id, name, token) in DEMO_USERS {
+        let user = User {
+            id: UserId::new(id),
+            display_name: name.into(),
+        };
+        storage.create_user(&user, token, start)?;
+    }
+    let user_id = |index: usize| UserId::new(DEMO_USERS[index].0);
+    let mut conversations: Vec<(ConversationId, &[usize])> = Vec::new();
+    for (title, members) in CONVERSATIONS {
+        let others: Vec<UserId> = members[1..].iter().map(|&m| user_id(m)).collect();
+        let conversation = storage.create_conversation(&user_id(members[0]), title, &others, start)?;
+        conversations.push((conversation.id, members));
+    }
+
+    let mut rng = SmallRng::seed_from_u64(7);
+    let step = HISTORY_MS / DEMO_MESSAGES as Millis;
+    for n in 0..DEMO_MESSAGES {
+        // "General" is the busiest conversation.
+        let index = if rng.random_bool(0.35) {
+            0
+        } else {
+            rng.random_range(0..conversations.len())
+        };
+        let (conversation, members) = &conversations[index];
+        let sender = user_id(members[rng.random_range(0..members.len())]);
+        let body = format!(
+            "{} {}",
+            OPENERS[rng.random_range(0..OPENERS.len())],
+            TOPICS[rng.random_range(0..TOPICS.len())]
+        );
+        let ts = start + n as Millis * step + rng.random_range(0..step / 2);
+        let client_id = ClientMessageId::new(format!("seed-{n:05}"));
+        let sent = storage.send_message(&sender, conversation, &client_id, &body, ts)?;
+        if n % 97 == 13 {
+            let edited = format!("{body} (edited)");
+            storage.edit_message(&sender, conversation, &sent.message.id, &edited, ts + 1)?;
+        } else if n % 211 == 17 {
+            storage.delete_message(&sender, conversation, &sent.message.id, ts + 1)?;
+        }
+        // Members read along now and then, so unread counts differ.
+        if n % 5 == 0 {
+            let reader = user_id(members[rng.random_range(0..members.len())]);
+            storage.mark_read(&reader, conversation, &sent.message.id, ts + 2)?;
+        }
+    }
+    Ok(Some(SeedReport {
+        users: DEMO_USERS.len(),
+        conversations: conversations.len(),
+        messages: DEMO_MESSAGES,
+    }))
+}
