@@ -16,7 +16,9 @@ pub(crate) fn encode_feed(seq: Seq) -> Cursor {
 pub(crate) fn decode_feed(cursor: &str) -> Result<Seq, ApiError> {
     cursor
         .strip_prefix("c1.")
-        .filter(|hex| !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|hex| {
+            !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        })
         .and_then(|hex| Seq::from_str_radix(hex, 16).ok())
         .ok_or_else(|| invalid("cursor"))
 }
@@ -57,7 +59,16 @@ mod tests {
 
     #[test]
     fn foreign_cursors_are_refused() {
-        for bad in ["", "c1.", "c1.xyz", "c2.10", "10", "c1.-5", "c1.ffffffffffffffff", "c1.10000000000000000"] {
+        for bad in [
+            "",
+            "c1.",
+            "c1.xyz",
+            "c2.10",
+            "10",
+            "c1.-5",
+            "c1.ffffffffffffffff",
+            "c1.10000000000000000",
+        ] {
             let error = decode_feed(bad).expect_err(bad);
             assert_eq!(error.code(), ErrorCode::InvalidCursor, "{bad}");
         }

@@ -94,7 +94,8 @@ pub fn seed_demo(storage: &dyn Storage, now: Millis) -> Result<Option<SeedReport
     let mut conversations: Vec<(ConversationId, &[usize])> = Vec::new();
     for (title, members) in CONVERSATIONS {
         let others: Vec<UserId> = members[1..].iter().map(|&m| user_id(m)).collect();
-        let conversation = storage.create_conversation(&user_id(members[0]), title, &others, start)?;
+        let conversation =
+            storage.create_conversation(&user_id(members[0]), title, &others, start)?;
         conversations.push((conversation.id, members));
     }
 

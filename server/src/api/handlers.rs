@@ -113,7 +113,13 @@ pub(crate) async fn messages_create(
     let now = state.now();
     let outcome = state
         .blocking(move |storage| {
-            storage.send_message(&user.id, &id, &request.client_message_id, &request.body, now)
+            storage.send_message(
+                &user.id,
+                &id,
+                &request.client_message_id,
+                &request.body,
+                now,
+            )
         })
         .await?;
     let status = if outcome.created {
@@ -197,7 +203,10 @@ pub(crate) async fn conversations_create(
             storage.create_conversation(&user.id, request.title.trim(), &request.member_ids, now)
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(ConversationResponse { conversation })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ConversationResponse { conversation }),
+    ))
 }
 
 /// Unknown paths under `/v1`.

@@ -28,7 +28,10 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
         let version = index + 1;
         let tx = conn.transaction()?;
         step(&tx)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
         tx.commit()?;
         tracing::info!(version, "applied schema migration");
     }

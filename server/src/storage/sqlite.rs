@@ -96,7 +96,9 @@ impl SqliteStorage {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-transaction rolled the transaction back when it unwound; the connection
         // itself is still sound.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` in a write transaction and commits when it succeeds.
@@ -473,7 +475,11 @@ fn head(tx: &Transaction<'_>) -> rusqlite::Result<Seq> {
     })
 }
 
-fn ensure_member(tx: &Transaction<'_>, conversation: &str, user: &UserId) -> Result<(), StorageError> {
+fn ensure_member(
+    tx: &Transaction<'_>,
+    conversation: &str,
+    user: &UserId,
+) -> Result<(), StorageError> {
     let member = tx
         .prepare_cached("SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
         .exists(params![conversation, user.as_str()])?;
