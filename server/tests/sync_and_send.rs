@@ -410,3 +410,35 @@ async fn a_reader_paging_with_small_limits_during_concurrent_writes_sees_every_c
         assert_eq!(body, &expected, "stale final state of {client_id}");
     }
 }
+
+#[tokio::test]
+async fn history_continues_below_a_cached_message_with_before_message() {
+    let app = TestApp::new();
+    let mut sent = Vec::new();
+    for n in 0..6 {
+        sent.push(
+            app.send(ALICE, &app.ab, &format!("m{n}"), &format!("{n}"))
+                .await
+                .message(),
+        );
+    }
+    let path = format!("/v1/conversations/{}/messages", app.ab);
+    let page: HistoryPage = app
+        .get(&format!("{path}?beforeMessage={}&limit=2", sent[4].id), BOB)
+        .await
+        .json();
+    assert_eq!(bodies(&page.messages), ["3", "2"]);
+    assert!(page.has_more);
+    let both = app
+        .get(
+            &format!("{path}?beforeMessage={}&before=h1.1.1", sent[4].id),
+            BOB,
+        )
+        .await;
+    assert_eq!(both.error_code(), "invalid_query");
+    let foreign = app.send(BOB, &app.bc, "b1", "elsewhere").await.message();
+    let unknown = app
+        .get(&format!("{path}?beforeMessage={}", foreign.id), BOB)
+        .await;
+    assert_eq!(unknown.error_code(), "message_not_found");
+}

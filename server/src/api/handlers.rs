@@ -3,7 +3,7 @@
 use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::cursor;
 use crate::error::ApiError;
-use crate::storage::FeedScope;
+use crate::storage::{FeedScope, HistoryStart};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,8 +27,10 @@ pub(crate) struct FeedQuery {
 
 /// Query of the history endpoint.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct HistoryQuery {
     before: Option<String>,
+    before_message: Option<MessageId>,
     limit: Option<u32>,
 }
 
@@ -87,13 +89,19 @@ pub(crate) async fn messages_history(
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let limit = page_limit(query.limit, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX)?;
-    let before = query
-        .before
-        .as_deref()
-        .map(cursor::decode_history)
-        .transpose()?;
+    let start = match (query.before, query.before_message) {
+        (None, None) => HistoryStart::Newest,
+        (Some(before), None) => HistoryStart::Before(cursor::decode_history(&before)?),
+        (None, Some(message)) => HistoryStart::BeforeMessage(message),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "give `before` or `beforeMessage`, not both",
+            ))
+        }
+    };
     let read = state
-        .blocking(move |storage| storage.history(&user.id, &id, before, limit))
+        .blocking(move |storage| storage.history(&user.id, &id, &start, limit))
         .await?;
     Ok(Json(HistoryPage {
         has_more: read.next_before.is_some(),

@@ -20,6 +20,17 @@ pub type Seq = i64;
 /// A position in one conversation's message order: `(server_ts, message rowid)`.
 pub type MessageKey = (Millis, i64);
 
+/// Where a history page starts (it holds the messages strictly older than this).
+#[derive(Clone, Debug)]
+pub enum HistoryStart {
+    /// From the newest message.
+    Newest,
+    /// Before a position from an earlier page's history cursor.
+    Before(MessageKey),
+    /// Before a message of the conversation (`beforeMessage`).
+    BeforeMessage(MessageId),
+}
+
 /// Which part of the change log a feed reads.
 #[derive(Clone, Debug)]
 pub enum FeedScope {
@@ -120,12 +131,12 @@ pub trait Storage: Send + Sync + 'static {
         limit: u32,
     ) -> Result<FeedRead, StorageError>;
 
-    /// Messages of a conversation before `before` (newest first), at most `limit`.
+    /// Messages of a conversation older than `start` (newest first), at most `limit`.
     fn history(
         &self,
         user: &UserId,
         conversation: &ConversationId,
-        before: Option<MessageKey>,
+        start: &HistoryStart,
         limit: u32,
     ) -> Result<HistoryRead, StorageError>;
 

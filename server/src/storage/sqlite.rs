@@ -8,7 +8,8 @@
 
 use super::migrations;
 use super::{
-    FeedRead, FeedScope, HistoryRead, MessageKey, SendOutcome, Seq, Storage, StorageError,
+    FeedRead, FeedScope, HistoryRead, HistoryStart, MessageKey, SendOutcome, Seq, Storage,
+    StorageError,
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, ConversationId, Message, MessageId, Millis, ReadMarker,
@@ -271,12 +272,16 @@ impl Storage for SqliteStorage {
         &self,
         user: &UserId,
         conversation: &ConversationId,
-        before: Option<MessageKey>,
+        start: &HistoryStart,
         limit: u32,
     ) -> Result<HistoryRead, StorageError> {
         self.read(|tx| {
             ensure_member(tx, conversation.as_str(), user)?;
-            let (before_ts, before_rowid) = before.unwrap_or((Millis::MAX, i64::MAX));
+            let (before_ts, before_rowid) = match start {
+                HistoryStart::Newest => (Millis::MAX, i64::MAX),
+                HistoryStart::Before(key) => *key,
+                HistoryStart::BeforeMessage(id) => message_key(&message_in(tx, conversation, id)?)?,
+            };
             let mut messages = tx
                 .prepare_cached(&format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages
