@@ -47,6 +47,8 @@ pub enum ErrorCode {
     MessageDeleted,
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 415: the body's `Content-Encoding` is not `gzip` (or identity).
+    UnsupportedEncoding,
     /// 422: the message body is empty or only whitespace.
     EmptyMessage,
     /// 422: the message body is over the limit.
@@ -77,6 +79,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ClientMessageIdConflict | ErrorCode::MessageDeleted => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedEncoding => 415,
             ErrorCode::EmptyMessage | ErrorCode::MessageTooLong | ErrorCode::InvalidField => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal | ErrorCode::Unknown => 500,

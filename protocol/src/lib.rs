@@ -23,6 +23,7 @@ pub mod limits;
 pub mod paths;
 mod requests;
 mod validate;
+mod wire;
 
 pub use entities::{Change, Conversation, Message, ReadMarker, User};
 pub use error::{is_retryable_status, ErrorBody, ErrorCode, ErrorDetail};
@@ -33,6 +34,9 @@ pub use requests::{
     SendMessageRequest,
 };
 pub use validate::{validate_message_body, ValidationError};
+#[cfg(feature = "json")]
+pub use wire::{decode_response, encode_request};
+pub use wire::{RequestBody, ResponseBody, ResponseKind};
 
 /// Milliseconds since the Unix epoch (UTC), as stamped by the server.
 pub type Millis = i64;

@@ -30,3 +30,25 @@ pub fn message(id: &ConversationId, message_id: &MessageId) -> String {
 pub fn read_marker(id: &ConversationId) -> String {
     format!("/v1/conversations/{id}/read")
 }
+
+/// `path?name=value&…` with the values percent-encoded; `None` values are left out.
+pub fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
+    let mut url = path.to_owned();
+    let mut separator = '?';
+    for (name, value) in params {
+        if let Some(value) = value {
+            url.push(separator);
+            url.push_str(name);
+            url.push('=');
+            for byte in value.bytes() {
+                if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                    url.push(byte as char);
+                } else {
+                    url.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            separator = '&';
+        }
+    }
+    url
+}

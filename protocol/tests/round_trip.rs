@@ -231,6 +231,7 @@ fn error_body_round_trips_and_codes_map_to_statuses() {
         ("client_message_id_conflict", 409),
         ("message_deleted", 409),
         ("payload_too_large", 413),
+        ("unsupported_encoding", 415),
         ("empty_message", 422),
         ("message_too_long", 422),
         ("invalid_field", 422),
@@ -287,5 +288,24 @@ fn paths_match_the_documented_routes() {
     assert_eq!(
         paths::read_marker(&conversation),
         "/v1/conversations/c-general/read"
+    );
+}
+
+#[test]
+fn query_values_are_percent_encoded_and_absent_ones_left_out() {
+    assert_eq!(
+        paths::with_query(
+            paths::SYNC,
+            &[("cursor", Some("c1.4f/+ x")), ("limit", Some("50"))]
+        ),
+        "/v1/sync?cursor=c1.4f%2F%2B%20x&limit=50"
+    );
+    assert_eq!(
+        paths::with_query(paths::SYNC, &[("cursor", None), ("limit", Some("5"))]),
+        "/v1/sync?limit=5"
+    );
+    assert_eq!(
+        paths::with_query(paths::SYNC, &[("cursor", None)]),
+        "/v1/sync"
     );
 }

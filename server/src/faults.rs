@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Which faults to inject; shares are probabilities between 0 and 1, drawn once per request.
-#[derive(Clone, Debug, Default, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct FaultConfig {
     /// Delay every API request by this many milliseconds.
     #[arg(long = "fault-latency-ms", default_value_t = 0)]
@@ -41,6 +41,22 @@ pub struct FaultConfig {
     /// Seed of the fault dice, so a run can be repeated.
     #[arg(long = "fault-seed", default_value_t = 0)]
     pub seed: u64,
+}
+
+impl Default for FaultConfig {
+    /// No faults; `Retry-After: 1` once some are switched on (the command line's defaults).
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            unavailable: 0.0,
+            internal: 0.0,
+            rate_limited: 0.0,
+            dropped: 0.0,
+            lost_ack: 0.0,
+            retry_after_secs: 1,
+            seed: 0,
+        }
+    }
 }
 
 impl FaultConfig {

@@ -136,6 +136,26 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .layer(RequestDecompressionLayer::new())
+        .layer(axum::middleware::map_response(json_unsupported_encoding))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+/// The decompression layer answers an unknown `Content-Encoding` with an empty 415; give it the
+/// documented JSON error body.
+async fn json_unsupported_encoding(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if response.status() != axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return response;
+    }
+    let mut json = ApiError::new(
+        chat_sync_protocol::ErrorCode::UnsupportedEncoding,
+        "request bodies may only be gzip-compressed (Content-Encoding: gzip)",
+    )
+    .into_response();
+    if let Some(accepted) = response.headers().get(header::ACCEPT_ENCODING) {
+        json.headers_mut()
+            .insert(header::ACCEPT_ENCODING, accepted.clone());
+    }
+    json
 }

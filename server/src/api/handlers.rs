@@ -22,7 +22,7 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 pub(crate) struct FeedQuery {
     cursor: Option<String>,
-    limit: Option<u32>,
+    limit: Option<u64>,
 }
 
 /// Query of the history endpoint.
@@ -31,7 +31,7 @@ pub(crate) struct FeedQuery {
 pub(crate) struct HistoryQuery {
     before: Option<String>,
     before_message: Option<MessageId>,
-    limit: Option<u32>,
+    limit: Option<u64>,
 }
 
 /// `GET /v1/me`.
@@ -231,13 +231,13 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 }
 
 /// The page size to use: the default when absent, capped at `max`, `0` refused.
-fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+fn page_limit(requested: Option<u64>, default: u32, max: u32) -> Result<u32, ApiError> {
     match requested {
         None => Ok(default),
         Some(0) => Err(ApiError::new(
             ErrorCode::InvalidQuery,
             "`limit` must be a positive integer",
         )),
-        Some(limit) => Ok(limit.min(max)),
+        Some(limit) => Ok(u32::try_from(limit).unwrap_or(max).min(max)),
     }
 }

@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/v1/conversations/{id}/read", post(read_marker_update))
         .route("/v1", axum::routing::any(not_found))
+        .route("/v1/", axum::routing::any(not_found))
         .route("/v1/{*rest}", axum::routing::any(not_found))
         .method_not_allowed_fallback(method_not_allowed)
 }
