@@ -67,6 +67,32 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as it appears on the wire, e.g. `"message_too_long"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidCursor => "invalid_cursor",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ConversationNotFound => "conversation_not_found",
+            ErrorCode::MessageNotFound => "message_not_found",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::ClientMessageIdConflict => "client_message_id_conflict",
+            ErrorCode::MessageDeleted => "message_deleted",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedEncoding => "unsupported_encoding",
+            ErrorCode::EmptyMessage => "empty_message",
+            ErrorCode::MessageTooLong => "message_too_long",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+
     /// The HTTP status the code is sent with.
     pub fn http_status(self) -> u16 {
         match self {

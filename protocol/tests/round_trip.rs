@@ -247,6 +247,7 @@ fn error_body_round_trips_and_codes_map_to_statuses() {
             serde_json::to_value(parsed).expect("serializes"),
             json!(code)
         );
+        assert_eq!(parsed.as_str(), code);
     }
 }
 

@@ -1,0 +1,802 @@
+//! The store contract: the one suite of checks that every [`Store`] implementation passes, the
+//! in-memory [`crate::MemoryStore`] natively and the IndexedDB store in the browser.
+//!
+//! Compiled with the feature `contract-tests`. Each check is a `pub async fn` that takes a fresh,
+//! empty store and panics (through `assert!`) on the first violation. Run them all with
+//! [`store_contract_tests!`](crate::store_contract_tests), which writes one test function per
+//! check, named after it:
+//!
+//! ```ignore
+//! // Native, with a blocking executor:
+//! chat_sync_engine::store_contract_tests!(
+//!     #[test]
+//!     |_name| async { chat_sync_engine::MemoryStore::new() },
+//!     pollster::block_on
+//! );
+//!
+//! // In the browser, with an async test attribute; `name` is unique per test (the check's name),
+//! // so each test can use a database of its own:
+//! chat_sync_engine::store_contract_tests!(
+//!     #[wasm_bindgen_test]
+//!     |name| async move { IndexedDbStore::open(name).await.unwrap() },
+//!     async
+//! );
+//! ```
+//!
+//! What the contract fixes beyond the [`StoreOp`] and [`Store`] documentation:
+//!
+//! - last-write-wins is strict everywhere: a conversation, read marker or server message whose
+//!   `updated_ts` equals the stored one's does not replace it;
+//! - [`Store::conversations`] orders by activity, newest first: the greatest of the
+//!   conversation's `updated_ts`, the `server_ts` of its server messages and the `composed_at` of
+//!   its optimistic messages; ties by conversation id, ascending. Only stored conversations are
+//!   listed;
+//! - [`Store::read_markers`] orders by user id;
+//! - [`Store::load`] returns the outbox in `seq` order;
+//! - [`ApplyReport`] counts what that one batch removed.
+//!
+//! The order of messages with equal `sort_ts` is left open (the server never stamps two messages
+//! alike).
+
+use crate::store::{
+    ApplyReport, Failure, LocalMessage, MessageStatus, OutboxEntry, PersistedState, Store, StoreOp,
+    OPTIMISTIC_SORT_BASE,
+};
+use chat_sync_protocol::{
+    ClientMessageId, Conversation, ConversationId, Cursor, Message, MessageId, Millis, ReadMarker,
+    User, UserId,
+};
+
+/// The user of the device, who composes the optimistic messages.
+const ME: &str = "u-alice";
+/// Another member.
+const OTHER: &str = "u-bob";
+
+async fn apply<S: Store>(store: &S, ops: Vec<StoreOp>) -> ApplyReport {
+    match store.apply(&ops).await {
+        Ok(report) => report,
+        Err(error) => panic!("apply({ops:?}) failed: {error}"),
+    }
+}
+
+async fn load<S: Store>(store: &S) -> PersistedState {
+    store.load().await.expect("load")
+}
+
+async fn messages<S: Store>(
+    store: &S,
+    conversation: &str,
+    before: Option<Millis>,
+    limit: usize,
+) -> Vec<LocalMessage> {
+    store
+        .messages(&ConversationId::new(conversation), before, limit)
+        .await
+        .expect("messages")
+}
+
+async fn all_messages<S: Store>(store: &S, conversation: &str) -> Vec<LocalMessage> {
+    messages(store, conversation, None, usize::MAX).await
+}
+
+async fn conversations<S: Store>(store: &S) -> Vec<Conversation> {
+    store.conversations().await.expect("conversations")
+}
+
+async fn read_markers<S: Store>(store: &S, conversation: &str) -> Vec<ReadMarker> {
+    store
+        .read_markers(&ConversationId::new(conversation))
+        .await
+        .expect("read_markers")
+}
+
+/// A server message `id` sent by `sender` in `conversation`, created and last written at `ts`.
+fn server(id: &str, conversation: &str, sender: &str, ts: Millis) -> LocalMessage {
+    LocalMessage::from_server(Message {
+        id: MessageId::new(id),
+        conversation_id: ConversationId::new(conversation),
+        client_message_id: ClientMessageId::new(format!("cm-{id}")),
+        sender_id: UserId::new(sender),
+        body: format!("text of {id}"),
+        server_ts: ts,
+        updated_ts: ts,
+        edited: false,
+        deleted: false,
+    })
+}
+
+/// `message` edited at `ts`.
+fn edited(message: &LocalMessage, body: &str, ts: Millis) -> LocalMessage {
+    LocalMessage {
+        body: body.into(),
+        edited: true,
+        updated_ts: Some(ts),
+        ..message.clone()
+    }
+}
+
+/// `message` deleted at `ts`.
+fn tombstone(message: &LocalMessage, ts: Millis) -> LocalMessage {
+    LocalMessage {
+        body: String::new(),
+        deleted: true,
+        updated_ts: Some(ts),
+        ..message.clone()
+    }
+}
+
+fn outbox(client_message_id: &str, conversation: &str, seq: u64) -> OutboxEntry {
+    OutboxEntry {
+        client_message_id: ClientMessageId::new(client_message_id),
+        conversation_id: ConversationId::new(conversation),
+        body: format!("draft {client_message_id}"),
+        seq,
+        composed_at: 5_000 + seq as Millis,
+        failure: None,
+    }
+}
+
+/// The optimistic copy of `entry`, composed by [`ME`].
+fn optimistic(entry: &OutboxEntry) -> LocalMessage {
+    LocalMessage::optimistic(entry, &UserId::new(ME))
+}
+
+/// The server's copy of the optimistic message of `entry`, stored as `id` at `ts`.
+fn confirmed(entry: &OutboxEntry, id: &str, ts: Millis) -> LocalMessage {
+    LocalMessage::from_server(Message {
+        id: MessageId::new(id),
+        conversation_id: entry.conversation_id.clone(),
+        client_message_id: entry.client_message_id.clone(),
+        sender_id: UserId::new(ME),
+        body: entry.body.clone(),
+        server_ts: ts,
+        updated_ts: ts,
+        edited: false,
+        deleted: false,
+    })
+}
+
+fn conversation(id: &str, title: &str, updated_ts: Millis) -> Conversation {
+    Conversation {
+        id: ConversationId::new(id),
+        title: title.into(),
+        members: vec![
+            User {
+                id: UserId::new(ME),
+                display_name: "Alice".into(),
+            },
+            User {
+                id: UserId::new(OTHER),
+                display_name: "Bob".into(),
+            },
+        ],
+        created_ts: 1,
+        updated_ts,
+    }
+}
+
+fn marker(conversation: &str, user: &str, message: &str, updated_ts: Millis) -> ReadMarker {
+    ReadMarker {
+        conversation_id: ConversationId::new(conversation),
+        user_id: UserId::new(user),
+        last_read_message_id: MessageId::new(message),
+        last_read_server_ts: updated_ts - 1,
+        updated_ts,
+    }
+}
+
+fn ids(messages: &[LocalMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| match &m.id {
+            Some(id) => id.to_string(),
+            None => format!("optimistic {}", m.client_message_id),
+        })
+        .collect()
+}
+
+fn conversation_ids(conversations: &[Conversation]) -> Vec<String> {
+    conversations.iter().map(|c| c.id.to_string()).collect()
+}
+
+/// A fresh store holds nothing.
+pub async fn empty_store_is_empty<S: Store>(store: &S) {
+    assert_eq!(load(store).await, PersistedState::default());
+    assert!(conversations(store).await.is_empty());
+    assert!(all_messages(store, "c-1").await.is_empty());
+    assert!(read_markers(store, "c-1").await.is_empty());
+    assert_eq!(apply(store, vec![]).await, ApplyReport::default());
+    assert_eq!(load(store).await, PersistedState::default());
+}
+
+/// A server message is replaced only by a version with a higher `updated_ts`; every field
+/// round-trips.
+pub async fn last_write_wins_for_messages<S: Store>(store: &S) {
+    let original = server("m-1", "c-1", OTHER, 100);
+    apply(store, vec![StoreOp::PutMessage(original.clone())]).await;
+    assert_eq!(all_messages(store, "c-1").await, vec![original.clone()]);
+
+    let edit = edited(&original, "second", 200);
+    apply(store, vec![StoreOp::PutMessage(edit.clone())]).await;
+    assert_eq!(all_messages(store, "c-1").await, vec![edit.clone()]);
+
+    let stale = edited(&original, "stale", 150);
+    let same_stamp = edited(&original, "same stamp", 200);
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(stale),
+            StoreOp::PutMessage(same_stamp),
+            StoreOp::PutMessage(original),
+        ],
+    )
+    .await;
+    assert_eq!(
+        all_messages(store, "c-1").await,
+        vec![edit],
+        "an older or equally stamped version must not replace the stored one"
+    );
+}
+
+/// The server's copy of an optimistic message lands on the same record and replaces it; an
+/// optimistic copy replaces an optimistic copy (a failure being recorded).
+pub async fn server_copy_replaces_optimistic_message<S: Store>(store: &S) {
+    let entry = outbox("o-1", "c-1", 1);
+    let pending = optimistic(&entry);
+    apply(store, vec![StoreOp::PutMessage(pending.clone())]).await;
+    assert_eq!(all_messages(store, "c-1").await, vec![pending]);
+
+    let failed_entry = OutboxEntry {
+        failure: Some(Failure {
+            code: "rate_limited".into(),
+            message: "Too many messages".into(),
+        }),
+        ..entry.clone()
+    };
+    let failed = optimistic(&failed_entry);
+    assert_eq!(failed.status, MessageStatus::Failed);
+    apply(store, vec![StoreOp::PutMessage(failed.clone())]).await;
+    assert_eq!(all_messages(store, "c-1").await, vec![failed]);
+
+    let sent = confirmed(&entry, "m-9", 900);
+    apply(store, vec![StoreOp::PutMessage(sent.clone())]).await;
+    assert_eq!(
+        all_messages(store, "c-1").await,
+        vec![sent],
+        "the server's copy replaces the optimistic record, it does not sit beside it"
+    );
+}
+
+/// Once the server's copy is stored, an optimistic copy of the same message never replaces it.
+pub async fn optimistic_never_overwrites_server_message<S: Store>(store: &S) {
+    let entry = outbox("o-1", "c-1", 1);
+    let sent = confirmed(&entry, "m-1", 100);
+    apply(store, vec![StoreOp::PutMessage(sent.clone())]).await;
+    apply(store, vec![StoreOp::PutMessage(optimistic(&entry))]).await;
+    assert_eq!(all_messages(store, "c-1").await, vec![sent]);
+}
+
+/// `RemoveOptimistic` removes an optimistic message and keeps a server one under the same key;
+/// removing what is not there is no error.
+pub async fn remove_optimistic_keeps_server_message<S: Store>(store: &S) {
+    let discarded = outbox("o-1", "c-1", 1);
+    let delivered = outbox("o-2", "c-1", 2);
+    let kept = optimistic(&outbox("o-3", "c-1", 3));
+    let sent = confirmed(&delivered, "m-2", 200);
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(optimistic(&discarded)),
+            StoreOp::PutMessage(sent.clone()),
+            StoreOp::PutMessage(kept.clone()),
+        ],
+    )
+    .await;
+    let remove = |id: &str| StoreOp::RemoveOptimistic {
+        sender: UserId::new(ME),
+        client_message_id: ClientMessageId::new(id),
+    };
+    apply(store, vec![remove("o-1"), remove("o-2"), remove("o-404")]).await;
+    assert_eq!(all_messages(store, "c-1").await, vec![sent, kept]);
+}
+
+/// Conversations and read markers: last-write-wins by `updated_ts`, strict; read markers listed
+/// per conversation, by user id.
+pub async fn conversations_and_read_markers_last_write_wins<S: Store>(store: &S) {
+    apply(
+        store,
+        vec![StoreOp::PutConversation(conversation("c-1", "first", 10))],
+    )
+    .await;
+    apply(
+        store,
+        vec![StoreOp::PutConversation(conversation("c-1", "second", 20))],
+    )
+    .await;
+    apply(
+        store,
+        vec![
+            StoreOp::PutConversation(conversation("c-1", "stale", 15)),
+            StoreOp::PutConversation(conversation("c-1", "same stamp", 20)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        conversations(store).await,
+        vec![conversation("c-1", "second", 20)]
+    );
+
+    apply(
+        store,
+        vec![
+            StoreOp::PutReadMarker(marker("c-1", OTHER, "m-1", 10)),
+            StoreOp::PutReadMarker(marker("c-1", ME, "m-1", 11)),
+            StoreOp::PutReadMarker(marker("c-2", OTHER, "m-7", 12)),
+        ],
+    )
+    .await;
+    apply(
+        store,
+        vec![StoreOp::PutReadMarker(marker("c-1", OTHER, "m-3", 30))],
+    )
+    .await;
+    apply(
+        store,
+        vec![
+            StoreOp::PutReadMarker(marker("c-1", OTHER, "m-2", 20)),
+            StoreOp::PutReadMarker(marker("c-1", OTHER, "m-9", 30)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        read_markers(store, "c-1").await,
+        vec![
+            marker("c-1", ME, "m-1", 11),
+            marker("c-1", OTHER, "m-3", 30)
+        ]
+    );
+    assert_eq!(
+        read_markers(store, "c-2").await,
+        vec![marker("c-2", OTHER, "m-7", 12)]
+    );
+    assert!(read_markers(store, "c-3").await.is_empty());
+}
+
+/// Outbox entries round-trip through `load`, in `seq` order; `PutOutbox` replaces the entry of
+/// the same client id, `RemoveOutbox` removes it.
+pub async fn outbox_round_trips_through_load_in_seq_order<S: Store>(store: &S) {
+    let first = outbox("o-z", "c-1", 1);
+    let second = outbox("o-a", "c-2", 2);
+    let third = outbox("o-m", "c-1", 3);
+    apply(
+        store,
+        vec![
+            StoreOp::PutOutbox(third.clone()),
+            StoreOp::PutOutbox(first.clone()),
+        ],
+    )
+    .await;
+    apply(store, vec![StoreOp::PutOutbox(second.clone())]).await;
+    assert_eq!(
+        load(store).await.outbox,
+        vec![first.clone(), second.clone(), third.clone()]
+    );
+
+    let failed = OutboxEntry {
+        failure: Some(Failure {
+            code: "expired".into(),
+            message: "Not sent in time".into(),
+        }),
+        ..second
+    };
+    apply(
+        store,
+        vec![
+            StoreOp::PutOutbox(failed.clone()),
+            StoreOp::RemoveOutbox(first.client_message_id.clone()),
+            StoreOp::RemoveOutbox(ClientMessageId::new("o-404")),
+        ],
+    )
+    .await;
+    assert_eq!(load(store).await.outbox, vec![failed, third]);
+}
+
+/// The cursor and the sync and maintenance stamps round-trip through `load`; `SetCursor(None)`
+/// forgets the cursor.
+pub async fn cursor_and_meta_round_trip<S: Store>(store: &S) {
+    apply(
+        store,
+        vec![
+            StoreOp::SetCursor(Some(Cursor::new("k-1"))),
+            StoreOp::SetLastSync(1_000),
+            StoreOp::SetLastMaintenance(2_000),
+        ],
+    )
+    .await;
+    assert_eq!(
+        load(store).await,
+        PersistedState {
+            cursor: Some(Cursor::new("k-1")),
+            outbox: vec![],
+            last_sync: Some(1_000),
+            last_maintenance: Some(2_000),
+        }
+    );
+
+    apply(
+        store,
+        vec![
+            StoreOp::SetCursor(Some(Cursor::new("k-2"))),
+            StoreOp::SetLastSync(3_000),
+        ],
+    )
+    .await;
+    let state = load(store).await;
+    assert_eq!(state.cursor, Some(Cursor::new("k-2")));
+    assert_eq!(state.last_sync, Some(3_000));
+    assert_eq!(state.last_maintenance, Some(2_000));
+
+    apply(
+        store,
+        vec![StoreOp::SetCursor(None), StoreOp::SetLastMaintenance(4_000)],
+    )
+    .await;
+    let state = load(store).await;
+    assert_eq!(state.cursor, None);
+    assert_eq!(state.last_sync, Some(3_000));
+    assert_eq!(state.last_maintenance, Some(4_000));
+}
+
+/// The ops of one batch apply in order: a later op sees the effect of an earlier one.
+pub async fn batch_ops_apply_in_order<S: Store>(store: &S) {
+    let entry = outbox("o-1", "c-1", 1);
+    apply(
+        store,
+        vec![
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::RemoveOutbox(entry.client_message_id.clone()),
+            StoreOp::PutMessage(optimistic(&entry)),
+            StoreOp::RemoveOptimistic {
+                sender: UserId::new(ME),
+                client_message_id: entry.client_message_id.clone(),
+            },
+            StoreOp::SetCursor(Some(Cursor::new("k-1"))),
+            StoreOp::SetCursor(Some(Cursor::new("k-2"))),
+        ],
+    )
+    .await;
+    let state = load(store).await;
+    assert!(state.outbox.is_empty(), "Put then Remove leaves nothing");
+    assert_eq!(state.cursor, Some(Cursor::new("k-2")));
+    assert!(all_messages(store, "c-1").await.is_empty());
+
+    let old = server("m-1", "c-1", OTHER, 100);
+    let new = server("m-2", "c-1", OTHER, 200);
+    let report = apply(
+        store,
+        vec![
+            StoreOp::RemoveOutbox(entry.client_message_id.clone()),
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(old.clone()),
+            StoreOp::PutMessage(edited(&old, "edited", 150)),
+            StoreOp::PutMessage(new.clone()),
+            StoreOp::EvictHistory { keep: 1 },
+            StoreOp::PutMessage(tombstone(&new, 300)),
+            StoreOp::CompactTombstones { before: 301 },
+        ],
+    )
+    .await;
+    assert_eq!(load(store).await.outbox, vec![entry]);
+    assert_eq!(
+        report,
+        ApplyReport {
+            evicted_messages: 1,
+            compacted_tombstones: 1,
+        }
+    );
+    assert!(all_messages(store, "c-1").await.is_empty());
+}
+
+/// `messages` returns the newest `limit` messages below `before` (all when `None`), in ascending
+/// order, optimistic ones last, tombstones included, other conversations left out.
+pub async fn messages_page_newest_first_window_in_ascending_order<S: Store>(store: &S) {
+    let mut ops: Vec<StoreOp> = [50, 10, 40, 20, 30]
+        .into_iter()
+        .map(|ts| StoreOp::PutMessage(server(&format!("m-{ts}"), "c-1", OTHER, ts)))
+        .collect();
+    let deleted = tombstone(&server("m-25", "c-1", ME, 25), 60);
+    ops.push(StoreOp::PutMessage(deleted.clone()));
+    ops.push(StoreOp::PutMessage(optimistic(&outbox("o-2", "c-1", 2))));
+    ops.push(StoreOp::PutMessage(optimistic(&outbox("o-1", "c-1", 1))));
+    ops.push(StoreOp::PutMessage(server("x-35", "c-2", OTHER, 35)));
+    ops.push(StoreOp::PutMessage(optimistic(&outbox("o-3", "c-2", 3))));
+    apply(store, ops).await;
+
+    let all = [
+        "m-10",
+        "m-20",
+        "m-25",
+        "m-30",
+        "m-40",
+        "m-50",
+        "optimistic o-1",
+        "optimistic o-2",
+    ];
+    assert_eq!(ids(&all_messages(store, "c-1").await), all);
+    assert_eq!(ids(&messages(store, "c-1", None, 100).await), all);
+    assert_eq!(
+        ids(&messages(store, "c-1", None, 3).await),
+        ["m-50", "optimistic o-1", "optimistic o-2"]
+    );
+    assert_eq!(
+        ids(&messages(store, "c-1", Some(OPTIMISTIC_SORT_BASE), 2).await),
+        ["m-40", "m-50"]
+    );
+    assert_eq!(
+        ids(&messages(store, "c-1", Some(40), 2).await),
+        ["m-25", "m-30"]
+    );
+    assert_eq!(
+        ids(&messages(store, "c-1", Some(41), 10).await),
+        ["m-10", "m-20", "m-25", "m-30", "m-40"]
+    );
+    assert_eq!(
+        ids(&messages(store, "c-1", Some(OPTIMISTIC_SORT_BASE + 2), 1).await),
+        ["optimistic o-1"]
+    );
+    assert!(messages(store, "c-1", Some(10), 10).await.is_empty());
+    assert!(messages(store, "c-1", None, 0).await.is_empty());
+    assert!(messages(store, "c-404", None, 10).await.is_empty());
+    assert_eq!(
+        messages(store, "c-1", Some(26), 1).await,
+        vec![deleted],
+        "tombstones are listed"
+    );
+    assert_eq!(
+        ids(&all_messages(store, "c-2").await),
+        ["x-35", "optimistic o-3"]
+    );
+}
+
+/// `conversations` lists the stored conversations by latest activity, newest first: the greatest
+/// of their `updated_ts`, their server messages' `server_ts` and their optimistic messages'
+/// `composed_at`; ties by id.
+pub async fn conversations_ordered_by_latest_activity<S: Store>(store: &S) {
+    let composed = outbox("o-1", "c-composed", 1);
+    apply(
+        store,
+        vec![
+            StoreOp::PutConversation(conversation("c-quiet-b", "quiet", 100)),
+            StoreOp::PutConversation(conversation("c-quiet-a", "quiet", 100)),
+            StoreOp::PutConversation(conversation("c-busy", "busy", 10)),
+            StoreOp::PutConversation(conversation("c-composed", "composed", 10)),
+            StoreOp::PutConversation(conversation("c-renamed", "renamed", 300)),
+            StoreOp::PutConversation(conversation("c-old", "old", 5)),
+            StoreOp::PutMessage(server("m-1", "c-busy", OTHER, 200)),
+            StoreOp::PutMessage(server("m-2", "c-busy", OTHER, 50)),
+            StoreOp::PutMessage(server("m-3", "c-renamed", OTHER, 20)),
+            StoreOp::PutMessage(optimistic(&composed)),
+            StoreOp::PutMessage(server("m-4", "c-unknown", OTHER, 900)),
+        ],
+    )
+    .await;
+    assert_eq!(composed.composed_at, 5_001);
+    assert_eq!(
+        conversation_ids(&conversations(store).await),
+        [
+            "c-composed",
+            "c-renamed",
+            "c-busy",
+            "c-quiet-a",
+            "c-quiet-b",
+            "c-old"
+        ]
+    );
+
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(server("m-5", "c-old", OTHER, 6_000)),
+            StoreOp::PutMessage(tombstone(&server("m-6", "c-quiet-b", OTHER, 150), 7_000)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        conversation_ids(&conversations(store).await),
+        [
+            "c-old",
+            "c-composed",
+            "c-renamed",
+            "c-busy",
+            "c-quiet-b",
+            "c-quiet-a"
+        ],
+        "a tombstone counts by its server_ts, not its deletion"
+    );
+}
+
+/// `EvictHistory { keep }` keeps the newest `keep` server messages of each conversation (by
+/// `sort_ts`), removes the older ones, never removes optimistic messages and reports the count.
+pub async fn evict_history_keeps_newest_server_messages_and_all_optimistic<S: Store>(store: &S) {
+    let mut ops: Vec<StoreOp> = [10, 50, 30, 40]
+        .into_iter()
+        .map(|ts| StoreOp::PutMessage(server(&format!("m-{ts}"), "c-1", OTHER, ts)))
+        .collect();
+    ops.push(StoreOp::PutMessage(tombstone(
+        &server("m-20", "c-1", OTHER, 20),
+        90,
+    )));
+    ops.push(StoreOp::PutMessage(optimistic(&outbox("o-1", "c-1", 1))));
+    ops.push(StoreOp::PutMessage(optimistic(&outbox("o-2", "c-1", 2))));
+    ops.push(StoreOp::PutMessage(server("x-1", "c-2", OTHER, 1)));
+    ops.push(StoreOp::PutMessage(server("x-2", "c-2", OTHER, 2)));
+    ops.push(StoreOp::PutMessage(optimistic(&outbox("o-3", "c-3", 3))));
+    apply(store, ops).await;
+
+    let report = apply(store, vec![StoreOp::EvictHistory { keep: 3 }]).await;
+    assert_eq!(
+        report,
+        ApplyReport {
+            evicted_messages: 2,
+            compacted_tombstones: 0,
+        }
+    );
+    assert_eq!(
+        ids(&all_messages(store, "c-1").await),
+        ["m-30", "m-40", "m-50", "optimistic o-1", "optimistic o-2"]
+    );
+    assert_eq!(ids(&all_messages(store, "c-2").await), ["x-1", "x-2"]);
+
+    let report = apply(store, vec![StoreOp::EvictHistory { keep: 3 }]).await;
+    assert_eq!(report, ApplyReport::default(), "nothing left to evict");
+
+    let report = apply(store, vec![StoreOp::EvictHistory { keep: 0 }]).await;
+    assert_eq!(report.evicted_messages, 5);
+    assert_eq!(
+        ids(&all_messages(store, "c-1").await),
+        ["optimistic o-1", "optimistic o-2"]
+    );
+    assert!(all_messages(store, "c-2").await.is_empty());
+    assert_eq!(ids(&all_messages(store, "c-3").await), ["optimistic o-3"]);
+}
+
+/// `CompactTombstones { before }` removes the tombstones written strictly before `before` and
+/// nothing else, and reports the count.
+pub async fn compact_tombstones_removes_only_old_tombstones<S: Store>(store: &S) {
+    let old = tombstone(&server("m-1", "c-1", OTHER, 1), 10);
+    let at_bound = tombstone(&server("m-2", "c-1", OTHER, 2), 20);
+    let recent = tombstone(&server("m-3", "c-1", OTHER, 3), 30);
+    let live = server("m-4", "c-1", OTHER, 4);
+    let other_old = tombstone(&server("x-1", "c-2", OTHER, 5), 6);
+    let pending = optimistic(&outbox("o-1", "c-1", 1));
+    apply(
+        store,
+        [&old, &at_bound, &recent, &live, &other_old, &pending]
+            .into_iter()
+            .map(|m| StoreOp::PutMessage(m.clone()))
+            .collect(),
+    )
+    .await;
+
+    let report = apply(store, vec![StoreOp::CompactTombstones { before: 20 }]).await;
+    assert_eq!(
+        report,
+        ApplyReport {
+            evicted_messages: 0,
+            compacted_tombstones: 2,
+        }
+    );
+    assert_eq!(
+        all_messages(store, "c-1").await,
+        vec![at_bound, recent, live, pending]
+    );
+    assert!(all_messages(store, "c-2").await.is_empty());
+
+    let report = apply(store, vec![StoreOp::CompactTombstones { before: 20 }]).await;
+    assert_eq!(report, ApplyReport::default());
+}
+
+/// A deletion wins over an edit written before it, even one delivered later; the tombstone is
+/// listed until compaction removes it.
+pub async fn tombstone_supersedes_older_edit_and_is_kept_until_compacted<S: Store>(store: &S) {
+    let original = server("m-1", "c-1", OTHER, 100);
+    let late_edit = edited(&original, "edited", 200);
+    let deleted = tombstone(&original, 300);
+    apply(store, vec![StoreOp::PutMessage(original.clone())]).await;
+    apply(store, vec![StoreOp::PutMessage(deleted.clone())]).await;
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(late_edit),
+            StoreOp::PutMessage(original),
+        ],
+    )
+    .await;
+    assert_eq!(all_messages(store, "c-1").await, vec![deleted.clone()]);
+
+    let report = apply(store, vec![StoreOp::CompactTombstones { before: 300 }]).await;
+    assert_eq!(report.compacted_tombstones, 0);
+    assert_eq!(all_messages(store, "c-1").await, vec![deleted]);
+
+    let report = apply(store, vec![StoreOp::CompactTombstones { before: 301 }]).await;
+    assert_eq!(report.compacted_tombstones, 1);
+    assert!(all_messages(store, "c-1").await.is_empty());
+}
+
+/// Writes one test function per contract check (named after the check) that runs it on a fresh
+/// store.
+///
+/// Arguments: the test attribute(s), then a closure-like `|name| <async block>` that makes a fresh,
+/// empty store (`name` is a `&'static str` unique per test, the check's name, e.g. for a database
+/// name; a persistent store should delete any database of that name first), then how to run it:
+///
+/// - `async` when the attribute runs `async fn` tests (`#[wasm_bindgen_test]`, `#[tokio::test]`);
+/// - a blocking executor, `block_on(future)`, for plain `#[test]` (`pollster::block_on`,
+///   `futures::executor::block_on`).
+///
+/// ```ignore
+/// chat_sync_engine::store_contract_tests!(
+///     #[test]
+///     |_name| async { chat_sync_engine::MemoryStore::new() },
+///     pollster::block_on
+/// );
+///
+/// chat_sync_engine::store_contract_tests!(
+///     #[wasm_bindgen_test]
+///     |name| async move { IndexedDbStore::open(name).await.unwrap() },
+///     async
+/// );
+/// ```
+///
+/// The functions are written where the macro is invoked; invoke it inside a `mod` to keep their
+/// names apart from other tests.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($(#[$attr:meta])+ $(,)? |$name:pat_param| $make:expr, async $(,)?) => {
+        $crate::store_contract_tests!(@checks (async) [$(#[$attr])+] ($name) ($make));
+    };
+    ($(#[$attr:meta])+ $(,)? |$name:pat_param| $make:expr, $block_on:expr $(,)?) => {
+        $crate::store_contract_tests!(@checks (sync $block_on) [$(#[$attr])+] ($name) ($make));
+    };
+    (@checks $run:tt $attrs:tt $name:tt $make:tt) => {
+        $crate::store_contract_tests!(@each $run $attrs $name $make [
+            empty_store_is_empty
+            last_write_wins_for_messages
+            server_copy_replaces_optimistic_message
+            optimistic_never_overwrites_server_message
+            remove_optimistic_keeps_server_message
+            conversations_and_read_markers_last_write_wins
+            outbox_round_trips_through_load_in_seq_order
+            cursor_and_meta_round_trip
+            batch_ops_apply_in_order
+            messages_page_newest_first_window_in_ascending_order
+            conversations_ordered_by_latest_activity
+            evict_history_keeps_newest_server_messages_and_all_optimistic
+            compact_tombstones_removes_only_old_tombstones
+            tombstone_supersedes_older_edit_and_is_kept_until_compacted
+        ]);
+    };
+    (@each $run:tt $attrs:tt $name:tt $make:tt [$($check:ident)*]) => {
+        $( $crate::store_contract_tests!(@one $run $attrs $name $make $check); )*
+    };
+    (@one (async) [$(#[$attr:meta])+] ($name:pat_param) ($make:expr) $check:ident) => {
+        $(#[$attr])+
+        async fn $check() {
+            #[allow(unused_variables)]
+            let $name: &'static str = ::core::stringify!($check);
+            let store = $make.await;
+            $crate::contract::$check(&store).await;
+        }
+    };
+    (@one (sync $block_on:expr) [$(#[$attr:meta])+] ($name:pat_param) ($make:expr) $check:ident) => {
+        $(#[$attr])+
+        fn $check() {
+            $block_on(async {
+                #[allow(unused_variables)]
+                let $name: &'static str = ::core::stringify!($check);
+                let store = $make.await;
+                $crate::contract::$check(&store).await;
+            })
+        }
+    };
+}

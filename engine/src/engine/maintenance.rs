@@ -1,0 +1,153 @@
+//! The maintenance policy, executed by the store: expire undelivered messages, evict history
+//! past retention (never the outbox), compact tombstones. Runs every
+//! `maintenance_interval_ms`, at start when overdue, and on demand.
+
+use super::persist::AfterPersist;
+use super::Engine;
+use crate::event::{DiscardReason, Event, SyncSummary, Ticket};
+use crate::status::SyncError;
+use crate::store::{ApplyReport, Failure, LocalMessage, OutboxEntry, StoreOp};
+use chat_sync_protocol::Millis;
+
+/// How long a failed maintenance waits before it runs again.
+const MAINTENANCE_RETRY_MS: Millis = 5 * 60 * 1000;
+
+impl Engine {
+    /// Runs maintenance now. The ticket finishes when the store has done it.
+    pub fn run_maintenance(&mut self, now: Millis) -> Ticket {
+        self.advance(now);
+        let ticket = self.new_ticket();
+        if self.loaded {
+            self.start_maintenance(Some(ticket));
+        } else {
+            self.finish_ticket(ticket, Err(SyncError::Stopped));
+        }
+        ticket
+    }
+
+    pub(super) fn maintenance_due(&self) -> bool {
+        self.loaded && self.started && self.maintenance_next().is_some_and(|at| at <= self.now)
+    }
+
+    /// When maintenance runs next (none while it runs).
+    pub(super) fn maintenance_next(&self) -> Option<Millis> {
+        if self.maintenance_running {
+            return None;
+        }
+        self.maintenance_retry_at
+            .or(Some(self.last_maintenance.map_or(Millis::MIN, |last| {
+                last + self.config.maintenance_interval_ms
+            })))
+    }
+
+    pub(super) fn start_maintenance(&mut self, ticket: Option<Ticket>) {
+        self.maintenance_running = true;
+        self.maintenance_retry_at = None;
+        let cutoff = self.now - self.config.optimistic_ttl_ms;
+        let mut ops = Vec::new();
+        let mut removed: Vec<OutboxEntry> = Vec::new();
+        let mut expired: Vec<OutboxEntry> = Vec::new();
+        for item in self.outbox.values_mut() {
+            let old = item.entry.composed_at < cutoff;
+            if !old || item.sending || item.settling || !item.durable {
+                continue;
+            }
+            item.settling = true;
+            if item.entry.failure.is_some() {
+                // Reported as failed already: now it goes.
+                removed.push(item.entry.clone());
+            } else {
+                let mut entry = item.entry.clone();
+                entry.failure = Some(Failure {
+                    code: "expired".into(),
+                    message: "not delivered within the optimistic message lifetime".into(),
+                });
+                expired.push(entry);
+            }
+        }
+        for entry in &removed {
+            ops.extend(self.removal_ops(entry));
+        }
+        for entry in &expired {
+            ops.push(StoreOp::PutOutbox(entry.clone()));
+            ops.push(StoreOp::PutMessage(LocalMessage::optimistic(
+                entry,
+                &self.config.user_id,
+            )));
+        }
+        if let Some(keep) = self.config.retention_per_conversation {
+            ops.push(StoreOp::EvictHistory { keep });
+        }
+        ops.push(StoreOp::CompactTombstones {
+            before: self.now - self.config.tombstone_ttl_ms,
+        });
+        ops.push(StoreOp::SetLastMaintenance(self.now));
+        self.persist(
+            ops,
+            AfterPersist::Maintenance {
+                ticket,
+                expired,
+                removed,
+            },
+        );
+    }
+
+    pub(super) fn after_maintenance(
+        &mut self,
+        ticket: Option<Ticket>,
+        expired: Vec<OutboxEntry>,
+        removed: Vec<OutboxEntry>,
+        report: ApplyReport,
+    ) {
+        self.maintenance_running = false;
+        self.last_maintenance = Some(self.now);
+        self.stats.maintenance_runs += 1;
+        self.stats.messages_evicted += report.evicted_messages;
+        for entry in expired {
+            let conversation_id = entry.conversation_id.clone();
+            let client_message_id = entry.client_message_id.clone();
+            let failure = entry.failure.clone();
+            if let Some(item) = self.outbox.get_mut(&entry.seq) {
+                item.entry = entry;
+                item.settling = false;
+            }
+            if let Some(failure) = failure {
+                self.emit_changed(vec![conversation_id.clone()], 1);
+                self.emit(Event::MessageFailed {
+                    client_message_id,
+                    conversation_id,
+                    failure,
+                    retryable: true,
+                });
+            }
+        }
+        self.after_removed(removed, DiscardReason::Expired);
+        log::info!(
+            evicted = report.evicted_messages,
+            compacted = report.compacted_tombstones;
+            "maintenance finished"
+        );
+        self.emit(Event::MaintenanceFinished(report));
+        if let Some(ticket) = ticket {
+            self.finish_ticket(ticket, Ok(SyncSummary::default()));
+        }
+    }
+
+    pub(super) fn on_maintenance_failed(
+        &mut self,
+        ticket: Option<Ticket>,
+        entries: &[OutboxEntry],
+        error: SyncError,
+    ) {
+        self.maintenance_running = false;
+        self.maintenance_retry_at = Some(self.now + MAINTENANCE_RETRY_MS);
+        for entry in entries {
+            if let Some(item) = self.outbox.get_mut(&entry.seq) {
+                item.settling = false;
+            }
+        }
+        if let Some(ticket) = ticket {
+            self.finish_ticket(ticket, Err(error));
+        }
+    }
+}

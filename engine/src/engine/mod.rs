@@ -1,0 +1,506 @@
+//! [`Engine`]: the sync state machine. See the crate docs for the run-loop contract.
+
+mod maintenance;
+mod outbox;
+mod persist;
+mod pull;
+mod requests;
+
+use crate::config::Config;
+use crate::event::{Event, Ticket};
+use crate::rng::Rng;
+use crate::status::{Phase, Stats, Status, SyncError, Trigger};
+use crate::store::{Batch, PersistedState};
+use crate::transport::{HttpOutcome, HttpRequest, RequestId};
+use crate::{BatchId, StoreError};
+use chat_sync_protocol::{ConversationId, Cursor, Millis, ValidationError};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use outbox::OutboxItem;
+use persist::PendingBatch;
+use pull::{HistoryJob, PullJob, Run};
+use requests::InFlight;
+
+/// What the engine wants done next; drain with [`Engine::poll_output`] until `Timeout`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Apply this batch atomically, then report with [`Engine::handle_persisted`]. Batches come
+    /// one at a time: the next follows only after this one's result.
+    Persist(Batch),
+    /// Send this request, then report with [`Engine::handle_response`].
+    Send(HttpRequest),
+    /// Tell the app.
+    Event(Event),
+    /// Nothing more to do until this time (call [`Engine::handle_timeout`] then), or until the
+    /// next input when `None`.
+    Timeout(Option<Millis>),
+}
+
+/// Misuse of a command; nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The persisted state is not loaded yet ([`Engine::handle_loaded`]).
+    #[error("the engine is not initialized yet")]
+    NotInitialized,
+    /// The message breaks the protocol's limits.
+    #[error("invalid message: {0}")]
+    InvalidMessage(#[from] ValidationError),
+    /// No outbox entry has this client message id.
+    #[error("no message in the outbox has this id")]
+    UnknownMessage,
+    /// The message is being sent right now or is not failed, so it cannot be retried or
+    /// discarded.
+    #[error("the message is not failed")]
+    NotFailed,
+}
+
+/// Connection quality, from `navigator.connection` where the browser has it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionQuality {
+    /// The effective connection type.
+    pub effective_type: EffectiveType,
+    /// The user asked to save data.
+    pub save_data: bool,
+}
+
+/// `navigator.connection.effectiveType`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EffectiveType {
+    /// `slow-2g`.
+    Slow2g,
+    /// `2g`.
+    TwoG,
+    /// `3g`.
+    ThreeG,
+    /// `4g`, or faster.
+    FourG,
+    /// Not reported.
+    #[default]
+    Unknown,
+}
+
+impl ConnectionQuality {
+    /// How much to stretch the periodic interval and shrink pages: 1 on good links.
+    fn slowdown(self) -> u32 {
+        match (self.effective_type, self.save_data) {
+            (EffectiveType::Slow2g | EffectiveType::TwoG, _) | (_, true) => 4,
+            (EffectiveType::ThreeG, false) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The sans-IO sync engine.
+///
+/// Methods come in four kinds: getters ([`status`](Self::status), [`stats`](Self::stats)),
+/// inputs (`handle_*`), commands ([`send`](Self::send), [`request_sync`](Self::request_sync),
+/// …), and the output queue ([`poll_output`](Self::poll_output)).
+pub struct Engine {
+    config: Config,
+    rng: Rng,
+    now: Millis,
+    loaded: bool,
+    started: bool,
+    online: bool,
+    visible: bool,
+    auth_required: bool,
+    storage_full: bool,
+    quality: ConnectionQuality,
+
+    cursor: Option<Cursor>,
+    last_sync: Option<Millis>,
+    last_maintenance: Option<Millis>,
+    maintenance_running: bool,
+    maintenance_retry_at: Option<Millis>,
+
+    outbox: BTreeMap<u64, OutboxItem>,
+    next_seq: u64,
+
+    run: Option<Run>,
+    conversation_jobs: VecDeque<PullJob>,
+    history_jobs: VecDeque<HistoryJob>,
+    conversation_cursors: HashMap<ConversationId, Cursor>,
+    open_conversation: Option<ConversationId>,
+    pull_attempts: u32,
+    pull_retry_at: Millis,
+    server_retry_at: Millis,
+    next_periodic: Option<Millis>,
+
+    in_flight: HashMap<RequestId, InFlight>,
+    next_request_id: u64,
+
+    batches: VecDeque<PendingBatch>,
+    persisting: Option<(BatchId, PendingBatch)>,
+    next_batch_id: u64,
+
+    outputs: VecDeque<Output>,
+    next_ticket: u64,
+    last_error: Option<SyncError>,
+    last_trigger: Option<Trigger>,
+    last_status: Option<Status>,
+    stats: Stats,
+    durations: VecDeque<Millis>,
+}
+
+impl Engine {
+    /// A new engine; it does nothing until [`handle_loaded`](Self::handle_loaded) and
+    /// [`start`](Self::start).
+    pub fn new(config: Config, now: Millis) -> Self {
+        Self {
+            rng: Rng::new(config.seed),
+            config,
+            now,
+            loaded: false,
+            started: false,
+            online: true,
+            visible: true,
+            auth_required: false,
+            storage_full: false,
+            quality: ConnectionQuality::default(),
+            cursor: None,
+            last_sync: None,
+            last_maintenance: None,
+            maintenance_running: false,
+            maintenance_retry_at: None,
+            outbox: BTreeMap::new(),
+            next_seq: 1,
+            run: None,
+            conversation_jobs: VecDeque::new(),
+            history_jobs: VecDeque::new(),
+            conversation_cursors: HashMap::new(),
+            open_conversation: None,
+            pull_attempts: 0,
+            pull_retry_at: Millis::MIN,
+            server_retry_at: Millis::MIN,
+            next_periodic: None,
+            in_flight: HashMap::new(),
+            next_request_id: 1,
+            batches: VecDeque::new(),
+            persisting: None,
+            next_batch_id: 1,
+            outputs: VecDeque::new(),
+            next_ticket: 1,
+            last_error: None,
+            last_trigger: None,
+            last_status: None,
+            stats: Stats::default(),
+            durations: VecDeque::new(),
+        }
+    }
+
+    // ----- getters -----
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        let pending_outbox = self
+            .outbox
+            .values()
+            .filter(|item| item.entry.failure.is_none())
+            .count();
+        let failed_outbox = self.outbox.len() - pending_outbox;
+        let pulling = self.run.is_some()
+            || !self.conversation_jobs.is_empty()
+            || !self.history_jobs.is_empty();
+        let phase = if !self.loaded {
+            Phase::Initializing
+        } else if !self.started {
+            Phase::Stopped
+        } else if self.auth_required {
+            Phase::AuthRequired
+        } else if !self.online {
+            Phase::Offline
+        } else if pulling && self.pull_attempts > 0 && self.pull_retry_at > self.now {
+            Phase::Backoff
+        } else if pulling {
+            Phase::Syncing
+        } else {
+            Phase::Idle
+        };
+        let next_sync_at = match phase {
+            Phase::Backoff => Some(self.pull_retry_at),
+            Phase::Syncing => Some(self.now),
+            Phase::Idle => self.next_periodic,
+            _ => None,
+        };
+        Status {
+            is_initialized: self.loaded,
+            is_running: pulling,
+            is_online: self.online,
+            last_sync_time: self.last_sync,
+            last_error: self.last_error.clone(),
+            pending_outbox,
+            failed_outbox,
+            phase,
+            last_trigger: self.last_trigger,
+            next_sync_at,
+            storage_full: self.storage_full,
+        }
+    }
+
+    /// Counters and durations.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- inputs -----
+
+    /// The persisted state, read from the store at start.
+    pub fn handle_loaded(&mut self, state: PersistedState, now: Millis) {
+        self.cursor = state.cursor;
+        self.last_sync = state.last_sync;
+        self.last_maintenance = state.last_maintenance;
+        for entry in state.outbox {
+            self.next_seq = self.next_seq.max(entry.seq + 1);
+            self.outbox.insert(entry.seq, OutboxItem::durable(entry));
+        }
+        self.loaded = true;
+        self.advance(now);
+        if self.started {
+            self.trigger(Trigger::Start, None);
+        }
+    }
+
+    /// Starts network sync and timers (an immediate sync first).
+    pub fn start(&mut self, now: Millis) {
+        self.started = true;
+        self.advance(now);
+        self.trigger(Trigger::Start, None);
+    }
+
+    /// Stops network sync and timers; open commands finish with [`SyncError::Stopped`].
+    /// Writes already asked for still complete.
+    pub fn stop(&mut self, now: Millis) {
+        self.started = false;
+        self.advance(now);
+        self.fail_ticketed_jobs(&SyncError::Stopped);
+        self.run = None;
+        self.conversation_jobs.clear();
+        self.history_jobs.clear();
+        self.next_periodic = None;
+    }
+
+    /// The network went up or down (`online` / `offline` events).
+    pub fn handle_online(&mut self, online: bool, now: Millis) {
+        let was_online = self.online;
+        self.online = online;
+        self.advance(now);
+        if online && !was_online {
+            self.reset_backoff();
+            self.trigger(Trigger::Online, None);
+        } else if !online {
+            self.fail_ticketed_jobs(&SyncError::Offline);
+        }
+    }
+
+    /// The app became visible or hidden (`visibilitychange`); becoming visible syncs at once.
+    pub fn handle_visibility(&mut self, visible: bool, now: Millis) {
+        let was_visible = self.visible;
+        self.visible = visible;
+        self.advance(now);
+        if visible && !was_visible {
+            self.trigger(Trigger::Resume, None);
+        }
+    }
+
+    /// The connection quality changed; slow links sync less often, in smaller pages.
+    pub fn handle_connection_quality(&mut self, quality: ConnectionQuality, now: Millis) {
+        self.quality = quality;
+        self.advance(now);
+        if self.run.is_none() {
+            self.next_periodic = self.online.then(|| self.now + self.periodic_interval());
+        }
+    }
+
+    /// New credentials are in place after [`Event::AuthRequired`]; sync resumes.
+    pub fn handle_credentials_changed(&mut self, now: Millis) {
+        let was_required = self.auth_required;
+        self.auth_required = false;
+        self.advance(now);
+        if was_required {
+            self.reset_backoff();
+            self.trigger(Trigger::Retry, None);
+        }
+    }
+
+    /// The time given in [`Output::Timeout`] has come.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.advance(now);
+    }
+
+    /// A request's outcome. Outcomes of requests the engine gave up on (timed out) are ignored.
+    pub fn handle_response(&mut self, id: RequestId, outcome: HttpOutcome, now: Millis) {
+        self.advance(now);
+        if let Some(flight) = self.in_flight.remove(&id) {
+            self.dispatch_outcome(flight, outcome);
+        }
+    }
+
+    /// A batch's result.
+    pub fn handle_persisted(
+        &mut self,
+        id: BatchId,
+        result: Result<crate::ApplyReport, StoreError>,
+        now: Millis,
+    ) {
+        self.advance(now);
+        self.on_persisted(id, result);
+    }
+
+    // ----- commands -----
+
+    /// Asks for a sync now; joins the running one if there is one. The ticket finishes with
+    /// [`Event::CommandFinished`] when the sync finished or failed.
+    pub fn request_sync(&mut self, trigger: Trigger, now: Millis) -> Ticket {
+        self.advance(now);
+        let ticket = self.new_ticket();
+        if matches!(trigger, Trigger::Force | Trigger::ServiceWorker) {
+            self.reset_backoff();
+        }
+        self.trigger(trigger, Some(ticket));
+        ticket
+    }
+
+    /// Marks the conversation on screen (or none); its sync goes before the global feed.
+    pub fn set_open_conversation(&mut self, conversation: Option<ConversationId>, now: Millis) {
+        self.advance(now);
+        self.open_conversation = conversation;
+    }
+
+    // ----- outputs -----
+
+    /// The next thing to do. Call until it returns [`Output::Timeout`].
+    pub fn poll_output(&mut self) -> Output {
+        if self.outputs.is_empty() {
+            self.schedule();
+        }
+        if let Some(output) = self.outputs.pop_front() {
+            return output;
+        }
+        let status = self.status();
+        if self.last_status.as_ref() != Some(&status) {
+            self.last_status = Some(status.clone());
+            return Output::Event(Event::StatusChanged(status));
+        }
+        Output::Timeout(self.next_wakeup())
+    }
+
+    // ----- internals shared by the submodules -----
+
+    fn new_ticket(&mut self) -> Ticket {
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        ticket
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn finish_ticket(&mut self, ticket: Ticket, result: Result<crate::SyncSummary, SyncError>) {
+        self.emit(Event::CommandFinished { ticket, result });
+    }
+
+    fn network_allowed(&self) -> bool {
+        self.loaded && self.started && self.online && !self.auth_required
+    }
+
+    /// Why the network is not allowed, as the error commands finish with.
+    fn network_blocker(&self) -> SyncError {
+        if !self.loaded || !self.started {
+            SyncError::Stopped
+        } else if self.auth_required {
+            SyncError::Auth
+        } else {
+            SyncError::Offline
+        }
+    }
+
+    fn periodic_interval(&self) -> Millis {
+        self.config.periodic_sync_ms * Millis::from(self.quality.slowdown())
+    }
+
+    fn page_size(&self) -> u32 {
+        (self.config.page_size / self.quality.slowdown()).max(10)
+    }
+
+    fn reset_backoff(&mut self) {
+        self.pull_attempts = 0;
+        self.pull_retry_at = self.server_retry_at.max(self.now);
+        for item in self.outbox.values_mut() {
+            item.not_before = item.not_before.min(self.server_retry_at.max(self.now));
+        }
+    }
+
+    /// Moves the clock and acts on what came due: request deadlines, the periodic sync,
+    /// maintenance.
+    fn advance(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        self.expire_requests();
+        if self.network_allowed() && self.run.is_none() {
+            if let Some(at) = self.next_periodic {
+                if at <= self.now {
+                    self.trigger(Trigger::Periodic, None);
+                }
+            }
+        }
+        if self.maintenance_due() {
+            self.start_maintenance(None);
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Millis> {
+        let mut next: Option<Millis> = None;
+        let mut consider = |at: Millis| next = Some(next.map_or(at, |n: Millis| n.min(at)));
+        for flight in self.in_flight.values() {
+            consider(flight.deadline);
+        }
+        if self.loaded && self.started {
+            if let Some(at) = self.maintenance_next() {
+                consider(at);
+            }
+        }
+        if self.network_allowed() {
+            if self.run.is_none() {
+                if let Some(at) = self.next_periodic {
+                    consider(at);
+                }
+            }
+            let pulling = self.run.is_some()
+                || !self.conversation_jobs.is_empty()
+                || !self.history_jobs.is_empty();
+            if pulling && self.pull_retry_at > self.now {
+                consider(self.pull_retry_at);
+            }
+            if let Some(at) = self.next_send_time() {
+                consider(at);
+            }
+        }
+        next.map(|at| at.max(self.now))
+    }
+
+    /// Runs what can run now: the next batch, then requests up to the concurrency limit.
+    fn schedule(&mut self) {
+        if !self.loaded {
+            return;
+        }
+        self.emit_next_batch();
+        if !self.network_allowed() {
+            return;
+        }
+        while self.in_flight.len() < self.config.max_concurrent_requests.max(1) {
+            let sent = self.send_conversation_page()
+                || self.send_next_outbox()
+                || self.send_history_page()
+                || self.send_feed_page();
+            if !sent {
+                break;
+            }
+        }
+    }
+}

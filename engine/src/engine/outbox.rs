@@ -1,0 +1,315 @@
+//! The outbox: composing, delivering exactly once and in compose order per conversation,
+//! retrying, failing, and the app's retry and discard.
+
+use super::persist::AfterPersist;
+use super::requests::{Purpose, Verdict};
+use super::{Engine, EngineError};
+use crate::config::BrokenVariant;
+use crate::event::{DiscardReason, Ticket};
+use crate::status::SyncError;
+use crate::store::{Failure, LocalMessage, OutboxEntry, StoreOp};
+use crate::transport::Method;
+use chat_sync_protocol::{
+    paths, validate_message_body, ClientMessageId, ConversationId, Millis, RequestBody,
+    ResponseBody, ResponseKind, SendMessageRequest,
+};
+
+/// An outbox entry and its delivery state (the state lives in memory only).
+#[derive(Clone, Debug)]
+pub(super) struct OutboxItem {
+    pub(super) entry: OutboxEntry,
+    /// The store holds the entry; only durable entries are sent.
+    pub(super) durable: bool,
+    /// A request for it is in flight.
+    pub(super) sending: bool,
+    /// Its outcome (delivered or refused) is being persisted; it is not sent meanwhile.
+    pub(super) settling: bool,
+    /// Failed attempts so far.
+    pub(super) attempts: u32,
+    /// No attempt before this time (backoff).
+    pub(super) not_before: Millis,
+}
+
+impl OutboxItem {
+    pub(super) fn durable(entry: OutboxEntry) -> Self {
+        Self {
+            entry,
+            durable: true,
+            sending: false,
+            settling: false,
+            attempts: 0,
+            not_before: Millis::MIN,
+        }
+    }
+}
+
+impl Engine {
+    /// Composes a message: it goes to the durable outbox first ([`crate::Event::MessageQueued`]
+    /// once stored), then to the server. Returns the optimistic message and a ticket that
+    /// finishes when the message is stored (not when it is delivered).
+    pub fn send(
+        &mut self,
+        conversation: ConversationId,
+        body: String,
+        now: Millis,
+    ) -> Result<(LocalMessage, Ticket), EngineError> {
+        self.advance(now);
+        if !self.loaded {
+            return Err(EngineError::NotInitialized);
+        }
+        validate_message_body(&body)?;
+        let entry = OutboxEntry {
+            client_message_id: self.new_client_message_id(),
+            conversation_id: conversation,
+            body,
+            seq: self.next_seq,
+            composed_at: self.now,
+            failure: None,
+        };
+        self.next_seq += 1;
+        let message = LocalMessage::optimistic(&entry, &self.config.user_id);
+        let ticket = self.new_ticket();
+        let mut item = OutboxItem::durable(entry.clone());
+        item.durable = false;
+        self.outbox.insert(entry.seq, item);
+        self.persist(
+            vec![
+                StoreOp::PutOutbox(entry),
+                StoreOp::PutMessage(message.clone()),
+            ],
+            AfterPersist::Queued {
+                message: message.clone(),
+                ticket,
+            },
+        );
+        Ok((message, ticket))
+    }
+
+    /// Puts a failed message back in the queue. The ticket finishes once that is stored.
+    pub fn retry_message(
+        &mut self,
+        client_message_id: &ClientMessageId,
+        now: Millis,
+    ) -> Result<Ticket, EngineError> {
+        self.advance(now);
+        let item = self.failed_item(client_message_id)?;
+        let mut entry = item.entry.clone();
+        entry.failure = None;
+        // A fresh start for the expiry clock: the user asked again.
+        entry.composed_at = self.now;
+        let message = LocalMessage::optimistic(&entry, &self.config.user_id);
+        let ticket = self.new_ticket();
+        self.persist(
+            vec![
+                StoreOp::PutOutbox(entry.clone()),
+                StoreOp::PutMessage(message),
+            ],
+            AfterPersist::Retried { entry, ticket },
+        );
+        Ok(ticket)
+    }
+
+    /// Removes a failed message from the outbox and the store. The ticket finishes once stored.
+    pub fn discard_message(
+        &mut self,
+        client_message_id: &ClientMessageId,
+        now: Millis,
+    ) -> Result<Ticket, EngineError> {
+        self.advance(now);
+        let entry = self.failed_item(client_message_id)?.entry.clone();
+        let ticket = self.new_ticket();
+        self.persist(
+            self.removal_ops(&entry),
+            AfterPersist::Removed {
+                entries: vec![entry],
+                reason: DiscardReason::Discarded,
+                ticket: Some(ticket),
+            },
+        );
+        Ok(ticket)
+    }
+
+    fn failed_item(&self, client_message_id: &ClientMessageId) -> Result<&OutboxItem, EngineError> {
+        if !self.loaded {
+            return Err(EngineError::NotInitialized);
+        }
+        let item = self
+            .outbox
+            .values()
+            .find(|item| &item.entry.client_message_id == client_message_id)
+            .ok_or(EngineError::UnknownMessage)?;
+        if item.entry.failure.is_none() {
+            return Err(EngineError::NotFailed);
+        }
+        Ok(item)
+    }
+
+    /// The writes that take an entry and its optimistic message out of the store.
+    pub(super) fn removal_ops(&self, entry: &OutboxEntry) -> Vec<StoreOp> {
+        vec![
+            StoreOp::RemoveOutbox(entry.client_message_id.clone()),
+            StoreOp::RemoveOptimistic {
+                sender: self.config.user_id.clone(),
+                client_message_id: entry.client_message_id.clone(),
+            },
+        ]
+    }
+
+    /// A client message id nobody else uses: this device's time and 64 random bits.
+    fn new_client_message_id(&mut self) -> ClientMessageId {
+        let random = self.rng.next_u64();
+        ClientMessageId::new(format!("{:x}-{random:016x}", self.now.max(0)))
+    }
+
+    /// The entry each conversation delivers next: its oldest entry not failed and not yet
+    /// confirmed. Entries behind it wait, so delivery follows compose order.
+    fn queue_heads(&self) -> Vec<u64> {
+        let mut seen: Vec<&ConversationId> = Vec::new();
+        let mut heads = Vec::new();
+        for (seq, item) in &self.outbox {
+            if item.entry.failure.is_some() || item.settling {
+                continue;
+            }
+            if seen.contains(&&item.entry.conversation_id) {
+                continue;
+            }
+            seen.push(&item.entry.conversation_id);
+            heads.push(*seq);
+        }
+        heads
+    }
+
+    /// Sends the next deliverable entry, if any; true when a request went out.
+    pub(super) fn send_next_outbox(&mut self) -> bool {
+        let now = self.now;
+        let next = self.queue_heads().into_iter().find(|seq| {
+            let item = &self.outbox[seq];
+            item.durable && !item.sending && item.not_before <= now
+        });
+        let Some(seq) = next else {
+            return false;
+        };
+        let fresh_id = (self.config.broken == Some(BrokenVariant::NewClientIdPerAttempt))
+            .then(|| self.new_client_message_id());
+        let Some(item) = self.outbox.get_mut(&seq) else {
+            return false;
+        };
+        item.sending = true;
+        let entry = item.entry.clone();
+        let request = SendMessageRequest {
+            client_message_id: fresh_id.unwrap_or_else(|| entry.client_message_id.clone()),
+            body: entry.body.clone(),
+        };
+        self.issue(
+            Purpose::Send(entry.client_message_id),
+            Method::Post,
+            paths::messages(&entry.conversation_id),
+            Some(RequestBody::Send(request)),
+            ResponseKind::Message,
+        );
+        true
+    }
+
+    /// When the next entry in backoff may go, if one waits.
+    pub(super) fn next_send_time(&self) -> Option<Millis> {
+        self.queue_heads()
+            .into_iter()
+            .map(|seq| &self.outbox[&seq])
+            .filter(|item| item.durable && !item.sending && item.not_before > self.now)
+            .map(|item| item.not_before)
+            .min()
+    }
+
+    fn outbox_seq(&self, client_message_id: &ClientMessageId) -> Option<u64> {
+        self.outbox
+            .iter()
+            .find(|(_, item)| &item.entry.client_message_id == client_message_id)
+            .map(|(seq, _)| *seq)
+    }
+
+    pub(super) fn on_send_outcome(&mut self, client_message_id: ClientMessageId, verdict: Verdict) {
+        let Some(seq) = self.outbox_seq(&client_message_id) else {
+            // Delivered meanwhile (the feed brought it): nothing to do.
+            return;
+        };
+        let item = self.outbox.get_mut(&seq).expect("seq found above");
+        item.sending = false;
+        match verdict {
+            Verdict::Success(ResponseBody::Message(response)) => {
+                item.settling = true;
+                item.attempts = 0;
+                let message = response.message;
+                self.persist(
+                    vec![
+                        StoreOp::PutMessage(LocalMessage::from_server(message.clone())),
+                        StoreOp::RemoveOutbox(client_message_id.clone()),
+                    ],
+                    AfterPersist::Sent {
+                        client_message_id,
+                        message,
+                    },
+                );
+            }
+            Verdict::Success(_) => self.retry_send(
+                seq,
+                SyncError::Protocol {
+                    message: "the send answer is not a message".into(),
+                },
+                None,
+            ),
+            Verdict::Retry { error, retry_after } => self.retry_send(seq, error, retry_after),
+            // Sync is paused; the entry goes again with new credentials.
+            Verdict::Auth => {}
+            Verdict::InvalidCursor | Verdict::Permanent(_) => {
+                let error = match verdict {
+                    Verdict::Permanent(error) => error,
+                    _ => SyncError::Protocol {
+                        message: "unexpected invalid_cursor".into(),
+                    },
+                };
+                self.fail_entry(seq, &error);
+            }
+        }
+    }
+
+    fn retry_send(&mut self, seq: u64, error: SyncError, retry_after: Option<Millis>) {
+        let Some(item) = self.outbox.get_mut(&seq) else {
+            return;
+        };
+        item.attempts += 1;
+        let attempt = item.attempts;
+        let delay =
+            crate::backoff::delay(&self.config.backoff, attempt, retry_after, &mut self.rng);
+        let item = self.outbox.get_mut(&seq).expect("checked above");
+        item.not_before = self.now + delay;
+        self.stats.retries += 1;
+        log::debug!(attempt = attempt, delay_ms = delay; "send failed; retrying");
+        self.last_error = Some(error);
+    }
+
+    /// A permanent refusal: the entry becomes failed, the app decides.
+    fn fail_entry(&mut self, seq: u64, error: &SyncError) {
+        let Some(item) = self.outbox.get_mut(&seq) else {
+            return;
+        };
+        item.settling = true;
+        let failure = Failure {
+            code: error.server_code().unwrap_or("refused").to_owned(),
+            message: error.to_string(),
+        };
+        log::warn!(code = failure.code.as_str(); "server refused a message");
+        let mut entry = item.entry.clone();
+        entry.failure = Some(failure);
+        let message = LocalMessage::optimistic(&entry, &self.config.user_id);
+        self.persist(
+            vec![
+                StoreOp::PutOutbox(entry.clone()),
+                StoreOp::PutMessage(message),
+            ],
+            AfterPersist::Failed {
+                entry,
+                retryable: false,
+            },
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! Writes: batches go to the store one at a time, and what they mean for memory and the app
+//! happens only after the store holds them (persist before notify).
+
+use super::{Engine, Output};
+use crate::event::{ChangeSet, DiscardReason, Event, SyncSummary, Ticket};
+use crate::status::SyncError;
+use crate::store::{ApplyReport, Batch, BatchId, LocalMessage, OutboxEntry, StoreError, StoreOp};
+use chat_sync_protocol::{ClientMessageId, ConversationId, Cursor, Message};
+
+/// Server messages each conversation keeps when the quota runs out and history is evicted.
+pub(crate) const QUOTA_EVICTION_KEEP: usize = 200;
+
+/// A batch waiting for (or being applied by) the store.
+pub(super) struct PendingBatch {
+    pub(super) ops: Vec<StoreOp>,
+    pub(super) then: AfterPersist,
+    /// Already retried once after evicting history for quota.
+    pub(super) retried_after_eviction: bool,
+}
+
+/// What a batch means, acted on once the store holds it.
+#[derive(Debug)]
+pub(super) enum AfterPersist {
+    /// A composed message is in the outbox.
+    Queued {
+        message: LocalMessage,
+        ticket: Ticket,
+    },
+    /// A page of changes (feed, conversation feed or history) is stored.
+    Page(PageWrite),
+    /// The server's copy replaced the optimistic one.
+    Sent {
+        client_message_id: ClientMessageId,
+        message: Message,
+    },
+    /// An entry is marked failed.
+    Failed { entry: OutboxEntry, retryable: bool },
+    /// A failed entry is queued again.
+    Retried { entry: OutboxEntry, ticket: Ticket },
+    /// Entries left the outbox undelivered.
+    Removed {
+        entries: Vec<OutboxEntry>,
+        reason: DiscardReason,
+        ticket: Option<Ticket>,
+    },
+    /// The feed cursor was forgotten; the sync starts over.
+    CursorReset,
+    /// Maintenance ran: `expired` entries are now failed, `removed` ones are gone.
+    Maintenance {
+        ticket: Option<Ticket>,
+        expired: Vec<OutboxEntry>,
+        removed: Vec<OutboxEntry>,
+    },
+    /// History was evicted to make room after a quota error.
+    Evicted,
+    /// A write with nothing to follow up (a broken variant's extra batch).
+    Nothing,
+}
+
+/// A stored page and what to do next.
+#[derive(Debug)]
+pub(super) struct PageWrite {
+    pub(super) source: PageSource,
+    pub(super) changes: ChangeSet,
+    pub(super) messages_pulled: usize,
+    /// Outbox entries the page showed delivered (their ack was lost).
+    pub(super) delivered: Vec<(ClientMessageId, Message)>,
+    pub(super) has_more: bool,
+}
+
+/// Which pull a page belongs to.
+#[derive(Debug)]
+pub(super) enum PageSource {
+    /// The global feed, continuing at the cursor.
+    Feed(Cursor),
+    /// One conversation's feed, continuing at the cursor.
+    Conversation(ConversationId, Cursor),
+    /// One conversation's history.
+    History(ConversationId),
+}
+
+impl Engine {
+    /// Queues a batch; it goes out after the ones before it.
+    pub(super) fn persist(&mut self, ops: Vec<StoreOp>, then: AfterPersist) {
+        self.batches.push_back(PendingBatch {
+            ops,
+            then,
+            retried_after_eviction: false,
+        });
+    }
+
+    pub(super) fn emit_next_batch(&mut self) {
+        if self.persisting.is_some() {
+            return;
+        }
+        if let Some(batch) = self.batches.pop_front() {
+            let id = BatchId(self.next_batch_id);
+            self.next_batch_id += 1;
+            self.outputs.push_back(Output::Persist(Batch {
+                id,
+                ops: batch.ops.clone(),
+            }));
+            self.persisting = Some((id, batch));
+        }
+    }
+
+    pub(super) fn on_persisted(&mut self, id: BatchId, result: Result<ApplyReport, StoreError>) {
+        let batch = match self.persisting.take() {
+            Some((pending, batch)) if pending == id => batch,
+            other => {
+                log::error!(batch = id.0; "result for a batch that is not being applied");
+                self.persisting = other;
+                return;
+            }
+        };
+        match result {
+            Ok(report) => {
+                self.storage_full = false;
+                self.after_persist(batch.then, report);
+            }
+            Err(error) => self.on_batch_failed(batch, error),
+        }
+    }
+
+    /// Out of quota: evict history, then try the batch once more. Otherwise give up on it.
+    fn on_batch_failed(&mut self, mut batch: PendingBatch, error: StoreError) {
+        log::warn!(error:% = error; "store write failed");
+        if error == StoreError::QuotaExceeded && !batch.retried_after_eviction {
+            self.storage_full = true;
+            self.emit(Event::StorageFull);
+            batch.retried_after_eviction = true;
+            self.batches.push_front(batch);
+            self.batches.push_front(PendingBatch {
+                ops: vec![StoreOp::EvictHistory {
+                    keep: QUOTA_EVICTION_KEEP,
+                }],
+                then: AfterPersist::Evicted,
+                retried_after_eviction: true,
+            });
+            return;
+        }
+        let sync_error = SyncError::from_store(&error);
+        self.last_error = Some(sync_error.clone());
+        match batch.then {
+            AfterPersist::Queued { message, ticket } => {
+                // Not stored, so not queued: the app keeps the text and hears why.
+                self.outbox
+                    .retain(|_, item| item.entry.client_message_id != message.client_message_id);
+                self.finish_ticket(ticket, Err(sync_error));
+            }
+            AfterPersist::Page(page) => self.on_page_write_failed(page.source, sync_error),
+            AfterPersist::Sent {
+                client_message_id, ..
+            } => self.unsettle(&client_message_id),
+            AfterPersist::Failed { entry, .. } => self.unsettle(&entry.client_message_id),
+            AfterPersist::Retried { ticket, .. } => self.finish_ticket(ticket, Err(sync_error)),
+            AfterPersist::Removed { ticket, .. } => {
+                if let Some(ticket) = ticket {
+                    self.finish_ticket(ticket, Err(sync_error));
+                }
+            }
+            AfterPersist::CursorReset | AfterPersist::Evicted | AfterPersist::Nothing => {}
+            AfterPersist::Maintenance {
+                ticket,
+                expired,
+                removed,
+            } => {
+                let entries: Vec<OutboxEntry> = expired.into_iter().chain(removed).collect();
+                self.on_maintenance_failed(ticket, &entries, sync_error);
+            }
+        }
+    }
+
+    /// The outcome of an entry could not be stored: it goes again (sends are idempotent).
+    fn unsettle(&mut self, client_message_id: &ClientMessageId) {
+        if let Some(item) = self
+            .outbox
+            .values_mut()
+            .find(|item| &item.entry.client_message_id == client_message_id)
+        {
+            item.settling = false;
+        }
+    }
+
+    fn after_persist(&mut self, then: AfterPersist, report: ApplyReport) {
+        match then {
+            AfterPersist::Queued { message, ticket } => {
+                if let Some(item) = self
+                    .outbox
+                    .values_mut()
+                    .find(|item| item.entry.client_message_id == message.client_message_id)
+                {
+                    item.durable = true;
+                }
+                self.emit_changed(vec![message.conversation_id.clone()], 1);
+                self.emit(Event::MessageQueued { message });
+                self.finish_ticket(ticket, Ok(SyncSummary::default()));
+            }
+            AfterPersist::Page(page) => self.after_page(page),
+            AfterPersist::Sent {
+                client_message_id,
+                message,
+            } => {
+                self.mark_delivered(vec![(client_message_id, message)]);
+            }
+            AfterPersist::Failed { entry, retryable } => {
+                let failure = entry.failure.clone().unwrap_or_else(|| crate::Failure {
+                    code: "refused".into(),
+                    message: "refused".into(),
+                });
+                let conversation = entry.conversation_id.clone();
+                let client_message_id = entry.client_message_id.clone();
+                if let Some(item) = self.outbox.get_mut(&entry.seq) {
+                    item.entry = entry;
+                    item.settling = false;
+                }
+                self.emit_changed(vec![conversation.clone()], 1);
+                self.emit(Event::MessageFailed {
+                    client_message_id,
+                    conversation_id: conversation,
+                    failure,
+                    retryable,
+                });
+            }
+            AfterPersist::Retried { entry, ticket } => {
+                let conversation = entry.conversation_id.clone();
+                if let Some(item) = self.outbox.get_mut(&entry.seq) {
+                    *item = super::outbox::OutboxItem::durable(entry);
+                }
+                self.emit_changed(vec![conversation], 1);
+                self.finish_ticket(ticket, Ok(SyncSummary::default()));
+            }
+            AfterPersist::Removed {
+                entries,
+                reason,
+                ticket,
+            } => {
+                self.after_removed(entries, reason);
+                if let Some(ticket) = ticket {
+                    self.finish_ticket(ticket, Ok(SyncSummary::default()));
+                }
+            }
+            AfterPersist::CursorReset => self.after_cursor_reset(),
+            AfterPersist::Maintenance {
+                ticket,
+                expired,
+                removed,
+            } => self.after_maintenance(ticket, expired, removed, report),
+            AfterPersist::Evicted => {
+                self.stats.messages_evicted += report.evicted_messages;
+                self.emit_changed(Vec::new(), report.evicted_messages as usize);
+            }
+            AfterPersist::Nothing => {}
+        }
+    }
+
+    /// Outbox entries the server holds: out of memory, and the app hears they were sent.
+    pub(super) fn mark_delivered(&mut self, delivered: Vec<(ClientMessageId, Message)>) {
+        for (client_message_id, message) in delivered {
+            let before = self.outbox.len();
+            self.outbox
+                .retain(|_, item| item.entry.client_message_id != client_message_id);
+            if self.outbox.len() < before {
+                self.stats.messages_pushed += 1;
+                self.emit_changed(vec![message.conversation_id.clone()], 1);
+                self.emit(Event::MessageSent {
+                    client_message_id,
+                    message,
+                });
+            }
+        }
+    }
+
+    pub(super) fn after_removed(&mut self, entries: Vec<OutboxEntry>, reason: DiscardReason) {
+        for entry in entries {
+            self.outbox.remove(&entry.seq);
+            self.emit_changed(vec![entry.conversation_id.clone()], 1);
+            self.emit(Event::MessageDiscarded {
+                client_message_id: entry.client_message_id,
+                conversation_id: entry.conversation_id,
+                body: entry.body,
+                reason,
+            });
+        }
+    }
+
+    pub(super) fn emit_changed(&mut self, conversations: Vec<ConversationId>, messages: usize) {
+        self.emit(Event::Changed(ChangeSet {
+            conversations,
+            messages,
+        }));
+    }
+}

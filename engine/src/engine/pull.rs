@@ -1,0 +1,651 @@
+//! Pulling: the global change feed (the "sync run"), per-conversation syncs and history back-fill.
+//! Each page and its cursor are written in one batch; the cursor moves in memory only after the
+//! store holds the page.
+
+use super::persist::{AfterPersist, PageSource, PageWrite};
+use super::requests::{Purpose, Verdict};
+use super::Engine;
+use crate::config::BrokenVariant;
+use crate::event::{ChangeSet, SyncSummary, Ticket};
+use crate::status::{SyncError, Trigger};
+use crate::store::{LocalMessage, StoreOp};
+use crate::transport::Method;
+use chat_sync_protocol::{
+    paths, Change, ClientMessageId, ConversationId, Message, MessageId, Millis, ResponseBody,
+    ResponseKind,
+};
+
+/// Where a pull stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// The next request may go.
+    Ready,
+    /// A request is in flight.
+    Requested,
+    /// A page is being stored.
+    Persisting,
+}
+
+/// The running global sync: feed pages until `hasMore` is false.
+#[derive(Debug)]
+pub(super) struct Run {
+    started_at: Millis,
+    tickets: Vec<Ticket>,
+    stage: Stage,
+    changes: usize,
+    /// Counted in `syncs_failed` already.
+    failed: bool,
+}
+
+/// A per-conversation sync.
+#[derive(Debug)]
+pub(super) struct PullJob {
+    conversation: ConversationId,
+    tickets: Vec<Ticket>,
+    stage: Stage,
+    changes: usize,
+}
+
+/// A history back-fill: one page older than `before`.
+#[derive(Debug)]
+pub(super) struct HistoryJob {
+    conversation: ConversationId,
+    before: Option<MessageId>,
+    tickets: Vec<Ticket>,
+    stage: Stage,
+}
+
+impl Engine {
+    /// Brings one conversation up to date before the global feed. The ticket finishes when it is.
+    pub fn sync_conversation(&mut self, conversation: ConversationId, now: Millis) -> Ticket {
+        self.advance(now);
+        let ticket = self.new_ticket();
+        self.last_trigger = Some(Trigger::Conversation);
+        if self.network_allowed() {
+            self.enqueue_conversation_job(conversation, Some(ticket));
+        } else {
+            let error = self.network_blocker();
+            self.finish_ticket(ticket, Err(error));
+        }
+        ticket
+    }
+
+    /// Loads one page of a conversation's history older than `before` (a message the app has),
+    /// or the newest page when `None`. The ticket's summary tells whether more remain.
+    pub fn load_older(
+        &mut self,
+        conversation: ConversationId,
+        before: Option<MessageId>,
+        now: Millis,
+    ) -> Ticket {
+        self.advance(now);
+        let ticket = self.new_ticket();
+        if !self.network_allowed() {
+            let error = self.network_blocker();
+            self.finish_ticket(ticket, Err(error));
+            return ticket;
+        }
+        match self
+            .history_jobs
+            .iter_mut()
+            .find(|job| job.conversation == conversation && job.before == before)
+        {
+            Some(job) => job.tickets.push(ticket),
+            None => self.history_jobs.push_back(HistoryJob {
+                conversation,
+                before,
+                tickets: vec![ticket],
+                stage: Stage::Ready,
+            }),
+        }
+        ticket
+    }
+
+    /// One scheduler for every trigger: starts a sync run, or joins the running one.
+    pub(super) fn trigger(&mut self, trigger: Trigger, ticket: Option<Ticket>) {
+        self.last_trigger = Some(trigger);
+        if !self.network_allowed() {
+            if let Some(ticket) = ticket {
+                let error = self.network_blocker();
+                self.finish_ticket(ticket, Err(error));
+            }
+            return;
+        }
+        log::trace!(trigger:? = trigger; "sync triggered");
+        if let Some(open) = self.open_conversation.clone() {
+            self.enqueue_conversation_job(open, None);
+        }
+        match &mut self.run {
+            Some(run) => run.tickets.extend(ticket),
+            None => {
+                self.run = Some(Run {
+                    started_at: self.now,
+                    tickets: ticket.into_iter().collect(),
+                    stage: Stage::Ready,
+                    changes: 0,
+                    failed: false,
+                });
+            }
+        }
+        self.next_periodic = None;
+    }
+
+    fn enqueue_conversation_job(&mut self, conversation: ConversationId, ticket: Option<Ticket>) {
+        match self
+            .conversation_jobs
+            .iter_mut()
+            .find(|job| job.conversation == conversation)
+        {
+            Some(job) => job.tickets.extend(ticket),
+            None => self.conversation_jobs.push_back(PullJob {
+                conversation,
+                tickets: ticket.into_iter().collect(),
+                stage: Stage::Ready,
+                changes: 0,
+            }),
+        }
+    }
+
+    fn pull_allowed(&self) -> bool {
+        self.pull_retry_at <= self.now
+    }
+
+    pub(super) fn send_feed_page(&mut self) -> bool {
+        if !self.pull_allowed() {
+            return false;
+        }
+        match &mut self.run {
+            Some(run) if run.stage == Stage::Ready => run.stage = Stage::Requested,
+            _ => return false,
+        }
+        let limit = self.page_size().to_string();
+        let path = paths::with_query(
+            paths::SYNC,
+            &[
+                ("cursor", self.cursor.as_ref().map(|c| c.as_str())),
+                ("limit", Some(&limit)),
+            ],
+        );
+        self.issue(
+            Purpose::FeedPage,
+            Method::Get,
+            path,
+            None,
+            ResponseKind::Feed,
+        );
+        true
+    }
+
+    pub(super) fn send_conversation_page(&mut self) -> bool {
+        if !self.pull_allowed() {
+            return false;
+        }
+        let Some(job) = self
+            .conversation_jobs
+            .iter_mut()
+            .find(|job| job.stage == Stage::Ready)
+        else {
+            return false;
+        };
+        job.stage = Stage::Requested;
+        let conversation = job.conversation.clone();
+        let cursor = self
+            .conversation_cursors
+            .get(&conversation)
+            .or(self.cursor.as_ref());
+        let limit = self.page_size().to_string();
+        let path = paths::with_query(
+            &paths::conversation_sync(&conversation),
+            &[
+                ("cursor", cursor.map(|c| c.as_str())),
+                ("limit", Some(&limit)),
+            ],
+        );
+        self.issue(
+            Purpose::ConversationPage(conversation),
+            Method::Get,
+            path,
+            None,
+            ResponseKind::Feed,
+        );
+        true
+    }
+
+    pub(super) fn send_history_page(&mut self) -> bool {
+        if !self.pull_allowed() {
+            return false;
+        }
+        let Some(job) = self
+            .history_jobs
+            .iter_mut()
+            .find(|job| job.stage == Stage::Ready)
+        else {
+            return false;
+        };
+        job.stage = Stage::Requested;
+        let conversation = job.conversation.clone();
+        let limit = self.config.history_page_size.to_string();
+        let path = paths::with_query(
+            &paths::messages(&conversation),
+            &[
+                ("beforeMessage", job.before.as_ref().map(|m| m.as_str())),
+                ("limit", Some(&limit)),
+            ],
+        );
+        self.issue(
+            Purpose::History(conversation),
+            Method::Get,
+            path,
+            None,
+            ResponseKind::History,
+        );
+        true
+    }
+
+    pub(super) fn on_feed_outcome(&mut self, verdict: Verdict) {
+        if self.run.is_none() {
+            return;
+        }
+        match verdict {
+            Verdict::Success(ResponseBody::Feed(page)) => {
+                let (mut ops, write) = self.page_write(page.changes, page.has_more);
+                let cursor_op = StoreOp::SetCursor(Some(page.next_cursor.clone()));
+                if self.config.broken == Some(BrokenVariant::CursorBeforeData) {
+                    self.persist(vec![cursor_op], AfterPersist::Nothing);
+                } else {
+                    ops.push(cursor_op);
+                }
+                if !page.has_more {
+                    ops.push(StoreOp::SetLastSync(self.now));
+                }
+                self.set_run_stage(Stage::Persisting);
+                self.persist(
+                    ops,
+                    AfterPersist::Page(PageWrite {
+                        source: PageSource::Feed(page.next_cursor),
+                        ..write
+                    }),
+                );
+            }
+            Verdict::InvalidCursor => self.reset_cursor(),
+            other => self.on_pull_failure(PullKind::Feed, other),
+        }
+    }
+
+    pub(super) fn on_conversation_outcome(
+        &mut self,
+        conversation: ConversationId,
+        verdict: Verdict,
+    ) {
+        match verdict {
+            Verdict::Success(ResponseBody::Feed(page)) => {
+                let (ops, write) = self.page_write(page.changes, page.has_more);
+                self.set_job_stage(&conversation, Stage::Persisting);
+                self.persist(
+                    ops,
+                    AfterPersist::Page(PageWrite {
+                        source: PageSource::Conversation(conversation, page.next_cursor),
+                        ..write
+                    }),
+                );
+            }
+            Verdict::InvalidCursor => {
+                self.set_job_stage(&conversation, Stage::Persisting);
+                self.reset_cursor();
+            }
+            other => self.on_pull_failure(PullKind::Conversation(conversation), other),
+        }
+    }
+
+    pub(super) fn on_history_outcome(&mut self, conversation: ConversationId, verdict: Verdict) {
+        match verdict {
+            Verdict::Success(ResponseBody::History(page)) => {
+                let changes = page
+                    .messages
+                    .into_iter()
+                    .map(|message| Change::Message { message })
+                    .collect();
+                let (ops, write) = self.page_write(changes, page.has_more);
+                if let Some(job) = self.history_job(&conversation, Stage::Requested) {
+                    job.stage = Stage::Persisting;
+                }
+                self.persist(
+                    ops,
+                    AfterPersist::Page(PageWrite {
+                        source: PageSource::History(conversation),
+                        ..write
+                    }),
+                );
+            }
+            other => self.on_pull_failure(PullKind::History(conversation), other),
+        }
+    }
+
+    /// The writes of a page: last-write-wins puts, and outbox entries the page shows delivered.
+    fn page_write(&self, changes: Vec<Change>, has_more: bool) -> (Vec<StoreOp>, PageWrite) {
+        let mut ops = Vec::with_capacity(changes.len() + 2);
+        let mut conversations: Vec<ConversationId> = Vec::new();
+        let mut delivered: Vec<(ClientMessageId, Message)> = Vec::new();
+        let mut messages_pulled = 0;
+        for change in changes {
+            if !conversations.contains(change.conversation_id()) {
+                conversations.push(change.conversation_id().clone());
+            }
+            match change {
+                Change::Conversation { conversation } => {
+                    ops.push(StoreOp::PutConversation(conversation))
+                }
+                Change::ReadMarker { read_marker } => ops.push(StoreOp::PutReadMarker(read_marker)),
+                Change::Message { message } => {
+                    messages_pulled += 1;
+                    let ours = message.sender_id == self.config.user_id
+                        && self
+                            .outbox
+                            .values()
+                            .any(|item| item.entry.client_message_id == message.client_message_id);
+                    if ours {
+                        ops.push(StoreOp::RemoveOutbox(message.client_message_id.clone()));
+                        delivered.push((message.client_message_id.clone(), message.clone()));
+                    }
+                    ops.push(StoreOp::PutMessage(LocalMessage::from_server(message)));
+                }
+            }
+        }
+        let write = PageWrite {
+            // Replaced by the caller.
+            source: PageSource::History(ConversationId::new("")),
+            changes: ChangeSet {
+                conversations,
+                messages: messages_pulled,
+            },
+            messages_pulled,
+            delivered,
+            has_more,
+        };
+        (ops, write)
+    }
+
+    pub(super) fn after_page(&mut self, page: PageWrite) {
+        self.stats.messages_pulled += page.messages_pulled as u64;
+        let count = page.changes.conversations.len();
+        let changed = page.changes.messages;
+        self.mark_delivered(page.delivered);
+        if count > 0 {
+            self.emit(crate::Event::Changed(page.changes));
+        }
+        self.pull_attempts = 0;
+        match page.source {
+            PageSource::Feed(cursor) => {
+                self.cursor = Some(cursor);
+                let Some(run) = &mut self.run else {
+                    return;
+                };
+                run.changes += changed;
+                if page.has_more {
+                    run.stage = Stage::Ready;
+                } else {
+                    self.finish_run(Ok(()));
+                }
+            }
+            PageSource::Conversation(conversation, cursor) => {
+                self.conversation_cursors
+                    .insert(conversation.clone(), cursor);
+                let Some(index) = self
+                    .conversation_jobs
+                    .iter()
+                    .position(|job| job.conversation == conversation)
+                else {
+                    return;
+                };
+                let job = &mut self.conversation_jobs[index];
+                job.changes += changed;
+                if page.has_more {
+                    job.stage = Stage::Ready;
+                } else if let Some(job) = self.conversation_jobs.remove(index) {
+                    let summary = SyncSummary {
+                        changes: job.changes,
+                        has_more: false,
+                    };
+                    for ticket in job.tickets {
+                        self.finish_ticket(ticket, Ok(summary));
+                    }
+                }
+            }
+            PageSource::History(conversation) => {
+                let summary = SyncSummary {
+                    changes: changed,
+                    has_more: page.has_more,
+                };
+                self.finish_history_job(&conversation, Ok(summary));
+            }
+        }
+    }
+
+    pub(super) fn on_page_write_failed(&mut self, source: PageSource, error: SyncError) {
+        let kind = match source {
+            PageSource::Feed(_) => PullKind::Feed,
+            PageSource::Conversation(id, _) => PullKind::Conversation(id),
+            PageSource::History(id) => PullKind::History(id),
+        };
+        self.on_pull_failure(
+            kind,
+            Verdict::Retry {
+                error,
+                retry_after: None,
+            },
+        );
+    }
+
+    /// The cursor is not valid on this server (its database was replaced): start over.
+    fn reset_cursor(&mut self) {
+        log::warn!("the server refused the feed cursor; syncing from the start");
+        self.set_run_stage(Stage::Persisting);
+        self.persist(vec![StoreOp::SetCursor(None)], AfterPersist::CursorReset);
+    }
+
+    /// After a cursor reset is stored, pulls go again from the start.
+    pub(super) fn after_cursor_reset(&mut self) {
+        self.cursor = None;
+        self.conversation_cursors.clear();
+        if let Some(run) = &mut self.run {
+            if run.stage == Stage::Persisting {
+                run.stage = Stage::Ready;
+            }
+        }
+        for job in &mut self.conversation_jobs {
+            if job.stage == Stage::Persisting {
+                job.stage = Stage::Ready;
+            }
+        }
+    }
+
+    fn on_pull_failure(&mut self, kind: PullKind, verdict: Verdict) {
+        let (error, retry_after, permanent) = match verdict {
+            Verdict::Retry { error, retry_after } => (error, retry_after, false),
+            Verdict::Permanent(error) => (error, None, true),
+            Verdict::Auth => (SyncError::Auth, None, false),
+            Verdict::Success(_) | Verdict::InvalidCursor => (
+                SyncError::Protocol {
+                    message: "unexpected answer to a pull".into(),
+                },
+                None,
+                false,
+            ),
+        };
+        log::warn!(error:% = error, permanent = permanent; "pull failed");
+        self.last_error = Some(error.clone());
+        if !permanent && error != SyncError::Auth {
+            self.pull_attempts += 1;
+            self.stats.retries += 1;
+            let delay = crate::backoff::delay(
+                &self.config.backoff,
+                self.pull_attempts,
+                retry_after,
+                &mut self.rng,
+            );
+            self.pull_retry_at = self.now + delay;
+        }
+        match kind {
+            PullKind::Feed => {
+                if permanent {
+                    self.finish_run(Err(error));
+                    return;
+                }
+                let Some(run) = &mut self.run else {
+                    return;
+                };
+                run.stage = Stage::Ready;
+                let first_failure = !run.failed;
+                run.failed = true;
+                let tickets = std::mem::take(&mut run.tickets);
+                if first_failure {
+                    self.stats.syncs_failed += 1;
+                }
+                for ticket in tickets {
+                    self.finish_ticket(ticket, Err(error.clone()));
+                }
+            }
+            PullKind::Conversation(conversation) => {
+                let Some(index) = self
+                    .conversation_jobs
+                    .iter()
+                    .position(|job| job.conversation == conversation)
+                else {
+                    return;
+                };
+                let tickets = if permanent {
+                    self.conversation_jobs
+                        .remove(index)
+                        .map(|job| job.tickets)
+                        .unwrap_or_default()
+                } else {
+                    let job = &mut self.conversation_jobs[index];
+                    job.stage = Stage::Ready;
+                    std::mem::take(&mut job.tickets)
+                };
+                for ticket in tickets {
+                    self.finish_ticket(ticket, Err(error.clone()));
+                }
+            }
+            PullKind::History(conversation) => {
+                // Back-fill is on demand: the app asks again when it still needs it.
+                self.finish_history_job(&conversation, Err(error));
+            }
+        }
+    }
+
+    fn finish_run(&mut self, result: Result<(), SyncError>) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let summary = SyncSummary {
+            changes: run.changes,
+            has_more: false,
+        };
+        match &result {
+            Ok(()) => {
+                let duration = self.now - run.started_at;
+                self.stats.syncs_completed += 1;
+                self.record_duration(duration);
+                self.last_sync = Some(self.now);
+                self.last_error = None;
+                // The global cursor now covers every conversation.
+                self.conversation_cursors.clear();
+                log::info!(changes = run.changes, duration_ms = duration; "sync finished");
+            }
+            Err(error) => {
+                if !run.failed {
+                    self.stats.syncs_failed += 1;
+                }
+                log::warn!(error:% = error; "sync failed");
+            }
+        }
+        for ticket in run.tickets {
+            self.finish_ticket(ticket, result.clone().map(|()| summary));
+        }
+        self.next_periodic = Some(self.now + self.periodic_interval());
+    }
+
+    fn record_duration(&mut self, duration: Millis) {
+        self.durations.push_back(duration);
+        if self.durations.len() > 100 {
+            self.durations.pop_front();
+        }
+        let mut sorted: Vec<Millis> = self.durations.iter().copied().collect();
+        sorted.sort_unstable();
+        let count = sorted.len() as Millis;
+        self.stats.last_sync_duration_ms = Some(duration);
+        self.stats.mean_sync_duration_ms = Some(sorted.iter().sum::<Millis>() / count);
+        let p95_index = ((sorted.len() * 95).div_ceil(100)).saturating_sub(1);
+        self.stats.p95_sync_duration_ms = sorted.get(p95_index).copied();
+    }
+
+    fn history_job(
+        &mut self,
+        conversation: &ConversationId,
+        stage: Stage,
+    ) -> Option<&mut HistoryJob> {
+        self.history_jobs
+            .iter_mut()
+            .find(|job| &job.conversation == conversation && job.stage == stage)
+    }
+
+    fn finish_history_job(
+        &mut self,
+        conversation: &ConversationId,
+        result: Result<SyncSummary, SyncError>,
+    ) {
+        let Some(index) = self
+            .history_jobs
+            .iter()
+            .position(|job| &job.conversation == conversation && job.stage != Stage::Ready)
+        else {
+            return;
+        };
+        if let Some(job) = self.history_jobs.remove(index) {
+            for ticket in job.tickets {
+                self.finish_ticket(ticket, result.clone());
+            }
+        }
+    }
+
+    fn set_run_stage(&mut self, stage: Stage) {
+        if let Some(run) = &mut self.run {
+            run.stage = stage;
+        }
+    }
+
+    fn set_job_stage(&mut self, conversation: &ConversationId, stage: Stage) {
+        if let Some(job) = self
+            .conversation_jobs
+            .iter_mut()
+            .find(|job| &job.conversation == conversation)
+        {
+            job.stage = stage;
+        }
+    }
+
+    /// Finishes every open pull command with `error`; the pulls themselves resume later.
+    pub(super) fn fail_ticketed_jobs(&mut self, error: &SyncError) {
+        let mut tickets: Vec<Ticket> = Vec::new();
+        if let Some(run) = &mut self.run {
+            tickets.append(&mut run.tickets);
+        }
+        for job in &mut self.conversation_jobs {
+            tickets.append(&mut job.tickets);
+        }
+        for job in self.history_jobs.drain(..) {
+            tickets.extend(job.tickets);
+        }
+        for ticket in tickets {
+            self.finish_ticket(ticket, Err(error.clone()));
+        }
+    }
+}
+
+/// Which pull a failure belongs to.
+enum PullKind {
+    Feed,
+    Conversation(ConversationId),
+    History(ConversationId),
+}

@@ -1,0 +1,173 @@
+//! Requests in flight: issuing them, their deadlines, and sorting outcomes into what they mean.
+
+use super::Engine;
+use crate::status::SyncError;
+use crate::transport::{HttpOutcome, HttpRequest, Method, RequestId};
+use chat_sync_protocol::{
+    ClientMessageId, ConversationId, ErrorCode, Millis, RequestBody, ResponseBody, ResponseKind,
+};
+
+/// What a request is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// A page of the global feed (the running sync).
+    FeedPage,
+    /// A page of one conversation's feed.
+    ConversationPage(ConversationId),
+    /// A page of one conversation's history.
+    History(ConversationId),
+    /// Delivering an outbox entry.
+    Send(ClientMessageId),
+}
+
+/// A request the engine waits for.
+#[derive(Clone, Debug)]
+pub(super) struct InFlight {
+    pub(super) purpose: Purpose,
+    pub(super) deadline: Millis,
+}
+
+/// What an outcome means for the engine.
+pub(super) enum Verdict {
+    /// The expected body.
+    Success(ResponseBody),
+    /// Worth retrying after backoff (at least `retry_after` later).
+    Retry {
+        error: SyncError,
+        retry_after: Option<Millis>,
+    },
+    /// 401: pause until new credentials.
+    Auth,
+    /// The feed cursor is not valid on this server: sync from the start.
+    InvalidCursor,
+    /// Will not succeed by retrying.
+    Permanent(SyncError),
+}
+
+impl Engine {
+    /// Queues a request and tracks it until its outcome or deadline.
+    pub(super) fn issue(
+        &mut self,
+        purpose: Purpose,
+        method: Method,
+        path: String,
+        body: Option<RequestBody>,
+        expects: ResponseKind,
+    ) {
+        let id = RequestId(self.next_request_id);
+        self.next_request_id += 1;
+        let timeout_ms = self.config.request_timeout_ms;
+        log::debug!(request = id.0, path = path.as_str(); "sending request");
+        self.in_flight.insert(
+            id,
+            InFlight {
+                purpose,
+                deadline: self.now + timeout_ms,
+            },
+        );
+        self.outputs.push_back(super::Output::Send(HttpRequest {
+            id,
+            method,
+            path,
+            body,
+            expects,
+            timeout_ms,
+        }));
+    }
+
+    /// Requests past their deadline count as timed out; late answers are ignored.
+    pub(super) fn expire_requests(&mut self) {
+        let now = self.now;
+        let expired: Vec<RequestId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, flight)| flight.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(flight) = self.in_flight.remove(&id) {
+                log::debug!(request = id.0; "request timed out");
+                self.dispatch_outcome(flight, HttpOutcome::Timeout);
+            }
+        }
+    }
+
+    pub(super) fn dispatch_outcome(&mut self, flight: InFlight, outcome: HttpOutcome) {
+        if let HttpOutcome::Response { bytes, .. } = &outcome {
+            self.stats.bytes_received += bytes;
+        }
+        let verdict = verdict(outcome);
+        if let Verdict::Retry {
+            retry_after: Some(after),
+            ..
+        } = &verdict
+        {
+            self.server_retry_at = self.server_retry_at.max(self.now + after);
+        }
+        if matches!(verdict, Verdict::Auth) && !self.auth_required {
+            log::warn!("server refused the credentials; sync paused");
+            self.auth_required = true;
+            self.emit(crate::Event::AuthRequired);
+            self.fail_ticketed_jobs(&SyncError::Auth);
+        }
+        match flight.purpose {
+            Purpose::FeedPage => self.on_feed_outcome(verdict),
+            Purpose::ConversationPage(id) => self.on_conversation_outcome(id, verdict),
+            Purpose::History(id) => self.on_history_outcome(id, verdict),
+            Purpose::Send(client_id) => self.on_send_outcome(client_id, verdict),
+        }
+    }
+}
+
+/// Sorts an outcome into success, retry, auth, cursor reset or permanent failure.
+pub(super) fn verdict(outcome: HttpOutcome) -> Verdict {
+    match outcome {
+        HttpOutcome::Timeout => Verdict::Retry {
+            error: SyncError::Timeout,
+            retry_after: None,
+        },
+        HttpOutcome::Network(message) => Verdict::Retry {
+            error: SyncError::Network { message },
+            retry_after: None,
+        },
+        HttpOutcome::Response {
+            status,
+            retry_after_ms,
+            body,
+            ..
+        } => {
+            if (200..300).contains(&status) {
+                return match body {
+                    ResponseBody::Invalid(message) => Verdict::Retry {
+                        error: SyncError::Protocol { message },
+                        retry_after: None,
+                    },
+                    ResponseBody::Error(_) => Verdict::Retry {
+                        error: SyncError::Protocol {
+                            message: format!("an error body with status {status}"),
+                        },
+                        retry_after: None,
+                    },
+                    body => Verdict::Success(body),
+                };
+            }
+            let (code, message) = match body {
+                ResponseBody::Error(error) => (Some(error.error.code), error.error.message),
+                ResponseBody::Invalid(message) => (None, message),
+                _ => (None, format!("HTTP {status}")),
+            };
+            if status == 401 {
+                Verdict::Auth
+            } else if code == Some(ErrorCode::InvalidCursor) {
+                Verdict::InvalidCursor
+            } else if chat_sync_protocol::is_retryable_status(status) {
+                Verdict::Retry {
+                    error: SyncError::server(status, code, message),
+                    retry_after: retry_after_ms,
+                }
+            } else {
+                Verdict::Permanent(SyncError::server(status, code, message))
+            }
+        }
+    }
+}

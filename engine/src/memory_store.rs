@@ -1,0 +1,483 @@
+//! [`MemoryStore`]: the [`Store`] kept entirely in memory, for native tests, simulations and any
+//! host without a database.
+//!
+//! Clones share one set of data, so a simulation can keep the store across an engine "crash" and
+//! hand a clone to the next engine. [`MemoryStore::fail_next_apply`] injects store failures and
+//! [`MemoryStore::snapshot`] exposes everything for invariant checks.
+
+use crate::store::{
+    ApplyReport, LocalMessage, OutboxEntry, PersistedState, Store, StoreError, StoreOp,
+};
+use chat_sync_protocol::{
+    ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// A [`Store`] held in memory.
+///
+/// Cheap to clone; every clone shares the same data (and the same injected faults). Semantics,
+/// beyond the [`StoreOp`] documentation, that the shared contract suite also checks:
+///
+/// - last-write-wins for conversations and read markers is strict: a write whose `updated_ts` is
+///   equal to or lower than the stored one's is ignored (the same rule as
+///   [`LocalMessage::supersedes`] for server messages);
+/// - [`Store::conversations`] orders by most recent activity, newest first, where a conversation's
+///   activity is the greatest of its own `updated_ts`, the `server_ts` of each of its server
+///   messages (tombstones included) and the `composed_at` of each of its optimistic messages; ties
+///   are broken by conversation id, ascending;
+/// - [`Store::messages`] orders by `sort_ts`, then (for equal stamps, which the server never
+///   produces) by server id, then by key;
+/// - [`Store::read_markers`] orders by user id.
+///
+/// Every operation on memory is infallible, so [`Store::apply`] is atomic by construction: the only
+/// failure, an injected one, is decided before anything changes.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// Everything a [`MemoryStore`] holds, as returned by [`MemoryStore::snapshot`], in a deterministic
+/// order so two snapshots compare with `==`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemorySnapshot {
+    /// Every conversation, by id.
+    pub conversations: Vec<Conversation>,
+    /// Every message, by conversation, then in message order (`sort_ts`, server id, key).
+    pub messages: Vec<LocalMessage>,
+    /// Every read marker, by conversation, then user.
+    pub read_markers: Vec<ReadMarker>,
+    /// Every outbox entry, by `seq`.
+    pub outbox: Vec<OutboxEntry>,
+    /// The change-feed cursor.
+    pub cursor: Option<Cursor>,
+    /// When the last sync finished.
+    pub last_sync: Option<Millis>,
+    /// When maintenance last ran.
+    pub last_maintenance: Option<Millis>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    data: Data,
+    /// Failures the next `apply` calls return, first one first.
+    faults: VecDeque<StoreError>,
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    conversations: BTreeMap<ConversationId, Conversation>,
+    messages: BTreeMap<(UserId, ClientMessageId), LocalMessage>,
+    read_markers: BTreeMap<(ConversationId, UserId), ReadMarker>,
+    outbox: BTreeMap<ClientMessageId, OutboxEntry>,
+    cursor: Option<Cursor>,
+    last_sync: Option<Millis>,
+    last_maintenance: Option<Millis>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Test hook: makes the next [`Store::apply`] return `error` without changing anything; the
+    /// call after it works again. Calling it several times queues the failures, one per `apply`.
+    /// Reads (`load`, `conversations`, ...) are not affected.
+    pub fn fail_next_apply(&self, error: StoreError) {
+        self.lock().faults.push_back(error);
+    }
+
+    /// Everything the store holds, for invariant checks.
+    pub fn snapshot(&self) -> MemorySnapshot {
+        let shared = self.lock();
+        let data = &shared.data;
+        let mut messages: Vec<LocalMessage> = data.messages.values().cloned().collect();
+        messages.sort_by(|a, b| {
+            a.conversation_id
+                .cmp(&b.conversation_id)
+                .then_with(|| message_order(a, b))
+        });
+        MemorySnapshot {
+            conversations: data.conversations.values().cloned().collect(),
+            messages,
+            read_markers: data.read_markers.values().cloned().collect(),
+            outbox: data.outbox_by_seq(),
+            cursor: data.cursor.clone(),
+            last_sync: data.last_sync,
+            last_maintenance: data.last_maintenance,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // Nothing leaves the data half-written (every op is applied whole), so a panic elsewhere
+        // while the lock was held does not make it unusable.
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Message order within a conversation: `sort_ts`, then server id (optimistic ones have none and
+/// sort first among equals, which never happens as their `sort_ts` is far above), then key.
+fn message_order(a: &LocalMessage, b: &LocalMessage) -> std::cmp::Ordering {
+    a.sort_ts
+        .cmp(&b.sort_ts)
+        .then_with(|| a.id.cmp(&b.id))
+        .then_with(|| a.key().cmp(&b.key()))
+}
+
+/// A conversation's activity stamp contributed by one of its messages.
+fn message_activity(message: &LocalMessage) -> Option<Millis> {
+    if message.is_from_server() {
+        Some(message.server_ts.unwrap_or(message.sort_ts))
+    } else {
+        message.composed_at
+    }
+}
+
+impl Data {
+    fn outbox_by_seq(&self) -> Vec<OutboxEntry> {
+        let mut outbox: Vec<OutboxEntry> = self.outbox.values().cloned().collect();
+        outbox.sort_by(|a, b| {
+            a.seq
+                .cmp(&b.seq)
+                .then_with(|| a.client_message_id.cmp(&b.client_message_id))
+        });
+        outbox
+    }
+
+    fn apply_op(&mut self, op: &StoreOp, report: &mut ApplyReport) {
+        match op {
+            StoreOp::PutConversation(conversation) => {
+                let newer = self
+                    .conversations
+                    .get(&conversation.id)
+                    .is_none_or(|stored| conversation.updated_ts > stored.updated_ts);
+                if newer {
+                    self.conversations
+                        .insert(conversation.id.clone(), conversation.clone());
+                }
+            }
+            StoreOp::PutMessage(message) => {
+                let key = (message.sender_id.clone(), message.client_message_id.clone());
+                let newer = self
+                    .messages
+                    .get(&key)
+                    .is_none_or(|stored| message.supersedes(stored));
+                if newer {
+                    self.messages.insert(key, message.clone());
+                }
+            }
+            StoreOp::RemoveOptimistic {
+                sender,
+                client_message_id,
+            } => {
+                let key = (sender.clone(), client_message_id.clone());
+                if self
+                    .messages
+                    .get(&key)
+                    .is_some_and(|stored| !stored.is_from_server())
+                {
+                    self.messages.remove(&key);
+                }
+            }
+            StoreOp::PutReadMarker(marker) => {
+                let key = (marker.conversation_id.clone(), marker.user_id.clone());
+                let newer = self
+                    .read_markers
+                    .get(&key)
+                    .is_none_or(|stored| marker.updated_ts > stored.updated_ts);
+                if newer {
+                    self.read_markers.insert(key, marker.clone());
+                }
+            }
+            StoreOp::PutOutbox(entry) => {
+                self.outbox
+                    .insert(entry.client_message_id.clone(), entry.clone());
+            }
+            StoreOp::RemoveOutbox(client_message_id) => {
+                self.outbox.remove(client_message_id);
+            }
+            StoreOp::SetCursor(cursor) => self.cursor = cursor.clone(),
+            StoreOp::SetLastSync(at) => self.last_sync = Some(*at),
+            StoreOp::SetLastMaintenance(at) => self.last_maintenance = Some(*at),
+            StoreOp::EvictHistory { keep } => {
+                report.evicted_messages += self.evict_history(*keep);
+            }
+            StoreOp::CompactTombstones { before } => {
+                let before = *before;
+                let old = self.messages.len();
+                self.messages.retain(|_, message| {
+                    !(message.deleted && message.updated_ts.is_some_and(|updated| updated < before))
+                });
+                report.compacted_tombstones += (old - self.messages.len()) as u64;
+            }
+        }
+    }
+
+    /// Keeps the newest `keep` server messages of each conversation; returns how many it removed.
+    fn evict_history(&mut self, keep: usize) -> u64 {
+        let mut by_conversation: BTreeMap<&ConversationId, Vec<&LocalMessage>> = BTreeMap::new();
+        for message in self.messages.values().filter(|m| m.is_from_server()) {
+            by_conversation
+                .entry(&message.conversation_id)
+                .or_default()
+                .push(message);
+        }
+        let mut evict: Vec<(UserId, ClientMessageId)> = Vec::new();
+        for messages in by_conversation.values_mut() {
+            if messages.len() <= keep {
+                continue;
+            }
+            messages.sort_by(|a, b| message_order(a, b));
+            let excess = messages.len() - keep;
+            evict.extend(
+                messages[..excess]
+                    .iter()
+                    .map(|m| (m.sender_id.clone(), m.client_message_id.clone())),
+            );
+        }
+        for key in &evict {
+            self.messages.remove(key);
+        }
+        evict.len() as u64
+    }
+}
+
+impl Store for MemoryStore {
+    async fn load(&self) -> Result<PersistedState, StoreError> {
+        let shared = self.lock();
+        let data = &shared.data;
+        Ok(PersistedState {
+            cursor: data.cursor.clone(),
+            outbox: data.outbox_by_seq(),
+            last_sync: data.last_sync,
+            last_maintenance: data.last_maintenance,
+        })
+    }
+
+    async fn apply(&self, ops: &[StoreOp]) -> Result<ApplyReport, StoreError> {
+        let mut shared = self.lock();
+        if let Some(error) = shared.faults.pop_front() {
+            return Err(error);
+        }
+        let mut report = ApplyReport::default();
+        for op in ops {
+            shared.data.apply_op(op, &mut report);
+        }
+        Ok(report)
+    }
+
+    async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
+        let shared = self.lock();
+        let data = &shared.data;
+        let mut activity: BTreeMap<&ConversationId, Millis> = data
+            .conversations
+            .values()
+            .map(|c| (&c.id, c.updated_ts))
+            .collect();
+        for message in data.messages.values() {
+            if let (Some(stamp), Some(current)) = (
+                message_activity(message),
+                activity.get_mut(&message.conversation_id),
+            ) {
+                *current = (*current).max(stamp);
+            }
+        }
+        let mut ordered: Vec<(Millis, &Conversation)> = data
+            .conversations
+            .values()
+            .map(|c| (activity[&c.id], c))
+            .collect();
+        ordered.sort_by(|(a_ts, a), (b_ts, b)| b_ts.cmp(a_ts).then_with(|| a.id.cmp(&b.id)));
+        Ok(ordered.into_iter().map(|(_, c)| c.clone()).collect())
+    }
+
+    async fn messages(
+        &self,
+        conversation: &ConversationId,
+        before: Option<Millis>,
+        limit: usize,
+    ) -> Result<Vec<LocalMessage>, StoreError> {
+        let shared = self.lock();
+        let mut page: Vec<&LocalMessage> = shared
+            .data
+            .messages
+            .values()
+            .filter(|m| &m.conversation_id == conversation)
+            .filter(|m| before.is_none_or(|before| m.sort_ts < before))
+            .collect();
+        page.sort_by(|a, b| message_order(a, b));
+        let skip = page.len().saturating_sub(limit);
+        Ok(page[skip..].iter().map(|m| (*m).clone()).collect())
+    }
+
+    async fn read_markers(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ReadMarker>, StoreError> {
+        let shared = self.lock();
+        // Keyed by (conversation, user): one conversation's markers are contiguous, by user.
+        Ok(shared
+            .data
+            .read_markers
+            .values()
+            .filter(|m| &m.conversation_id == conversation)
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MessageStatus, OPTIMISTIC_SORT_BASE};
+    use chat_sync_protocol::{Message, MessageId};
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    /// Runs a future that never waits (every `MemoryStore` call is ready at once).
+    fn ready<F: Future>(future: F) -> F::Output {
+        let mut future = pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("a MemoryStore future was pending"),
+        }
+    }
+
+    fn server_message(id: &str, conversation: &str, ts: Millis) -> LocalMessage {
+        LocalMessage::from_server(Message {
+            id: MessageId::new(id),
+            conversation_id: ConversationId::new(conversation),
+            client_message_id: ClientMessageId::new(format!("c-{id}")),
+            sender_id: UserId::new("u-bob"),
+            body: format!("body of {id}"),
+            server_ts: ts,
+            updated_ts: ts,
+            edited: false,
+            deleted: false,
+        })
+    }
+
+    fn outbox_entry(id: &str, seq: u64) -> OutboxEntry {
+        OutboxEntry {
+            client_message_id: ClientMessageId::new(id),
+            conversation_id: ConversationId::new("c-1"),
+            body: "hello".into(),
+            seq,
+            composed_at: 1_000 + seq as Millis,
+            failure: None,
+        }
+    }
+
+    fn some_ops() -> Vec<StoreOp> {
+        let entry = outbox_entry("o-2", 2);
+        vec![
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(LocalMessage::optimistic(&entry, &UserId::new("u-me"))),
+            StoreOp::PutMessage(server_message("m-2", "c-1", 20)),
+            StoreOp::SetCursor(Some(Cursor::new("k-2"))),
+            StoreOp::SetLastSync(2_000),
+            StoreOp::EvictHistory { keep: 0 },
+        ]
+    }
+
+    #[test]
+    fn failed_apply_changes_nothing_and_the_next_one_works() {
+        let store = MemoryStore::new();
+        let entry = outbox_entry("o-1", 1);
+        ready(store.apply(&[
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(server_message("m-1", "c-1", 10)),
+            StoreOp::SetCursor(Some(Cursor::new("k-1"))),
+        ]))
+        .unwrap();
+        let before = store.snapshot();
+
+        store.fail_next_apply(StoreError::QuotaExceeded);
+        assert_eq!(
+            ready(store.apply(&some_ops())),
+            Err(StoreError::QuotaExceeded)
+        );
+        assert_eq!(store.snapshot(), before);
+
+        let report = ready(store.apply(&some_ops())).unwrap();
+        assert_eq!(report.evicted_messages, 2);
+        let after = store.snapshot();
+        assert_eq!(after.outbox.len(), 2);
+        assert_eq!(after.cursor, Some(Cursor::new("k-2")));
+        assert_eq!(after.last_sync, Some(2_000));
+        assert_eq!(after.messages.len(), 1);
+        assert_eq!(after.messages[0].status, MessageStatus::Pending);
+        assert_eq!(after.messages[0].sort_ts, OPTIMISTIC_SORT_BASE + 2);
+    }
+
+    #[test]
+    fn queued_faults_fail_one_apply_each_in_order() {
+        let store = MemoryStore::new();
+        store.fail_next_apply(StoreError::Unavailable("blocked".into()));
+        store.fail_next_apply(StoreError::Failed("disk".into()));
+        let op = [StoreOp::SetLastSync(5)];
+        assert_eq!(
+            ready(store.apply(&op)),
+            Err(StoreError::Unavailable("blocked".into()))
+        );
+        assert_eq!(
+            ready(store.apply(&op)),
+            Err(StoreError::Failed("disk".into()))
+        );
+        assert_eq!(store.snapshot(), MemorySnapshot::default());
+        assert_eq!(ready(store.apply(&op)), Ok(ApplyReport::default()));
+        assert_eq!(store.snapshot().last_sync, Some(5));
+    }
+
+    #[test]
+    fn a_fault_does_not_affect_reads() {
+        let store = MemoryStore::new();
+        ready(store.apply(&[StoreOp::SetLastMaintenance(7)])).unwrap();
+        store.fail_next_apply(StoreError::QuotaExceeded);
+        assert_eq!(ready(store.load()).unwrap().last_maintenance, Some(7));
+        assert!(ready(store.conversations()).unwrap().is_empty());
+        assert!(ready(store.messages(&ConversationId::new("c-1"), None, 10))
+            .unwrap()
+            .is_empty());
+        assert!(ready(store.apply(&[])).is_err());
+    }
+
+    #[test]
+    fn clones_share_data_and_faults() {
+        let store = MemoryStore::new();
+        let after_crash = store.clone();
+        ready(store.apply(&[StoreOp::PutOutbox(outbox_entry("o-1", 1))])).unwrap();
+        assert_eq!(
+            ready(after_crash.load()).unwrap().outbox,
+            vec![outbox_entry("o-1", 1)]
+        );
+        store.fail_next_apply(StoreError::QuotaExceeded);
+        assert!(ready(after_crash.apply(&[])).is_err());
+        assert!(ready(store.apply(&[])).is_ok());
+        drop(store);
+        assert_eq!(after_crash.snapshot().outbox.len(), 1);
+    }
+
+    #[test]
+    fn snapshot_orders_messages_by_conversation_then_sort_ts() {
+        let store = MemoryStore::new();
+        ready(store.apply(&[
+            StoreOp::PutMessage(server_message("m-3", "c-2", 5)),
+            StoreOp::PutMessage(server_message("m-2", "c-1", 30)),
+            StoreOp::PutMessage(server_message("m-1", "c-1", 10)),
+        ]))
+        .unwrap();
+        let ids: Vec<_> = store
+            .snapshot()
+            .messages
+            .into_iter()
+            .map(|m| m.id.unwrap().to_string())
+            .collect();
+        assert_eq!(ids, ["m-1", "m-2", "m-3"]);
+    }
+}

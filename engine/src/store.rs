@@ -1,0 +1,279 @@
+//! The local store: what the engine persists, the operations it asks for, and the [`Store`] trait
+//! that the in-memory store ([`crate::MemoryStore`]) and the IndexedDB store implement.
+//!
+//! The engine never reads the store while it runs; it asks for writes ([`Batch`]es of
+//! [`StoreOp`]s, each batch applied atomically, in the order emitted) and reads its own state once
+//! at start ([`Store::load`]). The app reads conversations and messages through the store directly.
+
+use chat_sync_protocol::{
+    ClientMessageId, Conversation, ConversationId, Cursor, Message, MessageId, Millis, ReadMarker,
+    UserId,
+};
+use serde::{Deserialize, Serialize};
+
+/// Optimistic messages sort after every server message (server stamps are far below this), in
+/// compose order. It stays below 2^53 so JavaScript numbers hold it exactly.
+pub const OPTIMISTIC_SORT_BASE: Millis = 4_000_000_000_000_000;
+
+/// Where a message stands, as the app shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MessageStatus {
+    /// Composed here, waiting in the outbox (or being sent right now).
+    Pending,
+    /// Held by the server.
+    Sent,
+    /// Refused by the server, or expired; waits for the user to retry or discard it.
+    Failed,
+}
+
+/// Why a message failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// A stable code: the server's error code, or `expired`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// A message as the local store holds it: a server message, or an optimistic one composed here.
+///
+/// Keyed by `(sender_id, client_message_id)`, so the server's copy of an optimistic message lands
+/// on the same record and replaces it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalMessage {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The sending client's id for the message.
+    pub client_message_id: ClientMessageId,
+    /// The sender.
+    pub sender_id: UserId,
+    /// The text; empty for a tombstone.
+    pub body: String,
+    /// Pending, sent or failed.
+    pub status: MessageStatus,
+    /// Why it failed, when it did.
+    pub failure: Option<Failure>,
+    /// The server's id, once the server holds it.
+    pub id: Option<MessageId>,
+    /// The server's creation stamp, once the server holds it.
+    pub server_ts: Option<Millis>,
+    /// The server's last-write stamp (last-write-wins key), once the server holds it.
+    pub updated_ts: Option<Millis>,
+    /// Edited after it was sent.
+    pub edited: bool,
+    /// Deleted (a tombstone).
+    pub deleted: bool,
+    /// Order within the conversation: `server_ts` for server messages, after all of them
+    /// (`OPTIMISTIC_SORT_BASE + outbox sequence`) for optimistic ones.
+    pub sort_ts: Millis,
+    /// When it was composed, by this device's clock (optimistic messages only).
+    pub composed_at: Option<Millis>,
+}
+
+impl LocalMessage {
+    /// The server's message as stored locally.
+    pub fn from_server(message: Message) -> Self {
+        Self {
+            conversation_id: message.conversation_id,
+            client_message_id: message.client_message_id,
+            sender_id: message.sender_id,
+            body: message.body,
+            status: MessageStatus::Sent,
+            failure: None,
+            id: Some(message.id),
+            server_ts: Some(message.server_ts),
+            updated_ts: Some(message.updated_ts),
+            edited: message.edited,
+            deleted: message.deleted,
+            sort_ts: message.server_ts,
+            composed_at: None,
+        }
+    }
+
+    /// The optimistic copy of an outbox entry.
+    pub fn optimistic(entry: &OutboxEntry, sender: &UserId) -> Self {
+        let (status, failure) = match &entry.failure {
+            Some(failure) => (MessageStatus::Failed, Some(failure.clone())),
+            None => (MessageStatus::Pending, None),
+        };
+        Self {
+            conversation_id: entry.conversation_id.clone(),
+            client_message_id: entry.client_message_id.clone(),
+            sender_id: sender.clone(),
+            body: entry.body.clone(),
+            status,
+            failure,
+            id: None,
+            server_ts: None,
+            updated_ts: None,
+            edited: false,
+            deleted: false,
+            sort_ts: OPTIMISTIC_SORT_BASE + entry.seq as Millis,
+            composed_at: Some(entry.composed_at),
+        }
+    }
+
+    /// The store key: `(sender, clientMessageId)`.
+    pub fn key(&self) -> (&UserId, &ClientMessageId) {
+        (&self.sender_id, &self.client_message_id)
+    }
+
+    /// Whether the server holds this version (rather than it being optimistic).
+    pub fn is_from_server(&self) -> bool {
+        self.updated_ts.is_some()
+    }
+
+    /// Whether `self` may replace `existing` under last-write-wins: a server version replaces an
+    /// optimistic copy or an older server version; an optimistic copy never replaces a server one.
+    pub fn supersedes(&self, existing: &LocalMessage) -> bool {
+        match (self.updated_ts, existing.updated_ts) {
+            (Some(new), Some(old)) => new > old,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => true,
+        }
+    }
+}
+
+/// A message composed here that the server has not confirmed yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    /// Chosen at compose time, reused on every attempt.
+    pub client_message_id: ClientMessageId,
+    /// Where it goes.
+    pub conversation_id: ConversationId,
+    /// The text.
+    pub body: String,
+    /// Compose order across the outbox; delivery follows it per conversation.
+    pub seq: u64,
+    /// When it was composed, by this device's clock.
+    pub composed_at: Millis,
+    /// Set when the server refused it or it expired; it then waits for retry or discard.
+    pub failure: Option<Failure>,
+}
+
+/// What the engine reads from the store at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistedState {
+    /// Where the change feed continues; `None` before the first full sync.
+    pub cursor: Option<Cursor>,
+    /// Every outbox entry, in `seq` (compose) order.
+    pub outbox: Vec<OutboxEntry>,
+    /// When the last sync finished, by this device's clock.
+    pub last_sync: Option<Millis>,
+    /// When maintenance last ran, by this device's clock.
+    pub last_maintenance: Option<Millis>,
+}
+
+/// One write. A [`Batch`] of them is applied atomically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Stores a conversation unless the stored one's `updated_ts` is equal or higher.
+    PutConversation(Conversation),
+    /// Stores a message where [`LocalMessage::supersedes`] the stored one (or none is stored).
+    PutMessage(LocalMessage),
+    /// Removes an optimistic message; a server message under the key is kept.
+    RemoveOptimistic {
+        /// The sender (this user).
+        sender: UserId,
+        /// The message's client id.
+        client_message_id: ClientMessageId,
+    },
+    /// Stores a read marker unless the stored one's `updated_ts` is equal or higher.
+    PutReadMarker(ReadMarker),
+    /// Adds or replaces an outbox entry.
+    PutOutbox(OutboxEntry),
+    /// Removes an outbox entry.
+    RemoveOutbox(ClientMessageId),
+    /// Sets (or, with `None`, forgets) the change-feed cursor.
+    SetCursor(Option<Cursor>),
+    /// Records when the last sync finished.
+    SetLastSync(Millis),
+    /// Records when maintenance last ran.
+    SetLastMaintenance(Millis),
+    /// Keeps the newest `keep` server messages (tombstones included) of each conversation and
+    /// removes older ones; optimistic messages are never removed.
+    EvictHistory {
+        /// Server messages kept per conversation.
+        keep: usize,
+    },
+    /// Removes tombstones whose `updated_ts` is older than `before`.
+    CompactTombstones {
+        /// Server stamp bound.
+        before: Millis,
+    },
+}
+
+/// Identifies a batch so its result can be matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BatchId(pub u64);
+
+/// Writes applied atomically: all or none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Reported back with the result.
+    pub id: BatchId,
+    /// The writes, in order.
+    pub ops: Vec<StoreOp>,
+}
+
+/// What a batch removed (maintenance ops).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    /// Server messages evicted by [`StoreOp::EvictHistory`].
+    pub evicted_messages: u64,
+    /// Tombstones removed by [`StoreOp::CompactTombstones`].
+    pub compacted_tombstones: u64,
+}
+
+/// Why a store call failed. The batch was rolled back in every case.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The storage quota is used up. The engine runs maintenance and retries.
+    #[error("storage quota exceeded")]
+    QuotaExceeded,
+    /// The database is closed, blocked or being upgraded. The engine retries later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the engine retries later and reports it.
+    #[error("store failure: {0}")]
+    Failed(String),
+}
+
+/// The local store. Implementations: [`crate::MemoryStore`] and the IndexedDB store of the wasm
+/// client; both pass the shared contract suite (`contract` module, feature `contract-tests`).
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// Reads the engine's persisted state.
+    async fn load(&self) -> Result<PersistedState, StoreError>;
+
+    /// Applies `ops` atomically, in order.
+    async fn apply(&self, ops: &[StoreOp]) -> Result<ApplyReport, StoreError>;
+
+    /// Every conversation, most recent activity first. A conversation's activity is the highest
+    /// of its `updated_ts`, its server messages' `server_ts` and its optimistic messages'
+    /// `composed_at`; ties go by id.
+    async fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
+
+    /// Up to `limit` messages of a conversation that sort before `before` (all when `None`), as
+    /// the newest ones in ascending order; tombstones included.
+    async fn messages(
+        &self,
+        conversation: &ConversationId,
+        before: Option<Millis>,
+        limit: usize,
+    ) -> Result<Vec<LocalMessage>, StoreError>;
+
+    /// The read markers of a conversation.
+    async fn read_markers(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ReadMarker>, StoreError>;
+}
