@@ -14,7 +14,7 @@ use crate::store::{Batch, PersistedState};
 use crate::transport::{HttpOutcome, HttpRequest, RequestId};
 use crate::{BatchId, StoreError};
 use chat_sync_protocol::{ConversationId, Cursor, Millis, ValidationError};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use outbox::OutboxItem;
 use persist::PendingBatch;
@@ -120,14 +120,14 @@ pub struct Engine {
     run: Option<Run>,
     conversation_jobs: VecDeque<PullJob>,
     history_jobs: VecDeque<HistoryJob>,
-    conversation_cursors: HashMap<ConversationId, Cursor>,
+    conversation_cursors: BTreeMap<ConversationId, Cursor>,
     open_conversation: Option<ConversationId>,
     pull_attempts: u32,
     pull_retry_at: Millis,
     server_retry_at: Millis,
     next_periodic: Option<Millis>,
 
-    in_flight: HashMap<RequestId, InFlight>,
+    in_flight: BTreeMap<RequestId, InFlight>,
     next_request_id: u64,
 
     batches: VecDeque<PendingBatch>,
@@ -168,13 +168,13 @@ impl Engine {
             run: None,
             conversation_jobs: VecDeque::new(),
             history_jobs: VecDeque::new(),
-            conversation_cursors: HashMap::new(),
+            conversation_cursors: BTreeMap::new(),
             open_conversation: None,
             pull_attempts: 0,
             pull_retry_at: Millis::MIN,
             server_retry_at: Millis::MIN,
             next_periodic: None,
-            in_flight: HashMap::new(),
+            in_flight: BTreeMap::new(),
             next_request_id: 1,
             batches: VecDeque::new(),
             persisting: None,

@@ -1,0 +1,878 @@
+//! A deterministic simulated world: several engines (devices of several users) with in-memory
+//! stores, the reference server's own request handling on in-memory SQLite, and a network that
+//! delays, reorders, drops and fails requests and loses acknowledgements. Devices crash and restart
+//! (memory lost, store kept); clocks are skewed. Everything draws from one seed, so a failing seed
+//! replays exactly.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use chat_sync_engine::{
+    BrokenVariant, Config, Engine, Event, HttpOutcome, HttpRequest, MemorySnapshot, MemoryStore,
+    Output, Store, Trigger,
+};
+use chat_sync_protocol::{
+    decode_response, encode_request, ClientMessageId, ConversationId, Message, Millis,
+    ResponseBody, User, UserId,
+};
+use chat_sync_server::storage::FeedScope;
+use chat_sync_server::{app, AppState, Config as ServerConfig, ManualClock, SqliteStorage};
+use http_body_util::BodyExt;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const USERS: [&str; 3] = ["u-alice", "u-bob", "u-carol"];
+/// Conversations and their members (indexes into `USERS`).
+const CONVERSATIONS: [(&str, &[usize]); 3] =
+    [("all", &[0, 1, 2]), ("ab", &[0, 1]), ("bc", &[1, 2])];
+const SECOND: Millis = 1_000;
+const MINUTE: Millis = 60 * SECOND;
+/// Sim time starts here (any realistic epoch time).
+const EPOCH: Millis = 1_790_000_000_000;
+
+/// How rough the world is; drawn from the seed.
+#[derive(Clone, Debug)]
+pub(crate) struct Faults {
+    pub(crate) drop_request: f64,
+    pub(crate) error_before: f64,
+    pub(crate) lost_ack: f64,
+    pub(crate) slow: f64,
+    pub(crate) crash: f64,
+    pub(crate) offline: f64,
+}
+
+/// What the harness remembers of each composed message.
+#[derive(Clone, Debug)]
+struct Composed {
+    device: usize,
+    user: usize,
+    conversation: ConversationId,
+    body: String,
+    client_message_id: ClientMessageId,
+    /// Sent to a conversation the user is not in: the server refuses it.
+    doomed: bool,
+    queued: bool,
+    failed_reported: bool,
+}
+
+struct Device {
+    user: usize,
+    store: MemoryStore,
+    engine: Option<Engine>,
+    incarnation: u32,
+    skew: Millis,
+    online: bool,
+    visible: bool,
+    wake: Option<Millis>,
+    restarts: u32,
+}
+
+#[derive(Debug)]
+enum Happening {
+    Wake {
+        device: usize,
+        incarnation: u32,
+    },
+    Persisted {
+        device: usize,
+        incarnation: u32,
+        batch: chat_sync_engine::Batch,
+    },
+    AtServer {
+        device: usize,
+        incarnation: u32,
+        request: HttpRequest,
+    },
+    AtDevice {
+        device: usize,
+        incarnation: u32,
+        id: chat_sync_engine::RequestId,
+        outcome: HttpOutcome,
+    },
+    Compose {
+        device: usize,
+    },
+    Toggle {
+        device: usize,
+    },
+    Visibility {
+        device: usize,
+    },
+    Crash {
+        device: usize,
+    },
+    Restart {
+        device: usize,
+    },
+    Force {
+        device: usize,
+    },
+    SyncConversation {
+        device: usize,
+    },
+    LoadOlder {
+        device: usize,
+    },
+    ServerActor,
+}
+
+/// The world of one seed.
+pub(crate) struct World {
+    seed: u64,
+    rng: SmallRng,
+    now: Millis,
+    next_event: u64,
+    events: BTreeMap<(Millis, u64), Happening>,
+    runtime: tokio::runtime::Runtime,
+    server: axum::Router,
+    state: AppState,
+    clock: Arc<ManualClock>,
+    server_skew: Millis,
+    devices: Vec<Device>,
+    conversations: Vec<(ConversationId, Vec<usize>)>,
+    composed: Vec<Composed>,
+    faults: Faults,
+    healed: bool,
+    broken: Option<BrokenVariant>,
+    pub(crate) log: Vec<String>,
+}
+
+impl World {
+    /// A world for `seed`; `broken` makes every engine a deliberately broken variant.
+    pub(crate) fn new(seed: u64, broken: Option<BrokenVariant>) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let rough = rng.random_range(0.0..1.0_f64);
+        let faults = Faults {
+            drop_request: rough * 0.1,
+            error_before: rough * 0.15,
+            lost_ack: rough * 0.15,
+            slow: rough * 0.05,
+            crash: rough * 0.3,
+            offline: rough * 0.3,
+        };
+        let clock = Arc::new(ManualClock::new(EPOCH));
+        let storage = SqliteStorage::open(":memory:").expect("in-memory database");
+        let state = AppState::new(storage, ServerConfig::default()).with_clock(clock.clone());
+        let server = app(state.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut conversations = Vec::new();
+        for (id, name) in USERS.iter().enumerate() {
+            let user = User {
+                id: UserId::new(*name),
+                display_name: name.to_string(),
+            };
+            state
+                .storage()
+                .create_user(&user, &token(id), EPOCH)
+                .expect("user");
+        }
+        for (title, members) in CONVERSATIONS {
+            let others: Vec<UserId> = members[1..]
+                .iter()
+                .map(|&m| UserId::new(USERS[m]))
+                .collect();
+            let conversation = state
+                .storage()
+                .create_conversation(&UserId::new(USERS[members[0]]), title, &others, EPOCH)
+                .expect("conversation");
+            conversations.push((conversation.id, members.to_vec()));
+        }
+        let device_count = rng.random_range(2..=4);
+        let mut devices = Vec::new();
+        for index in 0..device_count {
+            // Every user has a device; extra devices go to random users.
+            let user = if index < USERS.len().min(device_count) {
+                index
+            } else {
+                rng.random_range(0..USERS.len())
+            };
+            devices.push(Device {
+                user,
+                store: MemoryStore::new(),
+                engine: None,
+                incarnation: 0,
+                skew: rng.random_range(-5 * MINUTE..=5 * MINUTE),
+                online: true,
+                visible: true,
+                wake: None,
+                restarts: 0,
+            });
+        }
+        let server_skew = rng.random_range(-MINUTE..=MINUTE);
+        let mut world = Self {
+            seed,
+            rng,
+            now: EPOCH,
+            next_event: 0,
+            events: BTreeMap::new(),
+            runtime,
+            server,
+            state,
+            clock,
+            server_skew,
+            devices,
+            conversations,
+            composed: Vec::new(),
+            faults,
+            healed: false,
+            broken,
+            log: Vec::new(),
+        };
+        for device in 0..world.devices.len() {
+            world.boot(device);
+        }
+        world.plan_workload();
+        world
+    }
+
+    fn at(&mut self, time: Millis, happening: Happening) {
+        self.next_event += 1;
+        self.events
+            .insert((time.max(self.now), self.next_event), happening);
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random_bool(p.min(1.0))
+    }
+
+    /// The random actions of the first three simulated minutes.
+    fn plan_workload(&mut self) {
+        let end = EPOCH + 3 * MINUTE;
+        let actions = self.rng.random_range(20..60);
+        for _ in 0..actions {
+            let time = self.rng.random_range(EPOCH..end);
+            let device = self.rng.random_range(0..self.devices.len());
+            let roll = self.rng.random_range(0..100);
+            let happening = match roll {
+                0..=54 => Happening::Compose { device },
+                55..=59 => Happening::Force { device },
+                60..=63 => Happening::SyncConversation { device },
+                64..=66 => Happening::LoadOlder { device },
+                67..=71 => Happening::Visibility { device },
+                72..=84 => Happening::ServerActor,
+                85..=92 if self.chance(self.faults.offline * 3.0) => Happening::Toggle { device },
+                93..=99 if self.chance(self.faults.crash * 3.0) => Happening::Crash { device },
+                _ => Happening::Compose { device },
+            };
+            self.at(time, happening);
+        }
+    }
+
+    fn device_now(&self, device: usize) -> Millis {
+        self.now + self.devices[device].skew
+    }
+
+    fn boot(&mut self, device: usize) {
+        let now = self.device_now(device);
+        let seed = self.rng.random();
+        let d = &mut self.devices[device];
+        d.incarnation += 1;
+        let mut config = Config::new(UserId::new(USERS[d.user]), seed);
+        config.broken = self.broken;
+        let mut engine = Engine::new(config, now);
+        let state = pollster::block_on(d.store.load()).expect("load");
+        engine.handle_loaded(state, now);
+        engine.handle_online(d.online, now);
+        engine.start(now);
+        d.engine = Some(engine);
+        self.drain(device);
+    }
+
+    /// Performs the engine's outputs until it waits.
+    fn drain(&mut self, device: usize) {
+        loop {
+            let incarnation = self.devices[device].incarnation;
+            let Some(engine) = self.devices[device].engine.as_mut() else {
+                return;
+            };
+            match engine.poll_output() {
+                Output::Persist(batch) => {
+                    let delay = self.rng.random_range(0..20);
+                    self.at(
+                        self.now + delay,
+                        Happening::Persisted {
+                            device,
+                            incarnation,
+                            batch,
+                        },
+                    );
+                }
+                Output::Send(request) => self.network_out(device, incarnation, request),
+                Output::Event(event) => self.observe(device, event),
+                Output::Timeout(at) => {
+                    let skew = self.devices[device].skew;
+                    let wake = at.map(|at| at - skew);
+                    if wake != self.devices[device].wake {
+                        self.devices[device].wake = wake;
+                        if let Some(wake) = wake {
+                            self.at(
+                                wake,
+                                Happening::Wake {
+                                    device,
+                                    incarnation,
+                                },
+                            );
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn observe(&mut self, device: usize, event: Event) {
+        match event {
+            Event::MessageQueued { message } => {
+                if let Some(composed) = self.composed.iter_mut().find(|c| {
+                    c.device == device && c.client_message_id == message.client_message_id
+                }) {
+                    composed.queued = true;
+                }
+            }
+            Event::MessageFailed {
+                client_message_id, ..
+            } => {
+                if let Some(composed) = self
+                    .composed
+                    .iter_mut()
+                    .find(|c| c.device == device && c.client_message_id == client_message_id)
+                {
+                    composed.failed_reported = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn latency(&mut self) -> Millis {
+        if self.chance(self.faults.slow) {
+            self.rng.random_range(20 * SECOND..45 * SECOND)
+        } else {
+            self.rng.random_range(5..400)
+        }
+    }
+
+    fn network_out(&mut self, device: usize, incarnation: u32, request: HttpRequest) {
+        if !self.healed && self.chance(self.faults.drop_request) {
+            return;
+        }
+        let latency = self.latency();
+        if !self.healed && self.chance(self.faults.error_before) {
+            let status = [500, 503, 429, 502][self.rng.random_range(0..4)];
+            let retry_after_ms = (status != 500).then(|| self.rng.random_range(0..5) * SECOND);
+            let outcome = HttpOutcome::Response {
+                status,
+                retry_after_ms,
+                body: ResponseBody::Invalid("proxy error page".into()),
+                bytes: 20,
+            };
+            self.at(
+                self.now + latency,
+                Happening::AtDevice {
+                    device,
+                    incarnation,
+                    id: request.id,
+                    outcome,
+                },
+            );
+            return;
+        }
+        self.at(
+            self.now + latency,
+            Happening::AtServer {
+                device,
+                incarnation,
+                request,
+            },
+        );
+    }
+
+    /// The reference server handles the request now, with its own skewed clock.
+    fn at_server(&mut self, device: usize, incarnation: u32, request: HttpRequest) {
+        self.clock.set(self.now + self.server_skew);
+        let mut builder = Request::builder()
+            .method(request.method.as_str())
+            .uri(&request.path)
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token(self.devices[device].user)),
+            );
+        let body = match &request.body {
+            Some(body) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(encode_request(body))
+            }
+            None => Body::empty(),
+        };
+        let http = builder.body(body).expect("request");
+        let router = self.server.clone();
+        let (status, retry_after, bytes) = self.runtime.block_on(async move {
+            let response = router.oneshot(http).await.expect("infallible");
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Millis>().ok());
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, retry_after, bytes)
+        });
+        let is_write = request.method == chat_sync_engine::Method::Post;
+        if !self.healed && is_write && self.chance(self.faults.lost_ack) {
+            // Committed, but the answer never arrives (or arrives as a broken connection).
+            if self.rng.random_bool(0.5) {
+                let latency = self.latency();
+                let outcome = HttpOutcome::Network("connection reset".into());
+                self.at(
+                    self.now + latency,
+                    Happening::AtDevice {
+                        device,
+                        incarnation,
+                        id: request.id,
+                        outcome,
+                    },
+                );
+            }
+            return;
+        }
+        let outcome = HttpOutcome::Response {
+            status,
+            retry_after_ms: retry_after.map(|s| s * SECOND),
+            body: decode_response(request.expects, status, &bytes),
+            bytes: bytes.len() as u64,
+        };
+        let latency = self.latency();
+        self.at(
+            self.now + latency,
+            Happening::AtDevice {
+                device,
+                incarnation,
+                id: request.id,
+                outcome,
+            },
+        );
+    }
+
+    fn alive(&self, device: usize, incarnation: u32) -> bool {
+        let d = &self.devices[device];
+        d.engine.is_some() && d.incarnation == incarnation
+    }
+
+    fn step(&mut self, happening: Happening) {
+        match happening {
+            Happening::Wake {
+                device,
+                incarnation,
+            } => {
+                if !self.alive(device, incarnation) || self.devices[device].wake != Some(self.now) {
+                    return;
+                }
+                self.devices[device].wake = None;
+                let now = self.device_now(device);
+                self.engine(device).handle_timeout(now);
+            }
+            Happening::Persisted {
+                device,
+                incarnation,
+                batch,
+            } => {
+                if !self.alive(device, incarnation) {
+                    // The process died before the transaction committed.
+                    return;
+                }
+                if !self.healed && self.chance(self.faults.crash * 0.1) {
+                    // Killed in the middle of the transaction: it never commits.
+                    self.step(Happening::Crash { device });
+                    return;
+                }
+                let result = pollster::block_on(self.devices[device].store.apply(&batch.ops));
+                let now = self.device_now(device);
+                self.engine(device).handle_persisted(batch.id, result, now);
+            }
+            Happening::AtServer {
+                device,
+                incarnation,
+                request,
+            } => {
+                self.at_server(device, incarnation, request);
+                return;
+            }
+            Happening::AtDevice {
+                device,
+                incarnation,
+                id,
+                outcome,
+            } => {
+                if !self.alive(device, incarnation) {
+                    return;
+                }
+                let now = self.device_now(device);
+                self.engine(device).handle_response(id, outcome, now);
+            }
+            Happening::Compose { device } => self.compose(device),
+            Happening::Toggle { device } => {
+                let online = !self.devices[device].online;
+                self.devices[device].online = online;
+                let now = self.device_now(device);
+                if let Some(engine) = self.devices[device].engine.as_mut() {
+                    engine.handle_online(online, now);
+                }
+                if !online {
+                    let back = self.now + self.rng.random_range(SECOND..MINUTE);
+                    self.at(back, Happening::Toggle { device });
+                }
+            }
+            Happening::Visibility { device } => {
+                let visible = !self.devices[device].visible;
+                self.devices[device].visible = visible;
+                let now = self.device_now(device);
+                if let Some(engine) = self.devices[device].engine.as_mut() {
+                    engine.handle_visibility(visible, now);
+                }
+            }
+            Happening::Crash { device } => {
+                if self.devices[device].engine.take().is_some() {
+                    self.devices[device].wake = None;
+                    let back = self.now + self.rng.random_range(0..30 * SECOND);
+                    self.at(back, Happening::Restart { device });
+                }
+                return;
+            }
+            Happening::Restart { device } => {
+                if self.devices[device].engine.is_none() {
+                    self.devices[device].restarts += 1;
+                    self.boot(device);
+                }
+                return;
+            }
+            Happening::Force { device } => {
+                let now = self.device_now(device);
+                if let Some(engine) = self.devices[device].engine.as_mut() {
+                    engine.request_sync(Trigger::Force, now);
+                }
+            }
+            Happening::SyncConversation { device } => {
+                let conversation = self.member_conversation(device);
+                let now = self.device_now(device);
+                if let Some(engine) = self.devices[device].engine.as_mut() {
+                    engine.sync_conversation(conversation, now);
+                }
+            }
+            Happening::LoadOlder { device } => {
+                let conversation = self.member_conversation(device);
+                let now = self.device_now(device);
+                if let Some(engine) = self.devices[device].engine.as_mut() {
+                    engine.load_older(conversation, None, now);
+                }
+            }
+            Happening::ServerActor => {
+                self.server_actor();
+                return;
+            }
+        }
+        self.drain_all();
+    }
+
+    fn drain_all(&mut self) {
+        for device in 0..self.devices.len() {
+            self.drain(device);
+        }
+    }
+
+    fn engine(&mut self, device: usize) -> &mut Engine {
+        self.devices[device].engine.as_mut().expect("alive")
+    }
+
+    fn member_conversation(&mut self, device: usize) -> ConversationId {
+        let user = self.devices[device].user;
+        let options: Vec<ConversationId> = self
+            .conversations
+            .iter()
+            .filter(|(_, members)| members.contains(&user))
+            .map(|(id, _)| id.clone())
+            .collect();
+        options[self.rng.random_range(0..options.len())].clone()
+    }
+
+    fn compose(&mut self, device: usize) {
+        if self.devices[device].engine.is_none() {
+            return;
+        }
+        let user = self.devices[device].user;
+        let doomed = self.chance(0.05);
+        let conversation = if doomed {
+            match self
+                .conversations
+                .iter()
+                .find(|(_, members)| !members.contains(&user))
+            {
+                Some((id, _)) => id.clone(),
+                None => return,
+            }
+        } else {
+            self.member_conversation(device)
+        };
+        let body = format!("d{device}-{}", self.composed.len());
+        let now = self.device_now(device);
+        let (message, _) = self
+            .engine(device)
+            .send(conversation.clone(), body.clone(), now)
+            .expect("valid message");
+        self.composed.push(Composed {
+            device,
+            user,
+            conversation,
+            body,
+            client_message_id: message.client_message_id,
+            doomed,
+            queued: false,
+            failed_reported: false,
+        });
+    }
+
+    /// Another client of some user edits or deletes one of their messages on the server.
+    fn server_actor(&mut self) {
+        self.clock.set(self.now + self.server_skew);
+        let messages = self.server_messages();
+        if messages.is_empty() {
+            return;
+        }
+        let message = messages[self.rng.random_range(0..messages.len())].clone();
+        let storage = self.state.storage();
+        let result = if self.rng.random_bool(0.3) {
+            storage.delete_message(
+                &message.sender_id,
+                &message.conversation_id,
+                &message.id,
+                self.now + self.server_skew,
+            )
+        } else {
+            let body = format!("{} (edited {})", message.body, self.now);
+            storage.edit_message(
+                &message.sender_id,
+                &message.conversation_id,
+                &message.id,
+                &body,
+                self.now + self.server_skew,
+            )
+        };
+        // Editing a deleted message is refused; that is fine here.
+        let _ = result;
+    }
+
+    /// Every message the server holds, in server order.
+    fn server_messages(&self) -> Vec<Message> {
+        let mut all: BTreeMap<String, Message> = BTreeMap::new();
+        for user in USERS {
+            let read = self
+                .state
+                .storage()
+                .feed(&UserId::new(user), &FeedScope::AllConversations, 0, 100_000)
+                .expect("feed");
+            for change in read.changes {
+                if let chat_sync_protocol::Change::Message { message } = change {
+                    all.insert(message.id.to_string(), message);
+                }
+            }
+        }
+        let mut messages: Vec<Message> = all.into_values().collect();
+        messages.sort_by_key(|m| (m.server_ts, m.id.clone()));
+        messages
+    }
+
+    /// Runs the workload, heals the world, lets it settle, and checks every invariant.
+    /// Returns a summary of the world, and the first broken invariant if any.
+    pub(crate) fn run(mut self) -> (String, Result<(), String>) {
+        self.run_until(EPOCH + 4 * MINUTE);
+        self.heal();
+        self.run_until(self.now + 15 * MINUTE);
+        (self.summary(), self.check())
+    }
+
+    fn run_until(&mut self, end: Millis) {
+        while let Some(entry) = self.events.first_entry() {
+            let (time, _) = *entry.key();
+            if time > end {
+                break;
+            }
+            let happening = entry.remove();
+            self.now = time;
+            self.step(happening);
+        }
+        self.now = end;
+    }
+
+    /// No more faults: every device restarts if down, goes online and syncs.
+    fn heal(&mut self) {
+        self.healed = true;
+        for device in 0..self.devices.len() {
+            if self.devices[device].engine.is_none() {
+                self.boot(device);
+            }
+            let now = self.device_now(device);
+            self.devices[device].online = true;
+            let engine = self.engine(device);
+            engine.handle_online(true, now);
+            engine.request_sync(Trigger::Force, now);
+        }
+        self.drain_all();
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let server = self.server_messages();
+        // Exactly once (by client id, or by text for copies made under other ids), or reported
+        // failed.
+        for composed in self.composed.iter().filter(|c| c.queued) {
+            let sender = USERS[composed.user];
+            let edited_prefix = format!("{} (edited", composed.body);
+            let copies = server
+                .iter()
+                .filter(|m| m.sender_id.as_str() == sender)
+                .filter(|m| {
+                    m.client_message_id == composed.client_message_id
+                        || m.body == composed.body
+                        || m.body.starts_with(&edited_prefix)
+                })
+                .count();
+            let failed_in_store = self.devices[composed.device]
+                .store
+                .snapshot()
+                .outbox
+                .iter()
+                .any(|e| e.client_message_id == composed.client_message_id && e.failure.is_some());
+            let reported = composed.failed_reported || failed_in_store;
+            let fine = match composed.doomed {
+                false => copies == 1 && !reported,
+                true => copies == 0 && reported,
+            };
+            if !fine {
+                return Err(format!(
+                    "message {} (doomed: {}) is on the server {copies} times; failure reported: {reported}",
+                    composed.body, composed.doomed
+                ));
+            }
+        }
+        // Compose order per device and conversation.
+        for device in 0..self.devices.len() {
+            for (conversation, _) in &self.conversations {
+                let composed: Vec<&ClientMessageId> = self
+                    .composed
+                    .iter()
+                    .filter(|c| c.queued && !c.doomed && c.device == device)
+                    .filter(|c| &c.conversation == conversation)
+                    .map(|c| &c.client_message_id)
+                    .collect();
+                let delivered: Vec<&ClientMessageId> = server
+                    .iter()
+                    .filter(|m| &m.conversation_id == conversation)
+                    .map(|m| &m.client_message_id)
+                    .filter(|id| composed.contains(id))
+                    .collect();
+                if delivered != composed {
+                    return Err(format!(
+                        "device {device} composed {composed:?} in {conversation}, the server holds them as {delivered:?}"
+                    ));
+                }
+            }
+        }
+        // Every device converged to the server's state of its user's conversations.
+        for (index, device) in self.devices.iter().enumerate() {
+            let snapshot: MemorySnapshot = device.store.snapshot();
+            let user = device.user;
+            let visible: BTreeSet<&ConversationId> = self
+                .conversations
+                .iter()
+                .filter(|(_, members)| members.contains(&user))
+                .map(|(id, _)| id)
+                .collect();
+            let expected: Vec<String> = server
+                .iter()
+                .filter(|m| visible.contains(&m.conversation_id))
+                .map(describe)
+                .collect();
+            let mut local: Vec<&chat_sync_engine::LocalMessage> = snapshot
+                .messages
+                .iter()
+                .filter(|m| m.is_from_server())
+                .collect();
+            local.sort_by_key(|m| (m.server_ts, m.id.clone()));
+            let local: Vec<String> = local.iter().map(|m| describe_local(m)).collect();
+            if local != expected {
+                return Err(format!(
+                    "device {index} ({}) did not converge:\n local: {local:?}\nserver: {expected:?}",
+                    USERS[user]
+                ));
+            }
+            let stray: Vec<&chat_sync_engine::LocalMessage> = snapshot
+                .messages
+                .iter()
+                .filter(|m| !m.is_from_server() && m.failure.is_none())
+                .collect();
+            if !stray.is_empty() {
+                return Err(format!(
+                    "device {index} still shows pending messages: {stray:?}"
+                ));
+            }
+            if snapshot.outbox.iter().any(|e| e.failure.is_none()) {
+                return Err(format!(
+                    "device {index} has undelivered outbox entries: {:?}",
+                    snapshot.outbox
+                ));
+            }
+            let conversations: BTreeSet<&ConversationId> =
+                snapshot.conversations.iter().map(|c| &c.id).collect();
+            if conversations != visible {
+                return Err(format!(
+                    "device {index} holds conversations {conversations:?}, expected {visible:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A summary for failure messages.
+    pub(crate) fn summary(&self) -> String {
+        format!(
+            "{} devices, {} composed ({} queued, {} refused), {} on the server, restarts {:?}, faults {:?}",
+            self.devices.len(),
+            self.composed.len(),
+            self.composed.iter().filter(|c| c.queued).count(),
+            self.composed.iter().filter(|c| c.failed_reported).count(),
+            self.server_messages().len(),
+            self.devices.iter().map(|d| d.restarts).collect::<Vec<_>>(),
+            self.faults
+        )
+    }
+}
+
+fn token(user: usize) -> String {
+    format!("t-{}", USERS[user])
+}
+
+fn describe(message: &Message) -> String {
+    format!(
+        "{}:{}:{}:{}:{}",
+        message.id, message.body, message.deleted, message.edited, message.updated_ts
+    )
+}
+
+fn describe_local(message: &chat_sync_engine::LocalMessage) -> String {
+    format!(
+        "{}:{}:{}:{}:{}",
+        message.id.as_ref().map(|id| id.as_str()).unwrap_or("?"),
+        message.body,
+        message.deleted,
+        message.edited,
+        message.updated_ts.unwrap_or(0)
+    )
+}
