@@ -219,7 +219,6 @@ impl Engine {
         };
         let next_sync_at = match phase {
             Phase::Backoff => Some(self.pull_retry_at),
-            Phase::Syncing => Some(self.now),
             Phase::Idle => self.next_periodic,
             _ => None,
         };

@@ -5,7 +5,7 @@ use super::{Engine, Output};
 use crate::event::{ChangeSet, DiscardReason, Event, SyncSummary, Ticket};
 use crate::status::SyncError;
 use crate::store::{ApplyReport, Batch, BatchId, LocalMessage, OutboxEntry, StoreError, StoreOp};
-use chat_sync_protocol::{ClientMessageId, ConversationId, Cursor, Message};
+use chat_sync_protocol::{ClientMessageId, ConversationId, Cursor, Message, Millis};
 
 /// Server messages each conversation keeps when the quota runs out and history is evicted.
 pub(crate) const QUOTA_EVICTION_KEEP: usize = 200;
@@ -71,8 +71,12 @@ pub(super) struct PageWrite {
 /// Which pull a page belongs to.
 #[derive(Debug)]
 pub(super) enum PageSource {
-    /// The global feed, continuing at the cursor.
-    Feed(Cursor),
+    /// The global feed, continuing at `cursor`; `synced_at` is set on the last page (the sync
+    /// time stored with it).
+    Feed {
+        cursor: Cursor,
+        synced_at: Option<Millis>,
+    },
     /// One conversation's feed, continuing at the cursor.
     Conversation(ConversationId, Cursor),
     /// One conversation's history.

@@ -243,7 +243,8 @@ impl Engine {
     }
 
     pub(super) fn on_feed_outcome(&mut self, verdict: Verdict) {
-        if self.run.is_none() {
+        if self.run.as_ref().map(|run| run.stage) != Some(Stage::Requested) {
+            // An answer for a run that ended (stop) or was restarted: ignore it.
             return;
         }
         match verdict {
@@ -255,14 +256,18 @@ impl Engine {
                 } else {
                     ops.push(cursor_op);
                 }
-                if !page.has_more {
-                    ops.push(StoreOp::SetLastSync(self.now));
+                let synced_at = (!page.has_more).then_some(self.now);
+                if let Some(at) = synced_at {
+                    ops.push(StoreOp::SetLastSync(at));
                 }
                 self.set_run_stage(Stage::Persisting);
                 self.persist(
                     ops,
                     AfterPersist::Page(PageWrite {
-                        source: PageSource::Feed(page.next_cursor),
+                        source: PageSource::Feed {
+                            cursor: page.next_cursor,
+                            synced_at,
+                        },
                         ..write
                     }),
                 );
@@ -277,6 +282,13 @@ impl Engine {
         conversation: ConversationId,
         verdict: Verdict,
     ) {
+        let requested = self
+            .conversation_jobs
+            .iter()
+            .any(|job| job.conversation == conversation && job.stage == Stage::Requested);
+        if !requested {
+            return;
+        }
         match verdict {
             Verdict::Success(ResponseBody::Feed(page)) => {
                 let (ops, write) = self.page_write(page.changes, page.has_more);
@@ -375,8 +387,11 @@ impl Engine {
         }
         self.pull_attempts = 0;
         match page.source {
-            PageSource::Feed(cursor) => {
+            PageSource::Feed { cursor, synced_at } => {
                 self.cursor = Some(cursor);
+                if synced_at.is_some() {
+                    self.last_sync = synced_at;
+                }
                 let Some(run) = &mut self.run else {
                     return;
                 };
@@ -423,7 +438,7 @@ impl Engine {
 
     pub(super) fn on_page_write_failed(&mut self, source: PageSource, error: SyncError) {
         let kind = match source {
-            PageSource::Feed(_) => PullKind::Feed,
+            PageSource::Feed { .. } => PullKind::Feed,
             PageSource::Conversation(id, _) => PullKind::Conversation(id),
             PageSource::History(id) => PullKind::History(id),
         };
@@ -547,7 +562,6 @@ impl Engine {
                 let duration = self.now - run.started_at;
                 self.stats.syncs_completed += 1;
                 self.record_duration(duration);
-                self.last_sync = Some(self.now);
                 self.last_error = None;
                 // The global cursor now covers every conversation.
                 self.conversation_cursors.clear();
