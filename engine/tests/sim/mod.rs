@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{header, Request};
 use chat_sync_engine::{
     BrokenVariant, Config, Engine, Event, HttpOutcome, HttpRequest, MemorySnapshot, MemoryStore,
-    Output, Store, Trigger,
+    Output, Store, StoreError, Trigger,
 };
 use chat_sync_protocol::{
     decode_response, encode_request, ClientMessageId, ConversationId, Message, Millis,
@@ -114,6 +114,9 @@ enum Happening {
         device: usize,
     },
     LoadOlder {
+        device: usize,
+    },
+    StoreFault {
         device: usize,
     },
     ServerActor,
@@ -252,7 +255,8 @@ impl World {
                 0..=54 => Happening::Compose { device },
                 55..=59 => Happening::Force { device },
                 60..=63 => Happening::SyncConversation { device },
-                64..=66 => Happening::LoadOlder { device },
+                64..=65 => Happening::LoadOlder { device },
+                66 => Happening::StoreFault { device },
                 67..=71 => Happening::Visibility { device },
                 72..=84 => Happening::ServerActor,
                 85..=92 if self.chance(self.faults.offline * 3.0) => Happening::Toggle { device },
@@ -574,6 +578,16 @@ impl World {
                 if let Some(engine) = self.devices[device].engine.as_mut() {
                     engine.load_older(conversation, None, now);
                 }
+            }
+            Happening::StoreFault { device } => {
+                // The next write fails: out of quota, or the database is briefly unavailable.
+                let error = if self.rng.random_bool(0.5) {
+                    StoreError::QuotaExceeded
+                } else {
+                    StoreError::Unavailable("database closed by a version change".into())
+                };
+                self.devices[device].store.fail_next_apply(error);
+                return;
             }
             Happening::ServerActor => {
                 self.server_actor();
