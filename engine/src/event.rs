@@ -12,7 +12,7 @@ pub struct Ticket(pub u64);
 /// What a finished command did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyncSummary {
-    /// Changes applied to the store.
+    /// Messages written to the store (new, edited or deleted).
     pub changes: usize,
     /// For history back-fill: whether older messages remain on the server.
     pub has_more: bool,

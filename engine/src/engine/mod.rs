@@ -210,7 +210,8 @@ impl Engine {
             Phase::AuthRequired
         } else if !self.online {
             Phase::Offline
-        } else if pulling && self.pull_attempts > 0 && self.pull_retry_at > self.now {
+        } else if pulling && self.pull_retry_at > self.now {
+            // Our own backoff, or the server's Retry-After that outlives a reset of it.
             Phase::Backoff
         } else if pulling {
             Phase::Syncing

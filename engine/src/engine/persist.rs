@@ -129,8 +129,11 @@ impl Engine {
     /// Out of quota: evict history, then try the batch once more. Otherwise give up on it.
     fn on_batch_failed(&mut self, mut batch: PendingBatch, error: StoreError) {
         log::warn!(error:% = error; "store write failed");
-        if error == StoreError::QuotaExceeded && !batch.retried_after_eviction {
+        if error == StoreError::QuotaExceeded {
+            // The status says so until a write succeeds, also when this one is given up.
             self.storage_full = true;
+        }
+        if error == StoreError::QuotaExceeded && !batch.retried_after_eviction {
             self.emit(Event::StorageFull);
             batch.retried_after_eviction = true;
             self.batches.push_front(batch);

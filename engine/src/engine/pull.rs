@@ -272,7 +272,10 @@ impl Engine {
                     }),
                 );
             }
-            Verdict::InvalidCursor => self.reset_cursor(),
+            Verdict::InvalidCursor => {
+                self.set_run_stage(Stage::Persisting);
+                self.reset_cursor();
+            }
             other => self.on_pull_failure(PullKind::Feed, other),
         }
     }
@@ -454,7 +457,6 @@ impl Engine {
     /// The cursor is not valid on this server (its database was replaced): start over.
     fn reset_cursor(&mut self) {
         log::warn!("the server refused the feed cursor; syncing from the start");
-        self.set_run_stage(Stage::Persisting);
         self.persist(vec![StoreOp::SetCursor(None)], AfterPersist::CursorReset);
     }
 

@@ -1,0 +1,1450 @@
+//! Focused tests of the engine's state transitions and rules, one per behaviour.
+//!
+//! Each test drives ONE [`Engine`] through a small scripted [`Driver`]: it drains the outputs,
+//! applies store batches to a [`MemoryStore`] at once (or holds them, to look between a write and
+//! its acknowledgement), collects requests for the test to answer by hand, and records events.
+
+use chat_sync_engine::{
+    BackoffConfig, Batch, Config, ConnectionQuality, DiscardReason, EffectiveType, Engine,
+    EngineError, Event, HttpOutcome, HttpRequest, LocalMessage, MemoryStore, MessageStatus, Output,
+    Phase, RequestId, Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
+};
+use chat_sync_protocol::{
+    Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
+    HistoryPage, Message, MessageId, MessageResponse, Millis, RequestBody, ResponseBody,
+    SendMessageRequest,
+};
+
+const T0: Millis = 1_790_000_000_000;
+const SEC: Millis = 1_000;
+const MIN: Millis = 60 * SEC;
+const HOUR: Millis = 60 * MIN;
+const DAY: Millis = 24 * HOUR;
+const ME: &str = "u-alice";
+
+// ----- the driver -----
+
+/// What the driver saw, in order.
+#[derive(Clone, Debug)]
+enum Seen {
+    /// A batch the store applied.
+    Applied(Batch),
+    /// A batch the store refused.
+    Refused(Batch),
+    Event(Event),
+}
+
+struct Driver {
+    engine: Engine,
+    store: MemoryStore,
+    now: Millis,
+    /// Hold each batch in `held` until the test calls [`Driver::ack`].
+    hold_batches: bool,
+    held: Option<Batch>,
+    /// Every request issued, in order.
+    requests: Vec<HttpRequest>,
+    answered: Vec<RequestId>,
+    /// Batches and events since the last [`Driver::clear`].
+    seen: Vec<Seen>,
+    /// The last `Timeout` the engine asked for.
+    wake: Option<Millis>,
+}
+
+impl Driver {
+    /// A loaded, not started engine for `ME` over `store`, at `T0`.
+    fn with_store(config: Config, store: MemoryStore) -> Self {
+        let mut engine = Engine::new(config, T0);
+        engine.handle_loaded(pollster::block_on(store.load()).unwrap(), T0);
+        let mut driver = Self {
+            engine,
+            store,
+            now: T0,
+            hold_batches: false,
+            held: None,
+            requests: Vec::new(),
+            answered: Vec::new(),
+            seen: Vec::new(),
+            wake: None,
+        };
+        driver.drain();
+        driver
+    }
+
+    /// Like [`Driver::with_store`], with maintenance done at `T0` so it stays away for a day.
+    fn new(config: Config) -> Self {
+        let store = MemoryStore::new();
+        pollster::block_on(store.apply(&[StoreOp::SetLastMaintenance(T0)])).unwrap();
+        Self::with_store(config, store)
+    }
+
+    /// Started, online, and the start sync answered with an empty page ending at `k0`.
+    fn idle(config: Config) -> Self {
+        let mut driver = Self::new(config);
+        driver.start();
+        let sync = driver.only_open("GET /v1/sync");
+        driver.respond(&sync, feed(vec![], "k0", false));
+        assert_eq!(driver.engine.status().phase, Phase::Idle);
+        driver.clear();
+        driver
+    }
+
+    /// Performs outputs until the engine waits.
+    fn drain(&mut self) {
+        loop {
+            match self.engine.poll_output() {
+                Output::Persist(batch) if self.hold_batches => {
+                    assert!(self.held.is_none(), "a second batch while one is out");
+                    self.held = Some(batch);
+                }
+                Output::Persist(batch) => self.apply(batch),
+                Output::Send(request) => self.requests.push(request),
+                Output::Event(event) => {
+                    self.check_persisted(&event);
+                    self.seen.push(Seen::Event(event));
+                }
+                Output::Timeout(at) => {
+                    self.wake = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, batch: Batch) {
+        let result = pollster::block_on(self.store.apply(&batch.ops));
+        self.seen.push(match result {
+            Ok(_) => Seen::Applied(batch.clone()),
+            Err(_) => Seen::Refused(batch.clone()),
+        });
+        self.engine.handle_persisted(batch.id, result, self.now);
+    }
+
+    /// Applies the held batch (the store may refuse it) and drains; returns the batch.
+    fn ack(&mut self) -> Batch {
+        let batch = self.held.take().expect("a held batch");
+        self.apply(batch.clone());
+        self.drain();
+        batch
+    }
+
+    /// Persist before notify: what a message event describes is in the store already.
+    fn check_persisted(&self, event: &Event) {
+        let snapshot = self.store.snapshot();
+        let stored = |id: &ClientMessageId| {
+            snapshot
+                .messages
+                .iter()
+                .find(|m| m.sender_id.as_str() == ME && &m.client_message_id == id)
+        };
+        let in_outbox =
+            |id: &ClientMessageId| snapshot.outbox.iter().find(|e| &e.client_message_id == id);
+        match event {
+            Event::MessageQueued { message } => {
+                assert_eq!(stored(&message.client_message_id), Some(message));
+                assert!(in_outbox(&message.client_message_id).is_some());
+            }
+            Event::MessageSent {
+                client_message_id, ..
+            } => {
+                assert!(stored(client_message_id).is_some_and(|m| m.is_from_server()));
+                assert!(in_outbox(client_message_id).is_none());
+            }
+            Event::MessageFailed {
+                client_message_id, ..
+            } => {
+                assert!(in_outbox(client_message_id).is_some_and(|e| e.failure.is_some()));
+                assert_eq!(
+                    stored(client_message_id).unwrap().status,
+                    MessageStatus::Failed
+                );
+            }
+            Event::MessageDiscarded {
+                client_message_id, ..
+            } => {
+                assert!(in_outbox(client_message_id).is_none());
+                assert!(stored(client_message_id).is_none());
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs an engine command or input at the current time, then drains.
+    fn act<T>(&mut self, command: impl FnOnce(&mut Engine, Millis) -> T) -> T {
+        let result = command(&mut self.engine, self.now);
+        self.drain();
+        result
+    }
+
+    fn start(&mut self) {
+        self.act(|engine, now| engine.start(now));
+    }
+
+    fn go_online(&mut self, online: bool) {
+        self.act(|engine, now| engine.handle_online(online, now));
+    }
+
+    fn send(&mut self, conversation: &str, body: &str) -> ClientMessageId {
+        let (message, _) = self
+            .act(|engine, now| engine.send(conversation.into(), body.into(), now))
+            .expect("send");
+        message.client_message_id
+    }
+
+    fn force(&mut self) -> Ticket {
+        self.act(|engine, now| engine.request_sync(Trigger::Force, now))
+    }
+
+    fn advance_to(&mut self, at: Millis) {
+        self.now = at;
+        self.act(|engine, now| engine.handle_timeout(now));
+    }
+
+    fn wait(&mut self, ms: Millis) {
+        self.advance_to(self.now + ms);
+    }
+
+    /// Moves to the time the engine asked to be woken at.
+    fn wake_up(&mut self) {
+        self.advance_to(self.wake.expect("a wake-up time"));
+    }
+
+    fn respond(&mut self, request: &HttpRequest, outcome: HttpOutcome) {
+        self.answered.push(request.id);
+        self.act(|engine, now| engine.handle_response(request.id, outcome, now));
+    }
+
+    /// Issued requests whose `"METHOD path"` starts with `prefix`.
+    fn issued(&self, prefix: &str) -> Vec<HttpRequest> {
+        self.requests
+            .iter()
+            .filter(|r| format!("{} {}", r.method.as_str(), r.path).starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Like [`Driver::issued`], only those not answered yet.
+    fn open(&self, prefix: &str) -> Vec<HttpRequest> {
+        let mut open = self.issued(prefix);
+        open.retain(|r| !self.answered.contains(&r.id));
+        open
+    }
+
+    fn only_open(&self, prefix: &str) -> HttpRequest {
+        let open = self.open(prefix);
+        assert_eq!(open.len(), 1, "open requests {prefix}: {open:#?}");
+        open.into_iter().next().unwrap()
+    }
+
+    fn clear(&mut self) {
+        self.seen.clear();
+    }
+
+    /// Events since the last clear, without the `StatusChanged` and `Changed` noise.
+    fn events(&self) -> Vec<Event> {
+        self.seen
+            .iter()
+            .filter_map(|seen| match seen {
+                Seen::Event(Event::StatusChanged(_) | Event::Changed(_)) => None,
+                Seen::Event(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn count(&self, matches: impl Fn(&Event) -> bool) -> usize {
+        self.events().iter().filter(|e| matches(e)).count()
+    }
+
+    /// Batches the store applied since the last clear.
+    fn applied(&self) -> Vec<Batch> {
+        self.seen
+            .iter()
+            .filter_map(|seen| match seen {
+                Seen::Applied(batch) => Some(batch.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+// ----- protocol fixtures -----
+
+fn config() -> Config {
+    Config::new(ME.into(), 7)
+}
+
+fn response(status: u16, body: ResponseBody) -> HttpOutcome {
+    HttpOutcome::Response {
+        status,
+        retry_after_ms: None,
+        body,
+        bytes: 100,
+    }
+}
+
+fn feed(changes: Vec<Change>, next_cursor: &str, has_more: bool) -> HttpOutcome {
+    response(
+        200,
+        ResponseBody::Feed(FeedPage {
+            changes,
+            next_cursor: Cursor::new(next_cursor),
+            has_more,
+        }),
+    )
+}
+
+fn created(message: Message) -> HttpOutcome {
+    response(201, ResponseBody::Message(MessageResponse { message }))
+}
+
+fn error(status: u16, code: ErrorCode) -> HttpOutcome {
+    response(
+        status,
+        ResponseBody::Error(ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: format!("{} from the test server", code.as_str()),
+            },
+        }),
+    )
+}
+
+fn with_retry_after(mut outcome: HttpOutcome, ms: Millis) -> HttpOutcome {
+    if let HttpOutcome::Response { retry_after_ms, .. } = &mut outcome {
+        *retry_after_ms = Some(ms);
+    }
+    outcome
+}
+
+/// A server message; `id` also names its client id (`x-<id>`).
+fn message(id: &str, conversation: &str, sender: &str, body: &str, ts: Millis) -> Message {
+    Message {
+        id: MessageId::new(id),
+        conversation_id: conversation.into(),
+        client_message_id: ClientMessageId::new(format!("x-{id}")),
+        sender_id: sender.into(),
+        body: body.into(),
+        server_ts: ts,
+        updated_ts: ts,
+        edited: false,
+        deleted: false,
+    }
+}
+
+/// The server's copy of a message we composed.
+fn ours(
+    client_message_id: &ClientMessageId,
+    conversation: &str,
+    body: &str,
+    ts: Millis,
+) -> Message {
+    Message {
+        client_message_id: client_message_id.clone(),
+        ..message(&format!("m-{ts}"), conversation, ME, body, ts)
+    }
+}
+
+fn message_change(message: Message) -> Change {
+    Change::Message { message }
+}
+
+fn conversation_change(id: &str, ts: Millis) -> Change {
+    Change::Conversation {
+        conversation: Conversation {
+            id: id.into(),
+            title: format!("title of {id}"),
+            members: Vec::new(),
+            created_ts: ts,
+            updated_ts: ts,
+        },
+    }
+}
+
+fn client_id(request: &HttpRequest) -> ClientMessageId {
+    match &request.body {
+        Some(RequestBody::Send(send)) => send.client_message_id.clone(),
+        other => panic!("not a send: {other:?}"),
+    }
+}
+
+fn finished(ticket: Ticket, result: Result<SyncSummary, SyncError>) -> Event {
+    Event::CommandFinished { ticket, result }
+}
+
+fn stored_message(driver: &Driver, id: &ClientMessageId) -> LocalMessage {
+    driver
+        .store
+        .snapshot()
+        .messages
+        .into_iter()
+        .find(|m| &m.client_message_id == id)
+        .expect("the message is stored")
+}
+
+fn maintenance_ops(config: &Config, now: Millis) -> Vec<StoreOp> {
+    vec![
+        StoreOp::EvictHistory {
+            keep: config.retention_per_conversation.unwrap(),
+        },
+        StoreOp::CompactTombstones {
+            before: now - config.tombstone_ttl_ms,
+        },
+        StoreOp::SetLastMaintenance(now),
+    ]
+}
+
+// ----- sending -----
+
+#[test]
+fn send_offline_stores_the_outbox_entry_before_announcing_it_and_sends_nothing() {
+    let mut d = Driver::new(config());
+    d.go_online(false);
+    d.start();
+    assert_eq!(d.engine.status().phase, Phase::Offline);
+    d.hold_batches = true;
+
+    let (message, ticket) = d
+        .act(|e, now| e.send("c-1".into(), "hello".into(), now))
+        .unwrap();
+    assert_eq!(message.status, MessageStatus::Pending);
+    let batch = d.held.clone().expect("the outbox write");
+    let [StoreOp::PutOutbox(entry), StoreOp::PutMessage(optimistic)] = &batch.ops[..] else {
+        panic!("unexpected batch {batch:?}");
+    };
+    assert_eq!(entry.client_message_id, message.client_message_id);
+    assert_eq!(optimistic, &message);
+    // Not acknowledged yet: nothing announced, nothing in the store.
+    assert_eq!(d.events(), vec![]);
+    assert!(d.store.snapshot().outbox.is_empty());
+
+    d.ack();
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.outbox, vec![entry.clone()]);
+    assert_eq!(snapshot.messages, vec![message.clone()]);
+    assert_eq!(
+        d.events(),
+        vec![
+            Event::MessageQueued { message },
+            finished(ticket, Ok(SyncSummary::default())),
+        ]
+    );
+    d.wait(10 * MIN);
+    let force = d.force();
+    assert_eq!(
+        d.events().last(),
+        Some(&finished(force, Err(SyncError::Offline)))
+    );
+    assert!(d.requests.is_empty(), "{:?}", d.requests);
+    assert_eq!(d.engine.status().pending_outbox, 1);
+}
+
+#[test]
+fn going_online_sends_the_queued_message_and_201_replaces_the_optimistic_copy() {
+    let mut d = Driver::new(config());
+    d.go_online(false);
+    d.start();
+    let id = d.send("c-1", "hello");
+    assert!(d.requests.is_empty());
+
+    d.go_online(true);
+    let post = d.only_open("POST ");
+    assert_eq!(post.path, "/v1/conversations/c-1/messages");
+    assert_eq!(
+        post.body,
+        Some(RequestBody::Send(SendMessageRequest {
+            client_message_id: id.clone(),
+            body: "hello".into(),
+        }))
+    );
+
+    d.clear();
+    let server = ours(&id, "c-1", "hello", T0 + 5);
+    d.respond(&post, created(server.clone()));
+    let snapshot = d.store.snapshot();
+    assert!(snapshot.outbox.is_empty());
+    // Same key, so the server copy replaced the optimistic one.
+    assert_eq!(
+        snapshot.messages,
+        vec![LocalMessage::from_server(server.clone())]
+    );
+    assert_eq!(
+        d.events(),
+        vec![Event::MessageSent {
+            client_message_id: id,
+            message: server,
+        }]
+    );
+    assert_eq!(d.engine.status().pending_outbox, 0);
+    assert_eq!(d.engine.stats().messages_pushed, 1);
+}
+
+#[test]
+fn second_message_of_a_conversation_waits_until_the_first_is_acknowledged() {
+    let mut d = Driver::idle(config());
+    let first = d.send("c-a", "first");
+    let second = d.send("c-a", "second");
+    let post = d.only_open("POST ");
+    assert_eq!(client_id(&post), first);
+
+    // A retryable failure keeps the first at the head of the queue.
+    d.respond(&post, error(500, ErrorCode::Internal));
+    while d.open("POST ").is_empty() {
+        d.wake_up();
+    }
+    let retry = d.only_open("POST ");
+    assert_eq!(client_id(&retry), first);
+    assert_eq!(d.issued("POST ").len(), 2);
+
+    d.respond(&retry, created(ours(&first, "c-a", "first", T0 + 10)));
+    let next = d.only_open("POST ");
+    assert_eq!(client_id(&next), second);
+}
+
+#[test]
+fn messages_to_different_conversations_go_concurrently_up_to_the_request_limit() {
+    let mut d = Driver::idle(config());
+    assert_eq!(d.engine.config().max_concurrent_requests, 2);
+    let a1 = d.send("c-a", "a1");
+    let a2 = d.send("c-a", "a2");
+    let b1 = d.send("c-b", "b1");
+    let c1 = d.send("c-c", "c1");
+    let open = |d: &Driver| d.open("POST ").iter().map(client_id).collect::<Vec<_>>();
+    assert_eq!(open(&d), vec![a1.clone(), b1.clone()]);
+
+    let post_b1 = d.open("POST /v1/conversations/c-b/").remove(0);
+    d.respond(&post_b1, created(ours(&b1, "c-b", "b1", T0 + 1)));
+    assert_eq!(open(&d), vec![a1.clone(), c1.clone()]);
+
+    let post_a1 = d.open("POST /v1/conversations/c-a/").remove(0);
+    d.respond(&post_a1, created(ours(&a1, "c-a", "a1", T0 + 2)));
+    assert_eq!(open(&d), vec![c1, a2]);
+}
+
+#[test]
+fn send_503_with_retry_after_waits_30_s_and_retries_with_the_same_client_message_id() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "hi");
+    let first = d.only_open("POST ");
+    let failed_at = d.now;
+    d.respond(
+        &first,
+        with_retry_after(error(503, ErrorCode::Unavailable), 30 * SEC),
+    );
+    assert!(d.open("POST ").is_empty());
+    assert_eq!(d.wake, Some(failed_at + 30 * SEC));
+
+    d.advance_to(failed_at + 30 * SEC - 1);
+    assert_eq!(d.issued("POST ").len(), 1);
+    d.advance_to(failed_at + 30 * SEC);
+    let second = d.only_open("POST ");
+    assert_eq!(client_id(&second), id);
+    assert_eq!((&second.path, &second.body), (&first.path, &first.body));
+    assert_eq!(d.engine.stats().retries, 1);
+
+    // The server holds it at last (an idempotent 200 with the original).
+    let server = ours(&id, "c-1", "hi", T0 + 3);
+    d.respond(
+        &second,
+        response(
+            200,
+            ResponseBody::Message(MessageResponse { message: server }),
+        ),
+    );
+    assert!(d.store.snapshot().outbox.is_empty());
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+}
+
+#[test]
+fn unanswered_send_times_out_is_retried_and_its_late_answer_is_ignored() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "hi");
+    let first = d.only_open("POST ");
+    let sent_at = d.now;
+    assert_eq!(d.wake, Some(sent_at + 30 * SEC));
+
+    d.advance_to(sent_at + 30 * SEC - 1);
+    assert_eq!(d.issued("POST ").len(), 1);
+    d.advance_to(sent_at + 30 * SEC);
+    assert_eq!(d.engine.status().last_error, Some(SyncError::Timeout));
+    while d.issued("POST ").len() == 1 {
+        d.wake_up();
+    }
+    // The first retry waits at most the base backoff (1 s).
+    assert!(d.now <= sent_at + 31 * SEC);
+    let second = d.issued("POST ").pop().unwrap();
+    assert_eq!(client_id(&second), id);
+
+    // The answer to the abandoned request arrives late: ignored.
+    d.clear();
+    d.respond(&first, created(ours(&id, "c-1", "hi", T0 + 1)));
+    assert_eq!(d.events(), vec![]);
+    assert!(d.applied().is_empty());
+    assert_eq!(d.store.snapshot().outbox.len(), 1);
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Pending);
+    assert_eq!(d.engine.status().pending_outbox, 1);
+
+    d.respond(&second, created(ours(&id, "c-1", "hi", T0 + 1)));
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Sent);
+}
+
+#[test]
+fn permanent_422_fails_the_message_with_the_server_code_and_later_ones_still_go() {
+    let mut d = Driver::idle(config());
+    let bad = d.send("c-1", "refused");
+    let good = d.send("c-1", "fine");
+    let post = d.only_open("POST ");
+    assert_eq!(client_id(&post), bad);
+
+    d.clear();
+    d.respond(&post, error(422, ErrorCode::InvalidField));
+    let failure = d.store.snapshot().outbox[0]
+        .failure
+        .clone()
+        .expect("failed");
+    assert_eq!(failure.code, "invalid_field");
+    let stored = stored_message(&d, &bad);
+    assert_eq!(
+        (stored.status, stored.failure),
+        (MessageStatus::Failed, Some(failure.clone()))
+    );
+    assert_eq!(
+        d.events(),
+        vec![Event::MessageFailed {
+            client_message_id: bad.clone(),
+            conversation_id: "c-1".into(),
+            failure,
+            retryable: false,
+        }]
+    );
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (1, 1));
+
+    let next = d.only_open("POST ");
+    assert_eq!(client_id(&next), good);
+    d.respond(&next, created(ours(&good, "c-1", "fine", T0 + 1)));
+    // The failed one waits for the app: no further attempts on its own.
+    d.wait(HOUR);
+    assert_eq!(d.issued("POST ").len(), 2);
+}
+
+#[test]
+fn retry_message_requeues_a_failed_message_under_the_same_client_message_id() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "again");
+    let post = d.only_open("POST ");
+    d.respond(&post, error(422, ErrorCode::InvalidField));
+    assert_eq!(
+        d.act(|e, now| e.retry_message(&ClientMessageId::new("nope"), now)),
+        Err(EngineError::UnknownMessage)
+    );
+
+    d.clear();
+    let ticket = d.act(|e, now| e.retry_message(&id, now)).unwrap();
+    assert_eq!(d.store.snapshot().outbox[0].failure, None);
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Pending);
+    assert_eq!(
+        d.events(),
+        vec![finished(ticket, Ok(SyncSummary::default()))]
+    );
+    assert_eq!(
+        d.act(|e, now| e.retry_message(&id, now)),
+        Err(EngineError::NotFailed)
+    );
+
+    let again = d.only_open("POST ");
+    assert_eq!((client_id(&again), &again.body), (id.clone(), &post.body));
+    d.respond(&again, created(ours(&id, "c-1", "again", T0 + 1)));
+    assert!(d.store.snapshot().outbox.is_empty());
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Sent);
+}
+
+#[test]
+fn discard_message_removes_a_failed_message_from_outbox_and_store() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-gone", "hello?");
+    let post = d.only_open("POST ");
+    d.clear();
+    d.respond(&post, error(404, ErrorCode::ConversationNotFound));
+    let failure = d.store.snapshot().outbox[0].failure.clone().unwrap();
+    assert_eq!(failure.code, "conversation_not_found");
+    assert!(matches!(
+        &d.events()[..],
+        [Event::MessageFailed { retryable: false, failure: f, .. }] if f == &failure
+    ));
+
+    d.clear();
+    let ticket = d.act(|e, now| e.discard_message(&id, now)).unwrap();
+    let snapshot = d.store.snapshot();
+    assert!(snapshot.outbox.is_empty());
+    assert!(snapshot.messages.is_empty());
+    assert_eq!(
+        d.events(),
+        vec![
+            Event::MessageDiscarded {
+                client_message_id: id.clone(),
+                conversation_id: "c-gone".into(),
+                body: "hello?".into(),
+                reason: DiscardReason::Discarded,
+            },
+            finished(ticket, Ok(SyncSummary::default())),
+        ]
+    );
+    assert_eq!(d.engine.status().failed_outbox, 0);
+    assert_eq!(
+        d.act(|e, now| e.discard_message(&id, now)),
+        Err(EngineError::UnknownMessage)
+    );
+}
+
+// ----- auth -----
+
+#[test]
+fn unauthorized_pauses_all_requests_until_the_credentials_change() {
+    let mut d = Driver::new(config());
+    d.start();
+    let sync = d.only_open("GET /v1/sync");
+    let id = d.send("c-1", "hi");
+    let post = d.only_open("POST ");
+    let force = d.force();
+
+    d.clear();
+    d.respond(&sync, error(401, ErrorCode::Unauthorized));
+    assert_eq!(
+        d.events(),
+        vec![Event::AuthRequired, finished(force, Err(SyncError::Auth))]
+    );
+    assert_eq!(d.engine.status().phase, Phase::AuthRequired);
+    d.respond(&post, error(401, ErrorCode::Unauthorized));
+    assert_eq!(d.count(|e| matches!(e, Event::AuthRequired)), 1);
+
+    let issued = d.requests.len();
+    d.wait(HOUR);
+    let refused = d.force();
+    assert_eq!(
+        d.events().last(),
+        Some(&finished(refused, Err(SyncError::Auth)))
+    );
+    assert_eq!(
+        d.requests.len(),
+        issued,
+        "no request while auth is required"
+    );
+    assert_eq!(d.store.snapshot().outbox.len(), 1);
+
+    d.act(|e, now| e.handle_credentials_changed(now));
+    assert_ne!(d.engine.status().phase, Phase::AuthRequired);
+    assert_eq!(client_id(&d.only_open("POST ")), id);
+    assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+}
+
+#[test]
+fn unauthorized_send_requires_auth_and_keeps_the_message_pending() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "hi");
+    let post = d.only_open("POST ");
+    d.clear();
+    d.respond(&post, error(401, ErrorCode::Unauthorized));
+    assert_eq!(d.events(), vec![Event::AuthRequired]);
+    assert_eq!(d.engine.status().phase, Phase::AuthRequired);
+    assert_eq!(d.store.snapshot().outbox[0].failure, None);
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Pending);
+    d.wait(HOUR);
+    assert_eq!(d.requests.len(), 2, "the start sync and the one send");
+
+    d.act(|e, now| e.handle_credentials_changed(now));
+    let again = d.only_open("POST ");
+    assert_eq!(client_id(&again), id);
+    d.respond(&again, created(ours(&id, "c-1", "hi", T0 + 1)));
+    assert!(d.store.snapshot().outbox.is_empty());
+}
+
+// ----- pulling -----
+
+#[test]
+fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
+    let mut d = Driver::new(config());
+    d.hold_batches = true;
+    d.start();
+    let page1 = d.only_open("GET /v1/sync");
+    assert_eq!(page1.path, "/v1/sync?limit=100");
+    let force = d.force();
+    assert_eq!(d.requests.len(), 1);
+
+    let m1 = message("m-1", "c-1", "u-bob", "one", T0 - 50);
+    let conversation = conversation_change("c-1", T0 - 100);
+    d.respond(
+        &page1,
+        feed(
+            vec![conversation.clone(), message_change(m1.clone())],
+            "k1",
+            true,
+        ),
+    );
+    let Change::Conversation { conversation } = conversation else {
+        unreachable!()
+    };
+    assert_eq!(
+        d.held.as_ref().expect("page 1").ops,
+        vec![
+            StoreOp::PutConversation(conversation),
+            StoreOp::PutMessage(LocalMessage::from_server(m1)),
+            StoreOp::SetCursor(Some(Cursor::new("k1"))),
+        ]
+    );
+    // Until the page is stored the cursor does not move, and the next page waits.
+    assert_eq!(d.store.snapshot().cursor, None);
+    assert_eq!(d.requests.len(), 1);
+
+    d.ack();
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k1")));
+    assert_eq!(
+        (snapshot.conversations.len(), snapshot.messages.len()),
+        (1, 1)
+    );
+    assert_eq!(snapshot.last_sync, None);
+    let page2 = d.only_open("GET /v1/sync");
+    assert_eq!(page2.path, "/v1/sync?cursor=k1&limit=100");
+
+    d.wait(2 * SEC);
+    let m2 = message("m-2", "c-1", "u-bob", "two", T0 + 1);
+    d.respond(&page2, feed(vec![message_change(m2.clone())], "k2", false));
+    let finished_at = d.now;
+    assert_eq!(
+        d.held.as_ref().expect("page 2").ops,
+        vec![
+            StoreOp::PutMessage(LocalMessage::from_server(m2)),
+            StoreOp::SetCursor(Some(Cursor::new("k2"))),
+            StoreOp::SetLastSync(finished_at),
+        ]
+    );
+    assert_eq!(d.count(|e| matches!(e, Event::CommandFinished { .. })), 0);
+
+    d.ack();
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k2")));
+    assert_eq!(snapshot.last_sync, Some(finished_at));
+    let results: Vec<_> = d
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::CommandFinished { ticket, result } if ticket == force => Some(result),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            results[..],
+            [Ok(SyncSummary {
+                has_more: false,
+                ..
+            })]
+        ),
+        "{results:?}"
+    );
+    let status = d.engine.status();
+    assert_eq!(status.phase, Phase::Idle);
+    assert_eq!(status.last_sync_time, Some(finished_at));
+    assert_eq!(d.wake, Some(finished_at + 5 * MIN));
+    assert_eq!(status.next_sync_at, Some(finished_at + 5 * MIN));
+
+    d.wake_up();
+    assert_eq!(
+        d.only_open("GET /v1/sync").path,
+        "/v1/sync?cursor=k2&limit=100"
+    );
+    assert_eq!(d.engine.status().last_trigger, Some(Trigger::Periodic));
+}
+
+#[test]
+fn forced_syncs_during_a_run_join_it_and_finish_with_it() {
+    let mut d = Driver::new(config());
+    d.start();
+    let first = d.force();
+    let second = d.force();
+    let page = d.only_open("GET /v1/sync");
+    assert_eq!(d.requests.len(), 1);
+
+    d.clear();
+    d.respond(&page, feed(vec![], "k1", false));
+    let done = |ticket| {
+        d.events().iter().any(
+            |e| matches!(e, Event::CommandFinished { ticket: t, result: Ok(_) } if *t == ticket),
+        )
+    };
+    assert!(done(first) && done(second), "{:?}", d.events());
+    assert_eq!(d.requests.len(), 1);
+}
+
+#[test]
+fn conversation_sync_goes_before_the_global_feed_when_one_slot_is_free() {
+    let mut config = config();
+    config.max_concurrent_requests = 1;
+    let mut d = Driver::new(config);
+    d.start();
+    let page1 = d.only_open("GET /v1/sync");
+    let ticket = d.act(|e, now| e.sync_conversation("c-1".into(), now));
+    assert_eq!(d.requests.len(), 1, "the only slot is taken");
+
+    // Now the feed's next page and the conversation both wait for the one slot.
+    d.respond(&page1, feed(vec![], "k1", true));
+    assert_eq!(d.open("GET ").len(), 1);
+    let conversation = d.only_open("GET /v1/conversations/c-1/sync");
+    // The slot freed when page 1 arrived, before it was stored: no cursor is known yet.
+    assert_eq!(conversation.path, "/v1/conversations/c-1/sync?limit=100");
+
+    d.clear();
+    let m = message("m-1", "c-1", "u-bob", "hi", T0);
+    d.respond(&conversation, feed(vec![message_change(m)], "k1b", false));
+    assert_eq!(
+        d.events(),
+        vec![finished(
+            ticket,
+            Ok(SyncSummary {
+                changes: 1,
+                has_more: false
+            })
+        )]
+    );
+    assert_eq!(
+        d.only_open("GET /v1/sync").path,
+        "/v1/sync?cursor=k1&limit=100"
+    );
+}
+
+#[test]
+fn invalid_cursor_forgets_the_stored_cursor_and_restarts_the_sync_without_one() {
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[
+        StoreOp::SetLastMaintenance(T0),
+        StoreOp::SetCursor(Some(Cursor::new("stale"))),
+    ]))
+    .unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.start();
+    let force = d.force();
+    let first = d.only_open("GET /v1/sync");
+    assert_eq!(first.path, "/v1/sync?cursor=stale&limit=100");
+
+    d.clear();
+    d.respond(&first, error(400, ErrorCode::InvalidCursor));
+    assert_eq!(d.store.snapshot().cursor, None);
+    let ops: Vec<_> = d.applied().into_iter().map(|b| b.ops).collect();
+    assert_eq!(ops, vec![vec![StoreOp::SetCursor(None)]]);
+    assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+    assert_eq!(d.events(), vec![], "the run goes on; the ticket stays open");
+
+    let restart = d.only_open("GET /v1/sync");
+    d.respond(&restart, feed(vec![], "k1", false));
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k1")));
+    assert!(matches!(
+        d.events()[..],
+        [Event::CommandFinished { ticket, result: Ok(_) }] if ticket == force
+    ));
+}
+
+#[test]
+fn pull_failures_back_off_with_growing_bounds_that_stay_under_the_cap() {
+    let mut config = config();
+    config.backoff = BackoffConfig {
+        base_ms: 1_000,
+        cap_ms: 8_000,
+    };
+    let mut d = Driver::new(config);
+    d.start();
+    let mut delays = Vec::new();
+    for attempt in 1..=12u32 {
+        let request = d.only_open("GET /v1/sync");
+        let failed_at = d.now;
+        d.respond(&request, error(500, ErrorCode::Internal));
+        while d.open("GET /v1/sync").is_empty() {
+            let status = d.engine.status();
+            assert_eq!(status.phase, Phase::Backoff);
+            assert_eq!(status.next_sync_at, d.wake);
+            d.wake_up();
+        }
+        let delay = d.now - failed_at;
+        let bound = (1_000 << (attempt - 1)).min(8_000);
+        assert!(
+            delay <= bound,
+            "attempt {attempt}: waited {delay} ms > {bound} ms"
+        );
+        delays.push(delay);
+    }
+    // Later delays go beyond what the first retries' bounds allowed.
+    assert!(delays[4..].iter().any(|&delay| delay > 2_000), "{delays:?}");
+    assert_eq!(d.engine.stats().syncs_failed, 1);
+
+    let request = d.only_open("GET /v1/sync");
+    d.respond(&request, feed(vec![], "k1", false));
+    let status = d.engine.status();
+    assert_eq!((status.phase, status.last_error), (Phase::Idle, None));
+}
+
+#[test]
+fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
+    let mut d = Driver::new(config());
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    let failed_at = d.now;
+    d.respond(
+        &first,
+        with_retry_after(error(503, ErrorCode::Unavailable), 60 * SEC),
+    );
+    assert_eq!(d.wake, Some(failed_at + 60 * SEC));
+    let status = d.engine.status();
+    assert_eq!(
+        (status.phase, status.next_sync_at),
+        (Phase::Backoff, Some(failed_at + 60 * SEC))
+    );
+
+    d.advance_to(failed_at + 10 * SEC);
+    d.force();
+    // The forced sync drops our own backoff, not the server's wait.
+    let status = d.engine.status();
+    assert_eq!(
+        (status.phase, status.next_sync_at),
+        (Phase::Backoff, Some(failed_at + 60 * SEC))
+    );
+    assert_eq!(d.wake, Some(failed_at + 60 * SEC));
+    d.advance_to(failed_at + 60 * SEC - 1);
+    assert_eq!(d.requests.len(), 1);
+    d.advance_to(failed_at + 60 * SEC);
+    assert_eq!(d.open("GET /v1/sync").len(), 1);
+    assert_eq!(d.requests.len(), 2);
+}
+
+#[test]
+fn feed_page_with_our_unacknowledged_message_settles_it_exactly_once() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "hi");
+    let post = d.only_open("POST ");
+    d.force();
+    let page = d.only_open("GET /v1/sync");
+    assert_eq!(page.path, "/v1/sync?cursor=k0&limit=100");
+
+    d.clear();
+    let server = ours(&id, "c-1", "hi", T0 + 5);
+    d.respond(
+        &page,
+        feed(vec![message_change(server.clone())], "k1", false),
+    );
+    let batch = d.applied().remove(0);
+    assert!(batch.ops.contains(&StoreOp::RemoveOutbox(id.clone())));
+    assert!(batch
+        .ops
+        .contains(&StoreOp::PutMessage(LocalMessage::from_server(
+            server.clone()
+        ))));
+    assert!(batch
+        .ops
+        .contains(&StoreOp::SetCursor(Some(Cursor::new("k1")))));
+    let snapshot = d.store.snapshot();
+    assert!(snapshot.outbox.is_empty());
+    assert_eq!(
+        snapshot.messages,
+        vec![LocalMessage::from_server(server.clone())]
+    );
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+    assert_eq!(d.engine.status().pending_outbox, 0);
+
+    // The send's own answer comes in after all: nothing more happens.
+    let batches = d.applied().len();
+    d.respond(&post, created(server));
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+    assert_eq!(d.applied().len(), batches);
+    assert_eq!(d.issued("POST ").len(), 1);
+}
+
+#[test]
+fn an_older_history_version_does_not_overwrite_a_newer_feed_version() {
+    let mut d = Driver::idle(config());
+    let edited = Message {
+        body: "edited".into(),
+        updated_ts: T0 - 10,
+        edited: true,
+        ..message("m-1", "c-1", "u-bob", "original", T0 - 1_000)
+    };
+    let original = message("m-1", "c-1", "u-bob", "original", T0 - 1_000);
+    d.force();
+    let page = d.only_open("GET /v1/sync");
+    d.respond(
+        &page,
+        feed(vec![message_change(edited.clone())], "k1", false),
+    );
+
+    d.clear();
+    let ticket = d.act(|e, now| e.load_older("c-1".into(), None, now));
+    let history = d.only_open("GET /v1/conversations/c-1/messages");
+    assert_eq!(history.path, "/v1/conversations/c-1/messages?limit=50");
+    d.respond(
+        &history,
+        response(
+            200,
+            ResponseBody::History(HistoryPage {
+                messages: vec![original],
+                next_before: None,
+                has_more: false,
+            }),
+        ),
+    );
+    assert_eq!(
+        d.events(),
+        vec![finished(
+            ticket,
+            Ok(SyncSummary {
+                changes: 1,
+                has_more: false
+            })
+        )]
+    );
+    assert_eq!(
+        d.store.snapshot().messages,
+        vec![LocalMessage::from_server(edited)]
+    );
+}
+
+// ----- maintenance -----
+
+#[test]
+fn maintenance_runs_at_start_when_it_never_ran_and_then_every_interval() {
+    let config = config();
+    let mut d = Driver::with_store(config.clone(), MemoryStore::new());
+    d.go_online(false);
+    d.start();
+    let ops: Vec<_> = d.applied().into_iter().map(|b| b.ops).collect();
+    assert_eq!(ops, vec![maintenance_ops(&config, T0)]);
+    assert_eq!(d.store.snapshot().last_maintenance, Some(T0));
+    assert_eq!(
+        d.events(),
+        vec![Event::MaintenanceFinished(Default::default())]
+    );
+    assert_eq!(d.wake, Some(T0 + DAY));
+
+    d.clear();
+    d.advance_to(T0 + DAY - 1);
+    assert!(d.applied().is_empty());
+    d.advance_to(T0 + DAY);
+    let ops: Vec<_> = d.applied().into_iter().map(|b| b.ops).collect();
+    assert_eq!(ops, vec![maintenance_ops(&config, T0 + DAY)]);
+    assert_eq!(d.store.snapshot().last_maintenance, Some(T0 + DAY));
+    assert_eq!(d.engine.stats().maintenance_runs, 2);
+}
+
+#[test]
+fn maintenance_is_not_run_at_start_when_it_ran_recently() {
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[StoreOp::SetLastMaintenance(T0 - 23 * HOUR)])).unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.go_online(false);
+    d.start();
+    assert!(d.applied().is_empty());
+    assert_eq!(d.wake, Some(T0 + HOUR));
+    d.wake_up();
+    assert_eq!(d.applied().len(), 1);
+    assert_eq!(d.store.snapshot().last_maintenance, Some(T0 + HOUR));
+}
+
+#[test]
+fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() {
+    let mut config = config();
+    config.maintenance_interval_ms = 10 * MIN;
+    config.optimistic_ttl_ms = 15 * MIN;
+    let mut d = Driver::with_store(config.clone(), MemoryStore::new());
+    d.go_online(false);
+    d.start();
+    d.advance_to(T0 + MIN);
+    let id = d.send("c-1", "stuck");
+    assert_eq!(d.wake, Some(T0 + 10 * MIN));
+
+    // 9 minutes old: not expired yet.
+    d.clear();
+    d.wake_up();
+    let ops: Vec<_> = d.applied().into_iter().map(|b| b.ops).collect();
+    assert_eq!(ops, vec![maintenance_ops(&config, T0 + 10 * MIN)]);
+    assert_eq!(d.store.snapshot().outbox[0].failure, None);
+
+    // 19 minutes old: expired, retryable.
+    d.clear();
+    d.wake_up();
+    assert_eq!(d.now, T0 + 20 * MIN);
+    let batch = d.applied().remove(0);
+    let [StoreOp::PutOutbox(entry), StoreOp::PutMessage(failed), rest @ ..] = &batch.ops[..] else {
+        panic!("unexpected batch {batch:?}");
+    };
+    assert_eq!(rest, &maintenance_ops(&config, T0 + 20 * MIN)[..]);
+    let failure = entry.failure.clone().expect("expired");
+    assert_eq!(failure.code, "expired");
+    assert_eq!(failed.status, MessageStatus::Failed);
+    assert_eq!(d.store.snapshot().outbox, vec![entry.clone()]);
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Failed);
+    assert_eq!(
+        d.events(),
+        vec![
+            Event::MessageFailed {
+                client_message_id: id.clone(),
+                conversation_id: "c-1".into(),
+                failure,
+                retryable: true,
+            },
+            Event::MaintenanceFinished(Default::default()),
+        ]
+    );
+    assert_eq!(d.engine.status().failed_outbox, 1);
+
+    // Still undelivered at the next run: removed.
+    d.clear();
+    d.wake_up();
+    assert_eq!(d.now, T0 + 30 * MIN);
+    let batch = d.applied().remove(0);
+    assert_eq!(
+        batch.ops[..2],
+        [
+            StoreOp::RemoveOutbox(id.clone()),
+            StoreOp::RemoveOptimistic {
+                sender: ME.into(),
+                client_message_id: id.clone(),
+            },
+        ]
+    );
+    assert_eq!(batch.ops[2..], maintenance_ops(&config, T0 + 30 * MIN)[..]);
+    let snapshot = d.store.snapshot();
+    assert!(snapshot.outbox.is_empty() && snapshot.messages.is_empty());
+    assert_eq!(
+        d.events(),
+        vec![
+            Event::MessageDiscarded {
+                client_message_id: id,
+                conversation_id: "c-1".into(),
+                body: "stuck".into(),
+                reason: DiscardReason::Expired,
+            },
+            Event::MaintenanceFinished(Default::default()),
+        ]
+    );
+    assert_eq!(d.engine.status().failed_outbox, 0);
+    assert_eq!(d.engine.stats().maintenance_runs, 4);
+}
+
+// ----- storage quota -----
+
+#[test]
+fn quota_error_evicts_history_then_retries_the_write() {
+    let mut d = Driver::new(config());
+    d.go_online(false);
+    d.start();
+    d.hold_batches = true;
+    d.clear();
+    d.store.fail_next_apply(StoreError::QuotaExceeded);
+    let (message, ticket) = d
+        .act(|e, now| e.send("c-1".into(), "big".into(), now))
+        .unwrap();
+
+    let send_batch = d.ack();
+    assert_eq!(d.events(), vec![Event::StorageFull]);
+    assert!(d.engine.status().storage_full);
+    assert!(d.store.snapshot().outbox.is_empty());
+
+    let eviction = d.ack();
+    assert_eq!(eviction.ops, vec![StoreOp::EvictHistory { keep: 200 }]);
+    let retried = d.ack();
+    assert_eq!(retried.ops, send_batch.ops);
+    assert!(d.held.is_none());
+
+    assert_eq!(
+        d.events(),
+        vec![
+            Event::StorageFull,
+            Event::MessageQueued { message },
+            finished(ticket, Ok(SyncSummary::default())),
+        ]
+    );
+    let order: Vec<&str> = d
+        .seen
+        .iter()
+        .filter_map(|seen| match seen {
+            Seen::Refused(b) if b.ops == send_batch.ops => Some("send refused"),
+            Seen::Applied(b) if b.ops == send_batch.ops => Some("send stored"),
+            Seen::Applied(b) if b.ops == eviction.ops => Some("history evicted"),
+            Seen::Event(Event::StorageFull) => Some("StorageFull"),
+            Seen::Event(Event::MessageQueued { .. }) => Some("MessageQueued"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "send refused",
+            "StorageFull",
+            "history evicted",
+            "send stored",
+            "MessageQueued"
+        ]
+    );
+    assert_eq!(d.store.snapshot().outbox.len(), 1);
+    assert!(!d.engine.status().storage_full);
+    assert_eq!(d.engine.status().pending_outbox, 1);
+}
+
+#[test]
+fn quota_error_twice_drops_the_send_with_a_storage_error() {
+    let mut d = Driver::new(config());
+    d.go_online(false);
+    d.start();
+    d.hold_batches = true;
+    d.clear();
+    d.store.fail_next_apply(StoreError::QuotaExceeded);
+    let (_, ticket) = d
+        .act(|e, now| e.send("c-1".into(), "big".into(), now))
+        .unwrap();
+    d.ack(); // refused
+    d.ack(); // eviction
+    d.store.fail_next_apply(StoreError::QuotaExceeded);
+    d.ack(); // refused again
+    assert!(d.held.is_none());
+
+    assert_eq!(
+        d.events(),
+        vec![
+            Event::StorageFull,
+            finished(
+                ticket,
+                Err(SyncError::Storage {
+                    message: "storage quota exceeded".into(),
+                    quota: true,
+                })
+            ),
+        ]
+    );
+    let snapshot = d.store.snapshot();
+    assert!(snapshot.outbox.is_empty() && snapshot.messages.is_empty());
+    let status = d.engine.status();
+    assert_eq!(status.pending_outbox, 0);
+    assert!(
+        status.storage_full,
+        "the last write failed for lack of quota"
+    );
+
+    d.hold_batches = false;
+    d.go_online(true);
+    assert!(d.issued("POST ").is_empty());
+}
+
+// ----- connection quality -----
+
+#[test]
+fn slow_2g_stretches_the_periodic_interval_and_shrinks_the_page() {
+    let mut d = Driver::idle(config());
+    assert_eq!(d.requests[0].path, "/v1/sync?limit=100");
+    d.act(|e, now| {
+        e.handle_connection_quality(
+            ConnectionQuality {
+                effective_type: EffectiveType::Slow2g,
+                save_data: false,
+            },
+            now,
+        )
+    });
+    assert_eq!(d.wake, Some(T0 + 20 * MIN));
+    assert_eq!(d.engine.status().next_sync_at, Some(T0 + 20 * MIN));
+    d.advance_to(T0 + 5 * MIN);
+    assert_eq!(d.requests.len(), 1);
+
+    d.wake_up();
+    let page = d.only_open("GET /v1/sync");
+    assert_eq!(page.path, "/v1/sync?cursor=k0&limit=25");
+    d.respond(&page, feed(vec![], "k1", false));
+    assert_eq!(d.wake, Some(d.now + 20 * MIN));
+}
+
+// ----- status -----
+
+#[test]
+fn status_reports_initialization_last_sync_and_outbox_counts() {
+    let mut engine = Engine::new(config(), T0);
+    let status = engine.status();
+    assert!(!status.is_initialized);
+    assert_eq!(status.phase, Phase::Initializing);
+    assert_eq!(
+        engine.send("c-1".into(), "early".into(), T0),
+        Err(EngineError::NotInitialized)
+    );
+
+    let mut d = Driver::new(config());
+    let status = d.engine.status();
+    assert!(status.is_initialized);
+    assert_eq!(
+        (status.phase, status.last_sync_time),
+        (Phase::Stopped, None)
+    );
+
+    d.start();
+    assert!(d.engine.status().is_running);
+    d.send("c-1", "one");
+    d.send("c-1", "two");
+    let three = d.send("c-2", "three");
+    assert_eq!(d.engine.status().pending_outbox, 3);
+
+    d.wait(SEC);
+    let sync = d.only_open("GET /v1/sync");
+    d.respond(&sync, feed(vec![], "k1", false));
+    let status = d.engine.status();
+    assert_eq!(
+        (status.phase, status.last_sync_time),
+        (Phase::Idle, Some(T0 + SEC))
+    );
+    assert!(!status.is_running);
+
+    let post = d.only_open("POST /v1/conversations/c-2/");
+    d.respond(&post, created(ours(&three, "c-2", "three", T0 + 2)));
+    assert_eq!(d.engine.status().pending_outbox, 2);
+    // The last status event tells what `status()` says.
+    let last = d.seen.iter().rev().find_map(|s| match s {
+        Seen::Event(Event::StatusChanged(status)) => Some(status.clone()),
+        _ => None,
+    });
+    assert_eq!(last, Some(d.engine.status()));
+
+    // A new engine on the same store knows when the last sync was.
+    let again = Driver::with_store(config(), d.store.clone());
+    assert_eq!(again.engine.status().last_sync_time, Some(T0 + SEC));
+    assert_eq!(again.engine.status().pending_outbox, 2);
+}
+
+// ----- stop -----
+
+#[test]
+fn stop_finishes_open_tickets_with_stopped_and_sends_nothing_more() {
+    let mut d = Driver::new(config());
+    d.start();
+    let sync = d.only_open("GET /v1/sync");
+    let force = d.force();
+    let conversation = d.act(|e, now| e.sync_conversation("c-1".into(), now));
+    let older = d.act(|e, now| e.load_older("c-2".into(), None, now));
+
+    d.clear();
+    d.act(|e, now| e.stop(now));
+    assert_eq!(
+        d.events(),
+        vec![
+            finished(force, Err(SyncError::Stopped)),
+            finished(conversation, Err(SyncError::Stopped)),
+            finished(older, Err(SyncError::Stopped)),
+        ]
+    );
+    assert_eq!(d.engine.status().phase, Phase::Stopped);
+
+    let issued = d.requests.len();
+    d.respond(&sync, feed(vec![], "k1", true));
+    d.wait(HOUR);
+    d.send("c-1", "later");
+    let refused = d.force();
+    assert_eq!(
+        d.events().last(),
+        Some(&finished(refused, Err(SyncError::Stopped)))
+    );
+    d.wait(HOUR);
+    assert_eq!(d.requests.len(), issued);
+    assert_eq!(d.store.snapshot().outbox.len(), 1);
+}
