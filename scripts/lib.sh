@@ -89,6 +89,19 @@ ensure_chromium() {
     ensure_apt_packages chromium chromium-driver
 }
 
+# ensure_browsers: the three engines the browser tests run in, and their
+# WebDriver servers: Chromium, Firefox (geckodriver) and WebKit (WebKitWebDriver,
+# run under Xvfb).
+ensure_browsers() {
+    ensure_apt_packages chromium chromium-driver firefox-esr webkit2gtk-driver xvfb
+    if command -v geckodriver >/dev/null 2>&1; then
+        info "geckodriver already installed"
+    else
+        info "installing geckodriver with cargo install (takes about 2 minutes)"
+        (cd "$CHAT_SYNC_ROOT" && cargo install geckodriver)
+    fi
+}
+
 # cargo_lock_version NAME [LOCKFILE]: print the version(s) of package NAME
 # recorded in LOCKFILE (default: the repo's Cargo.lock), one per line; prints
 # nothing when the package is absent. Always returns 0 if the file is readable.

@@ -1,0 +1,512 @@
+//! Applying an engine batch: one readwrite transaction, all reads issued at once, the merge rules
+//! applied in memory, then all writes issued at once, and the transaction's outcome awaited.
+//!
+//! Nothing but IndexedDB requests is awaited while the transaction is open, so it never
+//! auto-commits half way; a failure aborts it and nothing of the batch is written.
+
+use super::codec::*;
+use super::errors::{classify, Failure};
+use super::open::finish;
+use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
+use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp};
+use futures_util::future::join_all;
+use idb::{CursorDirection, Database, ObjectStore, Query, Transaction, TransactionMode};
+use std::collections::BTreeMap;
+use wasm_bindgen::JsValue;
+use web_sys::DomException;
+
+/// A record's final state in this batch: `Some` to put, `None` to delete.
+type Writes<K, V> = BTreeMap<K, Option<V>>;
+
+/// The batch's view of the records it touches: what was stored, then its own writes on top.
+#[derive(Default)]
+struct Overlay {
+    messages: BTreeMap<(String, String), Option<LocalMessage>>,
+    conversations: BTreeMap<ConversationId, Option<ConversationRecord>>,
+    /// For conversations not stored yet: the activity of their newest stored message.
+    stored_activity: BTreeMap<ConversationId, Millis>,
+    read_markers: BTreeMap<(String, String), Option<ReadMarker>>,
+    meta: Option<MetaRecord>,
+    message_writes: Writes<(String, String), LocalMessage>,
+    conversation_writes: Writes<ConversationId, ConversationRecord>,
+    read_marker_writes: Writes<(String, String), ReadMarker>,
+    outbox_writes: Writes<String, OutboxEntry>,
+    meta_dirty: bool,
+}
+
+/// Applies `ops` atomically. `inject` aborts the transaction after the writes with that
+/// exception (tests simulate quota errors with it).
+pub(crate) async fn apply(
+    database: &Database,
+    ops: &[StoreOp],
+    inject: Option<DomException>,
+) -> Result<ApplyReport, Failure> {
+    let transaction = database
+        .transaction(&ALL_STORES, TransactionMode::ReadWrite)
+        .map_err(|e| classify(&e))?;
+    match run(&transaction, ops, inject).await {
+        Ok(report) => finish(transaction).await.map(|()| report),
+        Err(failure) => {
+            // Never leave a half-applied batch to auto-commit.
+            let _ = transaction.abort();
+            Err(failure)
+        }
+    }
+}
+
+async fn run(
+    transaction: &Transaction,
+    ops: &[StoreOp],
+    inject: Option<DomException>,
+) -> Result<ApplyReport, Failure> {
+    let stores = Stores::of(transaction)?;
+    let mut overlay = read_touched(&stores, ops).await?;
+    let mut report = ApplyReport::default();
+    for op in ops {
+        match op {
+            // A scan sees the stored state: issue the writes so far first (requests run in
+            // order), then tell the overlay what the scan removed.
+            StoreOp::EvictHistory { keep } => {
+                overlay.write(&stores)?;
+                let removed = evict(&stores, *keep).await?;
+                report.evicted_messages += removed.len() as u64;
+                overlay.forget(removed);
+            }
+            StoreOp::CompactTombstones { before } => {
+                overlay.write(&stores)?;
+                let removed = compact(&stores, *before).await?;
+                report.compacted_tombstones += removed.len() as u64;
+                overlay.forget(removed);
+            }
+            op => overlay.apply(op),
+        }
+    }
+    overlay.write(&stores)?;
+    if let Some(exception) = inject {
+        return Err(super::errors::classify_exception(&exception));
+    }
+    Ok(report)
+}
+
+/// The object stores of one transaction.
+struct Stores {
+    conversations: ObjectStore,
+    messages: ObjectStore,
+    outbox: ObjectStore,
+    read_markers: ObjectStore,
+    meta: ObjectStore,
+}
+
+impl Stores {
+    fn of(transaction: &Transaction) -> Result<Self, Failure> {
+        let store = |name| transaction.object_store(name).map_err(|e| classify(&e));
+        Ok(Self {
+            conversations: store(CONVERSATIONS)?,
+            messages: store(MESSAGES)?,
+            outbox: store(OUTBOX)?,
+            read_markers: store(READ_MARKERS)?,
+            meta: store(META)?,
+        })
+    }
+}
+
+/// Issues every read the batch needs at once and waits for all of them.
+async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failure> {
+    let mut message_keys = BTreeMap::new();
+    let mut conversation_ids = BTreeMap::new();
+    let mut marker_keys = BTreeMap::new();
+    let mut meta = false;
+    for op in ops {
+        match op {
+            StoreOp::PutMessage(message) => {
+                let key = (
+                    message.sender_id.to_string(),
+                    message.client_message_id.to_string(),
+                );
+                message_keys.insert(key, key_of(message));
+                conversation_ids.insert(message.conversation_id.clone(), ());
+            }
+            StoreOp::RemoveOptimistic {
+                sender,
+                client_message_id,
+            } => {
+                message_keys.insert(
+                    (sender.to_string(), client_message_id.to_string()),
+                    message_key(sender.as_str(), client_message_id.as_str()),
+                );
+            }
+            StoreOp::PutConversation(conversation) => {
+                conversation_ids.insert(conversation.id.clone(), ());
+            }
+            StoreOp::PutReadMarker(marker) => {
+                let key = (
+                    marker.conversation_id.to_string(),
+                    marker.user_id.to_string(),
+                );
+                marker_keys.insert(
+                    key,
+                    read_marker_key(&marker.conversation_id, &marker.user_id),
+                );
+            }
+            StoreOp::SetCursor(_) | StoreOp::SetLastSync(_) | StoreOp::SetLastMaintenance(_) => {
+                meta = true
+            }
+            _ => {}
+        }
+    }
+    let get = |store: &ObjectStore, key: JsValue| {
+        let request = store.get(key);
+        async move {
+            match request {
+                Ok(request) => request.await.map_err(|e| classify(&e)),
+                Err(error) => Err(classify(&error)),
+            }
+        }
+    };
+    let message_reads = join_all(
+        message_keys
+            .values()
+            .map(|key| get(&stores.messages, key.clone())),
+    );
+    let conversation_reads = join_all(
+        conversation_ids
+            .keys()
+            .map(|id| get(&stores.conversations, id.as_str().into())),
+    );
+    let marker_reads = join_all(
+        marker_keys
+            .values()
+            .map(|key| get(&stores.read_markers, key.clone())),
+    );
+    let meta_read = async {
+        if meta {
+            get(&stores.meta, META_KEY.into()).await
+        } else {
+            Ok(None)
+        }
+    };
+    let (messages, conversations, markers, meta_value) =
+        futures_util::join!(message_reads, conversation_reads, marker_reads, meta_read);
+    let mut overlay = Overlay::default();
+    for (key, value) in message_keys.into_keys().zip(messages) {
+        overlay
+            .messages
+            .insert(key, value?.map(from_js).transpose()?);
+    }
+    for (id, value) in conversation_ids.into_keys().zip(conversations) {
+        let record: Option<ConversationRecord> = value?.map(from_js).transpose()?;
+        if record.is_none() {
+            if let Some(at) = newest_activity(stores, &id).await? {
+                overlay.stored_activity.insert(id.clone(), at);
+            }
+        }
+        overlay.conversations.insert(id, record);
+    }
+    for (key, value) in marker_keys.into_keys().zip(markers) {
+        overlay
+            .read_markers
+            .insert(key, value?.map(from_js).transpose()?);
+    }
+    overlay.meta = match meta_value? {
+        Some(value) => Some(from_js(value)?),
+        None if meta => Some(MetaRecord::fresh()),
+        None => None,
+    };
+    Ok(overlay)
+}
+
+/// The activity of a conversation's newest stored message (by the conversation index).
+async fn newest_activity(
+    stores: &Stores,
+    conversation: &ConversationId,
+) -> Result<Option<Millis>, Failure> {
+    let range = conversation_range(conversation)?;
+    let cursor = stores
+        .messages
+        .index(BY_CONVERSATION)
+        .and_then(|index| index.open_cursor(Some(Query::from(range)), Some(CursorDirection::Prev)))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let value = cursor.value().map_err(|e| classify(&e))?;
+    let message: LocalMessage = from_js(value)?;
+    Ok(activity(&message))
+}
+
+/// When a message counts as activity in its conversation.
+fn activity(message: &LocalMessage) -> Option<Millis> {
+    message.server_ts.or(message.composed_at)
+}
+
+impl Overlay {
+    /// Applies one op to the batch's view, recording the writes it makes.
+    fn apply(&mut self, op: &StoreOp) {
+        match op {
+            StoreOp::PutConversation(conversation) => {
+                let current = self.conversations.get(&conversation.id).cloned().flatten();
+                if current
+                    .as_ref()
+                    .is_some_and(|c| c.updated_ts >= conversation.updated_ts)
+                {
+                    return;
+                }
+                let activity = match current {
+                    Some(current) => current.last_activity,
+                    None => self.unowned_activity(&conversation.id),
+                };
+                let record = ConversationRecord::new(conversation.clone(), activity);
+                self.conversations
+                    .insert(conversation.id.clone(), Some(record.clone()));
+                self.conversation_writes
+                    .insert(conversation.id.clone(), Some(record));
+            }
+            StoreOp::PutMessage(message) => {
+                let key = (
+                    message.sender_id.to_string(),
+                    message.client_message_id.to_string(),
+                );
+                let current = self.messages.get(&key).cloned().flatten();
+                if current.as_ref().is_some_and(|c| !message.supersedes(c)) {
+                    return;
+                }
+                self.messages.insert(key.clone(), Some(message.clone()));
+                self.message_writes.insert(key, Some(message.clone()));
+                self.touch(&message.conversation_id, activity(message));
+            }
+            StoreOp::RemoveOptimistic {
+                sender,
+                client_message_id,
+            } => {
+                let key = (sender.to_string(), client_message_id.to_string());
+                let current = self.messages.get(&key).cloned().flatten();
+                if current.is_some_and(|c| !c.is_from_server()) {
+                    self.messages.insert(key.clone(), None);
+                    self.message_writes.insert(key, None);
+                }
+            }
+            StoreOp::PutReadMarker(marker) => {
+                let key = (
+                    marker.conversation_id.to_string(),
+                    marker.user_id.to_string(),
+                );
+                let current = self.read_markers.get(&key).cloned().flatten();
+                if current.is_some_and(|c| c.updated_ts >= marker.updated_ts) {
+                    return;
+                }
+                self.read_markers.insert(key.clone(), Some(marker.clone()));
+                self.read_marker_writes.insert(key, Some(marker.clone()));
+            }
+            StoreOp::PutOutbox(entry) => {
+                self.outbox_writes
+                    .insert(entry.client_message_id.to_string(), Some(entry.clone()));
+            }
+            StoreOp::RemoveOutbox(client_message_id) => {
+                self.outbox_writes
+                    .insert(client_message_id.to_string(), None);
+            }
+            StoreOp::SetCursor(cursor) => self.edit_meta(|meta| meta.cursor = cursor.clone()),
+            StoreOp::SetLastSync(at) => self.edit_meta(|meta| meta.last_sync = Some(*at)),
+            StoreOp::SetLastMaintenance(at) => {
+                self.edit_meta(|meta| meta.last_maintenance = Some(*at))
+            }
+            StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. } => {}
+        }
+    }
+
+    /// The activity of a conversation's messages stored (or written in this batch) before its
+    /// record existed.
+    fn unowned_activity(&self, conversation: &ConversationId) -> Millis {
+        let in_batch = self
+            .messages
+            .values()
+            .flatten()
+            .filter(|m| &m.conversation_id == conversation)
+            .filter_map(activity);
+        let stored = self.stored_activity.get(conversation).copied();
+        in_batch.chain(stored).max().unwrap_or(Millis::MIN)
+    }
+
+    /// Raises a stored conversation's last activity.
+    fn touch(&mut self, conversation: &ConversationId, at: Option<Millis>) {
+        let Some(at) = at else { return };
+        if let Some(Some(record)) = self.conversations.get_mut(conversation) {
+            if record.last_activity < at {
+                record.last_activity = at;
+                self.conversation_writes
+                    .insert(conversation.clone(), Some(record.clone()));
+            }
+        }
+    }
+
+    fn edit_meta(&mut self, edit: impl FnOnce(&mut MetaRecord)) {
+        if let Some(meta) = &mut self.meta {
+            edit(meta);
+            self.meta_dirty = true;
+        }
+    }
+
+    /// Records messages a scan removed from the store.
+    fn forget(&mut self, removed: Vec<LocalMessage>) {
+        for message in removed {
+            let key = (
+                message.sender_id.to_string(),
+                message.client_message_id.to_string(),
+            );
+            if let Some(slot) = self.messages.get_mut(&key) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Issues the writes recorded so far, all at once; their results arrive with the
+    /// transaction's.
+    fn write(&mut self, stores: &Stores) -> Result<(), Failure> {
+        let fail = |error: idb::Error| classify(&error);
+        for ((sender, client_id), message) in std::mem::take(&mut self.message_writes) {
+            let key = message_key(&sender, &client_id);
+            match message {
+                Some(message) => drop(stores.messages.put(&to_js(&message)?, None).map_err(fail)?),
+                None => drop(stores.messages.delete(key).map_err(fail)?),
+            }
+        }
+        for (id, record) in std::mem::take(&mut self.conversation_writes) {
+            if let Some(record) = record {
+                drop(
+                    stores
+                        .conversations
+                        .put(&to_js(&record)?, None)
+                        .map_err(fail)?,
+                );
+            } else {
+                drop(
+                    stores
+                        .conversations
+                        .delete(JsValue::from(id.as_str()))
+                        .map_err(fail)?,
+                );
+            }
+        }
+        for marker in std::mem::take(&mut self.read_marker_writes)
+            .into_values()
+            .flatten()
+        {
+            drop(
+                stores
+                    .read_markers
+                    .put(&to_js(&marker)?, None)
+                    .map_err(fail)?,
+            );
+        }
+        for (client_id, entry) in std::mem::take(&mut self.outbox_writes) {
+            match entry {
+                Some(entry) => drop(stores.outbox.put(&to_js(&entry)?, None).map_err(fail)?),
+                None => drop(
+                    stores
+                        .outbox
+                        .delete(JsValue::from(client_id.as_str()))
+                        .map_err(fail)?,
+                ),
+            }
+        }
+        if let (true, Some(meta)) = (self.meta_dirty, &self.meta) {
+            drop(
+                stores
+                    .meta
+                    .put(&to_js(meta)?, Some(&META_KEY.into()))
+                    .map_err(fail)?,
+            );
+            self.meta_dirty = false;
+        }
+        Ok(())
+    }
+}
+
+/// The messages of one conversation, oldest first.
+async fn conversation_messages(
+    stores: &Stores,
+    conversation: &ConversationId,
+) -> Result<Vec<LocalMessage>, Failure> {
+    let range = conversation_range(conversation)?;
+    let values = stores
+        .messages
+        .index(BY_CONVERSATION)
+        .and_then(|index| index.get_all(Some(Query::from(range)), None))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    values.into_iter().map(from_js).collect()
+}
+
+/// Every conversation that has messages, by walking the conversation index one conversation at
+/// a time (a key cursor that jumps past each conversation's last position).
+async fn conversations_with_messages(stores: &Stores) -> Result<Vec<ConversationId>, Failure> {
+    let fail = |error: idb::Error| classify(&error);
+    let cursor = stores
+        .messages
+        .index(BY_CONVERSATION)
+        .and_then(|index| index.open_key_cursor(None, Some(CursorDirection::Next)))
+        .map_err(fail)?
+        .await
+        .map_err(fail)?;
+    let mut found = Vec::new();
+    let Some(cursor) = cursor else {
+        return Ok(found);
+    };
+    let mut cursor = idb::ManagedKeyCursor::from(cursor);
+    while let Some(key) = cursor.key().map_err(fail)? {
+        let first = js_sys::Array::from(&key).get(0);
+        let Some(id) = first.as_string() else {
+            return Err(Failure::Corrupt("a message has no conversation id".into()));
+        };
+        let id = ConversationId::new(id);
+        let past = conversation_position(&id, f64::INFINITY);
+        found.push(id);
+        cursor.next(Some(&past)).await.map_err(fail)?;
+    }
+    Ok(found)
+}
+
+/// Keeps the newest `keep` server messages of each conversation; returns what it removed.
+async fn evict(stores: &Stores, keep: usize) -> Result<Vec<LocalMessage>, Failure> {
+    let mut removed = Vec::new();
+    for conversation in conversations_with_messages(stores).await? {
+        let messages = conversation_messages(stores, &conversation).await?;
+        let server: Vec<LocalMessage> = messages
+            .into_iter()
+            .filter(|m| m.is_from_server())
+            .collect();
+        let excess = server.len().saturating_sub(keep);
+        for message in server.into_iter().take(excess) {
+            drop(
+                stores
+                    .messages
+                    .delete(key_of(&message))
+                    .map_err(|e| classify(&e))?,
+            );
+            removed.push(message);
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes tombstones last written before `before`; returns what it removed.
+async fn compact(stores: &Stores, before: Millis) -> Result<Vec<LocalMessage>, Failure> {
+    let mut removed = Vec::new();
+    for conversation in conversations_with_messages(stores).await? {
+        for message in conversation_messages(stores, &conversation).await? {
+            if message.deleted && message.updated_ts.is_some_and(|ts| ts < before) {
+                drop(
+                    stores
+                        .messages
+                        .delete(key_of(&message))
+                        .map_err(|e| classify(&e))?,
+                );
+                removed.push(message);
+            }
+        }
+    }
+    Ok(removed)
+}

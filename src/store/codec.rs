@@ -1,0 +1,132 @@
+//! The records as IndexedDB holds them, and their keys.
+
+use super::errors::Failure;
+use chat_sync_engine::protocol::{Conversation, ConversationId, Cursor, Millis, User, UserId};
+use chat_sync_engine::LocalMessage;
+use js_sys::Array;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+
+/// Object store names.
+pub(crate) const CONVERSATIONS: &str = "conversations";
+pub(crate) const MESSAGES: &str = "messages";
+pub(crate) const OUTBOX: &str = "outbox";
+pub(crate) const READ_MARKERS: &str = "readMarkers";
+pub(crate) const META: &str = "meta";
+/// Every object store, for transactions that span them all.
+pub(crate) const ALL_STORES: [&str; 5] = [CONVERSATIONS, MESSAGES, OUTBOX, READ_MARKERS, META];
+
+/// Index names.
+pub(crate) const BY_CONVERSATION: &str = "byConversation";
+pub(crate) const BY_CLIENT_MESSAGE_ID: &str = "byClientMessageId";
+pub(crate) const BY_ACTIVITY: &str = "byActivity";
+pub(crate) const BY_SERVER_ID: &str = "byServerId";
+
+/// The key of the one meta record.
+pub(crate) const META_KEY: &str = "state";
+/// Written with the meta record: its absence means the database was wiped.
+pub(crate) const MARKER: &str = "chat-sync";
+
+/// A conversation with its last activity (for the conversation list's order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConversationRecord {
+    pub(crate) id: ConversationId,
+    pub(crate) title: String,
+    pub(crate) members: Vec<User>,
+    pub(crate) created_ts: Millis,
+    pub(crate) updated_ts: Millis,
+    /// The highest of `updated_ts`, its server messages' `server_ts` and its optimistic
+    /// messages' `composed_at`.
+    pub(crate) last_activity: Millis,
+}
+
+impl ConversationRecord {
+    pub(crate) fn new(conversation: Conversation, last_activity: Millis) -> Self {
+        Self {
+            last_activity: last_activity.max(conversation.updated_ts),
+            id: conversation.id,
+            title: conversation.title,
+            members: conversation.members,
+            created_ts: conversation.created_ts,
+            updated_ts: conversation.updated_ts,
+        }
+    }
+
+    pub(crate) fn conversation(self) -> Conversation {
+        Conversation {
+            id: self.id,
+            title: self.title,
+            members: self.members,
+            created_ts: self.created_ts,
+            updated_ts: self.updated_ts,
+        }
+    }
+}
+
+/// The engine's persisted scalars.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MetaRecord {
+    pub(crate) marker: String,
+    pub(crate) cursor: Option<Cursor>,
+    pub(crate) last_sync: Option<Millis>,
+    pub(crate) last_maintenance: Option<Millis>,
+}
+
+impl MetaRecord {
+    pub(crate) fn fresh() -> Self {
+        Self {
+            marker: MARKER.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A value as a plain JS object (numbers, not BigInts; `null` for `None`).
+pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, Failure> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|error| Failure::Other(format!("cannot encode a record: {error}")))
+}
+
+/// A record read back; a record that does not decode is corruption.
+pub(crate) fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, Failure> {
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|error| Failure::Corrupt(format!("a stored record does not decode: {error}")))
+}
+
+/// The key of a message: `[senderId, clientMessageId]`.
+pub(crate) fn message_key(sender: &str, client_message_id: &str) -> JsValue {
+    Array::of2(&sender.into(), &client_message_id.into()).into()
+}
+
+/// The key of a stored message.
+pub(crate) fn key_of(message: &LocalMessage) -> JsValue {
+    message_key(
+        message.sender_id.as_str(),
+        message.client_message_id.as_str(),
+    )
+}
+
+/// The key of a read marker: `[conversationId, userId]`.
+pub(crate) fn read_marker_key(conversation: &ConversationId, user: &UserId) -> JsValue {
+    Array::of2(&conversation.as_str().into(), &user.as_str().into()).into()
+}
+
+/// The `[conversationId, sortTs]` index key.
+pub(crate) fn conversation_position(conversation: &ConversationId, sort_ts: f64) -> JsValue {
+    Array::of2(&conversation.as_str().into(), &sort_ts.into()).into()
+}
+
+/// Every position of one conversation in the `[conversationId, sortTs]` index.
+pub(crate) fn conversation_range(conversation: &ConversationId) -> Result<idb::KeyRange, Failure> {
+    idb::KeyRange::bound(
+        &conversation_position(conversation, f64::NEG_INFINITY),
+        &conversation_position(conversation, f64::INFINITY),
+        None,
+        None,
+    )
+    .map_err(|e| super::errors::classify(&e))
+}

@@ -1,0 +1,135 @@
+//! Sorting IndexedDB failures into the engine's [`StoreError`]s.
+
+use chat_sync_engine::StoreError;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::DomException;
+
+/// What an IndexedDB failure means for the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Out of quota.
+    Quota,
+    /// The connection is gone or closing (Safari's "connection lost", a `versionchange`):
+    /// reopen and retry once.
+    ConnectionLost(String),
+    /// The database was written by a newer version of the app.
+    TooNew(String),
+    /// Another tab holds the database open at an older version and does not let go.
+    Blocked,
+    /// Opening the database did not settle in time (seen in Safari).
+    Timeout,
+    /// IndexedDB is not available here (some private modes, blocked storage).
+    Unsupported(String),
+    /// The database is unreadable or inconsistent: rebuild it.
+    Corrupt(String),
+    /// Anything else.
+    Other(String),
+}
+
+impl Failure {
+    /// The engine's view of it.
+    pub(crate) fn into_store_error(self) -> StoreError {
+        match self {
+            Failure::Quota => StoreError::QuotaExceeded,
+            Failure::ConnectionLost(message) | Failure::Unsupported(message) => {
+                StoreError::Unavailable(message)
+            }
+            Failure::Blocked => StoreError::Unavailable(
+                "another tab keeps an older version of the database open; close other tabs of \
+                 this app"
+                    .into(),
+            ),
+            Failure::Timeout => StoreError::Unavailable("opening the database timed out".into()),
+            Failure::TooNew(message) => StoreError::Failed(format!(
+                "{message}; the database was written by a newer version of this app: reload \
+                 the page to get it, or clear the site's data"
+            )),
+            Failure::Corrupt(message) | Failure::Other(message) => StoreError::Failed(message),
+        }
+    }
+}
+
+/// Sorts a DOM exception by its name (and, for the ambiguous ones, its message).
+pub(crate) fn classify_exception(exception: &DomException) -> Failure {
+    let name = exception.name();
+    let message = exception.message();
+    let text = format!("{name}: {message}");
+    match name.as_str() {
+        "QuotaExceededError" => Failure::Quota,
+        "VersionError" => Failure::TooNew(text),
+        "InvalidStateError" | "TransactionInactiveError" => Failure::ConnectionLost(text),
+        "UnknownError" if is_connection_message(&message) => Failure::ConnectionLost(text),
+        "NotReadableError" | "NotFoundError" => Failure::Corrupt(text),
+        "AbortError" if message.to_lowercase().contains("quota") => Failure::Quota,
+        _ => Failure::Other(text),
+    }
+}
+
+/// Sorts any error value: a DOM exception, or an `idb` error wrapping one.
+pub(crate) fn classify(error: &idb::Error) -> Failure {
+    match exception_of(error) {
+        Some(exception) => classify_exception(&exception),
+        None => {
+            let text = error.to_string();
+            if is_connection_message(&text) {
+                Failure::ConnectionLost(text)
+            } else {
+                Failure::Other(text)
+            }
+        }
+    }
+}
+
+/// The DOM exception inside an `idb` error, when there is one.
+fn exception_of(error: &idb::Error) -> Option<DomException> {
+    use idb::Error::*;
+    let value: &JsValue = match error {
+        DomException(exception) => return Some(exception.clone()),
+        AddFailed(v)
+        | ClearFailed(v)
+        | CountFailed(v)
+        | CursorAdvanceFailed(v)
+        | CursorContinueFailed(v)
+        | CursorKeyNotFound(v)
+        | CursorPrimaryKeyNotFound(v)
+        | CursorValueNotFound(v)
+        | DeleteFailed(v)
+        | GetAllFailed(v)
+        | GetAllKeysFailed(v)
+        | GetFailed(v)
+        | GetKeyFailed(v)
+        | IndexCreateFailed(v)
+        | IndexDeleteFailed(v)
+        | IndexedDbDeleteFailed(v)
+        | IndexedDbNotFound(v)
+        | IndexedDbOpenFailed(v)
+        | IndexNotFound(v)
+        | KeyPathNotFound(v)
+        | KeyRangeBoundNotFound(v)
+        | KeyRangeCreateFailed(v)
+        | KeyRangeIncludesFailed(v)
+        | ObjectStoreCreateFailed(v)
+        | ObjectStoreDeleteFailed(v)
+        | ObjectStoreNotFound(v)
+        | OpenCursorFailed(v)
+        | OpenKeyCursorFailed(v)
+        | RequestErrorNotFound(v)
+        | RequestResultNotFound(v)
+        | TransactionAbortError(v)
+        | TransactionCommitError(v)
+        | TransactionModeNotFound(v)
+        | TransactionOpenFailed(v)
+        | UpdateFailed(v)
+        | UnexpectedJsType(_, v) => v,
+        _ => return None,
+    };
+    value.dyn_ref::<web_sys::DomException>().cloned()
+}
+
+/// Safari and Chromium word a lost connection in these ways.
+fn is_connection_message(message: &str) -> bool {
+    let message = message.to_lowercase();
+    message.contains("connection") && (message.contains("lost") || message.contains("closing"))
+        || message.contains("database is closed")
+        || message.contains("is closing")
+}

@@ -1,0 +1,194 @@
+//! The engine's store on IndexedDB: one database per user and server, atomic batches, index
+//! reads, migrations, and recovery from the ways browsers lose or damage databases.
+//!
+//! Built on the `idb` crate (the layer `rexie` wraps) because the store needs what `rexie` hides:
+//! `upgradeneeded` with the `versionchange` transaction for numbered migrations, `blocked`, and
+//! `versionchange` on open connections.
+//!
+//! | fault | what the store does |
+//! |---|---|
+//! | quota exceeded | the batch aborts whole; [`StoreError::QuotaExceeded`] (the engine evicts and retries) |
+//! | another tab upgrades or deletes | `versionchange` closes our connection; the next call reopens |
+//! | our upgrade is blocked by another tab | reported as [`StoreError::Unavailable`], not waited on |
+//! | connection lost (Safari, backgrounding) | the handle is dropped, reopened, the call retried once |
+//! | `open()` never settles | times out after 8 s: [`StoreError::Unavailable`] |
+//! | unreadable or inconsistent database | readable outbox rescued, database rebuilt, [`OpenReport::recovered`] |
+//! | wiped (meta record missing) | starts over with the surviving outbox, [`OpenReport::wiped`] |
+//! | database from a newer app version | a clear [`StoreError::Failed`] naming the way out |
+
+mod apply;
+mod codec;
+mod errors;
+mod open;
+mod quota;
+mod read;
+mod request;
+mod schema;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests;
+
+pub use open::OpenReport;
+pub use quota::{request_persistence, storage_estimate, StorageEstimate};
+
+use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker, UserId};
+use chat_sync_engine::{ApplyReport, LocalMessage, PersistedState, Store, StoreError, StoreOp};
+use errors::Failure;
+use idb::Database;
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use web_sys::DomException;
+
+/// The engine's store on IndexedDB.
+pub struct IndexedDbStore {
+    name: String,
+    /// The open connection, shared with the `versionchange` handler that closes it.
+    connection: Rc<RefCell<Option<Rc<Database>>>>,
+    report: OpenReport,
+    injected: RefCell<Option<DomException>>,
+}
+
+impl IndexedDbStore {
+    /// The database name for a user on a server: one database each, so a different user (or
+    /// server) never sees another's data.
+    pub fn database_name(server_url: &str, user: &UserId) -> String {
+        let server = server_url.trim_end_matches('/');
+        format!("chat-sync|{server}|{user}")
+    }
+
+    /// Opens (creating or upgrading) the database `name`, checks it and repairs it if needed.
+    pub async fn open(name: &str) -> Result<Self, StoreError> {
+        let (database, report) = open::open_checked(name)
+            .await
+            .map_err(Failure::into_store_error)?;
+        let store = Self {
+            name: name.to_owned(),
+            connection: Rc::new(RefCell::new(None)),
+            report,
+            injected: RefCell::new(None),
+        };
+        store.install(database);
+        Ok(store)
+    }
+
+    /// What opening found (upgrade, wipe, recovery).
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// Closes the connection (the next call reopens it).
+    pub fn close(&self) {
+        if let Some(database) = self.connection.borrow_mut().take() {
+            database.close();
+        }
+    }
+
+    /// Deletes the database `name` (logout, `clear()`). Other tabs' connections close on the
+    /// resulting `versionchange`.
+    pub async fn delete(name: &str) -> Result<(), StoreError> {
+        open::delete(name).await.map_err(Failure::into_store_error)
+    }
+
+    /// Makes the next [`Store::apply`] abort its transaction with `exception` after issuing its
+    /// writes, as a browser does when the quota runs out mid-batch. For tests.
+    #[doc(hidden)]
+    pub fn inject_apply_failure(&self, exception: DomException) {
+        *self.injected.borrow_mut() = Some(exception);
+    }
+
+    /// Closes the connection but keeps the stale handle, as when Safari drops the connection of
+    /// a backgrounded page. For tests.
+    #[doc(hidden)]
+    pub fn lose_connection(&self) {
+        if let Some(database) = self.connection.borrow().as_ref() {
+            database.close();
+        }
+    }
+
+    /// Keeps `database` as the connection, closing it when another tab asks for a version change.
+    fn install(&self, mut database: Database) -> Rc<Database> {
+        let slot = Rc::downgrade(&self.connection);
+        database.on_version_change(move |_| {
+            log::info!("another tab changes the database version; closing our connection");
+            if let Some(slot) = slot.upgrade() {
+                if let Some(database) = slot.borrow_mut().take() {
+                    database.close();
+                }
+            }
+        });
+        let database = Rc::new(database);
+        *self.connection.borrow_mut() = Some(database.clone());
+        database
+    }
+
+    async fn database(&self) -> Result<Rc<Database>, Failure> {
+        let current = self.connection.borrow().clone();
+        if let Some(database) = current {
+            return Ok(database);
+        }
+        let (database, _) = open::open_at(&self.name, schema::SCHEMA_VERSION).await?;
+        Ok(self.install(database))
+    }
+
+    /// Runs `operation`; on a lost connection, drops the handle, reopens and runs it once more
+    /// (every operation is idempotent; a failed one wrote nothing).
+    async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
+    where
+        F: Fn(Rc<Database>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let database = self.database().await.map_err(Failure::into_store_error)?;
+        match operation(database).await {
+            Err(Failure::ConnectionLost(reason)) => {
+                log::warn!(reason = reason.as_str(); "IndexedDB connection lost; reopening");
+                self.close();
+                let database = self.database().await.map_err(Failure::into_store_error)?;
+                operation(database).await.map_err(Failure::into_store_error)
+            }
+            other => other.map_err(Failure::into_store_error),
+        }
+    }
+}
+
+impl Store for IndexedDbStore {
+    async fn load(&self) -> Result<PersistedState, StoreError> {
+        self.run(|database| async move { read::load(&database).await })
+            .await
+    }
+
+    async fn apply(&self, ops: &[StoreOp]) -> Result<ApplyReport, StoreError> {
+        // An injected failure hits the first attempt only.
+        let injected = RefCell::new(self.injected.borrow_mut().take());
+        self.run(|database| {
+            let injected = injected.borrow_mut().take();
+            async move { apply::apply(&database, ops, injected).await }
+        })
+        .await
+    }
+
+    async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
+        self.run(|database| async move { read::conversations(&database).await })
+            .await
+    }
+
+    async fn messages(
+        &self,
+        conversation: &ConversationId,
+        before: Option<Millis>,
+        limit: usize,
+    ) -> Result<Vec<LocalMessage>, StoreError> {
+        self.run(
+            |database| async move { read::messages(&database, conversation, before, limit).await },
+        )
+        .await
+    }
+
+    async fn read_markers(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ReadMarker>, StoreError> {
+        self.run(|database| async move { read::read_markers(&database, conversation).await })
+            .await
+    }
+}

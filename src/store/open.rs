@@ -1,0 +1,305 @@
+//! Opening the database: upgrades, a `blocked` upgrade reported instead of waited on, a timeout
+//! for opens that never settle, and the integrity check with recovery.
+
+use super::codec::*;
+use super::errors::{classify, Failure};
+use super::request::request_result;
+use super::schema::{self, SCHEMA_VERSION};
+use chat_sync_engine::OutboxEntry;
+use futures_util::future::{select, Either};
+use gloo_timers::future::TimeoutFuture;
+use idb::request::OpenDatabaseRequest;
+use idb::{Database, Factory, Request as _, TransactionMode};
+use std::cell::RefCell;
+use std::future::IntoFuture;
+use std::rc::Rc;
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use web_sys::{IdbDatabase, IdbFactory, IdbOpenDbRequest};
+
+/// How long an open may take before it counts as hung (Safari sometimes never answers).
+const OPEN_TIMEOUT_MS: u32 = 8_000;
+/// After `blocked`, how long other connections get to close (those closing on `versionchange`
+/// finish their transactions first) before the upgrade counts as blocked.
+const BLOCKED_GRACE_MS: u32 = 1_500;
+
+/// What opening found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The schema version the database had before this open upgraded it (0: newly created).
+    pub upgraded_from: Option<u32>,
+    /// The meta record was missing (site data cleared): the store starts over, keeping any
+    /// outbox entries that survived.
+    pub wiped: bool,
+    /// The database was unreadable or inconsistent and was rebuilt; the reason. Outbox entries
+    /// that could be read were kept.
+    pub recovered: Option<String>,
+}
+
+/// Opens `name` at `version`, running the upgrade steps it needs. Returns the connection and,
+/// when it upgraded, the version it upgraded from (0: created).
+pub(crate) async fn open_at(name: &str, version: u32) -> Result<(Database, Option<u32>), Failure> {
+    let factory: IdbFactory = Factory::new()
+        .map_err(|error| Failure::Unsupported(error.to_string()))?
+        .into();
+    let raw = factory
+        .open_with_u32(name, version)
+        .map_err(|error| js_failure(&error))?;
+    let mut request = OpenDatabaseRequest::from(raw.clone());
+    let upgraded_from = Rc::new(RefCell::new(None));
+    let upgrade_error: Rc<RefCell<Option<idb::Error>>> = Rc::new(RefCell::new(None));
+    {
+        let upgraded_from = upgraded_from.clone();
+        let upgrade_error = upgrade_error.clone();
+        request.on_upgrade_needed(move |event| {
+            use idb::{DatabaseEvent, Event};
+            let result = (|| {
+                let old = event.old_version()?;
+                let database = event.database()?;
+                let transaction = event
+                    .target()?
+                    .transaction()
+                    .ok_or(idb::Error::TransactionNotFound)?;
+                *upgraded_from.borrow_mut() = Some(old);
+                schema::upgrade(&database, &transaction, old, version)
+            })();
+            if let Err(error) = result {
+                log::error!(error:% = error; "schema upgrade failed");
+                *upgrade_error.borrow_mut() = Some(error);
+            }
+        });
+    }
+    let (blocked_tx, blocked_rx) = futures_channel::oneshot::channel::<()>();
+    request.on_blocked(move |_| {
+        let _ = blocked_tx.send(());
+    });
+    // The browser may call these after we stop waiting (a blocked open proceeds later): leave
+    // them to the JS garbage collector instead of dropping them under it.
+    request.forget_callbacks();
+    let opened = Box::pin(request_result(&raw));
+    let waited = match select(
+        opened,
+        select(blocked_rx, TimeoutFuture::new(OPEN_TIMEOUT_MS)),
+    )
+    .await
+    {
+        Either::Left((result, _)) => Ok(result),
+        Either::Right((Either::Left((Ok(()), _)), opened)) => {
+            match select(opened, TimeoutFuture::new(BLOCKED_GRACE_MS)).await {
+                Either::Left((result, _)) => Ok(result),
+                Either::Right(_) => Err(Failure::Blocked),
+            }
+        }
+        Either::Right((Either::Left((Err(_), timeout)), opened)) => {
+            match select(opened, timeout).await {
+                Either::Left((result, _)) => Ok(result),
+                Either::Right(_) => Err(Failure::Timeout),
+            }
+        }
+        Either::Right((Either::Right(_), _)) => Err(Failure::Timeout),
+    };
+    let result = waited.inspect_err(|_| {
+        // Giving up: if the open completes later, close what it opens.
+        close_when_opened(&raw);
+    })?;
+    let database = Database::try_from(result?).map_err(|e| classify(&e))?;
+    if let Some(error) = upgrade_error.borrow_mut().take() {
+        database.close();
+        return Err(Failure::Corrupt(format!("schema upgrade failed: {error}")));
+    }
+    let upgraded_from = *upgraded_from.borrow();
+    Ok((database, upgraded_from))
+}
+
+/// Closes the connection an abandoned open request produces, whenever it does.
+fn close_when_opened(request: &IdbOpenDbRequest) {
+    let on_success = Closure::once_into_js(move |event: web_sys::Event| {
+        let database = event
+            .target()
+            .and_then(|target| target.dyn_into::<IdbOpenDbRequest>().ok())
+            .and_then(|request| request.result().ok())
+            .and_then(|result| result.dyn_into::<IdbDatabase>().ok());
+        if let Some(database) = database {
+            database.close();
+        }
+    });
+    request.set_onsuccess(Some(on_success.unchecked_ref()));
+}
+
+/// A failure thrown by a raw IndexedDB call.
+fn js_failure(error: &JsValue) -> Failure {
+    match error.dyn_ref::<web_sys::DomException>() {
+        Some(exception) => super::errors::classify_exception(exception),
+        None => Failure::Other(format!("{error:?}")),
+    }
+}
+
+/// Opens the store's database, checks it and rebuilds it when it is unreadable.
+pub(crate) async fn open_checked(name: &str) -> Result<(Database, OpenReport), Failure> {
+    let (database, upgraded_from) = open_at(name, SCHEMA_VERSION).await?;
+    let mut report = OpenReport {
+        upgraded_from,
+        ..OpenReport::default()
+    };
+    match check(&database).await {
+        Ok(Health::Sound) => Ok((database, report)),
+        Ok(Health::Wiped) => {
+            log::warn!("the database lost its meta record (site data cleared?); starting over");
+            write_fresh_meta(&database).await?;
+            report.wiped = true;
+            Ok((database, report))
+        }
+        Err(Failure::Corrupt(reason)) => {
+            log::error!(reason = reason.as_str(); "database unreadable; rebuilding it");
+            let rescued = rescue_outbox(&database).await;
+            database.close();
+            delete(name).await?;
+            let (database, _) = open_at(name, SCHEMA_VERSION).await?;
+            restore_outbox(&database, &rescued).await?;
+            report.recovered = Some(reason);
+            Ok((database, report))
+        }
+        Err(other) => {
+            database.close();
+            Err(other)
+        }
+    }
+}
+
+/// What the integrity check found.
+enum Health {
+    Sound,
+    /// No meta record: the data was cleared under us.
+    Wiped,
+}
+
+/// Every object store and index present, and the meta record readable and ours.
+async fn check(database: &Database) -> Result<Health, Failure> {
+    let names = database.store_names();
+    if let Some(missing) = ALL_STORES
+        .iter()
+        .find(|store| !names.iter().any(|n| n == *store))
+    {
+        return Err(Failure::Corrupt(format!(
+            "object store `{missing}` is missing"
+        )));
+    }
+    let transaction = database
+        .transaction(&ALL_STORES, TransactionMode::ReadOnly)
+        .map_err(|e| classify(&e))?;
+    let indexes = [
+        (CONVERSATIONS, BY_ACTIVITY),
+        (MESSAGES, BY_CONVERSATION),
+        (MESSAGES, BY_CLIENT_MESSAGE_ID),
+        (MESSAGES, BY_SERVER_ID),
+    ];
+    for (store, index) in indexes {
+        let store = transaction.object_store(store).map_err(|e| classify(&e))?;
+        if store.index(index).is_err() {
+            return Err(Failure::Corrupt(format!("index `{index}` is missing")));
+        }
+    }
+    let meta = transaction
+        .object_store(META)
+        .and_then(|store| store.get(wasm_bindgen::JsValue::from(META_KEY)))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| match classify(&e) {
+            Failure::Other(message) => Failure::Corrupt(message),
+            other => other,
+        })?;
+    let Some(meta) = meta else {
+        return Ok(Health::Wiped);
+    };
+    let meta: MetaRecord = from_js(meta)?;
+    if meta.marker != MARKER {
+        return Err(Failure::Corrupt(format!(
+            "unexpected meta marker `{}`",
+            meta.marker
+        )));
+    }
+    Ok(Health::Sound)
+}
+
+async fn write_fresh_meta(database: &Database) -> Result<(), Failure> {
+    let transaction = database
+        .transaction(&[META], TransactionMode::ReadWrite)
+        .map_err(|e| classify(&e))?;
+    let meta = to_js(&MetaRecord::fresh())?;
+    transaction
+        .object_store(META)
+        .and_then(|store| store.put(&meta, Some(&META_KEY.into())))
+        .map_err(|e| classify(&e))?;
+    finish(transaction).await
+}
+
+/// Reads what it can of the outbox of a damaged database; undecodable entries are skipped.
+async fn rescue_outbox(database: &Database) -> Vec<OutboxEntry> {
+    let read = async {
+        let transaction = database
+            .transaction(&[OUTBOX], TransactionMode::ReadOnly)
+            .ok()?;
+        let values = transaction
+            .object_store(OUTBOX)
+            .ok()?
+            .get_all(None, None)
+            .ok()?
+            .await
+            .ok()?;
+        Some(
+            values
+                .into_iter()
+                .filter_map(|value| from_js::<OutboxEntry>(value).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let rescued = read.await.unwrap_or_default();
+    log::warn!(count = rescued.len(); "rescued outbox entries from the damaged database");
+    rescued
+}
+
+async fn restore_outbox(database: &Database, entries: &[OutboxEntry]) -> Result<(), Failure> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let transaction = database
+        .transaction(&[OUTBOX], TransactionMode::ReadWrite)
+        .map_err(|e| classify(&e))?;
+    let store = transaction.object_store(OUTBOX).map_err(|e| classify(&e))?;
+    for entry in entries {
+        store.put(&to_js(entry)?, None).map_err(|e| classify(&e))?;
+    }
+    finish(transaction).await
+}
+
+/// Deletes the database. Other connections get `versionchange` and close; until they do the
+/// deletion is blocked, so this gives up after the open timeout.
+pub(crate) async fn delete(name: &str) -> Result<(), Failure> {
+    let factory = Factory::new().map_err(|error| Failure::Unsupported(error.to_string()))?;
+    let request = factory.delete(name).map_err(|e| classify(&e))?;
+    match select(
+        Box::pin(request.into_future()),
+        TimeoutFuture::new(OPEN_TIMEOUT_MS),
+    )
+    .await
+    {
+        Either::Left((result, _)) => result.map_err(|e| classify(&e)),
+        Either::Right(_) => Err(Failure::Blocked),
+    }
+}
+
+/// Waits for a transaction to commit; an abort reports the transaction's error.
+pub(crate) async fn finish(transaction: idb::Transaction) -> Result<(), Failure> {
+    // A second handle on the same transaction, to read its error after an abort.
+    let probe = transaction
+        .object_store(&transaction.store_names()[0])
+        .map(|store| store.transaction());
+    match transaction.await {
+        Ok(result) if result.is_committed() => Ok(()),
+        Ok(_) => Err(probe
+            .ok()
+            .and_then(|t| t.error())
+            .map(|exception| super::errors::classify_exception(&exception))
+            .unwrap_or_else(|| Failure::Other("the transaction was aborted".into()))),
+        Err(error) => Err(classify(&error)),
+    }
+}

@@ -1,0 +1,179 @@
+//! Reads: the engine's state at start, and the app's conversation list and message pages through
+//! the indexes with bounded key ranges (no full scans).
+
+use super::codec::*;
+use super::errors::{classify, classify_exception, Failure};
+use super::request::request_result;
+use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker};
+use chat_sync_engine::{LocalMessage, OutboxEntry, PersistedState};
+use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
+use js_sys::{Array, Function, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{IdbIndex, IdbRequest};
+
+/// The engine's persisted state: meta and the outbox in compose order.
+pub(crate) async fn load(database: &Database) -> Result<PersistedState, Failure> {
+    let transaction = database
+        .transaction(&[META, OUTBOX], TransactionMode::ReadOnly)
+        .map_err(|e| classify(&e))?;
+    let meta = transaction
+        .object_store(META)
+        .and_then(|store| store.get(JsValue::from(META_KEY)))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    let meta: MetaRecord = meta
+        .map(from_js)
+        .transpose()?
+        .unwrap_or_else(MetaRecord::fresh);
+    let outbox = transaction
+        .object_store(OUTBOX)
+        .and_then(|store| store.get_all(None, None))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    let mut outbox: Vec<OutboxEntry> = outbox.into_iter().map(from_js).collect::<Result<_, _>>()?;
+    outbox.sort_by_key(|entry| entry.seq);
+    Ok(PersistedState {
+        cursor: meta.cursor,
+        outbox,
+        last_sync: meta.last_sync,
+        last_maintenance: meta.last_maintenance,
+    })
+}
+
+/// Every conversation, most recent activity first (ties by id).
+pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversation>, Failure> {
+    let transaction = database
+        .transaction(&[CONVERSATIONS], TransactionMode::ReadOnly)
+        .map_err(|e| classify(&e))?;
+    let values = transaction
+        .object_store(CONVERSATIONS)
+        .and_then(|store| store.get_all(None, None))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    let mut records: Vec<ConversationRecord> =
+        values.into_iter().map(from_js).collect::<Result<_, _>>()?;
+    records.sort_by(|a, b| {
+        b.last_activity
+            .cmp(&a.last_activity)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(records
+        .into_iter()
+        .map(ConversationRecord::conversation)
+        .collect())
+}
+
+/// The newest `limit` messages of a conversation sorting before `before`, in ascending order.
+///
+/// One bounded walk backwards through the `[conversationId, sortTs]` index:
+/// `IDBIndex.getAllRecords` where the browser has it, a cursor otherwise.
+pub(crate) async fn messages(
+    database: &Database,
+    conversation: &ConversationId,
+    before: Option<Millis>,
+    limit: usize,
+) -> Result<Vec<LocalMessage>, Failure> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let transaction = database
+        .transaction(&[MESSAGES], TransactionMode::ReadOnly)
+        .map_err(|e| classify(&e))?;
+    let index = transaction
+        .object_store(MESSAGES)
+        .and_then(|store| store.index(BY_CONVERSATION))
+        .map_err(|e| classify(&e))?;
+    let upper = before.map_or(f64::INFINITY, |before| before as f64);
+    let range = idb::KeyRange::bound(
+        &conversation_position(conversation, f64::NEG_INFINITY),
+        &conversation_position(conversation, upper),
+        None,
+        Some(before.is_some()),
+    )
+    .map_err(|e| classify(&e))?;
+    let raw: IdbIndex = index.clone().into();
+    let mut values = match get_all_records_prev(&raw, &range, limit).await? {
+        Some(values) => values,
+        None => {
+            let mut values = Vec::with_capacity(limit.min(256));
+            let cursor = index
+                .open_cursor(Some(Query::from(range)), Some(CursorDirection::Prev))
+                .map_err(|e| classify(&e))?
+                .await
+                .map_err(|e| classify(&e))?;
+            if let Some(cursor) = cursor {
+                let mut cursor = ManagedCursor::from(cursor);
+                while let Some(value) = cursor.value().map_err(|e| classify(&e))? {
+                    values.push(value);
+                    if values.len() == limit {
+                        break;
+                    }
+                    cursor.next(None).await.map_err(|e| classify(&e))?;
+                }
+            }
+            values
+        }
+    };
+    values.reverse();
+    values.into_iter().map(from_js).collect()
+}
+
+/// `index.getAllRecords({query, count, direction: 'prev'})` where the browser has it (values,
+/// newest first); `None` where it does not.
+async fn get_all_records_prev(
+    index: &IdbIndex,
+    range: &idb::KeyRange,
+    limit: usize,
+) -> Result<Option<Vec<JsValue>>, Failure> {
+    let Ok(method) = Reflect::get(index, &"getAllRecords".into()) else {
+        return Ok(None);
+    };
+    let Some(method) = method.dyn_ref::<Function>() else {
+        return Ok(None);
+    };
+    let options = Object::new();
+    let set = |key: &str, value: JsValue| Reflect::set(&options, &key.into(), &value);
+    let range: JsValue = range.clone().into();
+    set("query", range)
+        .and_then(|_| set("count", u32::try_from(limit).unwrap_or(u32::MAX).into()))
+        .and_then(|_| set("direction", "prev".into()))
+        .map_err(|_| Failure::Other("cannot build getAllRecords options".into()))?;
+    let request: IdbRequest = method
+        .call1(index, &options)
+        .map_err(|error| match error.dyn_ref::<web_sys::DomException>() {
+            Some(exception) => classify_exception(exception),
+            None => Failure::Other("getAllRecords failed".into()),
+        })?
+        .unchecked_into();
+    let records: Array = request_result(&request).await?.unchecked_into();
+    let values = records
+        .iter()
+        .map(|record| Reflect::get(&record, &"value".into()).unwrap_or(JsValue::UNDEFINED))
+        .collect();
+    Ok(Some(values))
+}
+
+/// The read markers of a conversation, by user id.
+pub(crate) async fn read_markers(
+    database: &Database,
+    conversation: &ConversationId,
+) -> Result<Vec<ReadMarker>, Failure> {
+    let transaction = database
+        .transaction(&[READ_MARKERS], TransactionMode::ReadOnly)
+        .map_err(|e| classify(&e))?;
+    // Keys are `[conversationId, userId]`: from `[id]` up to `[id, []]` (arrays sort after
+    // strings) holds exactly this conversation's markers.
+    let lower: JsValue = Array::of1(&conversation.as_str().into()).into();
+    let upper: JsValue = Array::of2(&conversation.as_str().into(), &Array::new().into()).into();
+    let range = idb::KeyRange::bound(&lower, &upper, None, None).map_err(|e| classify(&e))?;
+    let values = transaction
+        .object_store(READ_MARKERS)
+        .and_then(|store| store.get_all(Some(Query::from(range)), None))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    values.into_iter().map(from_js).collect()
+}

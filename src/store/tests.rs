@@ -1,0 +1,422 @@
+//! The IndexedDB store in real browsers (Chromium, Firefox, WebKit via `tests/wasm.sh`): the
+//! shared store contract, migrations, atomic batches and every fault the store handles.
+
+use super::codec::*;
+use super::{open, IndexedDbStore};
+use chat_sync_engine::protocol::{Conversation, Cursor, Message};
+use chat_sync_engine::{LocalMessage, OutboxEntry, Store, StoreError, StoreOp};
+use idb::{Factory, TransactionMode};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+use web_sys::DomException;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A fresh store: the database `name` is deleted first, in case an earlier run left it.
+async fn fresh(name: &str) -> IndexedDbStore {
+    IndexedDbStore::delete(name).await.expect("delete");
+    IndexedDbStore::open(name).await.expect("open")
+}
+
+mod contract {
+    use super::*;
+
+    chat_sync_engine::store_contract_tests!(
+        #[wasm_bindgen_test]
+        |name| async move { fresh(&format!("contract-{name}")).await },
+        async
+    );
+}
+
+fn message(n: i64, conversation: &str) -> Message {
+    Message {
+        id: format!("m{n:012}").into(),
+        conversation_id: conversation.into(),
+        client_message_id: format!("x{n}").into(),
+        sender_id: "u-bob".into(),
+        body: format!("hello {n}"),
+        server_ts: 1_000 + n,
+        updated_ts: 1_000 + n,
+        edited: false,
+        deleted: false,
+    }
+}
+
+fn conversation(id: &str, updated_ts: i64) -> Conversation {
+    Conversation {
+        id: id.into(),
+        title: id.into(),
+        members: vec![],
+        created_ts: updated_ts,
+        updated_ts,
+    }
+}
+
+fn entry(n: u64, conversation: &str) -> OutboxEntry {
+    OutboxEntry {
+        client_message_id: format!("out-{n}").into(),
+        conversation_id: conversation.into(),
+        body: format!("draft {n}"),
+        seq: n,
+        composed_at: 5_000 + n as i64,
+        failure: None,
+    }
+}
+
+fn put_messages(range: std::ops::Range<i64>, conversation: &str) -> Vec<StoreOp> {
+    range
+        .map(|n| StoreOp::PutMessage(LocalMessage::from_server(message(n, conversation))))
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_batch_reads_modifies_and_writes_inside_one_transaction() {
+    let store = fresh("get-modify-put").await;
+    let mut ops = vec![StoreOp::PutConversation(conversation("c1", 10))];
+    ops.extend(put_messages(0..200, "c1"));
+    store.apply(&ops).await.expect("first batch");
+    // Every op of this batch reads the stored record before deciding to write: edits replace
+    // older versions, stale versions are dropped, the conversation's activity moves.
+    let mut edited = message(7, "c1");
+    edited.body = "edited".into();
+    edited.updated_ts = 5_000;
+    let mut stale = message(8, "c1");
+    stale.body = "stale".into();
+    let mut ops = vec![
+        StoreOp::PutMessage(LocalMessage::from_server(edited)),
+        StoreOp::PutMessage(LocalMessage::from_server(stale)),
+    ];
+    ops.extend(put_messages(200..400, "c1"));
+    store.apply(&ops).await.expect("second batch");
+    let all = store
+        .messages(&"c1".into(), None, 1_000)
+        .await
+        .expect("read");
+    assert_eq!(all.len(), 400);
+    assert_eq!(all[7].body, "edited");
+    assert_eq!(all[8].body, "hello 8");
+    let newest = store.messages(&"c1".into(), None, 3).await.expect("read");
+    let bodies: Vec<&str> = newest.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["hello 397", "hello 398", "hello 399"]);
+}
+
+#[wasm_bindgen_test]
+async fn awaiting_a_timer_inside_a_transaction_lets_it_commit_early() {
+    // The control for the test above: the pattern the store avoids fails in this browser.
+    let store = fresh("inactive-control").await;
+    drop(store);
+    let (database, _) = open::open_at("inactive-control", super::schema::SCHEMA_VERSION)
+        .await
+        .expect("open");
+    let transaction = database
+        .transaction(&[OUTBOX], TransactionMode::ReadWrite)
+        .expect("transaction");
+    let outbox = transaction.object_store(OUTBOX).expect("store");
+    let _ = outbox.get(JsValue::from("out-1")).expect("get").await;
+    gloo_timers::future::TimeoutFuture::new(50).await;
+    let put = outbox.put(&to_js(&entry(1, "c1")).expect("encode"), None);
+    let error = put.expect_err("the transaction is inactive after a timer");
+    assert!(
+        error.to_string().contains("TransactionInactiveError"),
+        "{error}"
+    );
+    database.close();
+}
+
+#[wasm_bindgen_test]
+async fn an_aborted_batch_leaves_nothing_behind() {
+    let store = fresh("abort").await;
+    store
+        .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
+        .await
+        .expect("outbox");
+    for name in ["DataError", "QuotaExceededError"] {
+        let exception =
+            DomException::new_with_message_and_name("injected", name).expect("exception");
+        store.inject_apply_failure(exception);
+        let mut ops = put_messages(0..50, "c1");
+        ops.push(StoreOp::RemoveOutbox("out-1".into()));
+        ops.push(StoreOp::SetCursor(Some(Cursor::new("c1.99"))));
+        let error = store.apply(&ops).await.expect_err("aborted");
+        if name == "QuotaExceededError" {
+            assert_eq!(error, StoreError::QuotaExceeded);
+        }
+        assert!(store
+            .messages(&"c1".into(), None, 100)
+            .await
+            .expect("read")
+            .is_empty());
+        let state = store.load().await.expect("load");
+        assert_eq!(state.outbox, vec![entry(1, "c1")], "the outbox is intact");
+        assert_eq!(state.cursor, None);
+    }
+    // And the next write succeeds.
+    store.apply(&put_messages(0..5, "c1")).await.expect("after");
+    assert_eq!(
+        store
+            .messages(&"c1".into(), None, 100)
+            .await
+            .expect("read")
+            .len(),
+        5
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_version_1_database_upgrades_with_every_record() {
+    let name = "migration-v1";
+    IndexedDbStore::delete(name).await.expect("delete");
+    let (database, created_from) = open::open_at(name, 1).await.expect("v1");
+    assert_eq!(created_from, Some(0));
+    let transaction = database
+        .transaction(&ALL_STORES, TransactionMode::ReadWrite)
+        .expect("transaction");
+    let store = |name| transaction.object_store(name).expect("store");
+    for n in 0..20 {
+        let value = to_js(&LocalMessage::from_server(message(n, "c1"))).expect("encode");
+        store(MESSAGES).put(&value, None).expect("put");
+    }
+    let record = ConversationRecord::new(conversation("c1", 10), 1_019);
+    store(CONVERSATIONS)
+        .put(&to_js(&record).expect("encode"), None)
+        .expect("put");
+    store(OUTBOX)
+        .put(&to_js(&entry(1, "c1")).expect("encode"), None)
+        .expect("put");
+    let meta = MetaRecord {
+        cursor: Some(Cursor::new("c1.14")),
+        last_sync: Some(77),
+        ..MetaRecord::fresh()
+    };
+    store(META)
+        .put(&to_js(&meta).expect("encode"), Some(&META_KEY.into()))
+        .expect("put");
+    open::finish(transaction).await.expect("fixtures written");
+    database.close();
+
+    let upgraded = IndexedDbStore::open(name).await.expect("upgrade");
+    assert_eq!(upgraded.open_report().upgraded_from, Some(1));
+    assert_eq!(upgraded.open_report().recovered, None);
+    let state = upgraded.load().await.expect("load");
+    assert_eq!(state.cursor, Some(Cursor::new("c1.14")));
+    assert_eq!(state.last_sync, Some(77));
+    assert_eq!(state.outbox, vec![entry(1, "c1")]);
+    let messages = upgraded
+        .messages(&"c1".into(), None, 100)
+        .await
+        .expect("read");
+    assert_eq!(messages.len(), 20);
+    assert_eq!(
+        upgraded.conversations().await.expect("read"),
+        vec![conversation("c1", 10)]
+    );
+    // The version 2 index finds the old records by server id.
+    let database = upgraded.database().await.expect("connection");
+    let transaction = database
+        .transaction(&[MESSAGES], TransactionMode::ReadOnly)
+        .expect("transaction");
+    let found = transaction
+        .object_store(MESSAGES)
+        .and_then(|store| store.index(BY_SERVER_ID))
+        .and_then(|index| index.get(JsValue::from("m000000000013")))
+        .expect("get")
+        .await
+        .expect("read");
+    let found: LocalMessage = from_js(found.expect("indexed")).expect("decode");
+    assert_eq!(found.body, "hello 13");
+}
+
+#[wasm_bindgen_test]
+async fn a_database_from_a_newer_version_gives_a_clear_error() {
+    let name = "too-new";
+    let store = fresh(name).await;
+    store.close();
+    let (newer, _) = open::open_at(name, super::schema::SCHEMA_VERSION + 1)
+        .await
+        .expect("a newer app version opens it");
+    newer.close();
+    let error = IndexedDbStore::open(name).await.err().expect("refused");
+    assert!(
+        error.to_string().contains("newer version of this app"),
+        "{error}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn another_tab_upgrading_closes_our_connection_and_is_not_blocked() {
+    let name = "versionchange";
+    let store = fresh(name).await;
+    store
+        .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
+        .await
+        .expect("write");
+    // The "other tab": a newer schema. Our versionchange handler lets it through at once.
+    let (newer, _) = open::open_at(name, super::schema::SCHEMA_VERSION + 1)
+        .await
+        .expect("the upgrade is not blocked by us");
+    newer.close();
+    // Our next call reopens and hears the database is now too new for us.
+    let error = store.load().await.expect_err("the database moved on");
+    assert!(error.to_string().contains("newer version"), "{error}");
+}
+
+#[wasm_bindgen_test]
+async fn a_blocked_upgrade_is_reported_not_waited_on() {
+    let name = "blocked";
+    IndexedDbStore::delete(name).await.expect("delete");
+    // An "old tab" holding version 1 open, without a versionchange handler.
+    let (old, _) = open::open_at(name, 1).await.expect("v1");
+    let started = js_sys::Date::now();
+    let error = IndexedDbStore::open(name).await.err().expect("blocked");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    assert!(error.to_string().contains("another tab"), "{error}");
+    assert!(
+        js_sys::Date::now() - started < 7_000.0,
+        "reported before the open timeout"
+    );
+    old.close();
+    // Once the old tab lets go, opening works.
+    gloo_timers::future::TimeoutFuture::new(50).await;
+    IndexedDbStore::open(name).await.expect("opens afterwards");
+}
+
+#[wasm_bindgen_test]
+async fn an_unreadable_database_is_rebuilt_keeping_the_outbox() {
+    let name = "corrupt-meta";
+    let store = fresh(name).await;
+    let mut ops = put_messages(0..10, "c1");
+    ops.push(StoreOp::PutOutbox(entry(1, "c1")));
+    ops.push(StoreOp::SetCursor(Some(Cursor::new("c1.9"))));
+    store.apply(&ops).await.expect("write");
+    let database = store.database().await.expect("connection");
+    let transaction = database
+        .transaction(&[META], TransactionMode::ReadWrite)
+        .expect("transaction");
+    transaction
+        .object_store(META)
+        .and_then(|meta| meta.put(&JsValue::from("garbage"), Some(&META_KEY.into())))
+        .expect("put");
+    open::finish(transaction).await.expect("corrupted");
+    store.close();
+    drop(database);
+
+    let reopened = IndexedDbStore::open(name).await.expect("recovers");
+    let reason = reopened.open_report().recovered.clone().expect("recovered");
+    assert!(reason.contains("decode"), "{reason}");
+    let state = reopened.load().await.expect("load");
+    assert_eq!(state.outbox, vec![entry(1, "c1")], "the outbox was rescued");
+    assert_eq!(state.cursor, None, "a full resync follows");
+    assert!(reopened
+        .messages(&"c1".into(), None, 100)
+        .await
+        .expect("read")
+        .is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn a_database_missing_its_stores_is_rebuilt() {
+    let name = "corrupt-stores";
+    IndexedDbStore::delete(name).await.expect("delete");
+    // Right name and version, wrong contents (nothing created in the upgrade).
+    let factory = Factory::new().expect("factory");
+    let request = factory
+        .open(name, Some(super::schema::SCHEMA_VERSION))
+        .expect("open");
+    request.await.expect("opened").close();
+    let store = IndexedDbStore::open(name).await.expect("recovers");
+    let reason = store.open_report().recovered.clone().expect("recovered");
+    assert!(reason.contains("missing"), "{reason}");
+    store
+        .apply(&put_messages(0..3, "c1"))
+        .await
+        .expect("usable");
+}
+
+#[wasm_bindgen_test]
+async fn a_wiped_database_starts_over_with_the_surviving_outbox() {
+    let name = "wiped";
+    let store = fresh(name).await;
+    store
+        .apply(&[
+            StoreOp::PutOutbox(entry(1, "c1")),
+            StoreOp::SetCursor(Some(Cursor::new("c1.5"))),
+        ])
+        .await
+        .expect("write");
+    let database = store.database().await.expect("connection");
+    let transaction = database
+        .transaction(&[META], TransactionMode::ReadWrite)
+        .expect("transaction");
+    transaction
+        .object_store(META)
+        .and_then(|meta| meta.delete(JsValue::from(META_KEY)))
+        .expect("delete");
+    open::finish(transaction).await.expect("wiped");
+    store.close();
+    drop(database);
+
+    let reopened = IndexedDbStore::open(name).await.expect("opens");
+    assert!(reopened.open_report().wiped);
+    let state = reopened.load().await.expect("load");
+    assert_eq!(state.cursor, None);
+    assert_eq!(state.outbox, vec![entry(1, "c1")]);
+}
+
+#[wasm_bindgen_test]
+async fn a_lost_connection_is_reopened_and_the_write_retried() {
+    let store = fresh("lost-connection").await;
+    store.lose_connection();
+    store
+        .apply(&put_messages(0..4, "c1"))
+        .await
+        .expect("retried on a new connection");
+    assert_eq!(
+        store
+            .messages(&"c1".into(), None, 10)
+            .await
+            .expect("read")
+            .len(),
+        4
+    );
+}
+
+#[wasm_bindgen_test]
+fn without_indexeddb_opening_fails_clearly() {
+    use futures_util::FutureExt;
+    use js_sys::{Object, Reflect};
+    // Hide `indexedDB` only while the open's first step runs (no await in between, so no other
+    // test sees it missing), then put the original property back.
+    let global: Object = js_sys::global();
+    let original = Object::get_own_property_descriptor(&global, &"indexedDB".into());
+    let hidden = Object::new();
+    Reflect::set(&hidden, &"value".into(), &JsValue::UNDEFINED).expect("set");
+    Reflect::set(&hidden, &"configurable".into(), &JsValue::TRUE).expect("set");
+    Object::define_property(&global, &"indexedDB".into(), &hidden);
+    let result = IndexedDbStore::open("no-indexeddb").now_or_never();
+    if original.is_undefined() {
+        Reflect::delete_property(&global, &"indexedDB".into()).expect("restore");
+    } else {
+        Object::define_property(&global, &"indexedDB".into(), &original.into());
+    }
+    assert!(Factory::new().is_ok(), "indexedDB is back");
+    let error = result.expect("fails at once").err().expect("refused");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+}
+
+#[wasm_bindgen_test]
+async fn deleting_a_users_database_leaves_nothing_for_the_next_user() {
+    let alice = IndexedDbStore::database_name("http://127.0.0.1:8080/", &"u-alice".into());
+    let bob = IndexedDbStore::database_name("http://127.0.0.1:8080", &"u-bob".into());
+    assert_ne!(alice, bob);
+    let store = fresh(&alice).await;
+    store
+        .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
+        .await
+        .expect("write");
+    store.close();
+    IndexedDbStore::delete(&alice).await.expect("logout");
+    let next = IndexedDbStore::open(&alice).await.expect("open");
+    assert!(next.load().await.expect("load").outbox.is_empty());
+    let other = fresh(&bob).await;
+    assert!(other.load().await.expect("load").outbox.is_empty());
+}
