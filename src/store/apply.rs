@@ -10,7 +10,9 @@ use super::open::finish;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
 use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp};
 use futures_util::future::join_all;
-use idb::{CursorDirection, Database, ObjectStore, Query, Transaction, TransactionMode};
+use idb::{
+    CursorDirection, Database, ManagedCursor, ObjectStore, Query, Transaction, TransactionMode,
+};
 use std::collections::BTreeMap;
 use wasm_bindgen::JsValue;
 use web_sys::DomException;
@@ -21,13 +23,13 @@ type Writes<K, V> = BTreeMap<K, Option<V>>;
 /// The batch's view of the records it touches: what was stored, then its own writes on top.
 #[derive(Default)]
 struct Overlay {
-    messages: BTreeMap<(String, String), Option<LocalMessage>>,
+    messages: BTreeMap<MessageKey, Option<LocalMessage>>,
     conversations: BTreeMap<ConversationId, Option<ConversationRecord>>,
     /// For conversations not stored yet: the activity of their newest stored message.
     stored_activity: BTreeMap<ConversationId, Millis>,
     read_markers: BTreeMap<(String, String), Option<ReadMarker>>,
     meta: Option<MetaRecord>,
-    message_writes: Writes<(String, String), LocalMessage>,
+    message_writes: Writes<MessageKey, LocalMessage>,
     conversation_writes: Writes<ConversationId, ConversationRecord>,
     read_marker_writes: Writes<(String, String), ReadMarker>,
     outbox_writes: Writes<String, OutboxEntry>,
@@ -349,12 +351,8 @@ impl Overlay {
     }
 
     /// Records messages a scan removed from the store.
-    fn forget(&mut self, removed: Vec<LocalMessage>) {
-        for message in removed {
-            let key = (
-                message.sender_id.to_string(),
-                message.client_message_id.to_string(),
-            );
+    fn forget(&mut self, removed: Vec<MessageKey>) {
+        for key in removed {
             if let Some(slot) = self.messages.get_mut(&key) {
                 *slot = None;
             }
@@ -424,89 +422,75 @@ impl Overlay {
     }
 }
 
-/// The messages of one conversation, oldest first.
-async fn conversation_messages(
-    stores: &Stores,
-    conversation: &ConversationId,
-) -> Result<Vec<LocalMessage>, Failure> {
-    let range = conversation_range(conversation)?;
-    let values = stores
-        .messages
-        .index(BY_CONVERSATION)
-        .and_then(|index| index.get_all(Some(Query::from(range)), None))
-        .map_err(|e| classify(&e))?
-        .await
-        .map_err(|e| classify(&e))?;
-    values.into_iter().map(from_js).collect()
-}
+/// The key of a message, as the overlay holds it.
+type MessageKey = (String, String);
 
-/// Every conversation that has messages, by walking the conversation index one conversation at
-/// a time (a key cursor that jumps past each conversation's last position).
-async fn conversations_with_messages(stores: &Stores) -> Result<Vec<ConversationId>, Failure> {
+/// Walks every message through the conversation index (conversation by conversation; within
+/// one, newest first when `direction` is `Prev`), one record at a time, then deletes those
+/// `remove` picked. Returns their keys.
+///
+/// Deletes come after the walk: WebKit's cursors skip a record when the one under them is
+/// deleted while walking backwards.
+async fn sweep(
+    stores: &Stores,
+    direction: CursorDirection,
+    mut remove: impl FnMut(&LocalMessage) -> bool,
+) -> Result<Vec<MessageKey>, Failure> {
     let fail = |error: idb::Error| classify(&error);
     let cursor = stores
         .messages
         .index(BY_CONVERSATION)
-        .and_then(|index| index.open_key_cursor(None, Some(CursorDirection::Next)))
+        .and_then(|index| index.open_cursor(None, Some(direction)))
         .map_err(fail)?
         .await
         .map_err(fail)?;
-    let mut found = Vec::new();
-    let Some(cursor) = cursor else {
-        return Ok(found);
-    };
-    let mut cursor = idb::ManagedKeyCursor::from(cursor);
-    while let Some(key) = cursor.key().map_err(fail)? {
-        let first = js_sys::Array::from(&key).get(0);
-        let Some(id) = first.as_string() else {
-            return Err(Failure::Corrupt("a message has no conversation id".into()));
-        };
-        let id = ConversationId::new(id);
-        let past = conversation_position(&id, f64::INFINITY);
-        found.push(id);
-        cursor.next(Some(&past)).await.map_err(fail)?;
+    let mut removed = Vec::new();
+    if let Some(cursor) = cursor {
+        let mut cursor = ManagedCursor::from(cursor);
+        while let Some(value) = cursor.value().map_err(fail)? {
+            let message: LocalMessage = from_js(value)?;
+            if remove(&message) {
+                removed.push((
+                    message.sender_id.to_string(),
+                    message.client_message_id.to_string(),
+                ));
+            }
+            cursor.next(None).await.map_err(fail)?;
+        }
     }
-    Ok(found)
+    for (sender, client_message_id) in &removed {
+        drop(
+            stores
+                .messages
+                .delete(message_key(sender, client_message_id))
+                .map_err(fail)?,
+        );
+    }
+    Ok(removed)
 }
 
 /// Keeps the newest `keep` server messages of each conversation; returns what it removed.
-async fn evict(stores: &Stores, keep: usize) -> Result<Vec<LocalMessage>, Failure> {
-    let mut removed = Vec::new();
-    for conversation in conversations_with_messages(stores).await? {
-        let messages = conversation_messages(stores, &conversation).await?;
-        let server: Vec<LocalMessage> = messages
-            .into_iter()
-            .filter(|m| m.is_from_server())
-            .collect();
-        let excess = server.len().saturating_sub(keep);
-        for message in server.into_iter().take(excess) {
-            drop(
-                stores
-                    .messages
-                    .delete(key_of(&message))
-                    .map_err(|e| classify(&e))?,
-            );
-            removed.push(message);
+async fn evict(stores: &Stores, keep: usize) -> Result<Vec<MessageKey>, Failure> {
+    let mut conversation: Option<ConversationId> = None;
+    let mut kept = 0;
+    sweep(stores, CursorDirection::Prev, |message| {
+        if conversation.as_ref() != Some(&message.conversation_id) {
+            conversation = Some(message.conversation_id.clone());
+            kept = 0;
         }
-    }
-    Ok(removed)
+        if !message.is_from_server() {
+            return false;
+        }
+        kept += 1;
+        kept > keep
+    })
+    .await
 }
 
 /// Removes tombstones last written before `before`; returns what it removed.
-async fn compact(stores: &Stores, before: Millis) -> Result<Vec<LocalMessage>, Failure> {
-    let mut removed = Vec::new();
-    for conversation in conversations_with_messages(stores).await? {
-        for message in conversation_messages(stores, &conversation).await? {
-            if message.deleted && message.updated_ts.is_some_and(|ts| ts < before) {
-                drop(
-                    stores
-                        .messages
-                        .delete(key_of(&message))
-                        .map_err(|e| classify(&e))?,
-                );
-                removed.push(message);
-            }
-        }
-    }
-    Ok(removed)
+async fn compact(stores: &Stores, before: Millis) -> Result<Vec<MessageKey>, Failure> {
+    sweep(stores, CursorDirection::Next, |message| {
+        message.deleted && message.updated_ts.is_some_and(|ts| ts < before)
+    })
+    .await
 }

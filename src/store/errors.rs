@@ -58,7 +58,9 @@ pub(crate) fn classify_exception(exception: &DomException) -> Failure {
         "QuotaExceededError" => Failure::Quota,
         "VersionError" => Failure::TooNew(text),
         "InvalidStateError" | "TransactionInactiveError" => Failure::ConnectionLost(text),
-        "UnknownError" if is_connection_message(&message) => Failure::ConnectionLost(text),
+        // Transient by experience (Safari's lost connections, Chromium's backing store hiccups):
+        // reopen and retry once; repeated on open, the database is rebuilt.
+        "UnknownError" => Failure::ConnectionLost(text),
         "NotReadableError" | "NotFoundError" => Failure::Corrupt(text),
         "AbortError" if message.to_lowercase().contains("quota") => Failure::Quota,
         _ => Failure::Other(text),

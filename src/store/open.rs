@@ -135,7 +135,17 @@ fn js_failure(error: &JsValue) -> Failure {
 
 /// Opens the store's database, checks it and rebuilds it when it is unreadable.
 pub(crate) async fn open_checked(name: &str) -> Result<(Database, OpenReport), Failure> {
-    let (database, upgraded_from) = open_at(name, SCHEMA_VERSION).await?;
+    let (database, upgraded_from) = match open_at(name, SCHEMA_VERSION).await {
+        // A transient failure (an `UnknownError`, a lost connection): once more.
+        Err(Failure::ConnectionLost(first)) => {
+            log::warn!(error = first.as_str(); "opening the database failed; retrying once");
+            match open_at(name, SCHEMA_VERSION).await {
+                Err(Failure::ConnectionLost(second)) => return rebuild(name, second).await,
+                other => other?,
+            }
+        }
+        other => other?,
+    };
     let mut report = OpenReport {
         upgraded_from,
         ..OpenReport::default()
@@ -163,6 +173,19 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Database, OpenReport), F
             Err(other)
         }
     }
+}
+
+/// The database cannot be opened at all: delete it and start with a new one.
+async fn rebuild(name: &str, reason: String) -> Result<(Database, OpenReport), Failure> {
+    log::error!(reason = reason.as_str(); "the database cannot be opened; rebuilding it");
+    delete(name).await?;
+    let (database, _) = open_at(name, SCHEMA_VERSION).await?;
+    let report = OpenReport {
+        upgraded_from: Some(0),
+        recovered: Some(format!("the database could not be opened: {reason}")),
+        ..OpenReport::default()
+    };
+    Ok((database, report))
 }
 
 /// What the integrity check found.

@@ -420,3 +420,56 @@ async fn deleting_a_users_database_leaves_nothing_for_the_next_user() {
     let other = fresh(&bob).await;
     assert!(other.load().await.expect("load").outbox.is_empty());
 }
+
+#[wasm_bindgen_test]
+async fn the_engine_evicts_history_and_retries_when_indexeddb_is_full() {
+    use chat_sync_engine::{Config, Engine, Event, Output, QUOTA_EVICTION_KEEP};
+    let store = fresh("engine-quota").await;
+    let mut ops = vec![StoreOp::PutConversation(conversation("c1", 10))];
+    ops.extend(put_messages(0..300, "c1"));
+    store.apply(&ops).await.expect("cached history");
+    let mut engine = Engine::new(Config::new("u-alice".into(), 1), 0);
+    engine.handle_loaded(store.load().await.expect("load"), 0);
+
+    let quota =
+        DomException::new_with_message_and_name("full", "QuotaExceededError").expect("exception");
+    store.inject_apply_failure(quota);
+    let (message, ticket) = engine.send("c1".into(), "hello".into(), 1).expect("valid");
+    let mut events = Vec::new();
+    loop {
+        match engine.poll_output() {
+            Output::Persist(batch) => {
+                let result = store.apply(&batch.ops).await;
+                engine.handle_persisted(batch.id, result, 2);
+            }
+            Output::Event(event) => events.push(event),
+            Output::Send(request) => panic!("not started, yet sent {request:?}"),
+            Output::Timeout(_) => break,
+        }
+    }
+    assert!(events.contains(&Event::StorageFull), "{events:?}");
+    assert!(
+        events.contains(&Event::MessageQueued {
+            message: message.clone()
+        }),
+        "{events:?}"
+    );
+    let finished = events.iter().any(|event| {
+        matches!(event, Event::CommandFinished { ticket: t, result: Ok(_) } if *t == ticket)
+    });
+    assert!(finished, "{events:?}");
+    assert!(!engine.status().storage_full);
+    let state = store.load().await.expect("load");
+    assert_eq!(state.outbox.len(), 1);
+    assert_eq!(state.outbox[0].client_message_id, message.client_message_id);
+    let cached = store
+        .messages(&"c1".into(), None, 1_000)
+        .await
+        .expect("read");
+    let server = cached.iter().filter(|m| m.is_from_server()).count();
+    assert_eq!(
+        server, QUOTA_EVICTION_KEEP,
+        "history was evicted to make room"
+    );
+    assert_eq!(cached.last(), Some(&message), "the pending message is kept");
+}

@@ -3,6 +3,8 @@
 mod maintenance;
 mod outbox;
 mod persist;
+
+pub use persist::QUOTA_EVICTION_KEEP;
 mod pull;
 mod requests;
 

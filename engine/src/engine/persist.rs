@@ -8,7 +8,7 @@ use crate::store::{ApplyReport, Batch, BatchId, LocalMessage, OutboxEntry, Store
 use chat_sync_protocol::{ClientMessageId, ConversationId, Cursor, Message, Millis};
 
 /// Server messages each conversation keeps when the quota runs out and history is evicted.
-pub(crate) const QUOTA_EVICTION_KEEP: usize = 200;
+pub const QUOTA_EVICTION_KEEP: usize = 200;
 
 /// A batch waiting for (or being applied by) the store.
 pub(super) struct PendingBatch {
