@@ -1381,6 +1381,12 @@ fn status_reports_initialization_last_sync_and_outbox_counts() {
 
     d.start();
     assert!(d.engine.status().is_running);
+    // Offline, the pending sync waits: not running, phase Offline.
+    d.go_online(false);
+    let status = d.engine.status();
+    assert_eq!((status.is_running, status.phase), (false, Phase::Offline));
+    d.go_online(true);
+    assert!(d.engine.status().is_running);
     d.send("c-1", "one");
     d.send("c-1", "two");
     let three = d.send("c-2", "three");

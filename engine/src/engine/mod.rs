@@ -227,7 +227,7 @@ impl Engine {
         };
         Status {
             is_initialized: self.loaded,
-            is_running: pulling,
+            is_running: pulling && self.network_allowed(),
             is_online: self.online,
             last_sync_time: self.last_sync,
             last_error: self.last_error.clone(),
