@@ -230,6 +230,11 @@ pub struct ApplyReport {
     pub evicted_messages: u64,
     /// Tombstones removed by [`StoreOp::CompactTombstones`].
     pub compacted_tombstones: u64,
+    /// Bytes the origin used before a batch with maintenance ops, where the store can tell
+    /// (`navigator.storage.estimate()`).
+    pub storage_used_before: Option<u64>,
+    /// The same, after the batch.
+    pub storage_used_after: Option<u64>,
 }
 
 /// Why a store call failed. The batch was rolled back in every case.

@@ -158,13 +158,30 @@ impl Store for IndexedDbStore {
     }
 
     async fn apply(&self, ops: &[StoreOp]) -> Result<ApplyReport, StoreError> {
+        let maintenance = ops.iter().any(|op| {
+            matches!(op, StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. })
+        });
+        // Maintenance reports the storage used around it (never awaited inside a transaction).
+        let used = || async {
+            match maintenance {
+                true => storage_estimate().await.map(|estimate| estimate.usage as u64),
+                false => None,
+            }
+        };
+        let storage_used_before = used().await;
         // An injected failure hits the first attempt only.
         let injected = RefCell::new(self.injected.borrow_mut().take());
-        self.run(|database| {
-            let injected = injected.borrow_mut().take();
-            async move { apply::apply(&database, ops, injected).await }
+        let report = self
+            .run(|database| {
+                let injected = injected.borrow_mut().take();
+                async move { apply::apply(&database, ops, injected).await }
+            })
+            .await?;
+        Ok(ApplyReport {
+            storage_used_before,
+            storage_used_after: used().await,
+            ..report
         })
-        .await
     }
 
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {

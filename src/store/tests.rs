@@ -473,3 +473,29 @@ async fn the_engine_evicts_history_and_retries_when_indexeddb_is_full() {
     );
     assert_eq!(cached.last(), Some(&message), "the pending message is kept");
 }
+
+#[wasm_bindgen_test]
+async fn maintenance_reports_what_it_removed_and_the_storage_used_around_it() {
+    let store = fresh("maintenance-report").await;
+    let mut ops = put_messages(0..30, "c1");
+    let mut tombstone = message(3, "c1");
+    tombstone.deleted = true;
+    tombstone.body.clear();
+    tombstone.updated_ts = 1_100;
+    ops.push(StoreOp::PutMessage(LocalMessage::from_server(tombstone)));
+    store.apply(&ops).await.expect("history");
+    let report = store
+        .apply(&[
+            StoreOp::CompactTombstones { before: 2_000 },
+            StoreOp::EvictHistory { keep: 10 },
+        ])
+        .await
+        .expect("maintenance");
+    assert_eq!((report.compacted_tombstones, report.evicted_messages), (1, 19));
+    let estimates = super::storage_estimate().await.is_some();
+    assert_eq!(report.storage_used_before.is_some(), estimates);
+    assert_eq!(report.storage_used_after.is_some(), estimates);
+    // Plain writes do not pay for an estimate.
+    let plain = store.apply(&put_messages(30..31, "c1")).await.expect("write");
+    assert_eq!(plain.storage_used_before, None);
+}
