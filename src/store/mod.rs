@@ -159,12 +159,17 @@ impl Store for IndexedDbStore {
 
     async fn apply(&self, ops: &[StoreOp]) -> Result<ApplyReport, StoreError> {
         let maintenance = ops.iter().any(|op| {
-            matches!(op, StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. })
+            matches!(
+                op,
+                StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. }
+            )
         });
         // Maintenance reports the storage used around it (never awaited inside a transaction).
         let used = || async {
             match maintenance {
-                true => storage_estimate().await.map(|estimate| estimate.usage as u64),
+                true => storage_estimate()
+                    .await
+                    .map(|estimate| estimate.usage as u64),
                 false => None,
             }
         };
