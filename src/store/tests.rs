@@ -491,11 +491,17 @@ async fn maintenance_reports_what_it_removed_and_the_storage_used_around_it() {
         ])
         .await
         .expect("maintenance");
-    assert_eq!((report.compacted_tombstones, report.evicted_messages), (1, 19));
+    assert_eq!(
+        (report.compacted_tombstones, report.evicted_messages),
+        (1, 19)
+    );
     let estimates = super::storage_estimate().await.is_some();
     assert_eq!(report.storage_used_before.is_some(), estimates);
     assert_eq!(report.storage_used_after.is_some(), estimates);
     // Plain writes do not pay for an estimate.
-    let plain = store.apply(&put_messages(30..31, "c1")).await.expect("write");
+    let plain = store
+        .apply(&put_messages(30..31, "c1"))
+        .await
+        .expect("write");
     assert_eq!(plain.storage_used_before, None);
 }
