@@ -40,7 +40,7 @@ use chat_sync_protocol::Millis;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower_http::compression::CompressionLayer;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
@@ -50,7 +50,9 @@ use tower_http::trace::TraceLayer;
 pub struct Config {
     /// Directory served at `/` (the demo PWA); `None` serves no files.
     pub www_dir: Option<PathBuf>,
-    /// Origins allowed to call the API from another origin (CORS); empty allows none.
+    /// Origins allowed to call the API from another origin (CORS); empty allows none, and `*`
+    /// among them allows any origin (development and tests only; credentials are never allowed,
+    /// the API authenticates with bearer tokens, not cookies).
     pub cors_origins: Vec<HeaderValue>,
     /// Faults to inject into API requests (tests only).
     pub faults: FaultConfig,
@@ -122,9 +124,18 @@ pub fn app(state: AppState) -> Router {
         router = router.fallback_service(ServeDir::new(dir));
     }
     if !config.cors_origins.is_empty() {
+        let any_origin = config.cors_origins.iter().any(|origin| origin == "*");
+        let allow_origin = if any_origin {
+            tracing::warn!(
+                "CORS allows any origin (--cors-origin '*'): development and tests only"
+            );
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(config.cors_origins.clone())
+        };
         router = router.layer(
             CorsLayer::new()
-                .allow_origin(config.cors_origins.clone())
+                .allow_origin(allow_origin)
                 .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
                 .allow_headers([
                     header::AUTHORIZATION,

@@ -24,7 +24,9 @@ struct Args {
     /// Create the demo users, conversations and messages (once; later runs keep them).
     #[arg(long)]
     seed_demo: bool,
-    /// Allow API calls from this origin (repeatable), e.g. http://127.0.0.1:9000.
+    /// Allow API calls from this origin (repeatable), e.g. http://127.0.0.1:9000. `*` allows any
+    /// origin: development and tests only (no credentials are allowed with it; the API uses
+    /// bearer tokens, not cookies).
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<HeaderValue>,
     #[command(flatten)]

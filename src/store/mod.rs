@@ -57,6 +57,12 @@ impl IndexedDbStore {
         format!("chat-sync|{server}|{user}")
     }
 
+    /// Whether this global scope has IndexedDB at all (some private modes and blocked storage
+    /// do not).
+    pub fn is_available() -> bool {
+        idb::Factory::new().is_ok()
+    }
+
     /// Opens (creating or upgrading) the database `name`, checks it and repairs it if needed.
     pub async fn open(name: &str) -> Result<Self, StoreError> {
         let (database, report) = open::open_checked(name)

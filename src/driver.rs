@@ -1,0 +1,259 @@
+//! The driver: the only code that feeds the engine and performs its outputs (the run loop of
+//! the engine's crate docs). Store writes and requests run as spawned tasks whose results come
+//! back as inputs; the engine's wake-up is one owned timer.
+
+use crate::runtime::{self, Lifecycle};
+use crate::store::IndexedDbStore;
+use crate::transport::FetchTransport;
+use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker};
+use chat_sync_engine::{
+    ApplyReport, Engine, Event, LocalMessage, MemoryStore, Output, PersistedState, Store,
+    StoreError, StoreOp, SyncError, SyncSummary, Ticket,
+};
+use futures_channel::oneshot;
+use gloo_timers::callback::Timeout;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+
+/// Where the data lives: IndexedDB, or memory where IndexedDB is unavailable (some private
+/// modes); the status says which.
+pub(crate) enum AnyStore {
+    IndexedDb(IndexedDbStore),
+    Memory(MemoryStore),
+}
+
+impl Store for AnyStore {
+    async fn load(&self) -> Result<PersistedState, StoreError> {
+        match self {
+            AnyStore::IndexedDb(store) => store.load().await,
+            AnyStore::Memory(store) => store.load().await,
+        }
+    }
+
+    async fn apply(&self, ops: &[StoreOp]) -> Result<ApplyReport, StoreError> {
+        match self {
+            AnyStore::IndexedDb(store) => store.apply(ops).await,
+            AnyStore::Memory(store) => store.apply(ops).await,
+        }
+    }
+
+    async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
+        match self {
+            AnyStore::IndexedDb(store) => store.conversations().await,
+            AnyStore::Memory(store) => store.conversations().await,
+        }
+    }
+
+    async fn messages(
+        &self,
+        conversation: &ConversationId,
+        before: Option<Millis>,
+        limit: usize,
+    ) -> Result<Vec<LocalMessage>, StoreError> {
+        match self {
+            AnyStore::IndexedDb(store) => store.messages(conversation, before, limit).await,
+            AnyStore::Memory(store) => store.messages(conversation, before, limit).await,
+        }
+    }
+
+    async fn read_markers(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ReadMarker>, StoreError> {
+        match self {
+            AnyStore::IndexedDb(store) => store.read_markers(conversation).await,
+            AnyStore::Memory(store) => store.read_markers(conversation).await,
+        }
+    }
+}
+
+/// A command's result, once the engine finishes its ticket.
+pub(crate) type Finished = oneshot::Receiver<Result<SyncSummary, SyncError>>;
+
+/// The engine with its store, transport, timer and browser listeners.
+pub(crate) struct Driver {
+    engine: RefCell<Engine>,
+    pub(crate) store: AnyStore,
+    transport: FetchTransport,
+    token: RefCell<String>,
+    wake: RefCell<Option<Timeout>>,
+    tickets: RefCell<BTreeMap<Ticket, oneshot::Sender<Result<SyncSummary, SyncError>>>>,
+    on_event: Box<dyn Fn(&Event)>,
+    lifecycle: RefCell<Option<Lifecycle>>,
+    disposed: Cell<bool>,
+}
+
+impl Driver {
+    /// A driver for `engine` (loaded from `store`); `on_event` hears every engine event.
+    pub(crate) fn new(
+        engine: Engine,
+        store: AnyStore,
+        transport: FetchTransport,
+        token: String,
+        on_event: impl Fn(&Event) + 'static,
+    ) -> Rc<Self> {
+        Rc::new(Self {
+            engine: RefCell::new(engine),
+            store,
+            transport,
+            token: RefCell::new(token),
+            wake: RefCell::new(None),
+            tickets: RefCell::new(BTreeMap::new()),
+            on_event: Box::new(on_event),
+            lifecycle: RefCell::new(None),
+            disposed: Cell::new(false),
+        })
+    }
+
+    /// Starts syncing: browser events in, the network state and visibility as they are now.
+    pub(crate) fn start(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let lifecycle = Lifecycle::listen(move |event| {
+            if let Some(driver) = weak.upgrade() {
+                driver.on_browser_event(event);
+            }
+        });
+        *self.lifecycle.borrow_mut() = Some(lifecycle);
+        self.input(|engine, now| {
+            engine.handle_online(runtime::is_online(), now);
+            engine.handle_visibility(runtime::is_visible(), now);
+            engine.start(now);
+        });
+    }
+
+    fn on_browser_event(self: &Rc<Self>, event: runtime::BrowserEvent) {
+        use runtime::BrowserEvent;
+        match event {
+            BrowserEvent::Online(online) => self.input(|e, now| e.handle_online(online, now)),
+            BrowserEvent::Visible(visible) => {
+                self.input(|e, now| e.handle_visibility(visible, now))
+            }
+            // The page may be frozen or discarded: nothing to flush (every write is already a
+            // committed batch), but stop timers and requests from piling up.
+            BrowserEvent::PageHide => self.input(|e, now| e.handle_visibility(false, now)),
+        }
+    }
+
+    /// Gives the engine an input, then performs what it asks for.
+    pub(crate) fn input<T>(self: &Rc<Self>, input: impl FnOnce(&mut Engine, Millis) -> T) -> T {
+        let value = input(&mut self.engine.borrow_mut(), runtime::now());
+        self.pump();
+        value
+    }
+
+    /// Runs a command that yields a ticket (and a value); the receiver resolves when the engine
+    /// finishes it. The ticket is registered before the engine's outputs run, so no result is
+    /// missed. A refused command changes nothing.
+    pub(crate) fn command<T, E>(
+        self: &Rc<Self>,
+        command: impl FnOnce(&mut Engine, Millis) -> Result<(T, Ticket), E>,
+    ) -> Result<(T, Finished), E> {
+        let (value, ticket) = command(&mut self.engine.borrow_mut(), runtime::now())?;
+        let (sender, receiver) = oneshot::channel();
+        self.tickets.borrow_mut().insert(ticket, sender);
+        self.pump();
+        Ok((value, receiver))
+    }
+
+    /// [`command`](Self::command) for commands that cannot be refused.
+    pub(crate) fn ticketed(
+        self: &Rc<Self>,
+        command: impl FnOnce(&mut Engine, Millis) -> Ticket,
+    ) -> Finished {
+        let accepted = self
+            .command(|engine, now| Ok::<_, std::convert::Infallible>(((), command(engine, now))));
+        match accepted {
+            Ok(((), receiver)) => receiver,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Reads the engine (status, stats) without an input.
+    pub(crate) fn engine(&self) -> std::cell::Ref<'_, Engine> {
+        self.engine.borrow()
+    }
+
+    /// Replaces the bearer token; sync resumes if it was waiting for one.
+    pub(crate) fn set_token(self: &Rc<Self>, token: String) {
+        *self.token.borrow_mut() = token;
+        self.input(|engine, now| engine.handle_credentials_changed(now));
+    }
+
+    /// Stops everything: timers, listeners, the engine's network; open commands fail.
+    pub(crate) fn dispose(self: &Rc<Self>) {
+        if self.disposed.replace(true) {
+            return;
+        }
+        self.lifecycle.borrow_mut().take();
+        self.wake.borrow_mut().take();
+        self.input(|engine, now| engine.stop(now));
+        if let AnyStore::IndexedDb(store) = &self.store {
+            store.close();
+        }
+    }
+
+    /// Whether [`dispose`](Self::dispose) ran.
+    pub(crate) fn is_disposed(&self) -> bool {
+        self.disposed.get()
+    }
+
+    /// Performs the engine's outputs until it waits.
+    fn pump(self: &Rc<Self>) {
+        loop {
+            let output = self.engine.borrow_mut().poll_output();
+            match output {
+                Output::Persist(batch) => {
+                    let driver = self.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let result = driver.store.apply(&batch.ops).await;
+                        driver.input(|engine, now| engine.handle_persisted(batch.id, result, now));
+                    });
+                }
+                Output::Send(request) => {
+                    if self.disposed.get() {
+                        continue;
+                    }
+                    let driver = self.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let token = driver.token.borrow().clone();
+                        let outcome = driver.transport.perform(&request, &token).await;
+                        driver
+                            .input(|engine, now| engine.handle_response(request.id, outcome, now));
+                    });
+                }
+                Output::Event(event) => self.deliver(event),
+                Output::Timeout(at) => {
+                    self.schedule_wake(at);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, event: Event) {
+        if let Event::CommandFinished { ticket, result } = &event {
+            if let Some(sender) = self.tickets.borrow_mut().remove(ticket) {
+                let _ = sender.send(result.clone());
+            }
+        }
+        (self.on_event)(&event);
+    }
+
+    /// One timer for the engine's next wake-up; replacing it cancels the previous one.
+    fn schedule_wake(self: &Rc<Self>, at: Option<Millis>) {
+        let timer = match at {
+            Some(at) if !self.disposed.get() => {
+                let delay = (at - runtime::now()).clamp(0, i64::from(i32::MAX)) as u32;
+                let weak: Weak<Self> = Rc::downgrade(self);
+                Some(Timeout::new(delay, move || {
+                    if let Some(driver) = weak.upgrade() {
+                        driver.input(|engine, now| engine.handle_timeout(now));
+                    }
+                }))
+            }
+            _ => None,
+        };
+        *self.wake.borrow_mut() = timer;
+    }
+}

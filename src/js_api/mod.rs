@@ -1,0 +1,621 @@
+//! The JS API: the class `BackgroundSyncManager` (see `types.d.ts` for the TypeScript types).
+
+mod errors;
+mod options;
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests;
+
+use crate::driver::{AnyStore, Driver, Finished};
+use crate::runtime;
+use crate::store::{request_persistence, IndexedDbStore};
+use crate::transport::FetchTransport;
+use chat_sync_engine::protocol::{ClientMessageId, ConversationId, MeResponse, UserId};
+use chat_sync_engine::{iso8601, Engine, Event, MemoryStore, Status, Store, Trigger};
+use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
+use js_sys::{Function, Promise, Reflect};
+use options::Options;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use web_sys::{CustomEvent, CustomEventInit, EventTarget};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = include_str!("types.d.ts");
+
+/// Offline-first sync for a chat app: a local IndexedDB cache, a durable outbox delivered
+/// exactly once, and background sync.
+#[wasm_bindgen]
+pub struct BackgroundSyncManager {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    driver: Rc<Driver>,
+    events: EventTarget,
+    database: Option<String>,
+    persistent_storage: Option<bool>,
+    recovered: Option<String>,
+    /// The `recovered` event went out (to the first listener).
+    recovered_told: std::cell::Cell<bool>,
+}
+
+/// Plain JS objects out: camelCase fields, numbers (not BigInts), `null` for `None`.
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap_or(JsValue::NULL)
+}
+
+/// A promise of `future`'s value.
+fn promise(
+    future: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+) -> Promise {
+    future_to_promise(future)
+}
+
+/// Waits for a command's ticket; its result as JS.
+async fn finished(receiver: Finished) -> Result<JsValue, JsValue> {
+    match receiver.await {
+        Ok(Ok(summary)) => {
+            let result = js_sys::Object::new();
+            let _ = Reflect::set(&result, &"changes".into(), &(summary.changes as f64).into());
+            let _ = Reflect::set(&result, &"hasMore".into(), &summary.has_more.into());
+            Ok(result.into())
+        }
+        Ok(Err(error)) => Err(from_sync_error(&error)),
+        Err(_) => Err(js_error(Code::Disposed, "the manager was disposed")),
+    }
+}
+
+fn invalid(message: &str) -> JsValue {
+    js_error(Code::InvalidInput, message)
+}
+
+/// A non-empty string argument, or `invalidInput`.
+fn string_argument(value: &JsValue, name: &str) -> Result<String, JsValue> {
+    match value.as_string() {
+        Some(text) if !text.is_empty() => Ok(text),
+        _ => Err(invalid(&format!("{name} must be a non-empty string"))),
+    }
+}
+
+#[wasm_bindgen]
+impl BackgroundSyncManager {
+    /// Opens the local database, loads the outbox and starts syncing.
+    #[wasm_bindgen(unchecked_return_type = "Promise<BackgroundSyncManager>")]
+    pub fn create(
+        #[wasm_bindgen(unchecked_param_type = "SyncOptions")] options: JsValue,
+    ) -> Promise {
+        promise(async move { Self::open(options).await.map(JsValue::from) })
+    }
+
+    async fn open(options: JsValue) -> Result<Self, JsValue> {
+        let options = Options::parse(&options)?;
+        runtime::set_log_level(&options.log_level);
+        let token = match (&options.token, &options.get_token) {
+            (Some(token), _) => token.clone(),
+            (None, Some(get_token)) => call_get_token(get_token).await?,
+            (None, None) => unreachable!("checked by Options::parse"),
+        };
+        let user = match &options.user_id {
+            Some(user) => user.clone(),
+            None => whoami(&options.server_url, &token).await?,
+        };
+        let name = IndexedDbStore::database_name(&options.server_url, &user);
+        let (store, database, recovered) = if IndexedDbStore::is_available() {
+            let store = IndexedDbStore::open(&name)
+                .await
+                .map_err(|e| from_store_error(&e))?;
+            let report = store.open_report().clone();
+            let recovered = report
+                .recovered
+                .or(report.wiped.then(|| "the site's data was cleared".into()));
+            (AnyStore::IndexedDb(store), Some(name), recovered)
+        } else {
+            log::warn!("IndexedDB is unavailable here: data is kept in memory only");
+            (AnyStore::Memory(MemoryStore::new()), None, None)
+        };
+        let persistent_storage = if options.request_persistent_storage && runtime::has_document() {
+            Some(request_persistence().await)
+        } else {
+            None
+        };
+        let state = store
+            .load()
+            .await
+            .map_err(|error| from_store_error(&error))?;
+        let mut engine = Engine::new(
+            options.engine_config(user, runtime::random_seed()),
+            runtime::now(),
+        );
+        engine.handle_loaded(state, runtime::now());
+
+        let events =
+            EventTarget::new().map_err(|_| invalid("EventTarget is not constructible here"))?;
+        let slot: Rc<RefCell<Weak<Driver>>> = Rc::new(RefCell::new(Weak::new()));
+        let on_event = {
+            let events = events.clone();
+            let slot = slot.clone();
+            let get_token = options.get_token.clone();
+            move |event: &Event| {
+                dispatch(&events, event);
+                if let (Event::AuthRequired, Some(get_token)) = (event, &get_token) {
+                    refresh_token(slot.borrow().clone(), get_token.clone());
+                }
+            }
+        };
+        let transport = FetchTransport::new(&options.server_url);
+        let driver = Driver::new(engine, store, transport, token, on_event);
+        *slot.borrow_mut() = Rc::downgrade(&driver);
+        driver.start();
+        Ok(Self {
+            inner: Rc::new(Inner {
+                driver,
+                events,
+                database,
+                persistent_storage,
+                recovered,
+                recovered_told: std::cell::Cell::new(false),
+            }),
+        })
+    }
+
+    fn driver(&self) -> Result<Rc<Driver>, JsValue> {
+        if self.inner.driver.is_disposed() {
+            return Err(js_error(Code::Disposed, "the manager was disposed"));
+        }
+        Ok(self.inner.driver.clone())
+    }
+
+    /// Syncs now (or joins the running sync); resolves when it finished.
+    #[wasm_bindgen(js_name = forceSync, unchecked_return_type = "Promise<SyncResult>")]
+    pub fn force_sync(&self) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let receiver = driver?.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
+            finished(receiver).await
+        })
+    }
+
+    /// Brings one conversation up to date first; resolves when it is.
+    #[wasm_bindgen(js_name = syncConversation, unchecked_return_type = "Promise<SyncResult>")]
+    pub fn sync_conversation(&self, conversation_id: JsValue) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let id = ConversationId::new(string_argument(&conversation_id, "conversationId")?);
+            let receiver = driver?.ticketed(|engine, now| engine.sync_conversation(id, now));
+            finished(receiver).await
+        })
+    }
+
+    /// The status (`lastSyncTime` as ISO 8601).
+    #[wasm_bindgen(js_name = getSyncStatus, unchecked_return_type = "SyncStatus")]
+    pub fn get_sync_status(&self) -> JsValue {
+        status_json(&self.inner.driver.engine().status(), &self.inner)
+    }
+
+    /// Counters and durations.
+    #[wasm_bindgen(js_name = getStats, unchecked_return_type = "SyncStats")]
+    pub fn get_stats(&self) -> JsValue {
+        to_js(self.inner.driver.engine().stats())
+    }
+
+    /// Composes a message: resolves with the optimistic message (status `pending`) once it is in
+    /// the durable outbox; it is delivered when the network allows.
+    #[wasm_bindgen(js_name = sendMessage, unchecked_return_type = "Promise<ChatMessage>")]
+    pub fn send_message(&self, conversation_id: JsValue, text: JsValue) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let driver = driver?;
+            let conversation =
+                ConversationId::new(string_argument(&conversation_id, "conversationId")?);
+            let body = text
+                .as_string()
+                .ok_or_else(|| invalid("text must be a string"))?;
+            let known = driver
+                .store
+                .conversations()
+                .await
+                .map_err(|error| from_store_error(&error))?
+                .iter()
+                .any(|c| c.id == conversation);
+            if !known {
+                return Err(invalid(&format!("unknown conversation {conversation}")));
+            }
+            let (message, receiver) = driver
+                .command(|engine, now| engine.send(conversation, body, now))
+                .map_err(|error| from_engine_error(&error))?;
+            finished(receiver).await?;
+            Ok(to_js(&message))
+        })
+    }
+
+    /// Queues a failed message again.
+    #[wasm_bindgen(js_name = retryMessage, unchecked_return_type = "Promise<void>")]
+    pub fn retry_message(&self, client_message_id: JsValue) -> Promise {
+        self.outbox_command(client_message_id, |engine, id, now| {
+            engine.retry_message(id, now)
+        })
+    }
+
+    /// Removes a failed message for good.
+    #[wasm_bindgen(js_name = discardMessage, unchecked_return_type = "Promise<void>")]
+    pub fn discard_message(&self, client_message_id: JsValue) -> Promise {
+        self.outbox_command(client_message_id, |engine, id, now| {
+            engine.discard_message(id, now)
+        })
+    }
+
+    fn outbox_command(
+        &self,
+        client_message_id: JsValue,
+        command: impl FnOnce(
+                &mut Engine,
+                &ClientMessageId,
+                i64,
+            ) -> Result<chat_sync_engine::Ticket, chat_sync_engine::EngineError>
+            + 'static,
+    ) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let id = ClientMessageId::new(string_argument(&client_message_id, "clientMessageId")?);
+            let ((), receiver) = driver?
+                .command(|engine, now| command(engine, &id, now).map(|ticket| ((), ticket)))
+                .map_err(|error| from_engine_error(&error))?;
+            finished(receiver).await.map(|_| JsValue::UNDEFINED)
+        })
+    }
+
+    /// The cached conversations, most recent activity first (instant, offline too).
+    #[wasm_bindgen(js_name = listConversations, unchecked_return_type = "Promise<Conversation[]>")]
+    pub fn list_conversations(&self) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let conversations = driver?
+                .store
+                .conversations()
+                .await
+                .map_err(|e| from_store_error(&e))?;
+            Ok(to_js(&conversations))
+        })
+    }
+
+    /// Up to `limit` (default 50) messages of a conversation before `before` (a `sortTs`),
+    /// oldest first, from the cache; when the cache runs short and the network is up, older
+    /// messages are back-filled from the server first. Deleted messages are left out.
+    #[wasm_bindgen(js_name = listMessages, unchecked_return_type = "Promise<ChatMessage[]>")]
+    pub fn list_messages(
+        &self,
+        conversation_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "{ limit?: number, before?: number }")]
+        options: JsValue,
+    ) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let driver = driver?;
+            let conversation =
+                ConversationId::new(string_argument(&conversation_id, "conversationId")?);
+            let number = |name: &str| -> Result<Option<f64>, JsValue> {
+                if options.is_undefined() || options.is_null() {
+                    return Ok(None);
+                }
+                match Reflect::get(&options, &name.into()) {
+                    Ok(value) if value.is_undefined() => Ok(None),
+                    Ok(value) => value
+                        .as_f64()
+                        .filter(|n| n.is_finite() && *n >= 0.0)
+                        .map(Some)
+                        .ok_or_else(|| invalid(&format!("{name} must be a non-negative number"))),
+                    Err(_) => Ok(None),
+                }
+            };
+            let limit = number("limit")?.map_or(50, |n| n as usize).clamp(1, 500);
+            let before = number("before")?.map(|n| n as i64);
+            let read = |driver: Rc<Driver>, conversation: ConversationId| async move {
+                let messages = driver
+                    .store
+                    .messages(&conversation, before, limit)
+                    .await
+                    .map_err(|e| from_store_error(&e))?;
+                Ok::<_, JsValue>(messages)
+            };
+            let mut messages = read(driver.clone(), conversation.clone()).await?;
+            if messages.len() < limit && driver.engine().status().is_online {
+                let oldest = messages.iter().find_map(|m| m.id.clone());
+                let receiver = driver
+                    .ticketed(|engine, now| engine.load_older(conversation.clone(), oldest, now));
+                // Back-fill is best effort: the cached page is the answer when it fails.
+                if finished(receiver).await.is_ok() {
+                    messages = read(driver.clone(), conversation).await?;
+                }
+            }
+            messages.retain(|message| !message.deleted);
+            Ok(to_js(&messages))
+        })
+    }
+
+    /// Runs maintenance now.
+    #[wasm_bindgen(js_name = runMaintenance, unchecked_return_type = "Promise<void>")]
+    pub fn run_maintenance(&self) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let receiver = driver?.ticketed(|engine, now| engine.run_maintenance(now));
+            finished(receiver).await.map(|_| JsValue::UNDEFINED)
+        })
+    }
+
+    /// Replaces the bearer token (after `authrequired`); sync resumes.
+    #[wasm_bindgen(js_name = setToken, unchecked_return_type = "Promise<void>")]
+    pub fn set_token(&self, token: JsValue) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let token = string_argument(&token, "token")?;
+            driver?.set_token(token);
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Stops syncing and deletes this user's local database (logout).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn clear(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.driver.dispose();
+            if let Some(name) = &inner.database {
+                IndexedDbStore::delete(name)
+                    .await
+                    .map_err(|e| from_store_error(&e))?;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Stops syncing and releases timers, listeners and the database.
+    pub fn dispose(&self) {
+        self.inner.driver.dispose();
+    }
+
+    /// Listens for `change`, `message`, `status`, `error`, `authrequired`, `storagefull` or
+    /// `recovered` events (`CustomEvent`s; the data is in `detail`).
+    #[wasm_bindgen(js_name = addEventListener)]
+    pub fn add_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
+        self.inner
+            .events
+            .add_event_listener_with_callback(kind, listener)?;
+        if kind == "recovered" && !self.inner.recovered_told.replace(true) {
+            if let Some(reason) = &self.inner.recovered {
+                // Opening found damage before anyone could listen: tell the first listener.
+                let detail = js_sys::Object::new();
+                let _ = Reflect::set(&detail, &"reason".into(), &reason.as_str().into());
+                emit(&self.inner.events, "recovered", &detail.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops listening.
+    #[wasm_bindgen(js_name = removeEventListener)]
+    pub fn remove_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
+        self.inner
+            .events
+            .remove_event_listener_with_callback(kind, listener)
+    }
+}
+
+/// The status object of the JS API.
+fn status_json(status: &Status, inner: &Inner) -> JsValue {
+    let value = to_js(status);
+    let set = |key: &str, field: JsValue| {
+        let _ = Reflect::set(&value, &key.into(), &field);
+    };
+    set(
+        "lastSyncTime",
+        status
+            .last_sync_time
+            .map_or(JsValue::NULL, |ms| iso8601(ms).into()),
+    );
+    set(
+        "lastError",
+        status.last_error.as_ref().map_or(JsValue::NULL, |error| {
+            let object = js_sys::Object::new();
+            let code = from_sync_error(error);
+            let _ = Reflect::set(
+                &object,
+                &"code".into(),
+                &Reflect::get(&code, &"code".into()).unwrap_or_default(),
+            );
+            let _ = Reflect::set(&object, &"message".into(), &error.to_string().into());
+            object.into()
+        }),
+    );
+    set(
+        "storage",
+        if inner.database.is_some() {
+            "indexeddb"
+        } else {
+            "memory"
+        }
+        .into(),
+    );
+    set(
+        "persistentStorage",
+        inner
+            .persistent_storage
+            .map_or(JsValue::NULL, JsValue::from),
+    );
+    set(
+        "recovered",
+        inner
+            .recovered
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from),
+    );
+    value
+}
+
+/// Fires a `CustomEvent` on the manager's event target.
+fn emit(target: &EventTarget, kind: &str, detail: &JsValue) {
+    let init = CustomEventInit::new();
+    init.set_detail(detail);
+    if let Ok(event) = CustomEvent::new_with_event_init_dict(kind, &init) {
+        let _ = target.dispatch_event(&event);
+    }
+}
+
+/// An engine event as DOM events.
+fn dispatch(target: &EventTarget, event: &Event) {
+    match event {
+        Event::StatusChanged(status) => {
+            let detail = to_js(status);
+            let _ = Reflect::set(
+                &detail,
+                &"lastSyncTime".into(),
+                &status
+                    .last_sync_time
+                    .map_or(JsValue::NULL, |ms| iso8601(ms).into()),
+            );
+            emit(target, "status", &detail);
+        }
+        Event::Changed(changes) => {
+            let detail = js_sys::Object::new();
+            let ids: Vec<&str> = changes.conversations.iter().map(|id| id.as_str()).collect();
+            let _ = Reflect::set(&detail, &"conversationIds".into(), &to_js(&ids));
+            let _ = Reflect::set(
+                &detail,
+                &"messages".into(),
+                &(changes.messages as f64).into(),
+            );
+            emit(target, "change", &detail.into());
+        }
+        Event::MessageQueued { message } => emit(
+            target,
+            "message",
+            &message_detail("queued", &to_js(message)),
+        ),
+        Event::MessageSent { message, .. } => {
+            let local = chat_sync_engine::LocalMessage::from_server(message.clone());
+            emit(target, "message", &message_detail("sent", &to_js(&local)));
+        }
+        Event::MessageFailed {
+            client_message_id,
+            conversation_id,
+            failure,
+            retryable,
+        } => {
+            let detail = js_sys::Object::new();
+            let _ = Reflect::set(&detail, &"type".into(), &"failed".into());
+            let _ = Reflect::set(
+                &detail,
+                &"clientMessageId".into(),
+                &client_message_id.as_str().into(),
+            );
+            let _ = Reflect::set(
+                &detail,
+                &"conversationId".into(),
+                &conversation_id.as_str().into(),
+            );
+            let _ = Reflect::set(&detail, &"failure".into(), &to_js(failure));
+            let _ = Reflect::set(&detail, &"retryable".into(), &(*retryable).into());
+            emit(target, "message", &detail.clone().into());
+            emit(target, "error", &detail.into());
+        }
+        Event::MessageDiscarded {
+            client_message_id,
+            conversation_id,
+            body,
+            reason,
+        } => {
+            let detail = js_sys::Object::new();
+            let _ = Reflect::set(&detail, &"type".into(), &"discarded".into());
+            let _ = Reflect::set(
+                &detail,
+                &"clientMessageId".into(),
+                &client_message_id.as_str().into(),
+            );
+            let _ = Reflect::set(
+                &detail,
+                &"conversationId".into(),
+                &conversation_id.as_str().into(),
+            );
+            let _ = Reflect::set(&detail, &"body".into(), &body.as_str().into());
+            let reason = match reason {
+                chat_sync_engine::DiscardReason::Discarded => "discarded",
+                chat_sync_engine::DiscardReason::Expired => "expired",
+            };
+            let _ = Reflect::set(&detail, &"reason".into(), &reason.into());
+            emit(target, "message", &detail.into());
+        }
+        Event::AuthRequired => emit(target, "authrequired", &JsValue::NULL),
+        Event::StorageFull => emit(target, "storagefull", &JsValue::NULL),
+        Event::MaintenanceFinished(report) => emit(target, "maintenance", &to_js(report)),
+        Event::CommandFinished { .. } => {}
+    }
+}
+
+fn message_detail(kind: &str, message: &JsValue) -> JsValue {
+    let detail = js_sys::Object::new();
+    let _ = Reflect::set(&detail, &"type".into(), &kind.into());
+    let _ = Reflect::set(&detail, &"message".into(), message);
+    detail.into()
+}
+
+/// Calls `getToken()` and awaits the token.
+async fn call_get_token(get_token: &Function) -> Result<String, JsValue> {
+    let value = get_token.call0(&JsValue::NULL)?;
+    let value = match value.dyn_ref::<Promise>() {
+        Some(promise) => JsFuture::from(promise.clone()).await?,
+        None => value,
+    };
+    value
+        .as_string()
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| js_error(Code::Auth, "getToken did not return a token"))
+}
+
+/// After a 401: asks `getToken()` for a new token and resumes with it.
+fn refresh_token(driver: Weak<Driver>, get_token: Function) {
+    wasm_bindgen_futures::spawn_local(async move {
+        match call_get_token(&get_token).await {
+            Ok(token) => {
+                if let Some(driver) = driver.upgrade() {
+                    driver.set_token(token);
+                }
+            }
+            Err(_) => log::warn!("getToken failed; call setToken to resume"),
+        }
+    });
+}
+
+/// Who the token belongs to (`GET /v1/me`).
+async fn whoami(server_url: &str, token: &str) -> Result<UserId, JsValue> {
+    let response = gloo_net::http::Request::get(&format!(
+        "{server_url}{}",
+        chat_sync_engine::protocol::paths::ME
+    ))
+    .header("Authorization", &format!("Bearer {token}"))
+    .send()
+    .await
+    .map_err(|_| {
+        js_error(
+            Code::Offline,
+            "cannot reach the server to identify the user; pass userId to start offline",
+        )
+    })?;
+    match response.status() {
+        200 => {
+            let unexpected = |error: &dyn std::fmt::Display| {
+                js_error(Code::Server, &format!("unexpected /v1/me answer: {error}"))
+            };
+            let bytes = response.binary().await.map_err(|e| unexpected(&e))?;
+            let me: MeResponse = serde_json::from_slice(&bytes).map_err(|e| unexpected(&e))?;
+            Ok(me.user.id)
+        }
+        401 => Err(js_error(Code::Auth, "the server refused the token")),
+        status => Err(js_error(
+            Code::Server,
+            &format!("GET /v1/me answered {status}"),
+        )),
+    }
+}

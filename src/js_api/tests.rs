@@ -1,0 +1,387 @@
+//! `BackgroundSyncManager` in real browsers against the reference server that `tests/wasm.sh`
+//! starts (`CHAT_SYNC_TEST_SERVER`, and `CHAT_SYNC_TEST_FAULTY_SERVER` with injected 503/429).
+
+use super::BackgroundSyncManager;
+use crate::store::IndexedDbStore;
+use chat_sync_engine::protocol::{ConversationsResponse, HistoryPage, Message, UserId};
+use chat_sync_engine::Store;
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn server() -> &'static str {
+    match option_env!("CHAT_SYNC_TEST_SERVER") {
+        Some(url) => url,
+        None => panic!("run the browser tests through tests/wasm.sh"),
+    }
+}
+
+fn faulty_server() -> &'static str {
+    match option_env!("CHAT_SYNC_TEST_FAULTY_SERVER") {
+        Some(url) => url,
+        None => panic!("run the browser tests through tests/wasm.sh"),
+    }
+}
+
+/// A manager for a demo user, on a fresh local database.
+async fn manager(server: &str, user: &str, extra: &[(&str, JsValue)]) -> BackgroundSyncManager {
+    let name = IndexedDbStore::database_name(server, &UserId::new(format!("u-{user}")));
+    IndexedDbStore::delete(&name).await.expect("fresh database");
+    let options = js_sys::Object::new();
+    let set = |key: &str, value: JsValue| Reflect::set(&options, &key.into(), &value).expect("set");
+    set("serverUrl", server.into());
+    set("token", format!("demo-{user}").into());
+    set("logLevel", "warn".into());
+    for (key, value) in extra {
+        set(key, value.clone());
+    }
+    BackgroundSyncManager::open(options.into())
+        .await
+        .expect("created")
+}
+
+async fn settle(promise: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+fn field(value: &JsValue, key: &str) -> JsValue {
+    Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn error_code(error: &JsValue) -> String {
+    field(error, "code").as_string().unwrap_or_default()
+}
+
+/// A GET as a demo user, decoded.
+async fn get<T: serde::de::DeserializeOwned>(server: &str, user: &str, path: &str) -> T {
+    let response = gloo_net::http::Request::get(&format!("{server}{path}"))
+        .header("Authorization", &format!("Bearer demo-{user}"))
+        .send()
+        .await
+        .expect("server reachable");
+    assert_eq!(response.status(), 200, "{path}");
+    serde_json::from_slice(&response.binary().await.expect("body")).expect("decodes")
+}
+
+/// The id of a demo conversation by title.
+async fn conversation(server: &str, user: &str, title: &str) -> String {
+    let list: ConversationsResponse = get(server, user, "/v1/conversations").await;
+    list.conversations
+        .into_iter()
+        .find(|c| c.title == title)
+        .map(|c| c.id.to_string())
+        .expect("demo conversation")
+}
+
+/// The newest 200 messages of a conversation as the server holds them.
+async fn on_server(server: &str, user: &str, conversation: &str) -> Vec<Message> {
+    let page: HistoryPage = get(
+        server,
+        user,
+        &format!("/v1/conversations/{conversation}/messages?limit=200"),
+    )
+    .await;
+    page.messages
+}
+
+/// Sends as a demo user straight to the server (another client).
+async fn post_as(server: &str, user: &str, conversation: &str, body: &str) {
+    let id = format!("other-{}", js_sys::Date::now() as u64);
+    let response = gloo_net::http::Request::post(&format!(
+        "{server}/v1/conversations/{conversation}/messages"
+    ))
+    .header("Authorization", &format!("Bearer demo-{user}"))
+    .header("Content-Type", "application/json")
+    .body(serde_json::json!({ "clientMessageId": id, "body": body }).to_string())
+    .expect("request")
+    .send()
+    .await
+    .expect("sent");
+    assert_eq!(response.status(), 201);
+}
+
+/// Tells the page's listeners the network went away or came back.
+fn network(online: bool) {
+    let event = web_sys::Event::new(if online { "online" } else { "offline" }).expect("event");
+    crate::runtime::global_target()
+        .dispatch_event(&event)
+        .expect("dispatched");
+}
+
+/// Waits (up to 20 s) until `done` holds.
+async fn until(what: &str, done: impl FnMut() -> bool) {
+    until_within(20, what, done).await
+}
+
+/// Waits (up to `seconds`) until `done` holds.
+async fn until_within(seconds: u32, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = js_sys::Date::now() + f64::from(seconds) * 1_000.0;
+    while js_sys::Date::now() < deadline {
+        if done() {
+            return;
+        }
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
+    panic!("timed out after {seconds} s waiting until {what}");
+}
+
+/// Records the `detail`s of one event type.
+fn record(
+    manager: &BackgroundSyncManager,
+    kind: &str,
+) -> std::rc::Rc<std::cell::RefCell<Vec<JsValue>>> {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let listener =
+        Closure::<dyn Fn(web_sys::CustomEvent)>::new(move |event: web_sys::CustomEvent| {
+            sink.borrow_mut().push(event.detail());
+        });
+    manager
+        .add_event_listener(kind, listener.as_ref().unchecked_ref::<Function>())
+        .expect("listens");
+    listener.forget();
+    seen
+}
+
+#[wasm_bindgen_test]
+async fn a_message_sent_offline_is_delivered_once_when_back_online() {
+    let general = conversation(server(), "alice", "General").await;
+    let sync = manager(server(), "alice", &[]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    network(false);
+    let body = format!("offline hello {}", js_sys::Date::now());
+    let message = settle(sync.send_message(general.clone().into(), body.clone().into()))
+        .await
+        .expect("queued");
+    assert_eq!(field(&message, "status"), "pending");
+    let status = sync.get_sync_status();
+    assert_eq!(field(&status, "pendingOutbox"), 1);
+    assert_eq!(field(&status, "phase"), "offline");
+    assert!(on_server(server(), "bob", &general)
+        .await
+        .iter()
+        .all(|m| m.body != body));
+
+    network(true);
+    until("the outbox is empty", || {
+        field(&sync.get_sync_status(), "pendingOutbox") == 0
+    })
+    .await;
+    let copies: Vec<Message> = on_server(server(), "bob", &general)
+        .await
+        .into_iter()
+        .filter(|m| m.body == body)
+        .collect();
+    assert_eq!(copies.len(), 1, "delivered exactly once");
+    let local = settle(sync.list_messages(general.into(), JsValue::UNDEFINED))
+        .await
+        .expect("listed");
+    let local: Vec<chat_sync_engine::LocalMessage> =
+        serde_wasm_bindgen::from_value(local).expect("messages");
+    let mine: Vec<_> = local.iter().filter(|m| m.body == body).collect();
+    assert_eq!(
+        mine.len(),
+        1,
+        "the optimistic copy was replaced, not duplicated"
+    );
+    assert_eq!(mine[0].id.as_ref(), Some(&copies[0].id));
+    sync.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn force_sync_brings_other_users_messages_and_tells_what_changed() {
+    let project = conversation(server(), "carol", "Project Phoenix").await;
+    let sync = manager(server(), "carol", &[]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    let first_sync = field(&sync.get_sync_status(), "lastSyncTime")
+        .as_string()
+        .expect("ISO time");
+    let changes = record(&sync, "change");
+    let body = format!("from dave {}", js_sys::Date::now());
+    post_as(server(), "dave", &project, &body).await;
+    gloo_timers::future::TimeoutFuture::new(5).await;
+    let result = settle(sync.force_sync()).await.expect("synced");
+    assert_eq!(field(&result, "changes"), 1);
+    let local = settle(sync.list_messages(project.clone().into(), JsValue::UNDEFINED))
+        .await
+        .expect("listed");
+    let local: Vec<chat_sync_engine::LocalMessage> =
+        serde_wasm_bindgen::from_value(local).expect("messages");
+    assert!(local.iter().any(|m| m.body == body));
+    let later = field(&sync.get_sync_status(), "lastSyncTime")
+        .as_string()
+        .expect("ISO time");
+    assert!(later > first_sync, "{later} after {first_sync}");
+    let seen = changes.borrow();
+    let touched: Vec<String> = seen
+        .iter()
+        .flat_map(|detail| {
+            let ids: Vec<String> = serde_wasm_bindgen::from_value(field(detail, "conversationIds"))
+                .unwrap_or_default();
+            ids
+        })
+        .collect();
+    assert_eq!(touched, vec![project], "only that conversation changed");
+    sync.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn sync_conversation_touches_only_that_conversation() {
+    let weekend = conversation(server(), "erin", "Weekend hiking").await;
+    let books = conversation(server(), "erin", "Book club").await;
+    let sync = manager(server(), "erin", &[]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    post_as(server(), "bob", &weekend, "trail update").await;
+    post_as(server(), "carol", &books, "next book?").await;
+    let changes = record(&sync, "change");
+    settle(sync.sync_conversation(weekend.clone().into()))
+        .await
+        .expect("synced");
+    let seen: Vec<Vec<String>> = changes
+        .borrow()
+        .iter()
+        .map(|detail| {
+            serde_wasm_bindgen::from_value(field(detail, "conversationIds")).unwrap_or_default()
+        })
+        .collect();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|ids| ids == &vec![weekend.clone()]),
+        "{seen:?}"
+    );
+    sync.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn sync_against_a_server_answering_503_and_429_backs_off_and_completes() {
+    // The user is given: the faulty server may refuse `GET /v1/me` too.
+    let sync = manager(
+        faulty_server(),
+        "dave",
+        &[("userId", "u-dave".into()), ("pageSize", 500.into())],
+    )
+    .await;
+    // Seven in ten requests fail with a 1 s Retry-After: a few pages take a while.
+    until_within(90, "a sync completed", || {
+        !field(&sync.get_sync_status(), "lastSyncTime").is_null()
+    })
+    .await;
+    let stats = sync.get_stats();
+    assert!(
+        field(&stats, "retries").as_f64().unwrap_or(0.0) >= 1.0,
+        "it did retry"
+    );
+    let list = settle(sync.list_conversations()).await.expect("listed");
+    assert!(js_sys::Array::from(&list).length() > 0);
+    sync.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_token_pauses_sync_until_set_token() {
+    let sync = manager(
+        server(),
+        "bob",
+        &[("token", "wrong".into()), ("userId", "u-bob".into())],
+    )
+    .await;
+    let auth = record(&sync, "authrequired");
+    until("auth is required", || {
+        field(&sync.get_sync_status(), "phase") == "authRequired"
+    })
+    .await;
+    let retries = field(&sync.get_stats(), "retries");
+    gloo_timers::future::TimeoutFuture::new(1_500).await;
+    assert_eq!(
+        field(&sync.get_stats(), "retries"),
+        retries,
+        "no retry storm"
+    );
+    assert_eq!(field(&sync.get_sync_status(), "phase"), "authRequired");
+    let error = settle(sync.force_sync()).await.expect_err("refused");
+    assert_eq!(error_code(&error), "auth");
+    settle(sync.set_token("demo-bob".into()))
+        .await
+        .expect("token set");
+    until("a sync completed", || {
+        !field(&sync.get_sync_status(), "lastSyncTime").is_null()
+    })
+    .await;
+    assert!(auth.borrow().len() <= 1);
+    sync.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn a_new_manager_keeps_the_data_and_clear_removes_it() {
+    let general = conversation(server(), "dave", "General").await;
+    let sync = manager(server(), "dave", &[]).await;
+    settle(sync.force_sync()).await.expect("synced");
+    network(false);
+    settle(sync.send_message(general.clone().into(), "kept across reopen".into()))
+        .await
+        .expect("queued");
+    sync.dispose();
+    network(true);
+
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-dave"));
+    let store = IndexedDbStore::open(&name).await.expect("open");
+    let state = store.load().await.expect("load");
+    assert_eq!(state.outbox.len(), 1, "the pending message survived");
+    assert!(!store.conversations().await.expect("read").is_empty());
+    store.close();
+
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
+    Reflect::set(&options, &"token".into(), &"demo-dave".into()).expect("set");
+    let reopened = BackgroundSyncManager::open(options.into())
+        .await
+        .expect("reopened");
+    until("the kept message was delivered", || {
+        field(&reopened.get_sync_status(), "pendingOutbox") == 0
+    })
+    .await;
+    settle(reopened.clear()).await.expect("cleared");
+    let store = IndexedDbStore::open(&name).await.expect("open");
+    assert!(store.conversations().await.expect("read").is_empty());
+    assert!(store.load().await.expect("load").outbox.is_empty());
+    store.close();
+}
+
+#[wasm_bindgen_test]
+async fn invalid_input_is_refused_and_changes_nothing() {
+    let general = conversation(server(), "erin", "General").await;
+    let sync = manager(server(), "erin", &[]).await;
+    settle(sync.force_sync()).await.expect("synced");
+    let attempts: [(JsValue, JsValue); 5] = [
+        ("".into(), "hi".into()),
+        (general.clone().into(), "".into()),
+        (general.clone().into(), "   ".into()),
+        ("no-such-conversation".into(), "hi".into()),
+        (general.clone().into(), JsValue::from(42)),
+    ];
+    for (conversation, text) in attempts {
+        let error = settle(sync.send_message(conversation, text))
+            .await
+            .expect_err("refused");
+        assert_eq!(error_code(&error), "invalidInput");
+    }
+    let too_long = "x".repeat(4_001);
+    let error = settle(sync.send_message(general.clone().into(), too_long.into()))
+        .await
+        .expect_err("refused");
+    assert_eq!(error_code(&error), "invalidInput");
+    let error = settle(sync.retry_message("unknown".into()))
+        .await
+        .expect_err("refused");
+    assert_eq!(error_code(&error), "invalidInput");
+    assert_eq!(field(&sync.get_sync_status(), "pendingOutbox"), 0);
+    let error = JsFuture::from(BackgroundSyncManager::create(JsValue::from("nope")))
+        .await
+        .expect_err("refused");
+    assert_eq!(error_code(&error), "invalidInput");
+    sync.dispose();
+    let error = settle(sync.force_sync()).await.expect_err("disposed");
+    assert_eq!(error_code(&error), "disposed");
+}

@@ -1,0 +1,131 @@
+/** Options of `BackgroundSyncManager.create`. Times are milliseconds. */
+export interface SyncOptions {
+  /** The sync server's base URL, e.g. `https://chat.example.com`. */
+  serverUrl: string;
+  /** The bearer token; or give `getToken`. */
+  token?: string;
+  /** Called for a token at start (without `token`) and whenever the server refuses one. */
+  getToken?: () => Promise<string>;
+  /** The signed-in user's id; without it the first start asks the server (`GET /v1/me`). */
+  userId?: string;
+  /** Periodic sync while online (default 300000 = 5 min). */
+  periodicSyncMs?: number;
+  /** Maintenance interval (default 86400000 = 24 h). */
+  maintenanceIntervalMs?: number;
+  /** Undelivered messages older than this become failed (default 604800000 = 7 days). */
+  optimisticTtlMs?: number;
+  /** Changes per sync page (default 100). */
+  pageSize?: number;
+  /** Most requests at once (default 2). */
+  maxConcurrentRequests?: number;
+  /** Server messages kept per conversation by maintenance (default 5000). */
+  retentionPerConversation?: number;
+  /** Console log level (default `warn`). */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'off';
+  /** Ask the browser to keep the data under storage pressure (pages only). */
+  requestPersistentStorage?: boolean;
+}
+
+/** The stable `code` of errors the manager rejects with. */
+export type SyncErrorCode =
+  | 'offline' | 'auth' | 'server' | 'network' | 'quota' | 'storage' | 'invalidInput' | 'disposed';
+
+/** An `Error` from the manager. */
+export interface SyncError extends Error {
+  code: SyncErrorCode;
+  /** Whether trying again later may succeed (sync errors only). */
+  retryable?: boolean;
+}
+
+/** `getSyncStatus()`. */
+export interface SyncStatus {
+  isInitialized: boolean;
+  /** A sync is in progress. */
+  isRunning: boolean;
+  isOnline: boolean;
+  /** ISO 8601, or null before the first sync. */
+  lastSyncTime: string | null;
+  lastError: { code: SyncErrorCode; message: string } | null;
+  /** Messages waiting to be delivered. */
+  pendingOutbox: number;
+  /** Messages that failed and wait for `retryMessage` or `discardMessage`. */
+  failedOutbox: number;
+  phase: 'initializing' | 'stopped' | 'offline' | 'authRequired' | 'syncing' | 'backoff' | 'idle';
+  lastTrigger: 'start' | 'periodic' | 'resume' | 'online' | 'force' | 'conversation' | 'serviceWorker' | 'retry' | null;
+  /** When the next sync is planned (ms since the epoch), if one is. */
+  nextSyncAt: number | null;
+  storageFull: boolean;
+  /** `memory` where IndexedDB is unavailable: nothing survives a reload. */
+  storage: 'indexeddb' | 'memory';
+  /** The answer to `requestPersistentStorage`, null when not asked. */
+  persistentStorage: boolean | null;
+  /** Why the local database was rebuilt at open, if it was. */
+  recovered: string | null;
+}
+
+/** `getStats()`. */
+export interface SyncStats {
+  syncsCompleted: number;
+  syncsFailed: number;
+  messagesPulled: number;
+  messagesPushed: number;
+  bytesReceived: number;
+  retries: number;
+  lastSyncDurationMs: number | null;
+  meanSyncDurationMs: number | null;
+  p95SyncDurationMs: number | null;
+  maintenanceRuns: number;
+  messagesEvicted: number;
+}
+
+/** What a sync command did. */
+export interface SyncResult {
+  /** Messages written to the local cache. */
+  changes: number;
+  /** For history back-fill: whether older messages remain. */
+  hasMore: boolean;
+}
+
+export interface ChatUser {
+  id: string;
+  displayName: string;
+}
+
+export interface Conversation {
+  id: string;
+  title: string;
+  members: ChatUser[];
+  createdTs: number;
+  updatedTs: number;
+}
+
+/** A message in the local cache: from the server, or composed here (`pending` / `failed`). */
+export interface ChatMessage {
+  conversationId: string;
+  clientMessageId: string;
+  senderId: string;
+  body: string;
+  status: 'pending' | 'sent' | 'failed';
+  failure: { code: string; message: string } | null;
+  /** The server's id, once sent. */
+  id: string | null;
+  serverTs: number | null;
+  updatedTs: number | null;
+  edited: boolean;
+  deleted: boolean;
+  /** Order within the conversation; pass as `before` to page back. */
+  sortTs: number;
+  composedAt: number | null;
+}
+
+/** `detail` of `change`: the conversations whose data changed. */
+export interface ChangeDetail {
+  conversationIds: string[];
+  messages: number;
+}
+
+/** `detail` of `message`: one message's delivery changed. */
+export type MessageDetail =
+  | { type: 'queued' | 'sent'; message: ChatMessage }
+  | { type: 'failed'; clientMessageId: string; conversationId: string; failure: { code: string; message: string }; retryable: boolean }
+  | { type: 'discarded'; clientMessageId: string; conversationId: string; body: string; reason: 'discarded' | 'expired' };

@@ -1,0 +1,69 @@
+//! The browser runtime around the engine: time, randomness, the global scope's events and the
+//! console logger. Works in a window and in a (service) worker: everything goes through
+//! `js_sys::global()`, never `window` directly.
+
+mod lifecycle;
+mod logger;
+
+pub(crate) use lifecycle::{BrowserEvent, Lifecycle};
+pub use logger::set_log_level;
+
+use chat_sync_engine::protocol::Millis;
+use js_sys::{Function, Reflect, Uint32Array};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Milliseconds since the Unix epoch by this device's clock.
+pub(crate) fn now() -> Millis {
+    js_sys::Date::now() as Millis
+}
+
+/// 64 random bits from `crypto.getRandomValues` (`Math.random` where there is no crypto).
+pub(crate) fn random_seed() -> u64 {
+    let words = Uint32Array::new_with_length(2);
+    let from_crypto = (|| {
+        let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
+        let method: Function = Reflect::get(&crypto, &"getRandomValues".into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        method.call1(&crypto, &words).ok()
+    })();
+    if from_crypto.is_none() {
+        words.set_index(0, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
+        words.set_index(1, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
+    }
+    (u64::from(words.get_index(0)) << 32) | u64::from(words.get_index(1))
+}
+
+/// `navigator.onLine`, true where the browser does not say.
+pub(crate) fn is_online() -> bool {
+    Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|navigator| Reflect::get(&navigator, &"onLine".into()))
+        .ok()
+        .and_then(|online| online.as_bool())
+        .unwrap_or(true)
+}
+
+/// Whether this runs in a page (a `document` exists) rather than a worker.
+pub(crate) fn has_document() -> bool {
+    document().is_some()
+}
+
+/// The page's `document`, if any.
+pub(crate) fn document() -> Option<web_sys::Document> {
+    Reflect::get(&js_sys::global(), &"document".into())
+        .ok()
+        .filter(|document| !document.is_undefined())
+        .and_then(|document| document.dyn_into().ok())
+}
+
+/// Whether the page is visible (workers count as visible).
+pub(crate) fn is_visible() -> bool {
+    document()
+        .is_none_or(|document| document.visibility_state() == web_sys::VisibilityState::Visible)
+}
+
+/// The global scope as an event target (window or worker scope).
+pub(crate) fn global_target() -> web_sys::EventTarget {
+    JsValue::from(js_sys::global()).unchecked_into()
+}

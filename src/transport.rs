@@ -1,0 +1,195 @@
+//! The fetch transport: performs the engine's [`HttpRequest`]s with the browser's `fetch` and
+//! reports [`HttpOutcome`]s.
+//!
+//! It uses the global `fetch` and `setTimeout` (through `gloo-net` and `gloo-timers`), never
+//! `window`, so it works in a page, a dedicated Worker and a ServiceWorker alike.
+
+use chat_sync_engine::{HttpOutcome, HttpRequest};
+use chat_sync_protocol::{decode_response, encode_request, Millis};
+use futures_util::future::{select, Either};
+use gloo_timers::future::TimeoutFuture;
+use std::pin::pin;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{
+    AbortController, AbortSignal, Headers, RequestCache, RequestCredentials, RequestInit,
+};
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests;
+
+/// Performs engine requests against one sync server with `fetch`.
+///
+/// Every request carries `Authorization: Bearer <token>` and no cookies (`credentials: omit`),
+/// bypasses the HTTP cache (`cache: no-store`), and is aborted after the request's `timeout_ms`.
+/// Response bodies arrive already decompressed (the browser handles `gzip` and `br`).
+#[derive(Clone, Debug)]
+pub struct FetchTransport {
+    /// The server's base URL without a trailing slash, e.g. `https://chat.example/api`.
+    base_url: String,
+}
+
+impl FetchTransport {
+    /// A transport for the server at `base_url` (e.g. `http://127.0.0.1:8080`); request paths,
+    /// which start with `/v1`, are appended to it.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sends `request` with the bearer `token` and reports what became of it:
+    ///
+    /// - [`HttpOutcome::Response`] when the server answered, with the status, `Retry-After` in
+    ///   milliseconds (seconds or an HTTP date), the decoded body and the body's size;
+    /// - [`HttpOutcome::Timeout`] when no complete answer arrived within `request.timeout_ms`
+    ///   (the fetch is then aborted);
+    /// - [`HttpOutcome::Network`] when the request could not be sent or the connection failed
+    ///   before the whole body arrived (CORS refusals look the same to the page).
+    ///
+    /// The token is never logged and never part of an error message.
+    pub async fn perform(&self, request: &HttpRequest, token: &str) -> HttpOutcome {
+        let controller = match AbortController::new() {
+            Ok(controller) => controller,
+            Err(error) => return HttpOutcome::Network(js_message(&error)),
+        };
+        let signal = controller.signal();
+        let exchange = pin!(self.exchange(request, token, &signal));
+        let timer = pin!(TimeoutFuture::new(timeout_delay(request.timeout_ms)));
+        match select(exchange, timer).await {
+            Either::Left((outcome, _)) => outcome,
+            Either::Right(((), _unfinished)) => {
+                // The unfinished exchange is dropped: nobody waits for the rejection the abort
+                // causes, so it is only ever reported as this timeout.
+                controller.abort();
+                log::debug!(
+                    method = request.method.as_str(), path = request.path.as_str(),
+                    timeout_ms = request.timeout_ms;
+                    "request timed out; fetch aborted"
+                );
+                HttpOutcome::Timeout
+            }
+        }
+    }
+
+    /// The fetch and the reading of the whole body, without the timeout.
+    async fn exchange(
+        &self,
+        request: &HttpRequest,
+        token: &str,
+        signal: &AbortSignal,
+    ) -> HttpOutcome {
+        let web_request = match self.build(request, token, signal) {
+            Ok(web_request) => web_request,
+            Err(message) => return HttpOutcome::Network(message),
+        };
+        let response = match gloo_net::http::Request::from(web_request).send().await {
+            Ok(response) => response,
+            Err(error) => {
+                log::debug!(
+                    method = request.method.as_str(), path = request.path.as_str();
+                    "fetch failed: {error}"
+                );
+                return HttpOutcome::Network(error.to_string());
+            }
+        };
+        let status = response.status();
+        let retry_after_ms = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| parse_retry_after(&value, js_sys::Date::now()));
+        let bytes = match response.binary().await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                log::debug!(
+                    method = request.method.as_str(), path = request.path.as_str(), status;
+                    "reading the response body failed: {error}"
+                );
+                return HttpOutcome::Network(error.to_string());
+            }
+        };
+        HttpOutcome::Response {
+            status,
+            retry_after_ms,
+            body: decode_response(request.expects, status, &bytes),
+            bytes: bytes.len() as u64,
+        }
+    }
+
+    /// The `fetch` request: method, URL, headers, body and abort signal.
+    fn build(
+        &self,
+        request: &HttpRequest,
+        token: &str,
+        signal: &AbortSignal,
+    ) -> Result<web_sys::Request, String> {
+        let headers = Headers::new().map_err(|error| js_message(&error))?;
+        // The browser's message may quote the rejected value, so it is not passed on.
+        headers
+            .set("Authorization", &format!("Bearer {token}"))
+            .map_err(|_| "the token is not a valid HTTP header value".to_owned())?;
+        let init = RequestInit::new();
+        init.set_method(request.method.as_str());
+        init.set_cache(RequestCache::NoStore);
+        init.set_credentials(RequestCredentials::Omit);
+        init.set_signal(Some(signal));
+        if let Some(body) = &request.body {
+            headers
+                .set("Content-Type", "application/json")
+                .map_err(|error| js_message(&error))?;
+            init.set_body(&JsValue::from_str(&encode_request(body)));
+        }
+        init.set_headers(&headers);
+        let url = format!("{}{}", self.base_url, request.path);
+        web_sys::Request::new_with_str_and_init(&url, &init).map_err(|error| js_message(&error))
+    }
+}
+
+/// A `Retry-After` value in milliseconds from `now_ms` (milliseconds since the epoch): either
+/// delay-seconds, or an HTTP date (a date in the past gives 0). `None` when it is neither.
+fn parse_retry_after(value: &str, now_ms: f64) -> Option<Millis> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        // Absurdly many digits saturate rather than fail.
+        let seconds: u64 = value.parse().unwrap_or(u64::MAX);
+        return Some(Millis::try_from(seconds.saturating_mul(1000)).unwrap_or(Millis::MAX));
+    }
+    // Every HTTP-date form starts with a day name ("Sun, 06 Nov 1994 08:49:37 GMT"); checking that
+    // keeps `Date.parse`, which is lenient, from reading values like "-1" or "1.5" as dates.
+    if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let at_ms = js_sys::Date::parse(value);
+    if at_ms.is_nan() {
+        return None;
+    }
+    // `as` saturates; the difference of two finite dates is finite.
+    Some((at_ms - now_ms).max(0.0).ceil() as Millis)
+}
+
+/// The delay for `setTimeout`: negative means now, and it is capped at 2^31 - 1 ms (about 24.8
+/// days), since browsers fire longer delays at once.
+fn timeout_delay(timeout_ms: Millis) -> u32 {
+    const MAX_DELAY_MS: Millis = i32::MAX as Millis;
+    // In range after the clamp.
+    timeout_ms.clamp(0, MAX_DELAY_MS) as u32
+}
+
+/// A readable message of a JavaScript exception: `name: message` for an `Error`.
+fn js_message(value: &JsValue) -> String {
+    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+        format!(
+            "{}: {}",
+            String::from(error.name()),
+            String::from(error.message())
+        )
+    } else if let Some(text) = value.as_string() {
+        text
+    } else {
+        format!("{value:?}")
+    }
+}
