@@ -107,7 +107,7 @@ impl Engine {
             let conversation_id = entry.conversation_id.clone();
             let client_message_id = entry.client_message_id.clone();
             let failure = entry.failure.clone();
-            if let Some(item) = self.outbox.get_mut(&entry.seq) {
+            if let Some(item) = self.outbox.get_mut(&super::outbox::outbox_key(&entry)) {
                 item.entry = entry;
                 item.settling = false;
             }
@@ -142,7 +142,7 @@ impl Engine {
         self.maintenance_running = false;
         self.maintenance_retry_at = Some(self.now + MAINTENANCE_RETRY_MS);
         for entry in entries {
-            if let Some(item) = self.outbox.get_mut(&entry.seq) {
+            if let Some(item) = self.outbox.get_mut(&super::outbox::outbox_key(entry)) {
                 item.settling = false;
             }
         }

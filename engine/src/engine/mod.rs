@@ -18,7 +18,7 @@ use crate::{BatchId, StoreError};
 use chat_sync_protocol::{ConversationId, Cursor, Millis, ValidationError};
 use std::collections::{BTreeMap, VecDeque};
 
-use outbox::OutboxItem;
+use outbox::{outbox_key, OutboxItem, OutboxKey};
 use persist::PendingBatch;
 use pull::{HistoryJob, PullJob, Run};
 use requests::InFlight;
@@ -116,7 +116,8 @@ pub struct Engine {
     maintenance_running: bool,
     maintenance_retry_at: Option<Millis>,
 
-    outbox: BTreeMap<u64, OutboxItem>,
+    /// Keyed by compose order, then client id (tabs composing at once may share a `seq`).
+    outbox: BTreeMap<OutboxKey, OutboxItem>,
     next_seq: u64,
 
     run: Option<Run>,
@@ -259,7 +260,8 @@ impl Engine {
         self.last_maintenance = state.last_maintenance;
         for entry in state.outbox {
             self.next_seq = self.next_seq.max(entry.seq + 1);
-            self.outbox.insert(entry.seq, OutboxItem::durable(entry));
+            self.outbox
+                .insert(outbox_key(&entry), OutboxItem::durable(entry));
         }
         self.loaded = true;
         self.advance(now);

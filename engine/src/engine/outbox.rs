@@ -13,6 +13,7 @@ use chat_sync_protocol::{
     paths, validate_message_body, ClientMessageId, ConversationId, Millis, RequestBody,
     ResponseBody, ResponseKind, SendMessageRequest,
 };
+use std::collections::BTreeMap;
 
 /// An outbox entry and its delivery state (the state lives in memory only).
 #[derive(Clone, Debug)]
@@ -28,6 +29,14 @@ pub(super) struct OutboxItem {
     pub(super) attempts: u32,
     /// No attempt before this time (backoff).
     pub(super) not_before: Millis,
+}
+
+/// Where an entry sits in the outbox: compose order, then client id.
+pub(super) type OutboxKey = (u64, ClientMessageId);
+
+/// The outbox key of an entry.
+pub(super) fn outbox_key(entry: &OutboxEntry) -> OutboxKey {
+    (entry.seq, entry.client_message_id.clone())
 }
 
 impl OutboxItem {
@@ -71,7 +80,7 @@ impl Engine {
         let ticket = self.new_ticket();
         let mut item = OutboxItem::durable(entry.clone());
         item.durable = false;
-        self.outbox.insert(entry.seq, item);
+        self.outbox.insert(outbox_key(&entry), item);
         self.persist(
             vec![
                 StoreOp::PutOutbox(entry),
@@ -129,6 +138,31 @@ impl Engine {
         Ok(ticket)
     }
 
+    /// The outbox as the store now holds it, after another tab changed it: a follower tab queued,
+    /// retried or discarded a message, or the leader tab delivered one. Entries this engine did
+    /// not know are added; entries the store no longer holds are dropped, unless this engine is
+    /// sending them or storing their outcome; a known entry takes the stored failure state.
+    pub fn handle_outbox_reloaded(&mut self, entries: Vec<OutboxEntry>, now: Millis) {
+        self.advance(now);
+        let stored: BTreeMap<OutboxKey, OutboxEntry> = entries
+            .into_iter()
+            .map(|entry| (outbox_key(&entry), entry))
+            .collect();
+        self.outbox.retain(|key, item| {
+            stored.contains_key(key) || !item.durable || item.sending || item.settling
+        });
+        for (key, entry) in stored {
+            self.next_seq = self.next_seq.max(entry.seq + 1);
+            match self.outbox.get_mut(&key) {
+                Some(item) if !item.sending && !item.settling => item.entry = entry,
+                Some(_) => {}
+                None => {
+                    self.outbox.insert(key, OutboxItem::durable(entry));
+                }
+            }
+        }
+    }
+
     fn failed_item(&self, client_message_id: &ClientMessageId) -> Result<&OutboxItem, EngineError> {
         if !self.loaded {
             return Err(EngineError::NotInitialized);
@@ -163,10 +197,10 @@ impl Engine {
 
     /// The entry each conversation delivers next: its oldest entry not failed and not yet
     /// confirmed. Entries behind it wait, so delivery follows compose order.
-    fn queue_heads(&self) -> Vec<u64> {
+    fn queue_heads(&self) -> Vec<OutboxKey> {
         let mut seen: Vec<&ConversationId> = Vec::new();
         let mut heads = Vec::new();
-        for (seq, item) in &self.outbox {
+        for (key, item) in &self.outbox {
             if item.entry.failure.is_some() || item.settling {
                 continue;
             }
@@ -174,7 +208,7 @@ impl Engine {
                 continue;
             }
             seen.push(&item.entry.conversation_id);
-            heads.push(*seq);
+            heads.push(key.clone());
         }
         heads
     }
@@ -182,16 +216,16 @@ impl Engine {
     /// Sends the next deliverable entry, if any; true when a request went out.
     pub(super) fn send_next_outbox(&mut self) -> bool {
         let now = self.now;
-        let next = self.queue_heads().into_iter().find(|seq| {
-            let item = &self.outbox[seq];
+        let next = self.queue_heads().into_iter().find(|key| {
+            let item = &self.outbox[key];
             item.durable && !item.sending && item.not_before <= now
         });
-        let Some(seq) = next else {
+        let Some(key) = next else {
             return false;
         };
         let fresh_id = (self.config.broken == Some(BrokenVariant::NewClientIdPerAttempt))
             .then(|| self.new_client_message_id());
-        let Some(item) = self.outbox.get_mut(&seq) else {
+        let Some(item) = self.outbox.get_mut(&key) else {
             return false;
         };
         item.sending = true;
@@ -214,25 +248,25 @@ impl Engine {
     pub(super) fn next_send_time(&self) -> Option<Millis> {
         self.queue_heads()
             .into_iter()
-            .map(|seq| &self.outbox[&seq])
+            .map(|key| &self.outbox[&key])
             .filter(|item| item.durable && !item.sending && item.not_before > self.now)
             .map(|item| item.not_before)
             .min()
     }
 
-    fn outbox_seq(&self, client_message_id: &ClientMessageId) -> Option<u64> {
+    fn outbox_key_of(&self, client_message_id: &ClientMessageId) -> Option<OutboxKey> {
         self.outbox
-            .iter()
-            .find(|(_, item)| &item.entry.client_message_id == client_message_id)
-            .map(|(seq, _)| *seq)
+            .keys()
+            .find(|(_, id)| id == client_message_id)
+            .cloned()
     }
 
     pub(super) fn on_send_outcome(&mut self, client_message_id: ClientMessageId, verdict: Verdict) {
-        let Some(seq) = self.outbox_seq(&client_message_id) else {
+        let Some(key) = self.outbox_key_of(&client_message_id) else {
             // Delivered meanwhile (the feed brought it): nothing to do.
             return;
         };
-        let item = self.outbox.get_mut(&seq).expect("seq found above");
+        let item = self.outbox.get_mut(&key).expect("key found above");
         item.sending = false;
         match verdict {
             Verdict::Success(ResponseBody::Message(response)) => {
@@ -251,13 +285,13 @@ impl Engine {
                 );
             }
             Verdict::Success(_) => self.retry_send(
-                seq,
+                key,
                 SyncError::Protocol {
                     message: "the send answer is not a message".into(),
                 },
                 None,
             ),
-            Verdict::Retry { error, retry_after } => self.retry_send(seq, error, retry_after),
+            Verdict::Retry { error, retry_after } => self.retry_send(key, error, retry_after),
             // Sync is paused; the entry goes again with new credentials.
             Verdict::Auth => {}
             Verdict::InvalidCursor | Verdict::Permanent(_) => {
@@ -267,20 +301,20 @@ impl Engine {
                         message: "unexpected invalid_cursor".into(),
                     },
                 };
-                self.fail_entry(seq, &error);
+                self.fail_entry(key, &error);
             }
         }
     }
 
-    fn retry_send(&mut self, seq: u64, error: SyncError, retry_after: Option<Millis>) {
-        let Some(item) = self.outbox.get_mut(&seq) else {
+    fn retry_send(&mut self, key: OutboxKey, error: SyncError, retry_after: Option<Millis>) {
+        let Some(item) = self.outbox.get_mut(&key) else {
             return;
         };
         item.attempts += 1;
         let attempt = item.attempts;
         let delay =
             crate::backoff::delay(&self.config.backoff, attempt, retry_after, &mut self.rng);
-        let item = self.outbox.get_mut(&seq).expect("checked above");
+        let item = self.outbox.get_mut(&key).expect("checked above");
         item.not_before = self.now + delay;
         self.stats.retries += 1;
         log::debug!(attempt = attempt, delay_ms = delay; "send failed; retrying");
@@ -288,8 +322,8 @@ impl Engine {
     }
 
     /// A permanent refusal: the entry becomes failed, the app decides.
-    fn fail_entry(&mut self, seq: u64, error: &SyncError) {
-        let Some(item) = self.outbox.get_mut(&seq) else {
+    fn fail_entry(&mut self, key: OutboxKey, error: &SyncError) {
+        let Some(item) = self.outbox.get_mut(&key) else {
             return;
         };
         item.settling = true;

@@ -217,7 +217,7 @@ impl Engine {
                 });
                 let conversation = entry.conversation_id.clone();
                 let client_message_id = entry.client_message_id.clone();
-                if let Some(item) = self.outbox.get_mut(&entry.seq) {
+                if let Some(item) = self.outbox.get_mut(&super::outbox::outbox_key(&entry)) {
                     item.entry = entry;
                     item.settling = false;
                 }
@@ -231,7 +231,7 @@ impl Engine {
             }
             AfterPersist::Retried { entry, ticket } => {
                 let conversation = entry.conversation_id.clone();
-                if let Some(item) = self.outbox.get_mut(&entry.seq) {
+                if let Some(item) = self.outbox.get_mut(&super::outbox::outbox_key(&entry)) {
                     *item = super::outbox::OutboxItem::durable(entry);
                 }
                 self.emit_changed(vec![conversation], 1);
@@ -280,7 +280,7 @@ impl Engine {
 
     pub(super) fn after_removed(&mut self, entries: Vec<OutboxEntry>, reason: DiscardReason) {
         for entry in entries {
-            self.outbox.remove(&entry.seq);
+            self.outbox.remove(&super::outbox::outbox_key(&entry));
             self.emit_changed(vec![entry.conversation_id.clone()], 1);
             self.emit(Event::MessageDiscarded {
                 client_message_id: entry.client_message_id,

@@ -1,0 +1,102 @@
+//! Two engines on one store, as two tabs of one browser: the follower (not started) composes,
+//! the leader delivers, and both see the outbox as the store holds it.
+
+use chat_sync_engine::protocol::{
+    ClientMessageId, ConversationId, Message, MessageResponse, ResponseBody,
+};
+use chat_sync_engine::{Config, Engine, HttpOutcome, HttpRequest, MemoryStore, Output, Store};
+
+/// Performs an engine's store writes and returns the requests it wants to send.
+fn drain(engine: &mut Engine, store: &MemoryStore, now: i64) -> Vec<HttpRequest> {
+    let mut requests = Vec::new();
+    loop {
+        match engine.poll_output() {
+            Output::Persist(batch) => {
+                let result = pollster::block_on(store.apply(&batch.ops));
+                engine.handle_persisted(batch.id, result, now);
+            }
+            Output::Send(request) => requests.push(request),
+            Output::Event(_) => {}
+            Output::Timeout(_) => return requests,
+        }
+    }
+}
+
+fn engine(store: &MemoryStore, seed: u64) -> Engine {
+    let mut engine = Engine::new(Config::new("u-alice".into(), seed), 0);
+    engine.handle_loaded(pollster::block_on(store.load()).expect("load"), 0);
+    engine
+}
+
+#[test]
+fn a_message_composed_in_a_follower_tab_is_delivered_by_the_leader() {
+    let store = MemoryStore::new();
+    let mut leader = engine(&store, 1);
+    let mut follower = engine(&store, 2);
+    leader.start(0);
+    let pulls = drain(&mut leader, &store, 0);
+    assert_eq!(pulls.len(), 1, "the leader syncs");
+
+    let conversation = ConversationId::new("c-1");
+    let (message, _) = follower
+        .send(conversation.clone(), "from the other tab".into(), 10)
+        .expect("valid");
+    assert!(
+        drain(&mut follower, &store, 10).is_empty(),
+        "a follower never sends"
+    );
+    assert_eq!(follower.status().pending_outbox, 1);
+
+    // The follower's broadcast makes the leader reload the outbox, and it sends the message.
+    leader.handle_outbox_reloaded(pollster::block_on(store.load()).expect("load").outbox, 20);
+    let sends: Vec<HttpRequest> = drain(&mut leader, &store, 20)
+        .into_iter()
+        .filter(|request| request.path.ends_with("/messages"))
+        .collect();
+    assert_eq!(sends.len(), 1);
+    let delivered = Message {
+        id: "m1".into(),
+        conversation_id: conversation,
+        client_message_id: message.client_message_id.clone(),
+        sender_id: "u-alice".into(),
+        body: "from the other tab".into(),
+        server_ts: 30,
+        updated_ts: 30,
+        edited: false,
+        deleted: false,
+    };
+    let created = HttpOutcome::Response {
+        status: 201,
+        retry_after_ms: None,
+        body: ResponseBody::Message(MessageResponse { message: delivered }),
+        bytes: 100,
+    };
+    leader.handle_response(sends[0].id, created, 30);
+    drain(&mut leader, &store, 30);
+    assert!(pollster::block_on(store.load())
+        .expect("load")
+        .outbox
+        .is_empty());
+
+    // The leader's broadcast makes the follower reload: nothing pending any more.
+    follower.handle_outbox_reloaded(Vec::new(), 40);
+    assert_eq!(follower.status().pending_outbox, 0);
+    let unknown = ClientMessageId::new("unknown");
+    assert!(follower.retry_message(&unknown, 41).is_err());
+}
+
+#[test]
+fn a_reload_keeps_what_this_engine_is_still_storing() {
+    let store = MemoryStore::new();
+    let mut tab = engine(&store, 3);
+    // Composed, but the outbox write has not been applied yet: a reload must not drop it.
+    tab.send("c-1".into(), "in flight".into(), 0)
+        .expect("valid");
+    tab.handle_outbox_reloaded(Vec::new(), 1);
+    assert_eq!(tab.status().pending_outbox, 1);
+    drain(&mut tab, &store, 2);
+    assert_eq!(
+        pollster::block_on(store.load()).expect("load").outbox.len(),
+        1
+    );
+}
