@@ -2,13 +2,13 @@
 //! the engine's crate docs). Store writes and requests run as spawned tasks whose results come
 //! back as inputs; the engine's wake-up is one owned timer.
 
-use crate::runtime::{self, Lifecycle};
+use crate::runtime::{self, Channel, Leadership, Lifecycle, Note};
 use crate::store::IndexedDbStore;
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker};
 use chat_sync_engine::{
-    ApplyReport, Engine, Event, LocalMessage, MemoryStore, Output, PersistedState, Store,
-    StoreError, StoreOp, SyncError, SyncSummary, Ticket,
+    ApplyReport, ChangeSet, Engine, Event, LocalMessage, MemoryStore, Output, PersistedState,
+    Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
 };
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
@@ -81,6 +81,11 @@ pub(crate) struct Driver {
     tickets: RefCell<BTreeMap<Ticket, oneshot::Sender<Result<SyncSummary, SyncError>>>>,
     on_event: Box<dyn Fn(&Event)>,
     lifecycle: RefCell<Option<Lifecycle>>,
+    leadership: RefCell<Option<Leadership>>,
+    channel: RefCell<Option<Channel>>,
+    is_leader: Cell<bool>,
+    /// Follower syncs waiting for the leader's answer.
+    leader_syncs: RefCell<Vec<oneshot::Sender<bool>>>,
     disposed: Cell<bool>,
 }
 
@@ -102,12 +107,17 @@ impl Driver {
             tickets: RefCell::new(BTreeMap::new()),
             on_event: Box::new(on_event),
             lifecycle: RefCell::new(None),
+            leadership: RefCell::new(None),
+            channel: RefCell::new(None),
+            is_leader: Cell::new(false),
+            leader_syncs: RefCell::new(Vec::new()),
             disposed: Cell::new(false),
         })
     }
 
-    /// Starts syncing: browser events in, the network state and visibility as they are now.
-    pub(crate) fn start(self: &Rc<Self>) {
+    /// Starts: browser events in, the other tabs of this database (`name`) heard, and syncing
+    /// once this tab leads (one tab at a time does).
+    pub(crate) async fn start(self: &Rc<Self>, name: &str) {
         let weak = Rc::downgrade(self);
         let lifecycle = Lifecycle::listen(move |event| {
             if let Some(driver) = weak.upgrade() {
@@ -115,11 +125,96 @@ impl Driver {
             }
         });
         *self.lifecycle.borrow_mut() = Some(lifecycle);
+        let weak = Rc::downgrade(self);
+        let channel = Channel::open(&format!("chat-sync|{name}"), move |note| {
+            if let Some(driver) = weak.upgrade() {
+                driver.on_note(note);
+            }
+        });
+        *self.channel.borrow_mut() = Some(channel);
         self.input(|engine, now| {
             engine.handle_online(runtime::is_online(), now);
             engine.handle_visibility(runtime::is_visible(), now);
-            engine.start(now);
         });
+        let weak = Rc::downgrade(self);
+        let leadership = Leadership::acquire(&format!("chat-sync-leader|{name}"), move || {
+            if let Some(driver) = weak.upgrade() {
+                driver.lead();
+            }
+        })
+        .await;
+        *self.leadership.borrow_mut() = Some(leadership);
+    }
+
+    /// Whether this tab syncs (holds the leader lock).
+    pub(crate) fn is_leader(&self) -> bool {
+        self.is_leader.get()
+    }
+
+    /// This tab leads now: sync, and catch up with what other tabs put in the outbox.
+    fn lead(self: &Rc<Self>) {
+        if self.disposed.get() {
+            return;
+        }
+        log::info!("this tab leads syncing");
+        self.is_leader.set(true);
+        self.input(|engine, now| engine.start(now));
+        let driver = self.clone();
+        wasm_bindgen_futures::spawn_local(async move { driver.reload_outbox().await });
+    }
+
+    /// Gives the engine the outbox as the shared store holds it.
+    async fn reload_outbox(self: &Rc<Self>) {
+        match self.store.load().await {
+            Ok(state) => self.input(|engine, now| engine.handle_outbox_reloaded(state.outbox, now)),
+            Err(error) => log::warn!(error:% = error; "cannot reload the outbox"),
+        }
+    }
+
+    /// Another tab's note.
+    fn on_note(self: &Rc<Self>, note: Note) {
+        match note {
+            Note::Stored { conversation_ids } => {
+                let driver = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    driver.reload_outbox().await;
+                    let changes = ChangeSet {
+                        conversations: conversation_ids.into_iter().map(Into::into).collect(),
+                        messages: 0,
+                    };
+                    (driver.on_event)(&Event::Changed(changes));
+                });
+            }
+            Note::SyncRequested if self.is_leader() => {
+                let receiver =
+                    self.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
+                let driver = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let ok = matches!(receiver.await, Ok(Ok(_)));
+                    driver.post(&Note::Synced { ok });
+                });
+            }
+            Note::SyncRequested => {}
+            Note::Synced { ok } => {
+                for waiting in self.leader_syncs.borrow_mut().drain(..) {
+                    let _ = waiting.send(ok);
+                }
+            }
+        }
+    }
+
+    /// A follower's sync: asks the leading tab; the answer says whether its sync succeeded.
+    pub(crate) fn sync_through_leader(&self) -> oneshot::Receiver<bool> {
+        let (sender, receiver) = oneshot::channel();
+        self.leader_syncs.borrow_mut().push(sender);
+        self.post(&Note::SyncRequested);
+        receiver
+    }
+
+    fn post(&self, note: &Note) {
+        if let Some(channel) = self.channel.borrow().as_ref() {
+            channel.post(note);
+        }
     }
 
     fn on_browser_event(self: &Rc<Self>, event: runtime::BrowserEvent) {
@@ -186,6 +281,9 @@ impl Driver {
             return;
         }
         self.lifecycle.borrow_mut().take();
+        self.leadership.borrow_mut().take();
+        self.channel.borrow_mut().take();
+        self.is_leader.set(false);
         self.wake.borrow_mut().take();
         self.input(|engine, now| engine.stop(now));
         if let AnyStore::IndexedDb(store) = &self.store {
@@ -207,6 +305,11 @@ impl Driver {
                     let driver = self.clone();
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = driver.store.apply(&batch.ops).await;
+                        if result.is_ok() {
+                            driver.post(&Note::Stored {
+                                conversation_ids: touched(&batch.ops),
+                            });
+                        }
                         driver.input(|engine, now| engine.handle_persisted(batch.id, result, now));
                     });
                 }
@@ -256,4 +359,22 @@ impl Driver {
         };
         *self.wake.borrow_mut() = timer;
     }
+}
+
+/// The conversations whose data a batch writes.
+fn touched(ops: &[StoreOp]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for op in ops {
+        let id = match op {
+            StoreOp::PutConversation(conversation) => &conversation.id,
+            StoreOp::PutMessage(message) => &message.conversation_id,
+            StoreOp::PutReadMarker(marker) => &marker.conversation_id,
+            StoreOp::PutOutbox(entry) => &entry.conversation_id,
+            _ => continue,
+        };
+        if !ids.iter().any(|known| known == id.as_str()) {
+            ids.push(id.to_string());
+        }
+    }
+    ids
 }

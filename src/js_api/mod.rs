@@ -149,7 +149,9 @@ impl BackgroundSyncManager {
         let transport = FetchTransport::new(&options.server_url);
         let driver = Driver::new(engine, store, transport, token, on_event);
         *slot.borrow_mut() = Rc::downgrade(&driver);
-        driver.start();
+        driver
+            .start(database.as_deref().unwrap_or(&options.server_url))
+            .await;
         Ok(Self {
             inner: Rc::new(Inner {
                 driver,
@@ -174,7 +176,11 @@ impl BackgroundSyncManager {
     pub fn force_sync(&self) -> Promise {
         let driver = self.driver();
         promise(async move {
-            let receiver = driver?.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
+            let driver = driver?;
+            if !driver.is_leader() {
+                return sync_through_leader(&driver).await;
+            }
+            let receiver = driver.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
             finished(receiver).await
         })
     }
@@ -439,6 +445,12 @@ fn status_json(status: &Status, inner: &Inner) -> JsValue {
         }
         .into(),
     );
+    set("isLeader", inner.driver.is_leader().into());
+    if !inner.driver.is_leader() && !inner.driver.is_disposed() {
+        // Another tab syncs for this one.
+        set("phase", "follower".into());
+        set("isRunning", false.into());
+    }
     set(
         "persistentStorage",
         inner
@@ -559,6 +571,25 @@ fn message_detail(kind: &str, message: &JsValue) -> JsValue {
     let _ = Reflect::set(&detail, &"type".into(), &kind.into());
     let _ = Reflect::set(&detail, &"message".into(), message);
     detail.into()
+}
+
+/// A follower tab's `forceSync`: the leading tab syncs; its answer (or 30 s of silence) decides.
+async fn sync_through_leader(driver: &Rc<Driver>) -> Result<JsValue, JsValue> {
+    use futures_util::future::{select, Either};
+    let answer = driver.sync_through_leader();
+    let timeout = gloo_timers::future::TimeoutFuture::new(30_000);
+    match select(answer, timeout).await {
+        Either::Left((Ok(true), _)) => {
+            let result = js_sys::Object::new();
+            let _ = Reflect::set(&result, &"changes".into(), &0.into());
+            let _ = Reflect::set(&result, &"hasMore".into(), &false.into());
+            Ok(result.into())
+        }
+        Either::Left((Ok(false), _)) => {
+            Err(js_error(Code::Network, "the leading tab's sync failed"))
+        }
+        _ => Err(js_error(Code::Network, "the leading tab did not answer")),
+    }
 }
 
 /// Calls `getToken()` and awaits the token.

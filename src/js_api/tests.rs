@@ -385,3 +385,55 @@ async fn invalid_input_is_refused_and_changes_nothing() {
     let error = settle(sync.force_sync()).await.expect_err("disposed");
     assert_eq!(error_code(&error), "disposed");
 }
+
+#[wasm_bindgen_test]
+async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_closes() {
+    let general = conversation(server(), "alice", "General").await;
+    let leader = manager(server(), "alice", &[]).await;
+    settle(leader.force_sync())
+        .await
+        .expect("the leader's first sync");
+    // A second manager on the same database: another tab, in the same page.
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
+    Reflect::set(&options, &"token".into(), &"demo-alice".into()).expect("set");
+    let follower = BackgroundSyncManager::open(options.into())
+        .await
+        .expect("second tab");
+    assert_eq!(field(&leader.get_sync_status(), "isLeader"), true);
+    assert_eq!(field(&follower.get_sync_status(), "isLeader"), false);
+    assert_eq!(field(&follower.get_sync_status(), "phase"), "follower");
+    let follower_changes = record(&follower, "change");
+
+    let body = format!("from the follower tab {}", js_sys::Date::now());
+    settle(follower.send_message(general.clone().into(), body.clone().into()))
+        .await
+        .expect("queued in the shared outbox");
+    until("the follower sees its message delivered", || {
+        field(&follower.get_sync_status(), "pendingOutbox") == 0
+    })
+    .await;
+    let copies = on_server(server(), "bob", &general)
+        .await
+        .into_iter()
+        .filter(|m| m.body == body)
+        .count();
+    assert_eq!(copies, 1, "delivered once, by the leader");
+    assert!(
+        !follower_changes.borrow().is_empty(),
+        "the follower heard about the changes"
+    );
+    settle(follower.force_sync())
+        .await
+        .expect("the leader synced for the follower");
+
+    leader.dispose();
+    until("the follower took over", || {
+        field(&follower.get_sync_status(), "isLeader") == true
+    })
+    .await;
+    settle(follower.force_sync())
+        .await
+        .expect("syncs itself now");
+    follower.dispose();
+}

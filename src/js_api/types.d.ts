@@ -50,7 +50,10 @@ export interface SyncStatus {
   pendingOutbox: number;
   /** Messages that failed and wait for `retryMessage` or `discardMessage`. */
   failedOutbox: number;
-  phase: 'initializing' | 'stopped' | 'offline' | 'authRequired' | 'syncing' | 'backoff' | 'idle';
+  /** `follower`: another tab of this app syncs for this one. */
+  phase: 'initializing' | 'stopped' | 'follower' | 'offline' | 'authRequired' | 'syncing' | 'backoff' | 'idle';
+  /** Whether this tab syncs (one tab at a time does). */
+  isLeader: boolean;
   lastTrigger: 'start' | 'periodic' | 'resume' | 'online' | 'force' | 'conversation' | 'serviceWorker' | 'retry' | null;
   /** When the next sync is planned (ms since the epoch), if one is. */
   nextSyncAt: number | null;

@@ -2,9 +2,13 @@
 //! console logger. Works in a window and in a (service) worker: everything goes through
 //! `js_sys::global()`, never `window` directly.
 
+mod channel;
+mod leader;
 mod lifecycle;
 mod logger;
 
+pub(crate) use channel::{Channel, Note};
+pub(crate) use leader::Leadership;
 pub(crate) use lifecycle::{BrowserEvent, Lifecycle};
 pub use logger::set_log_level;
 

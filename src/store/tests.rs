@@ -101,6 +101,29 @@ async fn a_batch_reads_modifies_and_writes_inside_one_transaction() {
 }
 
 #[wasm_bindgen_test]
+async fn a_conversation_stored_after_its_messages_takes_their_activity() {
+    let store = fresh("late-conversation").await;
+    // The messages land first (server stamps 1_000..=1_002), their conversation in a later batch.
+    store
+        .apply(&put_messages(0..3, "c-late"))
+        .await
+        .expect("messages");
+    let ops = [
+        StoreOp::PutConversation(conversation("c-early", 1_001)),
+        StoreOp::PutConversation(conversation("c-late", 10)),
+    ];
+    store.apply(&ops).await.expect("conversations");
+    let ids: Vec<String> = store
+        .conversations()
+        .await
+        .expect("conversations")
+        .into_iter()
+        .map(|conversation| conversation.id.to_string())
+        .collect();
+    assert_eq!(ids, ["c-late", "c-early"]);
+}
+
+#[wasm_bindgen_test]
 async fn awaiting_a_timer_inside_a_transaction_lets_it_commit_early() {
     // The control for the test above: the pattern the store avoids fails in this browser.
     let store = fresh("inactive-control").await;

@@ -1,0 +1,147 @@
+//! Leadership among tabs: one tab at a time holds a Web Lock and syncs; the others wait for it.
+//!
+//! Where the Web Locks API is missing (Safari before 15.4), every tab leads: sends stay exactly
+//! once (the server deduplicates by client message id), only the work is repeated.
+
+use futures_channel::oneshot;
+use js_sys::{Function, Promise, Reflect};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+
+type Granted = Closure<dyn FnMut(JsValue) -> Promise>;
+
+/// What runs once, when this tab becomes the leader.
+type OnAcquired = Rc<RefCell<Option<Box<dyn FnOnce()>>>>;
+
+/// Holds (or waits for) the lock; dropping it releases the lock or withdraws the request.
+pub(crate) struct Leadership {
+    release: Rc<RefCell<Option<Function>>>,
+    abort: Option<web_sys::AbortController>,
+    _callbacks: Vec<Granted>,
+}
+
+impl Leadership {
+    /// Takes the lock `name` if it is free (then `on_acquired` has run when this returns), or
+    /// queues for it (`on_acquired` runs when the leading tab lets go). Where Web Locks are
+    /// missing, this tab leads at once.
+    pub(crate) async fn acquire(name: &str, on_acquired: impl FnOnce() + 'static) -> Self {
+        let release: Rc<RefCell<Option<Function>>> = Rc::new(RefCell::new(None));
+        let on_acquired: OnAcquired = Rc::new(RefCell::new(Some(Box::new(on_acquired))));
+        let Some((locks, request)) = locks() else {
+            log::info!("no Web Locks here: this tab syncs on its own");
+            if let Some(on_acquired) = on_acquired.borrow_mut().take() {
+                on_acquired();
+            }
+            return Self {
+                release,
+                abort: None,
+                _callbacks: Vec::new(),
+            };
+        };
+        let mut callbacks = Vec::new();
+        // First: is the lock free right now?
+        let (decided, answer) = oneshot::channel::<bool>();
+        let decided = RefCell::new(Some(decided));
+        let now = granted(&release, &on_acquired, move |got| {
+            if let Some(decided) = decided.borrow_mut().take() {
+                let _ = decided.send(got);
+            }
+        });
+        let options = js_sys::Object::new();
+        let _ = Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE);
+        call(&locks, &request, name, &options, &now);
+        callbacks.push(now);
+        if answer.await.unwrap_or(false) {
+            return Self {
+                release,
+                abort: None,
+                _callbacks: callbacks,
+            };
+        }
+        // Taken: wait in line, withdrawable on drop.
+        let abort = web_sys::AbortController::new().ok();
+        let options = js_sys::Object::new();
+        if let Some(abort) = &abort {
+            let _ = Reflect::set(&options, &"signal".into(), &abort.signal());
+        }
+        let later = granted(&release, &on_acquired, |_| {});
+        call(&locks, &request, name, &options, &later);
+        callbacks.push(later);
+        Self {
+            release,
+            abort,
+            _callbacks: callbacks,
+        }
+    }
+}
+
+/// The lock callback: with a lock, hold it (until `release`) and run `on_acquired`; without one
+/// (`ifAvailable` and taken), let go at once. `decided` hears which.
+fn granted(
+    release: &Rc<RefCell<Option<Function>>>,
+    on_acquired: &OnAcquired,
+    decided: impl Fn(bool) + 'static,
+) -> Granted {
+    let release = release.clone();
+    let on_acquired = on_acquired.clone();
+    Closure::new(move |lock: JsValue| {
+        if lock.is_null() || lock.is_undefined() {
+            decided(false);
+            return Promise::resolve(&JsValue::UNDEFINED);
+        }
+        let release = release.clone();
+        let held = Promise::new(&mut |resolve, _reject| {
+            *release.borrow_mut() = Some(resolve);
+        });
+        if let Some(on_acquired) = on_acquired.borrow_mut().take() {
+            on_acquired();
+        }
+        decided(true);
+        held
+    })
+}
+
+/// `locks.request(name, options, callback)`; a withdrawn request's rejection is expected.
+fn call(
+    locks: &JsValue,
+    request: &Function,
+    name: &str,
+    options: &js_sys::Object,
+    callback: &Granted,
+) {
+    if let Ok(promise) = request.call3(
+        locks,
+        &name.into(),
+        options,
+        callback.as_ref().unchecked_ref(),
+    ) {
+        let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
+        let _ = promise.unchecked_into::<Promise>().catch(&ignore);
+        ignore.forget();
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.borrow_mut().take() {
+            let _ = release.call0(&JsValue::NULL);
+        } else if let Some(abort) = &self.abort {
+            abort.abort();
+        }
+    }
+}
+
+/// `navigator.locks` and its `request` method, where they exist.
+fn locks() -> Option<(JsValue, Function)> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let locks = Reflect::get(&navigator, &"locks".into()).ok()?;
+    if locks.is_undefined() || locks.is_null() {
+        return None;
+    }
+    let request = Reflect::get(&locks, &"request".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    Some((locks, request))
+}
