@@ -135,6 +135,9 @@ impl Driver {
         self.input(|engine, now| {
             engine.handle_online(runtime::is_online(), now);
             engine.handle_visibility(runtime::is_visible(), now);
+            if let Some(quality) = runtime::connection_quality() {
+                engine.handle_connection_quality(quality, now);
+            }
         });
         let weak = Rc::downgrade(self);
         let leadership = Leadership::acquire(&format!("chat-sync-leader|{name}"), move || {
@@ -227,6 +230,9 @@ impl Driver {
             // The page may be frozen or discarded: nothing to flush (every write is already a
             // committed batch), but stop timers and requests from piling up.
             BrowserEvent::PageHide => self.input(|e, now| e.handle_visibility(false, now)),
+            BrowserEvent::Connection(quality) => {
+                self.input(|e, now| e.handle_connection_quality(quality, now))
+            }
         }
     }
 

@@ -93,7 +93,7 @@ cargo build -p chat-sync-server
 mkdir -p "$SERVER_LOGS"
 start_server plain
 export CHAT_SYNC_TEST_SERVER="$SERVER_URL"
-start_server faulty --fault-503 0.5 --fault-429 0.2 --fault-retry-after 1 --fault-seed 7
+start_server faulty --fault-503 0.3 --fault-429 0.1 --fault-retry-after 1 --fault-seed 7
 export CHAT_SYNC_TEST_FAULTY_SERVER="$SERVER_URL"
 start_server slow --fault-latency-ms 2000
 export CHAT_SYNC_TEST_SLOW_SERVER="$SERVER_URL"

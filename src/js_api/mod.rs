@@ -164,6 +164,47 @@ impl BackgroundSyncManager {
         })
     }
 
+    /// One sync for a service worker's `sync` or `periodicsync` event: opens the manager in the
+    /// worker's global scope, syncs (through the leading tab when a page leads), waits up to
+    /// 25 s for the outbox to drain, and closes. Resolves with what is still pending.
+    /// Use it in `event.waitUntil(...)`.
+    #[wasm_bindgen(js_name = syncOnce, unchecked_return_type = "Promise<SyncOnceResult>")]
+    pub fn sync_once(
+        #[wasm_bindgen(unchecked_param_type = "SyncOptions")] options: JsValue,
+    ) -> Promise {
+        promise(async move {
+            let manager = Self::open(options).await?;
+            let driver = manager.driver()?;
+            let synced = JsFuture::from(manager.force_sync()).await;
+            let deadline = js_sys::Date::now() + 25_000.0;
+            while driver.engine().status().pending_outbox > 0
+                && driver.engine().status().is_online
+                && driver.is_leader()
+                && js_sys::Date::now() < deadline
+            {
+                gloo_timers::future::TimeoutFuture::new(100).await;
+            }
+            let pending = driver.engine().status().pending_outbox;
+            manager.dispose();
+            let result = js_sys::Object::new();
+            let _ = Reflect::set(&result, &"synced".into(), &synced.is_ok().into());
+            let _ = Reflect::set(&result, &"pendingOutbox".into(), &(pending as f64).into());
+            Ok(result.into())
+        })
+    }
+
+    /// From a page: asks for a one-off Background Sync (`tag`, default `chat-sync`) so the
+    /// service worker delivers the outbox when the network returns, even after the page closed.
+    /// Resolves `false` where the browser has no Background Sync (only Chromium has it) or no
+    /// service worker controls the page; it is one more trigger, never the only delivery path.
+    #[wasm_bindgen(js_name = registerBackgroundSync, unchecked_return_type = "Promise<boolean>")]
+    pub fn register_background_sync(tag: Option<String>) -> Promise {
+        promise(async move {
+            let tag = tag.unwrap_or_else(|| "chat-sync".into());
+            Ok(register_sync(&tag).await.unwrap_or(false).into())
+        })
+    }
+
     fn driver(&self) -> Result<Rc<Driver>, JsValue> {
         if self.inner.driver.is_disposed() {
             return Err(js_error(Code::Disposed, "the manager was disposed"));
@@ -590,6 +631,34 @@ async fn sync_through_leader(driver: &Rc<Driver>) -> Result<JsValue, JsValue> {
         }
         _ => Err(js_error(Code::Network, "the leading tab did not answer")),
     }
+}
+
+/// `navigator.serviceWorker.ready` → `registration.sync.register(tag)`, feature-detected.
+async fn register_sync(tag: &str) -> Option<bool> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let container = Reflect::get(&navigator, &"serviceWorker".into()).ok()?;
+    if container.is_undefined()
+        || Reflect::get(&container, &"controller".into())
+            .ok()?
+            .is_null()
+    {
+        return Some(false);
+    }
+    let ready: Promise = Reflect::get(&container, &"ready".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let registration = JsFuture::from(ready).await.ok()?;
+    let sync = Reflect::get(&registration, &"sync".into()).ok()?;
+    if sync.is_undefined() {
+        return Some(false);
+    }
+    let register: Function = Reflect::get(&sync, &"register".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let registered: Promise = register.call1(&sync, &tag.into()).ok()?.dyn_into().ok()?;
+    Some(JsFuture::from(registered).await.is_ok())
 }
 
 /// Calls `getToken()` and awaits the token.

@@ -264,7 +264,7 @@ async fn sync_against_a_server_answering_503_and_429_backs_off_and_completes() {
         &[("userId", "u-dave".into()), ("pageSize", 500.into())],
     )
     .await;
-    // Seven in ten requests fail with a 1 s Retry-After: a few pages take a while.
+    // Four in ten requests fail with a 1 s Retry-After: a few pages take a while.
     until_within(90, "a sync completed", || {
         !field(&sync.get_sync_status(), "lastSyncTime").is_null()
     })
@@ -436,4 +436,12 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
         .await
         .expect("syncs itself now");
     follower.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn background_sync_registration_is_declined_without_a_service_worker() {
+    let registered = settle(BackgroundSyncManager::register_background_sync(None))
+        .await
+        .expect("never throws");
+    assert_eq!(registered, false);
 }

@@ -81,6 +81,14 @@ export interface SyncStats {
   messagesEvicted: number;
 }
 
+/** What `BackgroundSyncManager.syncOnce` did. */
+export interface SyncOnceResult {
+  /** The sync finished without error. */
+  synced: boolean;
+  /** Messages still waiting (offline, or not delivered within the event's time). */
+  pendingOutbox: number;
+}
+
 /** What a sync command did. */
 export interface SyncResult {
   /** Messages written to the local cache. */

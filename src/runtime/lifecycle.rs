@@ -1,7 +1,10 @@
 //! The browser events the engine hears: `online` / `offline`, `visibilitychange` and `pagehide`.
 //! The listeners are owned: dropping a [`Lifecycle`] removes them.
 
+use chat_sync_engine::{ConnectionQuality, EffectiveType};
 use gloo_events::EventListener;
+use js_sys::Reflect;
+use wasm_bindgen::JsValue;
 
 /// What happened in the browser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,6 +15,39 @@ pub(crate) enum BrowserEvent {
     Visible(bool),
     /// The page is being unloaded or frozen.
     PageHide,
+    /// `navigator.connection` changed (Chromium only).
+    Connection(ConnectionQuality),
+}
+
+/// `navigator.connection`, where the browser has it.
+fn connection() -> Option<JsValue> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let connection = Reflect::get(&navigator, &"connection".into()).ok()?;
+    (!connection.is_undefined() && !connection.is_null()).then_some(connection)
+}
+
+/// The connection quality now; `None` where the browser does not tell.
+pub(crate) fn connection_quality() -> Option<ConnectionQuality> {
+    let connection = connection()?;
+    let effective_type = match Reflect::get(&connection, &"effectiveType".into())
+        .ok()?
+        .as_string()
+        .as_deref()
+    {
+        Some("slow-2g") => EffectiveType::Slow2g,
+        Some("2g") => EffectiveType::TwoG,
+        Some("3g") => EffectiveType::ThreeG,
+        Some("4g") => EffectiveType::FourG,
+        _ => EffectiveType::Unknown,
+    };
+    let save_data = Reflect::get(&connection, &"saveData".into())
+        .ok()
+        .and_then(|value| value.as_bool())
+        .unwrap_or(false);
+    Some(ConnectionQuality {
+        effective_type,
+        save_data,
+    })
 }
 
 /// The listeners, alive as long as this value.
@@ -50,6 +86,15 @@ impl Lifecycle {
                 "visibilitychange",
                 move |_| on_event(BrowserEvent::Visible(super::is_visible())),
             ));
+        }
+        if let Some(connection) = connection() {
+            let target: web_sys::EventTarget = wasm_bindgen::JsCast::unchecked_into(connection);
+            let on_event = on_event.clone();
+            listeners.push(EventListener::new(&target, "change", move |_| {
+                if let Some(quality) = connection_quality() {
+                    on_event(BrowserEvent::Connection(quality));
+                }
+            }));
         }
         Self {
             _listeners: listeners,

@@ -9,7 +9,7 @@ mod logger;
 
 pub(crate) use channel::{Channel, Note};
 pub(crate) use leader::Leadership;
-pub(crate) use lifecycle::{BrowserEvent, Lifecycle};
+pub(crate) use lifecycle::{connection_quality, BrowserEvent, Lifecycle};
 pub use logger::set_log_level;
 
 use chat_sync_engine::protocol::Millis;
