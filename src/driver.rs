@@ -86,6 +86,8 @@ pub(crate) struct Driver {
     is_leader: Cell<bool>,
     /// Follower syncs waiting for the leader's answer.
     leader_syncs: RefCell<Vec<oneshot::Sender<bool>>>,
+    /// The database name: the leader lock and the tab channel are named after it.
+    name: RefCell<String>,
     disposed: Cell<bool>,
 }
 
@@ -111,6 +113,7 @@ impl Driver {
             channel: RefCell::new(None),
             is_leader: Cell::new(false),
             leader_syncs: RefCell::new(Vec::new()),
+            name: RefCell::new(String::new()),
             disposed: Cell::new(false),
         })
     }
@@ -118,6 +121,7 @@ impl Driver {
     /// Starts: browser events in, the other tabs of this database (`name`) heard, and syncing
     /// once this tab leads (one tab at a time does).
     pub(crate) async fn start(self: &Rc<Self>, name: &str) {
+        *self.name.borrow_mut() = name.to_owned();
         let weak = Rc::downgrade(self);
         let lifecycle = Lifecycle::listen(move |event| {
             if let Some(driver) = weak.upgrade() {
@@ -139,14 +143,40 @@ impl Driver {
                 engine.handle_connection_quality(quality, now);
             }
         });
+        self.seek_leadership().await;
+    }
+
+    /// Takes the leader lock if free, or queues for it.
+    async fn seek_leadership(self: &Rc<Self>) {
+        let name = format!("chat-sync-leader|{}", self.name.borrow());
         let weak = Rc::downgrade(self);
-        let leadership = Leadership::acquire(&format!("chat-sync-leader|{name}"), move || {
+        let leadership = Leadership::acquire(&name, move || {
             if let Some(driver) = weak.upgrade() {
                 driver.lead();
             }
         })
         .await;
         *self.leadership.borrow_mut() = Some(leadership);
+    }
+
+    /// The page goes away (or into the back/forward cache): let another tab lead, stop timers
+    /// and requests, and close the database so other tabs' upgrades are not blocked.
+    fn step_down(self: &Rc<Self>) {
+        self.leadership.borrow_mut().take();
+        self.is_leader.set(false);
+        self.input(|engine, now| engine.stop(now));
+        if let AnyStore::IndexedDb(store) = &self.store {
+            store.close();
+        }
+    }
+
+    /// The page is back: queue for leadership again (the database reopens on its next use).
+    fn resume(self: &Rc<Self>) {
+        if self.disposed.get() || self.leadership.borrow().is_some() {
+            return;
+        }
+        let driver = self.clone();
+        wasm_bindgen_futures::spawn_local(async move { driver.seek_leadership().await });
     }
 
     /// Whether this tab syncs (holds the leader lock).
@@ -229,7 +259,8 @@ impl Driver {
             }
             // The page may be frozen or discarded: nothing to flush (every write is already a
             // committed batch), but stop timers and requests from piling up.
-            BrowserEvent::PageHide => self.input(|e, now| e.handle_visibility(false, now)),
+            BrowserEvent::PageHide => self.step_down(),
+            BrowserEvent::PageShow => self.resume(),
             BrowserEvent::Connection(quality) => {
                 self.input(|e, now| e.handle_connection_quality(quality, now))
             }

@@ -445,3 +445,47 @@ async fn background_sync_registration_is_declined_without_a_service_worker() {
         .expect("never throws");
     assert_eq!(registered, false);
 }
+
+/// Fires a page lifecycle event (`pagehide`, `pageshow`) at the global scope.
+fn page(kind: &str) {
+    let event = web_sys::Event::new(kind).expect("event");
+    crate::runtime::global_target()
+        .dispatch_event(&event)
+        .expect("dispatched");
+}
+
+#[wasm_bindgen_test]
+async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
+    let first = manager(server(), "erin", &[]).await;
+    assert_eq!(field(&first.get_sync_status(), "isLeader"), true);
+    page("pagehide");
+    assert_eq!(field(&first.get_sync_status(), "isLeader"), false);
+    assert_eq!(field(&first.get_sync_status(), "isRunning"), false);
+
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
+    Reflect::set(&options, &"token".into(), &"demo-erin".into()).expect("set");
+    let second = BackgroundSyncManager::open(options.into())
+        .await
+        .expect("another tab");
+    assert_eq!(
+        field(&second.get_sync_status(), "isLeader"),
+        true,
+        "the lock was free"
+    );
+
+    page("pageshow");
+    gloo_timers::future::TimeoutFuture::new(100).await;
+    assert_eq!(
+        field(&first.get_sync_status(), "isLeader"),
+        false,
+        "queued behind the leader"
+    );
+    second.dispose();
+    until("the shown page leads again", || {
+        field(&first.get_sync_status(), "isLeader") == true
+    })
+    .await;
+    settle(first.force_sync()).await.expect("syncs again");
+    first.dispose();
+}

@@ -13,8 +13,10 @@ pub(crate) enum BrowserEvent {
     Online(bool),
     /// The page became visible (`true`) or hidden.
     Visible(bool),
-    /// The page is being unloaded or frozen.
+    /// The page is being unloaded, or put in the back/forward cache.
     PageHide,
+    /// The page is shown again (from the back/forward cache, or after loading).
+    PageShow,
     /// `navigator.connection` changed (Chromium only).
     Connection(ConnectionQuality),
 }
@@ -79,6 +81,11 @@ impl Lifecycle {
                 &global,
                 "pagehide",
                 report(BrowserEvent::PageHide),
+            ));
+            listeners.push(EventListener::new(
+                &global,
+                "pageshow",
+                report(BrowserEvent::PageShow),
             ));
             let on_event = on_event.clone();
             listeners.push(EventListener::new(
