@@ -10,7 +10,10 @@ use crate::runtime;
 use crate::store::{request_persistence, IndexedDbStore};
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{ClientMessageId, ConversationId, MeResponse, UserId};
-use chat_sync_engine::{iso8601, Engine, Event, MemoryStore, Status, Store, Trigger};
+use chat_sync_engine::{
+    iso8601, DiscardReason, Engine, Event, Failure, LocalMessage, MemoryStore, Status, Store,
+    SyncSummary, Trigger,
+};
 use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
 use js_sys::{Function, Promise, Reflect};
 use options::Options;
@@ -55,15 +58,33 @@ fn promise(
     future_to_promise(future)
 }
 
+/// `forceSync` and friends resolve with this (`SyncResult` in TypeScript).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncResult {
+    changes: usize,
+    has_more: bool,
+}
+
+/// `syncOnce` resolves with this (`SyncOnceResult` in TypeScript).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncOnceResult {
+    synced: bool,
+    pending_outbox: usize,
+}
+
+fn sync_result(summary: SyncSummary) -> JsValue {
+    to_js(&SyncResult {
+        changes: summary.changes,
+        has_more: summary.has_more,
+    })
+}
+
 /// Waits for a command's ticket; its result as JS.
 async fn finished(receiver: Finished) -> Result<JsValue, JsValue> {
     match receiver.await {
-        Ok(Ok(summary)) => {
-            let result = js_sys::Object::new();
-            let _ = Reflect::set(&result, &"changes".into(), &(summary.changes as f64).into());
-            let _ = Reflect::set(&result, &"hasMore".into(), &summary.has_more.into());
-            Ok(result.into())
-        }
+        Ok(Ok(summary)) => Ok(sync_result(summary)),
         Ok(Err(error)) => Err(from_sync_error(&error)),
         Err(_) => Err(js_error(Code::Disposed, "the manager was disposed")),
     }
@@ -186,10 +207,10 @@ impl BackgroundSyncManager {
             }
             let pending = driver.engine().status().pending_outbox;
             manager.dispose();
-            let result = js_sys::Object::new();
-            let _ = Reflect::set(&result, &"synced".into(), &synced.is_ok().into());
-            let _ = Reflect::set(&result, &"pendingOutbox".into(), &(pending as f64).into());
-            Ok(result.into())
+            Ok(to_js(&SyncOnceResult {
+                synced: synced.is_ok(),
+                pending_outbox: pending,
+            }))
         })
     }
 
@@ -517,39 +538,68 @@ fn emit(target: &EventTarget, kind: &str, detail: &JsValue) {
     }
 }
 
+/// `detail` of `change` events.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeDetail<'a> {
+    conversation_ids: Vec<&'a str>,
+    messages: usize,
+}
+
+/// `detail` of `message` events (and of `error` events for failed messages).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum MessageDetail<'a> {
+    Queued {
+        message: &'a LocalMessage,
+    },
+    Sent {
+        message: LocalMessage,
+    },
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        client_message_id: &'a str,
+        conversation_id: &'a str,
+        failure: &'a Failure,
+        retryable: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Discarded {
+        client_message_id: &'a str,
+        conversation_id: &'a str,
+        body: &'a str,
+        reason: &'static str,
+    },
+}
+
 /// An engine event as DOM events.
 fn dispatch(target: &EventTarget, event: &Event) {
     match event {
         Event::StatusChanged(status) => {
             let detail = to_js(status);
-            let _ = Reflect::set(
-                &detail,
-                &"lastSyncTime".into(),
-                &status
-                    .last_sync_time
-                    .map_or(JsValue::NULL, |ms| iso8601(ms).into()),
-            );
+            let last_sync = status
+                .last_sync_time
+                .map_or(JsValue::NULL, |ms| iso8601(ms).into());
+            let _ = Reflect::set(&detail, &"lastSyncTime".into(), &last_sync);
             emit(target, "status", &detail);
         }
         Event::Changed(changes) => {
-            let detail = js_sys::Object::new();
-            let ids: Vec<&str> = changes.conversations.iter().map(|id| id.as_str()).collect();
-            let _ = Reflect::set(&detail, &"conversationIds".into(), &to_js(&ids));
-            let _ = Reflect::set(
-                &detail,
-                &"messages".into(),
-                &(changes.messages as f64).into(),
-            );
-            emit(target, "change", &detail.into());
+            let detail = ChangeDetail {
+                conversation_ids: changes.conversations.iter().map(|id| id.as_str()).collect(),
+                messages: changes.messages,
+            };
+            emit(target, "change", &to_js(&detail));
         }
-        Event::MessageQueued { message } => emit(
-            target,
-            "message",
-            &message_detail("queued", &to_js(message)),
-        ),
+        Event::MessageQueued { message } => {
+            emit(
+                target,
+                "message",
+                &to_js(&MessageDetail::Queued { message }),
+            );
+        }
         Event::MessageSent { message, .. } => {
-            let local = chat_sync_engine::LocalMessage::from_server(message.clone());
-            emit(target, "message", &message_detail("sent", &to_js(&local)));
+            let message = LocalMessage::from_server(message.clone());
+            emit(target, "message", &to_js(&MessageDetail::Sent { message }));
         }
         Event::MessageFailed {
             client_message_id,
@@ -557,22 +607,14 @@ fn dispatch(target: &EventTarget, event: &Event) {
             failure,
             retryable,
         } => {
-            let detail = js_sys::Object::new();
-            let _ = Reflect::set(&detail, &"type".into(), &"failed".into());
-            let _ = Reflect::set(
-                &detail,
-                &"clientMessageId".into(),
-                &client_message_id.as_str().into(),
-            );
-            let _ = Reflect::set(
-                &detail,
-                &"conversationId".into(),
-                &conversation_id.as_str().into(),
-            );
-            let _ = Reflect::set(&detail, &"failure".into(), &to_js(failure));
-            let _ = Reflect::set(&detail, &"retryable".into(), &(*retryable).into());
-            emit(target, "message", &detail.clone().into());
-            emit(target, "error", &detail.into());
+            let detail = to_js(&MessageDetail::Failed {
+                client_message_id: client_message_id.as_str(),
+                conversation_id: conversation_id.as_str(),
+                failure,
+                retryable: *retryable,
+            });
+            emit(target, "message", &detail);
+            emit(target, "error", &detail);
         }
         Event::MessageDiscarded {
             client_message_id,
@@ -580,25 +622,17 @@ fn dispatch(target: &EventTarget, event: &Event) {
             body,
             reason,
         } => {
-            let detail = js_sys::Object::new();
-            let _ = Reflect::set(&detail, &"type".into(), &"discarded".into());
-            let _ = Reflect::set(
-                &detail,
-                &"clientMessageId".into(),
-                &client_message_id.as_str().into(),
-            );
-            let _ = Reflect::set(
-                &detail,
-                &"conversationId".into(),
-                &conversation_id.as_str().into(),
-            );
-            let _ = Reflect::set(&detail, &"body".into(), &body.as_str().into());
             let reason = match reason {
-                chat_sync_engine::DiscardReason::Discarded => "discarded",
-                chat_sync_engine::DiscardReason::Expired => "expired",
+                DiscardReason::Discarded => "discarded",
+                DiscardReason::Expired => "expired",
             };
-            let _ = Reflect::set(&detail, &"reason".into(), &reason.into());
-            emit(target, "message", &detail.into());
+            let detail = MessageDetail::Discarded {
+                client_message_id: client_message_id.as_str(),
+                conversation_id: conversation_id.as_str(),
+                body,
+                reason,
+            };
+            emit(target, "message", &to_js(&detail));
         }
         Event::AuthRequired => emit(target, "authrequired", &JsValue::NULL),
         Event::StorageFull => emit(target, "storagefull", &JsValue::NULL),
@@ -607,25 +641,14 @@ fn dispatch(target: &EventTarget, event: &Event) {
     }
 }
 
-fn message_detail(kind: &str, message: &JsValue) -> JsValue {
-    let detail = js_sys::Object::new();
-    let _ = Reflect::set(&detail, &"type".into(), &kind.into());
-    let _ = Reflect::set(&detail, &"message".into(), message);
-    detail.into()
-}
-
 /// A follower tab's `forceSync`: the leading tab syncs; its answer (or 30 s of silence) decides.
 async fn sync_through_leader(driver: &Rc<Driver>) -> Result<JsValue, JsValue> {
     use futures_util::future::{select, Either};
     let answer = driver.sync_through_leader();
     let timeout = gloo_timers::future::TimeoutFuture::new(30_000);
     match select(answer, timeout).await {
-        Either::Left((Ok(true), _)) => {
-            let result = js_sys::Object::new();
-            let _ = Reflect::set(&result, &"changes".into(), &0.into());
-            let _ = Reflect::set(&result, &"hasMore".into(), &false.into());
-            Ok(result.into())
-        }
+        // The leader does not say what its sync wrote; this tab hears that as `change` events.
+        Either::Left((Ok(true), _)) => Ok(sync_result(SyncSummary::default())),
         Either::Left((Ok(false), _)) => {
             Err(js_error(Code::Network, "the leading tab's sync failed"))
         }
