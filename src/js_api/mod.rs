@@ -118,7 +118,7 @@ impl BackgroundSyncManager {
         let token = match (&options.token, &options.get_token) {
             (Some(token), _) => token.clone(),
             (None, Some(get_token)) => call_get_token(get_token).await?,
-            (None, None) => unreachable!("checked by Options::parse"),
+            (None, None) => return Err(invalid("give token or getToken")),
         };
         let user = match &options.user_id {
             Some(user) => user.clone(),
