@@ -249,28 +249,23 @@ impl Engine {
         }
         match verdict {
             Verdict::Success(ResponseBody::Feed(page)) => {
-                let (mut ops, write) = self.page_write(page.changes, page.has_more);
+                let synced_at = (!page.has_more).then_some(self.now);
                 let cursor_op = StoreOp::SetCursor(Some(page.next_cursor.clone()));
+                let source = PageSource::Feed {
+                    cursor: page.next_cursor,
+                    synced_at,
+                };
+                let (mut ops, write) = self.page_write(page.changes, page.has_more, source);
                 if self.config.broken == Some(BrokenVariant::CursorBeforeData) {
                     self.persist(vec![cursor_op], AfterPersist::Nothing);
                 } else {
                     ops.push(cursor_op);
                 }
-                let synced_at = (!page.has_more).then_some(self.now);
                 if let Some(at) = synced_at {
                     ops.push(StoreOp::SetLastSync(at));
                 }
                 self.set_run_stage(Stage::Persisting);
-                self.persist(
-                    ops,
-                    AfterPersist::Page(PageWrite {
-                        source: PageSource::Feed {
-                            cursor: page.next_cursor,
-                            synced_at,
-                        },
-                        ..write
-                    }),
-                );
+                self.persist(ops, AfterPersist::Page(write));
             }
             Verdict::InvalidCursor => {
                 self.set_run_stage(Stage::Persisting);
@@ -294,15 +289,10 @@ impl Engine {
         }
         match verdict {
             Verdict::Success(ResponseBody::Feed(page)) => {
-                let (ops, write) = self.page_write(page.changes, page.has_more);
                 self.set_job_stage(&conversation, Stage::Persisting);
-                self.persist(
-                    ops,
-                    AfterPersist::Page(PageWrite {
-                        source: PageSource::Conversation(conversation, page.next_cursor),
-                        ..write
-                    }),
-                );
+                let source = PageSource::Conversation(conversation, page.next_cursor);
+                let (ops, write) = self.page_write(page.changes, page.has_more, source);
+                self.persist(ops, AfterPersist::Page(write));
             }
             Verdict::InvalidCursor => {
                 self.set_job_stage(&conversation, Stage::Persisting);
@@ -320,24 +310,24 @@ impl Engine {
                     .into_iter()
                     .map(|message| Change::Message { message })
                     .collect();
-                let (ops, write) = self.page_write(changes, page.has_more);
                 if let Some(job) = self.history_job(&conversation, Stage::Requested) {
                     job.stage = Stage::Persisting;
                 }
-                self.persist(
-                    ops,
-                    AfterPersist::Page(PageWrite {
-                        source: PageSource::History(conversation),
-                        ..write
-                    }),
-                );
+                let source = PageSource::History(conversation);
+                let (ops, write) = self.page_write(changes, page.has_more, source);
+                self.persist(ops, AfterPersist::Page(write));
             }
             other => self.on_pull_failure(PullKind::History(conversation), other),
         }
     }
 
     /// The writes of a page: last-write-wins puts, and outbox entries the page shows delivered.
-    fn page_write(&self, changes: Vec<Change>, has_more: bool) -> (Vec<StoreOp>, PageWrite) {
+    fn page_write(
+        &self,
+        changes: Vec<Change>,
+        has_more: bool,
+        source: PageSource,
+    ) -> (Vec<StoreOp>, PageWrite) {
         let mut ops = Vec::with_capacity(changes.len() + 2);
         let mut conversations: Vec<ConversationId> = Vec::new();
         let mut delivered: Vec<(ClientMessageId, Message)> = Vec::new();
@@ -367,8 +357,7 @@ impl Engine {
             }
         }
         let write = PageWrite {
-            // Replaced by the caller.
-            source: PageSource::History(ConversationId::new("")),
+            source,
             changes: ChangeSet {
                 conversations,
                 messages: messages_pulled,
