@@ -1,0 +1,238 @@
+// The browser side of `make bench`: writes the same messages through the store (wasm), a plain
+// IndexedDB put loop (the baseline) and Dexie, each into a fresh database, then times latest-50
+// page reads through the store and through the raw index. `window.runBench()` resolves to the
+// figures; bench/run.mjs turns them into docs/benchmarks.md.
+
+import init, * as wasm from './pkg/chat_sync_bench.js';
+import Dexie from './node_modules/dexie/dist/dexie.mjs';
+
+/** The server's page cap (FEED_PAGE_MAX): the engine applies a feed page per batch. */
+const PAGE = 500;
+const READS = 200;
+const WARMUP_READS = 20;
+
+/** The messages store as schema.rs creates it (v1 + v2). */
+const KEY_PATH = ['senderId', 'clientMessageId'];
+const INDEXES = [
+  ['byConversation', ['conversationId', 'sortTs']],
+  ['byClientMessageId', 'clientMessageId'],
+  ['byServerId', 'id'],
+];
+const DEXIE_SCHEMA = { messages: '[senderId+clientMessageId], [conversationId+sortTs], clientMessageId, id' };
+
+const log = (line) => {
+  console.log(line);
+  document.getElementById('log').textContent += line + '\n';
+};
+
+const settle = (request) => new Promise((resolve, reject) => {
+  request.onsuccess = () => resolve(request.result);
+  request.onerror = () => reject(request.error);
+});
+
+const deleteDatabase = (name) => settle(indexedDB.deleteDatabase(name));
+
+/** A fresh database holding only the messages store with our key path and indexes. */
+async function openRaw(name) {
+  await deleteDatabase(name);
+  const request = indexedDB.open(name, 1);
+  request.onupgradeneeded = () => {
+    const store = request.result.createObjectStore('messages', { keyPath: KEY_PATH });
+    for (const [index, keyPath] of INDEXES) store.createIndex(index, keyPath);
+  };
+  return settle(request);
+}
+
+const completion = (transaction) => new Promise((resolve, reject) => {
+  transaction.oncomplete = resolve;
+  transaction.onabort = () => reject(transaction.error);
+});
+
+/** Baseline: every put in one readwrite transaction; only its completion is awaited. With
+ * `page`, one such transaction per `page` records (a diagnostic). */
+async function rawWrite(name, records, page = records.length) {
+  const db = await openRaw(name);
+  const start = performance.now();
+  for (let first = 0; first < records.length; first += page) {
+    const transaction = db.transaction('messages', 'readwrite');
+    const store = transaction.objectStore('messages');
+    for (const record of records.slice(first, first + page)) store.put(record);
+    await completion(transaction);
+  }
+  const ms = performance.now() - start;
+  db.close();
+  return ms;
+}
+
+async function dexieWrite(name, records) {
+  await Dexie.delete(name);
+  const db = new Dexie(name);
+  db.version(1).stores(DEXIE_SCHEMA);
+  await db.open();
+  const start = performance.now();
+  await db.messages.bulkPut(records);
+  const ms = performance.now() - start;
+  db.close();
+  return ms;
+}
+
+/** The newest 50 messages of `conversation` before `before`, oldest first, through the raw index. */
+async function rawLatest50(db, conversation, before) {
+  const index = db.transaction('messages', 'readonly').objectStore('messages').index('byConversation');
+  const query = IDBKeyRange.bound([conversation, -Infinity], [conversation, before], false, true);
+  let values;
+  if (index.getAllRecords) {
+    const records = await settle(index.getAllRecords({ query, count: 50, direction: 'prev' }));
+    values = records.map((record) => record.value);
+  } else {
+    values = [];
+    const request = index.openCursor(query, 'prev');
+    await new Promise((resolve, reject) => {
+      request.onerror = () => reject(request.error);
+      request.onsuccess = () => {
+        const cursor = request.result;
+        if (!cursor) return resolve();
+        values.push(cursor.value);
+        if (values.length === 50) return resolve();
+        cursor.continue();
+      };
+    });
+  }
+  return values.reverse();
+}
+
+/** Mulberry32: the same read positions every run. */
+function random(seed) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+/** Times latest-50 reads at READS random positions, store and raw alternating who goes first. */
+async function reads(name, records) {
+  const store = await wasm.OpenStore.open(name);
+  const db = await settle(indexedDB.open(name));
+  const next = random(42);
+  const positions = Array.from({ length: WARMUP_READS + READS }, () => {
+    const record = records[Math.floor(next() * records.length)];
+    return [record.conversationId, record.sortTs];
+  });
+  const timed = async (read) => {
+    const start = performance.now();
+    const ids = await read();
+    return [performance.now() - start, ids];
+  };
+  const storeMs = [];
+  const rawMs = [];
+  for (const [i, [conversation, before]] of positions.entries()) {
+    const viaStore = () => timed(() => store.messages(conversation, before, 50));
+    const viaRaw = () => timed(async () =>
+      (await rawLatest50(db, conversation, before)).map((message) => message.clientMessageId));
+    let storeTime, storeIds, rawTime, rawIds;
+    if (i % 2 === 0) {
+      [storeTime, storeIds] = await viaStore();
+      [rawTime, rawIds] = await viaRaw();
+    } else {
+      [rawTime, rawIds] = await viaRaw();
+      [storeTime, storeIds] = await viaStore();
+    }
+    if (storeIds.join() !== rawIds.join()) {
+      throw new Error(`store and raw read differ at ${conversation} before ${before}`);
+    }
+    if (i >= WARMUP_READS) {
+      storeMs.push(storeTime);
+      rawMs.push(rawTime);
+    }
+  }
+  store.close();
+  db.close();
+  const summary = (ms) => ({ p50: percentile(ms, 50), p95: percentile(ms, 95) });
+  return { reads: READS, store: summary(storeMs), raw: summary(rawMs) };
+}
+
+/** Checks that the store wrote exactly the records the baseline and Dexie write. */
+async function sameRecords(name, records) {
+  const db = await settle(indexedDB.open(name));
+  const store = db.transaction('messages', 'readonly').objectStore('messages');
+  for (const record of [records[0], records[records.length >> 1], records[records.length - 1]]) {
+    const stored = await settle(store.get([record.senderId, record.clientMessageId]));
+    if (JSON.stringify(stored) !== JSON.stringify(record)) {
+      throw new Error(`the store wrote ${JSON.stringify(stored)}, the baseline ${JSON.stringify(record)}`);
+    }
+  }
+  db.close();
+}
+
+/** Diagnostic: what the store's merge asks of IndexedDB, without the store: pages of `PAGE`, each
+ * one readwrite transaction that gets every key, waits for the last get, then puts every record. */
+async function rawGetThenPut(name, records) {
+  const db = await openRaw(name);
+  const start = performance.now();
+  for (let first = 0; first < records.length; first += PAGE) {
+    const page = records.slice(first, first + PAGE);
+    const transaction = db.transaction('messages', 'readwrite');
+    const store = transaction.objectStore('messages');
+    const gets = page.map((record) => store.get([record.senderId, record.clientMessageId]));
+    await settle(gets[gets.length - 1]);
+    for (const record of page) store.put(record);
+    await completion(transaction);
+  }
+  const ms = performance.now() - start;
+  db.close();
+  return ms;
+}
+
+/** The write methods, by the key run.mjs reports them under. Each writes into a fresh database. */
+const WRITERS = {
+  raw: (n, records) => rawWrite(`bench-raw-${n}`, records),
+  dexie: (n, records) => dexieWrite(`bench-dexie-${n}`, records),
+  storePaged: (n) => wasm.storeWrite(`bench-store-paged-${n}`, n, PAGE),
+  storeOneBatch: (n) => wasm.storeWrite(`bench-store-one-${n}`, n, n),
+  rawPaged: (n, records) => rawWrite(`bench-raw-paged-${n}`, records, PAGE),
+  rawGetThenPut: (n, records) => rawGetThenPut(`bench-raw-get-put-${n}`, records),
+};
+const DATABASES = ['raw', 'dexie', 'store-paged', 'store-one', 'raw-paged', 'raw-get-put'];
+
+/** Runs every size: `rounds` rounds of every write method (the order rotating from round to
+ * round), then the reads on the largest size. Resolves to the figures for run.mjs. */
+window.runBench = async function runBench({ sizes = [10_000, 100_000], rounds = 3 } = {}) {
+  await init();
+  const results = {
+    userAgent: navigator.userAgent,
+    getAllRecords: 'getAllRecords' in IDBIndex.prototype,
+    page: PAGE,
+    rounds,
+    writes: [],
+  };
+  const methods = Object.keys(WRITERS);
+  for (const n of sizes) {
+    const records = wasm.records(n);
+    const row = { n, ms: Object.fromEntries(methods.map((method) => [method, []])) };
+    for (let round = 0; round < rounds; round++) {
+      const order = methods.map((_, i) => methods[(i + round) % methods.length]);
+      for (const method of order) {
+        const ms = await WRITERS[method](n, records);
+        row.ms[method].push(ms);
+        log(`${n} messages, round ${round + 1}: ${method} ${ms.toFixed(0)} ms`);
+      }
+    }
+    row.encode = wasm.encodeMs(n);
+    await sameRecords(`bench-store-paged-${n}`, records);
+    results.writes.push(row);
+    if (n === sizes[sizes.length - 1]) {
+      results.reads = { n, ...(await reads(`bench-store-paged-${n}`, records)) };
+      log(`latest 50 of ${n}: store p50 ${results.reads.store.p50.toFixed(1)} p95 ${results.reads.store.p95.toFixed(1)} ms, ` +
+        `raw p50 ${results.reads.raw.p50.toFixed(1)} p95 ${results.reads.raw.p95.toFixed(1)} ms`);
+    }
+    for (const name of DATABASES) await deleteDatabase(`bench-${name}-${n}`);
+  }
+  return results;
+};

@@ -1,0 +1,105 @@
+//! What the page calls (wasm32 only). Every function returns milliseconds measured with
+//! `performance.now()` around the store calls alone; generating the messages and building the
+//! batches happen before the clock starts.
+
+use crate::data::messages;
+use chat_sync::IndexedDbStore;
+use chat_sync_engine::protocol::ConversationId;
+use chat_sync_engine::{LocalMessage, Store, StoreError, StoreOp};
+use js_sys::{Array, Promise};
+use serde::Serialize;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`.
+    #[wasm_bindgen(js_namespace = performance)]
+    fn now() -> f64;
+}
+
+fn error(error: StoreError) -> JsValue {
+    JsValue::from_str(&error.to_string())
+}
+
+/// The serializer of the store's codec: the records the store writes are exactly these objects.
+fn serializer() -> serde_wasm_bindgen::Serializer {
+    serde_wasm_bindgen::Serializer::json_compatible()
+}
+
+/// The `n` benchmark messages as the plain objects the store writes, for the JS baseline and
+/// Dexie.
+#[wasm_bindgen]
+pub fn records(n: usize) -> Result<Array, JsValue> {
+    messages(n)
+        .iter()
+        .map(|message| message.serialize(&serializer()).map_err(JsValue::from))
+        .collect()
+}
+
+/// Milliseconds to encode the `n` messages into JS objects (the codec's share of a write).
+#[wasm_bindgen(js_name = encodeMs)]
+pub fn encode_ms(n: usize) -> Result<f64, JsValue> {
+    let messages = messages(n);
+    let start = now();
+    for message in &messages {
+        message.serialize(&serializer())?;
+    }
+    Ok(now() - start)
+}
+
+/// Writes the `n` messages into a fresh database `name` through [`IndexedDbStore::apply`], in
+/// batches of `batch` `PutMessage`s; returns the milliseconds spent in `apply`.
+#[wasm_bindgen(js_name = storeWrite)]
+pub async fn store_write(name: String, n: usize, batch: usize) -> Result<f64, JsValue> {
+    IndexedDbStore::delete(&name).await.map_err(error)?;
+    let store = IndexedDbStore::open(&name).await.map_err(error)?;
+    let batches: Vec<Vec<StoreOp>> = messages(n)
+        .chunks(batch)
+        .map(|chunk| chunk.iter().cloned().map(StoreOp::PutMessage).collect())
+        .collect();
+    let start = now();
+    for ops in &batches {
+        store.apply(ops).await.map_err(error)?;
+    }
+    let ms = now() - start;
+    store.close();
+    Ok(ms)
+}
+
+/// An open store, for timing reads one by one from the page.
+#[wasm_bindgen]
+pub struct OpenStore(Rc<IndexedDbStore>);
+
+#[wasm_bindgen]
+impl OpenStore {
+    /// Opens the existing database `name`.
+    pub async fn open(name: String) -> Result<OpenStore, JsValue> {
+        let store = IndexedDbStore::open(&name).await.map_err(error)?;
+        Ok(Self(Rc::new(store)))
+    }
+
+    /// [`Store::messages`]: resolves to the ids of the newest `limit` messages of
+    /// `conversation` sorting before `before`, oldest first.
+    pub fn messages(&self, conversation: String, before: f64, limit: usize) -> Promise {
+        let store = self.0.clone();
+        future_to_promise(async move {
+            let conversation = ConversationId::new(conversation);
+            let page: Vec<LocalMessage> = store
+                .messages(&conversation, Some(before as i64), limit)
+                .await
+                .map_err(error)?;
+            Ok(page
+                .iter()
+                .map(|message| JsValue::from(message.client_message_id.as_str()))
+                .collect::<Array>()
+                .into())
+        })
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.0.close();
+    }
+}
