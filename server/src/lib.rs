@@ -43,6 +43,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 /// How the server is set up, besides its storage.
@@ -56,7 +57,16 @@ pub struct Config {
     pub cors_origins: Vec<HeaderValue>,
     /// Faults to inject into API requests (tests only).
     pub faults: FaultConfig,
+    /// The `Content-Security-Policy` sent with the files of `www_dir`; `None` sends none.
+    pub content_security_policy: Option<HeaderValue>,
 }
+
+/// The demo's `Content-Security-Policy`: its own scripts, styles and API only, WebAssembly
+/// allowed, no inline script, no plugins, no framing.
+pub const DEMO_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+    script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// What every handler shares: storage, clock and configuration.
 #[derive(Clone)]
@@ -121,7 +131,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     if let Some(dir) = &config.www_dir {
-        router = router.fallback_service(ServeDir::new(dir));
+        router = router.fallback_service(static_files(dir, &config));
     }
     if !config.cors_origins.is_empty() {
         let any_origin = config.cors_origins.iter().any(|origin| origin == "*");
@@ -150,6 +160,28 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::map_response(json_unsupported_encoding))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+/// The files of `dir`, with the configured CSP and headers that keep browsers from sniffing
+/// content types or leaking the page's address.
+fn static_files(dir: &std::path::Path, config: &Config) -> Router {
+    let mut files = Router::new()
+        .fallback_service(ServeDir::new(dir))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ));
+    if let Some(policy) = &config.content_security_policy {
+        files = files.layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            policy.clone(),
+        ));
+    }
+    files
 }
 
 /// The decompression layer answers an unknown `Content-Encoding` with an empty 415; give it the

@@ -29,6 +29,9 @@ struct Args {
     /// bearer tokens, not cookies).
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<HeaderValue>,
+    /// The Content-Security-Policy sent with the demo's files; an empty string sends none.
+    #[arg(long, value_name = "POLICY", default_value = chat_sync_server::DEMO_CONTENT_SECURITY_POLICY)]
+    csp: String,
     #[command(flatten)]
     faults: FaultConfig,
 }
@@ -63,6 +66,12 @@ async fn run(args: Args) -> Result<(), String> {
         www_dir,
         cors_origins: args.cors_origins,
         faults: args.faults,
+        content_security_policy: match args.csp.as_str() {
+            "" => None,
+            policy => Some(
+                HeaderValue::from_str(policy).map_err(|_| format!("invalid --csp: {policy:?}"))?,
+            ),
+        },
     };
     let state = AppState::new(storage, config);
     if args.seed_demo {

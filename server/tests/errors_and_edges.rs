@@ -1339,6 +1339,35 @@ async fn www_dir_is_served_at_the_root_while_v1_keeps_its_json_errors() {
     );
 }
 
+#[tokio::test]
+async fn demo_files_carry_the_content_security_policy_and_the_api_does_not() {
+    let www = tempfile::tempdir().expect("temp dir");
+    std::fs::write(www.path().join("app.js"), "export {}").expect("write app.js");
+    let app = TestApp::with_config(Config {
+        www_dir: Some(www.path().to_path_buf()),
+        content_security_policy: Some(HeaderValue::from_static(
+            chat_sync_server::DEMO_CONTENT_SECURITY_POLICY,
+        )),
+        ..Default::default()
+    });
+    let file = call_raw(&app, build(Method::GET, "/app.js", &[], Body::empty())).await;
+    assert_eq!(file.status, StatusCode::OK);
+    let policy = file
+        .header(header::CONTENT_SECURITY_POLICY)
+        .expect("a CSP on the demo's files");
+    assert!(
+        policy.contains("script-src 'self' 'wasm-unsafe-eval';"),
+        "{policy}"
+    );
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert_eq!(file.header(header::X_CONTENT_TYPE_OPTIONS), Some("nosniff"));
+    let missing = call_raw(&app, build(Method::GET, "/nope.js", &[], Body::empty())).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let api = call_raw(&app, build(Method::GET, "/v1/sync", &[], Body::empty())).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.header(header::CONTENT_SECURITY_POLICY), None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server stamps
 
