@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Builds the npm package `chat-sync` into pkg/ (`make pkg`) and packs it into
+# target/pkg-tarball/chat-sync-VERSION.tgz. Installs what it needs, only what is missing.
+#
+#   1. the wasm client, release profile, wasm32-unknown-unknown
+#   2. wasm-bindgen --target web            -> pkg/chat_sync.js, chat_sync.d.ts, chat_sync_bg.wasm
+#   3. wasm-opt -Oz on pkg/chat_sync_bg.wasm  (binaryen from npm, pinned in scripts/wasm-opt/:
+#      Debian 12's binaryen 108 cannot parse what rustc 1.95 and wasm-bindgen 0.2.130 emit)
+#   4. the hand-written JS of js/ (js/*.js, js/*.d.ts), pkg/package.json and pkg/README.md
+#   5. npm pack, and the raw and gzipped sizes (docs/benchmarks.md, "Package size", records them)
+#
+# pkg/ is rebuilt whole each time (built in target/pkg.tmp, then moved into place).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+STAGE="$TARGET_DIR/pkg.tmp"
+TARBALL_DIR="$TARGET_DIR/pkg-tarball"
+WASM_OPT=scripts/wasm-opt/node_modules/.bin/wasm-opt
+# The wasm features wasm-opt may use. These are what rustc 1.95 emits for wasm32-unknown-unknown
+# and every browser the package supports has; wasm-opt refuses a module that uses anything else.
+WASM_FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+    --enable-mutable-globals --enable-reference-types)
+
+# workspace_version: the version in Cargo.toml's [workspace.package].
+workspace_version() {
+    awk '
+        /^\[workspace\.package\]/ { in_section = 1; next }
+        /^\[/                     { in_section = 0 }
+        in_section && /^version *= *"/ { v = $0; sub(/^version *= *"/, "", v); sub(/".*$/, "", v); print v; exit }
+    ' Cargo.toml
+}
+
+# size_line FILE: its name, raw and gzipped (gzip -9) size on one line.
+size_line() {
+    local raw gz
+    raw="$(wc -c <"$1")"
+    gz="$(gzip -9c "$1" | wc -c)"
+    awk -v name="$(basename "$1")" -v raw="$raw" -v gz="$gz" \
+        'BEGIN { printf "%-20s %8d bytes (%6.1f KB) raw, %7d bytes (%5.1f KB) gzipped", name, raw, raw / 1024, gz, gz / 1024 }'
+}
+
+step "Tools for the package build"
+ensure_wasm_target
+ensure_wasm_bindgen_cli
+ensure_npm_packages scripts/wasm-opt
+
+VERSION="$(workspace_version)"
+[[ -n "$VERSION" ]] || { die "no version in Cargo.toml's [workspace.package]"; exit 1; }
+
+step "Building the wasm client (release, wasm32)"
+cargo build -p chat-sync --release --target wasm32-unknown-unknown
+
+step "wasm-bindgen --target web"
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+wasm-bindgen --target web --out-dir "$STAGE" --out-name chat_sync \
+    "$TARGET_DIR/wasm32-unknown-unknown/release/chat_sync.wasm"
+
+step "wasm-opt -Oz ($("$WASM_OPT" --version))"
+"$WASM_OPT" -Oz "${WASM_FEATURES[@]}" "$STAGE/chat_sync_bg.wasm" -o "$STAGE/chat_sync_bg.opt.wasm"
+mv "$STAGE/chat_sync_bg.opt.wasm" "$STAGE/chat_sync_bg.wasm"
+
+step "Hand-written JS (js/), package.json and README.md"
+shopt -s nullglob
+for file in js/*.js js/*.d.ts; do
+    cp "$file" "$STAGE/"
+    info "copied $file"
+done
+shopt -u nullglob
+[[ -f "$STAGE/index.js" && -f "$STAGE/index.d.ts" ]] || { die "js/index.js or js/index.d.ts is missing"; exit 1; }
+[[ -f "$STAGE/sync-refresh.js" ]] || info "warning: no js/sync-refresh.js yet: the package has no ./sync-refresh entry"
+
+cat >"$STAGE/README.md" <<EOF
+# chat-sync
+
+Offline-first background sync for web and PWA chat apps: a Rust sync engine in WebAssembly.
+A local IndexedDB cache that opens instantly (offline too), messages composed offline shown at
+once and delivered exactly once, background sync every 5 minutes and on resume, sync from a
+service worker.
+
+## Install
+
+\`\`\`sh
+npm install ./chat-sync-$VERSION.tgz   # the tarball \`make pkg\` builds in the chat-sync repository
+\`\`\`
+
+## Quickstart
+
+\`\`\`js
+import { BackgroundSyncManager } from 'chat-sync'; // initializes the wasm (top-level await)
+
+const sync = await BackgroundSyncManager.create({ serverUrl: 'https://chat.example.com', token });
+sync.addEventListener('change', (e) => rerender(e.detail.conversationIds));
+await sync.forceSync();
+const conversations = await sync.listConversations();
+sync.getSyncStatus(); // { isOnline, lastSyncTime, pendingOutbox, phase, … }
+\`\`\`
+
+Vite and webpack 5 bundle the wasm file themselves (\`new URL('chat_sync_bg.wasm', import.meta.url)\`).
+
+## Entries
+
+- \`chat-sync\`: the class, ready to use; TypeScript types included (\`SyncStatus\`, \`Conversation\`, …).
+- \`chat-sync/web\`: the same without the top-level await; call \`init()\` (optionally with the
+  wasm's URL) first. Use it in service workers, which do not allow top-level await:
+  \`import init, { BackgroundSyncManager } from 'chat-sync/web'; await init();\`, then
+  \`BackgroundSyncManager.syncOnce(options)\` in \`sync\` and \`periodicsync\` events.
+- \`chat-sync/sync-refresh\`: the \`<sync-refresh>\` custom element (importing it defines it).
+- \`chat-sync/chat_sync_bg.wasm\`: the WebAssembly module, to serve or preload yourself.
+
+## Links
+
+In the chat-sync repository: \`README.md\` (the JS API, the reference sync server),
+\`docs/protocol.md\` (the sync protocol), \`src/js_api/types.d.ts\` (the TypeScript types).
+
+License: MIT OR Apache-2.0.
+EOF
+
+# package.json: `files`, `exports` and `sideEffects` list what is there.
+CHAT_SYNC_VERSION="$VERSION" node --input-type=module - "$STAGE" <<'EOF'
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.argv[2];
+const has = (file) => existsSync(join(dir, file));
+const exports = {
+  '.': { types: './index.d.ts', default: './index.js' },
+  './web': { types: './chat_sync.d.ts', default: './chat_sync.js' },
+};
+if (has('sync-refresh.js')) {
+  exports['./sync-refresh'] = has('sync-refresh.d.ts')
+    ? { types: './sync-refresh.d.ts', default: './sync-refresh.js' }
+    : './sync-refresh.js';
+}
+exports['./chat_sync_bg.wasm'] = './chat_sync_bg.wasm';
+exports['./package.json'] = './package.json';
+
+const pkg = {
+  name: 'chat-sync',
+  version: process.env.CHAT_SYNC_VERSION,
+  description: 'Offline-first background sync for web and PWA chat apps: an IndexedDB cache, an outbox delivered exactly once and background sync, in WebAssembly.',
+  license: 'MIT OR Apache-2.0',
+  keywords: ['chat', 'sync', 'offline-first', 'indexeddb', 'pwa', 'service-worker', 'webassembly'],
+  type: 'module',
+  main: './index.js',
+  types: './index.d.ts',
+  exports,
+  files: [...readdirSync(dir).filter((f) => f !== 'package.json')].sort(),
+  // index.js instantiates the wasm on import; sync-refresh.js defines <sync-refresh>.
+  sideEffects: ['./index.js', ...(has('sync-refresh.js') ? ['./sync-refresh.js'] : [])],
+};
+writeFileSync(join(dir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
+EOF
+
+rm -rf pkg
+mv "$STAGE" pkg
+info "pkg/: $(cd pkg && printf '%s ' *)"
+
+step "npm pack"
+rm -rf "$TARBALL_DIR"
+mkdir -p "$TARBALL_DIR"
+TARBALL_ABS="$(cd "$TARBALL_DIR" && pwd)"
+(cd pkg && npm pack --silent --pack-destination "$TARBALL_ABS" >/dev/null)
+TARBALL="$TARBALL_DIR/chat-sync-$VERSION.tgz"
+[[ -f "$TARBALL" ]] || { die "npm pack did not write $TARBALL"; exit 1; }
+info "$TARBALL ($(wc -c <"$TARBALL") bytes)"
+
+step "Package size (budget: the wasm at most 100 KB gzipped)"
+info "$(size_line pkg/chat_sync_bg.wasm)"
+info "$(size_line pkg/chat_sync.js)"
+info "$(size_line pkg/index.js)"
+WASM_GZ="$(gzip -9c pkg/chat_sync_bg.wasm | wc -c)"
+if ((WASM_GZ > 100 * 1024)); then
+    info "over budget: the wasm is $((WASM_GZ / 1024)) KB gzipped (docs/benchmarks.md, Package size)"
+fi
