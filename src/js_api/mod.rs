@@ -391,12 +391,29 @@ impl BackgroundSyncManager {
             };
             let mut messages = read(driver.clone(), conversation.clone()).await?;
             if messages.len() < limit && driver.engine().status().is_online {
-                let oldest = messages.iter().find_map(|m| m.id.clone());
-                let receiver = driver
-                    .ticketed(|engine, now| engine.load_older(conversation.clone(), oldest, now));
-                // Back-fill is best effort: the cached page is the answer when it fails.
-                if finished(receiver).await.is_ok() {
-                    messages = read(driver.clone(), conversation).await?;
+                // Back-fill older than the oldest message we know: the page's, or (an empty
+                // page) the one at `before` itself; with nothing cached, the newest page. When
+                // nothing is known at `before`, there is nothing to page back from.
+                let anchor = match (messages.iter().find_map(|m| m.id.clone()), before) {
+                    (Some(id), _) => Some(Some(id)),
+                    (None, Some(before)) => driver
+                        .store
+                        .messages(&conversation, Some(before + 1), 1)
+                        .await
+                        .map_err(|e| from_store_error(&e))?
+                        .into_iter()
+                        .find_map(|m| m.id)
+                        .map(Some),
+                    (None, None) => Some(None),
+                };
+                if let Some(oldest) = anchor {
+                    let receiver = driver.ticketed(|engine, now| {
+                        engine.load_older(conversation.clone(), oldest, now)
+                    });
+                    // Back-fill is best effort: the cached page is the answer when it fails.
+                    if finished(receiver).await.is_ok() {
+                        messages = read(driver.clone(), conversation).await?;
+                    }
                 }
             }
             messages.retain(|message| !message.deleted);

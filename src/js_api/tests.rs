@@ -229,6 +229,46 @@ async fn force_sync_brings_other_users_messages_and_tells_what_changed() {
 }
 
 #[wasm_bindgen_test]
+async fn paging_back_past_the_cached_messages_back_fills_from_the_server() {
+    let club = conversation(server(), "erin", "Book club").await;
+    let sync = manager(server(), "erin", &[("retentionPerConversation", 10.into())]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    settle(sync.run_maintenance())
+        .await
+        .expect("maintenance evicts all but 10");
+    let options = |before: Option<f64>| {
+        let options = js_sys::Object::new();
+        Reflect::set(&options, &"limit".into(), &20.into()).expect("set");
+        if let Some(before) = before {
+            Reflect::set(&options, &"before".into(), &before.into()).expect("set");
+        }
+        options.into()
+    };
+    let club_id = chat_sync_engine::protocol::ConversationId::new(club.clone());
+    let cached = sync.inner.driver.store.messages(&club_id, None, 50);
+    let cached = cached.await.expect("read");
+    assert_eq!(cached.len(), 10, "maintenance kept the newest 10");
+    let oldest = cached[0].sort_ts as f64;
+    let older = settle(sync.list_messages(club.clone().into(), options(Some(oldest))))
+        .await
+        .expect("listed");
+    let older: Vec<chat_sync_engine::LocalMessage> =
+        serde_wasm_bindgen::from_value(older).expect("messages");
+    assert!(!older.is_empty(), "older messages came from the server");
+    assert!(older.iter().all(|m| (m.sort_ts as f64) < oldest));
+    let server_ids: Vec<_> = on_server(server(), "erin", &club)
+        .await
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    for message in &older {
+        let id = message.id.clone().expect("a server message");
+        assert!(server_ids.contains(&id), "{id} is on the server");
+    }
+    sync.dispose();
+}
+
+#[wasm_bindgen_test]
 async fn sync_conversation_touches_only_that_conversation() {
     let weekend = conversation(server(), "erin", "Weekend hiking").await;
     let books = conversation(server(), "erin", "Book club").await;
