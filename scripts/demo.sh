@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one command to run the demo: builds the sync server and serves www/ with
-# seeded demo users. Extra arguments are passed on to chat-sync-server.
+# The one command to run the demo: builds the npm package (pkg/, which www/pkg links to) and
+# the sync server, and serves www/ with seeded demo users. Extra arguments are passed on to
+# chat-sync-server.
 #   CHAT_SYNC_DB      SQLite file        (default: chat.sqlite)
 #   CHAT_SYNC_LISTEN  listen address     (default: 127.0.0.1:8080)
 set -euo pipefail
@@ -11,6 +12,8 @@ source scripts/lib.sh
 
 DB="${CHAT_SYNC_DB:-chat.sqlite}"
 LISTEN="${CHAT_SYNC_LISTEN:-127.0.0.1:8080}"
+
+scripts/build-pkg.sh
 
 step "Building chat-sync-server (release)"
 cargo build --release -p chat-sync-server

@@ -1,0 +1,467 @@
+// The chat-sync demo: sign in as a demo user, read and write conversations, offline too.
+// Everything the page shows comes from the manager's local cache; the manager syncs it.
+//
+// Query parameters (for trying things out and for the end-to-end tests):
+//   ?periodicSyncMs=5000   sync more often than every 5 minutes
+//   ?logLevel=debug        the manager's console log level (default info)
+
+import { BackgroundSyncManager } from './pkg/index.js';
+import './pkg/sync-refresh.js';
+import { clearSession, loadSession, managerOptions, saveSession } from './session.js';
+import { conversationItem, el, messageItem, messageKey, relativeTime } from './render.js';
+
+/** The users `chat-sync-server --seed-demo` creates (id, name, token). */
+const DEMO_USERS = [
+  ['u-alice', 'Alice Martin', 'demo-alice'],
+  ['u-bob', 'Bob Chen', 'demo-bob'],
+  ['u-carol', 'Carol Díaz', 'demo-carol'],
+  ['u-dave', 'Dave Okafor', 'demo-dave'],
+  ['u-erin', 'Erin Schulz', 'demo-erin'],
+];
+/** Messages shown when a conversation opens, and per page when scrolling back. */
+const PAGE = 50;
+/** Messages looked at for a conversation's unread count. */
+const UNREAD_WINDOW = 100;
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+/** What the page holds; `manager` is null while signed out. */
+const state = {
+  manager: null,
+  session: null,
+  conversations: [],
+  /** Member display names by user id, across conversations. */
+  names: new Map(),
+  /** The open conversation's id, its messages by `messageKey`, and its paging state. */
+  open: null,
+  messages: new Map(),
+  loadingOlder: false,
+  historyComplete: false,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Start, sign in, sign out
+
+async function boot() {
+  registerServiceWorker();
+  wireStaticControls();
+  const session = await loadSession().catch(() => null);
+  if (session) {
+    await start(session);
+  } else {
+    showSignIn();
+  }
+  setInterval(renderStatus, 15_000);
+}
+
+function showSignIn(message) {
+  $('chat').hidden = true;
+  $('account').hidden = true;
+  $('sign-in').hidden = false;
+  setStatus('signedOut', 'Signed out');
+  if (message) showBanner(message);
+  const list = $('demo-users');
+  list.replaceChildren(...DEMO_USERS.map(([userId, displayName, token]) =>
+    el('li', {}, el('button', {
+      type: 'button',
+      className: 'demo-user',
+      textContent: displayName,
+      onclick: () => signIn({ userId, displayName, token }),
+    }))));
+}
+
+async function signIn(session) {
+  await saveSession(session);
+  hideBanner();
+  await start(session);
+}
+
+/** Opens the manager for `session` and shows the chat. */
+async function start(session) {
+  state.session = session;
+  const options = managerOptions(session, {
+    logLevel: params.get('logLevel') ?? 'info',
+    requestPersistentStorage: true,
+  });
+  const periodic = Number(params.get('periodicSyncMs'));
+  if (periodic > 0) options.periodicSyncMs = periodic;
+  setStatus('initializing', 'Opening…');
+  try {
+    state.manager = await BackgroundSyncManager.create(options);
+  } catch (error) {
+    showSignIn(`Could not start: ${error.message}`);
+    return;
+  }
+  listen(state.manager);
+  $('sign-in').hidden = true;
+  $('chat').hidden = false;
+  $('account').hidden = false;
+  $('account-name').textContent = session.displayName;
+  $('conversations-refresh').manager = state.manager;
+  $('messages-refresh').manager = state.manager;
+  renderStatus();
+  await renderConversations();
+  const fromHash = decodeURIComponent(location.hash.replace(/^#\/c\//, ''));
+  if (fromHash && state.conversations.some((c) => c.id === fromHash)) {
+    await openConversation(fromHash);
+  } else {
+    showPane('list');
+  }
+}
+
+async function signOut() {
+  const manager = state.manager;
+  if (!manager) return;
+  const pending = manager.getSyncStatus().pendingOutbox;
+  if (pending > 0 && !confirm(`${pending} message(s) are not sent yet and will be lost. Sign out?`)) {
+    return;
+  }
+  state.manager = null;
+  await manager.clear().catch((error) => console.warn('clearing the local data failed', error));
+  manager.dispose();
+  await clearSession();
+  state.open = null;
+  state.messages.clear();
+  location.hash = '';
+  showSignIn();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manager's events
+
+function listen(manager) {
+  manager.addEventListener('status', (event) => {
+    renderStatus();
+    if (event.detail.lastSyncTime && !loadSeen()[BASELINE]) renderConversations();
+  });
+  manager.addEventListener('change', (event) => {
+    renderConversations();
+    if (state.open && event.detail.conversationIds.includes(state.open)) refreshMessages();
+  });
+  manager.addEventListener('message', (event) => {
+    const detail = event.detail;
+    const conversationId = detail.message?.conversationId ?? detail.conversationId;
+    if (detail.type === 'discarded') {
+      removeOwnMessage(detail.clientMessageId);
+      if (detail.reason === 'expired') {
+        showBanner(`A message could not be delivered for 7 days and was dropped: “${detail.body}”`);
+      }
+    } else if (detail.message && conversationId === state.open) {
+      state.messages.set(messageKey(detail.message), detail.message);
+      renderMessages({ stickToBottom: true });
+    } else if (conversationId === state.open) {
+      refreshMessages();
+    }
+    renderConversations();
+  });
+  manager.addEventListener('authrequired', () => {
+    showBanner('The server no longer accepts this sign-in. Sign out and in again.');
+  });
+  manager.addEventListener('storagefull', () => {
+    showBanner('This device is out of storage for the chat: old history is being removed to make room.');
+  });
+  manager.addEventListener('recovered', () => {
+    showBanner('The local copy of the chat was damaged and has been rebuilt from the server.');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status line
+
+function renderStatus() {
+  const manager = state.manager;
+  if (!manager) return;
+  const status = manager.getSyncStatus();
+  const waiting = status.pendingOutbox > 0 ? ` · ${status.pendingOutbox} waiting to send` : '';
+  const failed = status.failedOutbox > 0 ? ` · ${status.failedOutbox} not sent` : '';
+  const synced = status.lastSyncTime
+    ? `Synced ${relativeTime(Date.parse(status.lastSyncTime))}`
+    : 'Not synced yet';
+  let text;
+  if (!status.isOnline || status.phase === 'offline') text = 'Offline';
+  else if (status.phase === 'syncing') text = 'Syncing…';
+  else if (status.phase === 'backoff') text = 'Connection problems, retrying';
+  else if (status.phase === 'authRequired') text = 'Sign-in needed';
+  else if (status.phase === 'initializing') text = 'Starting…';
+  else text = synced;
+  setStatus(status.phase, text + waiting + failed, status.isOnline);
+}
+
+function setStatus(phase, text, online = navigator.onLine) {
+  const box = $('status');
+  box.dataset.phase = phase;
+  box.dataset.online = String(online);
+  $('status-text').textContent = text;
+}
+
+function showBanner(text) {
+  const banner = $('banner');
+  banner.replaceChildren(
+    el('span', { textContent: text }),
+    el('button', { type: 'button', className: 'link-button', textContent: 'Dismiss', onclick: hideBanner }));
+  banner.hidden = false;
+}
+
+function hideBanner() {
+  $('banner').hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversation list
+
+/** The last time this user looked at each conversation (`sortTs`), for unread counts. */
+function seenKey() {
+  return `chat-sync-demo:seen:${state.session.userId}`;
+}
+
+function loadSeen() {
+  try {
+    return JSON.parse(localStorage.getItem(seenKey())) ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/** The key in the seen map that says the first sync set the baseline. */
+const BASELINE = '__baseline';
+
+function markSeen(conversationId, sortTs) {
+  const seen = loadSeen();
+  if ((seen[conversationId] ?? 0) >= sortTs) return;
+  seen[conversationId] = sortTs;
+  localStorage.setItem(seenKey(), JSON.stringify(seen));
+}
+
+let conversationsRender = Promise.resolve();
+
+/** Re-renders the list; calls made while one runs are folded into the next one. */
+function renderConversations() {
+  conversationsRender = conversationsRender.then(renderConversationsNow, renderConversationsNow);
+  return conversationsRender;
+}
+
+async function renderConversationsNow() {
+  const manager = state.manager;
+  if (!manager) return;
+  let conversations;
+  try {
+    conversations = await manager.listConversations();
+  } catch (error) {
+    showBanner(`Could not read the conversations: ${error.message}`);
+    return;
+  }
+  state.conversations = conversations;
+  for (const conversation of conversations) {
+    for (const member of conversation.members) state.names.set(member.id, member.displayName);
+  }
+  // Until the first sync finished, everything counts as read: history from before this
+  // user's first sign-in here is not news. After it, a new conversation's messages are.
+  const baseline = !loadSeen()[BASELINE] && manager.getSyncStatus().lastSyncTime !== null;
+  const rows = await Promise.all(conversations.map(async (conversation) => {
+    const recent = await manager.listMessages(conversation.id, { limit: UNREAD_WINDOW }).catch(() => []);
+    const last = recent[recent.length - 1];
+    const looking = conversation.id === state.open && !document.hidden;
+    if (last && (baseline || looking)) markSeen(conversation.id, last.sortTs);
+    const seen = loadSeen();
+    const since = seen[conversation.id] ?? (seen[BASELINE] ? 0 : Infinity);
+    const unread = recent.filter((m) => m.senderId !== state.session.userId && m.sortTs > since).length;
+    return conversationItem({
+      conversation,
+      last,
+      senderName: last ? displayName(last.senderId) : '',
+      unread,
+      selected: conversation.id === state.open,
+    });
+  }));
+  if (baseline) markSeen(BASELINE, 1);
+  $('conversations').replaceChildren(...rows);
+  if (conversations.length === 0) {
+    $('conversations').replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
+  }
+}
+
+function displayName(userId) {
+  if (userId === state.session?.userId) return 'You';
+  return state.names.get(userId) ?? userId;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversation view
+
+async function openConversation(id) {
+  const conversation = state.conversations.find((c) => c.id === id);
+  if (!conversation) return;
+  state.open = id;
+  state.messages.clear();
+  state.historyComplete = false;
+  history.replaceState(null, '', `#/c/${encodeURIComponent(id)}`);
+  $('conversation-title').textContent = conversation.title;
+  $('conversation-members').textContent = conversation.members.map((m) => m.displayName).join(', ');
+  $('messages-refresh').setAttribute('conversation-id', id);
+  $('composer').hidden = false;
+  $('history-state').textContent = '';
+  showPane('conversation');
+  $('messages').replaceChildren();
+  await refreshMessages({ stickToBottom: true });
+  renderConversations();
+  $('composer-text').focus({ preventScroll: true });
+}
+
+/** Loads the newest page into the view (new, changed and deleted messages). */
+async function refreshMessages({ stickToBottom = false } = {}) {
+  const id = state.open;
+  let latest;
+  try {
+    latest = await state.manager.listMessages(id, { limit: PAGE });
+  } catch (error) {
+    showBanner(`Could not read the messages: ${error.message}`);
+    return;
+  }
+  if (state.open !== id) return;
+  // Messages in the page's range that are gone were deleted (or discarded).
+  const from = latest.length === PAGE ? latest[0].sortTs : -Infinity;
+  const present = new Set(latest.map(messageKey));
+  for (const [key, message] of state.messages) {
+    if (message.sortTs >= from && !present.has(key)) state.messages.delete(key);
+  }
+  for (const message of latest) state.messages.set(messageKey(message), message);
+  if (latest.length < PAGE) state.historyComplete = true;
+  renderMessages({ stickToBottom });
+}
+
+/** Scrolling near the top loads the page before the oldest shown (back-filled from the server
+ * when the cache has no more). */
+async function loadOlder() {
+  if (state.loadingOlder || state.historyComplete || !state.open) return;
+  const oldest = [...state.messages.values()].reduce((min, m) => Math.min(min, m.sortTs), Infinity);
+  if (!Number.isFinite(oldest)) return;
+  const id = state.open;
+  state.loadingOlder = true;
+  $('history-state').textContent = 'Loading older messages…';
+  try {
+    const older = await state.manager.listMessages(id, { limit: PAGE, before: oldest });
+    if (state.open !== id) return;
+    for (const message of older) state.messages.set(messageKey(message), message);
+    state.historyComplete = older.length === 0;
+    renderMessages({ keepPosition: true });
+  } catch (error) {
+    $('history-state').textContent = `Could not load older messages: ${error.message}`;
+    return;
+  } finally {
+    state.loadingOlder = false;
+  }
+  $('history-state').textContent = state.historyComplete ? 'This is the beginning of the conversation.' : '';
+}
+
+function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
+  const scroller = $('messages-refresh');
+  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  const heightBefore = scroller.scrollHeight;
+  const sorted = [...state.messages.values()].sort((a, b) => a.sortTs - b.sortTs);
+  $('messages').replaceChildren(...sorted.map((message) => messageItem(message, {
+    mine: message.senderId === state.session.userId,
+    senderName: displayName(message.senderId),
+  })));
+  if (state.historyComplete) $('history-state').textContent = 'This is the beginning of the conversation.';
+  if (keepPosition) {
+    scroller.scrollTop += scroller.scrollHeight - heightBefore;
+  } else if (stickToBottom || atBottom) {
+    scroller.scrollTop = scroller.scrollHeight;
+  }
+}
+
+function removeOwnMessage(clientMessageId) {
+  state.messages.delete(`${state.session.userId}/${clientMessageId}`);
+  renderMessages();
+}
+
+async function send(event) {
+  event.preventDefault();
+  const input = $('composer-text');
+  const text = input.value.trim();
+  if (!text || !state.open) return;
+  try {
+    await state.manager.sendMessage(state.open, text);
+  } catch (error) {
+    showBanner(`Not sent: ${error.message}`);
+    return;
+  }
+  input.value = '';
+  autosize(input);
+  // Offline: ask the service worker to deliver it even if this page is closed first.
+  if (!state.manager.getSyncStatus().isOnline) BackgroundSyncManager.registerBackgroundSync();
+}
+
+async function onMessageAction(event) {
+  const button = event.target.closest('button[data-action]');
+  if (!button) return;
+  const id = button.closest('.message').dataset.clientMessageId;
+  try {
+    if (button.dataset.action === 'retry') await state.manager.retryMessage(id);
+    else await state.manager.discardMessage(id);
+  } catch (error) {
+    showBanner(error.message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout and controls
+
+/** Phones show one pane at a time: `list` or `conversation`. */
+function showPane(pane) {
+  $('chat').dataset.pane = pane;
+}
+
+function autosize(textarea) {
+  textarea.style.height = 'auto';
+  textarea.style.height = `${Math.min(textarea.scrollHeight, 160)}px`;
+}
+
+function wireStaticControls() {
+  $('sign-out').addEventListener('click', signOut);
+  $('back').addEventListener('click', () => {
+    showPane('list');
+    history.replaceState(null, '', '#');
+  });
+  $('conversations').addEventListener('click', (event) => {
+    const button = event.target.closest('button.conversation');
+    if (button) openConversation(button.dataset.id);
+  });
+  $('messages').addEventListener('click', onMessageAction);
+  $('messages-refresh').addEventListener('scroll', () => {
+    if ($('messages-refresh').scrollTop < 200) loadOlder();
+  }, { passive: true });
+  $('composer').addEventListener('submit', send);
+  const input = $('composer-text');
+  input.addEventListener('input', () => autosize(input));
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) send(event);
+  });
+  // Pull-to-refresh on the conversation only syncs it; show what it brought.
+  $('messages-refresh').addEventListener('sync-end', () => refreshMessages());
+  $('conversations-refresh').addEventListener('sync-end', () => renderConversations());
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && state.open) renderConversations();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service worker: offline app shell and background delivery
+
+async function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return;
+  try {
+    const registration = await navigator.serviceWorker.register('sw.js', { type: 'module' });
+    if ('periodicSync' in registration) {
+      // Granted for installed PWAs with enough engagement; otherwise this throws and we rely on
+      // the page's own periodic sync.
+      await registration.periodicSync.register('chat-sync-periodic', { minInterval: 60 * 60 * 1000 })
+        .catch(() => {});
+    }
+  } catch (error) {
+    console.warn('the service worker could not be registered; the app works online only', error);
+  }
+}
+
+boot();
