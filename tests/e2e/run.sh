@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# End-to-end and browser tests of the npm package in headless Chromium, driven by playwright-core
+# (scripts/test.sh runs this once tests/e2e/package.json exists).
+#
+#   tests/e2e/run.sh                          every tests/e2e/*.test.mjs
+#   tests/e2e/run.sh tests/e2e/x.test.mjs     only those files
+#   CHROMIUM=/path/to/chromium                another Chromium build (default /usr/bin/chromium)
+#   E2E_TEST_TIMEOUT_MS=120000                per-test timeout
+#
+# To add a build step (a wasm package, a server binary) do it below, before the tests run; test
+# helpers live in tests/e2e/support/ (launchBrowser, serveStatic).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+step "Chromium and npm packages for the end-to-end tests"
+ensure_chromium
+ensure_npm_packages tests/e2e
+
+if [[ $# -gt 0 ]]; then
+    files=("$@")
+else
+    shopt -s nullglob
+    files=(tests/e2e/*.test.mjs)
+    shopt -u nullglob
+fi
+[[ ${#files[@]} -gt 0 ]] || { die "no tests/e2e/*.test.mjs to run"; exit 1; }
+
+step "End-to-end tests (node --test): ${files[*]}"
+# One file at a time: each launches its own browser, and the machine is small.
+node --test --test-concurrency=1 --test-timeout="${E2E_TEST_TIMEOUT_MS:-120000}" "${files[@]}"
