@@ -48,7 +48,9 @@ export interface SyncStartDetail {
  * (sync that conversation instead of everything), `show-sync-status` (show the status line).
  *
  * Events (bubbling, composed `CustomEvent`s): `sync-start` (`{ conversationId }`) and `sync-end`
- * (`{ result }` or `{ error }`).
+ * (`{ result }` or `{ error }`). While a sync runs the element has `aria-busy="true"`; a polite
+ * live region announces how it ended. Manager errors never reject anywhere: they show in the
+ * status line (`code: 'offline'` reads "Offline") and in `sync-end`.
  *
  * Parts: `header`, `status`, `button`, `indicator`, `arrow`, `spinner`.
  * Custom properties: `--sync-refresh-accent`, `--sync-refresh-surface`,
@@ -109,6 +111,11 @@ declare global {
     'sync-refresh': SyncRefreshElement;
   }
   interface HTMLElementEventMap {
+    'sync-start': CustomEvent<SyncStartDetail>;
+    'sync-end': CustomEvent<SyncOutcome>;
+  }
+  /** The events bubble and are composed: a listener on the document hears them too. */
+  interface DocumentEventMap {
     'sync-start': CustomEvent<SyncStartDetail>;
     'sync-end': CustomEvent<SyncOutcome>;
   }

@@ -55,8 +55,8 @@ const STYLE = `
   display: flex;
   align-items: center;
   gap: 0.5rem;
-  min-height: 2.25rem;
-  padding: 0.125rem 0.5rem;
+  min-height: 2.5rem;
+  padding: 0.25rem 0.5rem;
   box-sizing: border-box;
   background: var(--sync-refresh-header-background, var(--_surface));
 }
@@ -213,9 +213,15 @@ function allAtTop(path) {
   return true;
 }
 
-/** The composed ancestors of a node, itself first, up to the document element. */
+/**
+ * The composed ancestors of a node, itself first, up to the document.
+ * @param {Node} node
+ * @returns {Generator<Node>}
+ */
 function* composedAncestors(node) {
-  for (let at = node; at; at = at.assignedSlot ?? at.parentNode ?? (at instanceof ShadowRoot ? at.host : null)) {
+  /** @type {any} */
+  let at = node;
+  for (; at; at = at.assignedSlot ?? at.parentNode ?? (at instanceof ShadowRoot ? at.host : null)) {
     yield at;
   }
 }
@@ -425,7 +431,10 @@ export class SyncRefreshElement extends Base {
     if (name === 'show-sync-status') this.#renderStatus();
   }
 
-  /** A property set before the element was defined shadows the accessor: move it over. */
+  /**
+   * A property set before the element was defined shadows the accessor: move it over.
+   * @param {string} name
+   */
   #upgradeProperty(name) {
     if (Object.prototype.hasOwnProperty.call(this, name)) {
       const value = /** @type {any} */ (this)[name];
