@@ -24,6 +24,9 @@ struct Args {
     /// Create the demo users, conversations and messages (once; later runs keep them).
     #[arg(long)]
     seed_demo: bool,
+    /// How many messages `--seed-demo` writes (tests use tens of thousands for a large backlog).
+    #[arg(long, value_name = "N", default_value_t = seed::DEMO_MESSAGES, requires = "seed_demo")]
+    seed_demo_messages: usize,
     /// Allow API calls from this origin (repeatable), e.g. http://127.0.0.1:9000. `*` allows any
     /// origin: development and tests only (no credentials are allowed with it; the API uses
     /// bearer tokens, not cookies).
@@ -75,7 +78,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let state = AppState::new(storage, config);
     if args.seed_demo {
-        match seed::seed_demo(state.storage(), state.now()) {
+        match seed::seed_demo_with_messages(state.storage(), state.now(), args.seed_demo_messages) {
             Ok(Some(report)) => tracing::info!(?report, "seeded demo data"),
             Ok(None) => tracing::info!("demo data already present"),
             Err(error) => return Err(format!("seeding demo data failed: {error}")),

@@ -27,7 +27,7 @@ const CONVERSATIONS: [(&str, &[usize]); 6] = [
     ("Carol & Dave", &[2, 3]),
 ];
 
-/// How many messages the demo holds.
+/// How many messages the demo holds unless told otherwise (`--seed-demo-messages`).
 pub const DEMO_MESSAGES: usize = 3_000;
 
 /// How far back the demo's history reaches.
@@ -77,8 +77,19 @@ pub struct SeedReport {
     pub messages: usize,
 }
 
-/// Writes the demo data unless it is there already (then returns `None`).
+/// Writes the demo data, [`DEMO_MESSAGES`] messages, unless it is there already (then returns
+/// `None`).
 pub fn seed_demo(storage: &dyn Storage, now: Millis) -> Result<Option<SeedReport>, StorageError> {
+    seed_demo_with_messages(storage, now, DEMO_MESSAGES)
+}
+
+/// Writes the demo data with `messages` messages spread over the last two weeks (tests use tens of
+/// thousands for a large backlog), unless the demo is there already (then returns `None`).
+pub fn seed_demo_with_messages(
+    storage: &dyn Storage,
+    now: Millis,
+    messages: usize,
+) -> Result<Option<SeedReport>, StorageError> {
     if storage.user_for_token(DEMO_USERS[0].2)?.is_some() {
         return Ok(None);
     }
@@ -100,8 +111,9 @@ pub fn seed_demo(storage: &dyn Storage, now: Millis) -> Result<Option<SeedReport
     }
 
     let mut rng = SmallRng::seed_from_u64(7);
-    let step = HISTORY_MS / DEMO_MESSAGES as Millis;
-    for n in 0..DEMO_MESSAGES {
+    // At least 2 ms apart, so that every message has room for its edit and read stamps.
+    let step = (HISTORY_MS / messages.max(1) as Millis).max(2);
+    for n in 0..messages {
         // "General" is the busiest conversation.
         let index = if rng.random_bool(0.35) {
             0
@@ -133,6 +145,6 @@ pub fn seed_demo(storage: &dyn Storage, now: Millis) -> Result<Option<SeedReport
     Ok(Some(SeedReport {
         users: DEMO_USERS.len(),
         conversations: conversations.len(),
-        messages: DEMO_MESSAGES,
+        messages,
     }))
 }

@@ -146,6 +146,11 @@ struct Process {
 
 impl Process {
     fn start(db: &str) -> Self {
+        Self::start_with(db, &[])
+    }
+
+    /// Starts it with more arguments after the usual ones.
+    fn start_with(db: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-sync-server"))
             .args([
                 "--listen",
@@ -156,6 +161,7 @@ impl Process {
                 "--www",
                 "/nonexistent",
             ])
+            .args(extra)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .spawn()
@@ -233,6 +239,36 @@ async fn the_binary_seeds_the_demo_once_and_shuts_down_cleanly_on_sigterm() {
         seed::DEMO_MESSAGES
     );
     server.terminate();
+}
+
+#[tokio::test]
+async fn the_binary_seeds_as_many_demo_messages_as_asked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("demo.sqlite");
+    let server = Process::start_with(
+        db.to_str().expect("utf-8 path"),
+        &["--seed-demo-messages", "257"],
+    );
+    assert_eq!(all_demo_message_ids(&server.base).await.len(), 257);
+    server.terminate();
+}
+
+#[test]
+fn the_binary_wants_seed_demo_for_a_message_count() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chat-sync-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            ":memory:",
+            "--seed-demo-messages",
+            "10",
+        ])
+        .output()
+        .expect("binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--seed-demo"), "{stderr}");
 }
 
 #[test]
