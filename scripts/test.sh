@@ -50,6 +50,9 @@ run_step "Lints of the wasm client (clippy --target wasm32)" cargo clippy -p cha
 # Browser tests: the wasm client in headless Chromium, Firefox and WebKit.
 run_step "Browser tests in Chromium, Firefox and WebKit (tests/wasm.sh)" tests/wasm.sh
 
+# The npm package as an app gets it: packed, installed by name, type-checked, run in Chromium.
+run_step "npm package: build, pack, type-check and run a consumer (tests/consumer/run.sh)" tests/consumer/run.sh
+
 # End-to-end tests (npm project in tests/e2e driven by tests/e2e/run.sh), once they exist.
 if [[ -f tests/e2e/package.json ]]; then
     run_step "End-to-end tests (tests/e2e/run.sh)" tests/e2e/run.sh

@@ -462,9 +462,10 @@ impl BackgroundSyncManager {
         self.inner.driver.dispose();
     }
 
-    /// Listens for `change`, `message`, `status`, `error`, `authrequired`, `storagefull` or
-    /// `recovered` events (`CustomEvent`s; the data is in `detail`).
-    #[wasm_bindgen(js_name = addEventListener)]
+    /// Listens for `change`, `message`, `status`, `error`, `authrequired`, `storagefull`,
+    /// `recovered` or `maintenance` events (`CustomEvent`s; the data is in `detail`). Its
+    /// TypeScript signature, typed per event (`SyncEventMap`), is in `types.d.ts`.
+    #[wasm_bindgen(js_name = addEventListener, skip_typescript)]
     pub fn add_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
         self.inner
             .events
@@ -480,8 +481,8 @@ impl BackgroundSyncManager {
         Ok(())
     }
 
-    /// Stops listening.
-    #[wasm_bindgen(js_name = removeEventListener)]
+    /// Stops listening. Typed in `types.d.ts`, like `addEventListener`.
+    #[wasm_bindgen(js_name = removeEventListener, skip_typescript)]
     pub fn remove_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
         self.inner
             .events

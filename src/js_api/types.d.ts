@@ -140,3 +140,53 @@ export type MessageDetail =
   | { type: 'queued' | 'sent'; message: ChatMessage }
   | { type: 'failed'; clientMessageId: string; conversationId: string; failure: { code: string; message: string }; retryable: boolean }
   | { type: 'discarded'; clientMessageId: string; conversationId: string; body: string; reason: 'discarded' | 'expired' };
+
+/**
+ * `detail` of `status`: the engine's part of the status. The full status, with `isLeader`,
+ * `storage` and the rest, is `getSyncStatus()`.
+ */
+export type StatusDetail = Pick<
+  SyncStatus,
+  'isInitialized' | 'isRunning' | 'isOnline' | 'lastSyncTime' | 'pendingOutbox' | 'failedOutbox' | 'phase' | 'lastTrigger' | 'nextSyncAt' | 'storageFull'
+>;
+
+/** `detail` of `maintenance`: what a maintenance run removed. Sizes in bytes. */
+export interface MaintenanceDetail {
+  evictedMessages: number;
+  compactedTombstones: number;
+  /** The origin's storage use before and after (`navigator.storage.estimate()`), where known. */
+  storageUsedBefore: number | null;
+  storageUsedAfter: number | null;
+}
+
+/** The manager's events and their `detail`s. */
+export interface SyncEventMap {
+  change: CustomEvent<ChangeDetail>;
+  message: CustomEvent<MessageDetail>;
+  status: CustomEvent<StatusDetail>;
+  /** A message failed (the same `detail` as its `message` event). */
+  error: CustomEvent<Extract<MessageDetail, { type: 'failed' }>>;
+  /** The server refused the token: call `setToken`. */
+  authrequired: CustomEvent<null>;
+  storagefull: CustomEvent<null>;
+  /** The local database was rebuilt at open; told to the first listener. */
+  recovered: CustomEvent<{ reason: string }>;
+  maintenance: CustomEvent<MaintenanceDetail>;
+}
+
+// The class's event methods (src/js_api/mod.rs leaves them out of the generated class), typed
+// per event: `sync.addEventListener('change', (e) => rerender(e.detail.conversationIds))`.
+export interface BackgroundSyncManager {
+  /** Listens for one of the manager's events (`CustomEvent`s; the data is in `detail`). */
+  addEventListener<K extends keyof SyncEventMap>(type: K, listener: (event: SyncEventMap[K]) => void): void;
+  /** Stops listening. */
+  removeEventListener<K extends keyof SyncEventMap>(type: K, listener: (event: SyncEventMap[K]) => void): void;
+}
+
+declare global {
+  // The class has a `[Symbol.dispose]()` method (for `using`); this lets apps whose `lib` is
+  // older than ES2025 (`esnext.disposable`) type-check it. The same declaration as the one lib has.
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
