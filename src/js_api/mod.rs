@@ -9,7 +9,7 @@ use crate::driver::{AnyStore, Driver, Finished};
 use crate::runtime;
 use crate::store::{request_persistence, IndexedDbStore};
 use crate::transport::FetchTransport;
-use chat_sync_engine::protocol::{ClientMessageId, ConversationId, MeResponse, UserId};
+use chat_sync_engine::protocol::{ClientMessageId, ConversationId, MeResponse, MessageId, UserId};
 use chat_sync_engine::{
     iso8601, DiscardReason, Engine, Event, Failure, LocalMessage, MemoryStore, Status, Store,
     SyncSummary, Trigger,
@@ -19,6 +19,7 @@ use js_sys::{Function, Promise, Reflect};
 use options::Options;
 use serde::Serialize;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -42,6 +43,9 @@ struct Inner {
     recovered: Option<String>,
     /// The `recovered` event went out (to the first listener).
     recovered_told: std::cell::Cell<bool>,
+    /// Per conversation, a back-fill anchor older than which the server had nothing (`None`:
+    /// the conversation was empty): `listMessages` does not ask again from the same anchor.
+    history_start: RefCell<HashMap<ConversationId, Option<MessageId>>>,
 }
 
 /// Plain JS objects out: camelCase fields, numbers (not BigInts), `null` for `None`.
@@ -181,6 +185,7 @@ impl BackgroundSyncManager {
                 persistent_storage,
                 recovered,
                 recovered_told: std::cell::Cell::new(false),
+                history_start: RefCell::default(),
             }),
         })
     }
@@ -352,7 +357,8 @@ impl BackgroundSyncManager {
 
     /// Up to `limit` (default 50) messages of a conversation before `before` (a `sortTs`),
     /// oldest first, from the cache; when the cache runs short and the network is up, older
-    /// messages are back-filled from the server first. Deleted messages are left out.
+    /// messages are back-filled from the server first (once the server said there are none, not
+    /// again). Deleted messages are left out.
     #[wasm_bindgen(js_name = listMessages, unchecked_return_type = "Promise<ChatMessage[]>")]
     pub fn list_messages(
         &self,
@@ -361,6 +367,7 @@ impl BackgroundSyncManager {
         options: JsValue,
     ) -> Promise {
         let driver = self.driver();
+        let inner = self.inner.clone();
         promise(async move {
             let driver = driver?;
             let conversation =
@@ -406,12 +413,21 @@ impl BackgroundSyncManager {
                         .map(Some),
                     (None, None) => Some(None),
                 };
-                if let Some(oldest) = anchor {
+                // The server said nothing is older than this anchor: no request.
+                let known_start = anchor.is_some()
+                    && inner.history_start.borrow().get(&conversation) == anchor.as_ref();
+                if let (Some(oldest), false) = (anchor, known_start) {
                     let receiver = driver.ticketed(|engine, now| {
-                        engine.load_older(conversation.clone(), oldest, now)
+                        engine.load_older(conversation.clone(), oldest.clone(), now)
                     });
                     // Back-fill is best effort: the cached page is the answer when it fails.
-                    if finished(receiver).await.is_ok() {
+                    if let Ok(Ok(summary)) = receiver.await {
+                        if !summary.has_more && summary.changes == 0 {
+                            inner
+                                .history_start
+                                .borrow_mut()
+                                .insert(conversation.clone(), oldest);
+                        }
                         messages = read(driver.clone(), conversation).await?;
                     }
                 }

@@ -268,6 +268,69 @@ async fn paging_back_past_the_cached_messages_back_fills_from_the_server() {
     sync.dispose();
 }
 
+/// Counts the page's `fetch` calls whose URL contains `part` (wraps `fetch`; `restore` undoes it).
+fn count_fetches(part: &str) -> (Function, Function) {
+    let install = Function::new_with_args(
+        "part",
+        "const original = globalThis.fetch; let count = 0;
+         globalThis.fetch = function (input, init) {
+           const url = typeof input === 'string' ? input : input.url;
+           if (url.includes(part)) count += 1;
+           return original.call(this, input, init);
+         };
+         return [() => count, () => { globalThis.fetch = original; }];",
+    );
+    let pair = install
+        .call1(&JsValue::NULL, &part.into())
+        .expect("installed");
+    let pair: js_sys::Array = pair.unchecked_into();
+    (pair.get(0).unchecked_into(), pair.get(1).unchecked_into())
+}
+
+#[wasm_bindgen_test]
+async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again() {
+    let response = gloo_net::http::Request::post(&format!("{}/v1/conversations", server()))
+        .header("Authorization", "Bearer demo-dave")
+        .header("Content-Type", "application/json")
+        .body(r#"{ "title": "Short chat", "memberIds": ["u-erin"] }"#)
+        .expect("request")
+        .send()
+        .await
+        .expect("created");
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value =
+        serde_json::from_slice(&response.binary().await.expect("body")).expect("json");
+    let id = created["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    post_as(server(), "dave", &id, "one").await;
+    post_as(server(), "dave", &id, "two").await;
+    let sync = manager(server(), "dave", &[]).await;
+    settle(sync.force_sync()).await.expect("synced");
+    let (history_requests, restore) = count_fetches(&format!("/conversations/{id}/messages"));
+    let count = || {
+        history_requests
+            .call0(&JsValue::NULL)
+            .expect("count")
+            .as_f64()
+    };
+    for _ in 0..3 {
+        let listed = settle(sync.list_messages(id.clone().into(), JsValue::UNDEFINED))
+            .await
+            .expect("listed");
+        assert_eq!(js_sys::Array::from(&listed).length(), 2);
+    }
+    let asked = count();
+    restore.call0(&JsValue::NULL).expect("restored");
+    assert_eq!(
+        asked,
+        Some(1.0),
+        "one back-fill found the start; later listings ask no more"
+    );
+    sync.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn sync_conversation_touches_only_that_conversation() {
     let weekend = conversation(server(), "erin", "Weekend hiking").await;
