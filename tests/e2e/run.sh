@@ -6,6 +6,7 @@
 #   tests/e2e/run.sh tests/e2e/x.test.mjs     only those files
 #   CHROMIUM=/path/to/chromium                another Chromium build (default /usr/bin/chromium)
 #   E2E_TEST_TIMEOUT_MS=120000                per-test timeout
+#   E2E_SKIP_BUILD=1                          skip building pkg/ and the server binary
 #
 # To add a build step (a wasm package, a server binary) do it below, before the tests run; test
 # helpers live in tests/e2e/support/ (launchBrowser, serveStatic).
@@ -17,6 +18,14 @@ source scripts/lib.sh
 step "Chromium and npm packages for the end-to-end tests"
 ensure_chromium
 ensure_npm_packages tests/e2e
+
+# The demo PWA loads the npm package through the symlink www/pkg -> ../pkg; the tests start the
+# reference server binary (support/server.mjs). E2E_SKIP_BUILD=1 skips both builds.
+if [[ "${E2E_SKIP_BUILD:-}" != 1 ]]; then
+    step "The npm package (pkg/) and the reference server for the end-to-end tests"
+    scripts/build-pkg.sh
+    cargo build -p chat-sync-server
+fi
 
 if [[ $# -gt 0 ]]; then
     files=("$@")
