@@ -243,6 +243,26 @@ function* composedAncestors(node) {
 
 const Base = /** @type {typeof HTMLElement} */ (globalThis.HTMLElement ?? class {});
 
+/** The element's stylesheet, shared by every instance. */
+let sharedSheet = null;
+
+/** Styles the shadow root with a constructed stylesheet: pages whose Content-Security-Policy
+ * forbids inline styles (`style-src 'self'`) still get them. A `<style>` where constructed
+ * stylesheets are missing. */
+function adoptStyle(root) {
+  if ('adoptedStyleSheets' in root && typeof CSSStyleSheet === 'function' && 'replaceSync' in CSSStyleSheet.prototype) {
+    if (!sharedSheet) {
+      sharedSheet = new CSSStyleSheet();
+      sharedSheet.replaceSync(STYLE);
+    }
+    root.adoptedStyleSheets = [sharedSheet];
+  } else {
+    const style = document.createElement('style');
+    style.textContent = STYLE;
+    root.prepend(style);
+  }
+}
+
 /**
  * `<sync-refresh>`: pull-to-refresh, a refresh button and an optional sync status line around a
  * list. Attributes: `threshold`, `conversation-id`, `show-sync-status`. Property: `manager`.
@@ -271,8 +291,7 @@ export class SyncRefreshElement extends Base {
   constructor() {
     super();
     const root = this.attachShadow({ mode: 'open' });
-    root.innerHTML = `<style>${STYLE}</style>
-<div class="root">
+    root.innerHTML = `<div class="root">
   <div class="header" part="header">
     <span class="status" part="status" hidden></span>
     <button type="button" part="button" aria-label="Refresh" title="Refresh">${ICON_REFRESH}</button>
@@ -286,6 +305,7 @@ export class SyncRefreshElement extends Base {
   <div class="content"><slot></slot></div>
   <div class="visually-hidden" role="status" aria-live="polite" aria-atomic="true"></div>
 </div>`;
+    adoptStyle(root);
     this.#parts = {
       root: /** @type {HTMLElement} */ (root.querySelector('.root')),
       status: /** @type {HTMLElement} */ (root.querySelector('.status')),
