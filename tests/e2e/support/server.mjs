@@ -133,6 +133,8 @@ export async function startServer({
 
   let child;
   let logFile;
+  /** Settles when the running process's log is written out (after it exited). */
+  let logWritten = Promise.resolve();
   let url;
 
   /** Spawns the binary on `listen` and resolves with its URL once it listens. */
@@ -143,11 +145,16 @@ export async function startServer({
     });
     child = proc;
     const early = [];
-    const log = { stream: null };
-    createInterface({ input: proc.stderr }).on('line', (line) => {
+    const log = { stream: null, stderrClosed: false };
+    const stderrLines = createInterface({ input: proc.stderr });
+    stderrLines.on('line', (line) => {
       onStderrLine?.(line);
       if (log.stream) log.stream.write(`${line}\n`);
       else early.push(line);
+    });
+    stderrLines.once('close', () => {
+      log.stderrClosed = true;
+      log.stream?.end();
     });
     const address = await new Promise((resolve, reject) => {
       const lines = createInterface({ input: proc.stdout });
@@ -162,8 +169,9 @@ export async function startServer({
     });
     logFile ??= repoPath('target/e2e/logs', `server-${new URL(address).port}.log`);
     log.stream = createWriteStream(logFile, { flags: 'a' });
+    logWritten = new Promise((done) => log.stream.once('close', done));
     for (const line of early.splice(0)) log.stream.write(`${line}\n`);
-    proc.once('exit', () => log.stream.end());
+    if (log.stderrClosed) log.stream.end();
     return address;
   }
 
@@ -175,6 +183,7 @@ export async function startServer({
     const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);
+    await logWritten;
   }
 
   url = await spawnServer('127.0.0.1:0');
@@ -189,7 +198,7 @@ export async function startServer({
       await kill();
       await rm(dir, { recursive: true, force: true });
     },
-    /** Stops the server (not gracefully: SIGTERM) and starts it again on the same port and database. */
+    /** Stops the server (SIGTERM) and starts it again on the same port and database. */
     async restart() {
       await kill();
       await spawnServer(new URL(url).host);
@@ -199,6 +208,7 @@ export async function startServer({
   };
   if (test) {
     test.after(async () => {
+      await kill();
       if (!test.passed) {
         process.stderr.write(`\n--- chat-sync-server log (${logFile}) ---\n${await server.log()}--- end of log ---\n`);
       }
