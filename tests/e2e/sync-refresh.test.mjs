@@ -85,6 +85,12 @@ let server;
 
 before(async () => {
   server = await serveStatic({ '/js': repoPath('js') }, {
+    '/strict-csp.html': (_, response) => {
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': STRICT_CSP });
+      response.end('<!doctype html><title>strict CSP</title>' +
+        '<script type="module" src="/js/sync-refresh.js"></script>' +
+        '<sync-refresh id="strict"><ul><li>one</li></ul></sync-refresh>');
+    },
     '/fixture.html': (_, response) => {
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       response.end(FIXTURE);
@@ -92,6 +98,9 @@ before(async () => {
   });
   browser = await launchBrowser();
 });
+
+/** A page whose Content-Security-Policy forbids inline styles and scripts, like the demo's. */
+const STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'";
 
 after(async () => {
   await browser?.close();
@@ -404,4 +413,24 @@ describe('<sync-refresh>', () => {
     });
     assert.equal(same, true);
   });
+});
+
+it('is styled on a page whose CSP forbids inline styles', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const violations = [];
+  page.on('console', (message) => {
+    if (message.text().includes('Content Security Policy')) violations.push(message.text());
+  });
+  await page.goto(`${server.url}/strict-csp.html`);
+  await page.waitForFunction(() => customElements.get('sync-refresh') !== undefined);
+  // `:host { overflow-y: auto }` and the hidden spinner come from the element's own stylesheet.
+  const styled = await page.evaluate(() => {
+    const element = document.getElementById('strict');
+    const spinner = element.shadowRoot.querySelector('[part="spinner"]');
+    return { overflow: getComputedStyle(element).overflowY, spinner: getComputedStyle(spinner).display };
+  });
+  assert.deepEqual(styled, { overflow: 'auto', spinner: 'none' });
+  assert.deepEqual(violations, []);
+  await context.close();
 });
