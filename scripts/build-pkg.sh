@@ -172,6 +172,9 @@ step "Package size (budget: the wasm at most 100 KB gzipped)"
 info "$(size_line pkg/chat_sync_bg.wasm)"
 info "$(size_line pkg/chat_sync.js)"
 info "$(size_line pkg/index.js)"
+if [[ -f pkg/sync-refresh.js ]]; then
+    info "$(size_line pkg/sync-refresh.js)"
+fi
 WASM_GZ="$(gzip -9c pkg/chat_sync_bg.wasm | wc -c)"
 if ((WASM_GZ > 100 * 1024)); then
     info "over budget: the wasm is $((WASM_GZ / 1024)) KB gzipped (docs/benchmarks.md, Package size)"
