@@ -100,6 +100,9 @@ sync.getSyncStatus(); // { isOnline, lastSyncTime, pendingOutbox, phase, … }
 \`\`\`
 
 Vite and webpack 5 bundle the wasm file themselves (\`new URL('chat_sync_bg.wasm', import.meta.url)\`).
+(Vite 8 builds and serves it as is; if an older Vite dev server answers 404 for the wasm, its
+pre-bundling moved the module away from it: add \`optimizeDeps: { exclude: ['chat-sync'] }\`.)
+Without a bundler, map \`chat-sync\` to \`node_modules/chat-sync/index.js\` with an import map.
 
 ## Entries
 
