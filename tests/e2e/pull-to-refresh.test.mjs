@@ -26,6 +26,22 @@ async function pull(page, selector, distance = 200) {
   await page.mouse.up();
 }
 
+/** The same drag with a finger: real touch input through the DevTools protocol (touch and pointer
+ * events, and the browser's own gesture handling). */
+async function touchPull(page, selector, distance = 200) {
+  const box = await page.locator(selector).boundingBox();
+  assert.ok(box, `${selector} is laid out`);
+  const x = box.x + box.width / 2;
+  const y = box.y + 40;
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [{ x, y }] });
+  for (let step = 1; step <= 12; step += 1) {
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [{ x, y: y + (distance * step) / 12 }] });
+  }
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await cdp.detach();
+}
+
 /** The API requests the browser (page or service worker) sends, by path. */
 function recordApiRequests(context) {
   const seen = [];
@@ -75,6 +91,8 @@ it('a pull on the conversation list, then on the open conversation, brings the o
       row.querySelector('.conversation-preview').textContent === text),
   { arg: `Bob Chen: ${general}`, message: 'the General row\'s preview to show Bob\'s message after the pull' });
   assert.ok(requests.some((r) => r.at >= pulled && r.pathname === '/v1/sync'), 'the pull sent GET /v1/sync');
+  assert.equal(await page.locator('#conversations .conversation', { hasText: 'General' }).locator('.unread').textContent(),
+    '1', 'General counts the message unread');
   assert.deepEqual(await page.evaluate(() => window.__syncEvents.slice(0, 1)),
     [{ type: 'sync-start', target: 'conversations-refresh' }], 'the sync was the pull\'s');
 
@@ -104,5 +122,32 @@ it('a pull on the conversation list, then on the open conversation, brings the o
   assert.deepEqual(await page.evaluate(() => window.__syncEvents.slice(0, 1)),
     [{ type: 'sync-start', target: 'messages-refresh' }], 'the sync was the pull\'s');
   assert.equal(await previewOf(page, 'Alice & Bob'), `Bob Chen: ${direct}`, 'the list shows it too');
+  assert.deepEqual(errors, []);
+});
+
+it('on a phone, a touch pull on the conversation list brings the other user\'s message', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 300 });
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+  });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = collectPageErrors(page);
+  const requests = recordApiRequests(context);
+  await openDemo(page, server.url, 'alice');
+  assert.equal(await page.locator('#chat').getAttribute('data-pane'), 'list', 'the phone shows the list');
+
+  const body = `Bob, on your phone ${Date.now()}`;
+  const posted = Date.now();
+  await server.api('bob').send('Alice & Bob', body);
+  await quietWindow(page, async () => (await previewOf(page, 'Alice & Bob')) !== `Bob Chen: ${body}`,
+    'the message must not show before the pull');
+  assert.deepEqual(requests.filter((r) => r.at >= posted), [], 'no API request between the post and the pull');
+
+  await touchPull(page, '#conversations-refresh');
+  await waitInPage(page, (text) => [...document.querySelectorAll('#conversations .conversation-preview')]
+    .some((node) => node.textContent === text),
+  { arg: `Bob Chen: ${body}`, message: 'the Alice & Bob preview to show Bob\'s message after the touch pull' });
+  assert.equal(await page.locator('#chat').getAttribute('data-pane'), 'list', 'the pull opened no conversation');
   assert.deepEqual(errors, []);
 });
