@@ -19,10 +19,12 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 STAGE="$TARGET_DIR/pkg.tmp"
 TARBALL_DIR="$TARGET_DIR/pkg-tarball"
 WASM_OPT=scripts/wasm-opt/node_modules/.bin/wasm-opt
-# The wasm features wasm-opt may use. These are what rustc 1.95 emits for wasm32-unknown-unknown
-# and every browser the package supports has; wasm-opt refuses a module that uses anything else.
+# The wasm features the module uses, all of them in every browser the package supports. rustc 1.95
+# enables these for wasm32-unknown-unknown; the module has multi-value functions (three, from
+# rustc) besides, so --enable-multivalue too. (wasm-opt also reads the module's target_features
+# section; listing them here keeps the build from depending on it.)
 WASM_FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
-    --enable-mutable-globals --enable-reference-types)
+    --enable-mutable-globals --enable-reference-types --enable-multivalue)
 
 # workspace_version: the version in Cargo.toml's [workspace.package].
 workspace_version() {
