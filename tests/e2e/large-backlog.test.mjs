@@ -1,0 +1,130 @@
+// A large backlog: the server holds 20,000 demo messages (`--seed-demo-messages 20000`; Alice is a
+// member of 4 of the 6 conversations, so her feed has most of them). Signing in runs the initial
+// sync over all of it; then the first conversation shows its newest messages — one page, not the
+// whole history — and the page's memory stays bounded throughout.
+//
+// Memory is sampled every 500 ms from the DevTools protocol (`Performance.getMetrics`,
+// JSHeapUsedSize: the V8 heap of the page's main thread, without garbage collection forced), and
+// at the end the WebAssembly memory's size (the engine's linear memory lives outside the JS heap).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { startServer } from './support/server.mjs';
+import { openDemo, waitInPage } from './support/demo.mjs';
+import { consoleLines } from './support/traffic.mjs';
+
+const MESSAGES = 20_000;
+/** Generous bounds: the point is "bounded", not a benchmark. */
+const MAX_JS_HEAP = 150 * 1024 * 1024;
+const MAX_WASM_MEMORY = 256 * 1024 * 1024;
+/** The demo shows a page of 50 messages when a conversation opens. */
+const MAX_SHOWN = 100;
+
+const MB = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+/** Every change of `token`'s feed, read in pages of 500, as the server holds it. */
+async function readFeed(url, token) {
+  const changes = [];
+  let cursor = null;
+  for (;;) {
+    const query = new URLSearchParams({ limit: '500', ...(cursor ? { cursor } : {}) });
+    const response = await fetch(`${url}/v1/sync?${query}`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(response.status, 200, `GET /v1/sync?${query}`);
+    const page = await response.json();
+    changes.push(...page.changes);
+    cursor = page.nextCursor;
+    if (!page.hasMore) return changes;
+  }
+}
+
+test(`the initial sync of ${MESSAGES.toLocaleString('en')} messages completes, the view shows one page, memory stays bounded`, { timeout: 300_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: MESSAGES });
+  const alice = server.api('alice');
+  const feed = await readFeed(server.url, alice.token);
+  const messagesByConversation = new Map();
+  for (const change of feed) {
+    if (change.type !== 'message') continue;
+    const id = change.message.conversationId;
+    messagesByConversation.set(id, (messagesByConversation.get(id) ?? 0) + 1);
+  }
+  const aliceMessages = [...messagesByConversation.values()].reduce((a, b) => a + b, 0);
+  assert.ok(aliceMessages > MESSAGES / 2, `Alice's feed holds most of the backlog (${aliceMessages} messages)`);
+
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const errors = collectPageErrors(page);
+  const logs = consoleLines(page);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const heapNow = async () => (await cdp.send('Performance.getMetrics')).metrics
+    .find((m) => m.name === 'JSHeapUsedSize').value;
+
+  // Sample the JS heap while the initial sync runs.
+  const samples = [];
+  let sampling = true;
+  t.after(() => { sampling = false; });
+  const sampler = (async () => {
+    while (sampling) {
+      try {
+        samples.push(await heapNow());
+      } catch { /* the page is navigating */ }
+      await new Promise((done) => setTimeout(done, 500));
+    }
+  })();
+
+  const started = Date.now();
+  await openDemo(page, server.url, 'alice', { idle: false });
+  await waitInPage(page, () => document.getElementById('status').dataset.phase === 'idle' &&
+    /^Synced /.test(document.getElementById('status-text').textContent),
+  { message: 'the initial sync to finish: #status[data-phase="idle"] and "Synced …"', timeout: 240_000, polling: 250 });
+  const syncMs = Date.now() - started;
+
+  // The sync's own log says how many messages it pulled (`changes` counts message changes): every
+  // message of Alice's feed.
+  const finished = logs.list().map((line) => /sync finished changes=(\d+)/.exec(line)).filter(Boolean)
+    .map((match) => Number(match[1]));
+  const pulled = finished.reduce((a, b) => a + b, 0);
+  assert.equal(pulled, aliceMessages,
+    `the page's syncs pulled ${pulled} messages (runs: ${JSON.stringify(finished)}); Alice's feed on the server has ${aliceMessages}`);
+
+  // The conversation list: every conversation of Alice's, previews from the newest messages.
+  const rows = await page.locator('#conversations .conversation').count();
+  assert.equal(rows, messagesByConversation.size, 'a row per conversation');
+
+  // The first conversation: its newest message at the bottom, one page of messages rendered.
+  const firstRow = page.locator('#conversations .conversation').first();
+  const conversationId = await firstRow.getAttribute('data-id');
+  const [newest] = (await alice.messages(conversationId, { limit: 1 }));
+  await firstRow.click();
+  await waitInPage(page, (body) => {
+    const bodies = [...document.querySelectorAll('#messages .message .body')];
+    return bodies.length > 0 && bodies[bodies.length - 1].textContent === body;
+  }, { arg: newest.body, message: `the conversation's newest message ${JSON.stringify(newest.body)} at the bottom` });
+  const shown = await page.locator('#messages .message').count();
+  const total = messagesByConversation.get(conversationId);
+  assert.ok(shown > 0 && shown <= MAX_SHOWN,
+    `the view renders one page: ${shown} .message elements of the ${total} the conversation holds`);
+  assert.ok(total > 10 * MAX_SHOWN, `the conversation is large (${total} messages)`);
+
+  sampling = false;
+  await sampler;
+  samples.push(await heapNow());
+  const peakHeap = Math.max(...samples);
+  const finalHeap = samples[samples.length - 1];
+  const { wasmMemory, storage } = await page.evaluate(async () => {
+    // The module instance app.js loaded (same URL): its init returns the existing exports.
+    const bindings = await import('/pkg/chat_sync.js');
+    const exports = await bindings.default();
+    const estimate = await navigator.storage.estimate();
+    return { wasmMemory: exports.memory.buffer.byteLength, storage: estimate.usage };
+  });
+  t.diagnostic(`initial sync of ${feed.length} changes (${aliceMessages} messages in ${messagesByConversation.size} ` +
+    `conversations) took ${(syncMs / 1000).toFixed(1)} s; the view shows ${shown} of ${total} messages; ` +
+    `JS heap peak ${MB(peakHeap)} over ${samples.length} samples, ${MB(finalHeap)} at the end; ` +
+    `wasm memory ${MB(wasmMemory)}; storage used ${MB(storage)}`);
+  assert.ok(peakHeap < MAX_JS_HEAP, `JS heap peak ${MB(peakHeap)} < ${MB(MAX_JS_HEAP)}`);
+  assert.ok(wasmMemory < MAX_WASM_MEMORY, `wasm memory ${MB(wasmMemory)} < ${MB(MAX_WASM_MEMORY)}`);
+  assert.deepEqual(errors.map(String), [], 'no uncaught errors in the page');
+});
