@@ -123,8 +123,28 @@ async function signOut() {
   await clearSession();
   state.open = null;
   state.messages.clear();
+  state.conversations = [];
+  state.names.clear();
+  clearChatView();
   location.hash = '';
   showSignIn();
+}
+
+/** Empties what the chat showed, so that the next user to sign in on this device sees none of it
+ * (on a wide screen the conversation pane stays on screen next to the new user's list). */
+function clearChatView() {
+  $('conversations').replaceChildren();
+  $('messages').replaceChildren();
+  $('conversation-title').textContent = 'Pick a conversation';
+  $('conversation-members').textContent = '';
+  $('history-state').textContent = '';
+  $('messages-refresh').removeAttribute('conversation-id');
+  $('conversations-refresh').manager = null;
+  $('messages-refresh').manager = null;
+  $('composer').hidden = true;
+  $('composer-text').value = '';
+  $('account-name').textContent = '';
+  showPane('list');
 }
 
 // ---------------------------------------------------------------------------------------------
