@@ -1,0 +1,83 @@
+// Signing out on a shared device: with a message still waiting, the demo asks first (declining
+// keeps everything); confirming deletes the local data, and the next user who signs in sees none of
+// the previous user's conversations or messages, on a wide screen neither (where the conversation
+// pane stays on screen next to the list), and the unsent message never reaches the server.
+
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { startServer } from './support/server.mjs';
+import {
+  openConversation, openDemo, sendMessage, waitForConversations, waitForMessage, waitInPage,
+} from './support/demo.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+it('after Alice signs out, Bob sees nothing of hers, and her unsent message is dropped', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 300 });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = collectPageErrors(page);
+  const dialogs = [];
+  let answer = false;
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    (answer ? dialog.accept() : dialog.dismiss()).catch(() => {});
+  });
+
+  await openDemo(page, server.url, 'alice');
+  await openConversation(page, 'Book club'); // Bob is not a member
+  const aliceBodies = await page.$$eval('#messages .message .body', (nodes) => nodes.map((n) => n.textContent));
+  await context.setOffline(true);
+  const unsent = `Alice's unsent note ${Date.now()}`;
+  await sendMessage(page, unsent);
+  await waitForMessage(page, unsent, { status: 'pending' });
+
+  // Declined: still signed in, the message still waiting.
+  await page.locator('#sign-out').click();
+  await waitInPage(page, (n) => n === 1, { arg: dialogs.length, message: 'the confirm dialog' });
+  assert.match(dialogs[0], /1 message\(s\) are not sent yet/);
+  assert.equal(await page.locator('#chat').isVisible(), true, 'declining keeps Alice signed in');
+  await waitForMessage(page, unsent, { status: 'pending' });
+
+  // Confirmed: signed out.
+  answer = true;
+  await page.locator('#sign-out').click();
+  await waitInPage(page, () => !document.getElementById('sign-in').hidden && document.getElementById('chat').hidden,
+    { message: 'the sign-in screen after confirming' });
+  assert.equal(dialogs.length, 2);
+  await context.setOffline(false);
+
+  await page.locator('#sign-in .demo-user', { hasText: 'Bob Chen' }).click();
+  await waitForConversations(page);
+  const titles = await page.$$eval('#conversations .conversation-title', (nodes) => nodes.map((n) => n.textContent));
+  assert.deepEqual([...titles].sort(), ['Alice & Bob', 'General', 'Weekend hiking'], 'Bob\'s conversations only');
+  assert.equal(await page.locator('#account-name').textContent(), 'Bob Chen');
+
+  // Nothing of Alice's open conversation is left on screen (the wide layout shows both panes).
+  const view = await page.evaluate(() => ({
+    title: document.getElementById('conversation-title').textContent,
+    members: document.getElementById('conversation-members').textContent,
+    messages: [...document.querySelectorAll('#messages .message .body')].map((n) => n.textContent),
+    composerHidden: document.getElementById('composer').hidden,
+    text: document.body.innerText,
+  }));
+  assert.equal(view.title, 'Pick a conversation');
+  assert.equal(view.members, '');
+  assert.deepEqual(view.messages, []);
+  assert.equal(view.composerHidden, true, 'no composer without an open conversation');
+  assert.ok(!view.text.includes('Book club'), 'the page does not mention Book club');
+  assert.ok(!view.text.includes(unsent), 'the page does not show Alice\'s unsent message');
+  const leaked = aliceBodies.filter((body) => view.messages.includes(body));
+  assert.deepEqual(leaked, []);
+
+  // Alice's local data is gone; her unsent message never reached the server.
+  const databases = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  assert.ok(!databases.some((name) => name.includes('u-alice')), `no database of Alice's: ${databases.join(', ')}`);
+  const onServer = await server.api('alice').messages('Book club', { limit: 20 });
+  assert.ok(!onServer.some((m) => m.body === unsent), 'the unsent message was dropped');
+  assert.deepEqual(errors, []);
+});
