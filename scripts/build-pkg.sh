@@ -9,7 +9,9 @@
 #   4. the hand-written JS of js/ (js/*.js, js/*.d.ts), pkg/package.json and pkg/README.md
 #   5. npm pack, and the raw and gzipped sizes (docs/benchmarks.md, "Package size", records them)
 #
-# pkg/ is rebuilt whole each time (built in target/pkg.tmp, then moved into place).
+# pkg/ is rebuilt whole each time (built in target/pkg.tmp, then moved into place). Runs at the same
+# time in one checkout take turns (a lock on target/build-pkg.lock).
+#   CHAT_SYNC_TARBALL_DIR=DIR   where npm pack writes the tarball (default target/pkg-tarball)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
@@ -17,7 +19,7 @@ source scripts/lib.sh
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 STAGE="$TARGET_DIR/pkg.tmp"
-TARBALL_DIR="$TARGET_DIR/pkg-tarball"
+TARBALL_DIR="${CHAT_SYNC_TARBALL_DIR:-$TARGET_DIR/pkg-tarball}"
 WASM_OPT=scripts/wasm-opt/node_modules/.bin/wasm-opt
 # The wasm features the module uses, all of them in every browser the package supports. rustc 1.95
 # enables these for wasm32-unknown-unknown; the module has multi-value functions (three, from
@@ -43,6 +45,13 @@ size_line() {
     awk -v name="$(basename "$1")" -v raw="$raw" -v gz="$gz" \
         'BEGIN { printf "%-20s %8d bytes (%6.1f KB) raw, %7d bytes (%5.1f KB) gzipped", name, raw, raw / 1024, gz, gz / 1024 }'
 }
+
+mkdir -p "$TARGET_DIR"
+exec 9>"$TARGET_DIR/build-pkg.lock"
+if ! flock -n 9; then
+    info "another build of the package is running in this checkout; waiting for it"
+    flock 9
+fi
 
 step "Tools for the package build"
 ensure_wasm_target

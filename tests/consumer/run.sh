@@ -31,13 +31,15 @@ trap 'exit 130' INT TERM
 ensure_chromium
 ensure_npm_packages tests/consumer
 
-scripts/build-pkg.sh
+# The tarball goes to a folder of this test's own, so another build of the package running at the
+# same time (tests/e2e builds one too) cannot replace it before it is installed.
+CHAT_SYNC_TARBALL_DIR="$OUT/tarball" scripts/build-pkg.sh
 
 step "Installing the packed package into tests/consumer"
 shopt -s nullglob
-tarballs=("$TARGET_DIR"/pkg-tarball/chat-sync-*.tgz)
+tarballs=("$OUT"/tarball/chat-sync-*.tgz)
 shopt -u nullglob
-[[ ${#tarballs[@]} -eq 1 ]] || { die "expected one tarball in $TARGET_DIR/pkg-tarball, found ${#tarballs[@]}"; exit 1; }
+[[ ${#tarballs[@]} -eq 1 ]] || { die "expected one tarball in $OUT/tarball, found ${#tarballs[@]}"; exit 1; }
 TARBALL="$(cd "$(dirname "${tarballs[0]}")" && pwd)/$(basename "${tarballs[0]}")"
 rm -rf tests/consumer/node_modules/chat-sync
 # --no-save: the lockfile pins typescript and playwright-core, not this tarball (it changes
