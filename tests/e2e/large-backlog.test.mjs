@@ -108,6 +108,21 @@ test(`the initial sync of ${MESSAGES.toLocaleString('en')} messages completes, t
     `the view renders one page: ${shown} .message elements of the ${total} the conversation holds`);
   assert.ok(total > 10 * MAX_SHOWN, `the conversation is large (${total} messages)`);
 
+  // Scrolling to the top loads one more page, not the rest.
+  const bottomBodies = await page.$$eval('#messages .message .body', (bodies) => bodies.map((b) => b.textContent));
+  await page.locator('#messages-refresh').evaluate((scroller) => { scroller.scrollTop = 0; });
+  const afterScroll = await waitInPage(page, (before) => {
+    const count = document.querySelectorAll('#messages .message').length;
+    return count > before ? count : null;
+  }, { arg: shown, message: `more than ${shown} messages after scrolling to the top` });
+  // Give it a moment to (wrongly) keep loading, then count again.
+  await page.waitForTimeout(1_000);
+  const afterScrollSettled = await page.locator('#messages .message').count();
+  assert.ok(afterScroll <= 2 * MAX_SHOWN && afterScrollSettled === afterScroll,
+    `one more page after scrolling up: ${shown} → ${afterScroll} (${afterScrollSettled} a second later)`);
+  const allBodies = await page.$$eval('#messages .message .body', (bodies) => bodies.map((b) => b.textContent));
+  assert.deepEqual(allBodies.slice(-bottomBodies.length), bottomBodies, 'the older page goes above the newest');
+
   sampling = false;
   await sampler;
   samples.push(await heapNow());
@@ -121,7 +136,8 @@ test(`the initial sync of ${MESSAGES.toLocaleString('en')} messages completes, t
     return { wasmMemory: exports.memory.buffer.byteLength, storage: estimate.usage };
   });
   t.diagnostic(`initial sync of ${feed.length} changes (${aliceMessages} messages in ${messagesByConversation.size} ` +
-    `conversations) took ${(syncMs / 1000).toFixed(1)} s; the view shows ${shown} of ${total} messages; ` +
+    `conversations) took ${(syncMs / 1000).toFixed(1)} s; the view shows ${shown} of ${total} messages, ${afterScroll} ` +
+    'after scrolling to the top; ' +
     `JS heap peak ${MB(peakHeap)} over ${samples.length} samples, ${MB(finalHeap)} at the end; ` +
     `wasm memory ${MB(wasmMemory)}; storage used ${MB(storage)}`);
   assert.ok(peakHeap < MAX_JS_HEAP, `JS heap peak ${MB(peakHeap)} < ${MB(MAX_JS_HEAP)}`);
