@@ -54,6 +54,8 @@ test('a message queued offline is delivered by the service worker after the page
   const body = `written offline, delivered by the service worker ${Date.now()}`;
   await sendMessage(page, body);
   const { clientMessageId } = await waitForMessage(page, body, { status: 'pending' });
+  await waitInPage(page, () => /^Offline · 1 waiting to send/.test(document.getElementById('status-text').textContent),
+    { message: 'the status line "Offline · 1 waiting to send"' });
   await waitInPage(page, async () => (await (await navigator.serviceWorker.ready).sync.getTags()).includes('chat-sync'),
     { message: 'a Background Sync registration tagged "chat-sync"' });
   const delivered = async () => (await alice.messages(CONVERSATION, { limit: 50 })).filter((m) => m.body === body);
