@@ -144,6 +144,11 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Database, OpenReport), F
                 other => other?,
             }
         }
+        // An open that never settled (seen in Safari): a fresh request usually does.
+        Err(Failure::Timeout) => {
+            log::warn!(timeout_ms = OPEN_TIMEOUT_MS; "opening the database did not finish; retrying once");
+            open_at(name, SCHEMA_VERSION).await?
+        }
         other => other?,
     };
     let mut report = OpenReport {

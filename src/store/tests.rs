@@ -427,6 +427,41 @@ fn without_indexeddb_opening_fails_clearly() {
 }
 
 #[wasm_bindgen_test]
+async fn an_open_that_never_settles_times_out_and_a_second_open_succeeds() {
+    use wasm_bindgen::JsCast;
+    // The first `indexedDB.open` returns a request that never fires; later ones are real.
+    let install = js_sys::Function::new_no_args(
+        "const real = globalThis.indexedDB; let opens = 0;
+         const original = Object.getOwnPropertyDescriptor(globalThis, 'indexedDB');
+         const fake = new Proxy(real, { get(target, key) {
+           if (key === 'open') return (...args) => (++opens === 1 ? {} : target.open(...args));
+           const value = Reflect.get(target, key);
+           return typeof value === 'function' ? value.bind(target) : value;
+         } });
+         Object.defineProperty(globalThis, 'indexedDB', { value: fake, configurable: true });
+         const restore = () => original
+           ? Object.defineProperty(globalThis, 'indexedDB', original)
+           : delete globalThis.indexedDB;
+         return [() => opens, restore];",
+    );
+    let pair: js_sys::Array = install
+        .call0(&JsValue::NULL)
+        .expect("installed")
+        .unchecked_into();
+    let opens: js_sys::Function = pair.get(0).unchecked_into();
+    let restore: js_sys::Function = pair.get(1).unchecked_into();
+    let name = "never-settling-open";
+    let store = IndexedDbStore::open(name).await;
+    let count = opens.call0(&JsValue::NULL).expect("count").as_f64();
+    restore.call0(&JsValue::NULL).expect("restored");
+    let store = store.expect("the second open succeeds");
+    assert_eq!(count, Some(2.0), "one open timed out, one more was made");
+    assert!(store.load().await.expect("loads").outbox.is_empty());
+    store.close();
+    IndexedDbStore::delete(name).await.expect("deleted");
+}
+
+#[wasm_bindgen_test]
 async fn deleting_a_users_database_leaves_nothing_for_the_next_user() {
     let alice = IndexedDbStore::database_name("http://127.0.0.1:8080/", &"u-alice".into());
     let bob = IndexedDbStore::database_name("http://127.0.0.1:8080", &"u-bob".into());
