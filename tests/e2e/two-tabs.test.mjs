@@ -124,3 +124,61 @@ test('two tabs as one user: one syncs, the other sends through it, and takes ove
     `+ second tab ${atEnd.second} (all after the handover; ${atEnd.second - handedOver} of them after Bob wrote) ` +
     `+ this test's API calls ${atEnd.test}`);
 });
+
+test('a message the follower queued offline is delivered once by it after the leader closed', { timeout: 120_000 }, async (t) => {
+  const serverLog = serverRequestLog();
+  const server = await startServer({ test: t, seedMessages: 200, env: serverLog.env, onStderrLine: serverLog.onLine });
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const context = await browser.newContext();
+  const first = await context.newPage();
+  const second = await context.newPage();
+  const firstRequests = apiRequests(first);
+  const secondRequests = apiRequests(second);
+  const secondConsole = consoleLines(second);
+  const firstErrors = collectPageErrors(first);
+  const secondErrors = collectPageErrors(second);
+  await openDemo(first, server.url, 'alice', { query: QUERY });
+  await openDemo(second, server.url, 'alice', { query: QUERY, idle: false });
+  await waitInPage(second, () => document.getElementById('status').dataset.phase === 'follower',
+    { message: 'the second tab\'s #status[data-phase="follower"]' });
+  await openConversation(second, 'Alice & Bob');
+
+  // Offline (the whole profile): the follower's message waits in the shared outbox.
+  await context.setOffline(true);
+  await waitInPage(second, () => document.getElementById('status').dataset.online === 'false',
+    { message: 'the second tab to see it is offline' });
+  const body = `queued in the follower, offline ${Date.now()}`;
+  await sendMessage(second, body);
+  const { clientMessageId } = await waitForMessage(second, body, { status: 'pending' });
+  await waitInPage(second, () => /waiting to send/.test(document.getElementById('status-text').textContent),
+    { message: 'the follower\'s status line to say a message is waiting' });
+
+  // The leader goes away while the message waits; the follower takes over, still offline.
+  await first.close();
+  await pollUntil(async () => secondConsole.has(LEADS), Boolean,
+    { message: `the second tab to log "${LEADS}"`, timeout: 15_000 });
+  await waitInPage(second, () => document.getElementById('status').dataset.phase !== 'follower',
+    { message: 'the second tab\'s status to leave the phase "follower"' });
+  const alice = server.api('alice');
+  const conversationId = await alice.conversationId('Alice & Bob');
+  const messagePath = `/v1/conversations/${conversationId}/messages`;
+  assert.equal(serverLog.list().filter((r) => r.method === 'POST' && r.uri === messagePath).length, 0,
+    'nothing reached the server while offline');
+
+  // Back online: the new leader delivers it from the shared outbox, once.
+  await context.setOffline(false);
+  await waitForMessage(second, body, { status: 'sent', timeout: 20_000 });
+  const onServer = (await alice.messages('Alice & Bob', { limit: 20 })).filter((m) => m.body === body);
+  assert.equal(onServer.length, 1, `the server holds it once: ${JSON.stringify(onServer)}`);
+  assert.equal(onServer[0].clientMessageId, clientMessageId);
+  assert.equal(serverLog.list().filter((r) => r.method === 'POST' && r.uri === messagePath).length, 1,
+    'the server received one POST of a message');
+  assert.equal(secondRequests.list().filter((r) => r.method === 'POST' && r.path === messagePath).length, 1,
+    'the new leader posted it');
+  assert.equal(firstRequests.list().filter((r) => r.method === 'POST').length, 0, 'the closed tab never posted it');
+  await waitInPage(second, () => document.getElementById('status').dataset.phase === 'idle' &&
+    /^Synced /.test(document.getElementById('status-text').textContent),
+  { message: 'an idle "Synced …" status with nothing waiting' });
+  assert.deepEqual([...firstErrors, ...secondErrors].map(String), [], 'no uncaught errors in either tab');
+});
