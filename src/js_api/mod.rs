@@ -28,6 +28,13 @@ use web_sys::{CustomEvent, CustomEventInit, EventTarget};
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("types.d.ts");
 
+#[wasm_bindgen]
+extern "C" {
+    /// `listMessages`' options object (`ListMessagesOptions` in TypeScript).
+    #[wasm_bindgen(typescript_type = "ListMessagesOptions")]
+    pub type ListMessagesOptions;
+}
+
 /// Offline-first sync for a chat app: a local IndexedDB cache, a durable outbox delivered
 /// exactly once, and background sync.
 #[wasm_bindgen]
@@ -254,7 +261,10 @@ impl BackgroundSyncManager {
 
     /// Brings one conversation up to date first; resolves when it is.
     #[wasm_bindgen(js_name = syncConversation, unchecked_return_type = "Promise<SyncResult>")]
-    pub fn sync_conversation(&self, conversation_id: JsValue) -> Promise {
+    pub fn sync_conversation(
+        &self,
+        #[wasm_bindgen(js_name = conversationId, unchecked_param_type = "string")] conversation_id: JsValue,
+    ) -> Promise {
         let driver = self.driver();
         promise(async move {
             let id = ConversationId::new(string_argument(&conversation_id, "conversationId")?);
@@ -278,7 +288,11 @@ impl BackgroundSyncManager {
     /// Composes a message: resolves with the optimistic message (status `pending`) once it is in
     /// the durable outbox; it is delivered when the network allows.
     #[wasm_bindgen(js_name = sendMessage, unchecked_return_type = "Promise<ChatMessage>")]
-    pub fn send_message(&self, conversation_id: JsValue, text: JsValue) -> Promise {
+    pub fn send_message(
+        &self,
+        #[wasm_bindgen(js_name = conversationId, unchecked_param_type = "string")] conversation_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
+    ) -> Promise {
         let driver = self.driver();
         promise(async move {
             let driver = driver?;
@@ -307,7 +321,11 @@ impl BackgroundSyncManager {
 
     /// Queues a failed message again.
     #[wasm_bindgen(js_name = retryMessage, unchecked_return_type = "Promise<void>")]
-    pub fn retry_message(&self, client_message_id: JsValue) -> Promise {
+    pub fn retry_message(
+        &self,
+        #[wasm_bindgen(js_name = clientMessageId, unchecked_param_type = "string")]
+        client_message_id: JsValue,
+    ) -> Promise {
         self.outbox_command(client_message_id, |engine, id, now| {
             engine.retry_message(id, now)
         })
@@ -315,7 +333,11 @@ impl BackgroundSyncManager {
 
     /// Removes a failed message for good.
     #[wasm_bindgen(js_name = discardMessage, unchecked_return_type = "Promise<void>")]
-    pub fn discard_message(&self, client_message_id: JsValue) -> Promise {
+    pub fn discard_message(
+        &self,
+        #[wasm_bindgen(js_name = clientMessageId, unchecked_param_type = "string")]
+        client_message_id: JsValue,
+    ) -> Promise {
         self.outbox_command(client_message_id, |engine, id, now| {
             engine.discard_message(id, now)
         })
@@ -362,12 +384,13 @@ impl BackgroundSyncManager {
     #[wasm_bindgen(js_name = listMessages, unchecked_return_type = "Promise<ChatMessage[]>")]
     pub fn list_messages(
         &self,
+        #[wasm_bindgen(js_name = conversationId, unchecked_param_type = "string")]
         conversation_id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "{ limit?: number, before?: number }")]
-        options: JsValue,
+        options: Option<ListMessagesOptions>,
     ) -> Promise {
         let driver = self.driver();
         let inner = self.inner.clone();
+        let options: JsValue = options.map_or(JsValue::UNDEFINED, JsValue::from);
         promise(async move {
             let driver = driver?;
             let conversation =
@@ -449,7 +472,10 @@ impl BackgroundSyncManager {
 
     /// Replaces the bearer token (after `authrequired`); sync resumes.
     #[wasm_bindgen(js_name = setToken, unchecked_return_type = "Promise<void>")]
-    pub fn set_token(&self, token: JsValue) -> Promise {
+    pub fn set_token(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
+    ) -> Promise {
         let driver = self.driver();
         promise(async move {
             let token = string_argument(&token, "token")?;

@@ -176,7 +176,7 @@ async fn a_message_sent_offline_is_delivered_once_when_back_online() {
         .filter(|m| m.body == body)
         .collect();
     assert_eq!(copies.len(), 1, "delivered exactly once");
-    let local = settle(sync.list_messages(general.into(), JsValue::UNDEFINED))
+    let local = settle(sync.list_messages(general.into(), None))
         .await
         .expect("listed");
     let local: Vec<chat_sync_engine::LocalMessage> =
@@ -205,7 +205,7 @@ async fn force_sync_brings_other_users_messages_and_tells_what_changed() {
     gloo_timers::future::TimeoutFuture::new(5).await;
     let result = settle(sync.force_sync()).await.expect("synced");
     assert_eq!(field(&result, "changes"), 1);
-    let local = settle(sync.list_messages(project.clone().into(), JsValue::UNDEFINED))
+    let local = settle(sync.list_messages(project.clone().into(), None))
         .await
         .expect("listed");
     let local: Vec<chat_sync_engine::LocalMessage> =
@@ -242,7 +242,7 @@ async fn paging_back_past_the_cached_messages_back_fills_from_the_server() {
         if let Some(before) = before {
             Reflect::set(&options, &"before".into(), &before.into()).expect("set");
         }
-        options.into()
+        Some(options.unchecked_into())
     };
     let club_id = chat_sync_engine::protocol::ConversationId::new(club.clone());
     let cached = sync.inner.driver.store.messages(&club_id, None, 50);
@@ -316,7 +316,7 @@ async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again()
             .as_f64()
     };
     for _ in 0..3 {
-        let listed = settle(sync.list_messages(id.clone().into(), JsValue::UNDEFINED))
+        let listed = settle(sync.list_messages(id.clone().into(), None))
             .await
             .expect("listed");
         assert_eq!(js_sys::Array::from(&listed).length(), 2);

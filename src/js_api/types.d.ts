@@ -89,6 +89,14 @@ export interface SyncOnceResult {
   pendingOutbox: number;
 }
 
+/** Options of `listMessages`. */
+export interface ListMessagesOptions {
+  /** How many messages, 1 to 500 (default 50). */
+  limit?: number;
+  /** Only messages before this `sortTs` (to page back). */
+  before?: number;
+}
+
 /** What a sync command did. */
 export interface SyncResult {
   /** Messages written to the local cache. */

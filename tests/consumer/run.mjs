@@ -67,6 +67,10 @@ if (report) {
     report.messages.length > 0 && report.messages.every((m) => m.status === 'sent' && m.id),
     `listMessages() of the first conversation: ${report.messages.length} sent messages`,
   );
+  check(
+    report.newestPage > 0 && report.newestPage <= 50,
+    `listMessages() without options: the newest page (${report.newestPage} messages)`,
+  );
 }
 check(consoleErrors.length === 0, `no console errors (${consoleErrors.length})`);
 for (const error of consoleErrors) console.log(`      console: ${error}`);

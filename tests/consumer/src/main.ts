@@ -27,6 +27,7 @@ export interface ConsumerReport {
   conversations: Array<Pick<Conversation, 'id' | 'title'> & { memberIds: string[] }>;
   /** The newest messages of the first conversation. */
   messages: Array<Pick<ChatMessage, 'id' | 'senderId' | 'status'>>;
+  newestPage: number;
   /** `detail` of every `change` event. */
   changes: ChangeDetail[];
   /** `detail.type` of every `message` event. */
@@ -42,6 +43,7 @@ const report: ConsumerReport = {
   status: null,
   conversations: [],
   messages: [],
+  newestPage: 0,
   changes: [],
   messageEvents: [],
   wasmMemoryIsTyped: false,
@@ -104,6 +106,9 @@ async function main(): Promise<void> {
   if (first) {
     const messages: ChatMessage[] = await sync.listMessages(first.id, { limit: 20 });
     report.messages = messages.map(({ id, senderId, status: delivery }) => ({ id, senderId, status: delivery }));
+    // The options are optional: the newest page (50).
+    const newest: ChatMessage[] = await sync.listMessages(first.id);
+    report.newestPage = newest.length;
   }
   render(conversations, status);
   sync.dispose();
