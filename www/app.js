@@ -2,8 +2,10 @@
 // Everything the page shows comes from the manager's local cache; the manager syncs it.
 //
 // Query parameters (for trying things out and for the end-to-end tests):
-//   ?periodicSyncMs=5000   sync more often than every 5 minutes
-//   ?logLevel=debug        the manager's console log level (default info)
+//   ?periodicSyncMs=5000           sync more often than every 5 minutes
+//   ?logLevel=debug                the manager's console log level (default info)
+//   ?optimisticTtlMs=60000         undelivered messages fail sooner than after 7 days
+//   ?maintenanceIntervalMs=60000   maintenance (which fails them) more often than daily
 
 import { BackgroundSyncManager } from './pkg/index.js';
 import './pkg/sync-refresh.js';
@@ -84,8 +86,10 @@ async function start(session) {
     logLevel: params.get('logLevel') ?? 'info',
     requestPersistentStorage: true,
   });
-  const periodic = Number(params.get('periodicSyncMs'));
-  if (periodic > 0) options.periodicSyncMs = periodic;
+  for (const name of ['periodicSyncMs', 'optimisticTtlMs', 'maintenanceIntervalMs']) {
+    const ms = Number(params.get(name));
+    if (ms > 0) options[name] = ms;
+  }
   setStatus('initializing', 'Opening…');
   try {
     state.manager = await BackgroundSyncManager.create(options);
