@@ -4,10 +4,10 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  openConversation, openDemo, shownMessages, waitForConversations, waitInPage,
+  newPage, openConversation, openDemo, shownMessages, waitForConversations, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -23,10 +23,7 @@ const listed = (page) => page.$$eval('#conversations .conversation', (rows) => r
 
 it('reloaded offline, the app comes from the service worker and shows the cached conversations', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = collectPageErrors(page);
+  const { context, page, errors } = await newPage(browser, t);
 
   await openDemo(page, server.url, 'alice');
   const scope = await page.evaluate(async () => {

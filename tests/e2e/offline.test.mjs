@@ -4,10 +4,10 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  openConversation, openDemo, pollUntil, sendMessage, shownMessages, waitForMessage, waitInPage,
+  newPage, openConversation, openDemo, pollUntil, sendMessage, shownMessages, waitForMessage, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -17,10 +17,7 @@ after(async () => { await browser?.close(); });
 it('messages composed offline are pending, then delivered exactly once and in order', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
   const alice = server.api('alice');
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = collectPageErrors(page);
+  const { context, page, errors } = await newPage(browser, t);
 
   await openDemo(page, server.url, 'alice');
   await openConversation(page, 'Alice & Bob');

@@ -4,9 +4,11 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { openDemo, previewOf, waitInPage } from './support/demo.mjs';
+import {
+  newPage, openDemo, previewOf, waitInPage,
+} from './support/demo.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -29,10 +31,7 @@ const previewShows = (page, title, text, message, timeout) => waitInPage(page, (
 
 it('with ?periodicSyncMs=2000 another user\'s message shows without any user action', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = collectPageErrors(page);
+  const { context, page, errors } = await newPage(browser, t);
   const syncs = recordSyncRequests(context);
   await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=2000' });
 
@@ -56,10 +55,7 @@ it('with ?periodicSyncMs=2000 another user\'s message shows without any user act
 
 it('with the default interval a message posted while the page was hidden shows right after it is visible again', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = collectPageErrors(page);
+  const { context, page, errors } = await newPage(browser, t);
   const syncs = recordSyncRequests(context);
   await openDemo(page, server.url, 'alice'); // default periodic sync: every 5 minutes
 

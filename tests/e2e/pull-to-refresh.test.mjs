@@ -8,7 +8,9 @@ import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { openConversation, openDemo, previewOf, waitForMessage, waitInPage } from './support/demo.mjs';
+import {
+  newPage, openConversation, openDemo, previewOf, waitForMessage, waitInPage,
+} from './support/demo.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -62,10 +64,7 @@ async function quietWindow(page, check, message) {
 it('a pull on the conversation list, then on the open conversation, brings the other user\'s message', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
   const bob = server.api('bob');
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = collectPageErrors(page);
+  const { context, page, errors } = await newPage(browser, t);
   const requests = recordApiRequests(context);
   await openDemo(page, server.url, 'alice'); // default periodic sync: every 5 minutes
   await page.evaluate(() => {

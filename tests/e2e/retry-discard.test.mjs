@@ -9,10 +9,10 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  openConversation, openDemo, pollUntil, sendMessage, shownMessages, waitForMessage, waitInPage,
+  newPage, openConversation, openDemo, pollUntil, sendMessage, shownMessages, waitForMessage, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -28,10 +28,7 @@ function action(page, body, name) {
 it('a failed message can be retried (delivered once) or discarded (never delivered)', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
   const alice = server.api('alice');
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = collectPageErrors(page);
+  const { context, page, errors } = await newPage(browser, t);
 
   await openDemo(page, server.url, 'alice', { query: '?optimisticTtlMs=1000&maintenanceIntervalMs=5000' });
   await openConversation(page, 'Alice & Bob');

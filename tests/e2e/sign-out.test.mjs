@@ -5,10 +5,10 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  openConversation, openDemo, sendMessage, waitForConversations, waitForMessage, waitInPage,
+  newPage, openConversation, openDemo, sendMessage, waitForConversations, waitForMessage, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -17,10 +17,7 @@ after(async () => { await browser?.close(); });
 
 it('after Alice signs out, Bob sees nothing of hers, and her unsent message is dropped', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = collectPageErrors(page);
+  const { context, page, errors } = await newPage(browser, t);
   const dialogs = [];
   let answer = false;
   page.on('dialog', (dialog) => {

@@ -5,10 +5,10 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  openConversation, openDemo, sendMessage, shownMessages, waitForMessage, waitInPage,
+  newPage, openConversation, openDemo, sendMessage, shownMessages, waitForMessage, waitInPage,
 } from './support/demo.mjs';
 
 const PAYLOADS = [
@@ -42,10 +42,7 @@ it('HTML in messages and titles shows as text and runs nothing; script-src has n
   });
   assert.equal(created.status, 201, await created.clone().text());
 
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = collectPageErrors(page);
+  const { context, page, errors } = await newPage(browser, t);
   const dialogs = [];
   page.on('dialog', (dialog) => {
     dialogs.push(`${dialog.type()}: ${dialog.message()}`);

@@ -7,6 +7,7 @@
 //     await sendMessage(page, 'hi');
 //     await waitForMessage(page, 'hi', { status: 'sent' });
 
+import { collectPageErrors } from './browser.mjs';
 import { DEMO_USERS } from './server.mjs';
 
 /** How long a condition may take before a wait fails (ms). */
@@ -164,4 +165,15 @@ export function previewOf(page, title) {
 
 function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * A fresh browser context (closed when test `t` ends) and its first page, whose page errors are
+ * collected in `errors`. Desktop-sized unless `viewport` says otherwise.
+ */
+export async function newPage(browser, t, { viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ viewport });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  return { context, page, errors: collectPageErrors(page) };
 }
