@@ -209,6 +209,39 @@ pub async fn empty_store_is_empty<S: Store>(store: &S) {
     assert_eq!(load(store).await, PersistedState::default());
 }
 
+/// Last-write-wins also holds for a batch whose messages lie far apart in a conversation full of
+/// others: a stale version of an old message next to a new one.
+pub async fn last_write_wins_across_a_crowded_conversation<S: Store>(store: &S) {
+    let old: Vec<LocalMessage> = (1..=150)
+        .map(|n| server(&format!("m-{n}"), "c-1", OTHER, n))
+        .collect();
+    apply(
+        store,
+        old.iter().cloned().map(StoreOp::PutMessage).collect(),
+    )
+    .await;
+    let edit = edited(&old[0], "edited", 500);
+    apply(store, vec![StoreOp::PutMessage(edit.clone())]).await;
+    let newest = server("m-new", "c-1", OTHER, 1_000);
+    let stale = edited(&old[0], "stale", 400);
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(stale),
+            StoreOp::PutMessage(newest.clone()),
+        ],
+    )
+    .await;
+    let stored = all_messages(store, "c-1").await;
+    assert_eq!(stored.len(), 151);
+    assert_eq!(
+        stored.iter().find(|m| m.id == edit.id),
+        Some(&edit),
+        "the stale version must not replace the edit"
+    );
+    assert_eq!(stored.last(), Some(&newest));
+}
+
 /// A server message is replaced only by a version with a higher `updated_ts`; every field
 /// round-trips.
 pub async fn last_write_wins_for_messages<S: Store>(store: &S) {
@@ -760,6 +793,7 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@each $run $attrs $name $make [
             empty_store_is_empty
             last_write_wins_for_messages
+            last_write_wins_across_a_crowded_conversation
             server_copy_replaces_optimistic_message
             optimistic_never_overwrites_server_message
             remove_optimistic_keeps_server_message

@@ -1,4 +1,5 @@
-//! Applying an engine batch: one readwrite transaction, all reads issued at once, the merge rules
+//! Applying an engine batch: one readwrite transaction, all reads issued at once (server
+//! messages found by one index range read per conversation, not a `get` each), the merge rules
 //! applied in memory, then all writes issued at once, and the transaction's outcome awaited.
 //!
 //! Nothing but IndexedDB requests is awaited while the transaction is open, so it never
@@ -13,9 +14,11 @@ use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp};
 use idb::{
     CursorDirection, Database, ManagedCursor, ObjectStore, Query, Transaction, TransactionMode,
 };
-use std::collections::BTreeMap;
+use js_sys::{Array, Reflect};
+use std::collections::{BTreeMap, BTreeSet};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use web_sys::{DomException, IdbObjectStore, IdbRequest};
+use web_sys::{DomException, IdbIndex, IdbObjectStore, IdbRequest};
 
 /// A record's final state in this batch: `Some` to put, `None` to delete.
 type Writes<K, V> = BTreeMap<K, Option<V>>;
@@ -112,9 +115,11 @@ impl Stores {
     }
 }
 
-/// Issues every read the batch needs at once and waits for all of them.
+/// Issues every read the batch needs at once and waits for all of them (then, for a crowded
+/// [`Span`], a second round of `get`s).
 async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failure> {
     let mut message_keys = BTreeMap::new();
+    let mut spans: BTreeMap<ConversationId, Span> = BTreeMap::new();
     let mut conversation_ids = BTreeMap::new();
     let mut marker_keys = BTreeMap::new();
     let mut meta = false;
@@ -125,7 +130,14 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                     message.sender_id.to_string(),
                     message.client_message_id.to_string(),
                 );
-                message_keys.insert(key, key_of(message));
+                if message.is_from_server() {
+                    spans
+                        .entry(message.conversation_id.clone())
+                        .or_default()
+                        .add(key, message.sort_ts);
+                } else {
+                    message_keys.insert(key, key_of(message));
+                }
                 conversation_ids
                     .entry(message.conversation_id.clone())
                     .or_insert(false);
@@ -161,6 +173,10 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     }
     let mut reads = Reads::default();
     let messages = reads.get_all(&stores.messages, message_keys.values().cloned())?;
+    let span_reads = spans
+        .iter()
+        .map(|(conversation, span)| reads.span(&stores.messages, conversation, span))
+        .collect::<Result<Vec<_>, _>>()?;
     let conversations = reads.get_all(
         &stores.conversations,
         conversation_ids.keys().map(|id| id.as_str().into()),
@@ -173,6 +189,35 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         overlay
             .messages
             .insert(key, Reads::value(&request)?.map(from_js).transpose()?);
+    }
+    // Spans whose range held more than they may read fall back to a `get` per key.
+    let mut fallback = Reads::default();
+    let mut fallback_keys = Vec::new();
+    for ((_, span), request) in spans.into_iter().zip(span_reads) {
+        match span.found(&request)? {
+            Some(found) => {
+                for (key, message) in found {
+                    overlay.messages.entry(key).or_insert(Some(message));
+                }
+                for key in span.keys {
+                    overlay.messages.entry(key).or_insert(None);
+                }
+            }
+            None => {
+                let keys = span.keys.iter().map(|(sender, id)| message_key(sender, id));
+                fallback_keys.extend(
+                    span.keys
+                        .iter()
+                        .cloned()
+                        .zip(fallback.get_all(&stores.messages, keys)?),
+                );
+            }
+        }
+    }
+    fallback.settle().await?;
+    for (key, request) in fallback_keys {
+        let stored = Reads::value(&request)?.map(from_js).transpose()?;
+        overlay.messages.entry(key).or_insert(stored);
     }
     for ((id, put), request) in conversation_ids.into_iter().zip(conversations) {
         let record: Option<ConversationRecord> =
@@ -198,6 +243,69 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         None => None,
     };
     Ok(overlay)
+}
+
+/// The server messages of a batch in one conversation: their keys and the `sortTs` range they
+/// span.
+///
+/// A server message's `sortTs` is its `serverTs`, which never changes, so every stored version
+/// of it sits at the same position in the `[conversationId, sortTs]` index: one `getAll` over the
+/// range finds them all, instead of a `get` per message. (An optimistic copy of the user's own
+/// message sits elsewhere; the range misses it, which changes nothing: a server version always
+/// replaces an optimistic one.) A range that holds many other messages too (an edit of an old
+/// message next to new ones) is read up to [`Span::limit`] records, then per key.
+#[derive(Default)]
+struct Span {
+    keys: BTreeSet<MessageKey>,
+    first: Millis,
+    last: Millis,
+}
+
+impl Span {
+    fn add(&mut self, key: MessageKey, sort_ts: Millis) {
+        if self.keys.is_empty() {
+            (self.first, self.last) = (sort_ts, sort_ts);
+        }
+        self.first = self.first.min(sort_ts);
+        self.last = self.last.max(sort_ts);
+        self.keys.insert(key);
+    }
+
+    /// The most records the range read returns; reaching it means the range is crowded.
+    fn limit(&self) -> u32 {
+        u32::try_from(2 * self.keys.len() + 64).unwrap_or(u32::MAX)
+    }
+
+    /// The stored versions of this span's messages from its settled range read, by key; `None`
+    /// when the range held more records than it read.
+    fn found(
+        &self,
+        request: &IdbRequest,
+    ) -> Result<Option<Vec<(MessageKey, LocalMessage)>>, Failure> {
+        let records: Array = Reads::value(request)?
+            .map(JsCast::unchecked_into)
+            .unwrap_or_default();
+        if records.length() >= self.limit() {
+            return Ok(None);
+        }
+        let field = |record: &JsValue, name: &str| {
+            Reflect::get(record, &name.into())
+                .ok()
+                .and_then(|value| value.as_string())
+                .unwrap_or_default()
+        };
+        let mut found = Vec::new();
+        for record in records.iter() {
+            let key = (
+                field(&record, "senderId"),
+                field(&record, "clientMessageId"),
+            );
+            if self.keys.contains(&key) {
+                found.push((key, from_js(record)?));
+            }
+        }
+        Ok(Some(found))
+    }
 }
 
 /// `get` requests issued together in one transaction, awaited as one.
@@ -226,6 +334,31 @@ impl Reads {
             requests.push(request);
         }
         Ok(requests)
+    }
+
+    /// Issues a `getAll` over `span`'s range of the conversation index, up to its limit.
+    fn span(
+        &mut self,
+        store: &ObjectStore,
+        conversation: &ConversationId,
+        span: &Span,
+    ) -> Result<IdbRequest, Failure> {
+        let range = idb::KeyRange::bound(
+            &conversation_position(conversation, span.first as f64),
+            &conversation_position(conversation, span.last as f64),
+            None,
+            None,
+        )
+        .map_err(|e| classify(&e))?;
+        let index: IdbIndex = store
+            .index(BY_CONVERSATION)
+            .map_err(|e| classify(&e))?
+            .into();
+        let request = index
+            .get_all_with_key_and_limit(&range.into(), span.limit())
+            .map_err(|error| classify(&idb::Error::GetAllFailed(error)))?;
+        self.0.push(request.clone());
+        Ok(request)
     }
 
     /// Waits for every request; on failure, the first failed request's error.
