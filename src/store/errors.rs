@@ -62,7 +62,7 @@ pub(crate) fn classify_exception(exception: &DomException) -> Failure {
         // reopen and retry once; repeated on open, the database is rebuilt.
         "UnknownError" => Failure::ConnectionLost(text),
         "NotReadableError" | "NotFoundError" => Failure::Corrupt(text),
-        "AbortError" if message.to_lowercase().contains("quota") => Failure::Quota,
+        "AbortError" if message.to_ascii_lowercase().contains("quota") => Failure::Quota,
         _ => Failure::Other(text),
     }
 }
@@ -128,9 +128,10 @@ fn exception_of(error: &idb::Error) -> Option<DomException> {
     value.dyn_ref::<web_sys::DomException>().cloned()
 }
 
-/// Safari and Chromium word a lost connection in these ways.
+/// Safari and Chromium word a lost connection in these ways. (ASCII lowercasing: the words
+/// matched are ASCII, and it spares the wasm the Unicode case tables.)
 fn is_connection_message(message: &str) -> bool {
-    let message = message.to_lowercase();
+    let message = message.to_ascii_lowercase();
     message.contains("connection") && (message.contains("lost") || message.contains("closing"))
         || message.contains("database is closed")
         || message.contains("is closing")
