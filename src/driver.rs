@@ -13,7 +13,6 @@ use chat_sync_engine::{
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
 /// Where the data lives: IndexedDB, or memory where IndexedDB is unavailable (some private
@@ -71,6 +70,9 @@ impl Store for AnyStore {
 /// A command's result, once the engine finishes its ticket.
 pub(crate) type Finished = oneshot::Receiver<Result<SyncSummary, SyncError>>;
 
+/// Where a command's result goes (the other end of [`Finished`]).
+type Finish = oneshot::Sender<Result<SyncSummary, SyncError>>;
+
 /// The engine with its store, transport, timer and browser listeners.
 pub(crate) struct Driver {
     engine: RefCell<Engine>,
@@ -78,7 +80,8 @@ pub(crate) struct Driver {
     transport: FetchTransport,
     token: RefCell<String>,
     wake: RefCell<Option<Timeout>>,
-    tickets: RefCell<BTreeMap<Ticket, oneshot::Sender<Result<SyncSummary, SyncError>>>>,
+    /// The commands waiting for their result (a few at a time, so a `Vec`, not a map).
+    tickets: RefCell<Vec<(Ticket, Finish)>>,
     on_event: Box<dyn Fn(&Event)>,
     lifecycle: RefCell<Option<Lifecycle>>,
     leadership: RefCell<Option<Leadership>>,
@@ -106,7 +109,7 @@ impl Driver {
             transport,
             token: RefCell::new(token),
             wake: RefCell::new(None),
-            tickets: RefCell::new(BTreeMap::new()),
+            tickets: RefCell::new(Vec::new()),
             on_event: Box::new(on_event),
             lifecycle: RefCell::new(None),
             leadership: RefCell::new(None),
@@ -283,7 +286,11 @@ impl Driver {
     ) -> Result<(T, Finished), E> {
         let (value, ticket) = command(&mut self.engine.borrow_mut(), runtime::now())?;
         let (sender, receiver) = oneshot::channel();
-        self.tickets.borrow_mut().insert(ticket, sender);
+        {
+            let mut tickets = self.tickets.borrow_mut();
+            tickets.retain(|(waiting, _)| *waiting != ticket);
+            tickets.push((ticket, sender));
+        }
         self.pump();
         Ok((value, receiver))
     }
@@ -373,7 +380,12 @@ impl Driver {
 
     fn deliver(&self, event: Event) {
         if let Event::CommandFinished { ticket, result } = &event {
-            if let Some(sender) = self.tickets.borrow_mut().remove(ticket) {
+            let sender = {
+                let mut tickets = self.tickets.borrow_mut();
+                let index = tickets.iter().position(|(waiting, _)| waiting == ticket);
+                index.map(|index| tickets.swap_remove(index).1)
+            };
+            if let Some(sender) = sender {
                 let _ = sender.send(result.clone());
             }
         }

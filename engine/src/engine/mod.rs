@@ -130,7 +130,9 @@ pub struct Engine {
     server_retry_at: Millis,
     next_periodic: Option<Millis>,
 
-    in_flight: BTreeMap<RequestId, InFlight>,
+    /// Requests sent and not answered yet, in the order sent (their ids ascend). A `Vec`, not a
+    /// map: a handful at a time, and it keeps the wasm smaller.
+    in_flight: Vec<(RequestId, InFlight)>,
     next_request_id: u64,
 
     batches: VecDeque<PendingBatch>,
@@ -177,7 +179,7 @@ impl Engine {
             pull_retry_at: Millis::MIN,
             server_retry_at: Millis::MIN,
             next_periodic: None,
-            in_flight: BTreeMap::new(),
+            in_flight: Vec::new(),
             next_request_id: 1,
             batches: VecDeque::new(),
             persisting: None,
@@ -340,7 +342,7 @@ impl Engine {
     /// A request's outcome. Outcomes of requests the engine gave up on (timed out) are ignored.
     pub fn handle_response(&mut self, id: RequestId, outcome: HttpOutcome, now: Millis) {
         self.advance(now);
-        if let Some(flight) = self.in_flight.remove(&id) {
+        if let Some(flight) = self.take_in_flight(id) {
             self.dispatch_outcome(flight, outcome);
         }
     }
@@ -461,7 +463,7 @@ impl Engine {
     fn next_wakeup(&self) -> Option<Millis> {
         let mut next: Option<Millis> = None;
         let mut consider = |at: Millis| next = Some(next.map_or(at, |n: Millis| n.min(at)));
-        for flight in self.in_flight.values() {
+        for (_, flight) in &self.in_flight {
             consider(flight.deadline);
         }
         if self.loaded && self.started {

@@ -58,13 +58,13 @@ impl Engine {
         self.next_request_id += 1;
         let timeout_ms = self.config.request_timeout_ms;
         log::debug!(request = id.0, path = path.as_str(); "sending request");
-        self.in_flight.insert(
+        self.in_flight.push((
             id,
             InFlight {
                 purpose,
                 deadline: self.now + timeout_ms,
             },
-        );
+        ));
         self.outputs.push_back(super::Output::Send(HttpRequest {
             id,
             method,
@@ -85,11 +85,17 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(flight) = self.in_flight.remove(&id) {
+            if let Some(flight) = self.take_in_flight(id) {
                 log::debug!(request = id.0; "request timed out");
                 self.dispatch_outcome(flight, HttpOutcome::Timeout);
             }
         }
+    }
+
+    /// Removes request `id` from those in flight; what it was for, if it was in flight.
+    pub(super) fn take_in_flight(&mut self, id: RequestId) -> Option<InFlight> {
+        let index = self.in_flight.iter().position(|(sent, _)| *sent == id)?;
+        Some(self.in_flight.remove(index).1)
     }
 
     pub(super) fn dispatch_outcome(&mut self, flight: InFlight, outcome: HttpOutcome) {
