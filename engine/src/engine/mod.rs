@@ -123,7 +123,9 @@ pub struct Engine {
     run: Option<Run>,
     conversation_jobs: VecDeque<PullJob>,
     history_jobs: VecDeque<HistoryJob>,
-    conversation_cursors: BTreeMap<ConversationId, Cursor>,
+    /// Per conversation, where its own feed continues; sorted by conversation id (a sorted
+    /// `Vec`: one `BTreeMap` type less in the wasm).
+    conversation_cursors: Vec<(ConversationId, Cursor)>,
     open_conversation: Option<ConversationId>,
     pull_attempts: u32,
     pull_retry_at: Millis,
@@ -173,7 +175,7 @@ impl Engine {
             run: None,
             conversation_jobs: VecDeque::new(),
             history_jobs: VecDeque::new(),
-            conversation_cursors: BTreeMap::new(),
+            conversation_cursors: Vec::new(),
             open_conversation: None,
             pull_attempts: 0,
             pull_retry_at: Millis::MIN,

@@ -11,8 +11,8 @@ use crate::status::{SyncError, Trigger};
 use crate::store::{LocalMessage, StoreOp};
 use crate::transport::Method;
 use chat_sync_protocol::{
-    paths, Change, ClientMessageId, ConversationId, Message, MessageId, Millis, ResponseBody,
-    ResponseKind,
+    paths, Change, ClientMessageId, ConversationId, Cursor, Message, MessageId, Millis,
+    ResponseBody, ResponseKind,
 };
 
 /// Where a pull stands.
@@ -190,8 +190,7 @@ impl Engine {
         job.stage = Stage::Requested;
         let conversation = job.conversation.clone();
         let cursor = self
-            .conversation_cursors
-            .get(&conversation)
+            .conversation_cursor(&conversation)
             .or(self.cursor.as_ref());
         let limit = self.page_size().to_string();
         let path = paths::with_query(
@@ -395,8 +394,7 @@ impl Engine {
                 }
             }
             PageSource::Conversation(conversation, cursor) => {
-                self.conversation_cursors
-                    .insert(conversation.clone(), cursor);
+                self.set_conversation_cursor(conversation.clone(), cursor);
                 let Some(index) = self
                     .conversation_jobs
                     .iter()
@@ -644,6 +642,26 @@ impl Engine {
         }
         for ticket in tickets {
             self.finish_ticket(ticket, Err(error.clone()));
+        }
+    }
+
+    /// Where conversation `id`'s own feed continues, if it was pulled on its own.
+    fn conversation_cursor(&self, id: &ConversationId) -> Option<&Cursor> {
+        let index = self
+            .conversation_cursors
+            .binary_search_by(|(known, _)| known.cmp(id))
+            .ok()?;
+        Some(&self.conversation_cursors[index].1)
+    }
+
+    /// Records where conversation `id`'s own feed continues.
+    fn set_conversation_cursor(&mut self, id: ConversationId, cursor: Cursor) {
+        match self
+            .conversation_cursors
+            .binary_search_by(|(known, _)| known.cmp(&id))
+        {
+            Ok(index) => self.conversation_cursors[index].1 = cursor,
+            Err(index) => self.conversation_cursors.insert(index, (id, cursor)),
         }
     }
 }
