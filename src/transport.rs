@@ -5,9 +5,10 @@
 //! `window`, so it works in a page, a dedicated Worker and a ServiceWorker alike.
 
 use chat_sync_engine::{HttpOutcome, HttpRequest};
-use chat_sync_protocol::{decode_response, encode_request, Millis};
+use chat_sync_protocol::{decode_response_from, Millis, RequestBody, ResponseBody, ResponseKind};
 use futures_util::future::{select, Either};
 use gloo_timers::future::TimeoutFuture;
+use serde::Serialize;
 use std::pin::pin;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
@@ -102,8 +103,8 @@ impl FetchTransport {
             .headers()
             .get("retry-after")
             .and_then(|value| parse_retry_after(&value, js_sys::Date::now()));
-        let bytes = match response.binary().await {
-            Ok(bytes) => bytes,
+        let text = match response.text().await {
+            Ok(text) => text,
             Err(error) => {
                 log::debug!(
                     method = request.method.as_str(), path = request.path.as_str(), status;
@@ -115,8 +116,8 @@ impl FetchTransport {
         HttpOutcome::Response {
             status,
             retry_after_ms,
-            body: decode_response(request.expects, status, &bytes),
-            bytes: bytes.len() as u64,
+            body: decode(request.expects, status, &text),
+            bytes: text.len() as u64,
         }
     }
 
@@ -141,11 +142,32 @@ impl FetchTransport {
             headers
                 .set("Content-Type", "application/json")
                 .map_err(|error| js_message(&error))?;
-            init.set_body(&JsValue::from_str(&encode_request(body)));
+            init.set_body(&encode(body)?);
         }
         init.set_headers(&headers);
         let url = format!("{}{}", self.base_url, request.path);
         web_sys::Request::new_with_str_and_init(&url, &init).map_err(|error| js_message(&error))
+    }
+}
+
+/// A request body as JSON text (`JSON.stringify`: the browser's JSON, not a second codec in the
+/// wasm).
+fn encode(body: &RequestBody) -> Result<JsValue, String> {
+    let value = body
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|error| error.to_string())?;
+    js_sys::JSON::stringify(&value)
+        .map(JsValue::from)
+        .map_err(|error| js_message(&error))
+}
+
+/// A response body parsed with `JSON.parse` and decoded from the JS value.
+pub(crate) fn decode(kind: ResponseKind, status: u16, text: &str) -> ResponseBody {
+    match js_sys::JSON::parse(text) {
+        Ok(value) => {
+            decode_response_from(kind, status, serde_wasm_bindgen::Deserializer::from(value))
+        }
+        Err(error) => ResponseBody::Invalid(format!("not JSON: {}", js_message(&error))),
     }
 }
 

@@ -36,7 +36,7 @@ pub use requests::{
 pub use validate::{validate_message_body, ValidationError};
 #[cfg(feature = "json")]
 pub use wire::{decode_response, encode_request};
-pub use wire::{RequestBody, ResponseBody, ResponseKind};
+pub use wire::{decode_response_from, RequestBody, ResponseBody, ResponseKind};
 
 /// Milliseconds since the Unix epoch (UTC), as stamped by the server.
 pub type Millis = i64;

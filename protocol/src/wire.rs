@@ -1,11 +1,13 @@
 //! What a client's transport moves: typed request bodies out, typed response bodies in. Drivers
 //! turn them into bytes with the `json` feature's [`encode_request`](crate::encode_request) and
-//! [`decode_response`](crate::decode_response).
+//! [`decode_response`](crate::decode_response), or decode with any serde deserializer through
+//! [`decode_response_from`] (the browser client parses with `JSON.parse`).
 
 use crate::{
-    ErrorBody, FeedPage, HistoryPage, MarkReadRequest, MessageResponse, SendMessageRequest,
+    ErrorBody, FeedPage, HistoryPage, MarkReadRequest, MessageResponse, ReadMarkerResponse,
+    SendMessageRequest,
 };
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The JSON body of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -47,10 +49,35 @@ pub enum ResponseBody {
     Invalid(String),
 }
 
+/// Decodes a response from `body`, a deserializer over its parsed JSON: the expected body for
+/// 2xx, the error body otherwise; [`ResponseBody::Invalid`] when it does not match.
+pub fn decode_response_from<'de, D>(kind: ResponseKind, status: u16, body: D) -> ResponseBody
+where
+    D: Deserializer<'de>,
+{
+    fn parse<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        body: D,
+        wrap: impl FnOnce(T) -> ResponseBody,
+    ) -> ResponseBody {
+        match T::deserialize(body) {
+            Ok(value) => wrap(value),
+            Err(error) => ResponseBody::Invalid(error.to_string()),
+        }
+    }
+    if !(200..300).contains(&status) {
+        return parse(body, ResponseBody::Error);
+    }
+    match kind {
+        ResponseKind::Feed => parse(body, ResponseBody::Feed),
+        ResponseKind::History => parse(body, ResponseBody::History),
+        ResponseKind::Message => parse(body, ResponseBody::Message),
+        ResponseKind::ReadMarker => parse(body, |_: ReadMarkerResponse| ResponseBody::ReadMarker),
+    }
+}
+
 #[cfg(feature = "json")]
 mod json {
     use super::*;
-    use crate::ReadMarkerResponse;
 
     /// The JSON text of a request body.
     pub fn encode_request(body: &RequestBody) -> String {
@@ -58,27 +85,15 @@ mod json {
         serde_json::to_string(body).unwrap_or_default()
     }
 
-    /// Decodes a response: the expected body for 2xx, the error body otherwise.
+    /// Decodes a response's JSON bytes (see [`decode_response_from`]).
     pub fn decode_response(kind: ResponseKind, status: u16, bytes: &[u8]) -> ResponseBody {
-        fn parse<T: serde::de::DeserializeOwned>(
-            bytes: &[u8],
-            wrap: impl FnOnce(T) -> ResponseBody,
-        ) -> ResponseBody {
-            match serde_json::from_slice(bytes) {
-                Ok(value) => wrap(value),
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        match decode_response_from(kind, status, &mut json) {
+            ResponseBody::Invalid(error) => ResponseBody::Invalid(error),
+            decoded => match json.end() {
+                Ok(()) => decoded,
                 Err(error) => ResponseBody::Invalid(error.to_string()),
-            }
-        }
-        if !(200..300).contains(&status) {
-            return parse(bytes, ResponseBody::Error);
-        }
-        match kind {
-            ResponseKind::Feed => parse(bytes, ResponseBody::Feed),
-            ResponseKind::History => parse(bytes, ResponseBody::History),
-            ResponseKind::Message => parse(bytes, ResponseBody::Message),
-            ResponseKind::ReadMarker => {
-                parse(bytes, |_: ReadMarkerResponse| ResponseBody::ReadMarker)
-            }
+            },
         }
     }
 }

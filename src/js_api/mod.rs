@@ -799,8 +799,10 @@ async fn whoami(server_url: &str, token: &str) -> Result<UserId, JsValue> {
             let unexpected = |error: &dyn std::fmt::Display| {
                 js_error(Code::Server, &format!("unexpected /v1/me answer: {error}"))
             };
-            let bytes = response.binary().await.map_err(|e| unexpected(&e))?;
-            let me: MeResponse = serde_json::from_slice(&bytes).map_err(|e| unexpected(&e))?;
+            let text = response.text().await.map_err(|e| unexpected(&e))?;
+            let value = js_sys::JSON::parse(&text).map_err(|_| unexpected(&"not JSON"))?;
+            let me: MeResponse =
+                serde_wasm_bindgen::from_value(value).map_err(|e| unexpected(&e))?;
             Ok(me.user.id)
         }
         401 => Err(js_error(Code::Auth, "the server refused the token")),
