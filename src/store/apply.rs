@@ -15,7 +15,7 @@ use idb::{
     CursorDirection, Database, ManagedCursor, ObjectStore, Query, Transaction, TransactionMode,
 };
 use js_sys::{Array, Reflect};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use web_sys::{DomException, IdbIndex, IdbObjectStore, IdbRequest};
@@ -119,7 +119,7 @@ impl Stores {
 /// [`Span`], a second round of `get`s).
 async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failure> {
     let mut message_keys = BTreeMap::new();
-    let mut spans: BTreeMap<ConversationId, Span> = BTreeMap::new();
+    let mut spans: Vec<Span> = Vec::new();
     let mut conversation_ids = BTreeMap::new();
     let mut marker_keys = BTreeMap::new();
     let mut meta = false;
@@ -131,10 +131,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                     message.client_message_id.to_string(),
                 );
                 if message.is_from_server() {
-                    spans
-                        .entry(message.conversation_id.clone())
-                        .or_default()
-                        .add(key, message.sort_ts);
+                    Span::of(&mut spans, &message.conversation_id).add(key, message.sort_ts);
                 } else {
                     message_keys.insert(key, key_of(message));
                 }
@@ -174,8 +171,8 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     let mut reads = Reads::default();
     let messages = reads.get_all(&stores.messages, message_keys.values().cloned())?;
     let span_reads = spans
-        .iter()
-        .map(|(conversation, span)| reads.span(&stores.messages, conversation, span))
+        .iter_mut()
+        .map(|span| reads.span(&stores.messages, span))
         .collect::<Result<Vec<_>, _>>()?;
     let conversations = reads.get_all(
         &stores.conversations,
@@ -193,7 +190,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     // Spans whose range held more than they may read fall back to a `get` per key.
     let mut fallback = Reads::default();
     let mut fallback_keys = Vec::new();
-    for ((_, span), request) in spans.into_iter().zip(span_reads) {
+    for (span, request) in spans.into_iter().zip(span_reads) {
         match span.found(&request)? {
             Some(found) => {
                 for (key, message) in found {
@@ -254,21 +251,40 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
 /// message sits elsewhere; the range misses it, which changes nothing: a server version always
 /// replaces an optimistic one.) A range that holds many other messages too (an edit of an old
 /// message next to new ones) is read up to [`Span::limit`] records, then per key.
-#[derive(Default)]
 struct Span {
-    keys: BTreeSet<MessageKey>,
+    conversation: ConversationId,
+    /// Sorted and without duplicates once the read is issued ([`Reads::span`]).
+    keys: Vec<MessageKey>,
     first: Millis,
     last: Millis,
 }
 
 impl Span {
+    /// The span of `conversation` in `spans`, added when missing. (A batch touches a handful of
+    /// conversations: a `Vec` is enough, and smaller in the wasm than another map type.)
+    fn of<'a>(spans: &'a mut Vec<Span>, conversation: &ConversationId) -> &'a mut Span {
+        let index = match spans
+            .iter()
+            .position(|span| &span.conversation == conversation)
+        {
+            Some(index) => index,
+            None => {
+                spans.push(Span {
+                    conversation: conversation.clone(),
+                    keys: Vec::new(),
+                    first: Millis::MAX,
+                    last: Millis::MIN,
+                });
+                spans.len() - 1
+            }
+        };
+        &mut spans[index]
+    }
+
     fn add(&mut self, key: MessageKey, sort_ts: Millis) {
-        if self.keys.is_empty() {
-            (self.first, self.last) = (sort_ts, sort_ts);
-        }
         self.first = self.first.min(sort_ts);
         self.last = self.last.max(sort_ts);
-        self.keys.insert(key);
+        self.keys.push(key);
     }
 
     /// The most records the range read returns; reaching it means the range is crowded.
@@ -300,7 +316,7 @@ impl Span {
                 field(&record, "senderId"),
                 field(&record, "clientMessageId"),
             );
-            if self.keys.contains(&key) {
+            if self.keys.binary_search(&key).is_ok() {
                 found.push((key, from_js(record)?));
             }
         }
@@ -336,16 +352,14 @@ impl Reads {
         Ok(requests)
     }
 
-    /// Issues a `getAll` over `span`'s range of the conversation index, up to its limit.
-    fn span(
-        &mut self,
-        store: &ObjectStore,
-        conversation: &ConversationId,
-        span: &Span,
-    ) -> Result<IdbRequest, Failure> {
+    /// Issues a `getAll` over `span`'s range of the conversation index, up to its limit (and
+    /// sorts its keys for lookups).
+    fn span(&mut self, store: &ObjectStore, span: &mut Span) -> Result<IdbRequest, Failure> {
+        span.keys.sort_unstable();
+        span.keys.dedup();
         let range = idb::KeyRange::bound(
-            &conversation_position(conversation, span.first as f64),
-            &conversation_position(conversation, span.last as f64),
+            &conversation_position(&span.conversation, span.first as f64),
+            &conversation_position(&span.conversation, span.last as f64),
             None,
             None,
         )
