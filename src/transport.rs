@@ -162,7 +162,7 @@ fn encode(body: &RequestBody) -> Result<JsValue, String> {
 }
 
 /// A response body parsed with `JSON.parse` and decoded from the JS value.
-pub(crate) fn decode(kind: ResponseKind, status: u16, text: &str) -> ResponseBody {
+fn decode(kind: ResponseKind, status: u16, text: &str) -> ResponseBody {
     match js_sys::JSON::parse(text) {
         Ok(value) => {
             decode_response_from(kind, status, serde_wasm_bindgen::Deserializer::from(value))

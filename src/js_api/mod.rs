@@ -69,12 +69,8 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
 /// Boxed before it reaches `future_to_promise`, so every method shares one copy of its polling
 /// code instead of one per future type (about 15 KB of wasm).
 fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
-    boxed_promise(Box::pin(future))
-}
-
-/// The one `future_to_promise` instantiation (see [`promise`]).
-fn boxed_promise(future: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
-    future_to_promise(future)
+    let boxed: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(future);
+    future_to_promise(boxed)
 }
 
 /// `forceSync` and friends resolve with this (`SyncResult` in TypeScript).
@@ -218,14 +214,14 @@ impl BackgroundSyncManager {
             let driver = manager.driver()?;
             let synced = JsFuture::from(manager.force_sync()).await;
             let deadline = js_sys::Date::now() + 25_000.0;
-            while driver.engine().status().pending_outbox > 0
-                && driver.engine().status().is_online
-                && driver.is_leader()
-                && js_sys::Date::now() < deadline
-            {
+            let pending = loop {
+                let status = driver.engine().status();
+                let waiting = status.pending_outbox > 0 && status.is_online && driver.is_leader();
+                if !waiting || js_sys::Date::now() >= deadline {
+                    break status.pending_outbox;
+                }
                 gloo_timers::future::TimeoutFuture::new(100).await;
-            }
-            let pending = driver.engine().status().pending_outbox;
+            };
             manager.dispose();
             Ok(to_js(&SyncOnceResult {
                 synced: synced.is_ok(),
@@ -445,9 +441,10 @@ impl BackgroundSyncManager {
                     (None, None) => Some(None),
                 };
                 // The server said nothing is older than this anchor: no request.
-                let known_start = anchor.is_some()
-                    && inner.history_start.borrow().get(&conversation) == anchor.as_ref();
-                if let (Some(oldest), false) = (anchor, known_start) {
+                let anchor = anchor.filter(|anchor| {
+                    inner.history_start.borrow().get(&conversation) != Some(anchor)
+                });
+                if let Some(oldest) = anchor {
                     let receiver = driver.ticketed(|engine, now| {
                         engine.load_older(conversation.clone(), oldest.clone(), now)
                     });

@@ -183,9 +183,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     reads.settle().await?;
     let mut overlay = Overlay::default();
     for (key, request) in message_keys.into_keys().zip(messages) {
-        overlay
-            .messages
-            .insert(key, Reads::value(&request)?.map(from_js).transpose()?);
+        overlay.messages.insert(key, Reads::record(&request)?);
     }
     // Spans whose range held more than they may read fall back to a `get` per key.
     let mut fallback = Reads::default();
@@ -213,12 +211,11 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     }
     fallback.settle().await?;
     for (key, request) in fallback_keys {
-        let stored = Reads::value(&request)?.map(from_js).transpose()?;
+        let stored = Reads::record(&request)?;
         overlay.messages.entry(key).or_insert(stored);
     }
     for ((id, put), request) in conversation_ids.into_iter().zip(conversations) {
-        let record: Option<ConversationRecord> =
-            Reads::value(&request)?.map(from_js).transpose()?;
+        let record: Option<ConversationRecord> = Reads::record(&request)?;
         // Only a conversation put in this batch without a stored record uses the activity of
         // its stored messages (`unowned_activity`).
         if put && record.is_none() {
@@ -229,16 +226,11 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         overlay.conversations.insert(id, record);
     }
     for (key, request) in marker_keys.into_keys().zip(markers) {
-        overlay
-            .read_markers
-            .insert(key, Reads::value(&request)?.map(from_js).transpose()?);
+        overlay.read_markers.insert(key, Reads::record(&request)?);
     }
-    let meta_value = meta_read.first().map(Reads::value).transpose()?.flatten();
-    overlay.meta = match meta_value {
-        Some(value) => Some(from_js(value)?),
-        None if meta => Some(MetaRecord::fresh()),
-        None => None,
-    };
+    let stored_meta: Option<MetaRecord> =
+        meta_read.first().map(Reads::record).transpose()?.flatten();
+    overlay.meta = stored_meta.or_else(|| meta.then(MetaRecord::fresh));
     Ok(overlay)
 }
 
@@ -324,7 +316,8 @@ impl Span {
     }
 }
 
-/// `get` requests issued together in one transaction, awaited as one.
+/// Read requests (`get`, and a [`Span`]'s `getAll`) issued together in one transaction, awaited
+/// as one.
 ///
 /// A transaction runs its requests in the order they were issued, so once the last one has
 /// succeeded all have. One callback for the whole read phase instead of a callback pair, two
@@ -386,6 +379,11 @@ impl Reads {
                 .find_map(|request| request.error().ok().flatten())
                 .map_or(failure, |exception| classify_exception(&exception))
         })
+    }
+
+    /// The record a settled `get` read, decoded, if there was one.
+    fn record<T: serde::de::DeserializeOwned>(request: &IdbRequest) -> Result<Option<T>, Failure> {
+        Self::value(request)?.map(from_js).transpose()
     }
 
     /// The record a settled request read, if there was one.
