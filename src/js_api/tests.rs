@@ -30,6 +30,15 @@ fn faulty_server() -> &'static str {
 async fn manager(server: &str, user: &str, extra: &[(&str, JsValue)]) -> BackgroundSyncManager {
     let name = IndexedDbStore::database_name(server, &UserId::new(format!("u-{user}")));
     IndexedDbStore::delete(&name).await.expect("fresh database");
+    open_manager(server, user, extra).await
+}
+
+/// A manager for a demo user on the local database as it is: another tab, or the app reopened.
+async fn open_manager(
+    server: &str,
+    user: &str,
+    extra: &[(&str, JsValue)],
+) -> BackgroundSyncManager {
     let options = js_sys::Object::new();
     let set = |key: &str, value: JsValue| Reflect::set(&options, &key.into(), &value).expect("set");
     set("serverUrl", server.into());
@@ -435,12 +444,7 @@ async fn a_new_manager_keeps_the_data_and_clear_removes_it() {
     assert!(!store.conversations().await.expect("read").is_empty());
     store.close();
 
-    let options = js_sys::Object::new();
-    Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
-    Reflect::set(&options, &"token".into(), &"demo-dave".into()).expect("set");
-    let reopened = BackgroundSyncManager::open(options.into())
-        .await
-        .expect("reopened");
+    let reopened = open_manager(server(), "dave", &[]).await;
     until("the kept message was delivered", || {
         field(&reopened.get_sync_status(), "pendingOutbox") == 0
     })
@@ -497,12 +501,7 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
         .await
         .expect("the leader's first sync");
     // A second manager on the same database: another tab, in the same page.
-    let options = js_sys::Object::new();
-    Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
-    Reflect::set(&options, &"token".into(), &"demo-alice".into()).expect("set");
-    let follower = BackgroundSyncManager::open(options.into())
-        .await
-        .expect("second tab");
+    let follower = open_manager(server(), "alice", &[]).await;
     assert_eq!(field(&leader.get_sync_status(), "isLeader"), true);
     assert_eq!(field(&follower.get_sync_status(), "isLeader"), false);
     assert_eq!(field(&follower.get_sync_status(), "phase"), "follower");
@@ -565,12 +564,7 @@ async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
     assert_eq!(field(&first.get_sync_status(), "isLeader"), false);
     assert_eq!(field(&first.get_sync_status(), "isRunning"), false);
 
-    let options = js_sys::Object::new();
-    Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
-    Reflect::set(&options, &"token".into(), &"demo-erin".into()).expect("set");
-    let second = BackgroundSyncManager::open(options.into())
-        .await
-        .expect("another tab");
+    let second = open_manager(server(), "erin", &[]).await;
     assert_eq!(
         field(&second.get_sync_status(), "isLeader"),
         true,
