@@ -172,3 +172,29 @@ ensure_npm_packages() {
     mkdir -p "$dir/node_modules"
     touch "$dir/node_modules"
 }
+
+# wait_for_server NAME PID OUT LOG: wait (at most 30 s) until the reference server PID prints
+# its first stdout line, `listening on http://127.0.0.1:PORT`, into OUT, and set SERVER_URL to
+# that URL. When it exits or takes too long, print the end of its LOG and return 1.
+wait_for_server() {
+    local name="$1" pid="$2" out="$3" log="$4" deadline=$((SECONDS + 30))
+    until [[ "$(wc -l <"$out")" -ge 1 ]]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$log" >&2
+            die "the $name server exited before listening (log: $log)"
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 20 "$log" >&2
+            die "the $name server did not come up within 30 s (log: $log)"
+            return 1
+        fi
+        sleep 0.2
+    done
+    SERVER_URL="$(head -n 1 "$out")"
+    SERVER_URL="${SERVER_URL#listening on }"
+    [[ "$SERVER_URL" == http://127.0.0.1:* ]] || {
+        die "unexpected first line from the $name server: $(head -n 1 "$out")"
+        return 1
+    }
+}

@@ -39,10 +39,10 @@ trap stop_servers EXIT
 trap 'exit 130' INT TERM
 
 # start_server NAME ARGS...: start a reference server with the demo data on a free port of
-# 127.0.0.1, any origin allowed, plus ARGS; wait (at most 30 s) for the line it prints when it
-# listens, and set SERVER_URL to its http://127.0.0.1:PORT.
+# 127.0.0.1, any origin allowed, plus ARGS; wait for it to listen (`wait_for_server`), which
+# sets SERVER_URL to its http://127.0.0.1:PORT.
 start_server() {
-    local name="$1" pid out log deadline=$((SECONDS + 30))
+    local name="$1" pid out log
     shift
     out="$SERVER_LOGS/$name.out"
     log="$SERVER_LOGS/$name.log"
@@ -51,26 +51,7 @@ start_server() {
         --www /nonexistent "$@" >"$out" 2>"$log" &
     pid=$!
     SERVER_PIDS+=("$pid")
-    # The first stdout line is `listening on http://127.0.0.1:PORT`.
-    until [[ "$(wc -l <"$out")" -ge 1 ]]; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$log" >&2
-            die "the $name server exited before listening (log: $log)"
-            return 1
-        fi
-        if ((SECONDS >= deadline)); then
-            tail -n 20 "$log" >&2
-            die "the $name server did not come up within 30 s (log: $log)"
-            return 1
-        fi
-        sleep 0.2
-    done
-    SERVER_URL="$(head -n 1 "$out")"
-    SERVER_URL="${SERVER_URL#listening on }"
-    [[ "$SERVER_URL" == http://127.0.0.1:* ]] || {
-        die "unexpected first line from the $name server: $(head -n 1 "$out")"
-        return 1
-    }
+    wait_for_server "$name" "$pid" "$out" "$log" || return 1
     info "$name server: $SERVER_URL (pid $pid, log: $log)"
 }
 

@@ -56,22 +56,11 @@ cargo build -p chat-sync-server
 mkdir -p "$OUT"
 CSP="$(node tests/consumer/stage.mjs "$STAGE")"
 info "staged the app in $STAGE"
+: >"$OUT/server.out"
 "$TARGET_DIR/debug/chat-sync-server" --db :memory: --seed-demo --listen 127.0.0.1:0 \
     --www "$STAGE" --csp "$CSP" >"$OUT/server.out" 2>"$OUT/server.log" &
 SERVER_PID=$!
-deadline=$((SECONDS + 30))
-# The first stdout line is `listening on http://127.0.0.1:PORT`.
-until [[ "$(wc -l <"$OUT/server.out")" -ge 1 ]]; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-        tail -n 20 "$OUT/server.log" >&2
-        die "the server did not come up (log: $OUT/server.log)"
-        exit 1
-    fi
-    sleep 0.2
-done
-SERVER_URL="$(head -n 1 "$OUT/server.out")"
-SERVER_URL="${SERVER_URL#listening on }"
-[[ "$SERVER_URL" == http://127.0.0.1:* ]] || { die "unexpected first line from the server: $SERVER_URL"; exit 1; }
+wait_for_server consumer "$SERVER_PID" "$OUT/server.out" "$OUT/server.log" || exit 1
 info "server: $SERVER_URL (pid $SERVER_PID, log: $OUT/server.log)"
 
 OUT_ABS="$(cd "$OUT" && pwd)"
