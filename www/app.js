@@ -257,11 +257,27 @@ function markSeen(conversationId, sortTs) {
   localStorage.setItem(seenKey(), JSON.stringify(seen));
 }
 
-let conversationsRender = Promise.resolve();
+/** The list's render in progress, and whether another was asked for while it ran. */
+let conversationsRender = null;
+let conversationsStale = false;
 
-/** Re-renders the list; calls made while one runs are folded into the next one. */
+/** Re-renders the list; calls made while one runs are folded into one more render after it.
+ * Resolves once the list shows the state as of the call. */
 function renderConversations() {
-  conversationsRender = conversationsRender.then(renderConversationsNow, renderConversationsNow);
+  if (conversationsRender) {
+    conversationsStale = true;
+    return conversationsRender;
+  }
+  conversationsRender = (async () => {
+    try {
+      do {
+        conversationsStale = false;
+        await renderConversationsNow();
+      } while (conversationsStale);
+    } finally {
+      conversationsRender = null;
+    }
+  })();
   return conversationsRender;
 }
 

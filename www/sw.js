@@ -22,6 +22,8 @@ const SHELL = [
   './pkg/sync-refresh.js',
 ];
 const WASM = new URL('./pkg/chat_sync_bg.wasm', self.location.href).href;
+/** The shell's paths, for refreshing their cached copies as they are fetched. */
+const SHELL_PATHS = new Set(SHELL.map((path) => new URL(path, self.location.href).pathname));
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
@@ -49,7 +51,7 @@ self.addEventListener('fetch', (event) => {
   event.respondWith((async () => {
     try {
       const response = await fetch(event.request);
-      if (response.ok && SHELL.some((path) => new URL(path, self.location.href).pathname === url.pathname)) {
+      if (response.ok && SHELL_PATHS.has(url.pathname)) {
         const copy = response.clone();
         event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.put(event.request, copy)));
       }
