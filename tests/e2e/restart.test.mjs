@@ -93,14 +93,21 @@ it('closing the page keeps the outbox: pending in a new page, then delivered onc
 it('killing the browser keeps the outbox: pending after a relaunch, then delivered once', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
   const profile = await mkdtemp(join(tmpdir(), 'chat-sync-e2e-profile-'));
-  t.after(() => rm(profile, { recursive: true, force: true }));
+  let context;
+  // One hook, in this order: node runs `t.after` hooks first-registered first, and removing the
+  // profile while the relaunched browser still writes to it fails with ENOTEMPTY. The retries
+  // cover helper processes of the killed browser that outlive it for a moment.
+  t.after(async () => {
+    await context?.close();
+    await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  });
   const launch = () => chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox'],
     viewport: { width: 1280, height: 800 },
   });
 
-  let context = await launch();
+  context = await launch();
   let page = context.pages()[0] ?? await context.newPage();
   await prepare(page, server);
   const bodies = await writeOffline(page, context, 'killed browser');
@@ -113,7 +120,6 @@ it('killing the browser keeps the outbox: pending after a relaunch, then deliver
   await closed;
 
   context = await launch();
-  t.after(() => context.close());
   await context.setOffline(true);
   page = context.pages()[0] ?? await context.newPage();
   const errors = collectPageErrors(page);
