@@ -71,7 +71,7 @@ pub struct ReadMarker {
 
 /// One entry of the change feed: the current state of an entity written after the cursor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", try_from = "WireChange")]
 pub enum Change {
     /// A conversation was created or changed, or the user joined it.
     Conversation {
@@ -107,6 +107,46 @@ impl Change {
             Change::Conversation { conversation } => conversation.updated_ts,
             Change::Message { message } => message.updated_ts,
             Change::ReadMarker { read_marker } => read_marker.updated_ts,
+        }
+    }
+}
+
+/// How a [`Change`] reads off the wire: one flat object (`{"type": "message", "message": {…}}`).
+/// Serde's own reading of an internally tagged enum buffers each entry in a generic tree first;
+/// this form reads it in one pass (and keeps that buffering code out of the wasm client).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireChange {
+    #[serde(rename = "type")]
+    kind: ChangeKind,
+    conversation: Option<Conversation>,
+    message: Option<Message>,
+    read_marker: Option<ReadMarker>,
+}
+
+/// The `type` of a [`WireChange`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum ChangeKind {
+    Conversation,
+    Message,
+    ReadMarker,
+}
+
+impl TryFrom<WireChange> for Change {
+    type Error = &'static str;
+
+    fn try_from(wire: WireChange) -> Result<Self, Self::Error> {
+        match wire.kind {
+            ChangeKind::Conversation => (wire.conversation)
+                .map(|conversation| Change::Conversation { conversation })
+                .ok_or("missing field `conversation`"),
+            ChangeKind::Message => (wire.message)
+                .map(|message| Change::Message { message })
+                .ok_or("missing field `message`"),
+            ChangeKind::ReadMarker => (wire.read_marker)
+                .map(|read_marker| Change::ReadMarker { read_marker })
+                .ok_or("missing field `readMarker`"),
         }
     }
 }
