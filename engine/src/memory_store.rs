@@ -92,15 +92,11 @@ impl MemoryStore {
     pub fn snapshot(&self) -> MemorySnapshot {
         let shared = self.lock();
         let data = &shared.data;
-        let mut messages: Vec<LocalMessage> = data.messages.values().cloned().collect();
-        messages.sort_by(|a, b| {
-            a.conversation_id
-                .cmp(&b.conversation_id)
-                .then_with(|| message_order(a, b))
-        });
+        let mut messages: Vec<&LocalMessage> = data.messages.values().collect();
+        messages.sort_by(in_store_order);
         MemorySnapshot {
             conversations: data.conversations.values().cloned().collect(),
-            messages,
+            messages: messages.into_iter().cloned().collect(),
             read_markers: data.read_markers.values().cloned().collect(),
             outbox: data.outbox_by_seq(),
             cursor: data.cursor.clone(),
@@ -116,11 +112,13 @@ impl MemoryStore {
     }
 }
 
-/// Message order within a conversation: `sort_ts`, then server id (optimistic ones have none and
-/// sort first among equals, which never happens as their `sort_ts` is far above), then key.
-fn message_order(a: &LocalMessage, b: &LocalMessage) -> std::cmp::Ordering {
-    a.sort_ts
-        .cmp(&b.sort_ts)
+/// Messages by conversation, then in message order within one: `sort_ts`, then server id
+/// (optimistic ones have none and sort first among equals, which never happens as their `sort_ts`
+/// is far above), then key. Every sort of messages here uses it (one sort in the wasm, not one per
+/// call site).
+fn in_store_order(a: &&LocalMessage, b: &&LocalMessage) -> std::cmp::Ordering {
+    (a.conversation_id.cmp(&b.conversation_id))
+        .then(a.sort_ts.cmp(&b.sort_ts))
         .then_with(|| a.id.cmp(&b.id))
         .then_with(|| a.key().cmp(&b.key()))
 }
@@ -216,26 +214,17 @@ impl Data {
 
     /// Keeps the newest `keep` server messages of each conversation; returns how many it removed.
     fn evict_history(&mut self, keep: usize) -> u64 {
-        let mut by_conversation: BTreeMap<&ConversationId, Vec<&LocalMessage>> = BTreeMap::new();
-        for message in self.messages.values().filter(|m| m.is_from_server()) {
-            by_conversation
-                .entry(&message.conversation_id)
-                .or_default()
-                .push(message);
-        }
-        let mut evict: Vec<(UserId, ClientMessageId)> = Vec::new();
-        for messages in by_conversation.values_mut() {
-            if messages.len() <= keep {
-                continue;
-            }
-            messages.sort_by(|a, b| message_order(a, b));
-            let excess = messages.len() - keep;
-            evict.extend(
-                messages[..excess]
-                    .iter()
-                    .map(|m| (m.sender_id.clone(), m.client_message_id.clone())),
-            );
-        }
+        let mut server: Vec<&LocalMessage> = self
+            .messages
+            .values()
+            .filter(|m| m.is_from_server())
+            .collect();
+        server.sort_by(in_store_order);
+        let evict: Vec<(UserId, ClientMessageId)> = server
+            .chunk_by(|a, b| a.conversation_id == b.conversation_id)
+            .flat_map(|messages| &messages[..messages.len().saturating_sub(keep)])
+            .map(|m| (m.sender_id.clone(), m.client_message_id.clone()))
+            .collect();
         for key in &evict {
             self.messages.remove(key);
         }
@@ -270,24 +259,21 @@ impl Store for MemoryStore {
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
         let shared = self.lock();
         let data = &shared.data;
-        let mut activity: BTreeMap<&ConversationId, Millis> = data
-            .conversations
-            .values()
-            .map(|c| (&c.id, c.updated_ts))
-            .collect();
-        for message in data.messages.values() {
-            if let (Some(stamp), Some(current)) = (
-                message_activity(message),
-                activity.get_mut(&message.conversation_id),
-            ) {
-                *current = (*current).max(stamp);
-            }
-        }
+        // In id order (the map's), so a message finds its conversation by binary search.
         let mut ordered: Vec<(Millis, &Conversation)> = data
             .conversations
             .values()
-            .map(|c| (activity[&c.id], c))
+            .map(|c| (c.updated_ts, c))
             .collect();
+        for message in data.messages.values() {
+            let Some(stamp) = message_activity(message) else {
+                continue;
+            };
+            if let Ok(index) = ordered.binary_search_by(|(_, c)| c.id.cmp(&message.conversation_id))
+            {
+                ordered[index].0 = ordered[index].0.max(stamp);
+            }
+        }
         ordered.sort_by(|(a_ts, a), (b_ts, b)| b_ts.cmp(a_ts).then_with(|| a.id.cmp(&b.id)));
         Ok(ordered.into_iter().map(|(_, c)| c.clone()).collect())
     }
@@ -306,7 +292,7 @@ impl Store for MemoryStore {
             .filter(|m| &m.conversation_id == conversation)
             .filter(|m| before.is_none_or(|before| m.sort_ts < before))
             .collect();
-        page.sort_by(|a, b| message_order(a, b));
+        page.sort_by(in_store_order);
         let skip = page.len().saturating_sub(limit);
         Ok(page[skip..].iter().map(|m| (*m).clone()).collect())
     }

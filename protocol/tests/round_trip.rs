@@ -113,13 +113,20 @@ fn changes_are_tagged_by_type() {
 
 #[test]
 fn a_change_without_the_entity_its_type_names_is_rejected() {
-    let parse = |wire: Value| serde_json::from_value::<Change>(wire).unwrap_err().to_string();
+    let parse = |wire: Value| {
+        serde_json::from_value::<Change>(wire)
+            .unwrap_err()
+            .to_string()
+    };
     let wrong_entity = json!({ "type": "message", "conversation": conversation_json() });
     assert_eq!(parse(wrong_entity), "missing field `message`");
     let no_marker = json!({ "type": "readMarker" });
     assert_eq!(parse(no_marker), "missing field `readMarker`");
     let unknown = parse(json!({ "type": "reaction", "reaction": {} }));
-    assert!(unknown.starts_with("unknown variant `reaction`"), "{unknown}");
+    assert!(
+        unknown.starts_with("unknown variant `reaction`"),
+        "{unknown}"
+    );
 }
 
 #[test]
