@@ -69,7 +69,8 @@ struct Data {
     conversations: BTreeMap<ConversationId, Conversation>,
     messages: BTreeMap<(UserId, ClientMessageId), LocalMessage>,
     read_markers: BTreeMap<(ConversationId, UserId), ReadMarker>,
-    outbox: BTreeMap<ClientMessageId, OutboxEntry>,
+    /// A handful of entries at a time: a `Vec` (one `BTreeMap` type less in the wasm).
+    outbox: Vec<OutboxEntry>,
     cursor: Option<Cursor>,
     last_sync: Option<Millis>,
     last_maintenance: Option<Millis>,
@@ -134,7 +135,7 @@ fn message_activity(message: &LocalMessage) -> Option<Millis> {
 
 impl Data {
     fn outbox_by_seq(&self) -> Vec<OutboxEntry> {
-        let mut outbox: Vec<OutboxEntry> = self.outbox.values().cloned().collect();
+        let mut outbox = self.outbox.clone();
         outbox.sort_by(|a, b| {
             a.seq
                 .cmp(&b.seq)
@@ -189,11 +190,16 @@ impl Data {
                 }
             }
             StoreOp::PutOutbox(entry) => {
-                self.outbox
-                    .insert(entry.client_message_id.clone(), entry.clone());
+                let stored = (self.outbox.iter_mut())
+                    .find(|stored| stored.client_message_id == entry.client_message_id);
+                match stored {
+                    Some(stored) => *stored = entry.clone(),
+                    None => self.outbox.push(entry.clone()),
+                }
             }
             StoreOp::RemoveOutbox(client_message_id) => {
-                self.outbox.remove(client_message_id);
+                self.outbox
+                    .retain(|entry| &entry.client_message_id != client_message_id);
             }
             StoreOp::SetCursor(cursor) => self.cursor = cursor.clone(),
             StoreOp::SetLastSync(at) => self.last_sync = Some(*at),
