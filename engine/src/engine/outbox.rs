@@ -13,7 +13,6 @@ use chat_sync_protocol::{
     paths, validate_message_body, ClientMessageId, ConversationId, Millis, RequestBody,
     ResponseBody, ResponseKind, SendMessageRequest,
 };
-use std::collections::BTreeMap;
 
 /// An outbox entry and its delivery state (the state lives in memory only).
 #[derive(Clone, Debug)]
@@ -144,12 +143,15 @@ impl Engine {
     /// sending them or storing their outcome; a known entry takes the stored failure state.
     pub fn handle_outbox_reloaded(&mut self, entries: Vec<OutboxEntry>, now: Millis) {
         self.advance(now);
-        let stored: BTreeMap<OutboxKey, OutboxEntry> = entries
+        let stored: Vec<(OutboxKey, OutboxEntry)> = entries
             .into_iter()
             .map(|entry| (outbox_key(&entry), entry))
             .collect();
         self.outbox.retain(|key, item| {
-            stored.contains_key(key) || !item.durable || item.sending || item.settling
+            stored.iter().any(|(stored, _)| stored == key)
+                || !item.durable
+                || item.sending
+                || item.settling
         });
         for (key, entry) in stored {
             self.next_seq = self.next_seq.max(entry.seq + 1);
