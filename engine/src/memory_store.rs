@@ -136,11 +136,7 @@ fn message_activity(message: &LocalMessage) -> Option<Millis> {
 impl Data {
     fn outbox_by_seq(&self) -> Vec<OutboxEntry> {
         let mut outbox = self.outbox.clone();
-        outbox.sort_by(|a, b| {
-            a.seq
-                .cmp(&b.seq)
-                .then_with(|| a.client_message_id.cmp(&b.client_message_id))
-        });
+        outbox.sort_by(OutboxEntry::compose_order);
         outbox
     }
 

@@ -156,6 +156,14 @@ pub struct OutboxEntry {
     pub failure: Option<Failure>,
 }
 
+impl OutboxEntry {
+    /// Compose order: by `seq`, then (two tabs may pick the same `seq`) by client message id.
+    /// Stores sort [`PersistedState::outbox`] with it.
+    pub fn compose_order(a: &Self, b: &Self) -> std::cmp::Ordering {
+        (a.seq.cmp(&b.seq)).then_with(|| a.client_message_id.cmp(&b.client_message_id))
+    }
+}
+
 /// What the engine reads from the store at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -33,7 +33,7 @@ pub(crate) async fn load(database: &Database) -> Result<PersistedState, Failure>
         .await
         .map_err(|e| classify(&e))?;
     let mut outbox: Vec<OutboxEntry> = outbox.into_iter().map(from_js).collect::<Result<_, _>>()?;
-    outbox.sort_by_key(|entry| entry.seq);
+    outbox.sort_by(OutboxEntry::compose_order);
     Ok(PersistedState {
         cursor: meta.cursor,
         outbox,
