@@ -9,33 +9,27 @@ use super::codec::*;
 use super::errors::{classify, classify_exception, Failure};
 use super::open::finish;
 use super::request::request_result;
+use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
 use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp};
 use idb::{
     CursorDirection, Database, ManagedCursor, ObjectStore, Query, Transaction, TransactionMode,
 };
 use js_sys::{Array, Reflect};
-use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use web_sys::{DomException, IdbIndex, IdbObjectStore, IdbRequest};
 
-/// A record's final state in this batch: `Some` to put, `None` to delete.
-type Writes<K, V> = BTreeMap<K, Option<V>>;
-
-/// The batch's view of the records it touches: what was stored, then its own writes on top.
-#[derive(Default)]
+/// The batch's view of the records it touches: what was stored, then its own changes on top.
 struct Overlay {
-    messages: BTreeMap<MessageKey, Option<LocalMessage>>,
-    conversations: BTreeMap<ConversationId, Option<ConversationRecord>>,
-    /// For conversations not stored yet: the activity of their newest stored message.
-    stored_activity: BTreeMap<ConversationId, Millis>,
-    read_markers: BTreeMap<(String, String), Option<ReadMarker>>,
+    messages: Slots<MessageKey, LocalMessage>,
+    conversations: Slots<ConversationId, ConversationRecord>,
+    /// For conversations the batch puts that are not stored yet: the activity of their newest
+    /// stored message, sorted by id.
+    stored_activity: Vec<(ConversationId, Millis)>,
+    read_markers: Slots<(String, String), ReadMarker>,
+    outbox: Slots<String, OutboxEntry>,
     meta: Option<MetaRecord>,
-    message_writes: Writes<MessageKey, LocalMessage>,
-    conversation_writes: Writes<ConversationId, ConversationRecord>,
-    read_marker_writes: Writes<(String, String), ReadMarker>,
-    outbox_writes: Writes<String, OutboxEntry>,
     meta_dirty: bool,
 }
 
@@ -118,10 +112,14 @@ impl Stores {
 /// Issues every read the batch needs at once and waits for all of them (then, for a crowded
 /// [`Span`], a second round of `get`s).
 async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failure> {
-    let mut message_keys = BTreeMap::new();
+    let mut message_keys = Vec::new();
+    // Optimistic messages are read by key, server messages by their conversation's span.
+    let mut message_gets = Vec::new();
     let mut spans: Vec<Span> = Vec::new();
-    let mut conversation_ids = BTreeMap::new();
-    let mut marker_keys = BTreeMap::new();
+    let mut conversation_ids = Vec::new();
+    let mut put_conversations = Vec::new();
+    let mut marker_keys = Vec::new();
+    let mut outbox_keys = Vec::new();
     let mut meta = false;
     for op in ops {
         match op {
@@ -131,59 +129,77 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                     message.client_message_id.to_string(),
                 );
                 if message.is_from_server() {
-                    Span::of(&mut spans, &message.conversation_id).add(key, message.sort_ts);
+                    Span::of(&mut spans, &message.conversation_id)
+                        .add(key.clone(), message.sort_ts);
                 } else {
-                    message_keys.insert(key, key_of(message));
+                    message_gets.push(key.clone());
                 }
-                conversation_ids
-                    .entry(message.conversation_id.clone())
-                    .or_insert(false);
+                message_keys.push(key);
+                conversation_ids.push(message.conversation_id.clone());
             }
             StoreOp::RemoveOptimistic {
                 sender,
                 client_message_id,
             } => {
-                message_keys.insert(
-                    (sender.to_string(), client_message_id.to_string()),
-                    message_key(sender.as_str(), client_message_id.as_str()),
-                );
+                let key = (sender.to_string(), client_message_id.to_string());
+                message_gets.push(key.clone());
+                message_keys.push(key);
             }
             StoreOp::PutConversation(conversation) => {
-                // `true`: the batch puts it, so it needs the stored activity if it is new.
-                conversation_ids.insert(conversation.id.clone(), true);
+                conversation_ids.push(conversation.id.clone());
+                put_conversations.push(conversation.id.clone());
             }
-            StoreOp::PutReadMarker(marker) => {
-                let key = (
-                    marker.conversation_id.to_string(),
-                    marker.user_id.to_string(),
-                );
-                marker_keys.insert(
-                    key,
-                    read_marker_key(&marker.conversation_id, &marker.user_id),
-                );
+            StoreOp::PutReadMarker(marker) => marker_keys.push((
+                marker.conversation_id.to_string(),
+                marker.user_id.to_string(),
+            )),
+            StoreOp::PutOutbox(entry) => outbox_keys.push(entry.client_message_id.to_string()),
+            StoreOp::RemoveOutbox(client_message_id) => {
+                outbox_keys.push(client_message_id.to_string())
             }
             StoreOp::SetCursor(_) | StoreOp::SetLastSync(_) | StoreOp::SetLastMaintenance(_) => {
                 meta = true
             }
-            _ => {}
+            StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. } => {}
         }
     }
+    let mut overlay = Overlay {
+        messages: Slots::new(message_keys),
+        conversations: Slots::new(conversation_ids),
+        stored_activity: Vec::new(),
+        read_markers: Slots::new(marker_keys),
+        outbox: Slots::new(outbox_keys),
+        meta: None,
+        meta_dirty: false,
+    };
+    let conversation_ids: Vec<ConversationId> = overlay.conversations.keys().cloned().collect();
+    let marker_keys: Vec<(String, String)> = overlay.read_markers.keys().cloned().collect();
+
     let mut reads = Reads::default();
-    let messages = reads.get_all(&stores.messages, message_keys.values().cloned())?;
+    let message_reads = reads.get_all(
+        &stores.messages,
+        message_gets
+            .iter()
+            .map(|(sender, id)| message_key(sender, id)),
+    )?;
     let span_reads = spans
         .iter_mut()
         .map(|span| reads.span(&stores.messages, span))
         .collect::<Result<Vec<_>, _>>()?;
-    let conversations = reads.get_all(
+    let conversation_reads = reads.get_all(
         &stores.conversations,
-        conversation_ids.keys().map(|id| id.as_str().into()),
+        conversation_ids.iter().map(|id| id.as_str().into()),
     )?;
-    let markers = reads.get_all(&stores.read_markers, marker_keys.values().cloned())?;
+    let marker_reads = reads.get_all(
+        &stores.read_markers,
+        marker_keys
+            .iter()
+            .map(|(conversation, user)| read_marker_key(conversation, user)),
+    )?;
     let meta_read = reads.get_all(&stores.meta, meta.then(|| META_KEY.into()).into_iter())?;
     reads.settle().await?;
-    let mut overlay = Overlay::default();
-    for (key, request) in message_keys.into_keys().zip(messages) {
-        overlay.messages.insert(key, Reads::record(&request)?);
+    for (key, request) in message_gets.iter().zip(message_reads) {
+        overlay.messages.stored(key, Reads::record(&request)?);
     }
     // Spans whose range held more than they may read fall back to a `get` per key.
     let mut fallback = Reads::default();
@@ -192,10 +208,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         match span.found(&request)? {
             Some(found) => {
                 for (key, message) in found {
-                    overlay.messages.entry(key).or_insert(Some(message));
-                }
-                for key in span.keys {
-                    overlay.messages.entry(key).or_insert(None);
+                    overlay.messages.stored(&key, Some(message));
                 }
             }
             None => {
@@ -211,22 +224,23 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     }
     fallback.settle().await?;
     for (key, request) in fallback_keys {
-        let stored = Reads::record(&request)?;
-        overlay.messages.entry(key).or_insert(stored);
+        overlay.messages.stored(&key, Reads::record(&request)?);
     }
-    for ((id, put), request) in conversation_ids.into_iter().zip(conversations) {
+    put_conversations.sort_unstable();
+    for (id, request) in conversation_ids.iter().zip(conversation_reads) {
         let record: Option<ConversationRecord> = Reads::record(&request)?;
         // Only a conversation put in this batch without a stored record uses the activity of
         // its stored messages (`unowned_activity`).
-        if put && record.is_none() {
-            if let Some(at) = newest_activity(stores, &id).await? {
-                overlay.stored_activity.insert(id.clone(), at);
+        if record.is_none() && put_conversations.binary_search(id).is_ok() {
+            if let Some(at) = newest_activity(stores, id).await? {
+                // The ids come in order: the `Vec` stays sorted.
+                overlay.stored_activity.push((id.clone(), at));
             }
         }
-        overlay.conversations.insert(id, record);
+        overlay.conversations.stored(id, record);
     }
-    for (key, request) in marker_keys.into_keys().zip(markers) {
-        overlay.read_markers.insert(key, Reads::record(&request)?);
+    for (key, request) in marker_keys.iter().zip(marker_reads) {
+        overlay.read_markers.stored(key, Reads::record(&request)?);
     }
     let stored_meta: Option<MetaRecord> =
         meta_read.first().map(Reads::record).transpose()?.flatten();
@@ -422,15 +436,12 @@ fn activity(message: &LocalMessage) -> Option<Millis> {
 }
 
 impl Overlay {
-    /// Applies one op to the batch's view, recording the writes it makes.
+    /// Applies one op to the batch's view, marking the records it changes.
     fn apply(&mut self, op: &StoreOp) {
         match op {
             StoreOp::PutConversation(conversation) => {
-                let current = self.conversations.get(&conversation.id).cloned().flatten();
-                if current
-                    .as_ref()
-                    .is_some_and(|c| c.updated_ts >= conversation.updated_ts)
-                {
+                let current = self.conversations.get(&conversation.id);
+                if current.is_some_and(|c| c.updated_ts >= conversation.updated_ts) {
                     return;
                 }
                 let activity = match current {
@@ -438,22 +449,18 @@ impl Overlay {
                     None => self.unowned_activity(&conversation.id),
                 };
                 let record = ConversationRecord::new(conversation.clone(), activity);
-                self.conversations
-                    .insert(conversation.id.clone(), Some(record.clone()));
-                self.conversation_writes
-                    .insert(conversation.id.clone(), Some(record));
+                self.conversations.change(&conversation.id, Some(record));
             }
             StoreOp::PutMessage(message) => {
                 let key = (
                     message.sender_id.to_string(),
                     message.client_message_id.to_string(),
                 );
-                let current = self.messages.get(&key).cloned().flatten();
-                if current.as_ref().is_some_and(|c| !message.supersedes(c)) {
+                let current = self.messages.get(&key);
+                if current.is_some_and(|c| !message.supersedes(c)) {
                     return;
                 }
-                self.messages.insert(key.clone(), Some(message.clone()));
-                self.message_writes.insert(key, Some(message.clone()));
+                self.messages.change(&key, Some(message.clone()));
                 self.touch(&message.conversation_id, activity(message));
             }
             StoreOp::RemoveOptimistic {
@@ -461,10 +468,8 @@ impl Overlay {
                 client_message_id,
             } => {
                 let key = (sender.to_string(), client_message_id.to_string());
-                let current = self.messages.get(&key).cloned().flatten();
-                if current.is_some_and(|c| !c.is_from_server()) {
-                    self.messages.insert(key.clone(), None);
-                    self.message_writes.insert(key, None);
+                if self.messages.get(&key).is_some_and(|c| !c.is_from_server()) {
+                    self.messages.change(&key, None);
                 }
             }
             StoreOp::PutReadMarker(marker) => {
@@ -472,20 +477,18 @@ impl Overlay {
                     marker.conversation_id.to_string(),
                     marker.user_id.to_string(),
                 );
-                let current = self.read_markers.get(&key).cloned().flatten();
+                let current = self.read_markers.get(&key);
                 if current.is_some_and(|c| c.updated_ts >= marker.updated_ts) {
                     return;
                 }
-                self.read_markers.insert(key.clone(), Some(marker.clone()));
-                self.read_marker_writes.insert(key, Some(marker.clone()));
+                self.read_markers.change(&key, Some(marker.clone()));
             }
             StoreOp::PutOutbox(entry) => {
-                self.outbox_writes
-                    .insert(entry.client_message_id.to_string(), Some(entry.clone()));
+                let key = entry.client_message_id.to_string();
+                self.outbox.change(&key, Some(entry.clone()));
             }
             StoreOp::RemoveOutbox(client_message_id) => {
-                self.outbox_writes
-                    .insert(client_message_id.to_string(), None);
+                self.outbox.change(&client_message_id.to_string(), None);
             }
             StoreOp::SetCursor(cursor) => self.edit_meta(|meta| meta.cursor = cursor.clone()),
             StoreOp::SetLastSync(at) => self.edit_meta(|meta| meta.last_sync = Some(*at)),
@@ -502,23 +505,24 @@ impl Overlay {
         let in_batch = self
             .messages
             .values()
-            .flatten()
             .filter(|m| &m.conversation_id == conversation)
             .filter_map(activity);
-        let stored = self.stored_activity.get(conversation).copied();
+        let stored = self
+            .stored_activity
+            .binary_search_by(|(id, _)| id.cmp(conversation))
+            .ok()
+            .map(|index| self.stored_activity[index].1);
         in_batch.chain(stored).max().unwrap_or(Millis::MIN)
     }
 
     /// Raises a stored conversation's last activity.
     fn touch(&mut self, conversation: &ConversationId, at: Option<Millis>) {
         let Some(at) = at else { return };
-        if let Some(Some(record)) = self.conversations.get_mut(conversation) {
-            if record.last_activity < at {
-                record.last_activity = at;
-                self.conversation_writes
-                    .insert(conversation.clone(), Some(record.clone()));
-            }
-        }
+        self.conversations.edit(conversation, |record| {
+            let raised = record.last_activity < at;
+            record.last_activity = record.last_activity.max(at);
+            raised
+        });
     }
 
     fn edit_meta(&mut self, edit: impl FnOnce(&mut MetaRecord)) {
@@ -531,54 +535,49 @@ impl Overlay {
     /// Records messages a scan removed from the store.
     fn forget(&mut self, removed: Vec<MessageKey>) {
         for key in removed {
-            if let Some(slot) = self.messages.get_mut(&key) {
-                *slot = None;
-            }
+            self.messages.removed(&key);
         }
     }
 
-    /// Issues the writes recorded so far, all at once; their results arrive with the
+    /// Issues the writes of the changes so far, all at once; their results arrive with the
     /// transaction's.
     fn write(&mut self, stores: &Stores) -> Result<(), Failure> {
         let fail = |error: idb::Error| classify(&error);
-        for ((sender, client_id), message) in std::mem::take(&mut self.message_writes) {
-            let key = message_key(&sender, &client_id);
+        for ((sender, client_id), message) in self.messages.take_changes() {
             match message {
-                Some(message) => drop(stores.messages.put(&to_js(&message)?, None).map_err(fail)?),
-                None => drop(stores.messages.delete(key).map_err(fail)?),
+                Some(message) => drop(stores.messages.put(&to_js(message)?, None).map_err(fail)?),
+                None => drop(
+                    stores
+                        .messages
+                        .delete(message_key(sender, client_id))
+                        .map_err(fail)?,
+                ),
             }
         }
-        for (id, record) in std::mem::take(&mut self.conversation_writes) {
+        // No op deletes a conversation or a read marker: their changes are puts.
+        for (_, record) in self.conversations.take_changes() {
             if let Some(record) = record {
                 drop(
                     stores
                         .conversations
-                        .put(&to_js(&record)?, None)
-                        .map_err(fail)?,
-                );
-            } else {
-                drop(
-                    stores
-                        .conversations
-                        .delete(JsValue::from(id.as_str()))
+                        .put(&to_js(record)?, None)
                         .map_err(fail)?,
                 );
             }
         }
-        for marker in std::mem::take(&mut self.read_marker_writes)
-            .into_values()
-            .flatten()
-        {
-            drop(
-                stores
-                    .read_markers
-                    .put(&to_js(&marker)?, None)
-                    .map_err(fail)?,
-            );
+        for (_, marker) in self.read_markers.take_changes() {
+            if let Some(marker) = marker {
+                drop(
+                    stores
+                        .read_markers
+                        .put(&to_js(marker)?, None)
+                        .map_err(fail)?,
+                );
+            }
         }
-        for (client_id, entry) in std::mem::take(&mut self.outbox_writes) {
+        for (client_id, entry) in self.outbox.take_changes() {
             match entry {
-                Some(entry) => drop(stores.outbox.put(&to_js(&entry)?, None).map_err(fail)?),
+                Some(entry) => drop(stores.outbox.put(&to_js(entry)?, None).map_err(fail)?),
                 None => drop(
                     stores
                         .outbox

@@ -1,8 +1,7 @@
 //! The records as IndexedDB holds them, and their keys.
 
 use super::errors::Failure;
-use chat_sync_engine::protocol::{Conversation, ConversationId, Cursor, Millis, User, UserId};
-use chat_sync_engine::LocalMessage;
+use chat_sync_engine::protocol::{Conversation, ConversationId, Cursor, Millis, User};
 use js_sys::Array;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -102,17 +101,9 @@ pub(crate) fn message_key(sender: &str, client_message_id: &str) -> JsValue {
     Array::of2(&sender.into(), &client_message_id.into()).into()
 }
 
-/// The key of a stored message.
-pub(crate) fn key_of(message: &LocalMessage) -> JsValue {
-    message_key(
-        message.sender_id.as_str(),
-        message.client_message_id.as_str(),
-    )
-}
-
 /// The key of a read marker: `[conversationId, userId]`.
-pub(crate) fn read_marker_key(conversation: &ConversationId, user: &UserId) -> JsValue {
-    Array::of2(&conversation.as_str().into(), &user.as_str().into()).into()
+pub(crate) fn read_marker_key(conversation: &str, user: &str) -> JsValue {
+    Array::of2(&conversation.into(), &user.into()).into()
 }
 
 /// The `[conversationId, sortTs]` index key.

@@ -24,6 +24,7 @@ mod quota;
 mod read;
 mod request;
 mod schema;
+mod slots;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests;
