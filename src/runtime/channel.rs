@@ -5,7 +5,7 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
 /// What a tab tells the others.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(tag = "kind", rename_all = "camelCase", try_from = "WireNote")]
 pub(crate) enum Note {
     /// This tab wrote to the shared database (conversations whose data changed).
     #[serde(rename_all = "camelCase")]
@@ -14,6 +14,42 @@ pub(crate) enum Note {
     SyncRequested,
     /// The leader finished a sync (successfully or not).
     Synced { ok: bool },
+}
+
+/// How a [`Note`] reads off the channel: one flat object, read in one pass (serde's own reading
+/// of an internally tagged enum buffers it in a generic tree first, which costs wasm size; the
+/// protocol's `Change` does the same).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireNote {
+    kind: NoteKind,
+    conversation_ids: Option<Vec<String>>,
+    ok: Option<bool>,
+}
+
+/// The `kind` of a [`WireNote`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum NoteKind {
+    Stored,
+    SyncRequested,
+    Synced,
+}
+
+impl TryFrom<WireNote> for Note {
+    type Error = &'static str;
+
+    fn try_from(wire: WireNote) -> Result<Self, Self::Error> {
+        match wire.kind {
+            NoteKind::Stored => (wire.conversation_ids)
+                .map(|conversation_ids| Note::Stored { conversation_ids })
+                .ok_or("missing field `conversationIds`"),
+            NoteKind::SyncRequested => Ok(Note::SyncRequested),
+            NoteKind::Synced => (wire.ok)
+                .map(|ok| Note::Synced { ok })
+                .ok_or("missing field `ok`"),
+        }
+    }
 }
 
 /// The channel; dropping it closes it and its listener.
@@ -66,5 +102,50 @@ impl Drop for Channel {
             channel.set_onmessage(None);
             channel.close();
         }
+    }
+}
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use super::Note;
+    use serde::Serialize;
+    use wasm_bindgen_test::*;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    fn read(json: &str) -> Result<Note, serde_wasm_bindgen::Error> {
+        serde_wasm_bindgen::from_value(js_sys::JSON::parse(json).expect("valid JSON"))
+    }
+
+    #[wasm_bindgen_test]
+    fn notes_read_back_as_posted() {
+        let notes = [
+            Note::Stored {
+                conversation_ids: vec!["c-1".into(), "c-2".into()],
+            },
+            Note::SyncRequested,
+            Note::Synced { ok: false },
+        ];
+        for note in notes {
+            let posted = note
+                .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+                .expect("serializes");
+            let read: Note = serde_wasm_bindgen::from_value(posted).expect("reads back");
+            assert_eq!(read, note);
+        }
+        let stored = read(r#"{"kind":"stored","conversationIds":["c-1"]}"#).expect("the wire form");
+        assert_eq!(
+            stored,
+            Note::Stored {
+                conversation_ids: vec!["c-1".into()]
+            }
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn a_note_without_its_field_or_of_an_unknown_kind_is_refused() {
+        let missing = read(r#"{"kind":"synced"}"#).unwrap_err().to_string();
+        assert!(missing.ends_with("missing field `ok`"), "{missing}");
+        assert!(read(r#"{"kind":"reloaded"}"#).is_err());
     }
 }
