@@ -11,7 +11,7 @@ use crate::store::{
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A [`Store`] held in memory.
@@ -69,7 +69,9 @@ struct Data {
     /// Sorted by id. (Conversations and read markers are few: sorted `Vec`s, where each
     /// `BTreeMap` type would be its own copy of the map's code in the wasm.)
     conversations: Vec<Conversation>,
-    messages: BTreeMap<(UserId, ClientMessageId), LocalMessage>,
+    /// Every read sorts what it returns, so a hash map (in the wasm, `HashMap` code is already
+    /// there and a `BTreeMap` type would bring the map's code on its own).
+    messages: HashMap<(UserId, ClientMessageId), LocalMessage>,
     /// Sorted by conversation, then user.
     read_markers: Vec<ReadMarker>,
     /// A handful of entries at a time: a `Vec` (one `BTreeMap` type less in the wasm).
