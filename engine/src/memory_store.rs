@@ -11,6 +11,7 @@ use crate::store::{
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
 };
+use litemap::LiteMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -66,14 +67,13 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Data {
-    /// Sorted by id. (Conversations and read markers are few: sorted `Vec`s, where each
-    /// `BTreeMap` type would be its own copy of the map's code in the wasm.)
-    conversations: Vec<Conversation>,
+    /// (Conversations and read markers are few: flat maps, where each `BTreeMap` type would be
+    /// its own copy of the map's code in the wasm.)
+    conversations: LiteMap<ConversationId, Conversation>,
     /// Every read sorts what it returns, so a hash map (in the wasm, `HashMap` code is already
     /// there and a `BTreeMap` type would bring the map's code on its own).
     messages: HashMap<(UserId, ClientMessageId), LocalMessage>,
-    /// Sorted by conversation, then user.
-    read_markers: Vec<ReadMarker>,
+    read_markers: LiteMap<(ConversationId, UserId), ReadMarker>,
     /// A handful of entries at a time: a `Vec` (one `BTreeMap` type less in the wasm).
     outbox: Vec<OutboxEntry>,
     cursor: Option<Cursor>,
@@ -101,9 +101,9 @@ impl MemoryStore {
         let mut messages: Vec<&LocalMessage> = data.messages.values().collect();
         messages.sort_by(in_store_order);
         MemorySnapshot {
-            conversations: data.conversations.clone(),
+            conversations: data.conversations.values().cloned().collect(),
             messages: messages.into_iter().cloned().collect(),
-            read_markers: data.read_markers.clone(),
+            read_markers: data.read_markers.values().cloned().collect(),
             outbox: data.outbox_by_seq(),
             cursor: data.cursor.clone(),
             last_sync: data.last_sync,
@@ -129,21 +129,6 @@ fn in_store_order(a: &&LocalMessage, b: &&LocalMessage) -> std::cmp::Ordering {
         .then_with(|| a.key().cmp(&b.key()))
 }
 
-/// Last-write-wins put into `records`, sorted by `position` (how a stored record compares with
-/// `record`'s key): inserted when new, replaced when its `stamp` is higher than the stored one's.
-fn put_newer<T: Clone>(
-    records: &mut Vec<T>,
-    record: &T,
-    position: impl Fn(&T) -> std::cmp::Ordering,
-    stamp: impl Fn(&T) -> Millis,
-) {
-    match records.binary_search_by(position) {
-        Ok(index) if stamp(record) > stamp(&records[index]) => records[index] = record.clone(),
-        Ok(_) => {}
-        Err(index) => records.insert(index, record.clone()),
-    }
-}
-
 /// A conversation's activity stamp contributed by one of its messages.
 fn message_activity(message: &LocalMessage) -> Option<Millis> {
     if message.is_from_server() {
@@ -162,12 +147,16 @@ impl Data {
 
     fn apply_op(&mut self, op: &StoreOp, report: &mut ApplyReport) {
         match op {
-            StoreOp::PutConversation(conversation) => put_newer(
-                &mut self.conversations,
-                conversation,
-                |stored| stored.id.cmp(&conversation.id),
-                |c| c.updated_ts,
-            ),
+            StoreOp::PutConversation(conversation) => {
+                let newer = self
+                    .conversations
+                    .get(&conversation.id)
+                    .is_none_or(|stored| conversation.updated_ts > stored.updated_ts);
+                if newer {
+                    self.conversations
+                        .insert(conversation.id.clone(), conversation.clone());
+                }
+            }
             StoreOp::PutMessage(message) => {
                 let key = (message.sender_id.clone(), message.client_message_id.clone());
                 let newer = self
@@ -191,15 +180,16 @@ impl Data {
                     self.messages.remove(&key);
                 }
             }
-            StoreOp::PutReadMarker(marker) => put_newer(
-                &mut self.read_markers,
-                marker,
-                |stored| {
-                    (&stored.conversation_id, &stored.user_id)
-                        .cmp(&(&marker.conversation_id, &marker.user_id))
-                },
-                |m| m.updated_ts,
-            ),
+            StoreOp::PutReadMarker(marker) => {
+                let key = (marker.conversation_id.clone(), marker.user_id.clone());
+                let newer = self
+                    .read_markers
+                    .get(&key)
+                    .is_none_or(|stored| marker.updated_ts > stored.updated_ts);
+                if newer {
+                    self.read_markers.insert(key, marker.clone());
+                }
+            }
             StoreOp::PutOutbox(entry) => {
                 let stored = (self.outbox.iter_mut())
                     .find(|stored| stored.client_message_id == entry.client_message_id);
@@ -276,10 +266,10 @@ impl Store for MemoryStore {
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
         let shared = self.lock();
         let data = &shared.data;
-        // In id order, so a message finds its conversation by binary search.
+        // In id order (the map's), so a message finds its conversation by binary search.
         let mut ordered: Vec<(Millis, &Conversation)> = data
             .conversations
-            .iter()
+            .values()
             .map(|c| (c.updated_ts, c))
             .collect();
         for message in data.messages.values() {
@@ -319,11 +309,11 @@ impl Store for MemoryStore {
         conversation: &ConversationId,
     ) -> Result<Vec<ReadMarker>, StoreError> {
         let shared = self.lock();
-        // Sorted by (conversation, user): one conversation's markers are contiguous, by user.
+        // Keyed by (conversation, user): one conversation's markers are contiguous, by user.
         Ok(shared
             .data
             .read_markers
-            .iter()
+            .values()
             .filter(|m| &m.conversation_id == conversation)
             .cloned()
             .collect())

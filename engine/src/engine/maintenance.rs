@@ -47,7 +47,7 @@ impl Engine {
         let mut ops = Vec::new();
         let mut removed: Vec<OutboxEntry> = Vec::new();
         let mut expired: Vec<OutboxEntry> = Vec::new();
-        for item in self.outbox.values_mut() {
+        for item in self.outbox.iter_mut().map(|(_, item)| item) {
             let old = item.entry.composed_at < cutoff;
             if !old || item.sending || item.settling || !item.durable {
                 continue;

@@ -16,7 +16,8 @@ use crate::store::{Batch, PersistedState};
 use crate::transport::{HttpOutcome, HttpRequest, RequestId};
 use crate::{BatchId, StoreError};
 use chat_sync_protocol::{ConversationId, Cursor, Millis, ValidationError};
-use std::collections::{BTreeMap, VecDeque};
+use litemap::LiteMap;
+use std::collections::VecDeque;
 
 use outbox::{outbox_key, OutboxItem, OutboxKey};
 use persist::PendingBatch;
@@ -117,7 +118,7 @@ pub struct Engine {
     maintenance_retry_at: Option<Millis>,
 
     /// Keyed by compose order, then client id (tabs composing at once may share a `seq`).
-    outbox: BTreeMap<OutboxKey, OutboxItem>,
+    outbox: LiteMap<OutboxKey, OutboxItem>,
     next_seq: u64,
 
     run: Option<Run>,
@@ -170,7 +171,7 @@ impl Engine {
             last_maintenance: None,
             maintenance_running: false,
             maintenance_retry_at: None,
-            outbox: BTreeMap::new(),
+            outbox: LiteMap::new(),
             next_seq: 1,
             run: None,
             conversation_jobs: VecDeque::new(),
@@ -440,7 +441,7 @@ impl Engine {
     fn reset_backoff(&mut self) {
         self.pull_attempts = 0;
         self.pull_retry_at = self.server_retry_at.max(self.now);
-        for item in self.outbox.values_mut() {
+        for item in self.outbox.iter_mut().map(|(_, item)| item) {
             item.not_before = item.not_before.min(self.server_retry_at.max(self.now));
         }
     }

@@ -182,7 +182,8 @@ impl Engine {
     fn unsettle(&mut self, client_message_id: &ClientMessageId) {
         if let Some(item) = self
             .outbox
-            .values_mut()
+            .iter_mut()
+            .map(|(_, item)| item)
             .find(|item| &item.entry.client_message_id == client_message_id)
         {
             item.settling = false;
@@ -194,7 +195,8 @@ impl Engine {
             AfterPersist::Queued { message, ticket } => {
                 if let Some(item) = self
                     .outbox
-                    .values_mut()
+                    .iter_mut()
+                    .map(|(_, item)| item)
                     .find(|item| item.entry.client_message_id == message.client_message_id)
                 {
                     item.durable = true;
