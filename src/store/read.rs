@@ -33,7 +33,7 @@ pub(crate) async fn load(database: &Database) -> Result<PersistedState, Failure>
         .await
         .map_err(|e| classify(&e))?;
     let mut outbox: Vec<OutboxEntry> = outbox.into_iter().map(from_js).collect::<Result<_, _>>()?;
-    outbox.sort_by(OutboxEntry::compose_order);
+    outbox.sort_unstable_by(OutboxEntry::compose_order);
     Ok(PersistedState {
         cursor: meta.cursor,
         outbox,
@@ -55,7 +55,7 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
         .map_err(|e| classify(&e))?;
     let mut records: Vec<ConversationRecord> =
         values.into_iter().map(from_js).collect::<Result<_, _>>()?;
-    records.sort_by(|a, b| {
+    records.sort_unstable_by(|a, b| {
         b.last_activity
             .cmp(&a.last_activity)
             .then_with(|| a.id.cmp(&b.id))
