@@ -4,6 +4,7 @@
 # `make test`. Takes about 10 minutes; run it on an otherwise idle machine.
 #   BENCH_ROUNDS=3             rounds of every write method per size (the median is reported)
 #   BENCH_SIZES=10000,100000   message counts
+#   BENCH_PROFILE_DIR=/dev/shm where the browser profile goes (default /dev/shm if present)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
