@@ -858,6 +858,76 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
 }
 
 #[test]
+fn a_full_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_together() {
+    let mut d = Driver::new(config());
+    d.start();
+    let page = |n: usize| {
+        let id = format!("m-{n}");
+        message_change(message(&id, "c-1", "u-bob", "hi", T0 + n as Millis))
+    };
+    // The messages each `Changed` event since the last clear counts.
+    let changed = |d: &Driver| -> Vec<usize> {
+        (d.seen.iter())
+            .filter_map(|seen| match seen {
+                Seen::Event(Event::Changed(changes)) => Some(changes.messages),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    assert_eq!(
+        d.store.snapshot().cursor,
+        Some(Cursor::new("k1")),
+        "page 1 stored at once"
+    );
+    assert_eq!(changed(&d), [1]);
+
+    // Pages 2 and 3 are held: nothing is written, and the feed goes on from the held cursor.
+    d.clear();
+    let second = d.only_open("GET /v1/sync");
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    assert_eq!(third.path, "/v1/sync?cursor=k2&limit=100");
+    assert!(d.applied().is_empty());
+
+    // A failed pull drops what was held: the retry starts again from the stored cursor.
+    d.respond(&third, error(503, ErrorCode::Unavailable));
+    d.wake_up();
+    let retry = d.only_open("GET /v1/sync");
+    assert_eq!(retry.path, "/v1/sync?cursor=k1&limit=100");
+    d.respond(&retry, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    d.respond(&third, feed(vec![page(3)], "k3", false));
+
+    // The last page stores everything held with it, in one batch, and the run ends.
+    let batches = d.applied();
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let puts = batches[0]
+        .ops
+        .iter()
+        .filter(|op| matches!(op, StoreOp::PutMessage(_)));
+    assert_eq!(puts.count(), 2);
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k3")));
+    assert_eq!(snapshot.messages.len(), 3);
+    assert!(snapshot.last_sync.is_some());
+    assert_eq!(changed(&d), [2], "one change event for the held pages");
+    assert_eq!(d.engine.status().phase, Phase::Idle);
+
+    // An incremental sync (from a stored cursor) stores every page on its own.
+    d.clear();
+    d.force();
+    let next = d.only_open("GET /v1/sync");
+    d.respond(&next, feed(vec![page(4)], "k4", true));
+    d.respond(
+        &d.only_open("GET /v1/sync"),
+        feed(vec![page(5)], "k5", false),
+    );
+    assert_eq!(d.applied().len(), 2);
+}
+
+#[test]
 fn forced_syncs_during_a_run_join_it_and_finish_with_it() {
     let mut d = Driver::new(config());
     d.start();

@@ -68,6 +68,23 @@ pub(super) struct PageWrite {
     pub(super) has_more: bool,
 }
 
+impl PageWrite {
+    /// This (held) feed page's write followed by the next page's: one write of both.
+    pub(super) fn followed_by(mut self, next: PageWrite) -> PageWrite {
+        for conversation in next.changes.conversations {
+            if !self.changes.conversations.contains(&conversation) {
+                self.changes.conversations.push(conversation);
+            }
+        }
+        self.changes.messages += next.changes.messages;
+        self.messages_pulled += next.messages_pulled;
+        self.delivered.extend(next.delivered);
+        self.has_more = next.has_more;
+        self.source = next.source;
+        self
+    }
+}
+
 /// Which pull a page belongs to.
 #[derive(Debug)]
 pub(super) enum PageSource {
@@ -81,6 +98,16 @@ pub(super) enum PageSource {
     Conversation(ConversationId, Cursor),
     /// One conversation's history.
     History(ConversationId),
+}
+
+impl PageSource {
+    /// Where the global feed continues after this page (`None` for other pulls).
+    pub(super) fn feed_cursor(&self) -> Option<&Cursor> {
+        match self {
+            PageSource::Feed { cursor, .. } => Some(cursor),
+            _ => None,
+        }
+    }
 }
 
 impl Engine {
