@@ -8,6 +8,9 @@ import Dexie from './node_modules/dexie/dist/dexie.mjs';
 
 /** The server's page cap (FEED_PAGE_MAX): the engine applies a feed page per batch. */
 const PAGE = 500;
+/** In a full sync the engine stores its first page alone, then about this many writes per batch
+ * (HOLD_CHANGES in engine/src/engine/pull.rs). */
+const HOLD = 2000;
 const READS = 200;
 const WARMUP_READS = 20;
 
@@ -195,8 +198,9 @@ async function rawGetThenPut(name, records) {
 const WRITERS = {
   raw: (name, records) => rawWrite(name, records),
   dexie: (name, records) => dexieWrite(name, records),
-  storePaged: (name, records) => wasm.storeWrite(name, records.length, PAGE),
-  storeOneBatch: (name, records) => wasm.storeWrite(name, records.length, records.length),
+  storePaged: (name, records) => wasm.storeWrite(name, records.length, PAGE, PAGE),
+  storeFullSync: (name, records) => wasm.storeWrite(name, records.length, PAGE, HOLD),
+  storeOneBatch: (name, records) => wasm.storeWrite(name, records.length, records.length, 1),
   rawPaged: (name, records) => rawWrite(name, records, PAGE),
   rawGetThenPut: (name, records) => rawGetThenPut(name, records),
 };

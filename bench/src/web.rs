@@ -49,14 +49,22 @@ pub fn encode_ms(n: usize) -> Result<f64, JsValue> {
     Ok(now() - start)
 }
 
-/// Writes the `n` messages into a fresh database `name` through [`IndexedDbStore::apply`], in
-/// batches of `batch` `PutMessage`s; returns the milliseconds spent in `apply`.
+/// Writes the `n` messages into a fresh database `name` through [`IndexedDbStore::apply`]: a
+/// first batch of `first` `PutMessage`s, then batches of `batch`; returns the milliseconds spent
+/// in `apply`.
 #[wasm_bindgen(js_name = storeWrite)]
-pub async fn store_write(name: String, n: usize, batch: usize) -> Result<f64, JsValue> {
+pub async fn store_write(
+    name: String,
+    n: usize,
+    first: usize,
+    batch: usize,
+) -> Result<f64, JsValue> {
     IndexedDbStore::delete(&name).await.map_err(error)?;
     let store = IndexedDbStore::open(&name).await.map_err(error)?;
-    let batches: Vec<Vec<StoreOp>> = messages(n)
-        .chunks(batch)
+    let messages = messages(n);
+    let (head, tail) = messages.split_at(first.min(n));
+    let batches: Vec<Vec<StoreOp>> = std::iter::once(head)
+        .chain(tail.chunks(batch))
         .map(|chunk| chunk.iter().cloned().map(StoreOp::PutMessage).collect())
         .collect();
     let start = now();

@@ -65,16 +65,14 @@ struct Shared {
     faults: VecDeque<StoreError>,
 }
 
+/// The records. No `BTreeMap`s, as each map type would be its own copy of the map's code in the
+/// wasm: conversations and read markers are few (flat `LiteMap`s, in key order), messages many
+/// (a `HashMap`: every read sorts what it returns), the outbox a handful (a `Vec`).
 #[derive(Debug, Default)]
 struct Data {
-    /// (Conversations and read markers are few: flat maps, where each `BTreeMap` type would be
-    /// its own copy of the map's code in the wasm.)
     conversations: LiteMap<ConversationId, Conversation>,
-    /// Every read sorts what it returns, so a hash map (in the wasm, `HashMap` code is already
-    /// there and a `BTreeMap` type would bring the map's code on its own).
     messages: HashMap<(UserId, ClientMessageId), LocalMessage>,
     read_markers: LiteMap<(ConversationId, UserId), ReadMarker>,
-    /// A handful of entries at a time: a `Vec` (one `BTreeMap` type less in the wasm).
     outbox: Vec<OutboxEntry>,
     cursor: Option<Cursor>,
     last_sync: Option<Millis>,

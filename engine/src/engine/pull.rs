@@ -29,10 +29,10 @@ pub(super) enum Stage {
 
 /// In a full sync (from no cursor: the first one, or after the server's database was replaced),
 /// feed pages are held in memory and stored together until they carry this many writes: fewer,
-/// larger transactions store a large backlog faster (`make bench`: 10,000 messages in one
-/// transaction take about two thirds of the time of 20 transactions). The first page is stored
-/// on its own, so the app shows something at once; a failed pull drops what was held, and the
-/// next attempt fetches it again from the stored cursor.
+/// larger transactions store a large backlog faster (`make bench`, 10,000 messages: about as
+/// fast as a plain IndexedDB put loop this way, 1.15× that in transactions of one page). The
+/// first page is stored on its own, so the app shows something at once; a failed pull drops what
+/// was held, and the next attempt fetches it again from the stored cursor.
 pub(super) const HOLD_CHANGES: usize = 2_000;
 
 /// The running global sync: feed pages until `hasMore` is false.
