@@ -1,7 +1,8 @@
 // The browser side of `make bench`: writes the same messages through the store (wasm), a plain
 // IndexedDB put loop (the baseline) and Dexie, each into a fresh database, then times latest-50
-// page reads through the store and through the raw index. `window.runBench()` resolves to the
-// figures; bench/run.mjs turns them into docs/benchmarks.md.
+// page reads through the store and through the raw index. bench/run.mjs calls `window.benchWrite()`
+// once per method and round, each time in a fresh browser profile, then `window.benchChecks()`,
+// and turns the figures into docs/benchmarks.md.
 
 import init, * as wasm from './pkg/chat_sync_bench.js';
 import Dexie from './node_modules/dexie/dist/dexie.mjs';
@@ -205,40 +206,37 @@ const WRITERS = {
   rawGetThenPut: (name, records) => rawGetThenPut(name, records),
 };
 
-/** Runs every size: `rounds` rounds of every write method (the order rotating from round to
- * round), then the reads on the largest size. Resolves to the figures for run.mjs. */
-window.runBench = async function runBench({ sizes = [10_000, 100_000], rounds = 3 } = {}) {
+/** The write methods, in the order run.mjs reports them. */
+window.benchMethods = Object.keys(WRITERS);
+
+/** One write method on `n` messages into a fresh database; resolves to milliseconds. run.mjs
+ * calls it in a fresh browser profile each time: in one profile, the browser's background work
+ * on the databases earlier methods wrote and deleted slowed the later ones (100,000 messages). */
+window.benchWrite = async function benchWrite({ n, method }) {
   await init();
-  const results = {
+  const ms = await WRITERS[method](`bench-${method}`, wasm.records(n));
+  await deleteDatabase(`bench-${method}`);
+  return ms;
+};
+
+/** The checks and the rest of a size, in a fresh profile: the store writes the `n` messages
+ * (pages of `PAGE`), they must read back the same; encoding is timed; with `reads`, latest-50
+ * page reads through the store and the raw index. */
+window.benchChecks = async function benchChecks({ n, reads: withReads }) {
+  await init();
+  const records = wasm.records(n);
+  await WRITERS.storePaged('bench-storePaged', records);
+  await sameRecords('bench-storePaged', records);
+  const result = {
     userAgent: navigator.userAgent,
     getAllRecords: 'getAllRecords' in IDBIndex.prototype,
-    page: PAGE,
-    rounds,
-    writes: [],
+    encode: wasm.encodeMs(n),
   };
-  const methods = Object.keys(WRITERS);
-  for (const n of sizes) {
-    const records = wasm.records(n);
-    const row = { n, ms: Object.fromEntries(methods.map((method) => [method, []])) };
-    for (let round = 0; round < rounds; round++) {
-      const order = methods.map((_, i) => methods[(i + round) % methods.length]);
-      for (const method of order) {
-        const ms = await WRITERS[method](`bench-${method}`, records);
-        row.ms[method].push(ms);
-        log(`${n} messages, round ${round + 1}: ${method} ${ms.toFixed(0)} ms`);
-        // The store's database stays for the checks and reads below (the next round rewrites it).
-        if (method !== 'storePaged') await deleteDatabase(`bench-${method}`);
-      }
-    }
-    row.encode = wasm.encodeMs(n);
-    await sameRecords('bench-storePaged', records);
-    results.writes.push(row);
-    if (n === sizes[sizes.length - 1]) {
-      results.reads = { n, ...(await reads('bench-storePaged', records)) };
-      log(`latest 50 of ${n}: store p50 ${results.reads.store.p50.toFixed(1)} p95 ${results.reads.store.p95.toFixed(1)} ms, ` +
-        `raw p50 ${results.reads.raw.p50.toFixed(1)} p95 ${results.reads.raw.p95.toFixed(1)} ms`);
-    }
-    await deleteDatabase('bench-storePaged');
+  if (withReads) {
+    result.reads = { n, ...(await reads('bench-storePaged', records)) };
+    log(`latest 50 of ${n}: store p50 ${result.reads.store.p50.toFixed(1)} p95 ${result.reads.store.p95.toFixed(1)} ms, ` +
+      `raw p50 ${result.reads.raw.p50.toFixed(1)} p95 ${result.reads.raw.p95.toFixed(1)} ms`);
   }
-  return results;
+  await deleteDatabase('bench-storePaged');
+  return result;
 };

@@ -46,9 +46,10 @@ function serve() {
 const profileParent = process.env.BENCH_PROFILE_DIR
   ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
 
-/** Runs the page in a fresh on-disk profile (IndexedDB on disk, as for users: incognito-like
- * contexts keep it in memory). Resolves to the page's figures and the browser version. */
-async function runPage(url) {
+/** Opens the page in a fresh on-disk profile (IndexedDB on disk, as for users: incognito-like
+ * contexts keep it in memory) and resolves to what `call(page)` resolves to, and the browser
+ * version. */
+async function inFreshProfile(url, call) {
   const profile = await mkdtemp(join(profileParent, 'chat-sync-bench-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -62,15 +63,41 @@ async function runPage(url) {
     // A panic in the wasm leaves the page's promise pending: fail instead of waiting forever.
     const crashed = new Promise((_, reject) => page.on('pageerror', reject));
     await page.goto(url);
-    await page.waitForFunction(() => typeof window.runBench === 'function');
-    const results = await Promise.race([page.evaluate((o) => window.runBench(o), options), crashed]);
+    await page.waitForFunction(() => typeof window.benchWrite === 'function');
+    const value = await Promise.race([call(page), crashed]);
     const cdp = await context.newCDPSession(page);
-    results.browser = (await cdp.send('Browser.getVersion')).product;
-    return results;
+    return { value, browser: (await cdp.send('Browser.getVersion')).product };
   } finally {
     await context.close();
     await rm(profile, { recursive: true, force: true });
   }
+}
+
+/** Every size: `rounds` rounds of every write method (the order rotating from round to round),
+ * each in a fresh profile, then the checks (and on the largest size the reads). */
+async function runBench(url) {
+  const { value: methods } = await inFreshProfile(url, (page) => page.evaluate(() => window.benchMethods));
+  const results = { rounds: options.rounds, writes: [] };
+  for (const n of options.sizes) {
+    const row = { n, ms: Object.fromEntries(methods.map((method) => [method, []])) };
+    for (let round = 0; round < options.rounds; round++) {
+      const order = methods.map((_, i) => methods[(i + round) % methods.length]);
+      for (const method of order) {
+        const { value: ms } = await inFreshProfile(url,
+          (page) => page.evaluate((o) => window.benchWrite(o), { n, method }));
+        row.ms[method].push(ms);
+        console.log(`  ${n} messages, round ${round + 1}: ${method} ${ms.toFixed(0)} ms`);
+      }
+    }
+    const last = n === options.sizes[options.sizes.length - 1];
+    const { value: checks, browser } = await inFreshProfile(url,
+      (page) => page.evaluate((o) => window.benchChecks(o), { n, reads: last }));
+    row.encode = checks.encode;
+    Object.assign(results, { browser, getAllRecords: checks.getAllRecords });
+    if (last) results.reads = checks.reads;
+    results.writes.push(row);
+  }
+  return results;
 }
 
 async function machine() {
@@ -114,8 +141,9 @@ function markdown(results, { machine, load, date }) {
     '',
     `Realistic messages (20 conversations, 8 senders, bodies of 10–300 characters, increasing server`,
     `stamps; \`bench/src/data.rs\`), each method into a fresh database with the messages store's key path`,
-    `and indexes. ${results.rounds} round(s) per size, the order of the methods rotating; the median`,
-    'round is shown, and ratios are of medians. The baseline is measured in the same run.',
+    `and indexes, each method in a fresh browser profile. ${results.rounds} round(s) per size, the order`,
+    'of the methods rotating; the median round is shown, and ratios are of medians. The baseline is',
+    'measured in the same run.',
     '',
   ];
   const verdicts = [];
@@ -167,7 +195,7 @@ const started = { date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), load: 
 const server = await serve();
 let results;
 try {
-  results = await runPage(`http://127.0.0.1:${server.address().port}/index.html`);
+  results = await runBench(`http://127.0.0.1:${server.address().port}/index.html`);
 } finally {
   server.close();
 }
