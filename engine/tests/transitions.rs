@@ -891,14 +891,17 @@ fn a_full_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_toge
     assert_eq!(third.path, "/v1/sync?cursor=k2&limit=100");
     assert!(d.applied().is_empty());
 
-    // A failed pull drops what was held: the retry starts again from the stored cursor.
+    // A failed pull stores what was held, with its cursor: the retry goes on from there.
     d.respond(&third, error(503, ErrorCode::Unavailable));
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k2")));
+    assert_eq!(d.applied().len(), 1);
     d.wake_up();
     let retry = d.only_open("GET /v1/sync");
-    assert_eq!(retry.path, "/v1/sync?cursor=k1&limit=100");
-    d.respond(&retry, feed(vec![page(2)], "k2", true));
-    let third = d.only_open("GET /v1/sync");
-    d.respond(&third, feed(vec![page(3)], "k3", false));
+    assert_eq!(retry.path, "/v1/sync?cursor=k2&limit=100");
+    d.clear();
+    d.respond(&retry, feed(vec![page(3)], "k3", true));
+    let fourth = d.only_open("GET /v1/sync");
+    d.respond(&fourth, feed(vec![page(4)], "k4", false));
 
     // The last page stores everything held with it, in one batch, and the run ends.
     let batches = d.applied();
@@ -909,8 +912,8 @@ fn a_full_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_toge
         .filter(|op| matches!(op, StoreOp::PutMessage(_)));
     assert_eq!(puts.count(), 2);
     let snapshot = d.store.snapshot();
-    assert_eq!(snapshot.cursor, Some(Cursor::new("k3")));
-    assert_eq!(snapshot.messages.len(), 3);
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k4")));
+    assert_eq!(snapshot.messages.len(), 4);
     assert!(snapshot.last_sync.is_some());
     assert_eq!(changed(&d), [2], "one change event for the held pages");
     assert_eq!(d.engine.status().phase, Phase::Idle);

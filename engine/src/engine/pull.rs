@@ -31,8 +31,8 @@ pub(super) enum Stage {
 /// feed pages are held in memory and stored together until they carry this many writes: fewer,
 /// larger transactions store a large backlog faster (`make bench`, 10,000 messages: about as
 /// fast as a plain IndexedDB put loop this way, 1.15× that in transactions of one page). The
-/// first page is stored on its own, so the app shows something at once; a failed pull drops what
-/// was held, and the next attempt fetches it again from the stored cursor.
+/// first page is stored on its own, so the app shows something at once; when a pull fails, what
+/// was held is stored with its cursor, and the retry goes on from there.
 pub(super) const HOLD_CHANGES: usize = 2_000;
 
 /// The running global sync: feed pages until `hasMore` is false.
@@ -540,15 +540,17 @@ impl Engine {
         match kind {
             PullKind::Feed => {
                 if permanent {
+                    let _ = self.store_held_pages();
                     self.finish_run(Err(error));
                     return;
                 }
+                let storing = self.store_held_pages();
                 let Some(run) = &mut self.run else {
                     return;
                 };
-                run.stage = Stage::Ready;
-                // Fetched again from the stored cursor.
-                run.held = None;
+                if !storing {
+                    run.stage = Stage::Ready;
+                }
                 let first_failure = !run.failed;
                 run.failed = true;
                 let tickets = std::mem::take(&mut run.tickets);
@@ -586,6 +588,22 @@ impl Engine {
                 self.finish_history_job(&conversation, Err(error));
             }
         }
+    }
+
+    /// Stores the feed pages held in memory with their cursor (a pull after them failed): the
+    /// retry goes on from there, and nothing fetched is fetched again. False when none were held.
+    fn store_held_pages(&mut self) -> bool {
+        let Some(run) = &mut self.run else {
+            return false;
+        };
+        let Some((mut ops, write)) = run.held.take() else {
+            return false;
+        };
+        let cursor = write.source.feed_cursor().cloned();
+        ops.push(StoreOp::SetCursor(cursor));
+        run.stage = Stage::Persisting;
+        self.persist(ops, AfterPersist::Page(write));
+        true
     }
 
     fn finish_run(&mut self, result: Result<(), SyncError>) {
