@@ -39,8 +39,12 @@ impl<K: Ord, V> Slots<K, V> {
         self.entries.iter().map(|(key, _)| key)
     }
 
+    fn index(&self, key: &K) -> Option<usize> {
+        self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()
+    }
+
     fn slot(&mut self, key: &K) -> Option<&mut Slot<V>> {
-        let index = self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        let index = self.index(key)?;
         Some(&mut self.entries[index].1)
     }
 
@@ -55,8 +59,7 @@ impl<K: Ord, V> Slots<K, V> {
 
     /// The record as the batch sees it.
     pub(super) fn get(&self, key: &K) -> Option<&V> {
-        let index = self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        self.entries[index].1.value.as_ref()
+        self.entries[self.index(key)?].1.value.as_ref()
     }
 
     /// The batch changes the record of `key` (`None`: deletes it); it is written next time.
