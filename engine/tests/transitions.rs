@@ -931,6 +931,38 @@ fn a_full_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_toge
 }
 
 #[test]
+fn stopping_during_a_full_sync_stores_the_pages_held_in_memory() {
+    let mut d = Driver::new(config());
+    d.start();
+    let page = |n: usize| {
+        let id = format!("m-{n}");
+        message_change(message(&id, "c-1", "u-bob", "hi", T0 + n as Millis))
+    };
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    let second = d.only_open("GET /v1/sync");
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    d.clear();
+    assert!(d.applied().is_empty(), "page 2 is held");
+
+    d.act(|e, now| e.stop(now));
+    // The answer to the pull in flight comes after the stop: it is ignored.
+    d.respond(&third, feed(vec![page(3)], "k3", true));
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k2")));
+    assert_eq!(snapshot.messages.len(), 2);
+    assert_eq!(d.engine.status().phase, Phase::Stopped);
+
+    // Started again, the feed goes on after the stored pages.
+    d.start();
+    assert_eq!(
+        d.only_open("GET /v1/sync").path,
+        "/v1/sync?cursor=k2&limit=100"
+    );
+}
+
+#[test]
 fn forced_syncs_during_a_run_join_it_and_finish_with_it() {
     let mut d = Driver::new(config());
     d.start();

@@ -283,11 +283,12 @@ impl Engine {
     }
 
     /// Stops network sync and timers; open commands finish with [`SyncError::Stopped`].
-    /// Writes already asked for still complete.
+    /// Writes already asked for still complete, and feed pages held in memory are stored.
     pub fn stop(&mut self, now: Millis) {
         self.started = false;
         self.advance(now);
         self.fail_ticketed_jobs(&SyncError::Stopped);
+        self.store_held_pages();
         self.run = None;
         self.conversation_jobs.clear();
         self.history_jobs.clear();

@@ -8,6 +8,7 @@ use super::requests::{Purpose, Verdict};
 use super::Engine;
 use crate::config::BrokenVariant;
 use crate::event::{ChangeSet, SyncSummary, Ticket};
+use crate::sort::sort_by;
 use crate::status::{SyncError, Trigger};
 use crate::store::{LocalMessage, StoreOp};
 use crate::transport::Method;
@@ -272,7 +273,6 @@ impl Engine {
         match verdict {
             Verdict::Success(ResponseBody::Feed(page)) => {
                 let synced_at = (!page.has_more).then_some(self.now);
-                let cursor_op = StoreOp::SetCursor(Some(page.next_cursor.clone()));
                 let source = PageSource::Feed {
                     cursor: page.next_cursor,
                     synced_at,
@@ -281,7 +281,7 @@ impl Engine {
                 let Some(run) = &mut self.run else {
                     return;
                 };
-                let (mut ops, write) = match run.held.take() {
+                let (ops, write) = match run.held.take() {
                     Some((mut held_ops, held)) => {
                         held_ops.extend(ops);
                         (held_ops, held.followed_by(write))
@@ -299,16 +299,7 @@ impl Engine {
                     run.stage = Stage::Ready;
                     return;
                 }
-                if broken {
-                    self.persist(vec![cursor_op], AfterPersist::Nothing);
-                } else {
-                    ops.push(cursor_op);
-                }
-                if let Some(at) = synced_at {
-                    ops.push(StoreOp::SetLastSync(at));
-                }
-                self.set_run_stage(Stage::Persisting);
-                self.persist(ops, AfterPersist::Page(write));
+                self.store_feed_pages(ops, write);
             }
             Verdict::InvalidCursor => {
                 self.set_run_stage(Stage::Persisting);
@@ -590,20 +581,34 @@ impl Engine {
         }
     }
 
-    /// Stores the feed pages held in memory with their cursor (a pull after them failed): the
-    /// retry goes on from there, and nothing fetched is fetched again. False when none were held.
-    fn store_held_pages(&mut self) -> bool {
-        let Some(run) = &mut self.run else {
+    /// Stores the feed pages held in memory with their cursor (a pull after them failed, or
+    /// sync stopped): the next pull goes on from there, and nothing fetched is fetched again.
+    /// False when none were held.
+    pub(super) fn store_held_pages(&mut self) -> bool {
+        let Some((ops, write)) = self.run.as_mut().and_then(|run| run.held.take()) else {
             return false;
         };
-        let Some((mut ops, write)) = run.held.take() else {
-            return false;
-        };
-        let cursor = write.source.feed_cursor().cloned();
-        ops.push(StoreOp::SetCursor(cursor));
-        run.stage = Stage::Persisting;
-        self.persist(ops, AfterPersist::Page(write));
+        self.store_feed_pages(ops, write);
         true
+    }
+
+    /// Stores feed pages (one, or several held) with the cursor after them, and with the sync
+    /// time when they end the feed.
+    fn store_feed_pages(&mut self, mut ops: Vec<StoreOp>, write: PageWrite) {
+        if let PageSource::Feed { cursor, synced_at } = &write.source {
+            let cursor_op = StoreOp::SetCursor(Some(cursor.clone()));
+            if self.config.broken == Some(BrokenVariant::CursorBeforeData) {
+                // The contract tests' broken client: the cursor first, in a batch of its own.
+                self.persist(vec![cursor_op], AfterPersist::Nothing);
+            } else {
+                ops.push(cursor_op);
+            }
+            if let Some(at) = synced_at {
+                ops.push(StoreOp::SetLastSync(*at));
+            }
+        }
+        self.set_run_stage(Stage::Persisting);
+        self.persist(ops, AfterPersist::Page(write));
     }
 
     fn finish_run(&mut self, result: Result<(), SyncError>) {
@@ -643,7 +648,7 @@ impl Engine {
             self.durations.pop_front();
         }
         let mut sorted: Vec<Millis> = self.durations.iter().copied().collect();
-        sorted.sort_unstable();
+        sort_by(&mut sorted, Ord::cmp);
         let count = sorted.len() as Millis;
         self.stats.last_sync_duration_ms = Some(duration);
         self.stats.mean_sync_duration_ms = Some(sorted.iter().sum::<Millis>() / count);
