@@ -178,6 +178,9 @@ impl Driver {
         if self.disposed.get() || self.leadership.borrow().is_some() {
             return;
         }
+        if let AnyStore::IndexedDb(store) = &self.store {
+            store.keep_open();
+        }
         let driver = self.clone();
         wasm_bindgen_futures::spawn_local(async move { driver.seek_leadership().await });
     }

@@ -557,6 +557,37 @@ fn page(kind: &str) {
 }
 
 #[wasm_bindgen_test]
+async fn dispose_stores_the_write_asked_for_and_leaves_no_connection_open() {
+    let general = conversation(server(), "dave", "General").await;
+    let sync = manager(server(), "dave", &[]).await;
+    settle(sync.force_sync()).await.expect("synced");
+    // The engine asks for the outbox write at once; the store performs it after `dispose`.
+    let driver = sync.inner.driver.clone();
+    let (message, _) = driver
+        .command(|engine, now| engine.send(general.as_str().into(), "last words".into(), now))
+        .expect("queued");
+    sync.dispose();
+
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-dave"));
+    let mut stored = false;
+    for _ in 0..50 {
+        let store = IndexedDbStore::open(&name).await.expect("reopened");
+        let outbox = store.load().await.expect("loaded").outbox;
+        store.close();
+        stored = (outbox.iter()).any(|entry| entry.client_message_id == message.client_message_id);
+        if stored {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
+    assert!(stored, "the write reached the database");
+    // No connection of the disposed manager is left to block deleting the database.
+    IndexedDbStore::delete(&name)
+        .await
+        .expect("deleted without waiting");
+}
+
+#[wasm_bindgen_test]
 async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
     let first = manager(server(), "erin", &[]).await;
     assert_eq!(field(&first.get_sync_status(), "isLeader"), true);

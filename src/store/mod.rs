@@ -36,7 +36,7 @@ use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarke
 use chat_sync_engine::{ApplyReport, LocalMessage, PersistedState, Store, StoreError, StoreOp};
 use errors::Failure;
 use idb::Database;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 use web_sys::DomException;
@@ -46,6 +46,11 @@ pub struct IndexedDbStore {
     name: String,
     /// The open connection, shared with the `versionchange` handler that closes it.
     connection: Rc<RefCell<Option<Rc<Database>>>>,
+    /// Operations under way.
+    busy: Cell<usize>,
+    /// [`close`](Self::close) was called: the connection closes whenever no operation is under
+    /// way.
+    closed: Cell<bool>,
     report: OpenReport,
     injected: RefCell<Option<DomException>>,
 }
@@ -72,6 +77,8 @@ impl IndexedDbStore {
         let store = Self {
             name: name.to_owned(),
             connection: Rc::new(RefCell::new(None)),
+            busy: Cell::new(0),
+            closed: Cell::new(false),
             report,
             injected: RefCell::new(None),
         };
@@ -84,8 +91,23 @@ impl IndexedDbStore {
         &self.report
     }
 
-    /// Closes the connection (the next call reopens it).
+    /// Closes the connection, so other tabs' upgrades and deletes are not blocked, and keeps it
+    /// closed: operations under way finish first, and one started later opens a connection for
+    /// itself and closes it when done (a write the engine asked for before is still stored),
+    /// until [`keep_open`](Self::keep_open).
     pub fn close(&self) {
+        self.closed.set(true);
+        if self.busy.get() == 0 {
+            self.drop_connection();
+        }
+    }
+
+    /// Undoes [`close`](Self::close): the next operation opens the connection and it stays open.
+    pub fn keep_open(&self) {
+        self.closed.set(false);
+    }
+
+    fn drop_connection(&self) {
         if let Some(database) = self.connection.borrow_mut().take() {
             database.close();
         }
@@ -135,6 +157,12 @@ impl IndexedDbStore {
             return Ok(database);
         }
         let (database, _) = open::open_at(&self.name, schema::SCHEMA_VERSION).await?;
+        // Another operation may have opened one while this one waited: one connection only
+        // (a second, unknown to the store, would never be closed).
+        if let Some(current) = self.connection.borrow().clone() {
+            database.close();
+            return Ok(current);
+        }
         Ok(self.install(database))
     }
 
@@ -145,15 +173,37 @@ impl IndexedDbStore {
         F: Fn(Rc<Database>) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
+        let _busy = Busy::new(self);
         let database = self.database().await.map_err(Failure::into_store_error)?;
         match operation(database).await {
             Err(Failure::ConnectionLost(reason)) => {
                 log::warn!(reason = reason.as_str(); "IndexedDB connection lost; reopening");
-                self.close();
+                self.drop_connection();
                 let database = self.database().await.map_err(Failure::into_store_error)?;
                 operation(database).await.map_err(Failure::into_store_error)
             }
             other => other.map_err(Failure::into_store_error),
+        }
+    }
+}
+
+/// Counts an operation under way for as long as it lives; the last one out closes a connection
+/// [`IndexedDbStore::close`] asked to close.
+struct Busy<'a>(&'a IndexedDbStore);
+
+impl<'a> Busy<'a> {
+    fn new(store: &'a IndexedDbStore) -> Self {
+        store.busy.set(store.busy.get() + 1);
+        Self(store)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let store = self.0;
+        store.busy.set(store.busy.get() - 1);
+        if store.closed.get() && store.busy.get() == 0 {
+            store.drop_connection();
         }
     }
 }

@@ -250,6 +250,25 @@ async fn a_version_1_database_upgrades_with_every_record() {
 }
 
 #[wasm_bindgen_test]
+async fn a_closed_store_finishes_its_operations_and_leaves_no_connection_open() {
+    let name = "closed-store";
+    let store = fresh(name).await;
+    let batch = [StoreOp::PutConversation(conversation("c-1", 5))];
+    store.apply(&batch).await.expect("applied");
+    // Closed (a disposed manager, a hidden page), then used by operations asked for before:
+    // they run, each opening a connection at the same time, and close them when done.
+    store.close();
+    let (first, second) =
+        futures_util::future::join(store.conversations(), store.conversations()).await;
+    assert_eq!(first.expect("read").len(), 1);
+    assert_eq!(second.expect("read").len(), 1);
+    // Deleting the database waits for every open connection: none is left.
+    IndexedDbStore::delete(name)
+        .await
+        .expect("deleted without waiting");
+}
+
+#[wasm_bindgen_test]
 async fn a_database_from_a_newer_version_gives_a_clear_error() {
     let name = "too-new";
     let store = fresh(name).await;
