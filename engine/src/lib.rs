@@ -53,6 +53,7 @@ mod engine;
 mod event;
 mod memory_store;
 mod rng;
+pub mod sort;
 mod status;
 mod store;
 mod time;

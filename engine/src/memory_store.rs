@@ -5,6 +5,7 @@
 //! hand a clone to the next engine. [`MemoryStore::fail_next_apply`] injects store failures and
 //! [`MemoryStore::snapshot`] exposes everything for invariant checks.
 
+use crate::sort::sort_by;
 use crate::store::{
     ApplyReport, LocalMessage, OutboxEntry, PersistedState, Store, StoreError, StoreOp,
 };
@@ -97,7 +98,7 @@ impl MemoryStore {
         let shared = self.lock();
         let data = &shared.data;
         let mut messages: Vec<&LocalMessage> = data.messages.values().collect();
-        messages.sort_unstable_by(in_store_order);
+        sort_by(&mut messages, in_store_order);
         MemorySnapshot {
             conversations: data.conversations.values().cloned().collect(),
             messages: messages.into_iter().cloned().collect(),
@@ -140,7 +141,7 @@ fn message_activity(message: &LocalMessage) -> Option<Millis> {
 impl Data {
     fn outbox_by_seq(&self) -> Vec<OutboxEntry> {
         let mut outbox = self.outbox.clone();
-        outbox.sort_unstable_by(OutboxEntry::compose_order);
+        sort_by(&mut outbox, OutboxEntry::compose_order);
         outbox
     }
 
@@ -225,7 +226,7 @@ impl Data {
             .values()
             .filter(|m| m.is_from_server())
             .collect();
-        server.sort_unstable_by(in_store_order);
+        sort_by(&mut server, in_store_order);
         let evict: Vec<(UserId, ClientMessageId)> = server
             .chunk_by(|a, b| a.conversation_id == b.conversation_id)
             .flat_map(|messages| &messages[..messages.len().saturating_sub(keep)])
@@ -280,8 +281,9 @@ impl Store for MemoryStore {
                 ordered[index].0 = ordered[index].0.max(stamp);
             }
         }
-        ordered
-            .sort_unstable_by(|(a_ts, a), (b_ts, b)| b_ts.cmp(a_ts).then_with(|| a.id.cmp(&b.id)));
+        sort_by(&mut ordered, |(a_ts, a), (b_ts, b)| {
+            b_ts.cmp(a_ts).then_with(|| a.id.cmp(&b.id))
+        });
         Ok(ordered.into_iter().map(|(_, c)| c.clone()).collect())
     }
 
@@ -299,7 +301,7 @@ impl Store for MemoryStore {
             .filter(|m| &m.conversation_id == conversation)
             .filter(|m| before.is_none_or(|before| m.sort_ts < before))
             .collect();
-        page.sort_unstable_by(in_store_order);
+        sort_by(&mut page, in_store_order);
         let skip = page.len().saturating_sub(limit);
         Ok(page[skip..].iter().map(|m| (*m).clone()).collect())
     }

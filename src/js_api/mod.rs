@@ -16,10 +16,10 @@ use chat_sync_engine::{
 };
 use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
 use js_sys::{Function, Promise, Reflect};
+use litemap::LiteMap;
 use options::Options;
 use serde::Serialize;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -54,7 +54,7 @@ struct Inner {
     recovered_told: std::cell::Cell<bool>,
     /// Per conversation, a back-fill anchor older than which the server had nothing (`None`:
     /// the conversation was empty): `listMessages` does not ask again from the same anchor.
-    history_start: RefCell<HashMap<ConversationId, Option<MessageId>>>,
+    history_start: RefCell<LiteMap<ConversationId, Option<MessageId>>>,
 }
 
 /// Plain JS objects out: camelCase fields, numbers (not BigInts), `null` for `None`.

@@ -11,6 +11,7 @@ use super::open::finish;
 use super::request::request_result;
 use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
+use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp};
 use idb::{
     CursorDirection, Database, ManagedCursor, ObjectStore, Query, Transaction, TransactionMode,
@@ -226,7 +227,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     for (key, request) in fallback_keys {
         overlay.messages.stored(&key, Reads::record(&request)?);
     }
-    put_conversations.sort_unstable();
+    sort_by(&mut put_conversations, Ord::cmp);
     for (id, request) in conversation_ids.iter().zip(conversation_reads) {
         let record: Option<ConversationRecord> = Reads::record(&request)?;
         // Only a conversation put in this batch without a stored record uses the activity of
@@ -362,7 +363,7 @@ impl Reads {
     /// Issues a `getAll` over `span`'s range of the conversation index, up to its limit (and
     /// sorts its keys for lookups).
     fn span(&mut self, store: &ObjectStore, span: &mut Span) -> Result<IdbRequest, Failure> {
-        span.keys.sort_unstable();
+        sort_by(&mut span.keys, Ord::cmp);
         span.keys.dedup();
         let range = idb::KeyRange::bound(
             &conversation_position(&span.conversation, span.first as f64),

@@ -5,6 +5,7 @@ use super::codec::*;
 use super::errors::{classify, classify_exception, Failure};
 use super::request::request_result;
 use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker};
+use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{LocalMessage, OutboxEntry, PersistedState};
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
 use js_sys::{Array, Function, Object, Reflect};
@@ -33,7 +34,7 @@ pub(crate) async fn load(database: &Database) -> Result<PersistedState, Failure>
         .await
         .map_err(|e| classify(&e))?;
     let mut outbox: Vec<OutboxEntry> = outbox.into_iter().map(from_js).collect::<Result<_, _>>()?;
-    outbox.sort_unstable_by(OutboxEntry::compose_order);
+    sort_by(&mut outbox, OutboxEntry::compose_order);
     Ok(PersistedState {
         cursor: meta.cursor,
         outbox,
@@ -55,7 +56,7 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
         .map_err(|e| classify(&e))?;
     let mut records: Vec<ConversationRecord> =
         values.into_iter().map(from_js).collect::<Result<_, _>>()?;
-    records.sort_unstable_by(|a, b| {
+    sort_by(&mut records, |a, b| {
         b.last_activity
             .cmp(&a.last_activity)
             .then_with(|| a.id.cmp(&b.id))

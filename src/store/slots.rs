@@ -1,10 +1,12 @@
 //! [`Slots`]: the records of one kind that a batch touches, by key: what the store held, then
 //! the batch's own changes on top, with the changed ones marked for writing.
 
+use chat_sync_engine::sort::sort_by;
+
 /// A sorted `Vec` of keyed slots. A batch knows every key it touches before it reads anything,
 /// so the slots are made once from those keys and afterwards only looked up (binary search) and
 /// changed; keys outside them are ignored. (Each `BTreeMap` type would be its own copy of the
-/// map's code in the wasm; this is a binary search and one sort per key type.)
+/// map's code in the wasm; this is a binary search per key type.)
 pub(super) struct Slots<K, V> {
     entries: Vec<(K, Slot<V>)>,
 }
@@ -19,7 +21,7 @@ struct Slot<V> {
 impl<K: Ord, V> Slots<K, V> {
     /// Empty slots for `keys` (duplicates merged).
     pub(super) fn new(mut keys: Vec<K>) -> Self {
-        keys.sort_unstable();
+        sort_by(&mut keys, K::cmp);
         keys.dedup();
         let entries = keys
             .into_iter()
