@@ -1,0 +1,100 @@
+// A real small quota: Chromium's storage quota for the demo's origin is set to 4 MB (DevTools
+// protocol `Storage.overrideQuotaForOrigin`, before the page creates its database: the override
+// holds for databases created after it), and the server holds about three times more history
+// than fits. The initial sync's writes fail with the browser's own `QuotaExceededError`; the
+// engine evicts cached history (keeping the newest of each conversation) and goes on. The app
+// hears `storagefull`, the sync completes, the database stays within the quota and holds each
+// conversation's newest messages, and a message sent afterwards is delivered exactly once.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { startServer } from './support/server.mjs';
+import { openConversation, openDemo, sendMessage, waitForMessage, waitInPage } from './support/demo.mjs';
+import { consoleLines } from './support/traffic.mjs';
+
+const MESSAGES = 20_000;
+const QUOTA = 4 * 1024 * 1024;
+
+const MB = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+/** What the page's database holds: messages per conversation, and the outbox (runs in the page). */
+async function stored({ name }) {
+  const db = await new Promise((resolve, reject) => {
+    const request = indexedDB.open(name);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const all = (storeName) => new Promise((resolve, reject) => {
+    const request = db.transaction(storeName, 'readonly').objectStore(storeName).getAll();
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const messages = await all('messages');
+  const outbox = await all('outbox');
+  db.close();
+  const perConversation = {};
+  for (const message of messages) {
+    perConversation[message.conversationId] = (perConversation[message.conversationId] ?? 0) + 1;
+  }
+  return { messages: messages.length, perConversation, outbox: outbox.length };
+}
+
+test('with a real small quota the initial sync evicts history and completes, and sending still works', { timeout: 300_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: MESSAGES });
+  const alice = server.api('alice');
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const errors = collectPageErrors(page);
+  const logs = consoleLines(page);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: QUOTA });
+
+  await openDemo(page, server.url, 'alice', { idle: false });
+  await waitInPage(page, () => document.getElementById('status').dataset.phase === 'idle' &&
+    /^Synced /.test(document.getElementById('status-text').textContent),
+  { message: 'the initial sync to finish: #status[data-phase="idle"] and "Synced …"', timeout: 240_000, polling: 250 });
+  const chatLog = logs.list().filter((line) => line.startsWith('[chat-sync]'));
+  t.diagnostic(chatLog.join(' | '));
+
+  // The browser refused writes, and the app was told.
+  assert.ok(chatLog.some((line) => /store write failed error=storage quota exceeded/.test(line)),
+    'a write failed with the quota exceeded');
+  assert.match(await page.locator('#banner').textContent(), /out of storage/);
+
+  // The database stays within the quota and holds the newest messages of every conversation.
+  const name = `chat-sync|${server.url}|u-alice`;
+  const { usage } = await page.evaluate(() => navigator.storage.estimate());
+  const local = await page.evaluate(stored, { name });
+  t.diagnostic(`usage ${MB(usage)} of ${MB(QUOTA)}; ${local.messages} messages kept: ${JSON.stringify(local.perConversation)}`);
+  assert.ok(usage <= QUOTA, `usage ${MB(usage)} within the quota ${MB(QUOTA)}`);
+  const conversations = await alice.conversations();
+  let onServer = 0;
+  for (const conversation of conversations) {
+    const [newest] = await alice.messages(conversation.id, { limit: 1 });
+    if (!newest) continue;
+    onServer += 1;
+    assert.ok(local.perConversation[conversation.id] > 0, `${conversation.title} keeps messages`);
+  }
+  assert.ok(onServer > 0);
+  const firstRow = page.locator('#conversations .conversation').first();
+  const firstId = await firstRow.getAttribute('data-id');
+  const [newest] = await alice.messages(firstId, { limit: 1 });
+  await firstRow.click();
+  await waitInPage(page, (body) => {
+    const bodies = [...document.querySelectorAll('#messages .message .body')];
+    return bodies.length > 0 && bodies[bodies.length - 1].textContent === body;
+  }, { arg: newest.body, message: `the newest message ${JSON.stringify(newest.body)} at the bottom` });
+
+  // Sending still works: queued, delivered once, and the outbox empties.
+  await openConversation(page, 'General');
+  const text = `after the quota ${Date.now()}`;
+  await sendMessage(page, text);
+  await waitForMessage(page, text, { status: 'sent' });
+  const general = await alice.conversationId('General');
+  const copies = (await alice.messages(general, { limit: 50 })).filter((m) => m.body === text);
+  assert.equal(copies.length, 1, 'delivered exactly once');
+  assert.equal((await page.evaluate(stored, { name })).outbox, 0, 'the outbox is empty');
+  assert.deepEqual(errors.map(String), [], 'no uncaught errors in the page');
+});
