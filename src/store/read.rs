@@ -8,9 +8,9 @@ use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarke
 use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{LocalMessage, OutboxEntry, PersistedState};
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
-use js_sys::{Array, Function, Object, Reflect};
+use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{IdbIndex, IdbRequest};
+use web_sys::IdbIndex;
 
 /// The engine's persisted state: meta and the outbox in compose order.
 pub(crate) async fn load(database: &Database) -> Result<PersistedState, Failure> {
@@ -69,8 +69,8 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
 
 /// The newest `limit` messages of a conversation sorting before `before`, in ascending order.
 ///
-/// One bounded walk backwards through the `[conversationId, sortTs]` index:
-/// `IDBIndex.getAllRecords` where the browser has it, a cursor otherwise.
+/// One bounded walk backwards through the `[conversationId, sortTs]` index: `IDBIndex.getAll`
+/// with a direction where the browser has it, a cursor otherwise.
 pub(crate) async fn messages(
     database: &Database,
     conversation: &ConversationId,
@@ -96,7 +96,7 @@ pub(crate) async fn messages(
     )
     .map_err(|e| classify(&e))?;
     let raw: IdbIndex = index.clone().into();
-    let mut values = match get_all_records_prev(&raw, &range, limit).await? {
+    let mut values = match get_all_prev(&raw, &range, limit).await? {
         Some(values) => values,
         None => {
             let mut values = Vec::with_capacity(limit.min(256));
@@ -122,39 +122,33 @@ pub(crate) async fn messages(
     values.into_iter().map(from_js).collect()
 }
 
-/// `index.getAllRecords({query, count, direction: 'prev'})` where the browser has it (values,
-/// newest first); `None` where it does not.
-async fn get_all_records_prev(
+/// `index.getAll({query, count, direction: 'prev'})` (values, newest first) where the browser
+/// takes options there; `None` where it does not. The options came with `getAllRecords` (one
+/// spec change), which is how they are detected: an older `getAll` would read the options object
+/// as a key. (`getAllRecords` itself returns records to take each value out of: slower.)
+async fn get_all_prev(
     index: &IdbIndex,
     range: &idb::KeyRange,
     limit: usize,
 ) -> Result<Option<Vec<JsValue>>, Failure> {
-    let Ok(method) = Reflect::get(index, &"getAllRecords".into()) else {
+    if !Reflect::has(index, &"getAllRecords".into()).unwrap_or(false) {
         return Ok(None);
-    };
-    let Some(method) = method.dyn_ref::<Function>() else {
-        return Ok(None);
-    };
+    }
     let options = Object::new();
     let set = |key: &str, value: JsValue| Reflect::set(&options, &key.into(), &value);
     let range: JsValue = range.clone().into();
     set("query", range)
         .and_then(|_| set("count", u32::try_from(limit).unwrap_or(u32::MAX).into()))
         .and_then(|_| set("direction", "prev".into()))
-        .map_err(|_| Failure::Other("cannot build getAllRecords options".into()))?;
-    let request: IdbRequest = method
-        .call1(index, &options)
+        .map_err(|_| Failure::Other("cannot build getAll options".into()))?;
+    let request = index
+        .get_all_with_key(&options)
         .map_err(|error| match error.dyn_ref::<web_sys::DomException>() {
             Some(exception) => classify_exception(exception),
-            None => Failure::Other("getAllRecords failed".into()),
-        })?
-        .unchecked_into();
-    let records: Array = request_result(&request).await?.unchecked_into();
-    let values = records
-        .iter()
-        .map(|record| Reflect::get(&record, &"value".into()).unwrap_or(JsValue::UNDEFINED))
-        .collect();
-    Ok(Some(values))
+            None => Failure::Other("getAll failed".into()),
+        })?;
+    let values: Array = request_result(&request).await?.unchecked_into();
+    Ok(Some(values.to_vec()))
 }
 
 /// The read markers of a conversation, by user id.
