@@ -857,14 +857,16 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
     assert_eq!(d.engine.status().last_trigger, Some(Trigger::Periodic));
 }
 
+/// Bob's message number `n` in `c-1`, as a feed change (one per page in the full-sync tests).
+fn page(n: usize) -> Change {
+    let id = format!("m-{n}");
+    message_change(message(&id, "c-1", "u-bob", "hi", T0 + n as Millis))
+}
+
 #[test]
 fn a_full_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_together() {
     let mut d = Driver::new(config());
     d.start();
-    let page = |n: usize| {
-        let id = format!("m-{n}");
-        message_change(message(&id, "c-1", "u-bob", "hi", T0 + n as Millis))
-    };
     // The messages each `Changed` event since the last clear counts.
     let changed = |d: &Driver| -> Vec<usize> {
         (d.seen.iter())
@@ -934,10 +936,6 @@ fn a_full_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_toge
 fn stopping_during_a_full_sync_stores_the_pages_held_in_memory() {
     let mut d = Driver::new(config());
     d.start();
-    let page = |n: usize| {
-        let id = format!("m-{n}");
-        message_change(message(&id, "c-1", "u-bob", "hi", T0 + n as Millis))
-    };
     let first = d.only_open("GET /v1/sync");
     d.respond(&first, feed(vec![page(1)], "k1", true));
     let second = d.only_open("GET /v1/sync");
