@@ -531,7 +531,7 @@ impl Engine {
         match kind {
             PullKind::Feed => {
                 if permanent {
-                    let _ = self.store_held_pages();
+                    self.store_held_pages();
                     self.finish_run(Err(error));
                     return;
                 }
