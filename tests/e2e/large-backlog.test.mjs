@@ -11,8 +11,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { openDemo, waitInPage } from './support/demo.mjs';
-import { consoleLines } from './support/traffic.mjs';
+import { openDemo, waitForInitialSync, waitForNewestAtBottom, waitInPage } from './support/demo.mjs';
+import { consoleLines, finishedSyncChanges } from './support/traffic.mjs';
 
 const MESSAGES = 20_000;
 /** Generous bounds: the point is "bounded", not a benchmark. */
@@ -76,15 +76,12 @@ test(`the initial sync of ${MESSAGES.toLocaleString('en')} messages completes, t
 
   const started = Date.now();
   await openDemo(page, server.url, 'alice', { idle: false });
-  await waitInPage(page, () => document.getElementById('status').dataset.phase === 'idle' &&
-    /^Synced /.test(document.getElementById('status-text').textContent),
-  { message: 'the initial sync to finish: #status[data-phase="idle"] and "Synced …"', timeout: 240_000, polling: 250 });
+  await waitForInitialSync(page);
   const syncMs = Date.now() - started;
 
   // The sync's own log says how many messages it pulled (`changes` counts message changes): every
   // message of Alice's feed.
-  const finished = logs.list().map((line) => /sync finished changes=(\d+)/.exec(line)).filter(Boolean)
-    .map((match) => Number(match[1]));
+  const finished = finishedSyncChanges(logs.list());
   const pulled = finished.reduce((a, b) => a + b, 0);
   assert.equal(pulled, aliceMessages,
     `the page's syncs pulled ${pulled} messages (runs: ${JSON.stringify(finished)}); Alice's feed on the server has ${aliceMessages}`);
@@ -98,10 +95,7 @@ test(`the initial sync of ${MESSAGES.toLocaleString('en')} messages completes, t
   const conversationId = await firstRow.getAttribute('data-id');
   const [newest] = (await alice.messages(conversationId, { limit: 1 }));
   await firstRow.click();
-  await waitInPage(page, (body) => {
-    const bodies = [...document.querySelectorAll('#messages .message .body')];
-    return bodies.length > 0 && bodies[bodies.length - 1].textContent === body;
-  }, { arg: newest.body, message: `the conversation's newest message ${JSON.stringify(newest.body)} at the bottom` });
+  await waitForNewestAtBottom(page, newest.body);
   const shown = await page.locator('#messages .message').count();
   const total = messagesByConversation.get(conversationId);
   assert.ok(shown > 0 && shown <= MAX_SHOWN,

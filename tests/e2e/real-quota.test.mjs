@@ -12,8 +12,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { openConversation, openDemo, sendMessage, waitForMessage, waitInPage } from './support/demo.mjs';
-import { consoleLines } from './support/traffic.mjs';
+import {
+  openConversation, openDemo, sendMessage, waitForInitialSync, waitForMessage, waitForNewestAtBottom,
+} from './support/demo.mjs';
+import { consoleLines, finishedSyncChanges } from './support/traffic.mjs';
 
 const MESSAGES = 20_000;
 const QUOTA = 4 * 1024 * 1024;
@@ -54,9 +56,7 @@ test('with a real small quota the initial sync evicts history and completes, and
   await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: QUOTA });
 
   await openDemo(page, server.url, 'alice', { idle: false });
-  await waitInPage(page, () => document.getElementById('status').dataset.phase === 'idle' &&
-    /^Synced /.test(document.getElementById('status-text').textContent),
-  { message: 'the initial sync to finish: #status[data-phase="idle"] and "Synced …"', timeout: 240_000, polling: 250 });
+  await waitForInitialSync(page);
   const chatLog = logs.list().filter((line) => line.startsWith('[chat-sync]'));
   t.diagnostic(chatLog.join(' | '));
 
@@ -70,8 +70,7 @@ test('with a real small quota the initial sync evicts history and completes, and
   const name = `chat-sync|${server.url}|u-alice`;
   const { usage } = await page.evaluate(() => navigator.storage.estimate());
   const local = await page.evaluate(stored, { name });
-  const pulled = chatLog.map((line) => /sync finished changes=(\d+)/.exec(line)).filter(Boolean)
-    .reduce((sum, match) => sum + Number(match[1]), 0);
+  const pulled = finishedSyncChanges(chatLog).reduce((a, b) => a + b, 0);
   t.diagnostic(`usage ${MB(usage)} with a quota of ${MB(QUOTA)}; ${local.messages} of ${pulled} messages kept: ` +
     JSON.stringify(local.perConversation));
   assert.ok(local.messages < pulled, `history evicted: ${local.messages} messages kept of ${pulled} pulled`);
@@ -88,10 +87,7 @@ test('with a real small quota the initial sync evicts history and completes, and
   const firstId = await firstRow.getAttribute('data-id');
   const [newest] = await alice.messages(firstId, { limit: 1 });
   await firstRow.click();
-  await waitInPage(page, (body) => {
-    const bodies = [...document.querySelectorAll('#messages .message .body')];
-    return bodies.length > 0 && bodies[bodies.length - 1].textContent === body;
-  }, { arg: newest.body, message: `the newest message ${JSON.stringify(newest.body)} at the bottom` });
+  await waitForNewestAtBottom(page, newest.body);
 
   // Sending still works: queued, delivered once, and the outbox empties.
   await openConversation(page, 'General');

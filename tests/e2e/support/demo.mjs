@@ -114,6 +114,22 @@ export async function waitForConversations(page, { idle = true } = {}) {
   }, { arg: idle, message: idle ? 'conversation rows and #status[data-phase="idle"]' : 'conversation rows' });
 }
 
+/** Waits (up to `timeout` ms) until the first sync finished: `#status[data-phase="idle"]` and
+ * "Synced …" (after `openDemo(…, { idle: false })` on a large backlog). */
+export async function waitForInitialSync(page, { timeout = 240_000 } = {}) {
+  await waitInPage(page, () => document.getElementById('status').dataset.phase === 'idle' &&
+    /^Synced /.test(document.getElementById('status-text').textContent),
+  { message: 'the initial sync to finish: #status[data-phase="idle"] and "Synced …"', timeout, polling: 250 });
+}
+
+/** Waits until the open conversation's last `.message` has the body `body`. */
+export async function waitForNewestAtBottom(page, body) {
+  await waitInPage(page, (body) => {
+    const bodies = [...document.querySelectorAll('#messages .message .body')];
+    return bodies.length > 0 && bodies[bodies.length - 1].textContent === body;
+  }, { arg: body, message: `the conversation's newest message ${JSON.stringify(body)} at the bottom` });
+}
+
 /** Clicks the conversation titled `title` and waits for its messages. */
 export async function openConversation(page, title) {
   await page.locator('#conversations .conversation', {

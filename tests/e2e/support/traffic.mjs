@@ -76,6 +76,12 @@ export function countOwnApiRequests(baseUrl) {
   };
 }
 
+/** The message counts of the syncs a page's log says finished (`sync finished changes=N`). */
+export function finishedSyncChanges(lines) {
+  return lines.map((line) => /sync finished changes=(\d+)/.exec(line)).filter(Boolean)
+    .map((match) => Number(match[1]));
+}
+
 /**
  * Records a page's console messages (the manager logs `[chat-sync] this tab leads syncing` when a
  * tab takes the Web Lock).
