@@ -857,14 +857,14 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
     assert_eq!(d.engine.status().last_trigger, Some(Trigger::Periodic));
 }
 
-/// Bob's message number `n` in `c-1`, as a feed change (one per page in the full-sync tests).
+/// Bob's message number `n` in `c-1`, as a feed change (one per page in the held-pages tests).
 fn page(n: usize) -> Change {
     let id = format!("m-{n}");
     message_change(message(&id, "c-1", "u-bob", "hi", T0 + n as Millis))
 }
 
 #[test]
-fn a_full_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_together() {
+fn a_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_together() {
     let mut d = Driver::new(config());
     d.start();
     // The messages each `Changed` event since the last clear counts.
@@ -920,20 +920,43 @@ fn a_full_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_toge
     assert_eq!(changed(&d), [2], "one change event for the held pages");
     assert_eq!(d.engine.status().phase, Phase::Idle);
 
-    // An incremental sync (from a stored cursor) stores every page on its own.
+    // An incremental sync (from the stored cursor) of one page stores it at once.
     d.clear();
     d.force();
     let next = d.only_open("GET /v1/sync");
-    d.respond(&next, feed(vec![page(4)], "k4", true));
+    assert_eq!(next.path, "/v1/sync?cursor=k4&limit=100");
+    d.respond(&next, feed(vec![page(5)], "k5", false));
+    assert_eq!(d.applied().len(), 1);
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k5")));
+
+    // One with a backlog (a device back after days offline) is written like a full sync: its
+    // first page alone, then the held pages together.
+    d.clear();
+    d.force();
     d.respond(
         &d.only_open("GET /v1/sync"),
-        feed(vec![page(5)], "k5", false),
+        feed(vec![page(6)], "k6", true),
     );
-    assert_eq!(d.applied().len(), 2);
+    assert_eq!(d.applied().len(), 1, "the first page at once");
+    d.respond(
+        &d.only_open("GET /v1/sync"),
+        feed(vec![page(7)], "k7", true),
+    );
+    assert_eq!(d.applied().len(), 1, "page 7 is held");
+    d.respond(
+        &d.only_open("GET /v1/sync"),
+        feed(vec![page(8)], "k8", false),
+    );
+    let batches = d.applied();
+    assert_eq!(batches.len(), 2, "pages 7 and 8 in one batch: {batches:?}");
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k8")));
+    assert_eq!(snapshot.messages.len(), 8);
+    assert_eq!(d.engine.status().phase, Phase::Idle);
 }
 
 #[test]
-fn stopping_during_a_full_sync_stores_the_pages_held_in_memory() {
+fn stopping_during_a_sync_stores_the_pages_held_in_memory() {
     let mut d = Driver::new(config());
     d.start();
     let first = d.only_open("GET /v1/sync");
