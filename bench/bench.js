@@ -7,10 +7,10 @@
 import init, * as wasm from './pkg/chat_sync_bench.js';
 import Dexie from './node_modules/dexie/dist/dexie.mjs';
 
-/** The server's page cap (FEED_PAGE_MAX): the engine applies a feed page per batch. */
+/** The server's page cap (FEED_PAGE_MAX): a feed page carries at most this many changes. */
 const PAGE = 500;
-/** In a full sync the engine stores its first page alone, then about this many writes per batch
- * (HOLD_CHANGES in engine/src/engine/pull.rs). */
+/** In a sync run the engine stores its first feed page alone, then about this many writes per
+ * batch (HOLD_CHANGES in engine/src/engine/pull.rs). */
 const HOLD = 2000;
 const READS = 200;
 const WARMUP_READS = 20;
@@ -199,9 +199,9 @@ async function rawGetThenPut(name, records) {
 const WRITERS = {
   raw: (name, records) => rawWrite(name, records),
   dexie: (name, records) => dexieWrite(name, records),
-  storePaged: (name, records) => wasm.storeWrite(name, records.length, PAGE, PAGE),
-  storeFullSync: (name, records) => wasm.storeWrite(name, records.length, PAGE, HOLD),
+  storeSync: (name, records) => wasm.storeWrite(name, records.length, PAGE, HOLD),
   storeOneBatch: (name, records) => wasm.storeWrite(name, records.length, records.length, 1),
+  storePaged: (name, records) => wasm.storeWrite(name, records.length, PAGE, PAGE),
   rawPaged: (name, records) => rawWrite(name, records, PAGE),
   rawGetThenPut: (name, records) => rawGetThenPut(name, records),
 };

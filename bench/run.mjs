@@ -1,6 +1,7 @@
 // Serves bench/ on 127.0.0.1, runs the benchmark page in headless Chromium (one page, one run)
 // and writes the figures to docs/benchmarks.md. `bench/run.sh` builds what it needs first.
-//   BENCH_ROUNDS=3             rounds of every write method per size (the median is reported)
+//   BENCH_ROUNDS=5             rounds of every write method at 100,000 messages and more, three
+//                              times as many below (the median is reported)
 //   BENCH_SIZES=10000,100000   message counts
 //   BENCH_PROFILE_DIR=/dev/shm where the browser profile goes (default /dev/shm if present)
 
@@ -18,7 +19,7 @@ const output = join(here, '..', 'docs', 'benchmarks.md');
 const NOTES_MARKER = '<!-- Notes below are hand-written; bench/run.mjs keeps them. -->';
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
 const options = {
-  rounds: Number(process.env.BENCH_ROUNDS ?? 3),
+  rounds: Number(process.env.BENCH_ROUNDS ?? 5),
   sizes: (process.env.BENCH_SIZES ?? '10000,100000').split(',').map(Number),
 };
 
@@ -46,6 +47,9 @@ function serve() {
 const profileParent = process.env.BENCH_PROFILE_DIR
   ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
 
+/** How long a fresh browser is left alone before a method runs in it. */
+const SETTLE_MS = 2000;
+
 /** Opens the page in a fresh on-disk profile (IndexedDB on disk, as for users: incognito-like
  * contexts keep it in memory) and resolves to what `call(page)` resolves to, and the browser
  * version. */
@@ -64,6 +68,9 @@ async function inFreshProfile(url, call) {
     const crashed = new Promise((_, reject) => page.on('pageerror', reject));
     await page.goto(url);
     await page.waitForFunction(() => typeof window.benchWrite === 'function');
+    // A fresh browser does its own start-up work for a moment (profile files, its databases):
+    // let it finish before timing, or it lands on the first writes.
+    await page.waitForTimeout(SETTLE_MS);
     const value = await Promise.race([call(page), crashed]);
     const cdp = await context.newCDPSession(page);
     return { value, browser: (await cdp.send('Browser.getVersion')).product };
@@ -73,14 +80,18 @@ async function inFreshProfile(url, call) {
   }
 }
 
-/** Every size: `rounds` rounds of every write method (the order rotating from round to round),
+/** Rounds for `n` messages: sizes under 100,000 run three times as many, as a round takes a tenth
+ * of the time and a few seconds' writes vary more from round to round. */
+const roundsFor = (n) => (n < 100_000 ? 3 : 1) * options.rounds;
+
+/** Every size: `roundsFor(n)` rounds of every write method (the order rotating from round to round),
  * each in a fresh profile, then the checks (and on the largest size the reads). */
 async function runBench(url) {
   const { value: methods } = await inFreshProfile(url, (page) => page.evaluate(() => window.benchMethods));
-  const results = { rounds: options.rounds, writes: [] };
+  const results = { writes: [] };
   for (const n of options.sizes) {
-    const row = { n, ms: Object.fromEntries(methods.map((method) => [method, []])) };
-    for (let round = 0; round < options.rounds; round++) {
+    const row = { n, rounds: roundsFor(n), ms: Object.fromEntries(methods.map((method) => [method, []])) };
+    for (let round = 0; round < row.rounds; round++) {
       const order = methods.map((_, i) => methods[(i + round) % methods.length]);
       for (const method of order) {
         const { value: ms } = await inFreshProfile(url,
@@ -126,9 +137,9 @@ const verdict = (ok) => (ok ? 'met' : '**missed**');
 const LABELS = {
   raw: 'plain IndexedDB put loop, one transaction (**baseline**)',
   dexie: 'Dexie `bulkPut`',
-  storePaged: 'store: `apply`, batches of 500 `PutMessage` (a feed page each: an incremental sync)',
-  storeFullSync: 'store: `apply`, 500 then batches of 2,000 (how the engine writes a full sync)',
+  storeSync: 'store: `apply`, 500 then batches of 2,000 (how the engine writes a sync run\'s feed pages)',
   storeOneBatch: 'store: `apply`, one batch of all',
+  storePaged: '_diagnostic:_ store: `apply`, batches of 500 (a feed page per transaction)',
   rawPaged: '_diagnostic:_ plain put loop, transactions of 500',
   rawGetThenPut: '_diagnostic:_ plain get-then-put (the reads the store\'s merge needs), transactions of 500',
 };
@@ -150,8 +161,9 @@ function markdown(results, { machine, load, date, steal }) {
     '',
     `Realistic messages (20 conversations, 8 senders, bodies of 10–300 characters, increasing server`,
     `stamps; \`bench/src/data.rs\`), each method into a fresh database with the messages store's key path`,
-    `and indexes, each method in a fresh browser profile. ${results.rounds} round(s) per size, the order`,
-    'of the methods rotating; the median round is shown, and ratios are of medians. The baseline is',
+    'and indexes, each method in a fresh browser profile, left alone for 2 s before it runs. Rounds:',
+    `${results.writes.map((row) => `${row.rounds} at ${row.n.toLocaleString('en-US')}`).join(', ')}, the order of the`,
+    'methods rotating; the median round is shown, and ratios are of medians. The baseline is',
     'measured in the same run.',
     '',
   ];
@@ -166,8 +178,7 @@ function markdown(results, { machine, load, date, steal }) {
     }
     lines.push(`| _diagnostic:_ encoding the records alone (serde-wasm-bindgen, the store's codec) | ` +
       `${ms(row.encode)} | ${times(row.encode / med.raw)} | |`, '');
-    for (const [key, batches] of [['storePaged', 'batches of 500'], ['storeFullSync', 'a full sync\'s batches'],
-      ['storeOneBatch', 'one batch']]) {
+    for (const [key, batches] of [['storeSync', 'a sync run\'s batches'], ['storeOneBatch', 'one batch']]) {
       verdicts.push(
         `| ${size}: store (${batches}) ≤ 1.10× baseline | ${times(med[key] / med.raw)} | ` +
           `${verdict(med[key] <= 1.1 * med.raw)} |`,

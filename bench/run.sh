@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The browser benchmark of the IndexedDB store (`make bench`): builds the bench crate for wasm,
 # runs bench/index.html in headless Chromium (each write method in a fresh profile) and writes
-# docs/benchmarks.md. Not part of `make test`. Takes about 15 minutes; run it on an otherwise idle
+# docs/benchmarks.md. Not part of `make test`. Takes about 35 minutes; run it on an otherwise idle
 # machine.
-#   BENCH_ROUNDS=3             rounds of every write method per size (the median is reported)
+#   BENCH_ROUNDS=5             rounds of every write method at 100,000 messages and more, three
+#                              times as many below (the median is reported)
 #   BENCH_SIZES=10000,100000   message counts
 #   BENCH_PROFILE_DIR=/dev/shm where the browser profile goes (default /dev/shm if present)
 set -euo pipefail
