@@ -69,7 +69,7 @@ async function inFreshProfile(url, call) {
     await page.goto(url);
     await page.waitForFunction(() => typeof window.benchWrite === 'function');
     // A fresh browser does its own start-up work for a moment (profile files, its databases):
-    // let it finish before timing, or it lands on the first writes.
+    // let it finish before timing, or it may land on the first writes.
     await page.waitForTimeout(SETTLE_MS);
     const value = await Promise.race([call(page), crashed]);
     const cdp = await context.newCDPSession(page);

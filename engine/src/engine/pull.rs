@@ -30,11 +30,11 @@ pub(super) enum Stage {
 
 /// In a sync run, feed pages after the first are held in memory and stored together until they
 /// carry this many writes: fewer, larger transactions store a backlog faster, whether it is a
-/// full sync (from no cursor) or a device catching up after days offline (`make bench`, 10,000
-/// messages: about as fast as a plain IndexedDB put loop this way, 1.15× that in transactions of
-/// one page). The first page is stored on its own, so the app shows something at once, and a run
-/// of one page (the usual periodic sync) is stored as it comes; when a pull fails or sync stops,
-/// what was held is stored with its cursor, and the next pull goes on from there.
+/// full sync (from no cursor) or a device catching up after days offline (`make bench`: each
+/// transaction costs a commit; docs/benchmarks.md has the figures). The first page is stored on
+/// its own, so the app shows something at once, and a run of one page (the usual periodic sync)
+/// is stored as it comes; when a pull fails or sync stops, what was held is stored with its
+/// cursor, and the next pull goes on from there.
 pub(super) const HOLD_CHANGES: usize = 2_000;
 
 /// The running global sync: feed pages until `hasMore` is false.
