@@ -6,6 +6,7 @@
 //! auto-commits half way; a failure aborts it and nothing of the batch is written.
 
 use super::codec::*;
+use super::connection::{Connection, Durability};
 use super::errors::{classify, classify_exception, Failure};
 use super::open::finish;
 use super::request::request_result;
@@ -13,9 +14,7 @@ use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
 use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp};
-use idb::{
-    CursorDirection, Database, ManagedCursor, ObjectStore, Query, Transaction, TransactionMode,
-};
+use idb::{CursorDirection, ManagedCursor, ObjectStore, Query, Transaction};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
@@ -37,13 +36,17 @@ struct Overlay {
 /// Applies `ops` atomically. `inject` aborts the transaction after the writes with that
 /// exception (tests simulate quota errors with it).
 pub(crate) async fn apply(
-    database: &Database,
+    database: &Connection,
     ops: &[StoreOp],
     inject: Option<DomException>,
 ) -> Result<ApplyReport, Failure> {
-    let transaction = database
-        .transaction(&ALL_STORES, TransactionMode::ReadWrite)
-        .map_err(|e| classify(&e))?;
+    // A composed message exists nowhere else until it is sent; everything else the server
+    // can send again.
+    let durability = match ops.iter().any(|op| matches!(op, StoreOp::PutOutbox(_))) {
+        true => Durability::Strict,
+        false => Durability::Relaxed,
+    };
+    let transaction = database.write(&ALL_STORES, durability)?;
     match run(&transaction, ops, inject).await {
         Ok(report) => finish(transaction).await.map(|()| report),
         Err(failure) => {

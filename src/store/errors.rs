@@ -67,7 +67,15 @@ pub(crate) fn classify_exception(exception: &DomException) -> Failure {
     }
 }
 
-/// Sorts any error value: a DOM exception, or an `idb` error wrapping one.
+/// Sorts what a raw IndexedDB call threw.
+pub(crate) fn classify_js(error: &JsValue) -> Failure {
+    match error.dyn_ref::<DomException>() {
+        Some(exception) => classify_exception(exception),
+        None => Failure::Other(format!("{error:?}")),
+    }
+}
+
+/// Sorts an `idb` error: the DOM exception it wraps, or its message.
 pub(crate) fn classify(error: &idb::Error) -> Failure {
     match exception_of(error) {
         Some(exception) => classify_exception(&exception),

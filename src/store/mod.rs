@@ -5,6 +5,11 @@
 //! `upgradeneeded` with the `versionchange` transaction for numbered migrations, `blocked`, and
 //! `versionchange` on open connections.
 //!
+//! A batch that stores a composed message commits with `durability: "strict"`: the browser
+//! reports it committed only once the disk has it, so a power cut after "queued" cannot lose
+//! what the user wrote. Every other batch holds what the server can send again and commits
+//! `"relaxed"`.
+//!
 //! | fault | what the store does |
 //! |---|---|
 //! | quota exceeded | the batch aborts whole; [`StoreError::QuotaExceeded`] (the engine evicts and retries) |
@@ -18,6 +23,7 @@
 
 mod apply;
 mod codec;
+mod connection;
 mod errors;
 mod open;
 mod quota;
@@ -34,8 +40,8 @@ pub use quota::{request_persistence, storage_estimate, StorageEstimate};
 
 use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker, UserId};
 use chat_sync_engine::{ApplyReport, LocalMessage, PersistedState, Store, StoreError, StoreOp};
+use connection::Connection;
 use errors::Failure;
-use idb::Database;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
@@ -45,7 +51,7 @@ use web_sys::DomException;
 pub struct IndexedDbStore {
     name: String,
     /// The open connection, shared with the `versionchange` handler that closes it.
-    connection: Rc<RefCell<Option<Rc<Database>>>>,
+    connection: Rc<RefCell<Option<Rc<Connection>>>>,
     /// Operations under way.
     busy: Cell<usize>,
     /// [`close`](Self::close) was called: the connection closes whenever no operation is under
@@ -136,7 +142,7 @@ impl IndexedDbStore {
     }
 
     /// Keeps `database` as the connection, closing it when another tab asks for a version change.
-    fn install(&self, mut database: Database) -> Rc<Database> {
+    fn install(&self, mut database: Connection) -> Rc<Connection> {
         let slot = Rc::downgrade(&self.connection);
         database.on_version_change(move |_| {
             log::info!("another tab changes the database version; closing our connection");
@@ -151,7 +157,7 @@ impl IndexedDbStore {
         database
     }
 
-    async fn database(&self) -> Result<Rc<Database>, Failure> {
+    async fn database(&self) -> Result<Rc<Connection>, Failure> {
         let current = self.connection.borrow().clone();
         if let Some(database) = current {
             return Ok(database);
@@ -170,7 +176,7 @@ impl IndexedDbStore {
     /// (every operation is idempotent; a failed one wrote nothing).
     async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
     where
-        F: Fn(Rc<Database>) -> Fut,
+        F: Fn(Rc<Connection>) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
         let _busy = Busy::new(self);

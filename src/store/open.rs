@@ -2,7 +2,8 @@
 //! for opens that never settle, and the integrity check with recovery.
 
 use super::codec::*;
-use super::errors::{classify, Failure};
+use super::connection::{Connection, Durability};
+use super::errors::{classify, classify_js, Failure};
 use super::request::request_result;
 use super::schema::{self, SCHEMA_VERSION};
 use chat_sync_engine::OutboxEntry;
@@ -13,7 +14,7 @@ use idb::{Database, Factory, Request as _, TransactionMode};
 use std::cell::RefCell;
 use std::future::IntoFuture;
 use std::rc::Rc;
-use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::{IdbDatabase, IdbFactory, IdbOpenDbRequest};
 
 /// How long an open may take before it counts as hung (Safari sometimes never answers).
@@ -37,13 +38,16 @@ pub struct OpenReport {
 
 /// Opens `name` at `version`, running the upgrade steps it needs. Returns the connection and,
 /// when it upgraded, the version it upgraded from (0: created).
-pub(crate) async fn open_at(name: &str, version: u32) -> Result<(Database, Option<u32>), Failure> {
+pub(crate) async fn open_at(
+    name: &str,
+    version: u32,
+) -> Result<(Connection, Option<u32>), Failure> {
     let factory: IdbFactory = Factory::new()
         .map_err(|error| Failure::Unsupported(error.to_string()))?
         .into();
     let raw = factory
         .open_with_u32(name, version)
-        .map_err(|error| js_failure(&error))?;
+        .map_err(|error| classify_js(&error))?;
     let mut request = OpenDatabaseRequest::from(raw.clone());
     let upgraded_from = Rc::new(RefCell::new(None));
     let upgrade_error: Rc<RefCell<Option<idb::Error>>> = Rc::new(RefCell::new(None));
@@ -101,7 +105,11 @@ pub(crate) async fn open_at(name: &str, version: u32) -> Result<(Database, Optio
         // Giving up: if the open completes later, close what it opens.
         close_when_opened(&raw);
     })?;
-    let database = Database::try_from(result?).map_err(|e| classify(&e))?;
+    let database = Connection::new(
+        result?
+            .dyn_into::<IdbDatabase>()
+            .map_err(|value| Failure::Other(format!("open gave {value:?}, not a database")))?,
+    );
     if let Some(error) = upgrade_error.borrow_mut().take() {
         database.close();
         return Err(Failure::Corrupt(format!("schema upgrade failed: {error}")));
@@ -125,16 +133,8 @@ fn close_when_opened(request: &IdbOpenDbRequest) {
     request.set_onsuccess(Some(on_success.unchecked_ref()));
 }
 
-/// A failure thrown by a raw IndexedDB call.
-fn js_failure(error: &JsValue) -> Failure {
-    match error.dyn_ref::<web_sys::DomException>() {
-        Some(exception) => super::errors::classify_exception(exception),
-        None => Failure::Other(format!("{error:?}")),
-    }
-}
-
 /// Opens the store's database, checks it and rebuilds it when it is unreadable.
-pub(crate) async fn open_checked(name: &str) -> Result<(Database, OpenReport), Failure> {
+pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport), Failure> {
     let (database, upgraded_from) = match open_at(name, SCHEMA_VERSION).await {
         // A transient failure (an `UnknownError`, a lost connection): once more.
         Err(Failure::ConnectionLost(first)) => {
@@ -181,7 +181,7 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Database, OpenReport), F
 }
 
 /// The database cannot be opened at all: delete it and start with a new one.
-async fn rebuild(name: &str, reason: String) -> Result<(Database, OpenReport), Failure> {
+async fn rebuild(name: &str, reason: String) -> Result<(Connection, OpenReport), Failure> {
     log::error!(reason = reason.as_str(); "the database cannot be opened; rebuilding it");
     delete(name).await?;
     let (database, _) = open_at(name, SCHEMA_VERSION).await?;
@@ -285,13 +285,12 @@ async fn rescue_outbox(database: &Database) -> Vec<OutboxEntry> {
     rescued
 }
 
-async fn restore_outbox(database: &Database, entries: &[OutboxEntry]) -> Result<(), Failure> {
+async fn restore_outbox(database: &Connection, entries: &[OutboxEntry]) -> Result<(), Failure> {
     if entries.is_empty() {
         return Ok(());
     }
-    let transaction = database
-        .transaction(&[OUTBOX], TransactionMode::ReadWrite)
-        .map_err(|e| classify(&e))?;
+    // The rescued entries now exist only in memory.
+    let transaction = database.write(&[OUTBOX], Durability::Strict)?;
     let store = transaction.object_store(OUTBOX).map_err(|e| classify(&e))?;
     for entry in entries {
         store.put(&to_js(entry)?, None).map_err(|e| classify(&e))?;

@@ -186,6 +186,49 @@ async fn an_aborted_batch_leaves_nothing_behind() {
 }
 
 #[wasm_bindgen_test]
+async fn a_composed_message_is_committed_strictly_and_a_synced_page_relaxed() {
+    use wasm_bindgen::JsCast;
+    // Records the durability each readwrite transaction reports, as the browser took it.
+    let install = js_sys::Function::new_no_args(
+        "const proto = IDBDatabase.prototype; const real = proto.transaction; const seen = [];
+         proto.transaction = function (...args) {
+           const transaction = real.apply(this, args);
+           if (transaction.mode === 'readwrite') seen.push(String(transaction.durability));
+           return transaction;
+         };
+         return [() => seen.slice(), () => { proto.transaction = real; }];",
+    );
+    let pair: js_sys::Array = install
+        .call0(&JsValue::NULL)
+        .expect("installed")
+        .unchecked_into();
+    let seen: js_sys::Function = pair.get(0).unchecked_into();
+    let restore: js_sys::Function = pair.get(1).unchecked_into();
+    let store = fresh("durability").await;
+    let composed = entry(1, "c1");
+    let written = async {
+        store
+            .apply(&[
+                StoreOp::PutOutbox(composed.clone()),
+                StoreOp::PutMessage(LocalMessage::optimistic(&composed, &"u-me".into())),
+            ])
+            .await?;
+        let mut page = put_messages(0..20, "c1");
+        page.push(StoreOp::SetCursor(Some(Cursor::new("c1.19"))));
+        store.apply(&page).await
+    }
+    .await;
+    let durabilities: Vec<String> = js_sys::Array::from(&seen.call0(&JsValue::NULL).expect("seen"))
+        .iter()
+        .filter_map(|value| value.as_string())
+        .collect();
+    restore.call0(&JsValue::NULL).expect("restored");
+    written.expect("written");
+    assert_eq!(durabilities, ["strict", "relaxed"]);
+    assert_eq!(store.load().await.expect("load").outbox, vec![composed]);
+}
+
+#[wasm_bindgen_test]
 async fn a_version_1_database_upgrades_with_every_record() {
     let name = "migration-v1";
     IndexedDbStore::delete(name).await.expect("delete");
