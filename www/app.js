@@ -40,6 +40,8 @@ const state = {
   messages: new Map(),
   loadingOlder: false,
   historyComplete: false,
+  /** The manager stopped on an internal error (a bug): only a reload helps. */
+  stopped: false,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -117,6 +119,11 @@ async function start(session) {
 async function signOut() {
   const manager = state.manager;
   if (!manager) return;
+  if (state.stopped) {
+    // The manager cannot delete the local data now; after a reload it can.
+    showBanner('Reload the page before signing out.', { label: 'Reload', onclick: () => location.reload() });
+    return;
+  }
   const pending = manager.getSyncStatus().pendingOutbox;
   if (pending > 0 && !confirm(`${pending} message(s) are not sent yet and will be lost. Sign out?`)) {
     return;
@@ -188,6 +195,12 @@ function listen(manager) {
   manager.addEventListener('recovered', () => {
     showBanner('The local copy of the chat was damaged and has been rebuilt from the server.');
   });
+  manager.addEventListener('internalerror', () => {
+    state.stopped = true;
+    renderStatus();
+    showBanner('Something went wrong and the chat stopped syncing. Messages waiting to be sent are kept.',
+      { label: 'Reload', onclick: () => location.reload() });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,6 +209,10 @@ function listen(manager) {
 function renderStatus() {
   const manager = state.manager;
   if (!manager) return;
+  if (state.stopped) {
+    setStatus('stopped', 'Stopped after an error: reload the page', navigator.onLine);
+    return;
+  }
   const status = manager.getSyncStatus();
   const waiting = status.pendingOutbox > 0 ? ` · ${status.pendingOutbox} waiting to send` : '';
   const failed = status.failedOutbox > 0 ? ` · ${status.failedOutbox} not sent` : '';
@@ -219,11 +236,12 @@ function setStatus(phase, text, online = navigator.onLine) {
   $('status-text').textContent = text;
 }
 
-function showBanner(text) {
+/** Shows `text` with a Dismiss button, or with `action` (`{ label, onclick }`) instead. */
+function showBanner(text, action = { label: 'Dismiss', onclick: hideBanner }) {
   const banner = $('banner');
   banner.replaceChildren(
     el('span', { textContent: text }),
-    el('button', { type: 'button', className: 'link-button', textContent: 'Dismiss', onclick: hideBanner }));
+    el('button', { type: 'button', className: 'link-button', textContent: action.label, onclick: action.onclick }));
   banner.hidden = false;
 }
 

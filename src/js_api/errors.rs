@@ -23,6 +23,8 @@ pub(crate) enum Code {
     InvalidInput,
     /// The manager was disposed.
     Disposed,
+    /// A bug stopped the manager (a Rust panic); reloading the page starts it again.
+    Internal,
 }
 
 impl Code {
@@ -36,6 +38,7 @@ impl Code {
             Code::Storage => "storage",
             Code::InvalidInput => "invalidInput",
             Code::Disposed => "disposed",
+            Code::Internal => "internal",
         }
     }
 }

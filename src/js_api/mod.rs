@@ -2,6 +2,7 @@
 
 mod errors;
 mod options;
+mod panics;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests;
 
@@ -24,7 +25,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{CustomEvent, CustomEventInit, EventTarget};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -64,13 +65,37 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
         .unwrap_or(JsValue::NULL)
 }
 
-/// A promise of `future`'s value.
+/// What a JS method runs, boxed.
+type JsCall = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
+
+/// A promise of `future`'s value; after a panic, an `internal` error at once (see [`panics`]).
 ///
-/// Boxed before it reaches `future_to_promise`, so every method shares one copy of its polling
-/// code instead of one per future type (about 15 KB of wasm).
+/// Boxed first, so every method shares one copy of the promise code instead of one per future
+/// type (about 15 KB of wasm).
 fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
-    let boxed: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(future);
-    future_to_promise(boxed)
+    promise_of(Box::pin(future))
+}
+
+fn promise_of(call: JsCall) -> Promise {
+    panics::install();
+    if let Some(error) = panics::refusal() {
+        return Promise::reject(&error);
+    }
+    let mut call = Some(call);
+    Promise::new(&mut |resolve, reject| {
+        let Some(call) = call.take() else { return };
+        // Kept until settled, so a panic can reject it.
+        let number = panics::pending(reject.clone());
+        spawn_local(async move {
+            let result = call.await;
+            panics::settled(number);
+            let (settle, value) = match result {
+                Ok(value) => (resolve, value),
+                Err(error) => (reject, error),
+            };
+            let _ = settle.call1(&JsValue::UNDEFINED, &value);
+        });
+    })
 }
 
 /// `forceSync` and friends resolve with this (`SyncResult` in TypeScript).
@@ -103,6 +128,11 @@ async fn finished(receiver: Finished) -> Result<JsValue, JsValue> {
         Ok(Err(error)) => Err(from_sync_error(&error)),
         Err(_) => Err(js_error(Code::Disposed, "the manager was disposed")),
     }
+}
+
+/// After a panic, the `internal` error (see [`panics`]).
+fn refuse_after_panic() -> Result<(), JsValue> {
+    panics::refusal().map_or(Ok(()), Err)
 }
 
 fn invalid(message: &str) -> JsValue {
@@ -188,17 +218,17 @@ impl BackgroundSyncManager {
         driver
             .start(database.as_deref().unwrap_or(&options.server_url))
             .await;
-        Ok(Self {
-            inner: Rc::new(Inner {
-                driver,
-                events,
-                database,
-                persistent_storage,
-                recovered,
-                recovered_told: std::cell::Cell::new(false),
-                history_start: RefCell::default(),
-            }),
-        })
+        let inner = Rc::new(Inner {
+            driver,
+            events,
+            database,
+            persistent_storage,
+            recovered,
+            recovered_told: std::cell::Cell::new(false),
+            history_start: RefCell::default(),
+        });
+        panics::watch(&inner);
+        Ok(Self { inner })
     }
 
     /// One sync for a service worker's `sync` or `periodicsync` event: opens the manager in the
@@ -279,14 +309,19 @@ impl BackgroundSyncManager {
 
     /// The status (`lastSyncTime` as ISO 8601).
     #[wasm_bindgen(js_name = getSyncStatus, unchecked_return_type = "SyncStatus")]
-    pub fn get_sync_status(&self) -> JsValue {
-        status_json(&self.inner.driver.engine().status(), &self.inner)
+    pub fn get_sync_status(&self) -> Result<JsValue, JsValue> {
+        refuse_after_panic()?;
+        Ok(status_json(
+            &self.inner.driver.engine().status(),
+            &self.inner,
+        ))
     }
 
     /// Counters and durations.
     #[wasm_bindgen(js_name = getStats, unchecked_return_type = "SyncStats")]
-    pub fn get_stats(&self) -> JsValue {
-        to_js(self.inner.driver.engine().stats())
+    pub fn get_stats(&self) -> Result<JsValue, JsValue> {
+        refuse_after_panic()?;
+        Ok(to_js(self.inner.driver.engine().stats()))
     }
 
     /// Composes a message: resolves with the optimistic message (status `pending`) once it is in
@@ -504,13 +539,16 @@ impl BackgroundSyncManager {
         })
     }
 
-    /// Stops syncing and releases timers, listeners and the database.
+    /// Stops syncing and releases timers, listeners and the database. After an internal
+    /// error it does nothing (what it would release may be held by the interrupted code).
     pub fn dispose(&self) {
-        self.inner.driver.dispose();
+        if refuse_after_panic().is_ok() {
+            self.inner.driver.dispose();
+        }
     }
 
     /// Listens for `change`, `message`, `status`, `error`, `authrequired`, `storagefull`,
-    /// `recovered` or `maintenance` events (`CustomEvent`s; the data is in `detail`). Its
+    /// `recovered`, `maintenance` or `internalerror` events (`CustomEvent`s; the data is in `detail`). Its
     /// TypeScript signature, typed per event (`SyncEventMap`), is in `types.d.ts`.
     #[wasm_bindgen(js_name = addEventListener, skip_typescript)]
     pub fn add_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
@@ -596,11 +634,16 @@ fn status_json(status: &Status, inner: &Inner) -> JsValue {
 
 /// Fires a `CustomEvent` on the manager's event target.
 fn emit(target: &EventTarget, kind: &str, detail: &JsValue) {
-    let init = CustomEventInit::new();
-    init.set_detail(detail);
-    if let Ok(event) = CustomEvent::new_with_event_init_dict(kind, &init) {
+    if let Some(event) = custom_event(kind, detail) {
         let _ = target.dispatch_event(&event);
     }
+}
+
+/// A `CustomEvent` of `kind` with `detail`.
+fn custom_event(kind: &str, detail: &JsValue) -> Option<CustomEvent> {
+    let init = CustomEventInit::new();
+    init.set_detail(detail);
+    CustomEvent::new_with_event_init_dict(kind, &init).ok()
 }
 
 /// `detail` of `change` events.

@@ -166,7 +166,7 @@ async fn a_message_sent_offline_is_delivered_once_when_back_online() {
         .await
         .expect("queued");
     assert_eq!(field(&message, "status"), "pending");
-    let status = sync.get_sync_status();
+    let status = sync.get_sync_status().expect("status");
     assert_eq!(field(&status, "pendingOutbox"), 1);
     assert_eq!(field(&status, "phase"), "offline");
     assert!(on_server(server(), "bob", &general)
@@ -176,7 +176,7 @@ async fn a_message_sent_offline_is_delivered_once_when_back_online() {
 
     network(true);
     until("the outbox is empty", || {
-        field(&sync.get_sync_status(), "pendingOutbox") == 0
+        field(&sync.get_sync_status().expect("status"), "pendingOutbox") == 0
     })
     .await;
     let copies: Vec<Message> = on_server(server(), "bob", &general)
@@ -205,7 +205,7 @@ async fn force_sync_brings_other_users_messages_and_tells_what_changed() {
     let project = conversation(server(), "carol", "Project Phoenix").await;
     let sync = manager(server(), "carol", &[]).await;
     settle(sync.force_sync()).await.expect("first sync");
-    let first_sync = field(&sync.get_sync_status(), "lastSyncTime")
+    let first_sync = field(&sync.get_sync_status().expect("status"), "lastSyncTime")
         .as_string()
         .expect("ISO time");
     let changes = record(&sync, "change");
@@ -220,7 +220,7 @@ async fn force_sync_brings_other_users_messages_and_tells_what_changed() {
     let local: Vec<chat_sync_engine::LocalMessage> =
         serde_wasm_bindgen::from_value(local).expect("messages");
     assert!(local.iter().any(|m| m.body == body));
-    let later = field(&sync.get_sync_status(), "lastSyncTime")
+    let later = field(&sync.get_sync_status().expect("status"), "lastSyncTime")
         .as_string()
         .expect("ISO time");
     assert!(later > first_sync, "{later} after {first_sync}");
@@ -378,10 +378,10 @@ async fn sync_against_a_server_answering_503_and_429_backs_off_and_completes() {
     .await;
     // Four in ten requests fail with a 1 s Retry-After: a few pages take a while.
     until_within(90, "a sync completed", || {
-        !field(&sync.get_sync_status(), "lastSyncTime").is_null()
+        !field(&sync.get_sync_status().expect("status"), "lastSyncTime").is_null()
     })
     .await;
-    let stats = sync.get_stats();
+    let stats = sync.get_stats().expect("stats");
     assert!(
         field(&stats, "retries").as_f64().unwrap_or(0.0) >= 1.0,
         "it did retry"
@@ -401,24 +401,27 @@ async fn a_refused_token_pauses_sync_until_set_token() {
     .await;
     let auth = record(&sync, "authrequired");
     until("auth is required", || {
-        field(&sync.get_sync_status(), "phase") == "authRequired"
+        field(&sync.get_sync_status().expect("status"), "phase") == "authRequired"
     })
     .await;
-    let retries = field(&sync.get_stats(), "retries");
+    let retries = field(&sync.get_stats().expect("stats"), "retries");
     gloo_timers::future::TimeoutFuture::new(1_500).await;
     assert_eq!(
-        field(&sync.get_stats(), "retries"),
+        field(&sync.get_stats().expect("stats"), "retries"),
         retries,
         "no retry storm"
     );
-    assert_eq!(field(&sync.get_sync_status(), "phase"), "authRequired");
+    assert_eq!(
+        field(&sync.get_sync_status().expect("status"), "phase"),
+        "authRequired"
+    );
     let error = settle(sync.force_sync()).await.expect_err("refused");
     assert_eq!(error_code(&error), "auth");
     settle(sync.set_token("demo-bob".into()))
         .await
         .expect("token set");
     until("a sync completed", || {
-        !field(&sync.get_sync_status(), "lastSyncTime").is_null()
+        !field(&sync.get_sync_status().expect("status"), "lastSyncTime").is_null()
     })
     .await;
     assert!(auth.borrow().len() <= 1);
@@ -446,7 +449,10 @@ async fn a_new_manager_keeps_the_data_and_clear_removes_it() {
 
     let reopened = open_manager(server(), "dave", &[]).await;
     until("the kept message was delivered", || {
-        field(&reopened.get_sync_status(), "pendingOutbox") == 0
+        field(
+            &reopened.get_sync_status().expect("status"),
+            "pendingOutbox",
+        ) == 0
     })
     .await;
     settle(reopened.clear()).await.expect("cleared");
@@ -483,7 +489,10 @@ async fn invalid_input_is_refused_and_changes_nothing() {
         .await
         .expect_err("refused");
     assert_eq!(error_code(&error), "invalidInput");
-    assert_eq!(field(&sync.get_sync_status(), "pendingOutbox"), 0);
+    assert_eq!(
+        field(&sync.get_sync_status().expect("status"), "pendingOutbox"),
+        0
+    );
     let error = JsFuture::from(BackgroundSyncManager::create(JsValue::from("nope")))
         .await
         .expect_err("refused");
@@ -502,9 +511,18 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
         .expect("the leader's first sync");
     // A second manager on the same database: another tab, in the same page.
     let follower = open_manager(server(), "alice", &[]).await;
-    assert_eq!(field(&leader.get_sync_status(), "isLeader"), true);
-    assert_eq!(field(&follower.get_sync_status(), "isLeader"), false);
-    assert_eq!(field(&follower.get_sync_status(), "phase"), "follower");
+    assert_eq!(
+        field(&leader.get_sync_status().expect("status"), "isLeader"),
+        true
+    );
+    assert_eq!(
+        field(&follower.get_sync_status().expect("status"), "isLeader"),
+        false
+    );
+    assert_eq!(
+        field(&follower.get_sync_status().expect("status"), "phase"),
+        "follower"
+    );
     let follower_changes = record(&follower, "change");
 
     let body = format!("from the follower tab {}", js_sys::Date::now());
@@ -512,7 +530,10 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
         .await
         .expect("queued in the shared outbox");
     until("the follower sees its message delivered", || {
-        field(&follower.get_sync_status(), "pendingOutbox") == 0
+        field(
+            &follower.get_sync_status().expect("status"),
+            "pendingOutbox",
+        ) == 0
     })
     .await;
     let copies = on_server(server(), "bob", &general)
@@ -531,7 +552,7 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
 
     leader.dispose();
     until("the follower took over", || {
-        field(&follower.get_sync_status(), "isLeader") == true
+        field(&follower.get_sync_status().expect("status"), "isLeader") == true
     })
     .await;
     settle(follower.force_sync())
@@ -587,14 +608,23 @@ async fn dispose_still_stores_the_write_asked_for_before_it() {
 #[wasm_bindgen_test]
 async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
     let first = manager(server(), "erin", &[]).await;
-    assert_eq!(field(&first.get_sync_status(), "isLeader"), true);
+    assert_eq!(
+        field(&first.get_sync_status().expect("status"), "isLeader"),
+        true
+    );
     page("pagehide");
-    assert_eq!(field(&first.get_sync_status(), "isLeader"), false);
-    assert_eq!(field(&first.get_sync_status(), "isRunning"), false);
+    assert_eq!(
+        field(&first.get_sync_status().expect("status"), "isLeader"),
+        false
+    );
+    assert_eq!(
+        field(&first.get_sync_status().expect("status"), "isRunning"),
+        false
+    );
 
     let second = open_manager(server(), "erin", &[]).await;
     assert_eq!(
-        field(&second.get_sync_status(), "isLeader"),
+        field(&second.get_sync_status().expect("status"), "isLeader"),
         true,
         "the lock was free"
     );
@@ -602,13 +632,13 @@ async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
     page("pageshow");
     gloo_timers::future::TimeoutFuture::new(100).await;
     assert_eq!(
-        field(&first.get_sync_status(), "isLeader"),
+        field(&first.get_sync_status().expect("status"), "isLeader"),
         false,
         "queued behind the leader"
     );
     second.dispose();
     until("the shown page leads again", || {
-        field(&first.get_sync_status(), "isLeader") == true
+        field(&first.get_sync_status().expect("status"), "isLeader") == true
     })
     .await;
     settle(first.force_sync()).await.expect("syncs again");

@@ -28,7 +28,9 @@ export interface SyncOptions {
 
 /** The stable `code` of errors the manager rejects with. */
 export type SyncErrorCode =
-  | 'offline' | 'auth' | 'server' | 'network' | 'quota' | 'storage' | 'invalidInput' | 'disposed';
+  | 'offline' | 'auth' | 'server' | 'network' | 'quota' | 'storage' | 'invalidInput' | 'disposed'
+  /** A bug stopped the manager; reloading the page starts it again (queued messages are kept). */
+  | 'internal';
 
 /** An `Error` from the manager. */
 export interface SyncError extends Error {
@@ -180,6 +182,8 @@ export interface SyncEventMap {
   /** The local database was rebuilt at open; told to the first listener. */
   recovered: CustomEvent<{ reason: string }>;
   maintenance: CustomEvent<MaintenanceDetail>;
+  /** A bug stopped the manager: every call now fails with code `internal`. Offer a reload. */
+  internalerror: CustomEvent<{ message: string }>;
 }
 
 // The class's event methods (src/js_api/mod.rs leaves them out of the generated class), typed
