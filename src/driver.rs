@@ -5,10 +5,10 @@
 use crate::runtime::{self, Channel, Leadership, Lifecycle, Note};
 use crate::store::IndexedDbStore;
 use crate::transport::FetchTransport;
-use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker};
+use chat_sync_engine::protocol::{Conversation, ConversationId, MessageId, Millis, ReadMarker};
 use chat_sync_engine::{
-    ApplyReport, ChangeSet, Engine, Event, LocalMessage, MemoryStore, Output, PersistedState,
-    Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
+    ApplyReport, ChangeSet, Engine, EngineError, Event, LocalMessage, MemoryStore, Output,
+    PersistedState, Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
 };
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
@@ -234,12 +234,45 @@ impl Driver {
                 });
             }
             Note::SyncRequested => {}
+            Note::MarkRead {
+                conversation_id,
+                message_id,
+                server_ts,
+            } if self.is_leader() => {
+                let marked = self.input(|engine, now| {
+                    engine.mark_read(conversation_id.into(), message_id.into(), server_ts, now)
+                });
+                if let Err(error) = marked {
+                    log::warn!(error:% = error; "cannot take another tab's read marker");
+                }
+            }
+            Note::MarkRead { .. } => {}
             Note::Synced { ok } => {
                 for waiting in self.leader_syncs.borrow_mut().drain(..) {
                     let _ = waiting.send(ok);
                 }
             }
         }
+    }
+
+    /// Sets this user's read marker (see [`Engine::mark_read`]). A follower keeps it too (shown
+    /// at once; sent should this tab lead) and hands it to the leading tab, which sends it.
+    pub(crate) fn mark_read(
+        self: &Rc<Self>,
+        conversation: ConversationId,
+        message: MessageId,
+        server_ts: Millis,
+    ) -> Result<(), EngineError> {
+        let note = Note::MarkRead {
+            conversation_id: conversation.to_string(),
+            message_id: message.to_string(),
+            server_ts,
+        };
+        self.input(|engine, now| engine.mark_read(conversation, message, server_ts, now))?;
+        if !self.is_leader() {
+            self.post(&note);
+        }
+        Ok(())
     }
 
     /// A follower's sync: asks the leading tab; the answer says whether its sync succeeded.

@@ -162,10 +162,7 @@ function clearChatView() {
 // The manager's events
 
 function listen(manager) {
-  manager.addEventListener('status', (event) => {
-    renderStatus();
-    if (event.detail.lastSyncTime && !loadSeen()[BASELINE]) renderConversations();
-  });
+  manager.addEventListener('status', renderStatus);
   manager.addEventListener('change', (event) => {
     renderConversations();
     if (state.open && event.detail.conversationIds.includes(state.open)) refreshMessages();
@@ -252,29 +249,6 @@ function hideBanner() {
 // ---------------------------------------------------------------------------------------------
 // Conversation list
 
-/** The last time this user looked at each conversation (`sortTs`), for unread counts. */
-function seenKey() {
-  return `chat-sync-demo:seen:${state.session.userId}`;
-}
-
-function loadSeen() {
-  try {
-    return JSON.parse(localStorage.getItem(seenKey())) ?? {};
-  } catch {
-    return {};
-  }
-}
-
-/** The key in the seen map that says the first sync set the baseline. */
-const BASELINE = '__baseline';
-
-function markSeen(conversationId, sortTs) {
-  const seen = loadSeen();
-  if ((seen[conversationId] ?? 0) >= sortTs) return;
-  seen[conversationId] = sortTs;
-  localStorage.setItem(seenKey(), JSON.stringify(seen));
-}
-
 /** The list's render in progress, and whether another was asked for while it ran. */
 let conversationsRender = null;
 let conversationsStale = false;
@@ -313,17 +287,21 @@ async function renderConversationsNow() {
   for (const conversation of conversations) {
     for (const member of conversation.members) state.names.set(member.id, member.displayName);
   }
-  // Until the first sync finished, everything counts as read: history from before this
-  // user's first sign-in here is not news. After it, a new conversation's messages are.
-  const baseline = !loadSeen()[BASELINE] && manager.getSyncStatus().lastSyncTime !== null;
+  const me = state.session.userId;
   const rows = await Promise.all(conversations.map(async (conversation) => {
-    const recent = await manager.listMessages(conversation.id, { limit: UNREAD_WINDOW }).catch(() => []);
+    const [recent, markers] = await Promise.all([
+      manager.listMessages(conversation.id, { limit: UNREAD_WINDOW }).catch(() => []),
+      manager.listReadMarkers(conversation.id).catch(() => []),
+    ]);
     const last = recent[recent.length - 1];
-    const looking = conversation.id === state.open && !document.hidden;
-    if (last && (baseline || looking)) markSeen(conversation.id, last.sortTs);
-    const seen = loadSeen();
-    const since = seen[conversation.id] ?? (seen[BASELINE] ? 0 : Infinity);
-    const unread = recent.filter((m) => m.senderId !== state.session.userId && m.sortTs > since).length;
+    // How far this user has read, on any device (the server keeps it; set here, it shows at once).
+    let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
+    const newest = recent.findLast((m) => m.serverTs !== null);
+    if (newest && newest.serverTs > readUpTo && onScreen(conversation.id)) {
+      manager.markRead(newest).catch((error) => console.warn('marking read failed', error));
+      readUpTo = newest.serverTs;
+    }
+    const unread = recent.filter((m) => m.senderId !== me && m.serverTs !== null && m.serverTs > readUpTo).length;
     return conversationItem({
       conversation,
       last,
@@ -332,7 +310,6 @@ async function renderConversationsNow() {
       selected: conversation.id === state.open,
     });
   }));
-  if (baseline) markSeen(BASELINE, 1);
   $('conversations').replaceChildren(...rows);
   if (conversations.length === 0) {
     $('conversations').replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
@@ -469,6 +446,12 @@ async function onMessageAction(event) {
 /** Phones show one pane at a time: `list` or `conversation`. */
 function showPane(pane) {
   $('chat').dataset.pane = pane;
+}
+
+/** Whether the conversation `id` is open and on screen (on a phone the list may cover it). */
+function onScreen(id) {
+  return id === state.open && !document.hidden &&
+    ($('chat').dataset.pane === 'conversation' || matchMedia('(min-width: 760px)').matches);
 }
 
 function autosize(textarea) {

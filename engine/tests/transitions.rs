@@ -11,8 +11,8 @@ use chat_sync_engine::{
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
-    HistoryPage, Message, MessageId, MessageResponse, Millis, RequestBody, ResponseBody,
-    SendMessageRequest,
+    HistoryPage, MarkReadRequest, Message, MessageId, MessageResponse, Millis, ReadMarker,
+    ReadMarkerResponse, RequestBody, ResponseBody, SendMessageRequest,
 };
 
 const T0: Millis = 1_790_000_000_000;
@@ -698,6 +698,111 @@ fn discard_message_removes_a_failed_message_from_outbox_and_store() {
 }
 
 // ----- auth -----
+
+/// The server's answer to a read marker for `ME`.
+fn marker_kept(conversation: &str, message: &str, updated_ts: Millis) -> HttpOutcome {
+    response(
+        200,
+        ResponseBody::ReadMarker(ReadMarkerResponse {
+            read_marker: ReadMarker {
+                conversation_id: conversation.into(),
+                user_id: ME.into(),
+                last_read_message_id: message.into(),
+                last_read_server_ts: updated_ts - 1,
+                updated_ts,
+            },
+        }),
+    )
+}
+
+fn marked(request: &HttpRequest) -> MessageId {
+    match &request.body {
+        Some(RequestBody::MarkRead(MarkReadRequest { message_id })) => message_id.clone(),
+        other => panic!("not a read marker: {other:?}"),
+    }
+}
+
+#[test]
+fn mark_read_sends_the_newest_marker_per_conversation_and_stores_the_servers_answer() {
+    let mut d = Driver::idle(config());
+    d.act(|e, now| e.mark_read("c-1".into(), "m-1".into(), T0 - 9, now))
+        .unwrap();
+    let first = d.only_open("POST ");
+    assert_eq!(first.path, "/v1/conversations/c-1/read");
+    assert_eq!(marked(&first), MessageId::from("m-1"));
+
+    // Read further while the first is out: the newer one goes after it.
+    d.act(|e, now| e.mark_read("c-1".into(), "m-2".into(), T0 - 8, now))
+        .unwrap();
+    assert_eq!(
+        d.open("POST ").len(),
+        1,
+        "one request per conversation at a time"
+    );
+    assert_eq!(
+        d.engine.unsent_read_marker(&"c-1".into()),
+        Some((&MessageId::from("m-2"), T0 - 8))
+    );
+    d.respond(&first, marker_kept("c-1", "m-1", T0 + 5));
+    let second = d.only_open("POST ");
+    assert_eq!(marked(&second), MessageId::from("m-2"));
+    d.clear();
+    d.respond(&second, marker_kept("c-1", "m-2", T0 + 9));
+
+    assert_eq!(d.engine.unsent_read_marker(&"c-1".into()), None);
+    let markers = d.store.snapshot().read_markers;
+    assert_eq!(markers.len(), 1);
+    assert_eq!(markers[0].last_read_message_id, MessageId::from("m-2"));
+    assert_eq!(markers[0].updated_ts, T0 + 9);
+    let changed: Vec<&Seen> = d
+        .seen
+        .iter()
+        .filter(|seen| matches!(seen, Seen::Event(Event::Changed(set)) if set.conversations == ["c-1".into()]))
+        .collect();
+    assert_eq!(changed.len(), 1, "the app hears the marker moved");
+}
+
+#[test]
+fn a_read_marker_set_offline_goes_when_online_and_retries_after_a_503() {
+    let mut d = Driver::new(config());
+    d.go_online(false);
+    d.start();
+    d.act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
+        .unwrap();
+    assert!(d.requests.is_empty());
+    assert_eq!(
+        d.engine.unsent_read_marker(&"c-1".into()),
+        Some((&MessageId::from("m-7"), T0 - 7))
+    );
+
+    d.go_online(true);
+    let post = d.only_open("POST ");
+    d.respond(
+        &post,
+        with_retry_after(error(503, ErrorCode::Unavailable), 30 * SEC),
+    );
+    d.wait(29 * SEC);
+    assert_eq!(d.issued("POST ").len(), 1, "Retry-After is honoured");
+    d.wait(2 * SEC);
+    let again = d.only_open("POST ");
+    assert_eq!(marked(&again), MessageId::from("m-7"));
+    d.respond(&again, marker_kept("c-1", "m-7", T0 + 40 * SEC));
+    assert_eq!(d.store.snapshot().read_markers.len(), 1);
+    assert_eq!(d.engine.unsent_read_marker(&"c-1".into()), None);
+}
+
+#[test]
+fn a_refused_read_marker_is_dropped_not_retried() {
+    let mut d = Driver::idle(config());
+    d.act(|e, now| e.mark_read("c-1".into(), "m-unknown".into(), T0, now))
+        .unwrap();
+    let post = d.only_open("POST ");
+    d.respond(&post, error(404, ErrorCode::NotFound));
+    assert_eq!(d.engine.unsent_read_marker(&"c-1".into()), None);
+    d.wait(HOUR);
+    assert_eq!(d.issued("POST ").len(), 1);
+    assert!(d.store.snapshot().read_markers.is_empty());
+}
 
 #[test]
 fn unauthorized_pauses_all_requests_until_the_credentials_change() {

@@ -28,7 +28,7 @@ pub enum ResponseKind {
     History,
     /// A [`MessageResponse`].
     Message,
-    /// A [`crate::ReadMarkerResponse`]; its content is not needed (the feed brings the marker).
+    /// A [`ReadMarkerResponse`].
     ReadMarker,
 }
 
@@ -41,8 +41,8 @@ pub enum ResponseBody {
     History(HistoryPage),
     /// A message (send, edit, delete).
     Message(MessageResponse),
-    /// A read marker was stored.
-    ReadMarker,
+    /// The read marker the server keeps.
+    ReadMarker(ReadMarkerResponse),
     /// The documented error body of a non-2xx status.
     Error(ErrorBody),
     /// A body that does not match the protocol (a proxy's error page, a truncated body).
@@ -71,7 +71,7 @@ where
         ResponseKind::Feed => parse(body, ResponseBody::Feed),
         ResponseKind::History => parse(body, ResponseBody::History),
         ResponseKind::Message => parse(body, ResponseBody::Message),
-        ResponseKind::ReadMarker => parse(body, |_: ReadMarkerResponse| ResponseBody::ReadMarker),
+        ResponseKind::ReadMarker => parse(body, ResponseBody::ReadMarker),
     }
 }
 

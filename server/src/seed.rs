@@ -4,7 +4,7 @@
 //! write, and idempotent: a database that already has the demo users is left as it is.
 
 use crate::storage::{Storage, StorageError};
-use chat_sync_protocol::{ClientMessageId, ConversationId, Millis, User, UserId};
+use chat_sync_protocol::{ClientMessageId, ConversationId, MessageId, Millis, User, UserId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -29,6 +29,9 @@ const CONVERSATIONS: [(&str, &[usize]); 6] = [
 
 /// How many messages the demo holds unless told otherwise (`--seed-demo-messages`).
 pub const DEMO_MESSAGES: usize = 3_000;
+
+/// The most messages a demo member has not read, per conversation, once seeded.
+const UNREAD_AT_MOST: usize = 3;
 
 /// How far back the demo's history reaches.
 const HISTORY_MS: Millis = 14 * 24 * 60 * 60 * 1000;
@@ -111,6 +114,9 @@ pub fn seed_demo_with_messages(
     }
 
     let mut rng = SmallRng::seed_from_u64(7);
+    // Per conversation, its newest messages (the last few, not deleted), for the read markers
+    // the members end with.
+    let mut newest: Vec<Vec<(MessageId, Millis)>> = vec![Vec::new(); conversations.len()];
     // At least 2 ms apart, so that every message has room for its edit and read stamps.
     let step = (HISTORY_MS / messages.max(1) as Millis).max(2);
     for n in 0..messages {
@@ -135,11 +141,29 @@ pub fn seed_demo_with_messages(
             storage.edit_message(&sender, conversation, &sent.message.id, &edited, ts + 1)?;
         } else if n % 211 == 17 {
             storage.delete_message(&sender, conversation, &sent.message.id, ts + 1)?;
+        } else {
+            let kept = &mut newest[index];
+            kept.push((sent.message.id.clone(), ts));
+            if kept.len() > UNREAD_AT_MOST + 1 {
+                kept.remove(0);
+            }
         }
         // Members read along now and then, so unread counts differ.
         if n % 5 == 0 {
             let reader = user_id(members[rng.random_range(0..members.len())]);
             storage.mark_read(&reader, conversation, &sent.message.id, ts + 2)?;
+        }
+    }
+    // Everyone has read nearly everything: each member a few messages short at most, so the
+    // demo's unread counts are small and differ.
+    for ((conversation, members), kept) in conversations.iter().zip(&newest) {
+        for &member in members.iter() {
+            if kept.is_empty() {
+                continue;
+            }
+            let behind = rng.random_range(0..kept.len());
+            let (message, ts) = &kept[kept.len() - 1 - behind];
+            storage.mark_read(&user_id(member), conversation, message, ts + 2)?;
         }
     }
     Ok(Some(SeedReport {

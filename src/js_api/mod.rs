@@ -10,7 +10,9 @@ use crate::driver::{AnyStore, Driver, Finished};
 use crate::runtime;
 use crate::store::{request_persistence, IndexedDbStore};
 use crate::transport::FetchTransport;
-use chat_sync_engine::protocol::{ClientMessageId, ConversationId, MeResponse, MessageId, UserId};
+use chat_sync_engine::protocol::{
+    ClientMessageId, ConversationId, MeResponse, MessageId, Millis, ReadMarker, UserId,
+};
 use chat_sync_engine::{
     iso8601, DiscardReason, Engine, Event, Failure, LocalMessage, MemoryStore, Status, Store,
     SyncSummary, Trigger,
@@ -96,6 +98,32 @@ fn promise_of(call: JsCall) -> Promise {
             let _ = settle.call1(&JsValue::UNDEFINED, &value);
         });
     })
+}
+
+/// `listReadMarkers` resolves with these (`ReadMarker` in TypeScript).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadMarkerJs<'a> {
+    conversation_id: &'a str,
+    user_id: &'a str,
+    last_read_message_id: &'a str,
+    last_read_server_ts: Millis,
+    /// `None` while pending.
+    updated_ts: Option<Millis>,
+    pending: bool,
+}
+
+impl<'a> From<&'a ReadMarker> for ReadMarkerJs<'a> {
+    fn from(marker: &'a ReadMarker) -> Self {
+        Self {
+            conversation_id: marker.conversation_id.as_str(),
+            user_id: marker.user_id.as_str(),
+            last_read_message_id: marker.last_read_message_id.as_str(),
+            last_read_server_ts: marker.last_read_server_ts,
+            updated_ts: Some(marker.updated_ts),
+            pending: false,
+        }
+    }
 }
 
 /// `forceSync` and friends resolve with this (`SyncResult` in TypeScript).
@@ -413,6 +441,78 @@ impl BackgroundSyncManager {
                 .await
                 .map_err(|e| from_store_error(&e))?;
             Ok(to_js(&conversations))
+        })
+    }
+
+    /// Marks `message`'s conversation read up to it (a message from this manager that the
+    /// server has: it has an `id`). Resolves once recorded; the marker reaches the server when the
+    /// network allows and other devices get it with their next sync. A marker never moves back.
+    #[wasm_bindgen(js_name = markRead, unchecked_return_type = "Promise<void>")]
+    pub fn mark_read(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ChatMessage")] message: JsValue,
+    ) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let driver = driver?;
+            let field = |name: &str| Reflect::get(&message, &name.into()).unwrap_or_default();
+            let conversation =
+                ConversationId::new(string_argument(&field("conversationId"), "conversationId")?);
+            let id = string_argument(&field("id"), "the message's id (a sent message)")?;
+            let server_ts = field("serverTs")
+                .as_f64()
+                .filter(|ts| ts.is_finite())
+                .ok_or_else(|| invalid("the message's serverTs must be a number"))?;
+            driver
+                .mark_read(conversation, MessageId::new(id), server_ts as Millis)
+                .map_err(|error| from_engine_error(&error))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// How far each member has read a conversation, by user id. This user's marker is the one
+    /// last set here, `pending` until the server has it.
+    #[wasm_bindgen(js_name = listReadMarkers, unchecked_return_type = "Promise<ReadMarker[]>")]
+    pub fn list_read_markers(
+        &self,
+        #[wasm_bindgen(js_name = conversationId, unchecked_param_type = "string")]
+        conversation_id: JsValue,
+    ) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let driver = driver?;
+            let conversation =
+                ConversationId::new(string_argument(&conversation_id, "conversationId")?);
+            let stored = driver
+                .store
+                .read_markers(&conversation)
+                .await
+                .map_err(|error| from_store_error(&error))?;
+            let engine = driver.engine();
+            let me = &engine.config().user_id;
+            let unsent = engine.unsent_read_marker(&conversation);
+            let mut markers: Vec<ReadMarkerJs> = stored.iter().map(ReadMarkerJs::from).collect();
+            let own = markers
+                .iter()
+                .position(|marker| marker.user_id == me.as_str());
+            if let Some((message_id, server_ts)) = unsent {
+                let ahead = own.is_none_or(|own| markers[own].last_read_server_ts < server_ts);
+                if ahead {
+                    let pending = ReadMarkerJs {
+                        conversation_id: conversation.as_str(),
+                        user_id: me.as_str(),
+                        last_read_message_id: message_id.as_str(),
+                        last_read_server_ts: server_ts,
+                        updated_ts: None,
+                        pending: true,
+                    };
+                    match own {
+                        Some(own) => markers[own] = pending,
+                        None => markers.push(pending),
+                    }
+                }
+            }
+            Ok(to_js(&markers))
         })
     }
 

@@ -546,6 +546,32 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
         !follower_changes.borrow().is_empty(),
         "the follower heard about the changes"
     );
+    // The follower's read marker goes through the leader too.
+    let listed = settle(follower.list_messages(general.clone().into(), None))
+        .await
+        .expect("listed");
+    let delivered = js_sys::Array::from(&listed)
+        .iter()
+        .find(|m| field(m, "body") == body.as_str())
+        .expect("the delivered message");
+    settle(follower.mark_read(delivered.clone()))
+        .await
+        .expect("marked");
+    let deadline = js_sys::Date::now() + 20_000.0;
+    loop {
+        let stored = read_marker_of(&leader, &general, "alice").await;
+        if stored.as_ref().is_some_and(|marker| {
+            field(marker, "lastReadMessageId") == field(&delivered, "id")
+                && field(marker, "pending") == false
+        }) {
+            break;
+        }
+        assert!(
+            js_sys::Date::now() < deadline,
+            "the leader never stored the follower's marker"
+        );
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
     settle(follower.force_sync())
         .await
         .expect("the leader synced for the follower");
@@ -643,4 +669,82 @@ async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
     .await;
     settle(first.force_sync()).await.expect("syncs again");
     first.dispose();
+}
+
+/// A member's read marker in a conversation, as `listReadMarkers` gives it.
+async fn read_marker_of(
+    manager: &BackgroundSyncManager,
+    conversation: &str,
+    user: &str,
+) -> Option<JsValue> {
+    let markers = settle(manager.list_read_markers(conversation.into()))
+        .await
+        .expect("listed");
+    js_sys::Array::from(&markers)
+        .iter()
+        .find(|marker| field(marker, "userId") == format!("u-{user}").as_str())
+}
+
+#[wasm_bindgen_test]
+async fn a_read_marker_shows_at_once_offline_then_reaches_the_server_and_other_members() {
+    let general = conversation(server(), "alice", "General").await;
+    let body = format!("read me {}", js_sys::Date::now());
+    post_as(server(), "bob", &general, &body).await;
+    let alice = manager(server(), "alice", &[]).await;
+    settle(alice.force_sync()).await.expect("synced");
+    let messages = settle(alice.list_messages(general.clone().into(), None))
+        .await
+        .expect("listed");
+    let message = js_sys::Array::from(&messages)
+        .iter()
+        .find(|m| field(m, "body") == body.as_str())
+        .expect("bob's message arrived");
+
+    network(false);
+    settle(alice.mark_read(message.clone()))
+        .await
+        .expect("marked");
+    let pending = read_marker_of(&alice, &general, "alice")
+        .await
+        .expect("shown");
+    assert_eq!(field(&pending, "lastReadMessageId"), field(&message, "id"));
+    assert_eq!(
+        field(&pending, "lastReadServerTs"),
+        field(&message, "serverTs")
+    );
+    assert_eq!(field(&pending, "pending"), true);
+
+    network(true);
+    let deadline = js_sys::Date::now() + 20_000.0;
+    loop {
+        let marker = read_marker_of(&alice, &general, "alice")
+            .await
+            .expect("kept");
+        if field(&marker, "pending") == false {
+            assert_eq!(field(&marker, "lastReadMessageId"), field(&message, "id"));
+            assert!(field(&marker, "updatedTs").as_f64().is_some());
+            break;
+        }
+        assert!(
+            js_sys::Date::now() < deadline,
+            "the server never took the marker"
+        );
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
+    alice.dispose();
+
+    // Another member's device gets it with its sync.
+    let bob = manager(server(), "bob", &[]).await;
+    settle(bob.force_sync()).await.expect("synced");
+    let seen = read_marker_of(&bob, &general, "alice")
+        .await
+        .expect("alice's marker reached bob");
+    assert_eq!(field(&seen, "lastReadMessageId"), field(&message, "id"));
+    assert_eq!(field(&seen, "pending"), false);
+
+    let refused = settle(bob.mark_read(js_sys::Object::new().into()))
+        .await
+        .expect_err("no message");
+    assert_eq!(error_code(&refused), "invalidInput");
+    bob.dispose();
 }

@@ -139,7 +139,20 @@ export interface ChatMessage {
   composedAt: number | null;
 }
 
-/** `detail` of `change`: the conversations whose data changed. */
+/** How far a member has read a conversation (`listReadMarkers`). */
+export interface ReadMarker {
+  conversationId: string;
+  userId: string;
+  /** The newest message the member has read, and its `serverTs`. */
+  lastReadMessageId: string;
+  lastReadServerTs: number;
+  /** When the server stored it; null while pending. */
+  updatedTs: number | null;
+  /** This user's marker, set here with `markRead` and not on the server yet. */
+  pending: boolean;
+}
+
+/** `detail` of `change`: the conversations whose data (messages, read markers) changed. */
 export interface ChangeDetail {
   conversationIds: string[];
   messages: number;

@@ -14,6 +14,13 @@ pub(crate) enum Note {
     SyncRequested,
     /// The leader finished a sync (successfully or not).
     Synced { ok: bool },
+    /// A follower's user read a conversation up to a message: the leader sends the marker.
+    #[serde(rename_all = "camelCase")]
+    MarkRead {
+        conversation_id: String,
+        message_id: String,
+        server_ts: i64,
+    },
 }
 
 /// How a [`Note`] reads off the channel: one flat object, read in one pass (serde's own reading
@@ -25,6 +32,9 @@ struct WireNote {
     kind: NoteKind,
     conversation_ids: Option<Vec<String>>,
     ok: Option<bool>,
+    conversation_id: Option<String>,
+    message_id: Option<String>,
+    server_ts: Option<i64>,
 }
 
 /// The `kind` of a [`WireNote`].
@@ -34,6 +44,7 @@ enum NoteKind {
     Stored,
     SyncRequested,
     Synced,
+    MarkRead,
 }
 
 impl TryFrom<WireNote> for Note {
@@ -48,6 +59,14 @@ impl TryFrom<WireNote> for Note {
             NoteKind::Synced => (wire.ok)
                 .map(|ok| Note::Synced { ok })
                 .ok_or("missing field `ok`"),
+            NoteKind::MarkRead => match (wire.conversation_id, wire.message_id, wire.server_ts) {
+                (Some(conversation_id), Some(message_id), Some(server_ts)) => Ok(Note::MarkRead {
+                    conversation_id,
+                    message_id,
+                    server_ts,
+                }),
+                _ => Err("missing field `conversationId`, `messageId` or `serverTs`"),
+            },
         }
     }
 }
@@ -125,6 +144,11 @@ mod tests {
             },
             Note::SyncRequested,
             Note::Synced { ok: false },
+            Note::MarkRead {
+                conversation_id: "c-1".into(),
+                message_id: "m-9".into(),
+                server_ts: 1_790_000_000_123,
+            },
         ];
         for note in notes {
             let posted = note
@@ -146,6 +170,7 @@ mod tests {
     fn a_note_without_its_field_or_of_an_unknown_kind_is_refused() {
         let missing = read(r#"{"kind":"synced"}"#).unwrap_err().to_string();
         assert!(missing.ends_with("missing field `ok`"), "{missing}");
+        assert!(read(r#"{"kind":"markRead","conversationId":"c-1"}"#).is_err());
         assert!(read(r#"{"kind":"reloaded"}"#).is_err());
     }
 }

@@ -6,6 +6,7 @@ mod persist;
 
 pub use persist::QUOTA_EVICTION_KEEP;
 mod pull;
+mod read_markers;
 mod requests;
 
 use crate::config::Config;
@@ -137,6 +138,9 @@ pub struct Engine {
     /// map: a handful at a time, and it keeps the wasm smaller.
     in_flight: Vec<(RequestId, InFlight)>,
     next_request_id: u64,
+    /// Read markers set with [`Engine::mark_read`] that the server does not have yet; a
+    /// handful, by conversation.
+    unsent_read_markers: Vec<(ConversationId, read_markers::UnsentReadMarker)>,
 
     batches: VecDeque<PendingBatch>,
     persisting: Option<(BatchId, PendingBatch)>,
@@ -184,6 +188,7 @@ impl Engine {
             next_periodic: None,
             in_flight: Vec::new(),
             next_request_id: 1,
+            unsent_read_markers: Vec::new(),
             batches: VecDeque::new(),
             persisting: None,
             next_batch_id: 1,
@@ -445,6 +450,7 @@ impl Engine {
         for item in self.outbox.iter_mut().map(|(_, item)| item) {
             item.not_before = item.not_before.min(self.server_retry_at.max(self.now));
         }
+        self.reset_read_marker_backoff(self.server_retry_at.max(self.now));
     }
 
     /// Moves the clock and acts on what came due: request deadlines, the periodic sync,
@@ -490,6 +496,9 @@ impl Engine {
             if let Some(at) = self.next_send_time() {
                 consider(at);
             }
+            if let Some(at) = self.next_read_marker_time() {
+                consider(at);
+            }
         }
         next.map(|at| at.max(self.now))
     }
@@ -506,6 +515,7 @@ impl Engine {
         while self.in_flight.len() < self.config.max_concurrent_requests.max(1) {
             let sent = self.send_conversation_page()
                 || self.send_next_outbox()
+                || self.send_next_read_marker()
                 || self.send_history_page()
                 || self.send_feed_page();
             if !sent {

@@ -53,6 +53,8 @@ pub(super) enum AfterPersist {
     },
     /// History was evicted to make room after a quota error.
     Evicted,
+    /// The server's answer to a read marker is stored.
+    ReadMarker(ConversationId),
     /// A write with nothing to follow up (a broken variant's extra batch).
     Nothing,
 }
@@ -193,6 +195,8 @@ impl Engine {
                     self.finish_ticket(ticket, Err(sync_error));
                 }
             }
+            // The feed brings the marker on the next sync.
+            AfterPersist::ReadMarker(_) => {}
             AfterPersist::CursorReset | AfterPersist::Evicted | AfterPersist::Nothing => {}
             AfterPersist::Maintenance {
                 ticket,
@@ -286,6 +290,7 @@ impl Engine {
                 self.stats.messages_evicted += report.evicted_messages;
                 self.emit_changed(Vec::new(), report.evicted_messages as usize);
             }
+            AfterPersist::ReadMarker(conversation) => self.emit_changed(vec![conversation], 0),
             AfterPersist::Nothing => {}
         }
     }

@@ -18,6 +18,8 @@ pub(super) enum Purpose {
     History(ConversationId),
     /// Delivering an outbox entry.
     Send(ClientMessageId),
+    /// Setting this user's read marker in a conversation.
+    MarkRead(ConversationId),
 }
 
 /// A request the engine waits for.
@@ -121,6 +123,7 @@ impl Engine {
             Purpose::ConversationPage(id) => self.on_conversation_outcome(id, verdict),
             Purpose::History(id) => self.on_history_outcome(id, verdict),
             Purpose::Send(client_id) => self.on_send_outcome(client_id, verdict),
+            Purpose::MarkRead(conversation) => self.on_read_marker_outcome(conversation, verdict),
         }
     }
 }

@@ -179,6 +179,14 @@ export function previewOf(page, title) {
     ?.querySelector('.conversation-preview')?.textContent ?? null, title);
 }
 
+/** The conversation row's unread count, by title (0 without a badge). */
+export async function unreadOf(page, title) {
+  const text = await page.$$eval('#conversations .conversation', (rows, title) => rows
+    .find((row) => row.querySelector('.conversation-title')?.textContent === title)
+    ?.querySelector('.unread')?.textContent ?? '0', title);
+  return Number.parseInt(text, 10);
+}
+
 function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -1,0 +1,82 @@
+// Unread counts follow the user across devices: two browser profiles (two devices) signed in as
+// Alice both count Bob's new messages in General; Alice reads General on one of them while it is
+// offline, which clears the count there at once but not on the other device; back online, the
+// read marker reaches the server and the other device's count clears with its next sync.
+
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser } from './support/browser.mjs';
+import { startServer } from './support/server.mjs';
+import {
+  newPage, openConversation, openDemo, pageSummary, pollUntil, unreadOf, waitForMessage, waitInPage,
+} from './support/demo.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+/** Each device syncs every 2 s, so the other device's reading shows soon. */
+const QUERY = '?periodicSyncMs=2000';
+
+/** Waits until `title`'s unread count on `page` is `count`. */
+async function waitForUnread(page, title, count, message) {
+  await waitInPage(page, ({ title, count }) => {
+    const row = [...document.querySelectorAll('#conversations .conversation')]
+      .find((r) => r.querySelector('.conversation-title')?.textContent === title);
+    const shown = row?.querySelector('.unread')?.textContent ?? '0';
+    return row !== undefined && Number.parseInt(shown, 10) === count;
+  }, { arg: { title, count }, message, describe: pageSummary });
+}
+
+/** Alice's read marker in `conversation` as the server's conversation feed holds it. */
+async function markerOnServer(alice, conversation) {
+  const id = await alice.conversationId(conversation);
+  let cursor = null;
+  let marker = null;
+  for (;;) {
+    const query = cursor ? `?cursor=${encodeURIComponent(cursor)}&limit=500` : '?limit=500';
+    const response = await alice(`/v1/conversations/${encodeURIComponent(id)}/sync${query}`);
+    assert.equal(response.status, 200);
+    const page = await response.json();
+    for (const change of page.changes) {
+      if (change.type === 'readMarker' && change.readMarker.userId === alice.user) marker = change.readMarker;
+    }
+    if (!page.hasMore) return marker;
+    cursor = page.nextCursor;
+  }
+}
+
+it('reading a conversation on one device clears its unread count on the other, also when read offline', { timeout: 120_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 300 });
+  const bob = server.api('bob');
+  const alice = server.api('alice');
+  const phone = await newPage(browser, t);
+  const laptop = await newPage(browser, t);
+  await openDemo(phone.page, server.url, 'alice', { query: QUERY });
+  await openDemo(laptop.page, server.url, 'alice', { query: QUERY });
+  const before = await unreadOf(laptop.page, 'General');
+  assert.equal(await unreadOf(phone.page, 'General'), before, 'both devices start with the seeded count');
+
+  await bob.send('General', 'First of two');
+  const last = await bob.send('General', 'Second of two');
+  await waitForUnread(phone.page, 'General', before + 2, 'the phone to count both of Bob\'s messages');
+  await waitForUnread(laptop.page, 'General', before + 2, 'the laptop to count both of Bob\'s messages');
+
+  // Read on the phone while it is offline: its count clears at once, the laptop's stays.
+  await phone.context.setOffline(true);
+  await openConversation(phone.page, 'General');
+  await waitForMessage(phone.page, 'Second of two');
+  await waitForUnread(phone.page, 'General', 0, 'the phone\'s own count to clear while offline');
+  await laptop.page.waitForTimeout(4_000); // two of the laptop's periodic syncs
+  assert.equal(await unreadOf(laptop.page, 'General'), before + 2, 'the laptop cannot know yet');
+  assert.notEqual((await markerOnServer(alice, 'General'))?.lastReadMessageId, last.id,
+    'the server has no marker from the offline phone');
+
+  // Back online: the marker goes to the server, and the laptop's next sync brings it.
+  await phone.context.setOffline(false);
+  await pollUntil(() => markerOnServer(alice, 'General'), (marker) => marker?.lastReadMessageId === last.id,
+    { message: 'the server to hold Alice\'s marker at Bob\'s second message' });
+  await waitForUnread(laptop.page, 'General', 0, 'the laptop\'s count to clear after its sync');
+  assert.deepEqual(phone.errors, []);
+  assert.deepEqual(laptop.errors, []);
+});
