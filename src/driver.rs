@@ -199,13 +199,19 @@ impl Driver {
         self.is_leader.set(true);
         self.input(|engine, now| engine.start(now));
         let driver = self.clone();
-        wasm_bindgen_futures::spawn_local(async move { driver.reload_outbox().await });
+        wasm_bindgen_futures::spawn_local(async move { driver.reload_outbox(true).await });
     }
 
-    /// Gives the engine the outbox as the shared store holds it.
-    async fn reload_outbox(self: &Rc<Self>) {
+    /// Gives the engine the outbox as the shared store holds it and, when this tab starts
+    /// `leading`, the read markers a leading tab before it left unsent.
+    async fn reload_outbox(self: &Rc<Self>, leading: bool) {
         match self.store.load().await {
-            Ok(state) => self.input(|engine, now| engine.handle_outbox_reloaded(state.outbox, now)),
+            Ok(state) => self.input(|engine, now| {
+                engine.handle_outbox_reloaded(state.outbox, now);
+                if leading {
+                    engine.handle_pending_read_markers(state.pending_read_markers, now);
+                }
+            }),
             Err(error) => log::warn!(error:% = error; "cannot reload the outbox"),
         }
     }
@@ -216,7 +222,7 @@ impl Driver {
             Note::Stored { conversation_ids } => {
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    driver.reload_outbox().await;
+                    driver.reload_outbox(false).await;
                     let changes = ChangeSet {
                         conversations: conversation_ids.into_iter().map(Into::into).collect(),
                         messages: 0,

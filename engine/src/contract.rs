@@ -39,8 +39,8 @@
 //! alike).
 
 use crate::store::{
-    ApplyReport, Failure, LocalMessage, MessageStatus, OutboxEntry, PersistedState, Store, StoreOp,
-    OPTIMISTIC_SORT_BASE,
+    ApplyReport, Failure, LocalMessage, MessageStatus, OutboxEntry, PendingReadMarker,
+    PersistedState, Store, StoreOp, OPTIMISTIC_SORT_BASE,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Message, MessageId, Millis, ReadMarker,
@@ -434,15 +434,24 @@ pub async fn outbox_round_trips_through_load_in_seq_order<S: Store>(store: &S) {
     assert_eq!(load(store).await.outbox, vec![failed, third]);
 }
 
-/// The cursor and the sync and maintenance stamps round-trip through `load`; `SetCursor(None)`
-/// forgets the cursor.
+/// The cursor, the sync and maintenance stamps and the pending read markers round-trip through
+/// `load`; `SetCursor(None)` forgets the cursor, `SetPendingReadMarkers` replaces the markers.
 pub async fn cursor_and_meta_round_trip<S: Store>(store: &S) {
+    let pending = |conversation: &str, message: &str, server_ts| PendingReadMarker {
+        conversation_id: ConversationId::new(conversation),
+        message_id: MessageId::new(message),
+        server_ts,
+    };
     apply(
         store,
         vec![
             StoreOp::SetCursor(Some(Cursor::new("k-1"))),
             StoreOp::SetLastSync(1_000),
             StoreOp::SetLastMaintenance(2_000),
+            StoreOp::SetPendingReadMarkers(vec![
+                pending("c-1", "m-1", 10),
+                pending("c-2", "m-7", 70),
+            ]),
         ],
     )
     .await;
@@ -453,7 +462,19 @@ pub async fn cursor_and_meta_round_trip<S: Store>(store: &S) {
             outbox: vec![],
             last_sync: Some(1_000),
             last_maintenance: Some(2_000),
+            pending_read_markers: vec![pending("c-1", "m-1", 10), pending("c-2", "m-7", 70)],
         }
+    );
+    apply(
+        store,
+        vec![StoreOp::SetPendingReadMarkers(vec![pending(
+            "c-2", "m-8", 80,
+        )])],
+    )
+    .await;
+    assert_eq!(
+        load(store).await.pending_read_markers,
+        vec![pending("c-2", "m-8", 80)]
     );
 
     apply(

@@ -7,7 +7,8 @@
 
 use crate::sort::sort_by;
 use crate::store::{
-    ApplyReport, LocalMessage, OutboxEntry, PersistedState, Store, StoreError, StoreOp,
+    ApplyReport, LocalMessage, OutboxEntry, PendingReadMarker, PersistedState, Store, StoreError,
+    StoreOp,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
@@ -57,6 +58,8 @@ pub struct MemorySnapshot {
     pub last_sync: Option<Millis>,
     /// When maintenance last ran.
     pub last_maintenance: Option<Millis>,
+    /// This user's read markers not sent yet.
+    pub pending_read_markers: Vec<PendingReadMarker>,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +81,7 @@ struct Data {
     cursor: Option<Cursor>,
     last_sync: Option<Millis>,
     last_maintenance: Option<Millis>,
+    pending_read_markers: Vec<PendingReadMarker>,
 }
 
 impl MemoryStore {
@@ -107,6 +111,7 @@ impl MemoryStore {
             cursor: data.cursor.clone(),
             last_sync: data.last_sync,
             last_maintenance: data.last_maintenance,
+            pending_read_markers: data.pending_read_markers.clone(),
         }
     }
 
@@ -205,6 +210,7 @@ impl Data {
             StoreOp::SetCursor(cursor) => self.cursor = cursor.clone(),
             StoreOp::SetLastSync(at) => self.last_sync = Some(*at),
             StoreOp::SetLastMaintenance(at) => self.last_maintenance = Some(*at),
+            StoreOp::SetPendingReadMarkers(markers) => self.pending_read_markers = markers.clone(),
             StoreOp::EvictHistory { keep } => {
                 report.evicted_messages += self.evict_history(*keep);
             }
@@ -248,6 +254,7 @@ impl Store for MemoryStore {
             outbox: data.outbox_by_seq(),
             last_sync: data.last_sync,
             last_maintenance: data.last_maintenance,
+            pending_read_markers: data.pending_read_markers.clone(),
         })
     }
 

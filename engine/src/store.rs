@@ -164,6 +164,19 @@ impl OutboxEntry {
     }
 }
 
+/// A read marker this user set (with [`crate::Engine::mark_read`]) that the server does not have
+/// yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingReadMarker {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The newest message the user has read.
+    pub message_id: MessageId,
+    /// That message's `server_ts`.
+    pub server_ts: Millis,
+}
+
 /// What the engine reads from the store at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -176,6 +189,9 @@ pub struct PersistedState {
     pub last_sync: Option<Millis>,
     /// When maintenance last ran, by this device's clock.
     pub last_maintenance: Option<Millis>,
+    /// This user's read markers not sent yet, by conversation.
+    #[serde(default)]
+    pub pending_read_markers: Vec<PendingReadMarker>,
 }
 
 /// One write. A [`Batch`] of them is applied atomically.
@@ -204,6 +220,8 @@ pub enum StoreOp {
     SetLastSync(Millis),
     /// Records when maintenance last ran.
     SetLastMaintenance(Millis),
+    /// Replaces the read markers not sent yet.
+    SetPendingReadMarkers(Vec<PendingReadMarker>),
     /// Keeps the newest `keep` server messages (tombstones included) of each conversation and
     /// removes older ones; optimistic messages are never removed.
     EvictHistory {

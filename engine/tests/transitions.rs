@@ -7,7 +7,8 @@
 use chat_sync_engine::{
     BackoffConfig, Batch, Config, ConnectionQuality, DiscardReason, EffectiveType, Engine,
     EngineError, Event, HttpOutcome, HttpRequest, LocalMessage, MemoryStore, MessageStatus, Output,
-    Phase, RequestId, Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
+    PendingReadMarker, Phase, RequestId, Store, StoreError, StoreOp, SyncError, SyncSummary,
+    Ticket, Trigger,
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
@@ -789,6 +790,101 @@ fn a_read_marker_set_offline_goes_when_online_and_retries_after_a_503() {
     d.respond(&again, marker_kept("c-1", "m-7", T0 + 40 * SEC));
     assert_eq!(d.store.snapshot().read_markers.len(), 1);
     assert_eq!(d.engine.unsent_read_marker(&"c-1".into()), None);
+}
+
+#[test]
+fn a_read_marker_set_offline_is_stored_and_a_reloaded_engine_sends_it() {
+    let mut d = Driver::new(config());
+    d.go_online(false);
+    d.start();
+    d.act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
+        .unwrap();
+    let stored = |store: &MemoryStore| {
+        pollster::block_on(store.load())
+            .unwrap()
+            .pending_read_markers
+    };
+    assert_eq!(
+        stored(&d.store),
+        vec![PendingReadMarker {
+            conversation_id: "c-1".into(),
+            message_id: "m-7".into(),
+            server_ts: T0 - 7,
+        }]
+    );
+
+    // The page closes before the network returns; the app opens again, online.
+    let mut reopened = Driver::with_store(config(), d.store.clone());
+    assert_eq!(
+        reopened.engine.unsent_read_marker(&"c-1".into()),
+        Some((&MessageId::from("m-7"), T0 - 7))
+    );
+    reopened.start();
+    let post = reopened.only_open("POST /v1/conversations/c-1/read");
+    assert_eq!(marked(&post), MessageId::from("m-7"));
+    reopened.respond(&post, marker_kept("c-1", "m-7", T0 + 3));
+    assert_eq!(stored(&reopened.store), vec![]);
+    assert_eq!(reopened.store.snapshot().read_markers.len(), 1);
+}
+
+#[test]
+fn a_follower_keeps_its_read_marker_in_memory_only() {
+    // Not started: another tab leads, and the driver hands the marker to it.
+    let mut d = Driver::new(config());
+    d.act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
+        .unwrap();
+    assert!(d.applied().is_empty(), "{:?}", d.applied());
+    assert!(d.requests.is_empty());
+    assert_eq!(
+        d.engine.unsent_read_marker(&"c-1".into()),
+        Some((&MessageId::from("m-7"), T0 - 7))
+    );
+}
+
+#[test]
+fn a_tab_taking_the_lead_adopts_the_read_markers_its_predecessor_left_unsent() {
+    let pending = |conversation: &str, message: &str, server_ts| PendingReadMarker {
+        conversation_id: conversation.into(),
+        message_id: message.into(),
+        server_ts,
+    };
+    // The old leader stored two markers it could not send.
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[StoreOp::SetPendingReadMarkers(vec![
+        pending("c-1", "m-7", T0 - 7),
+        pending("c-2", "m-3", T0 - 30),
+    ])]))
+    .unwrap();
+    // This tab, a follower until now, read c-2 further meanwhile.
+    let mut d = Driver::with_store(config(), MemoryStore::new());
+    d.go_online(false);
+    d.act(|e, now| e.mark_read("c-2".into(), "m-4".into(), T0 - 20, now))
+        .unwrap();
+    d.start();
+    let left = pollster::block_on(store.load())
+        .unwrap()
+        .pending_read_markers;
+    d.act(|e, now| e.handle_pending_read_markers(left, now));
+    assert_eq!(
+        d.engine.unsent_read_marker(&"c-1".into()),
+        Some((&MessageId::from("m-7"), T0 - 7))
+    );
+    assert_eq!(
+        d.engine.unsent_read_marker(&"c-2".into()),
+        Some((&MessageId::from("m-4"), T0 - 20)),
+        "its own newer marker stays"
+    );
+    let mut kept = pollster::block_on(d.store.load())
+        .unwrap()
+        .pending_read_markers;
+    kept.sort_by(|a, b| a.conversation_id.cmp(&b.conversation_id));
+    assert_eq!(
+        kept,
+        vec![
+            pending("c-1", "m-7", T0 - 7),
+            pending("c-2", "m-4", T0 - 20)
+        ]
+    );
 }
 
 #[test]

@@ -161,9 +161,10 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
             StoreOp::RemoveOutbox(client_message_id) => {
                 outbox_keys.push(client_message_id.to_string())
             }
-            StoreOp::SetCursor(_) | StoreOp::SetLastSync(_) | StoreOp::SetLastMaintenance(_) => {
-                meta = true
-            }
+            StoreOp::SetCursor(_)
+            | StoreOp::SetLastSync(_)
+            | StoreOp::SetLastMaintenance(_)
+            | StoreOp::SetPendingReadMarkers(_) => meta = true,
             StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. } => {}
         }
     }
@@ -498,6 +499,9 @@ impl Overlay {
             StoreOp::SetLastSync(at) => self.edit_meta(|meta| meta.last_sync = Some(*at)),
             StoreOp::SetLastMaintenance(at) => {
                 self.edit_meta(|meta| meta.last_maintenance = Some(*at))
+            }
+            StoreOp::SetPendingReadMarkers(markers) => {
+                self.edit_meta(|meta| meta.pending_read_markers = markers.clone())
             }
             StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. } => {}
         }

@@ -2,6 +2,7 @@
 
 use super::errors::Failure;
 use chat_sync_engine::protocol::{Conversation, ConversationId, Cursor, Millis, User};
+use chat_sync_engine::PendingReadMarker;
 use js_sys::Array;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,9 @@ pub(crate) struct MetaRecord {
     pub(crate) cursor: Option<Cursor>,
     pub(crate) last_sync: Option<Millis>,
     pub(crate) last_maintenance: Option<Millis>,
+    /// Missing in records written before read markers were sent: none then.
+    #[serde(default)]
+    pub(crate) pending_read_markers: Vec<PendingReadMarker>,
 }
 
 impl MetaRecord {

@@ -40,6 +40,7 @@ pub(crate) async fn load(database: &Database) -> Result<PersistedState, Failure>
         outbox,
         last_sync: meta.last_sync,
         last_maintenance: meta.last_maintenance,
+        pending_read_markers: meta.pending_read_markers,
     })
 }
 

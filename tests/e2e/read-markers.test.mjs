@@ -1,11 +1,12 @@
 // Unread counts follow the user across devices: two browser profiles (two devices) signed in as
 // Alice both count Bob's new messages in General; Alice reads General on one of them while it is
-// offline, which clears the count there at once but not on the other device; back online, the
-// read marker reaches the server and the other device's count clears with its next sync.
+// offline, which clears the count there at once but not on the other device, and closes the app.
+// Opened again online, the app sends the read marker it kept, and the other device's count clears
+// with its next sync.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser } from './support/browser.mjs';
+import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
   newPage, openConversation, openDemo, pageSummary, pollUntil, unreadOf, waitForMessage, waitInPage,
@@ -72,11 +73,16 @@ it('reading a conversation on one device clears its unread count on the other, a
   assert.notEqual((await markerOnServer(alice, 'General'))?.lastReadMessageId, last.id,
     'the server has no marker from the offline phone');
 
-  // Back online: the marker goes to the server, and the laptop's next sync brings it.
+  // The app is closed while offline, and opened again online: the marker it kept goes to the
+  // server, and the laptop's next sync brings it.
+  await phone.page.close();
   await phone.context.setOffline(false);
+  const reopened = await phone.context.newPage();
+  const reopenedErrors = collectPageErrors(reopened);
+  await openDemo(reopened, server.url, 'alice', { query: QUERY });
   await pollUntil(() => markerOnServer(alice, 'General'), (marker) => marker?.lastReadMessageId === last.id,
     { message: 'the server to hold Alice\'s marker at Bob\'s second message' });
   await waitForUnread(laptop.page, 'General', 0, 'the laptop\'s count to clear after its sync');
-  assert.deepEqual(phone.errors, []);
-  assert.deepEqual(laptop.errors, []);
+  assert.equal(await unreadOf(reopened, 'General'), 0, 'the phone still shows General read');
+  assert.deepEqual([...phone.errors, ...reopenedErrors, ...laptop.errors], []);
 });

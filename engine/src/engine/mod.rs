@@ -140,7 +140,7 @@ pub struct Engine {
     next_request_id: u64,
     /// Read markers set with [`Engine::mark_read`] that the server does not have yet; a
     /// handful, by conversation.
-    unsent_read_markers: Vec<(ConversationId, read_markers::UnsentReadMarker)>,
+    unsent_read_markers: Vec<read_markers::UnsentReadMarker>,
 
     batches: VecDeque<PendingBatch>,
     persisting: Option<(BatchId, PendingBatch)>,
@@ -268,6 +268,7 @@ impl Engine {
         self.cursor = state.cursor;
         self.last_sync = state.last_sync;
         self.last_maintenance = state.last_maintenance;
+        self.adopt_pending_read_markers(state.pending_read_markers);
         for entry in state.outbox {
             self.next_seq = self.next_seq.max(entry.seq + 1);
             self.outbox

@@ -1,25 +1,26 @@
 //! Read markers this user moves: [`Engine::mark_read`] keeps the newest per conversation until
 //! the server has it, sends it when the network allows (with backoff, like the outbox), and
 //! stores the server's answer at once (the feed would bring it on the next sync anyway).
+//!
+//! While this engine leads (is started), the markers not sent yet are stored too
+//! ([`StoreOp::SetPendingReadMarkers`]), so a reload sends them; a follower tab's driver hands
+//! its markers to the leading tab instead.
 
 use super::persist::AfterPersist;
 use super::requests::{Purpose, Verdict};
 use super::{Engine, EngineError};
 use crate::status::SyncError;
-use crate::store::StoreOp;
+use crate::store::{PendingReadMarker, StoreOp};
 use crate::transport::Method;
 use chat_sync_protocol::{
     paths, ConversationId, MarkReadRequest, MessageId, Millis, RequestBody, ResponseBody,
     ResponseKind,
 };
 
-/// A read marker the server does not have yet.
+/// A read marker the server does not have yet, and how sending it goes.
 #[derive(Clone, Debug)]
 pub(super) struct UnsentReadMarker {
-    /// The newest message the user has read.
-    message_id: MessageId,
-    /// That message's `server_ts`.
-    server_ts: Millis,
+    marker: PendingReadMarker,
     /// The message of the request in flight, if one is.
     sending: Option<MessageId>,
     attempts: u32,
@@ -42,29 +43,12 @@ impl Engine {
         if !self.loaded {
             return Err(EngineError::NotInitialized);
         }
-        let now = self.now;
-        match self
-            .unsent_read_markers
-            .iter_mut()
-            .find(|(id, _)| *id == conversation)
-        {
-            Some((_, unsent)) => {
-                unsent.message_id = message;
-                unsent.server_ts = server_ts;
-                unsent.attempts = 0;
-                unsent.not_before = now;
-            }
-            None => self.unsent_read_markers.push((
-                conversation,
-                UnsentReadMarker {
-                    message_id: message,
-                    server_ts,
-                    sending: None,
-                    attempts: 0,
-                    not_before: now,
-                },
-            )),
-        }
+        self.keep_unsent(PendingReadMarker {
+            conversation_id: conversation,
+            message_id: message,
+            server_ts,
+        });
+        self.store_unsent_read_markers(Vec::new(), AfterPersist::Nothing);
         Ok(())
     }
 
@@ -76,24 +60,86 @@ impl Engine {
     ) -> Option<(&MessageId, Millis)> {
         self.unsent_read_markers
             .iter()
-            .find(|(id, _)| id == conversation)
-            .map(|(_, unsent)| (&unsent.message_id, unsent.server_ts))
+            .find(|unsent| unsent.marker.conversation_id == *conversation)
+            .map(|unsent| (&unsent.marker.message_id, unsent.marker.server_ts))
+    }
+
+    /// Read markers a tab left unsent in the store
+    /// ([`crate::PersistedState::pending_read_markers`]), as this tab starts leading: kept where
+    /// this tab has no newer one, and stored again with this tab's own.
+    pub fn handle_pending_read_markers(&mut self, markers: Vec<PendingReadMarker>, now: Millis) {
+        self.advance(now);
+        self.adopt_pending_read_markers(markers);
+        self.store_unsent_read_markers(Vec::new(), AfterPersist::Nothing);
+    }
+
+    /// Takes stored markers in where they are ahead of the ones in memory.
+    pub(super) fn adopt_pending_read_markers(&mut self, markers: Vec<PendingReadMarker>) {
+        for marker in markers {
+            let ahead = self
+                .unsent_read_markers
+                .iter()
+                .find(|unsent| unsent.marker.conversation_id == marker.conversation_id)
+                .is_none_or(|unsent| unsent.marker.server_ts < marker.server_ts);
+            if ahead {
+                self.keep_unsent(marker);
+            }
+        }
+    }
+
+    /// Keeps `marker` as its conversation's marker to send, at once.
+    fn keep_unsent(&mut self, marker: PendingReadMarker) {
+        let now = self.now;
+        let index = self
+            .unsent_read_markers
+            .iter()
+            .position(|unsent| unsent.marker.conversation_id == marker.conversation_id);
+        let unsent = UnsentReadMarker {
+            marker,
+            sending: None,
+            attempts: 0,
+            not_before: now,
+        };
+        match index {
+            // A request in flight for the old marker stays in flight.
+            Some(index) => {
+                let sending = self.unsent_read_markers[index].sending.take();
+                self.unsent_read_markers[index] = UnsentReadMarker { sending, ..unsent };
+            }
+            None => self.unsent_read_markers.push(unsent),
+        }
+    }
+
+    /// Applies `ops` and, while leading, stores the markers not sent yet in the same batch (a
+    /// follower's markers go through the leader, which stores them).
+    fn store_unsent_read_markers(&mut self, mut ops: Vec<StoreOp>, then: AfterPersist) {
+        if self.started {
+            let pending = self
+                .unsent_read_markers
+                .iter()
+                .map(|unsent| unsent.marker.clone())
+                .collect();
+            ops.push(StoreOp::SetPendingReadMarkers(pending));
+        }
+        if !ops.is_empty() {
+            self.persist(ops, then);
+        }
     }
 
     /// Sends the next read marker due, if any; true when a request went out.
     pub(super) fn send_next_read_marker(&mut self) -> bool {
         let now = self.now;
-        let Some((conversation, unsent)) = self
+        let Some(unsent) = self
             .unsent_read_markers
             .iter_mut()
-            .find(|(_, unsent)| unsent.sending.is_none() && unsent.not_before <= now)
+            .find(|unsent| unsent.sending.is_none() && unsent.not_before <= now)
         else {
             return false;
         };
-        unsent.sending = Some(unsent.message_id.clone());
-        let conversation = conversation.clone();
+        unsent.sending = Some(unsent.marker.message_id.clone());
+        let conversation = unsent.marker.conversation_id.clone();
         let request = MarkReadRequest {
-            message_id: unsent.message_id.clone(),
+            message_id: unsent.marker.message_id.clone(),
         };
         self.issue(
             Purpose::MarkRead(conversation.clone()),
@@ -109,14 +155,14 @@ impl Engine {
     pub(super) fn next_read_marker_time(&self) -> Option<Millis> {
         self.unsent_read_markers
             .iter()
-            .filter(|(_, unsent)| unsent.sending.is_none() && unsent.not_before > self.now)
-            .map(|(_, unsent)| unsent.not_before)
+            .filter(|unsent| unsent.sending.is_none() && unsent.not_before > self.now)
+            .map(|unsent| unsent.not_before)
             .min()
     }
 
     /// After a forced sync or a change of credentials, markers in backoff go at once.
     pub(super) fn reset_read_marker_backoff(&mut self, at: Millis) {
-        for (_, unsent) in &mut self.unsent_read_markers {
+        for unsent in &mut self.unsent_read_markers {
             unsent.not_before = unsent.not_before.min(at);
         }
     }
@@ -129,19 +175,19 @@ impl Engine {
         let Some(index) = self
             .unsent_read_markers
             .iter()
-            .position(|(id, _)| *id == conversation)
+            .position(|unsent| unsent.marker.conversation_id == conversation)
         else {
             return;
         };
-        let unsent = &mut self.unsent_read_markers[index].1;
+        let unsent = &mut self.unsent_read_markers[index];
         // A newer `mark_read` while this one was out still has to go.
-        let superseded = unsent.sending.take().as_ref() != Some(&unsent.message_id);
+        let done = unsent.sending.take().as_ref() == Some(&unsent.marker.message_id);
         match verdict {
             Verdict::Success(ResponseBody::ReadMarker(response)) => {
-                if !superseded {
+                if done {
                     self.unsent_read_markers.remove(index);
                 }
-                self.persist(
+                self.store_unsent_read_markers(
                     vec![StoreOp::PutReadMarker(response.read_marker)],
                     AfterPersist::ReadMarker(conversation),
                 );
@@ -160,15 +206,16 @@ impl Engine {
             // Refused (an unknown message, a conversation left): retrying would not help.
             Verdict::InvalidCursor | Verdict::Permanent(_) => {
                 log::warn!(conversation = conversation.as_str(); "the server refused a read marker");
-                if !superseded {
+                if done {
                     self.unsent_read_markers.remove(index);
+                    self.store_unsent_read_markers(Vec::new(), AfterPersist::Nothing);
                 }
             }
         }
     }
 
     fn retry_read_marker(&mut self, index: usize, error: SyncError, retry_after: Option<Millis>) {
-        let unsent = &mut self.unsent_read_markers[index].1;
+        let unsent = &mut self.unsent_read_markers[index];
         unsent.attempts += 1;
         let delay = crate::backoff::delay(
             &self.config.backoff,
