@@ -557,21 +557,8 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
     settle(follower.mark_read(delivered.clone()))
         .await
         .expect("marked");
-    let deadline = js_sys::Date::now() + 20_000.0;
-    loop {
-        let stored = read_marker_of(&leader, &general, "alice").await;
-        if stored.as_ref().is_some_and(|marker| {
-            field(marker, "lastReadMessageId") == field(&delivered, "id")
-                && field(marker, "pending") == false
-        }) {
-            break;
-        }
-        assert!(
-            js_sys::Date::now() < deadline,
-            "the leader never stored the follower's marker"
-        );
-        gloo_timers::future::TimeoutFuture::new(100).await;
-    }
+    // Only the leader sends: the server's answer reached the leader's store.
+    sent_read_marker(&leader, &general, &delivered).await;
     settle(follower.force_sync())
         .await
         .expect("the leader synced for the follower");
@@ -685,6 +672,31 @@ async fn read_marker_of(
         .find(|marker| field(marker, "userId") == format!("u-{user}").as_str())
 }
 
+/// Waits (up to 20 s) until Alice's marker in `conversation`, as `manager` lists it, is at
+/// `message` and not pending: the server has it. Returns it.
+async fn sent_read_marker(
+    manager: &BackgroundSyncManager,
+    conversation: &str,
+    message: &JsValue,
+) -> JsValue {
+    let deadline = js_sys::Date::now() + 20_000.0;
+    loop {
+        let marker = read_marker_of(manager, conversation, "alice").await;
+        let sent = marker.filter(|marker| {
+            field(marker, "lastReadMessageId") == field(message, "id")
+                && field(marker, "pending") == false
+        });
+        if let Some(marker) = sent {
+            return marker;
+        }
+        assert!(
+            js_sys::Date::now() < deadline,
+            "timed out waiting until the server has Alice's marker"
+        );
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_read_marker_shows_at_once_offline_then_reaches_the_server_and_other_members() {
     let general = conversation(server(), "alice", "General").await;
@@ -715,22 +727,8 @@ async fn a_read_marker_shows_at_once_offline_then_reaches_the_server_and_other_m
     assert_eq!(field(&pending, "pending"), true);
 
     network(true);
-    let deadline = js_sys::Date::now() + 20_000.0;
-    loop {
-        let marker = read_marker_of(&alice, &general, "alice")
-            .await
-            .expect("kept");
-        if field(&marker, "pending") == false {
-            assert_eq!(field(&marker, "lastReadMessageId"), field(&message, "id"));
-            assert!(field(&marker, "updatedTs").as_f64().is_some());
-            break;
-        }
-        assert!(
-            js_sys::Date::now() < deadline,
-            "the server never took the marker"
-        );
-        gloo_timers::future::TimeoutFuture::new(100).await;
-    }
+    let marker = sent_read_marker(&alice, &general, &message).await;
+    assert!(field(&marker, "updatedTs").as_f64().is_some());
     alice.dispose();
 
     // Another member's device gets it with its sync.
