@@ -261,24 +261,29 @@ impl Driver {
         }
     }
 
-    /// Sets this user's read marker (see [`Engine::mark_read`]). A follower keeps it too (shown
-    /// at once; sent should this tab lead) and hands it to the leading tab, which sends it.
+    /// Sets this user's read marker (see [`Engine::mark_read`]); the receiver resolves once it
+    /// is stored. A follower keeps it too (shown at once; sent should this tab lead) and hands it
+    /// to the leading tab, which stores and sends it.
     pub(crate) fn mark_read(
         self: &Rc<Self>,
         conversation: ConversationId,
         message: MessageId,
         server_ts: Millis,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Finished, EngineError> {
         let note = Note::MarkRead {
             conversation_id: conversation.to_string(),
             message_id: message.to_string(),
             server_ts,
         };
-        self.input(|engine, now| engine.mark_read(conversation, message, server_ts, now))?;
+        let ((), finished) = self.command(|engine, now| {
+            engine
+                .mark_read(conversation, message, server_ts, now)
+                .map(|ticket| ((), ticket))
+        })?;
         if !self.is_leader() {
             self.post(&note);
         }
-        Ok(())
+        Ok(finished)
     }
 
     /// A follower's sync: asks the leading tab; the answer says whether its sync succeeded.

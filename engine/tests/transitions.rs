@@ -797,8 +797,17 @@ fn a_read_marker_set_offline_is_stored_and_a_reloaded_engine_sends_it() {
     let mut d = Driver::new(config());
     d.go_online(false);
     d.start();
-    d.act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
+    d.hold_batches = true;
+    let ticket = d
+        .act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
         .unwrap();
+    assert_eq!(d.events(), vec![], "not stored yet, not finished");
+    d.ack();
+    assert_eq!(
+        d.events(),
+        vec![finished(ticket, Ok(SyncSummary::default()))]
+    );
+    d.hold_batches = false;
     let stored = |store: &MemoryStore| {
         pollster::block_on(store.load())
             .unwrap()
@@ -831,9 +840,14 @@ fn a_read_marker_set_offline_is_stored_and_a_reloaded_engine_sends_it() {
 fn a_follower_keeps_its_read_marker_in_memory_only() {
     // Not started: another tab leads, and the driver hands the marker to it.
     let mut d = Driver::new(config());
-    d.act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
+    let ticket = d
+        .act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
         .unwrap();
     assert!(d.applied().is_empty(), "{:?}", d.applied());
+    assert_eq!(
+        d.events(),
+        vec![finished(ticket, Ok(SyncSummary::default()))]
+    );
     assert!(d.requests.is_empty());
     assert_eq!(
         d.engine.unsent_read_marker(&"c-1".into()),

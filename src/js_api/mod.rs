@@ -445,8 +445,9 @@ impl BackgroundSyncManager {
     }
 
     /// Marks `message`'s conversation read up to it (a message from this manager that the
-    /// server has: it has an `id`). Resolves once recorded; the marker reaches the server when the
-    /// network allows and other devices get it with their next sync. A marker never moves back.
+    /// server has: it has an `id`). Resolves once stored on this device; the marker reaches the
+    /// server when the network allows and other devices get it with their next sync. A marker
+    /// never moves back.
     #[wasm_bindgen(js_name = markRead, unchecked_return_type = "Promise<void>")]
     pub fn mark_read(
         &self,
@@ -463,9 +464,10 @@ impl BackgroundSyncManager {
                 .as_f64()
                 .filter(|ts| ts.is_finite())
                 .ok_or_else(|| invalid("the message's serverTs must be a number"))?;
-            driver
+            let stored = driver
                 .mark_read(conversation, MessageId::new(id), server_ts as Millis)
                 .map_err(|error| from_engine_error(&error))?;
+            finished(stored).await?;
             Ok(JsValue::UNDEFINED)
         })
     }

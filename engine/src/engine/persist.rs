@@ -55,8 +55,10 @@ pub(super) enum AfterPersist {
     Evicted,
     /// The server's answer to a read marker is stored.
     ReadMarker(ConversationId),
-    /// A write with nothing to follow up (a broken variant's extra batch).
+    /// A write with nothing to follow up (a broken variant's extra batch, read markers to send).
     Nothing,
+    /// A write a command waits for.
+    Ticket(Ticket),
 }
 
 /// A stored page and what to do next.
@@ -197,6 +199,7 @@ impl Engine {
             }
             // The feed brings the marker on the next sync.
             AfterPersist::ReadMarker(_) => {}
+            AfterPersist::Ticket(ticket) => self.finish_ticket(ticket, Err(sync_error)),
             AfterPersist::CursorReset | AfterPersist::Evicted | AfterPersist::Nothing => {}
             AfterPersist::Maintenance {
                 ticket,
@@ -291,6 +294,7 @@ impl Engine {
                 self.emit_changed(Vec::new(), report.evicted_messages as usize);
             }
             AfterPersist::ReadMarker(conversation) => self.emit_changed(vec![conversation], 0),
+            AfterPersist::Ticket(ticket) => self.finish_ticket(ticket, Ok(SyncSummary::default())),
             AfterPersist::Nothing => {}
         }
     }

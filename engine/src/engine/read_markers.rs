@@ -9,6 +9,7 @@
 use super::persist::AfterPersist;
 use super::requests::{Purpose, Verdict};
 use super::{Engine, EngineError};
+use crate::event::{SyncSummary, Ticket};
 use crate::status::SyncError;
 use crate::store::{PendingReadMarker, StoreOp};
 use crate::transport::Method;
@@ -31,14 +32,15 @@ impl Engine {
     /// Records that the user has read `conversation` up to `message` (a server message id,
     /// stamped `server_ts`), to send when the network allows; the newest call per conversation
     /// wins. The server keeps a marker only when it moves forward, and answers with the one it
-    /// keeps.
+    /// keeps. The ticket finishes once the marker is stored (at once when not leading: nothing
+    /// is stored then).
     pub fn mark_read(
         &mut self,
         conversation: ConversationId,
         message: MessageId,
         server_ts: Millis,
         now: Millis,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Ticket, EngineError> {
         self.advance(now);
         if !self.loaded {
             return Err(EngineError::NotInitialized);
@@ -48,8 +50,13 @@ impl Engine {
             message_id: message,
             server_ts,
         });
-        self.store_unsent_read_markers(Vec::new(), AfterPersist::Nothing);
-        Ok(())
+        let ticket = self.new_ticket();
+        if self.started {
+            self.store_unsent_read_markers(Vec::new(), AfterPersist::Ticket(ticket));
+        } else {
+            self.finish_ticket(ticket, Ok(SyncSummary::default()));
+        }
+        Ok(ticket)
     }
 
     /// The message (and its `server_ts`) `mark_read` last set for `conversation` while the

@@ -1,18 +1,18 @@
 //! A deterministic simulated world: several engines (devices of several users) with in-memory
 //! stores, the reference server's own request handling on in-memory SQLite, and a network that
 //! delays, reorders, drops and fails requests and loses acknowledgements. Devices crash and restart
-//! (memory lost, store kept); clocks are skewed. Everything draws from one seed, so a failing seed
-//! replays exactly.
+//! (memory lost, store kept); clocks are skewed. Users compose messages and read conversations
+//! (read markers). Everything draws from one seed, so a failing seed replays exactly.
 #![allow(dead_code)]
 
 use axum::body::Body;
 use axum::http::{header, Request};
 use chat_sync_engine::{
     BrokenVariant, Config, Engine, Event, HttpOutcome, HttpRequest, MemorySnapshot, MemoryStore,
-    Output, Store, StoreError, Trigger,
+    Output, Store, StoreError, Ticket, Trigger,
 };
 use chat_sync_protocol::{
-    decode_response, encode_request, ClientMessageId, ConversationId, Message, Millis,
+    decode_response, encode_request, ClientMessageId, ConversationId, Message, Millis, ReadMarker,
     ResponseBody, User, UserId,
 };
 use chat_sync_server::storage::FeedScope;
@@ -58,6 +58,19 @@ struct Composed {
     failed_reported: bool,
 }
 
+/// What the harness remembers of each read marker a device set.
+#[derive(Clone, Debug)]
+struct Marked {
+    device: usize,
+    incarnation: u32,
+    user: usize,
+    conversation: ConversationId,
+    server_ts: Millis,
+    ticket: Ticket,
+    /// The engine said it is stored.
+    stored: bool,
+}
+
 struct Device {
     user: usize,
     store: MemoryStore,
@@ -93,6 +106,9 @@ enum Happening {
         outcome: HttpOutcome,
     },
     Compose {
+        device: usize,
+    },
+    MarkRead {
         device: usize,
     },
     Toggle {
@@ -137,6 +153,7 @@ pub(crate) struct World {
     devices: Vec<Device>,
     conversations: Vec<(ConversationId, Vec<usize>)>,
     composed: Vec<Composed>,
+    marked: Vec<Marked>,
     faults: Faults,
     healed: bool,
     broken: Option<BrokenVariant>,
@@ -221,6 +238,7 @@ impl World {
             devices,
             conversations,
             composed: Vec::new(),
+            marked: Vec::new(),
             faults,
             healed: false,
             broken,
@@ -252,7 +270,8 @@ impl World {
             let device = self.rng.random_range(0..self.devices.len());
             let roll = self.rng.random_range(0..100);
             let happening = match roll {
-                0..=54 => Happening::Compose { device },
+                0..=46 => Happening::Compose { device },
+                47..=54 => Happening::MarkRead { device },
                 55..=59 => Happening::Force { device },
                 60..=63 => Happening::SyncConversation { device },
                 64..=65 => Happening::LoadOlder { device },
@@ -336,6 +355,17 @@ impl World {
                     c.device == device && c.client_message_id == message.client_message_id
                 }) {
                     composed.queued = true;
+                }
+            }
+            Event::CommandFinished {
+                ticket,
+                result: Ok(_),
+            } => {
+                let incarnation = self.devices[device].incarnation;
+                if let Some(marked) = self.marked.iter_mut().find(|m| {
+                    m.device == device && m.incarnation == incarnation && m.ticket == ticket
+                }) {
+                    marked.stored = true;
                 }
             }
             Event::MessageFailed {
@@ -524,6 +554,7 @@ impl World {
                 self.engine(device).handle_response(id, outcome, now);
             }
             Happening::Compose { device } => self.compose(device),
+            Happening::MarkRead { device } => self.mark_read(device),
             Happening::Toggle { device } => {
                 let online = !self.devices[device].online;
                 self.devices[device].online = online;
@@ -654,6 +685,41 @@ impl World {
         });
     }
 
+    /// The user reads a conversation up to the newest message the device holds.
+    fn mark_read(&mut self, device: usize) {
+        if self.devices[device].engine.is_none() {
+            return;
+        }
+        let conversation = self.member_conversation(device);
+        let newest = self.devices[device]
+            .store
+            .snapshot()
+            .messages
+            .into_iter()
+            .filter(|m| m.conversation_id == conversation && m.is_from_server())
+            .max_by_key(|m| m.server_ts);
+        let Some(message) = newest else {
+            return;
+        };
+        let (Some(id), Some(server_ts)) = (message.id, message.server_ts) else {
+            return;
+        };
+        let now = self.device_now(device);
+        let ticket = self
+            .engine(device)
+            .mark_read(conversation.clone(), id, server_ts, now)
+            .expect("loaded");
+        self.marked.push(Marked {
+            device,
+            incarnation: self.devices[device].incarnation,
+            user: self.devices[device].user,
+            conversation,
+            server_ts,
+            ticket,
+            stored: false,
+        });
+    }
+
     /// Another client of some user edits or deletes one of their messages on the server.
     fn server_actor(&mut self) {
         self.clock.set(self.now + self.server_skew);
@@ -702,6 +768,33 @@ impl World {
         let mut messages: Vec<Message> = all.into_values().collect();
         messages.sort_by_key(|m| (m.server_ts, m.id.clone()));
         messages
+    }
+
+    /// Every read marker the server holds, described, by conversation then user.
+    fn server_read_markers(&self) -> BTreeMap<(String, String), ReadMarker> {
+        let mut markers = BTreeMap::new();
+        for user in USERS {
+            let read = self
+                .state
+                .storage()
+                .feed(&UserId::new(user), &FeedScope::AllConversations, 0, 100_000)
+                .expect("feed");
+            for change in read.changes {
+                if let chat_sync_protocol::Change::ReadMarker { read_marker } = change {
+                    let key = (
+                        read_marker.conversation_id.to_string(),
+                        read_marker.user_id.to_string(),
+                    );
+                    let newer = markers
+                        .get(&key)
+                        .is_none_or(|kept: &ReadMarker| kept.updated_ts < read_marker.updated_ts);
+                    if newer {
+                        markers.insert(key, read_marker);
+                    }
+                }
+            }
+        }
+        markers
     }
 
     /// Runs the workload, heals the world, lets it settle, and checks every invariant.
@@ -848,6 +941,58 @@ impl World {
             if conversations != visible {
                 return Err(format!(
                     "device {index} holds conversations {conversations:?}, expected {visible:?}"
+                ));
+            }
+        }
+        self.check_read_markers()
+    }
+
+    /// Every read marker a device stored reached the server (which keeps the furthest), and
+    /// every device holds the server's markers of its user's conversations, with none left to
+    /// send.
+    fn check_read_markers(&self) -> Result<(), String> {
+        let server = self.server_read_markers();
+        for marked in self.marked.iter().filter(|m| m.stored) {
+            let key = (
+                marked.conversation.to_string(),
+                USERS[marked.user].to_string(),
+            );
+            let reached = server
+                .get(&key)
+                .is_some_and(|kept| kept.last_read_server_ts >= marked.server_ts);
+            if !reached {
+                return Err(format!(
+                    "the read marker {marked:?} is not on the server, which holds {:?}",
+                    server.get(&key)
+                ));
+            }
+        }
+        for (index, device) in self.devices.iter().enumerate() {
+            let user = device.user;
+            let visible: BTreeSet<String> = self
+                .conversations
+                .iter()
+                .filter(|(_, members)| members.contains(&user))
+                .map(|(id, _)| id.to_string())
+                .collect();
+            let expected: Vec<&ReadMarker> = server
+                .iter()
+                .filter(|((conversation, _), _)| visible.contains(conversation))
+                .map(|(_, marker)| marker)
+                .collect();
+            let snapshot = device.store.snapshot();
+            let local: Vec<&ReadMarker> = snapshot.read_markers.iter().collect();
+            if local != expected {
+                return Err(format!(
+                    "device {index} read markers did not converge:\n local: {local:?}\nserver: {expected:?}"
+                ));
+            }
+            let pending = pollster::block_on(device.store.load())
+                .expect("load")
+                .pending_read_markers;
+            if !pending.is_empty() {
+                return Err(format!(
+                    "device {index} still has read markers to send: {pending:?}"
                 ));
             }
         }
