@@ -101,10 +101,11 @@ it('killing the browser keeps the outbox: pending after a relaunch, then deliver
     await context?.close();
     await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
-  const launch = () => chromium.launchPersistentContext(profile, {
+  const launch = (options = {}) => chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox'],
     viewport: { width: 1280, height: 800 },
+    ...options,
   });
 
   context = await launch();
@@ -119,8 +120,9 @@ it('killing the browser keeps the outbox: pending after a relaunch, then deliver
   process.kill(pid, 'SIGKILL');
   await closed;
 
-  context = await launch();
-  await context.setOffline(true);
+  // Offline from the first moment: online even briefly, the relaunched browser may deliver the
+  // outbox at once (the service worker's Background Sync fires when the browser starts).
+  context = await launch({ offline: true });
   page = context.pages()[0] ?? await context.newPage();
   const errors = collectPageErrors(page);
   const response = await page.goto(`${server.url}/`);
