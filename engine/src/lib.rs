@@ -71,8 +71,9 @@ pub use event::{ChangeSet, DiscardReason, Event, SyncSummary, Ticket};
 pub use memory_store::{MemorySnapshot, MemoryStore};
 pub use status::{Phase, Stats, Status, SyncError, Trigger};
 pub use store::{
-    ApplyReport, Batch, BatchId, Failure, LocalMessage, MessageStatus, OutboxEntry,
-    PendingReadMarker, PersistedState, Store, StoreError, StoreOp, OPTIMISTIC_SORT_BASE,
+    conversation_order, ApplyReport, Batch, BatchId, Failure, LocalMessage, MessageStatus,
+    OutboxEntry, PendingReadMarker, PersistedState, Store, StoreError, StoreOp,
+    OPTIMISTIC_SORT_BASE,
 };
 pub use time::iso8601;
 pub use transport::{HttpOutcome, HttpRequest, Method, RequestId};

@@ -7,8 +7,8 @@
 
 use crate::sort::sort_by;
 use crate::store::{
-    ApplyReport, LocalMessage, OutboxEntry, PendingReadMarker, PersistedState, Store, StoreError,
-    StoreOp,
+    conversation_order, ApplyReport, LocalMessage, OutboxEntry, PendingReadMarker, PersistedState,
+    Store, StoreError, StoreOp,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
@@ -289,7 +289,7 @@ impl Store for MemoryStore {
             }
         }
         sort_by(&mut ordered, |(a_ts, a), (b_ts, b)| {
-            b_ts.cmp(a_ts).then_with(|| a.id.cmp(&b.id))
+            conversation_order((*a_ts, &a.id), (*b_ts, &b.id))
         });
         Ok(ordered.into_iter().map(|(_, c)| c.clone()).collect())
     }

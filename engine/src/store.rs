@@ -164,6 +164,15 @@ impl OutboxEntry {
     }
 }
 
+/// The conversation list's order: newest activity first, then by id. Both stores sort with it;
+/// `a` and `b` are each a conversation's last activity and id.
+pub fn conversation_order(
+    a: (Millis, &ConversationId),
+    b: (Millis, &ConversationId),
+) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
+}
+
 /// A read marker this user set (with [`crate::Engine::mark_read`]) that the server does not have
 /// yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use super::errors::{classify, classify_exception, Failure};
 use super::request::request_result;
 use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker};
 use chat_sync_engine::sort::sort_by;
-use chat_sync_engine::{LocalMessage, OutboxEntry, PersistedState};
+use chat_sync_engine::{conversation_order, LocalMessage, OutboxEntry, PersistedState};
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -58,9 +58,7 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
     let mut records: Vec<ConversationRecord> =
         values.into_iter().map(from_js).collect::<Result<_, _>>()?;
     sort_by(&mut records, |a, b| {
-        b.last_activity
-            .cmp(&a.last_activity)
-            .then_with(|| a.id.cmp(&b.id))
+        conversation_order((a.last_activity, &a.id), (b.last_activity, &b.id))
     });
     Ok(records
         .into_iter()
