@@ -40,6 +40,8 @@ const state = {
   messages: new Map(),
   loadingOlder: false,
   historyComplete: false,
+  /** How far every other member has read the open conversation (a `serverTs`). */
+  readByOthers: -Infinity,
   /** The manager stopped on an internal error (a bug): only a reload helps. */
   stopped: false,
 };
@@ -330,6 +332,7 @@ async function openConversation(id) {
   state.open = id;
   state.messages.clear();
   state.historyComplete = false;
+  state.readByOthers = -Infinity;
   history.replaceState(null, '', `#/c/${encodeURIComponent(id)}`);
   $('conversation-title').textContent = conversation.title;
   $('conversation-members').textContent = conversation.members.map((m) => m.displayName).join(', ');
@@ -347,13 +350,22 @@ async function openConversation(id) {
 async function refreshMessages({ stickToBottom = false } = {}) {
   const id = state.open;
   let latest;
+  let markers;
   try {
-    latest = await state.manager.listMessages(id, { limit: PAGE });
+    [latest, markers] = await Promise.all([
+      state.manager.listMessages(id, { limit: PAGE }),
+      state.manager.listReadMarkers(id).catch(() => []),
+    ]);
   } catch (error) {
     showBanner(`Could not read the messages: ${error.message}`);
     return;
   }
   if (state.open !== id) return;
+  // Read, as in "read by everyone else": the least read of the other members.
+  const others = (state.conversations.find((c) => c.id === id)?.members ?? [])
+    .filter((member) => member.id !== state.session.userId);
+  state.readByOthers = others.length === 0 ? -Infinity : Math.min(...others.map((member) =>
+    markers.find((marker) => marker.userId === member.id)?.lastReadServerTs ?? -Infinity));
   // Messages in the page's range that are gone were deleted (or discarded).
   const from = latest.length === PAGE ? latest[0].sortTs : -Infinity;
   const present = new Set(latest.map(messageKey));
@@ -397,6 +409,7 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
   $('messages').replaceChildren(...sorted.map((message) => messageItem(message, {
     mine: message.senderId === state.session.userId,
     senderName: displayName(message.senderId),
+    read: message.serverTs !== null && message.serverTs <= state.readByOthers,
   })));
   if (state.historyComplete) $('history-state').textContent = 'This is the beginning of the conversation.';
   if (keepPosition) {

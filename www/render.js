@@ -61,12 +61,14 @@ export function conversationItem({ conversation, last, senderName, unread, selec
 const MARKS = {
   pending: { text: 'Sending…', symbol: '🕓' },
   sent: { text: 'Sent', symbol: '✓' },
+  read: { text: 'Read', symbol: '✓✓' },
   failed: { text: 'Not sent', symbol: '!' },
 };
 
-/** One message bubble; own messages get a delivery mark, failed ones retry/discard buttons. */
-export function messageItem(message, { mine, senderName }) {
-  const mark = MARKS[message.status];
+/** One message bubble; own messages get a delivery mark (`read` once another member has read
+ * them), failed ones retry/discard buttons. */
+export function messageItem(message, { mine, senderName, read = false }) {
+  const mark = MARKS[read && message.status === 'sent' ? 'read' : message.status];
   return el('li', {
     className: `message${mine ? ' mine' : ''}`,
     dataset: { key: messageKey(message), status: message.status, clientMessageId: message.clientMessageId },

@@ -2,14 +2,15 @@
 // Alice both count Bob's new messages in General; Alice reads General on one of them while it is
 // offline, which clears the count there at once but not on the other device, and closes the app.
 // Opened again online, the app sends the read marker it kept, and the other device's count clears
-// with its next sync.
+// with its next sync. And an own message shows read once the other member has read it.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  newPage, openConversation, openDemo, pageSummary, pollUntil, unreadOf, waitForMessage, waitInPage,
+  newPage, openConversation, openDemo, pageSummary, pollUntil, sendMessage, shownMessages, unreadOf,
+  waitForMessage, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -85,4 +86,30 @@ it('reading a conversation on one device clears its unread count on the other, a
   await waitForUnread(laptop.page, 'General', 0, 'the laptop\'s count to clear after its sync');
   assert.equal(await unreadOf(reopened, 'General'), 0, 'the phone still shows General read');
   assert.deepEqual([...phone.errors, ...reopenedErrors, ...laptop.errors], []);
+});
+
+it('an own message shows read once the other member has read it', { timeout: 60_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 100 });
+  const bob = server.api('bob');
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { query: QUERY });
+  await openConversation(page, 'Alice & Bob');
+  const body = `read me, Bob ${Date.now()}`;
+  await sendMessage(page, body);
+  await waitForMessage(page, body, { status: 'sent' });
+  const markOf = async () => (await shownMessages(page)).find((m) => m.body === body)?.mark;
+  assert.equal(await markOf(), 'Sent', 'Bob has not read it');
+
+  const sent = (await bob.messages('Alice & Bob', { limit: 5 })).find((m) => m.body === body);
+  const conversationId = await bob.conversationId('Alice & Bob');
+  const response = await bob(`/v1/conversations/${encodeURIComponent(conversationId)}/read`, {
+    method: 'POST',
+    body: JSON.stringify({ messageId: sent.id }),
+  });
+  assert.equal(response.status, 200);
+  await waitInPage(page, (body) => [...document.querySelectorAll('#messages .message')]
+    .find((m) => m.querySelector('.body')?.textContent === body)
+    ?.querySelector('.mark')?.getAttribute('aria-label') === 'Read',
+  { arg: body, message: 'the message\'s mark to say Read after Bob read it' });
+  assert.deepEqual(errors, []);
 });
