@@ -750,19 +750,31 @@ impl World {
         let _ = result;
     }
 
+    /// Every change in every user's feed (a change visible to several users comes once each).
+    fn server_changes(&self) -> Vec<chat_sync_protocol::Change> {
+        USERS
+            .iter()
+            .flat_map(|user| {
+                self.state
+                    .storage()
+                    .feed(
+                        &UserId::new(*user),
+                        &FeedScope::AllConversations,
+                        0,
+                        100_000,
+                    )
+                    .expect("feed")
+                    .changes
+            })
+            .collect()
+    }
+
     /// Every message the server holds, in server order.
     fn server_messages(&self) -> Vec<Message> {
         let mut all: BTreeMap<String, Message> = BTreeMap::new();
-        for user in USERS {
-            let read = self
-                .state
-                .storage()
-                .feed(&UserId::new(user), &FeedScope::AllConversations, 0, 100_000)
-                .expect("feed");
-            for change in read.changes {
-                if let chat_sync_protocol::Change::Message { message } = change {
-                    all.insert(message.id.to_string(), message);
-                }
+        for change in self.server_changes() {
+            if let chat_sync_protocol::Change::Message { message } = change {
+                all.insert(message.id.to_string(), message);
             }
         }
         let mut messages: Vec<Message> = all.into_values().collect();
@@ -770,27 +782,20 @@ impl World {
         messages
     }
 
-    /// Every read marker the server holds, described, by conversation then user.
+    /// Every read marker the server holds, by conversation then user.
     fn server_read_markers(&self) -> BTreeMap<(String, String), ReadMarker> {
         let mut markers = BTreeMap::new();
-        for user in USERS {
-            let read = self
-                .state
-                .storage()
-                .feed(&UserId::new(user), &FeedScope::AllConversations, 0, 100_000)
-                .expect("feed");
-            for change in read.changes {
-                if let chat_sync_protocol::Change::ReadMarker { read_marker } = change {
-                    let key = (
-                        read_marker.conversation_id.to_string(),
-                        read_marker.user_id.to_string(),
-                    );
-                    let newer = markers
-                        .get(&key)
-                        .is_none_or(|kept: &ReadMarker| kept.updated_ts < read_marker.updated_ts);
-                    if newer {
-                        markers.insert(key, read_marker);
-                    }
+        for change in self.server_changes() {
+            if let chat_sync_protocol::Change::ReadMarker { read_marker } = change {
+                let key = (
+                    read_marker.conversation_id.to_string(),
+                    read_marker.user_id.to_string(),
+                );
+                let newer = markers
+                    .get(&key)
+                    .is_none_or(|kept: &ReadMarker| kept.updated_ts < read_marker.updated_ts);
+                if newer {
+                    markers.insert(key, read_marker);
                 }
             }
         }
