@@ -639,14 +639,19 @@ impl World {
     }
 
     fn member_conversation(&mut self, device: usize) -> ConversationId {
-        let user = self.devices[device].user;
         let options: Vec<ConversationId> = self
-            .conversations
-            .iter()
-            .filter(|(_, members)| members.contains(&user))
-            .map(|(id, _)| id.clone())
+            .conversations_of(self.devices[device].user)
+            .cloned()
             .collect();
         options[self.rng.random_range(0..options.len())].clone()
+    }
+
+    /// The conversations `user` is a member of.
+    fn conversations_of(&self, user: usize) -> impl Iterator<Item = &ConversationId> {
+        self.conversations
+            .iter()
+            .filter(move |(_, members)| members.contains(&user))
+            .map(|(id, _)| id)
     }
 
     fn compose(&mut self, device: usize) {
@@ -901,12 +906,7 @@ impl World {
         for (index, device) in self.devices.iter().enumerate() {
             let snapshot: MemorySnapshot = device.store.snapshot();
             let user = device.user;
-            let visible: BTreeSet<&ConversationId> = self
-                .conversations
-                .iter()
-                .filter(|(_, members)| members.contains(&user))
-                .map(|(id, _)| id)
-                .collect();
+            let visible: BTreeSet<&ConversationId> = self.conversations_of(user).collect();
             let expected: Vec<String> = server
                 .iter()
                 .filter(|m| visible.contains(&m.conversation_id))
@@ -973,12 +973,9 @@ impl World {
             }
         }
         for (index, device) in self.devices.iter().enumerate() {
-            let user = device.user;
             let visible: BTreeSet<String> = self
-                .conversations
-                .iter()
-                .filter(|(_, members)| members.contains(&user))
-                .map(|(id, _)| id.to_string())
+                .conversations_of(device.user)
+                .map(ToString::to_string)
                 .collect();
             let expected: Vec<&ReadMarker> = server
                 .iter()
