@@ -10,7 +10,9 @@
 import { BackgroundSyncManager } from './pkg/index.js';
 import './pkg/sync-refresh.js';
 import { clearSession, loadSession, managerOptions, saveSession } from './session.js';
-import { conversationItem, el, messageItem, messageKey, relativeTime } from './render.js';
+import {
+  conversationItem, dayDivider, dayNumber, el, messageItem, messageKey, messageTime, relativeTime,
+} from './render.js';
 
 /** The users `chat-sync-server --seed-demo` creates (id, name, token). */
 const DEMO_USERS = [
@@ -406,11 +408,21 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   const heightBefore = scroller.scrollHeight;
   const sorted = [...state.messages.values()].sort((a, b) => a.sortTs - b.sortTs);
-  $('messages').replaceChildren(...sorted.map((message) => messageItem(message, {
-    mine: message.senderId === state.session.userId,
-    senderName: displayName(message.senderId),
-    read: message.serverTs !== null && message.serverTs <= state.readByOthers,
-  })));
+  const items = [];
+  let day = null;
+  for (const message of sorted) {
+    const time = messageTime(message);
+    if (dayNumber(time) !== day) {
+      day = dayNumber(time);
+      items.push(dayDivider(time));
+    }
+    items.push(messageItem(message, {
+      mine: message.senderId === state.session.userId,
+      senderName: displayName(message.senderId),
+      read: message.serverTs !== null && message.serverTs <= state.readByOthers,
+    }));
+  }
+  $('messages').replaceChildren(...items);
   if (state.historyComplete) $('history-state').textContent = 'This is the beginning of the conversation.';
   if (keepPosition) {
     scroller.scrollTop += scroller.scrollHeight - heightBefore;

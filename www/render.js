@@ -16,13 +16,43 @@ export function el(tag, props = {}, ...children) {
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+const weekdayFormat = new Intl.DateTimeFormat(undefined, { weekday: 'long' });
+const fullDayFormat = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric', year: 'numeric' });
 
-/** A short time: `14:05` today, `Nov 12` before. */
-export function shortTime(ms) {
+/** The local calendar day of `ms`, as a number that counts days (for "same day?" and "how many
+ * days ago?"; daylight-saving changes do not shift it). */
+export function dayNumber(ms) {
   const date = new Date(ms);
-  return date.toDateString() === new Date().toDateString()
-    ? timeFormat.format(date)
-    : dayFormat.format(date);
+  return Math.round(Date.UTC(date.getFullYear(), date.getMonth(), date.getDate()) / 86_400_000);
+}
+
+/** A message's time in its bubble: `14:05` (the day is in the divider above it). */
+export function clockTime(ms) {
+  return timeFormat.format(new Date(ms));
+}
+
+/** A short time for the conversation list: `14:05` today, then `Yesterday`, then `Nov 12`. */
+export function shortTime(ms, now = Date.now()) {
+  const daysAgo = dayNumber(now) - dayNumber(ms);
+  if (daysAgo <= 0) return timeFormat.format(new Date(ms));
+  if (daysAgo === 1) return 'Yesterday';
+  return dayFormat.format(new Date(ms));
+}
+
+/** The label of a day divider: `Today`, `Yesterday`, a weekday within the last week, or the
+ * full date. */
+export function dayLabel(ms, now = Date.now()) {
+  const daysAgo = dayNumber(now) - dayNumber(ms);
+  if (daysAgo <= 0) return 'Today';
+  if (daysAgo === 1) return 'Yesterday';
+  if (daysAgo < 7) return weekdayFormat.format(new Date(ms));
+  return fullDayFormat.format(new Date(ms));
+}
+
+/** The divider above a day's first message. */
+export function dayDivider(ms) {
+  return el('li', { className: 'day', attrs: { role: 'separator' } },
+    el('time', { textContent: dayLabel(ms), dateTime: new Date(ms).toISOString() }));
 }
 
 /** `just now`, `5 min ago`, `3 h ago`, or a date. */
@@ -77,7 +107,7 @@ export function messageItem(message, { mine, senderName, read = false }) {
   el('p', { className: 'body', textContent: message.body }),
   el('span', { className: 'meta' },
     message.edited ? el('span', { className: 'edited', textContent: 'edited' }) : null,
-    el('time', { textContent: shortTime(message.serverTs ?? message.composedAt ?? message.sortTs) }),
+    el('time', { textContent: clockTime(messageTime(message)), dateTime: new Date(messageTime(message)).toISOString() }),
     mine ? el('span', {
       className: 'mark',
       textContent: mark.symbol,
@@ -90,6 +120,11 @@ export function messageItem(message, { mine, senderName, read = false }) {
       el('button', { type: 'button', className: 'retry', textContent: 'Retry', dataset: { action: 'retry' } }),
       el('button', { type: 'button', className: 'discard', textContent: 'Discard', dataset: { action: 'discard' } }))
     : null);
+}
+
+/** When a message was written: the server's stamp, or the composing time while it is not sent. */
+export function messageTime(message) {
+  return message.serverTs ?? message.composedAt ?? message.sortTs;
 }
 
 /** A message's identity in the view: client ids are unique per sender. */
