@@ -915,6 +915,39 @@ fn a_refused_read_marker_is_dropped_not_retried() {
 }
 
 #[test]
+fn a_failed_write_of_the_markers_to_send_is_made_good_by_the_next_batch() {
+    let stored = |store: &MemoryStore| {
+        pollster::block_on(store.load())
+            .unwrap()
+            .pending_read_markers
+    };
+    let mut d = Driver::idle(config());
+    d.go_online(false);
+    d.act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
+        .unwrap();
+    assert_eq!(stored(&d.store).len(), 1, "stored while it waits");
+    d.go_online(true);
+    let post = d.only_open("POST ");
+    // Sent, but the write of the server's answer (and of the now empty list) fails.
+    d.store
+        .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
+    d.respond(&post, marker_kept("c-1", "m-7", T0 + 5));
+    assert_eq!(d.engine.unsent_read_marker(&"c-1".into()), None);
+    assert_eq!(stored(&d.store).len(), 1, "the failed write left the list");
+
+    // The next write (a sync's page) carries the list again: a reload does not send it twice.
+    let ticket = d.force();
+    let sync = d.only_open("GET /v1/sync");
+    d.respond(&sync, feed(vec![], "k1", false));
+    assert!(d
+        .events()
+        .contains(&finished(ticket, Ok(SyncSummary::default()))));
+    assert_eq!(stored(&d.store), vec![]);
+    let reopened = Driver::with_store(config(), d.store.clone());
+    assert_eq!(reopened.engine.unsent_read_marker(&"c-1".into()), None);
+}
+
+#[test]
 fn unauthorized_pauses_all_requests_until_the_credentials_change() {
     let mut d = Driver::new(config());
     d.start();

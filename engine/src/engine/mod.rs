@@ -141,6 +141,9 @@ pub struct Engine {
     /// Read markers set with [`Engine::mark_read`] that the server does not have yet; a
     /// handful, by conversation.
     unsent_read_markers: Vec<read_markers::UnsentReadMarker>,
+    /// The last write of [`Self::unsent_read_markers`] failed: the store's list is stale until
+    /// the next batch carries it again.
+    unsent_read_markers_unsaved: bool,
 
     batches: VecDeque<PendingBatch>,
     persisting: Option<(BatchId, PendingBatch)>,
@@ -189,6 +192,7 @@ impl Engine {
             in_flight: Vec::new(),
             next_request_id: 1,
             unsent_read_markers: Vec::new(),
+            unsent_read_markers_unsaved: false,
             batches: VecDeque::new(),
             persisting: None,
             next_batch_id: 1,

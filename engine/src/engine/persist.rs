@@ -128,7 +128,8 @@ impl Engine {
         if self.persisting.is_some() {
             return;
         }
-        if let Some(batch) = self.batches.pop_front() {
+        if let Some(mut batch) = self.batches.pop_front() {
+            batch.ops = self.with_unsaved_read_markers(batch.ops);
             let id = BatchId(self.next_batch_id);
             self.next_batch_id += 1;
             self.outputs.push_back(Output::Persist(Batch {
@@ -179,6 +180,7 @@ impl Engine {
         }
         let sync_error = SyncError::from_store(&error);
         self.last_error = Some(sync_error.clone());
+        self.note_failed_read_markers_write(&batch.ops);
         match batch.then {
             AfterPersist::Queued { message, ticket } => {
                 // Not stored, so not queued: the app keeps the text and hears why.

@@ -121,16 +121,44 @@ impl Engine {
     /// follower's markers go through the leader, which stores them).
     fn store_unsent_read_markers(&mut self, mut ops: Vec<StoreOp>, then: AfterPersist) {
         if self.started {
-            let pending = self
-                .unsent_read_markers
-                .iter()
-                .map(|unsent| unsent.marker.clone())
-                .collect();
-            ops.push(StoreOp::SetPendingReadMarkers(pending));
+            ops.push(self.unsent_read_markers_op());
         }
         if !ops.is_empty() {
             self.persist(ops, then);
         }
+    }
+
+    /// The write that stores the markers not sent yet (all of them: it replaces the list).
+    fn unsent_read_markers_op(&self) -> StoreOp {
+        let pending = self
+            .unsent_read_markers
+            .iter()
+            .map(|unsent| unsent.marker.clone())
+            .collect();
+        StoreOp::SetPendingReadMarkers(pending)
+    }
+
+    /// After a failed write of `ops`: when it carried the markers not sent yet, the store's list
+    /// is stale (a sent marker still in it would go again after a reload, a new one would be
+    /// lost), so the next batch carries them ([`Self::with_unsaved_read_markers`]). Not at once:
+    /// a store that keeps failing would be written in a loop.
+    pub(super) fn note_failed_read_markers_write(&mut self, ops: &[StoreOp]) {
+        if ops
+            .iter()
+            .any(|op| matches!(op, StoreOp::SetPendingReadMarkers(_)))
+        {
+            self.unsent_read_markers_unsaved = true;
+        }
+    }
+
+    /// `ops` with the markers not sent yet added when their last write failed (while leading:
+    /// a follower stores none).
+    pub(super) fn with_unsaved_read_markers(&mut self, mut ops: Vec<StoreOp>) -> Vec<StoreOp> {
+        if self.unsent_read_markers_unsaved && self.started {
+            self.unsent_read_markers_unsaved = false;
+            ops.push(self.unsent_read_markers_op());
+        }
+        ops
     }
 
     /// Sends the next read marker due, if any; true when a request went out.
