@@ -43,6 +43,10 @@ run_step "Ensure wasm32-unknown-unknown target" ensure_wasm_target
 run_step "Formatting (cargo fmt --check)" cargo fmt --all -- --check
 run_step "Lints (cargo clippy -D warnings)" cargo clippy --workspace --all-targets -- -D warnings
 run_step "Native tests: protocol, engine, server (cargo test)" cargo test --workspace
+# The engine's deterministic simulation over more seeds than `cargo test` runs (1,000): rare
+# interleavings of faults show up only every few thousand seeds.
+run_step "Engine simulation soak: 20,000 seeds (release build)" \
+    env SIM_SEEDS=20000 cargo test --release -p chat-sync-engine --test simulation
 # The client crate must compile for wasm (engine and protocol stay wasm-clean), and its
 # browser-only code is linted there.
 run_step "Lints of the wasm client (clippy --target wasm32)" cargo clippy -p chat-sync --target wasm32-unknown-unknown --all-targets -- -D warnings
