@@ -666,6 +666,73 @@ pub async fn conversations_ordered_by_latest_activity<S: Store>(store: &S) {
     );
 }
 
+/// A conversation's activity counts only the messages it holds now: when its newest message
+/// leaves (an optimistic copy discarded, or replaced by the server's copy with an earlier
+/// stamp, its outbox entry removed in the same batch as the engine does; history evicted), the
+/// conversation moves down the list.
+pub async fn activity_follows_the_messages_a_conversation_holds<S: Store>(store: &S) {
+    let composed = outbox("o-1", "c-mine", 1);
+    apply(
+        store,
+        vec![
+            StoreOp::PutConversation(conversation("c-mine", "mine", 10)),
+            StoreOp::PutConversation(conversation("c-other", "other", 10)),
+            StoreOp::PutMessage(server("m-1", "c-other", OTHER, 3_000)),
+            StoreOp::PutOutbox(composed.clone()),
+            StoreOp::PutMessage(optimistic(&composed)),
+        ],
+    )
+    .await;
+    assert_eq!(composed.composed_at, 5_001);
+    let order = |store| async move { conversation_ids(&conversations(store).await) };
+    assert_eq!(order(store).await, ["c-mine", "c-other"], "composed last");
+
+    // Delivered: the server stamped it 2_000 (this device's clock runs ahead).
+    let mut delivered = server("m-2", "c-mine", ME, 2_000);
+    delivered.client_message_id = composed.client_message_id.clone();
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(delivered),
+            StoreOp::RemoveOutbox(composed.client_message_id.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        order(store).await,
+        ["c-other", "c-mine"],
+        "by the server's stamp"
+    );
+
+    // Composed and discarded.
+    let discarded = outbox("o-2", "c-mine", 2);
+    apply(
+        store,
+        vec![
+            StoreOp::PutOutbox(discarded.clone()),
+            StoreOp::PutMessage(optimistic(&discarded)),
+        ],
+    )
+    .await;
+    assert_eq!(order(store).await, ["c-mine", "c-other"]);
+    apply(
+        store,
+        vec![
+            StoreOp::RemoveOutbox(discarded.client_message_id.clone()),
+            StoreOp::RemoveOptimistic {
+                sender: ME.into(),
+                client_message_id: discarded.client_message_id.clone(),
+            },
+        ],
+    )
+    .await;
+    assert_eq!(order(store).await, ["c-other", "c-mine"], "discarded");
+
+    // Every server message evicted: only the conversations' own stamps are left.
+    apply(store, vec![StoreOp::EvictHistory { keep: 0 }]).await;
+    assert_eq!(order(store).await, ["c-mine", "c-other"], "ties by id");
+}
+
 /// `EvictHistory { keep }` keeps the newest `keep` server messages of each conversation (by
 /// `sort_ts`), removes the older ones, never removes optimistic messages and reports the count.
 pub async fn evict_history_keeps_newest_server_messages_and_all_optimistic<S: Store>(store: &S) {
@@ -824,6 +891,7 @@ macro_rules! store_contract_tests {
             batch_ops_apply_in_order
             messages_page_newest_first_window_in_ascending_order
             conversations_ordered_by_latest_activity
+            activity_follows_the_messages_a_conversation_holds
             evict_history_keeps_newest_server_messages_and_all_optimistic
             compact_tombstones_removes_only_old_tombstones
             tombstone_supersedes_older_edit_and_is_kept_until_compacted

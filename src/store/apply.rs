@@ -1,6 +1,8 @@
 //! Applying an engine batch: one readwrite transaction, all reads issued at once (server
 //! messages found by one index range read per conversation, not a `get` each), the merge rules
-//! applied in memory, then all writes issued at once, and the transaction's outcome awaited.
+//! applied in memory, then all writes issued at once; where a conversation lost a message (or is
+//! new), its last activity read back from its messages and written; then the transaction's
+//! outcome awaited.
 //!
 //! Nothing but IndexedDB requests is awaited while the transaction is open, so it never
 //! auto-commits half way; a failure aborts it and nothing of the batch is written.
@@ -13,20 +15,25 @@ use super::request::request_result;
 use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
 use chat_sync_engine::sort::sort_by;
-use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp};
-use idb::{CursorDirection, ManagedCursor, ObjectStore, Query, Transaction};
+use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp, OPTIMISTIC_SORT_BASE};
+use idb::{CursorDirection, ManagedCursor, ObjectStore, Transaction};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use web_sys::{DomException, IdbIndex, IdbObjectStore, IdbRequest};
+use web_sys::{
+    DomException, IdbCursorDirection, IdbCursorWithValue, IdbIndex, IdbObjectStore, IdbRequest,
+};
 
 /// The batch's view of the records it touches: what was stored, then its own changes on top.
 struct Overlay {
     messages: Slots<MessageKey, LocalMessage>,
     conversations: Slots<ConversationId, ConversationRecord>,
-    /// For conversations the batch puts that are not stored yet: the activity of their newest
-    /// stored message, sorted by id.
-    stored_activity: Vec<(ConversationId, Millis)>,
+    /// Conversations whose last activity is worked out again from their messages once the
+    /// batch's writes are issued ([`recompute_activity`]): those created by the batch, and those
+    /// that lost a message, which may lower it: an optimistic copy removed or replaced by the
+    /// server's (the engine removes its outbox entry in the same batch), evicted history,
+    /// compacted tombstones.
+    recompute: Vec<ConversationId>,
     read_markers: Slots<(String, String), ReadMarker>,
     outbox: Slots<String, OutboxEntry>,
     meta: Option<MetaRecord>,
@@ -85,6 +92,7 @@ async fn run(
         }
     }
     overlay.write(&stores)?;
+    recompute_activity(&stores, overlay.recompute).await?;
     if let Some(exception) = inject {
         return Err(super::errors::classify_exception(&exception));
     }
@@ -121,7 +129,6 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     let mut message_gets = Vec::new();
     let mut spans: Vec<Span> = Vec::new();
     let mut conversation_ids = Vec::new();
-    let mut put_conversations = Vec::new();
     let mut marker_keys = Vec::new();
     let mut outbox_keys = Vec::new();
     let mut meta = false;
@@ -150,8 +157,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                 message_keys.push(key);
             }
             StoreOp::PutConversation(conversation) => {
-                conversation_ids.push(conversation.id.clone());
-                put_conversations.push(conversation.id.clone());
+                conversation_ids.push(conversation.id.clone())
             }
             StoreOp::PutReadMarker(marker) => marker_keys.push((
                 marker.conversation_id.to_string(),
@@ -171,7 +177,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     let mut overlay = Overlay {
         messages: Slots::new(message_keys),
         conversations: Slots::new(conversation_ids),
-        stored_activity: Vec::new(),
+        recompute: Vec::new(),
         read_markers: Slots::new(marker_keys),
         outbox: Slots::new(outbox_keys),
         meta: None,
@@ -179,6 +185,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     };
     let conversation_ids: Vec<ConversationId> = overlay.conversations.keys().cloned().collect();
     let marker_keys: Vec<(String, String)> = overlay.read_markers.keys().cloned().collect();
+    let outbox_keys: Vec<String> = overlay.outbox.keys().cloned().collect();
 
     let mut reads = Reads::default();
     let message_reads = reads.get_all(
@@ -200,6 +207,11 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         marker_keys
             .iter()
             .map(|(conversation, user)| read_marker_key(conversation, user)),
+    )?;
+    // An outbox entry's conversation is where its optimistic copy leaves from.
+    let outbox_reads = reads.get_all(
+        &stores.outbox,
+        outbox_keys.iter().map(|key| key.as_str().into()),
     )?;
     let meta_read = reads.get_all(&stores.meta, meta.then(|| META_KEY.into()).into_iter())?;
     reads.settle().await?;
@@ -231,21 +243,14 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     for (key, request) in fallback_keys {
         overlay.messages.stored(&key, Reads::record(&request)?);
     }
-    sort_by(&mut put_conversations, Ord::cmp);
     for (id, request) in conversation_ids.iter().zip(conversation_reads) {
-        let record: Option<ConversationRecord> = Reads::record(&request)?;
-        // Only a conversation put in this batch without a stored record uses the activity of
-        // its stored messages (`unowned_activity`).
-        if record.is_none() && put_conversations.binary_search(id).is_ok() {
-            if let Some(at) = newest_activity(stores, id).await? {
-                // The ids come in order: the `Vec` stays sorted.
-                overlay.stored_activity.push((id.clone(), at));
-            }
-        }
-        overlay.conversations.stored(id, record);
+        overlay.conversations.stored(id, Reads::record(&request)?);
     }
     for (key, request) in marker_keys.iter().zip(marker_reads) {
         overlay.read_markers.stored(key, Reads::record(&request)?);
+    }
+    for (key, request) in outbox_keys.iter().zip(outbox_reads) {
+        overlay.outbox.stored(key, Reads::record(&request)?);
     }
     let stored_meta: Option<MetaRecord> =
         meta_read.first().map(Reads::record).transpose()?.flatten();
@@ -387,6 +392,12 @@ impl Reads {
         Ok(request)
     }
 
+    /// Adds a request issued elsewhere to those awaited together.
+    fn issue(&mut self, request: IdbRequest) -> IdbRequest {
+        self.0.push(request.clone());
+        request
+    }
+
     /// Waits for every request; on failure, the first failed request's error.
     async fn settle(&self) -> Result<(), Failure> {
         let Some(last) = self.0.last() else {
@@ -414,30 +425,87 @@ impl Reads {
     }
 }
 
-/// The activity of a conversation's newest stored message (by the conversation index).
-async fn newest_activity(
-    stores: &Stores,
-    conversation: &ConversationId,
-) -> Result<Option<Millis>, Failure> {
-    let range = conversation_range(conversation)?;
-    let cursor = stores
-        .messages
-        .index(BY_CONVERSATION)
-        .and_then(|index| index.open_cursor(Some(Query::from(range)), Some(CursorDirection::Prev)))
-        .map_err(|e| classify(&e))?
-        .await
-        .map_err(|e| classify(&e))?;
-    let Some(cursor) = cursor else {
-        return Ok(None);
-    };
-    let value = cursor.value().map_err(|e| classify(&e))?;
-    let message: LocalMessage = from_js(value)?;
-    Ok(activity(&message))
-}
-
 /// When a message counts as activity in its conversation.
 fn activity(message: &LocalMessage) -> Option<Millis> {
     message.server_ts.or(message.composed_at)
+}
+
+/// Works out the last activity of `conversations` again from what the store holds once the
+/// batch's writes are issued (requests run in order, so these reads see them): the greatest of
+/// the conversation's `updated_ts`, its newest server message's `server_ts` and its optimistic
+/// messages' `composed_at`. Writes the records that change.
+async fn recompute_activity(
+    stores: &Stores,
+    mut conversations: Vec<ConversationId>,
+) -> Result<(), Failure> {
+    if conversations.is_empty() {
+        return Ok(());
+    }
+    sort_by(&mut conversations, Ord::cmp);
+    conversations.dedup();
+    let fail = |error: idb::Error| classify(&error);
+    let index: IdbIndex = stores.messages.index(BY_CONVERSATION).map_err(fail)?.into();
+    let optimistic_from = OPTIMISTIC_SORT_BASE as f64;
+    let mut reads = Reads::default();
+    let records = reads.get_all(
+        &stores.conversations,
+        conversations.iter().map(|id| id.as_str().into()),
+    )?;
+    let mut newest_server = Vec::new();
+    let mut optimistic = Vec::new();
+    for id in &conversations {
+        let range = |from: f64, to: f64, open_end: bool| {
+            idb::KeyRange::bound(
+                &conversation_position(id, from),
+                &conversation_position(id, to),
+                None,
+                Some(open_end),
+            )
+            .map(JsValue::from)
+            .map_err(fail)
+        };
+        let server = range(f64::NEG_INFINITY, optimistic_from, true)?;
+        let request = index
+            .open_cursor_with_range_and_direction(&server, IdbCursorDirection::Prev)
+            .map_err(|error| classify(&idb::Error::OpenCursorFailed(error)))?;
+        newest_server.push(reads.issue(request));
+        let request = index
+            .get_all_with_key(&range(optimistic_from, f64::INFINITY, false)?)
+            .map_err(|error| classify(&idb::Error::GetAllFailed(error)))?;
+        optimistic.push(reads.issue(request));
+    }
+    reads.settle().await?;
+    for ((record, server), pending) in records.iter().zip(newest_server).zip(optimistic) {
+        let Some(mut record): Option<ConversationRecord> = Reads::record(record)? else {
+            continue;
+        };
+        let mut messages: Vec<LocalMessage> = Vec::new();
+        if let Some(cursor) = Reads::value(&server)? {
+            let cursor: IdbCursorWithValue = cursor.unchecked_into();
+            messages.push(from_js(cursor.value().map_err(|error| {
+                classify(&idb::Error::CursorValueNotFound(error))
+            })?)?);
+        }
+        if let Some(pending) = Reads::value(&pending)? {
+            for message in pending.unchecked_into::<Array>().iter() {
+                messages.push(from_js(message)?);
+            }
+        }
+        let last_activity = messages
+            .iter()
+            .filter_map(activity)
+            .fold(record.updated_ts, Millis::max);
+        if last_activity != record.last_activity {
+            record.last_activity = last_activity;
+            drop(
+                stores
+                    .conversations
+                    .put(&to_js(&record)?, None)
+                    .map_err(fail)?,
+            );
+        }
+    }
+    Ok(())
 }
 
 impl Overlay {
@@ -451,7 +519,11 @@ impl Overlay {
                 }
                 let activity = match current {
                     Some(current) => current.last_activity,
-                    None => self.unowned_activity(&conversation.id),
+                    // Its messages may be stored already.
+                    None => {
+                        self.recompute.push(conversation.id.clone());
+                        Millis::MIN
+                    }
                 };
                 let record = ConversationRecord::new(conversation.clone(), activity);
                 self.conversations.change(&conversation.id, Some(record));
@@ -465,6 +537,11 @@ impl Overlay {
                 if current.is_some_and(|c| !message.supersedes(c)) {
                     return;
                 }
+                // The server's copy replaces an optimistic one read by key (one put in this
+                // batch): its `composed_at` no longer counts.
+                if current.is_some_and(|c| !c.is_from_server()) {
+                    self.recompute.push(message.conversation_id.clone());
+                }
                 self.messages.change(&key, Some(message.clone()));
                 self.touch(&message.conversation_id, activity(message));
             }
@@ -473,7 +550,8 @@ impl Overlay {
                 client_message_id,
             } => {
                 let key = (sender.to_string(), client_message_id.to_string());
-                if self.messages.get(&key).is_some_and(|c| !c.is_from_server()) {
+                if let Some(optimistic) = self.messages.get(&key).filter(|c| !c.is_from_server()) {
+                    self.recompute.push(optimistic.conversation_id.clone());
                     self.messages.change(&key, None);
                 }
             }
@@ -493,7 +571,14 @@ impl Overlay {
                 self.outbox.change(&key, Some(entry.clone()));
             }
             StoreOp::RemoveOutbox(client_message_id) => {
-                self.outbox.change(&client_message_id.to_string(), None);
+                let key = client_message_id.to_string();
+                // Its optimistic copy goes with it (discarded) or is replaced by the server's
+                // (delivered: the server's copy is found by its stamp, not by key, so this is
+                // where the batch learns its `composed_at` no longer counts).
+                if let Some(entry) = self.outbox.get(&key) {
+                    self.recompute.push(entry.conversation_id.clone());
+                }
+                self.outbox.change(&key, None);
             }
             StoreOp::SetCursor(cursor) => self.edit_meta(|meta| meta.cursor = cursor.clone()),
             StoreOp::SetLastSync(at) => self.edit_meta(|meta| meta.last_sync = Some(*at)),
@@ -505,22 +590,6 @@ impl Overlay {
             }
             StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. } => {}
         }
-    }
-
-    /// The activity of a conversation's messages stored (or written in this batch) before its
-    /// record existed.
-    fn unowned_activity(&self, conversation: &ConversationId) -> Millis {
-        let in_batch = self
-            .messages
-            .values()
-            .filter(|m| &m.conversation_id == conversation)
-            .filter_map(activity);
-        let stored = self
-            .stored_activity
-            .binary_search_by(|(id, _)| id.cmp(conversation))
-            .ok()
-            .map(|index| self.stored_activity[index].1);
-        in_batch.chain(stored).max().unwrap_or(Millis::MIN)
     }
 
     /// Raises a stored conversation's last activity.
@@ -541,9 +610,10 @@ impl Overlay {
     }
 
     /// Records messages a scan removed from the store.
-    fn forget(&mut self, removed: Vec<MessageKey>) {
-        for key in removed {
+    fn forget(&mut self, removed: Vec<(MessageKey, ConversationId)>) {
+        for (key, conversation) in removed {
             self.messages.removed(&key);
+            self.recompute.push(conversation);
         }
     }
 
@@ -612,7 +682,7 @@ type MessageKey = (String, String);
 
 /// Walks every message through the conversation index (conversation by conversation; within
 /// one, newest first when `direction` is `Prev`), one record at a time, then deletes those
-/// `remove` picked. Returns their keys.
+/// `remove` picked. Returns their keys and conversations.
 ///
 /// Deletes come after the walk: WebKit's cursors skip a record when the one under them is
 /// deleted while walking backwards.
@@ -620,7 +690,7 @@ async fn sweep(
     stores: &Stores,
     direction: CursorDirection,
     mut remove: impl FnMut(&LocalMessage) -> bool,
-) -> Result<Vec<MessageKey>, Failure> {
+) -> Result<Vec<(MessageKey, ConversationId)>, Failure> {
     let fail = |error: idb::Error| classify(&error);
     let cursor = stores
         .messages
@@ -635,15 +705,16 @@ async fn sweep(
         while let Some(value) = cursor.value().map_err(fail)? {
             let message: LocalMessage = from_js(value)?;
             if remove(&message) {
-                removed.push((
+                let key = (
                     message.sender_id.to_string(),
                     message.client_message_id.to_string(),
-                ));
+                );
+                removed.push((key, message.conversation_id));
             }
             cursor.next(None).await.map_err(fail)?;
         }
     }
-    for (sender, client_message_id) in &removed {
+    for ((sender, client_message_id), _) in &removed {
         drop(
             stores
                 .messages
@@ -655,7 +726,7 @@ async fn sweep(
 }
 
 /// Keeps the newest `keep` server messages of each conversation; returns what it removed.
-async fn evict(stores: &Stores, keep: usize) -> Result<Vec<MessageKey>, Failure> {
+async fn evict(stores: &Stores, keep: usize) -> Result<Vec<(MessageKey, ConversationId)>, Failure> {
     let mut conversation: Option<ConversationId> = None;
     let mut kept = 0;
     sweep(stores, CursorDirection::Prev, |message| {
@@ -673,7 +744,10 @@ async fn evict(stores: &Stores, keep: usize) -> Result<Vec<MessageKey>, Failure>
 }
 
 /// Removes tombstones last written before `before`; returns what it removed.
-async fn compact(stores: &Stores, before: Millis) -> Result<Vec<MessageKey>, Failure> {
+async fn compact(
+    stores: &Stores,
+    before: Millis,
+) -> Result<Vec<(MessageKey, ConversationId)>, Failure> {
     sweep(stores, CursorDirection::Next, |message| {
         message.deleted && message.updated_ts.is_some_and(|ts| ts < before)
     })

@@ -114,14 +114,3 @@ pub(crate) fn read_marker_key(conversation: &str, user: &str) -> JsValue {
 pub(crate) fn conversation_position(conversation: &ConversationId, sort_ts: f64) -> JsValue {
     Array::of2(&conversation.as_str().into(), &sort_ts.into()).into()
 }
-
-/// Every position of one conversation in the `[conversationId, sortTs]` index.
-pub(crate) fn conversation_range(conversation: &ConversationId) -> Result<idb::KeyRange, Failure> {
-    idb::KeyRange::bound(
-        &conversation_position(conversation, f64::NEG_INFINITY),
-        &conversation_position(conversation, f64::INFINITY),
-        None,
-        None,
-    )
-    .map_err(|e| super::errors::classify(&e))
-}

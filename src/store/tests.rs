@@ -28,6 +28,8 @@ mod contract {
     );
 }
 
+mod differential;
+
 fn message(n: i64, conversation: &str) -> Message {
     Message {
         id: format!("m{n:012}").into(),
