@@ -46,7 +46,7 @@ run_step "Native tests: protocol, engine, server (cargo test)" cargo test --work
 # The engine's deterministic simulation over more seeds than `cargo test` runs (1,000): rare
 # interleavings of faults show up only every few thousand seeds.
 run_step "Engine simulation soak: 20,000 seeds (release build)" \
-    env SIM_SEEDS=20000 cargo test --release -p chat-sync-engine --test simulation
+    env SIM_FIRST_SEED=1000 SIM_SEEDS=20000 cargo test --release -p chat-sync-engine --test simulation
 # The client crate must compile for wasm (engine and protocol stay wasm-clean), and its
 # browser-only code is linted there.
 run_step "Lints of the wasm client (clippy --target wasm32)" cargo clippy -p chat-sync --target wasm32-unknown-unknown --all-targets -- -D warnings
