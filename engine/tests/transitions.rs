@@ -775,6 +775,7 @@ fn a_read_marker_set_offline_goes_when_online_and_retries_after_a_503() {
         d.engine.unsent_read_marker(&"c-1".into()),
         Some((&MessageId::from("m-7"), T0 - 7))
     );
+    assert_eq!(d.engine.status().pending_read_markers, 1);
 
     d.go_online(true);
     let post = d.only_open("POST ");
@@ -790,6 +791,7 @@ fn a_read_marker_set_offline_goes_when_online_and_retries_after_a_503() {
     d.respond(&again, marker_kept("c-1", "m-7", T0 + 40 * SEC));
     assert_eq!(d.store.snapshot().read_markers.len(), 1);
     assert_eq!(d.engine.unsent_read_marker(&"c-1".into()), None);
+    assert_eq!(d.engine.status().pending_read_markers, 0);
 }
 
 #[test]

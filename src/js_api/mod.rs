@@ -140,6 +140,7 @@ struct SyncResult {
 struct SyncOnceResult {
     synced: bool,
     pending_outbox: usize,
+    pending_read_markers: usize,
 }
 
 fn sync_result(summary: SyncSummary) -> JsValue {
@@ -261,7 +262,8 @@ impl BackgroundSyncManager {
 
     /// One sync for a service worker's `sync` or `periodicsync` event: opens the manager in the
     /// worker's global scope, syncs (through the leading tab when a page leads), waits up to
-    /// 25 s for the outbox to drain, and closes. Resolves with what is still pending.
+    /// 25 s for the outbox and the read markers to go out, and closes. Resolves with what is
+    /// still pending.
     /// Use it in `event.waitUntil(...)`.
     #[wasm_bindgen(js_name = syncOnce, unchecked_return_type = "Promise<SyncOnceResult>")]
     pub fn sync_once(
@@ -272,18 +274,22 @@ impl BackgroundSyncManager {
             let driver = manager.driver()?;
             let synced = JsFuture::from(manager.force_sync()).await;
             let deadline = js_sys::Date::now() + 25_000.0;
-            let pending = loop {
+            // Messages and read markers go out while the event lasts (or not at all offline).
+            let status = loop {
                 let status = driver.engine().status();
-                let waiting = status.pending_outbox > 0 && status.is_online && driver.is_leader();
+                let waiting = status.pending_outbox + status.pending_read_markers > 0
+                    && status.is_online
+                    && driver.is_leader();
                 if !waiting || js_sys::Date::now() >= deadline {
-                    break status.pending_outbox;
+                    break status;
                 }
                 gloo_timers::future::TimeoutFuture::new(100).await;
             };
             manager.dispose();
             Ok(to_js(&SyncOnceResult {
                 synced: synced.is_ok(),
-                pending_outbox: pending,
+                pending_outbox: status.pending_outbox,
+                pending_read_markers: status.pending_read_markers,
             }))
         })
     }

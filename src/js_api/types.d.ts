@@ -52,6 +52,8 @@ export interface SyncStatus {
   pendingOutbox: number;
   /** Messages that failed and wait for `retryMessage` or `discardMessage`. */
   failedOutbox: number;
+  /** Read markers (`markRead`) the server does not have yet. */
+  pendingReadMarkers: number;
   /** `follower`: another tab of this app syncs for this one. */
   phase: 'initializing' | 'stopped' | 'follower' | 'offline' | 'authRequired' | 'syncing' | 'backoff' | 'idle';
   /** Whether this tab syncs (one tab at a time does). */
@@ -89,6 +91,8 @@ export interface SyncOnceResult {
   synced: boolean;
   /** Messages still waiting (offline, or not delivered within the event's time). */
   pendingOutbox: number;
+  /** Read markers still waiting, likewise. */
+  pendingReadMarkers: number;
 }
 
 /** Options of `listMessages`. */

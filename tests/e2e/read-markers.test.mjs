@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  newPage, openConversation, openDemo, pageSummary, pollUntil, sendMessage, shownMessages, unreadOf,
-  waitForMessage, waitInPage,
+  newPage, openConversation, openDemo, pollUntil, sendMessage, shownMessages, unreadOf, waitForMessage,
+  waitForUnread, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -19,34 +19,6 @@ after(async () => { await browser?.close(); });
 
 /** Each device syncs every 2 s, so the other device's reading shows soon. */
 const QUERY = '?periodicSyncMs=2000';
-
-/** Waits until `title`'s unread count on `page` is `count`. */
-async function waitForUnread(page, title, count, message) {
-  await waitInPage(page, ({ title, count }) => {
-    const row = [...document.querySelectorAll('#conversations .conversation')]
-      .find((r) => r.querySelector('.conversation-title')?.textContent === title);
-    const shown = row?.querySelector('.unread')?.textContent ?? '0';
-    return row !== undefined && Number.parseInt(shown, 10) === count;
-  }, { arg: { title, count }, message, describe: pageSummary });
-}
-
-/** Alice's read marker in `conversation` as the server's conversation feed holds it. */
-async function markerOnServer(alice, conversation) {
-  const id = await alice.conversationId(conversation);
-  let cursor = null;
-  let marker = null;
-  for (;;) {
-    const query = cursor ? `?cursor=${encodeURIComponent(cursor)}&limit=500` : '?limit=500';
-    const response = await alice(`/v1/conversations/${encodeURIComponent(id)}/sync${query}`);
-    assert.equal(response.status, 200);
-    const page = await response.json();
-    for (const change of page.changes) {
-      if (change.type === 'readMarker' && change.readMarker.userId === alice.user) marker = change.readMarker;
-    }
-    if (!page.hasMore) return marker;
-    cursor = page.nextCursor;
-  }
-}
 
 it('reading a conversation on one device clears its unread count on the other, also when read offline', { timeout: 120_000 }, async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
@@ -71,7 +43,7 @@ it('reading a conversation on one device clears its unread count on the other, a
   await waitForUnread(phone.page, 'General', 0, 'the phone\'s own count to clear while offline');
   await laptop.page.waitForTimeout(4_000); // two of the laptop's periodic syncs
   assert.equal(await unreadOf(laptop.page, 'General'), before + 2, 'the laptop cannot know yet');
-  assert.notEqual((await markerOnServer(alice, 'General'))?.lastReadMessageId, last.id,
+  assert.notEqual((await alice.readMarker('General'))?.lastReadMessageId, last.id,
     'the server has no marker from the offline phone');
 
   // The app is closed while offline, and opened again online: the marker it kept goes to the
@@ -81,7 +53,7 @@ it('reading a conversation on one device clears its unread count on the other, a
   const reopened = await phone.context.newPage();
   const reopenedErrors = collectPageErrors(reopened);
   await openDemo(reopened, server.url, 'alice', { query: QUERY });
-  await pollUntil(() => markerOnServer(alice, 'General'), (marker) => marker?.lastReadMessageId === last.id,
+  await pollUntil(() => alice.readMarker('General'), (marker) => marker?.lastReadMessageId === last.id,
     { message: 'the server to hold Alice\'s marker at Bob\'s second message' });
   await waitForUnread(laptop.page, 'General', 0, 'the laptop\'s count to clear after its sync');
   assert.equal(await unreadOf(reopened, 'General'), 0, 'the phone still shows General read');

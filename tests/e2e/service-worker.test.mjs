@@ -1,7 +1,8 @@
 // Delivery by the service worker after the page is gone: a message composed offline is queued in
 // IndexedDB and the page registers Background Sync (tag `chat-sync`); the page is closed, the
 // network comes back, and the service worker's `sync` event (www/sw.js → syncOnce) delivers it —
-// with no page of the app open. The server must hold it exactly once, posted by the worker.
+// with no page of the app open. The server must hold it exactly once, posted by the worker. The
+// read marker Alice set offline (she read Bob's new message) goes out with it.
 //
 // When does the `sync` event fire? Chromium ties Background Sync to the DevTools network
 // emulation of the worker (Playwright's `context.setOffline` emulates it for pages and workers):
@@ -19,7 +20,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { openConversation, openDemo, pollUntil, sendMessage, waitForMessage, waitInPage } from './support/demo.mjs';
+import {
+  openConversation, openDemo, pollUntil, sendMessage, unreadOf, waitForMessage, waitForUnread, waitInPage,
+} from './support/demo.mjs';
 import { apiRequests, serverRequestLog } from './support/traffic.mjs';
 
 const CONVERSATION = 'Alice & Bob';
@@ -42,15 +45,22 @@ test('a message queued offline is delivered by the service worker after the page
 
   const page = await context.newPage();
   const errors = collectPageErrors(page);
-  await openDemo(page, server.url, 'alice');
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=2000' });
   await waitInPage(page, () => navigator.serviceWorker.controller !== null,
     { message: 'the service worker to control the page (navigator.serviceWorker.controller)' });
-  await openConversation(page, CONVERSATION);
+  const unread = await unreadOf(page, CONVERSATION);
+  const fromBob = await server.api('bob').send(CONVERSATION, 'Read offline, told by the service worker');
+  await waitForUnread(page, CONVERSATION, unread + 1, 'Bob\'s new message counted unread');
 
-  // Offline: the message waits in the outbox and the page asks for Background Sync.
+  // Offline: Alice reads Bob's message (the read marker waits), and her message waits in the
+  // outbox; the page asks for Background Sync.
   await context.setOffline(true);
   await waitInPage(page, () => document.getElementById('status').dataset.online === 'false',
     { message: 'the status to say offline (#status[data-online="false"])' });
+  await openConversation(page, CONVERSATION);
+  await waitForUnread(page, CONVERSATION, 0, 'the count to clear as Alice reads offline');
+  assert.notEqual((await alice.readMarker(CONVERSATION))?.lastReadMessageId, fromBob.id,
+    'the server has no marker from the offline page');
   const body = `written offline, delivered by the service worker ${Date.now()}`;
   await sendMessage(page, body);
   const { clientMessageId } = await waitForMessage(page, body, { status: 'pending' });
@@ -94,11 +104,18 @@ test('a message queued offline is delivered by the service worker after the page
   assert.equal(context.pages().length, 0, 'still no page open when the server has it');
   assert.equal(onServer.length, 1, `the server holds it once: ${JSON.stringify(onServer)}`);
   assert.equal(onServer[0].clientMessageId, clientMessageId, 'with the client message id the page gave it');
+  // Two POSTs of a message: Bob's (through the API) and Alice's.
   const posts = serverLog.list().filter((r) => r.method === 'POST' && r.uri === `/v1/conversations/${conversationId}/messages`);
-  assert.equal(posts.length, 1, `the server received one POST of a message: ${JSON.stringify(posts)}`);
+  assert.equal(posts.length, 2, `the server received one POST of Alice's message: ${JSON.stringify(posts)}`);
   assert.ok(fromWorker.list().some((r) => r.method === 'POST' && r.path === `/v1/conversations/${conversationId}/messages`),
     `the service worker posted it: ${JSON.stringify(fromWorker.list())}`);
-  await pollUntil(async () => workerLog, (lines) => lines.some((line) => /service worker sync.*synced: true.*pendingOutbox: 0/.test(line)),
+  const marker = await pollUntil(() => alice.readMarker(CONVERSATION), (found) => found?.lastReadMessageId === fromBob.id,
+    { message: 'the service worker to send the read marker set offline' });
+  assert.equal(marker.lastReadServerTs, fromBob.serverTs);
+  assert.ok(fromWorker.list().some((r) => r.method === 'POST' && r.path === `/v1/conversations/${conversationId}/read`),
+    `the service worker posted the read marker: ${JSON.stringify(fromWorker.list())}`);
+  await pollUntil(async () => workerLog,
+    (lines) => lines.some((line) => /service worker sync.*synced: true.*pendingOutbox: 0.*pendingReadMarkers: 0/.test(line)),
     { message: 'the service worker to log a finished sync with nothing waiting' });
 
   // Opening the app again shows it sent (the worker's delivery is in the shared IndexedDB).

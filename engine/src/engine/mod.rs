@@ -248,6 +248,7 @@ impl Engine {
             last_error: self.last_error.clone(),
             pending_outbox,
             failed_outbox,
+            pending_read_markers: self.unsent_read_markers.len(),
             phase,
             last_trigger: self.last_trigger,
             next_sync_at,

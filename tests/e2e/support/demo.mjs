@@ -179,6 +179,16 @@ export function previewOf(page, title) {
     ?.querySelector('.conversation-preview')?.textContent ?? null, title);
 }
 
+/** Waits until `title`'s unread count on `page` is `count` (`message` says what for). */
+export async function waitForUnread(page, title, count, message) {
+  await waitInPage(page, ({ title, count }) => {
+    const row = [...document.querySelectorAll('#conversations .conversation')]
+      .find((r) => r.querySelector('.conversation-title')?.textContent === title);
+    const shown = row?.querySelector('.unread')?.textContent ?? '0';
+    return row !== undefined && Number.parseInt(shown, 10) === count;
+  }, { arg: { title, count }, message, describe: pageSummary });
+}
+
 /** The conversation row's unread count, by title (0 without a badge). */
 export async function unreadOf(page, title) {
   const text = await page.$$eval('#conversations .conversation', (rows, title) => rows

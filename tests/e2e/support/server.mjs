@@ -222,7 +222,8 @@ export async function startServer({
  * The API as one demo user. Callable as a plain fetch with the user's token:
  * `await api('/v1/me')`; and with helpers that throw on an HTTP error:
  * `conversations()`, `conversationId(titleOrId)`, `messages(conversation, { limit })` (oldest
- * first), `send(conversation, body, { clientMessageId })` (the message), `me()`.
+ * first), `send(conversation, body, { clientMessageId })` (the message), `readMarker(conversation)`
+ * (the user's own, or null), `me()`.
  * A conversation is given by id or by title (`'General'`, `'Alice & Bob'`, …).
  */
 export function apiClient(url, user) {
@@ -257,6 +258,21 @@ export function apiClient(url, user) {
       const id = await api.conversationId(conversation);
       const page = await json(`/v1/conversations/${encodeURIComponent(id)}/messages?limit=${limit}`);
       return page.messages.reverse();
+    },
+    /** The user's read marker in `conversation` as the server's conversation feed holds it. */
+    async readMarker(conversation) {
+      const id = await api.conversationId(conversation);
+      let cursor = null;
+      let marker = null;
+      for (;;) {
+        const query = cursor ? `?cursor=${encodeURIComponent(cursor)}&limit=500` : '?limit=500';
+        const page = await json(`/v1/conversations/${encodeURIComponent(id)}/sync${query}`);
+        for (const change of page.changes) {
+          if (change.type === 'readMarker' && change.readMarker.userId === api.user) marker = change.readMarker;
+        }
+        if (!page.hasMore) return marker;
+        cursor = page.nextCursor;
+      }
     },
     async send(conversation, body, { clientMessageId = `e2e-${Date.now()}-${Math.random().toString(36).slice(2)}` } = {}) {
       const id = await api.conversationId(conversation);
