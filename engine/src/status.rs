@@ -64,7 +64,8 @@ pub struct Status {
     pub pending_outbox: usize,
     /// Messages that failed and wait for retry or discard.
     pub failed_outbox: usize,
-    /// Read markers ([`crate::Engine::mark_read`]) the server does not have yet.
+    /// Read markers ([`crate::Engine::mark_read`]) the server does not have yet, while this
+    /// engine is started (leads); 0 otherwise: a follower hands its markers to the leader.
     pub pending_read_markers: usize,
     /// What the engine is doing.
     pub phase: Phase,

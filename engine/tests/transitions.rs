@@ -855,6 +855,11 @@ fn a_follower_keeps_its_read_marker_in_memory_only() {
         d.engine.unsent_read_marker(&"c-1".into()),
         Some((&MessageId::from("m-7"), T0 - 7))
     );
+    assert_eq!(
+        d.engine.status().pending_read_markers,
+        0,
+        "the leading tab's to send"
+    );
 }
 
 #[test]

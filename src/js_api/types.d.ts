@@ -52,7 +52,8 @@ export interface SyncStatus {
   pendingOutbox: number;
   /** Messages that failed and wait for `retryMessage` or `discardMessage`. */
   failedOutbox: number;
-  /** Read markers (`markRead`) the server does not have yet. */
+  /** Read markers (`markRead`) the server does not have yet, on the tab that syncs (`isLeader`);
+   * 0 on the others, which hand theirs to that tab. */
   pendingReadMarkers: number;
   /** `follower`: another tab of this app syncs for this one. */
   phase: 'initializing' | 'stopped' | 'follower' | 'offline' | 'authRequired' | 'syncing' | 'backoff' | 'idle';

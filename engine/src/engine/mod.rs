@@ -248,7 +248,10 @@ impl Engine {
             last_error: self.last_error.clone(),
             pending_outbox,
             failed_outbox,
-            pending_read_markers: self.unsent_read_markers.len(),
+            pending_read_markers: match self.started {
+                true => self.unsent_read_markers.len(),
+                false => 0,
+            },
             phase,
             last_trigger: self.last_trigger,
             next_sync_at,
