@@ -12,6 +12,7 @@ import './pkg/sync-refresh.js';
 import { clearSession, loadSession, managerOptions, saveSession } from './session.js';
 import {
   conversationItem, dayDivider, dayNumber, el, messageItem, messageKey, messageTime, relativeTime,
+  unreadDivider,
 } from './render.js';
 
 /** The users `chat-sync-server --seed-demo` creates (id, name, token). */
@@ -44,6 +45,10 @@ const state = {
   historyComplete: false,
   /** How far every other member has read the open conversation (a `serverTs`). */
   readByOthers: -Infinity,
+  /** How far this user had read each conversation while it was not on screen (a `serverTs`). */
+  readBefore: new Map(),
+  /** The open conversation's unread messages when it opened: after `from`, up to `until`. */
+  unread: { from: Infinity, until: Infinity },
   /** The manager stopped on an internal error (a bug): only a reload helps. */
   stopped: false,
 };
@@ -140,6 +145,7 @@ async function signOut() {
   state.messages.clear();
   state.conversations = [];
   state.names.clear();
+  state.readBefore.clear();
   clearChatView();
   location.hash = '';
   showSignIn();
@@ -300,6 +306,7 @@ async function renderConversationsNow() {
     const last = recent[recent.length - 1];
     // How far this user has read, on any device (the server keeps it; set here, it shows at once).
     let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
+    if (!onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
     const newest = recent.findLast((m) => m.serverTs !== null);
     if (newest && newest.serverTs > readUpTo && onScreen(conversation.id)) {
       manager.markRead(newest).catch((error) => console.warn('marking read failed', error));
@@ -335,6 +342,7 @@ async function openConversation(id) {
   state.messages.clear();
   state.historyComplete = false;
   state.readByOthers = -Infinity;
+  state.unread = { from: state.readBefore.get(id) ?? Infinity, until: Infinity };
   history.replaceState(null, '', `#/c/${encodeURIComponent(id)}`);
   $('conversation-title').textContent = conversation.title;
   $('conversation-members').textContent = conversation.members.map((m) => m.displayName).join(', ');
@@ -344,6 +352,10 @@ async function openConversation(id) {
   showPane('conversation');
   $('messages').replaceChildren();
   await refreshMessages({ stickToBottom: true });
+  if (state.open !== id) return;
+  // Messages arriving from now on are read as they come: the divider keeps its count.
+  state.unread.until = Math.max(...[...state.messages.values()].map((m) => m.serverTs ?? -Infinity));
+  showFirstUnread();
   renderConversations();
   $('composer-text').focus({ preventScroll: true });
 }
@@ -408,6 +420,7 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   const heightBefore = scroller.scrollHeight;
   const sorted = [...state.messages.values()].sort((a, b) => a.sortTs - b.sortTs);
+  const unread = sorted.filter(isUnread);
   const items = [];
   let day = null;
   for (const message of sorted) {
@@ -416,6 +429,7 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
       day = dayNumber(time);
       items.push(dayDivider(time));
     }
+    if (message === unread[0]) items.push(unreadDivider(unread.length));
     items.push(messageItem(message, {
       mine: message.senderId === state.session.userId,
       senderName: displayName(message.senderId),
@@ -428,6 +442,22 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
     scroller.scrollTop += scroller.scrollHeight - heightBefore;
   } else if (stickToBottom || atBottom) {
     scroller.scrollTop = scroller.scrollHeight;
+  }
+}
+
+/** Whether `message` was unread when its conversation opened (another member's, after this
+ * user's read marker). */
+function isUnread(message) {
+  return message.senderId !== state.session.userId && message.serverTs !== null &&
+    message.serverTs > state.unread.from && message.serverTs <= state.unread.until;
+}
+
+/** More unread messages than fit: the view starts at the first of them, not at the bottom. */
+function showFirstUnread() {
+  const divider = document.querySelector('#messages .unread-divider');
+  const scroller = $('messages-refresh');
+  if (divider && divider.getBoundingClientRect().top < scroller.getBoundingClientRect().top) {
+    divider.scrollIntoView({ block: 'start' });
   }
 }
 

@@ -64,6 +64,12 @@ export function relativeTime(ms, now = Date.now()) {
   return shortTime(ms);
 }
 
+/** The divider above the first message that was unread when the conversation opened. */
+export function unreadDivider(count) {
+  return el('li', { className: 'unread-divider', attrs: { role: 'separator' } },
+    el('span', { textContent: `${count} unread message${count === 1 ? '' : 's'}` }));
+}
+
 /** One row of the conversation list. */
 export function conversationItem({ conversation, last, senderName, unread, selected }) {
   const preview = last

@@ -85,3 +85,39 @@ it('an own message shows read once the other member has read it', { timeout: 60_
   { arg: body, message: 'the message\'s mark to say Read after Bob read it' });
   assert.deepEqual(errors, []);
 });
+
+it('a conversation opens with its unread messages under a divider that keeps its count', { timeout: 60_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 100 });
+  const bob = server.api('bob');
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { query: QUERY });
+  const before = await unreadOf(page, 'Alice & Bob');
+  for (const body of ['Unread one', 'Unread two', 'Unread three']) await bob.send('Alice & Bob', body);
+  await waitForUnread(page, 'Alice & Bob', before + 3, 'Bob\'s three messages counted unread');
+
+  await openConversation(page, 'Alice & Bob');
+  await waitForMessage(page, 'Unread three');
+  /** Page-side: the divider's text, and who sent each message below it (`me` or `other`). */
+  const belowDivider = () => {
+    const items = [...document.getElementById('messages').children];
+    const at = items.findIndex((item) => item.classList.contains('unread-divider'));
+    return {
+      text: at === -1 ? null : items[at].textContent,
+      below: items.slice(at + 1).filter((item) => item.classList.contains('message'))
+        .map((item) => (item.classList.contains('mine') ? 'me' : 'other')),
+    };
+  };
+  const count = before + 3;
+  const shown = await page.evaluate(belowDivider);
+  assert.equal(shown.text, `${count} unread messages`);
+  assert.equal(shown.below[0], 'other', 'the divider sits right above the first unread message');
+  assert.equal(shown.below.filter((who) => who === 'other').length, count,
+    `the ${count} unread messages are the others' messages below it: ${JSON.stringify(shown.below)}`);
+  await waitForUnread(page, 'Alice & Bob', 0, 'the list\'s count to clear once the conversation is open');
+
+  // A message arriving while it is open is read at once: the divider keeps its count.
+  await bob.send('Alice & Bob', 'Read as it arrives');
+  await waitForMessage(page, 'Read as it arrives');
+  assert.equal((await page.evaluate(belowDivider)).text, `${count} unread messages`);
+  assert.deepEqual(errors, []);
+});
