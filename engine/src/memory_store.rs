@@ -134,15 +134,6 @@ fn in_store_order(a: &&LocalMessage, b: &&LocalMessage) -> std::cmp::Ordering {
         .then_with(|| a.key().cmp(&b.key()))
 }
 
-/// A conversation's activity stamp contributed by one of its messages.
-fn message_activity(message: &LocalMessage) -> Option<Millis> {
-    if message.is_from_server() {
-        Some(message.server_ts.unwrap_or(message.sort_ts))
-    } else {
-        message.composed_at
-    }
-}
-
 impl Data {
     fn outbox_by_seq(&self) -> Vec<OutboxEntry> {
         let mut outbox = self.outbox.clone();
@@ -280,7 +271,7 @@ impl Store for MemoryStore {
             .map(|c| (c.updated_ts, c))
             .collect();
         for message in data.messages.values() {
-            let Some(stamp) = message_activity(message) else {
+            let Some(stamp) = message.activity() else {
                 continue;
             };
             if let Ok(index) = ordered.binary_search_by(|(_, c)| c.id.cmp(&message.conversation_id))

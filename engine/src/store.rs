@@ -121,6 +121,12 @@ impl LocalMessage {
         (&self.sender_id, &self.client_message_id)
     }
 
+    /// When it counts as activity in its conversation (the conversation list's order): the
+    /// server's stamp, or, while optimistic, when it was composed. Both stores use it.
+    pub fn activity(&self) -> Option<Millis> {
+        self.server_ts.or(self.composed_at)
+    }
+
     /// Whether the server holds this version (rather than it being optimistic).
     pub fn is_from_server(&self) -> bool {
         self.updated_ts.is_some()

@@ -425,11 +425,6 @@ impl Reads {
     }
 }
 
-/// When a message counts as activity in its conversation.
-fn activity(message: &LocalMessage) -> Option<Millis> {
-    message.server_ts.or(message.composed_at)
-}
-
 /// Works out the last activity of `conversations` again from what the store holds once the
 /// batch's writes are issued (requests run in order, so these reads see them): the greatest of
 /// the conversation's `updated_ts`, its newest server message's `server_ts` and its optimistic
@@ -493,7 +488,7 @@ async fn recompute_activity(
         }
         let last_activity = messages
             .iter()
-            .filter_map(activity)
+            .filter_map(LocalMessage::activity)
             .fold(record.updated_ts, Millis::max);
         if last_activity != record.last_activity {
             record.last_activity = last_activity;
@@ -543,7 +538,7 @@ impl Overlay {
                     self.recompute.push(message.conversation_id.clone());
                 }
                 self.messages.change(&key, Some(message.clone()));
-                self.touch(&message.conversation_id, activity(message));
+                self.touch(&message.conversation_id, message.activity());
             }
             StoreOp::RemoveOptimistic {
                 sender,
