@@ -453,6 +453,22 @@ impl Engine {
         (self.config.page_size / self.quality.slowdown()).max(10)
     }
 
+    /// Records failed attempt number `attempt` of a request that will be retried, and returns
+    /// when it may go again: after a backoff with jitter, and no sooner than `retry_after`.
+    fn retry_time(
+        &mut self,
+        attempt: u32,
+        error: SyncError,
+        retry_after: Option<Millis>,
+    ) -> Millis {
+        let delay =
+            crate::backoff::delay(&self.config.backoff, attempt, retry_after, &mut self.rng);
+        log::debug!(attempt = attempt, delay_ms = delay; "request failed; retrying");
+        self.stats.retries += 1;
+        self.last_error = Some(error);
+        self.now + delay
+    }
+
     fn reset_backoff(&mut self) {
         self.pull_attempts = 0;
         self.pull_retry_at = self.server_retry_at.max(self.now);

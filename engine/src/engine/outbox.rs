@@ -314,13 +314,8 @@ impl Engine {
         };
         item.attempts += 1;
         let attempt = item.attempts;
-        let delay =
-            crate::backoff::delay(&self.config.backoff, attempt, retry_after, &mut self.rng);
-        let item = self.outbox.get_mut(&key).expect("checked above");
-        item.not_before = self.now + delay;
-        self.stats.retries += 1;
-        log::debug!(attempt = attempt, delay_ms = delay; "send failed; retrying");
-        self.last_error = Some(error);
+        let not_before = self.retry_time(attempt, error, retry_after);
+        self.outbox.get_mut(&key).expect("checked above").not_before = not_before;
     }
 
     /// A permanent refusal: the entry becomes failed, the app decides.

@@ -508,17 +508,11 @@ impl Engine {
             ),
         };
         log::warn!(error:% = error, permanent = permanent; "pull failed");
-        self.last_error = Some(error.clone());
         if !permanent && error != SyncError::Auth {
             self.pull_attempts += 1;
-            self.stats.retries += 1;
-            let delay = crate::backoff::delay(
-                &self.config.backoff,
-                self.pull_attempts,
-                retry_after,
-                &mut self.rng,
-            );
-            self.pull_retry_at = self.now + delay;
+            self.pull_retry_at = self.retry_time(self.pull_attempts, error.clone(), retry_after);
+        } else {
+            self.last_error = Some(error.clone());
         }
         match kind {
             PullKind::Feed => {

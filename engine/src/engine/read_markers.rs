@@ -250,16 +250,8 @@ impl Engine {
     }
 
     fn retry_read_marker(&mut self, index: usize, error: SyncError, retry_after: Option<Millis>) {
-        let unsent = &mut self.unsent_read_markers[index];
-        unsent.attempts += 1;
-        let delay = crate::backoff::delay(
-            &self.config.backoff,
-            unsent.attempts,
-            retry_after,
-            &mut self.rng,
-        );
-        unsent.not_before = self.now + delay;
-        self.stats.retries += 1;
-        self.last_error = Some(error);
+        self.unsent_read_markers[index].attempts += 1;
+        let attempt = self.unsent_read_markers[index].attempts;
+        self.unsent_read_markers[index].not_before = self.retry_time(attempt, error, retry_after);
     }
 }
