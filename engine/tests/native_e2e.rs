@@ -760,3 +760,53 @@ async fn sync_conversation_and_history_backfill_agree_with_the_server() {
     assert_eq!(alice.engine.status().phase, Phase::Idle);
     server.shut_down().await;
 }
+
+#[tokio::test]
+async fn edits_below_the_evicted_history_leave_no_gap_and_back_fill_brings_them() {
+    let server = TestServer::start(":memory:", FaultConfig::default()).await;
+    let config = Config {
+        retention_per_conversation: Some(20),
+        history_page_size: 25,
+        ..alice_config()
+    };
+    let mut alice = Driver::start(&server.base, ALICE_TOKEN, config).await;
+    alice.settle().await;
+    let general = alice.conversation("General");
+    let ticket = alice.engine.run_maintenance(now());
+    assert!(alice.finish(ticket).await.is_ok());
+    let cached = alice.messages(&general);
+    assert_eq!(cached.len(), 20);
+
+    // Bob edits one of his messages below the 20 Alice keeps and deletes another.
+    let older: Vec<Message> = server.history(&general, &HistoryStart::Newest, 45)[..25]
+        .iter()
+        .filter(|m| m.sender_id.as_str() == "u-bob" && !m.deleted)
+        .cloned()
+        .collect();
+    assert!(older.len() >= 2, "the demo has bob's messages there");
+    let bob = Bob::new(&server.base);
+    let edited = bob.edit(&older[0], "edited much later").await;
+    let deleted = bob.delete(&older[1]).await;
+
+    // The feed brings both; storing them would leave them alone below a gap that back-fill,
+    // which pages back from the oldest cached message, would never fill.
+    let ticket = alice.engine.request_sync(Trigger::Force, now());
+    assert!(alice.finish(ticket).await.is_ok());
+    assert_eq!(alice.messages(&general), cached);
+
+    // Scrolling back brings them, as the server has them now, with everything around them.
+    let oldest = cached[0].id.clone().expect("a server message");
+    let ticket = alice
+        .engine
+        .load_older(general.clone(), Some(oldest), now());
+    assert!(alice.finish(ticket).await.is_ok());
+    let expected: Vec<LocalMessage> = server
+        .history(&general, &HistoryStart::Newest, 45)
+        .into_iter()
+        .map(LocalMessage::from_server)
+        .collect();
+    assert_eq!(alice.messages(&general), expected);
+    assert!(expected.contains(&LocalMessage::from_server(edited)));
+    assert!(expected.contains(&LocalMessage::from_server(deleted)));
+    server.shut_down().await;
+}

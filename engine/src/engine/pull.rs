@@ -359,6 +359,8 @@ impl Engine {
         let mut conversations: Vec<ConversationId> = Vec::new();
         let mut delivered: Vec<(ClientMessageId, Message)> = Vec::new();
         let mut messages_pulled = 0;
+        // History pages extend the cached history downwards; feeds only add to its top.
+        let from_feed = !matches!(source, PageSource::History(_));
         for change in changes {
             if !conversations.contains(change.conversation_id()) {
                 conversations.push(change.conversation_id().clone());
@@ -375,11 +377,17 @@ impl Engine {
                             .outbox
                             .values()
                             .any(|item| item.entry.client_message_id == message.client_message_id);
-                    if ours {
+                    let message_op = if ours {
                         ops.push(StoreOp::RemoveOutbox(message.client_message_id.clone()));
                         delivered.push((message.client_message_id.clone(), message.clone()));
-                    }
-                    ops.push(StoreOp::PutMessage(LocalMessage::from_server(message)));
+                        // Replaces the optimistic copy, wherever it lies.
+                        StoreOp::PutMessage
+                    } else if from_feed {
+                        StoreOp::PutFeedMessage
+                    } else {
+                        StoreOp::PutMessage
+                    };
+                    ops.push(message_op(LocalMessage::from_server(message)));
                 }
             }
         }

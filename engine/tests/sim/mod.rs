@@ -813,6 +813,7 @@ impl World {
         self.run_until(EPOCH + 4 * MINUTE);
         self.heal();
         self.run_until(self.now + 15 * MINUTE);
+        self.scroll_back_everywhere();
         (self.summary(), self.check())
     }
 
@@ -843,6 +844,47 @@ impl World {
             engine.request_sync(Trigger::Force, now);
         }
         self.drain_all();
+    }
+
+    /// What an app does as the user scrolls to the top of each conversation: back-fill below
+    /// the oldest cached message until the device holds everything older that the server has
+    /// (a feed leaves edits of messages below the cached history to back-fill).
+    fn scroll_back_everywhere(&mut self) {
+        for _ in 0..20 {
+            let server = self.server_messages();
+            let mut asked = false;
+            for device in 0..self.devices.len() {
+                let user = self.devices[device].user;
+                let conversations: Vec<ConversationId> =
+                    self.conversations_of(user).cloned().collect();
+                let held = self.devices[device].store.snapshot().messages;
+                for conversation in conversations {
+                    let oldest = held
+                        .iter()
+                        .filter(|m| m.conversation_id == conversation && m.is_from_server())
+                        .min_by_key(|m| (m.server_ts, m.id.clone()));
+                    let Some(oldest) = oldest else {
+                        continue;
+                    };
+                    let older_on_server = server.iter().any(|m| {
+                        m.conversation_id == conversation
+                            && (Some(m.server_ts), Some(&m.id))
+                                < (oldest.server_ts, oldest.id.as_ref())
+                    });
+                    if older_on_server {
+                        let now = self.device_now(device);
+                        let before = oldest.id.clone();
+                        self.engine(device).load_older(conversation, before, now);
+                        asked = true;
+                    }
+                }
+            }
+            if !asked {
+                return;
+            }
+            self.drain_all();
+            self.run_until(self.now + MINUTE);
+        }
     }
 
     fn check(&self) -> Result<(), String> {
