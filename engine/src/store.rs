@@ -222,12 +222,14 @@ pub enum StoreOp {
     PutConversation(Conversation),
     /// Stores a message where [`LocalMessage::supersedes`] the stored one (or none is stored).
     PutMessage(LocalMessage),
-    /// A server message from a change feed: stored like [`StoreOp::PutMessage`], unless it is
-    /// an edit or delete ([`LocalMessage::changed_since_sent`]) of a message the store holds no
-    /// server version of, older than every server message of its conversation held before the batch or put by
-    /// it as first sent: a message below the cached history (evicted, or not loaded yet). Stored alone, it would leave a gap
-    /// that back-fill, which pages back from the oldest cached message, never fills; back-fill
-    /// brings its current version instead when the user scrolls back to it.
+    /// A server message as a change feed or a send's answer brings it (its current version):
+    /// stored like [`StoreOp::PutMessage`], unless it is an edit or delete
+    /// ([`LocalMessage::changed_since_sent`]) of a message the store holds no server version of,
+    /// older than every server message of its conversation held before the batch or put by it
+    /// as first sent ([`HistoryFloors`]): a message below the cached history (evicted, or not
+    /// loaded yet). Stored alone, it would leave a gap that back-fill, which pages back from the
+    /// oldest cached message, never fills; back-fill brings its current version instead when the
+    /// user scrolls back to it.
     PutFeedMessage(LocalMessage),
     /// Removes an optimistic message; a server message under the key is kept.
     RemoveOptimistic {

@@ -1,5 +1,6 @@
 //! Deterministic simulation of the engine against the reference server's request handling:
-//! seeded network faults, lost acknowledgements, crashes, skewed clocks and concurrent writers.
+//! seeded network faults, lost acknowledgements, crashes, skewed clocks, concurrent writers, and
+//! maintenance that expires, evicts and compacts.
 //!
 //! `cargo test` runs 1,000 seeds; `make test` runs 20,000 more in a release build (a failure
 //! can be rarer than one in a thousand seeds). `SIM_SEEDS=100000` runs more (soak: about 18 min
@@ -91,7 +92,7 @@ fn a_fresh_client_id_per_attempt_is_caught() {
 #[test]
 #[ignore = "diagnostics"]
 fn print_worlds() {
-    for seed in 0..10 {
+    for seed in 0..40 {
         let (summary, result) = World::new(seed, None).run();
         println!("{seed}: {summary} -> {result:?}");
     }

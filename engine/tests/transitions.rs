@@ -6,9 +6,9 @@
 
 use chat_sync_engine::{
     BackoffConfig, Batch, Config, ConnectionQuality, DiscardReason, EffectiveType, Engine,
-    EngineError, Event, HttpOutcome, HttpRequest, LocalMessage, MemoryStore, MessageStatus, Output,
-    PendingReadMarker, Phase, RequestId, Store, StoreError, StoreOp, SyncError, SyncSummary,
-    Ticket, Trigger,
+    EngineError, Event, HttpOutcome, HttpRequest, LocalMessage, MemoryStore, MessageStatus,
+    OutboxEntry, Output, PendingReadMarker, Phase, RequestId, Store, StoreError, StoreOp,
+    SyncError, SyncSummary, Ticket, Trigger,
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
@@ -1415,7 +1415,7 @@ fn feed_page_with_our_unacknowledged_message_settles_it_exactly_once() {
     assert!(batch.ops.contains(&StoreOp::RemoveOutbox(id.clone())));
     assert!(batch
         .ops
-        .contains(&StoreOp::PutMessage(LocalMessage::from_server(
+        .contains(&StoreOp::PutFeedMessage(LocalMessage::from_server(
             server.clone()
         ))));
     assert!(batch
@@ -1606,6 +1606,47 @@ fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() 
     );
     assert_eq!(d.engine.status().failed_outbox, 0);
     assert_eq!(d.engine.stats().maintenance_runs, 4);
+}
+
+#[test]
+fn a_message_whose_expiry_cannot_be_stored_keeps_its_place_in_the_queue() {
+    let mut config = config();
+    config.optimistic_ttl_ms = 15 * MIN;
+    let store = MemoryStore::new();
+    let entry = |seq: u64, body: &str, composed_at: Millis| OutboxEntry {
+        client_message_id: format!("cm-{body}").into(),
+        conversation_id: "c-1".into(),
+        body: body.into(),
+        seq,
+        composed_at,
+        failure: None,
+    };
+    let queued = [entry(1, "old", T0 - 20 * MIN), entry(2, "new", T0 - MIN)];
+    for entry in &queued {
+        let ops = [
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into())),
+        ];
+        pollster::block_on(store.apply(&ops)).unwrap();
+    }
+    let mut d = Driver::with_store(config, store);
+    d.hold_batches = true;
+    d.go_online(true);
+    d.start();
+
+    // Maintenance at start expires the old message; until that is stored, the new one waits.
+    let expiring = d.held.clone().expect("the maintenance batch");
+    assert!(matches!(&expiring.ops[0], StoreOp::PutOutbox(e) if e.failure.is_some()));
+    assert!(d.open("POST ").is_empty());
+
+    // The store refuses it: the old message is pending again, and goes first.
+    d.store
+        .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
+    d.ack();
+    assert_eq!(
+        client_id(&d.only_open("POST ")),
+        queued[0].client_message_id
+    );
 }
 
 // ----- storage quota -----

@@ -10,7 +10,7 @@ use crate::status::SyncError;
 use crate::store::{Failure, LocalMessage, OutboxEntry, StoreOp};
 use crate::transport::Method;
 use chat_sync_protocol::{
-    paths, validate_message_body, ClientMessageId, ConversationId, Millis, RequestBody,
+    paths, validate_message_body, ClientMessageId, ConversationId, Message, Millis, RequestBody,
     ResponseBody, ResponseKind, SendMessageRequest,
 };
 
@@ -191,19 +191,36 @@ impl Engine {
         ]
     }
 
+    /// The writes of a message of the outbox the server holds (its answer or a feed said so):
+    /// the entry and its optimistic copy go, and the server's version is stored as a feed's is.
+    /// (It may be an old message, edited or deleted since, that a retry after a lost
+    /// acknowledgement or a late feed brings: stored alone below the cached history, it would
+    /// leave a gap there.)
+    pub(super) fn delivery_ops(&self, message: &Message) -> Vec<StoreOp> {
+        vec![
+            StoreOp::RemoveOutbox(message.client_message_id.clone()),
+            StoreOp::RemoveOptimistic {
+                sender: self.config.user_id.clone(),
+                client_message_id: message.client_message_id.clone(),
+            },
+            StoreOp::PutFeedMessage(LocalMessage::from_server(message.clone())),
+        ]
+    }
+
     /// A client message id nobody else uses: this device's time and 64 random bits.
     fn new_client_message_id(&mut self) -> ClientMessageId {
         let random = self.rng.next_u64();
         ClientMessageId::new(format!("{:x}-{random:016x}", self.now.max(0)))
     }
 
-    /// The entry each conversation delivers next: its oldest entry not failed and not yet
-    /// confirmed. Entries behind it wait, so delivery follows compose order.
+    /// The entry each conversation delivers next: its oldest entry not failed. Entries behind
+    /// it wait, so delivery follows compose order; they wait too while its outcome is being
+    /// stored, as a failure that cannot be stored puts it back in the queue.
     fn queue_heads(&self) -> Vec<OutboxKey> {
         let mut seen: Vec<&ConversationId> = Vec::new();
         let mut heads = Vec::new();
         for (key, item) in &self.outbox {
-            if item.entry.failure.is_some() || item.settling {
+            if item.entry.failure.is_some() {
                 continue;
             }
             if seen.contains(&&item.entry.conversation_id) {
@@ -220,7 +237,7 @@ impl Engine {
         let now = self.now;
         let next = self.queue_heads().into_iter().find(|key| {
             let item = &self.outbox[key];
-            item.durable && !item.sending && item.not_before <= now
+            item.durable && !item.sending && !item.settling && item.not_before <= now
         });
         let Some(key) = next else {
             return false;
@@ -251,7 +268,8 @@ impl Engine {
         self.queue_heads()
             .into_iter()
             .map(|key| &self.outbox[&key])
-            .filter(|item| item.durable && !item.sending && item.not_before > self.now)
+            .filter(|item| item.durable && !item.sending && !item.settling)
+            .filter(|item| item.not_before > self.now)
             .map(|item| item.not_before)
             .min()
     }
@@ -276,10 +294,7 @@ impl Engine {
                 item.attempts = 0;
                 let message = response.message;
                 self.persist(
-                    vec![
-                        StoreOp::PutMessage(LocalMessage::from_server(message.clone())),
-                        StoreOp::RemoveOutbox(client_message_id.clone()),
-                    ],
+                    self.delivery_ops(&message),
                     AfterPersist::Sent {
                         client_message_id,
                         message,

@@ -377,17 +377,14 @@ impl Engine {
                             .outbox
                             .values()
                             .any(|item| item.entry.client_message_id == message.client_message_id);
-                    let message_op = if ours {
-                        ops.push(StoreOp::RemoveOutbox(message.client_message_id.clone()));
-                        delivered.push((message.client_message_id.clone(), message.clone()));
-                        // Replaces the optimistic copy, wherever it lies.
-                        StoreOp::PutMessage
+                    if ours {
+                        ops.extend(self.delivery_ops(&message));
+                        delivered.push((message.client_message_id.clone(), message));
                     } else if from_feed {
-                        StoreOp::PutFeedMessage
+                        ops.push(StoreOp::PutFeedMessage(LocalMessage::from_server(message)));
                     } else {
-                        StoreOp::PutMessage
-                    };
-                    ops.push(message_op(LocalMessage::from_server(message)));
+                        ops.push(StoreOp::PutMessage(LocalMessage::from_server(message)));
+                    }
                 }
             }
         }

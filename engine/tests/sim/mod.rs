@@ -1,8 +1,11 @@
 //! A deterministic simulated world: several engines (devices of several users) with in-memory
 //! stores, the reference server's own request handling on in-memory SQLite, and a network that
 //! delays, reorders, drops and fails requests and loses acknowledgements. Devices crash and restart
-//! (memory lost, store kept); clocks are skewed. Users compose messages and read conversations
-//! (read markers). Everything draws from one seed, so a failing seed replays exactly.
+//! (memory lost, store kept); clocks are skewed. Users compose messages, retry or discard failed
+//! ones and read conversations (read markers); others edit and delete messages and start new
+//! conversations on the server. Some seeds give messages, history and tombstones short lifetimes,
+//! so maintenance expires, evicts and compacts during the run. Everything draws from one seed, so
+//! a failing seed replays exactly.
 #![allow(dead_code)]
 
 use axum::body::Body;
@@ -44,6 +47,16 @@ pub(crate) struct Faults {
     pub(crate) offline: f64,
 }
 
+/// Short lifetimes, drawn for some seeds, so maintenance acts within a run: undelivered messages
+/// expire, history is evicted down to a few messages per conversation, tombstones are compacted.
+#[derive(Clone, Debug)]
+pub(crate) struct Lifetimes {
+    pub(crate) optimistic_ttl_ms: Millis,
+    pub(crate) maintenance_interval_ms: Millis,
+    pub(crate) retention: usize,
+    pub(crate) tombstone_ttl_ms: Millis,
+}
+
 /// What the harness remembers of each composed message.
 #[derive(Clone, Debug)]
 struct Composed {
@@ -56,6 +69,8 @@ struct Composed {
     doomed: bool,
     queued: bool,
     failed_reported: bool,
+    /// Left the outbox undelivered (discarded by the user, or expired).
+    discarded: bool,
 }
 
 /// What the harness remembers of each read marker a device set.
@@ -129,6 +144,16 @@ enum Happening {
     SyncConversation {
         device: usize,
     },
+    /// The user retries one of the device's failed messages.
+    Retry {
+        device: usize,
+    },
+    /// The user discards one of the device's failed messages.
+    Discard {
+        device: usize,
+    },
+    /// Somebody starts a new conversation on the server.
+    NewConversation,
     LoadOlder {
         device: usize,
     },
@@ -155,6 +180,7 @@ pub(crate) struct World {
     composed: Vec<Composed>,
     marked: Vec<Marked>,
     faults: Faults,
+    lifetimes: Option<Lifetimes>,
     healed: bool,
     broken: Option<BrokenVariant>,
     pub(crate) log: Vec<String>,
@@ -173,6 +199,12 @@ impl World {
             crash: rough * 0.3,
             offline: rough * 0.3,
         };
+        let lifetimes = rng.random_bool(0.3).then(|| Lifetimes {
+            optimistic_ttl_ms: rng.random_range(20 * SECOND..2 * MINUTE),
+            maintenance_interval_ms: rng.random_range(10 * SECOND..MINUTE),
+            retention: rng.random_range(2..8),
+            tombstone_ttl_ms: rng.random_range(10 * SECOND..MINUTE),
+        });
         let clock = Arc::new(ManualClock::new(EPOCH));
         let storage = SqliteStorage::open(":memory:").expect("in-memory database");
         let state = AppState::new(storage, ServerConfig::default()).with_clock(clock.clone());
@@ -240,6 +272,7 @@ impl World {
             composed: Vec::new(),
             marked: Vec::new(),
             faults,
+            lifetimes,
             healed: false,
             broken,
             log: Vec::new(),
@@ -270,7 +303,10 @@ impl World {
             let device = self.rng.random_range(0..self.devices.len());
             let roll = self.rng.random_range(0..100);
             let happening = match roll {
-                0..=46 => Happening::Compose { device },
+                0..=42 => Happening::Compose { device },
+                43..=44 => Happening::Retry { device },
+                45 => Happening::Discard { device },
+                46 => Happening::NewConversation,
                 47..=54 => Happening::MarkRead { device },
                 55..=59 => Happening::Force { device },
                 60..=63 => Happening::SyncConversation { device },
@@ -297,6 +333,12 @@ impl World {
         d.incarnation += 1;
         let mut config = Config::new(UserId::new(USERS[d.user]), seed);
         config.broken = self.broken;
+        if let Some(lifetimes) = &self.lifetimes {
+            config.optimistic_ttl_ms = lifetimes.optimistic_ttl_ms;
+            config.maintenance_interval_ms = lifetimes.maintenance_interval_ms;
+            config.retention_per_conversation = Some(lifetimes.retention);
+            config.tombstone_ttl_ms = lifetimes.tombstone_ttl_ms;
+        }
         let mut engine = Engine::new(config, now);
         let state = pollster::block_on(d.store.load()).expect("load");
         engine.handle_loaded(state, now);
@@ -366,6 +408,17 @@ impl World {
                     m.device == device && m.incarnation == incarnation && m.ticket == ticket
                 }) {
                     marked.stored = true;
+                }
+            }
+            Event::MessageDiscarded {
+                client_message_id, ..
+            } => {
+                if let Some(composed) = self
+                    .composed
+                    .iter_mut()
+                    .find(|c| c.device == device && c.client_message_id == client_message_id)
+                {
+                    composed.discarded = true;
                 }
             }
             Event::MessageFailed {
@@ -555,6 +608,12 @@ impl World {
             }
             Happening::Compose { device } => self.compose(device),
             Happening::MarkRead { device } => self.mark_read(device),
+            Happening::Retry { device } => self.act_on_failed(device, true),
+            Happening::Discard { device } => self.act_on_failed(device, false),
+            Happening::NewConversation => {
+                self.new_conversation();
+                return;
+            }
             Happening::Toggle { device } => {
                 let online = !self.devices[device].online;
                 self.devices[device].online = online;
@@ -687,6 +746,7 @@ impl World {
             doomed,
             queued: false,
             failed_reported: false,
+            discarded: false,
         });
     }
 
@@ -723,6 +783,54 @@ impl World {
             ticket,
             stored: false,
         });
+    }
+
+    /// The user retries (or discards) one of the device's failed messages, if it has any.
+    fn act_on_failed(&mut self, device: usize, retry: bool) {
+        if self.devices[device].engine.is_none() {
+            return;
+        }
+        let failed: Vec<ClientMessageId> = (self.devices[device].store.snapshot().outbox)
+            .into_iter()
+            .filter(|entry| entry.failure.is_some())
+            .map(|entry| entry.client_message_id)
+            .collect();
+        if failed.is_empty() {
+            return;
+        }
+        let chosen = failed[self.rng.random_range(0..failed.len())].clone();
+        // The app shows what the store holds: failed, even if a crash lost the event.
+        if let Some(composed) =
+            (self.composed.iter_mut()).find(|c| c.device == device && c.client_message_id == chosen)
+        {
+            composed.failed_reported = true;
+        }
+        let now = self.device_now(device);
+        let engine = self.engine(device);
+        // Refused when the engine is still storing the failure: the user tries again later.
+        let _ = match retry {
+            true => engine.retry_message(&chosen, now),
+            false => engine.discard_message(&chosen, now),
+        };
+    }
+
+    /// Somebody starts a conversation with some of the users on the server.
+    fn new_conversation(&mut self) {
+        self.clock.set(self.now + self.server_skew);
+        let mut members: Vec<usize> = (0..USERS.len()).filter(|_| self.chance(0.6)).collect();
+        if members.len() < 2 {
+            members = vec![0, 1 + self.rng.random_range(0..USERS.len() - 1)];
+        }
+        let others: Vec<UserId> = members[1..]
+            .iter()
+            .map(|&m| UserId::new(USERS[m]))
+            .collect();
+        let title = format!("new {}", self.conversations.len());
+        let creator = UserId::new(USERS[members[0]]);
+        let conversation = (self.state.storage())
+            .create_conversation(&creator, &title, &others, self.now + self.server_skew)
+            .expect("conversation");
+        self.conversations.push((conversation.id, members));
     }
 
     /// Another client of some user edits or deletes one of their messages on the server.
@@ -813,7 +921,10 @@ impl World {
         self.run_until(EPOCH + 4 * MINUTE);
         self.heal();
         self.run_until(self.now + 15 * MINUTE);
-        self.scroll_back_everywhere();
+        if self.lifetimes.is_none() {
+            // (With short lifetimes, maintenance would evict what scrolling back brings.)
+            self.scroll_back_everywhere();
+        }
         (self.summary(), self.check())
     }
 
@@ -909,10 +1020,13 @@ impl World {
                 .outbox
                 .iter()
                 .any(|e| e.client_message_id == composed.client_message_id && e.failure.is_some());
-            let reported = composed.failed_reported || failed_in_store;
-            let fine = match composed.doomed {
-                false => copies == 1 && !reported,
-                true => copies == 0 && reported,
+            let reported = composed.failed_reported || composed.discarded || failed_in_store;
+            let fine = match (composed.doomed, self.lifetimes.is_some()) {
+                (false, false) => copies == 1 && !reported,
+                // Expired before it was delivered, or delivered (an acknowledgement lost) and
+                // expired all the same; never twice.
+                (false, true) => copies == 1 || (copies == 0 && reported),
+                (true, _) => copies == 0 && reported,
             };
             if !fine {
                 return Err(format!(
@@ -924,10 +1038,12 @@ impl World {
         // Compose order per device and conversation.
         for device in 0..self.devices.len() {
             for (conversation, _) in &self.conversations {
+                // (A message that failed or expired may go later, when the user retries it.)
                 let composed: Vec<&ClientMessageId> = self
                     .composed
                     .iter()
                     .filter(|c| c.queued && !c.doomed && c.device == device)
+                    .filter(|c| !c.failed_reported && !c.discarded)
                     .filter(|c| &c.conversation == conversation)
                     .map(|c| &c.client_message_id)
                     .collect();
@@ -960,8 +1076,13 @@ impl World {
                 .filter(|m| m.is_from_server())
                 .collect();
             local.sort_by_key(|m| (m.server_ts, m.id.clone()));
+            if self.lifetimes.is_some() {
+                for conversation in &visible {
+                    self.check_cached_history(index, conversation, &server, &local)?;
+                }
+            }
             let local: Vec<String> = local.iter().map(|m| describe_local(m)).collect();
-            if local != expected {
+            if self.lifetimes.is_none() && local != expected {
                 return Err(format!(
                     "device {index} ({}) did not converge:\n local: {local:?}\nserver: {expected:?}",
                     USERS[user]
@@ -977,6 +1098,17 @@ impl World {
                     "device {index} still shows pending messages: {stray:?}"
                 ));
             }
+            let delivered = snapshot.outbox.iter().find(|entry| {
+                server.iter().any(|m| {
+                    m.sender_id.as_str() == USERS[user]
+                        && m.client_message_id == entry.client_message_id
+                })
+            });
+            if let Some(entry) = delivered {
+                return Err(format!(
+                    "device {index} keeps an outbox entry the server has delivered: {entry:?}"
+                ));
+            }
             if snapshot.outbox.iter().any(|e| e.failure.is_none()) {
                 return Err(format!(
                     "device {index} has undelivered outbox entries: {:?}",
@@ -987,11 +1119,59 @@ impl World {
                 snapshot.conversations.iter().map(|c| &c.id).collect();
             if conversations != visible {
                 return Err(format!(
-                    "device {index} holds conversations {conversations:?}, expected {visible:?}"
+                    "device {index} did not converge: it holds conversations {conversations:?}, expected {visible:?}"
                 ));
             }
         }
         self.check_read_markers()
+    }
+
+    /// With maintenance evicting and compacting, a device holds the newest part of each
+    /// conversation: every cached message as the server has it, and every message the server
+    /// has above the oldest cached one (tombstones may be compacted away).
+    fn check_cached_history(
+        &self,
+        device: usize,
+        conversation: &ConversationId,
+        server: &[Message],
+        local: &[&chat_sync_engine::LocalMessage],
+    ) -> Result<(), String> {
+        let server: Vec<&Message> = (server.iter())
+            .filter(|m| &m.conversation_id == conversation)
+            .collect();
+        let local: Vec<&&chat_sync_engine::LocalMessage> = (local.iter())
+            .filter(|m| &m.conversation_id == conversation)
+            .collect();
+        for cached in &local {
+            let current = server.iter().find(|m| cached.id.as_ref() == Some(&m.id));
+            if current.map(|m| describe(m)) != Some(describe_local(cached)) {
+                return Err(format!(
+                    "device {device} did not converge: it caches {} in {conversation}, the server has {:?}",
+                    describe_local(cached),
+                    current.map(|m| describe(m))
+                ));
+            }
+        }
+        let Some(oldest) = local.first() else {
+            // Eviction and compaction may leave nothing (the newest messages were tombstones):
+            // back-fill starts from the newest then.
+            return Ok(());
+        };
+        let missing: Vec<String> = (server.iter())
+            .filter(|m| {
+                !m.deleted
+                    && (Some(m.server_ts), Some(&m.id)) > (oldest.server_ts, oldest.id.as_ref())
+            })
+            .filter(|m| !local.iter().any(|l| l.id.as_ref() == Some(&m.id)))
+            .map(|m| describe(m))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "device {device} did not converge: a gap in {conversation}, cached from {} on without {missing:?}",
+                describe_local(oldest)
+            ));
+        }
+        Ok(())
     }
 
     /// Every read marker a device stored reached the server (which keeps the furthest), and
@@ -1046,14 +1226,17 @@ impl World {
     /// A summary for failure messages.
     pub(crate) fn summary(&self) -> String {
         format!(
-            "{} devices, {} composed ({} queued, {} refused), {} on the server, restarts {:?}, faults {:?}",
+            "{} devices, {} conversations, {} composed ({} queued, {} failed, {} discarded), {} on the server, restarts {:?}, faults {:?}, lifetimes {:?}",
             self.devices.len(),
+            self.conversations.len(),
             self.composed.len(),
             self.composed.iter().filter(|c| c.queued).count(),
             self.composed.iter().filter(|c| c.failed_reported).count(),
+            self.composed.iter().filter(|c| c.discarded).count(),
             self.server_messages().len(),
             self.devices.iter().map(|d| d.restarts).collect::<Vec<_>>(),
-            self.faults
+            self.faults,
+            self.lifetimes
         )
     }
 }
