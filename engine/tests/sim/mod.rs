@@ -1,7 +1,9 @@
 //! A deterministic simulated world: several engines (devices of several users) with in-memory
 //! stores, the reference server's own request handling on in-memory SQLite, and a network that
-//! delays, reorders, drops and fails requests and loses acknowledgements. Devices crash and restart
-//! (memory lost, store kept); clocks are skewed. Users compose messages, retry or discard failed
+//! delays, reorders, drops and fails requests and loses acknowledgements. Some browsers have two
+//! tabs on one store (one leads; the other composes into the shared outbox and hands read
+//! markers over; the lead passes on when the leading tab closes). Tabs crash and restart (memory
+//! lost, store kept); clocks are skewed. Users compose messages, retry or discard failed
 //! ones and read conversations (read markers); others edit and delete messages and start new
 //! conversations on the server. Some seeds give messages, history and tombstones short lifetimes,
 //! so maintenance expires, evicts and compacts during the run. Everything draws from one seed, so
@@ -86,7 +88,12 @@ struct Marked {
     stored: bool,
 }
 
+/// One tab of a browser: tabs of one browser share its store, and one of them leads (syncs and
+/// sends); the others compose into the shared outbox and hand read markers to the leader.
 struct Device {
+    /// The browser (the index of its first tab).
+    browser: usize,
+    leader: bool,
     user: usize,
     store: MemoryStore,
     engine: Option<Engine>,
@@ -156,6 +163,21 @@ enum Happening {
     NewConversation,
     LoadOlder {
         device: usize,
+    },
+    /// Another tab of the browser stored something: this tab reloads the outbox.
+    Reload {
+        device: usize,
+        incarnation: u32,
+    },
+    /// The leading tab of the browser is gone: this tab takes the lead.
+    Lead {
+        device: usize,
+        incarnation: u32,
+    },
+    /// A follower tab's read marker reaches the leading tab.
+    HandMarker {
+        browser: usize,
+        marker: chat_sync_engine::PendingReadMarker,
     },
     StoreFault {
         device: usize,
@@ -244,6 +266,8 @@ impl World {
                 rng.random_range(0..USERS.len())
             };
             devices.push(Device {
+                browser: index,
+                leader: false,
                 user,
                 store: MemoryStore::new(),
                 engine: None,
@@ -254,6 +278,25 @@ impl World {
                 wake: None,
                 restarts: 0,
             });
+        }
+        // Some browsers have a second tab.
+        for browser in 0..device_count {
+            if rng.random_bool(0.25) {
+                let first = &devices[browser];
+                devices.push(Device {
+                    browser,
+                    leader: false,
+                    user: first.user,
+                    store: first.store.clone(),
+                    engine: None,
+                    incarnation: 0,
+                    skew: first.skew,
+                    online: true,
+                    visible: true,
+                    wake: None,
+                    restarts: 0,
+                });
+            }
         }
         let server_skew = rng.random_range(-MINUTE..=MINUTE);
         let mut world = Self {
@@ -343,9 +386,29 @@ impl World {
         let state = pollster::block_on(d.store.load()).expect("load");
         engine.handle_loaded(state, now);
         engine.handle_online(d.online, now);
-        engine.start(now);
         d.engine = Some(engine);
+        if self.leader_of(self.devices[device].browser).is_none() {
+            self.devices[device].leader = true;
+            self.engine(device).start(now);
+        }
         self.drain(device);
+    }
+
+    /// The alive tab leading `browser`'s syncing, if one does.
+    fn leader_of(&self, browser: usize) -> Option<usize> {
+        (0..self.devices.len()).find(|&d| {
+            let tab = &self.devices[d];
+            tab.browser == browser && tab.leader && tab.engine.is_some()
+        })
+    }
+
+    /// The other alive tabs of `device`'s browser.
+    fn siblings(&self, device: usize) -> Vec<usize> {
+        let browser = self.devices[device].browser;
+        (0..self.devices.len())
+            .filter(|&d| d != device && self.devices[d].browser == browser)
+            .filter(|&d| self.devices[d].engine.is_some())
+            .collect()
     }
 
     /// Performs the engine's outputs until it waits.
@@ -393,9 +456,11 @@ impl World {
     fn observe(&mut self, device: usize, event: Event) {
         match event {
             Event::MessageQueued { message } => {
-                if let Some(composed) = self.composed.iter_mut().find(|c| {
-                    c.device == device && c.client_message_id == message.client_message_id
-                }) {
+                if let Some(composed) = self
+                    .composed
+                    .iter_mut()
+                    .find(|c| c.client_message_id == message.client_message_id)
+                {
                     composed.queued = true;
                 }
             }
@@ -416,7 +481,7 @@ impl World {
                 if let Some(composed) = self
                     .composed
                     .iter_mut()
-                    .find(|c| c.device == device && c.client_message_id == client_message_id)
+                    .find(|c| c.client_message_id == client_message_id)
                 {
                     composed.discarded = true;
                 }
@@ -427,7 +492,7 @@ impl World {
                 if let Some(composed) = self
                     .composed
                     .iter_mut()
-                    .find(|c| c.device == device && c.client_message_id == client_message_id)
+                    .find(|c| c.client_message_id == client_message_id)
                 {
                     composed.failed_reported = true;
                 }
@@ -583,6 +648,20 @@ impl World {
                     return;
                 }
                 let result = pollster::block_on(self.devices[device].store.apply(&batch.ops));
+                if result.is_ok() {
+                    // The tab's broadcast: the others reload the outbox.
+                    for sibling in self.siblings(device) {
+                        let incarnation = self.devices[sibling].incarnation;
+                        let delay = self.rng.random_range(0..5);
+                        self.at(
+                            self.now + delay,
+                            Happening::Reload {
+                                device: sibling,
+                                incarnation,
+                            },
+                        );
+                    }
+                }
                 let now = self.device_now(device);
                 self.engine(device).handle_persisted(batch.id, result, now);
             }
@@ -634,8 +713,56 @@ impl World {
                     engine.handle_visibility(visible, now);
                 }
             }
+            Happening::Reload {
+                device,
+                incarnation,
+            } => {
+                if !self.alive(device, incarnation) {
+                    return;
+                }
+                let outbox = pollster::block_on(self.devices[device].store.load())
+                    .expect("load")
+                    .outbox;
+                let now = self.device_now(device);
+                self.engine(device).handle_outbox_reloaded(outbox, now);
+            }
+            Happening::Lead {
+                device,
+                incarnation,
+            } => {
+                let browser = self.devices[device].browser;
+                if !self.alive(device, incarnation) || self.leader_of(browser).is_some() {
+                    return;
+                }
+                self.devices[device].leader = true;
+                let state = pollster::block_on(self.devices[device].store.load()).expect("load");
+                let now = self.device_now(device);
+                let engine = self.engine(device);
+                engine.start(now);
+                engine.handle_outbox_reloaded(state.outbox, now);
+                engine.handle_pending_read_markers(state.pending_read_markers, now);
+            }
+            Happening::HandMarker { browser, marker } => {
+                let Some(leader) = self.leader_of(browser) else {
+                    return;
+                };
+                self.mark_read_with(leader, marker);
+            }
             Happening::Crash { device } => {
                 if self.devices[device].engine.take().is_some() {
+                    self.devices[device].leader = false;
+                    // The Web Lock passes to another tab of the browser.
+                    if let Some(&sibling) = self.siblings(device).first() {
+                        let incarnation = self.devices[sibling].incarnation;
+                        let delay = self.rng.random_range(0..100);
+                        self.at(
+                            self.now + delay,
+                            Happening::Lead {
+                                device: sibling,
+                                incarnation,
+                            },
+                        );
+                    }
                     self.devices[device].wake = None;
                     let back = self.now + self.rng.random_range(0..30 * SECOND);
                     self.at(back, Happening::Restart { device });
@@ -769,17 +896,50 @@ impl World {
         let (Some(id), Some(server_ts)) = (message.id, message.server_ts) else {
             return;
         };
+        let marker = chat_sync_engine::PendingReadMarker {
+            conversation_id: conversation,
+            message_id: id,
+            server_ts,
+        };
+        if self.devices[device].leader {
+            self.mark_read_with(device, marker);
+            return;
+        }
+        // A follower keeps it in memory and hands it to the leading tab.
+        let now = self.device_now(device);
+        let marked = marker.clone();
+        (self.engine(device))
+            .mark_read(
+                marked.conversation_id,
+                marked.message_id,
+                marked.server_ts,
+                now,
+            )
+            .expect("loaded");
+        let browser = self.devices[device].browser;
+        let delay = self.rng.random_range(0..5);
+        self.at(self.now + delay, Happening::HandMarker { browser, marker });
+    }
+
+    /// The leading tab `device` sets `marker`; the harness expects the server to get it once
+    /// the engine says it is stored.
+    fn mark_read_with(&mut self, device: usize, marker: chat_sync_engine::PendingReadMarker) {
         let now = self.device_now(device);
         let ticket = self
             .engine(device)
-            .mark_read(conversation.clone(), id, server_ts, now)
+            .mark_read(
+                marker.conversation_id.clone(),
+                marker.message_id,
+                marker.server_ts,
+                now,
+            )
             .expect("loaded");
         self.marked.push(Marked {
             device,
             incarnation: self.devices[device].incarnation,
             user: self.devices[device].user,
-            conversation,
-            server_ts,
+            conversation: marker.conversation_id,
+            server_ts: marker.server_ts,
             ticket,
             stored: false,
         });
@@ -800,9 +960,7 @@ impl World {
         }
         let chosen = failed[self.rng.random_range(0..failed.len())].clone();
         // The app shows what the store holds: failed, even if a crash lost the event.
-        if let Some(composed) =
-            (self.composed.iter_mut()).find(|c| c.device == device && c.client_message_id == chosen)
-        {
+        if let Some(composed) = (self.composed.iter_mut()).find(|c| c.client_message_id == chosen) {
             composed.failed_reported = true;
         }
         let now = self.device_now(device);
@@ -964,7 +1122,11 @@ impl World {
         for _ in 0..20 {
             let server = self.server_messages();
             let mut asked = false;
-            for device in 0..self.devices.len() {
+            // The leading tab of each browser back-fills the store its tabs share.
+            let leaders: Vec<usize> = (0..self.devices.len())
+                .filter(|&d| self.devices[d].leader)
+                .collect();
+            for device in leaders {
                 let user = self.devices[device].user;
                 let conversations: Vec<ConversationId> =
                     self.conversations_of(user).cloned().collect();
@@ -1226,8 +1388,9 @@ impl World {
     /// A summary for failure messages.
     pub(crate) fn summary(&self) -> String {
         format!(
-            "{} devices, {} conversations, {} composed ({} queued, {} failed, {} discarded), {} on the server, restarts {:?}, faults {:?}, lifetimes {:?}",
+            "{} tabs in {} browsers, {} conversations, {} composed ({} queued, {} failed, {} discarded), {} on the server, restarts {:?}, faults {:?}, lifetimes {:?}",
             self.devices.len(),
+            (self.devices.iter().enumerate()).filter(|(i, d)| d.browser == *i).count(),
             self.conversations.len(),
             self.composed.len(),
             self.composed.iter().filter(|c| c.queued).count(),
