@@ -463,9 +463,7 @@ fn touched(ops: &[StoreOp]) -> Vec<String> {
     for op in ops {
         let id = match op {
             StoreOp::PutConversation(conversation) => &conversation.id,
-            StoreOp::PutMessage(message) | StoreOp::PutFeedMessage(message) => {
-                &message.conversation_id
-            }
+            StoreOp::PutMessage(message) => &message.conversation_id,
             StoreOp::PutReadMarker(marker) => &marker.conversation_id,
             StoreOp::PutOutbox(entry) => &entry.conversation_id,
             _ => continue,

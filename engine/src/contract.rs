@@ -842,76 +842,6 @@ pub async fn tombstone_supersedes_older_edit_and_is_kept_until_compacted<S: Stor
     assert!(all_messages(store, "c-1").await.is_empty());
 }
 
-/// A feed's edit or delete of a message below a conversation's cached history (older than every
-/// server message the conversation held before the batch or gets from it as first sent, and not
-/// one of them) is not stored: alone it would leave a gap. A message the conversation holds, one
-/// above that oldest, a message as first sent (a feed brings those in order), any in a
-/// conversation without such a message, and every `PutMessage` (history, a send's answer) are
-/// stored.
-pub async fn feed_messages_below_the_cached_history_are_left_to_back_fill<S: Store>(store: &S) {
-    let held = [
-        server("m-50", "c-1", OTHER, 50),
-        server("m-60", "c-1", OTHER, 60),
-    ];
-    apply(
-        store,
-        held.iter().cloned().map(StoreOp::PutMessage).collect(),
-    )
-    .await;
-    // An optimistic message is not cached history.
-    let pending = optimistic(&outbox("o-1", "c-2", 1));
-    apply(store, vec![StoreOp::PutMessage(pending)]).await;
-    apply(
-        store,
-        vec![StoreOp::PutMessage(server("y-100", "c-3", OTHER, 100))],
-    )
-    .await;
-
-    let old_edit = edited(&server("m-20", "c-1", OTHER, 20), "edited late", 70);
-    let held_edit = edited(&held[0], "edited", 71);
-    let feed = [
-        old_edit.clone(),
-        held_edit.clone(),
-        server("m-80", "c-1", OTHER, 80),
-        server("m-55", "c-1", OTHER, 55),
-        server("m-30", "c-1", OTHER, 30),
-        // c-2 held no server message; its history starts at x-9, sent, from this batch.
-        server("x-9", "c-2", OTHER, 9),
-        tombstone(&server("x-3", "c-2", OTHER, 3), 90),
-        // c-4 has no history at all: an edit is all there is.
-        edited(&server("z-1", "c-4", OTHER, 1), "edited", 130),
-        // In c-3 the batch brings y-35 as sent, so the edit of y-40 is above its history.
-        edited(&server("y-40", "c-3", OTHER, 40), "edited", 120),
-        server("y-35", "c-3", OTHER, 35),
-    ];
-    apply(
-        store,
-        feed.into_iter().map(StoreOp::PutFeedMessage).collect(),
-    )
-    .await;
-    let c1 = all_messages(store, "c-1").await;
-    assert_eq!(ids(&c1), ["m-30", "m-50", "m-55", "m-60", "m-80"]);
-    assert_eq!(c1[1], held_edit, "a held message takes the feed's edit");
-    assert_eq!(
-        ids(&all_messages(store, "c-2").await),
-        ["x-9", "optimistic o-1"]
-    );
-    assert_eq!(ids(&all_messages(store, "c-4").await), ["z-1"]);
-
-    assert_eq!(
-        ids(&all_messages(store, "c-3").await),
-        ["y-35", "y-40", "y-100"]
-    );
-
-    // Back-fill stores it, and from then on the feed's versions replace it.
-    apply(store, vec![StoreOp::PutMessage(old_edit.clone())]).await;
-    let deleted = tombstone(&old_edit, 95);
-    apply(store, vec![StoreOp::PutFeedMessage(deleted.clone())]).await;
-    let c1 = all_messages(store, "c-1").await;
-    assert_eq!(ids(&c1), ["m-20", "m-30", "m-50", "m-55", "m-60", "m-80"]);
-    assert_eq!(c1[0], deleted);
-}
-
 /// Writes one test function per contract check (named after the check) that runs it on a fresh
 /// store.
 ///
@@ -965,7 +895,6 @@ macro_rules! store_contract_tests {
             evict_history_keeps_newest_server_messages_and_all_optimistic
             compact_tombstones_removes_only_old_tombstones
             tombstone_supersedes_older_edit_and_is_kept_until_compacted
-            feed_messages_below_the_cached_history_are_left_to_back_fill
         ]);
     };
     (@each $run:tt $attrs:tt $name:tt $make:tt [$($check:ident)*]) => {

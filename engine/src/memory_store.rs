@@ -7,8 +7,8 @@
 
 use crate::sort::sort_by;
 use crate::store::{
-    conversation_order, ApplyReport, HistoryFloors, LocalMessage, OutboxEntry, PendingReadMarker,
-    PersistedState, Store, StoreError, StoreOp,
+    conversation_order, ApplyReport, LocalMessage, OutboxEntry, PendingReadMarker, PersistedState,
+    Store, StoreError, StoreOp,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
@@ -141,27 +141,7 @@ impl Data {
         outbox
     }
 
-    /// The history floors of `ops` ([`HistoryFloors`]).
-    fn history_floors(&self, ops: &[StoreOp]) -> HistoryFloors {
-        let mut floors = HistoryFloors::of(ops);
-        for message in self.messages.values() {
-            floors.held(message);
-        }
-        floors
-    }
-
-    fn put_message(&mut self, message: &LocalMessage) {
-        let key = (message.sender_id.clone(), message.client_message_id.clone());
-        let newer = self
-            .messages
-            .get(&key)
-            .is_none_or(|stored| message.supersedes(stored));
-        if newer {
-            self.messages.insert(key, message.clone());
-        }
-    }
-
-    fn apply_op(&mut self, op: &StoreOp, floors: &HistoryFloors, report: &mut ApplyReport) {
+    fn apply_op(&mut self, op: &StoreOp, report: &mut ApplyReport) {
         match op {
             StoreOp::PutConversation(conversation) => {
                 let newer = self
@@ -173,12 +153,14 @@ impl Data {
                         .insert(conversation.id.clone(), conversation.clone());
                 }
             }
-            StoreOp::PutMessage(message) => self.put_message(message),
-            StoreOp::PutFeedMessage(message) => {
+            StoreOp::PutMessage(message) => {
                 let key = (message.sender_id.clone(), message.client_message_id.clone());
-                let stored = self.messages.get(&key).is_some_and(|m| m.is_from_server());
-                if !floors.below_history(message, stored) {
-                    self.put_message(message);
+                let newer = self
+                    .messages
+                    .get(&key)
+                    .is_none_or(|stored| message.supersedes(stored));
+                if newer {
+                    self.messages.insert(key, message.clone());
                 }
             }
             StoreOp::RemoveOptimistic {
@@ -273,9 +255,8 @@ impl Store for MemoryStore {
             return Err(error);
         }
         let mut report = ApplyReport::default();
-        let floors = shared.data.history_floors(ops);
         for op in ops {
-            shared.data.apply_op(op, &floors, &mut report);
+            shared.data.apply_op(op, &mut report);
         }
         Ok(report)
     }

@@ -121,12 +121,6 @@ impl LocalMessage {
         (&self.sender_id, &self.client_message_id)
     }
 
-    /// A server message edited or deleted after the server stored it: in a change feed it comes
-    /// at the position of that change, not of its creation.
-    pub fn changed_since_sent(&self) -> bool {
-        self.server_ts.is_some() && self.updated_ts > self.server_ts
-    }
-
     /// When it counts as activity in its conversation (the conversation list's order): the
     /// server's stamp, or, while optimistic, when it was composed. Both stores use it.
     pub fn activity(&self) -> Option<Millis> {
@@ -222,15 +216,6 @@ pub enum StoreOp {
     PutConversation(Conversation),
     /// Stores a message where [`LocalMessage::supersedes`] the stored one (or none is stored).
     PutMessage(LocalMessage),
-    /// A server message as a change feed or a send's answer brings it (its current version):
-    /// stored like [`StoreOp::PutMessage`], unless it is an edit or delete
-    /// ([`LocalMessage::changed_since_sent`]) of a message the store holds no server version of,
-    /// older than every server message of its conversation held before the batch or put by it
-    /// as first sent ([`HistoryFloors`]): a message below the cached history (evicted, or not
-    /// loaded yet). Stored alone, it would leave a gap that back-fill, which pages back from the
-    /// oldest cached message, never fills; back-fill brings its current version instead when the
-    /// user scrolls back to it.
-    PutFeedMessage(LocalMessage),
     /// Removes an optimistic message; a server message under the key is kept.
     RemoveOptimistic {
         /// The sender (this user).
@@ -263,62 +248,6 @@ pub enum StoreOp {
         /// Server stamp bound.
         before: Millis,
     },
-}
-
-/// Where the cached history of each conversation of a batch's [`StoreOp::PutFeedMessage`]s
-/// starts: the `sort_ts` of its oldest server message, held before the batch or put by it as
-/// first sent. Both stores decide with it which feed messages they leave to back-fill.
-#[derive(Clone, Debug, Default)]
-pub struct HistoryFloors(Vec<(ConversationId, Option<Millis>)>);
-
-impl HistoryFloors {
-    /// The floors of `ops`' conversations, from what the batch puts as first sent; add the
-    /// messages the store holds with [`HistoryFloors::held`].
-    pub fn of(ops: &[StoreOp]) -> Self {
-        let mut floors = Self::default();
-        for op in ops {
-            if let StoreOp::PutFeedMessage(message) = op {
-                if !floors.0.iter().any(|(c, _)| c == &message.conversation_id) {
-                    floors.0.push((message.conversation_id.clone(), None));
-                }
-            }
-        }
-        for op in ops {
-            if let StoreOp::PutMessage(message) | StoreOp::PutFeedMessage(message) = op {
-                if !message.changed_since_sent() {
-                    floors.held(message);
-                }
-            }
-        }
-        floors
-    }
-
-    /// The conversations whose oldest stored server message the store reads.
-    pub fn conversations(&self) -> impl Iterator<Item = &ConversationId> {
-        self.0.iter().map(|(conversation, _)| conversation)
-    }
-
-    /// Counts `message`, held by the store before the batch (optimistic ones do not count).
-    pub fn held(&mut self, message: &LocalMessage) {
-        let Some((_, floor)) = (self.0.iter_mut()).find(|(c, _)| c == &message.conversation_id)
-        else {
-            return;
-        };
-        if message.is_from_server() {
-            *floor = Some(floor.map_or(message.sort_ts, |f| f.min(message.sort_ts)));
-        }
-    }
-
-    /// Whether a store leaves feed message `message` to back-fill (`stored`: it holds a server
-    /// version of it).
-    pub fn below_history(&self, message: &LocalMessage, stored: bool) -> bool {
-        !stored
-            && message.changed_since_sent()
-            && self.0.iter().any(|(conversation, floor)| {
-                conversation == &message.conversation_id
-                    && floor.is_some_and(|floor| message.sort_ts < floor)
-            })
-    }
 }
 
 /// Identifies a batch so its result can be matched.

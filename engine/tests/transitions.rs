@@ -1043,7 +1043,7 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
         d.held.as_ref().expect("page 1").ops,
         vec![
             StoreOp::PutConversation(conversation),
-            StoreOp::PutFeedMessage(LocalMessage::from_server(m1)),
+            StoreOp::PutMessage(LocalMessage::from_server(m1)),
             StoreOp::SetCursor(Some(Cursor::new("k1"))),
         ]
     );
@@ -1069,7 +1069,7 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
     assert_eq!(
         d.held.as_ref().expect("page 2").ops,
         vec![
-            StoreOp::PutFeedMessage(LocalMessage::from_server(m2)),
+            StoreOp::PutMessage(LocalMessage::from_server(m2)),
             StoreOp::SetCursor(Some(Cursor::new("k2"))),
             StoreOp::SetLastSync(finished_at),
         ]
@@ -1166,7 +1166,7 @@ fn a_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_together(
     let puts = batches[0]
         .ops
         .iter()
-        .filter(|op| matches!(op, StoreOp::PutFeedMessage(_)));
+        .filter(|op| matches!(op, StoreOp::PutMessage(_)));
     assert_eq!(puts.count(), 2);
     let snapshot = d.store.snapshot();
     assert_eq!(snapshot.cursor, Some(Cursor::new("k4")));
@@ -1415,7 +1415,7 @@ fn feed_page_with_our_unacknowledged_message_settles_it_exactly_once() {
     assert!(batch.ops.contains(&StoreOp::RemoveOutbox(id.clone())));
     assert!(batch
         .ops
-        .contains(&StoreOp::PutFeedMessage(LocalMessage::from_server(
+        .contains(&StoreOp::PutMessage(LocalMessage::from_server(
             server.clone()
         ))));
     assert!(batch

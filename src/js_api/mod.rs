@@ -55,8 +55,8 @@ struct Inner {
     recovered: Option<String>,
     /// The `recovered` event went out (to the first listener).
     recovered_told: std::cell::Cell<bool>,
-    /// Per conversation, a back-fill anchor older than which the server had nothing (`None`:
-    /// the conversation was empty): `listMessages` does not ask again from the same anchor.
+    /// Per conversation, a back-fill anchor below which the server's page was its last (`None`:
+    /// the newest page was): `listMessages` does not ask again from the same anchor.
     history_start: RefCell<LiteMap<ConversationId, Option<MessageId>>>,
 }
 
@@ -568,36 +568,37 @@ impl BackgroundSyncManager {
             };
             let mut messages = read(driver.clone(), conversation.clone()).await?;
             if messages.len() < limit && driver.engine().status().is_online {
-                // Back-fill older than the oldest message we know: the page's, or (an empty
-                // page) the one at `before` itself; with nothing cached, the newest page. When
-                // nothing is known at `before`, there is nothing to page back from.
-                let anchor = match (messages.iter().find_map(|m| m.id.clone()), before) {
-                    (Some(id), _) => Some(Some(id)),
-                    (None, Some(before)) => driver
+                // Back-fill the page from the server: the messages right below the one at
+                // `before` (or the newest ones). Not below the oldest message the page found:
+                // the cache may hold a message from further back with a gap above it (an old
+                // message edited after its neighbours were evicted), and paging on from there
+                // would never fill the gap. Nothing known at `before`: nothing to page from.
+                let anchor = match before {
+                    None => Some(None),
+                    Some(before) => driver
                         .store
                         .messages(&conversation, Some(before + 1), 1)
                         .await
                         .map_err(|e| from_store_error(&e))?
-                        .into_iter()
-                        .find_map(|m| m.id)
-                        .map(Some),
-                    (None, None) => Some(None),
+                        .pop()
+                        // Below a message not sent yet: the newest server messages.
+                        .map(|at| at.id),
                 };
-                // The server said nothing is older than this anchor: no request.
+                // The server had nothing more below this anchor: no request.
                 let anchor = anchor.filter(|anchor| {
                     inner.history_start.borrow().get(&conversation) != Some(anchor)
                 });
-                if let Some(oldest) = anchor {
+                if let Some(anchor) = anchor {
                     let receiver = driver.ticketed(|engine, now| {
-                        engine.load_older(conversation.clone(), oldest.clone(), now)
+                        engine.load_older(conversation.clone(), anchor.clone(), now)
                     });
                     // Back-fill is best effort: the cached page is the answer when it fails.
                     if let Ok(Ok(summary)) = receiver.await {
-                        if !summary.has_more && summary.changes == 0 {
+                        if !summary.has_more {
                             inner
                                 .history_start
                                 .borrow_mut()
-                                .insert(conversation.clone(), oldest);
+                                .insert(conversation.clone(), anchor);
                         }
                         messages = read(driver.clone(), conversation).await?;
                     }

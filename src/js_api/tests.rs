@@ -277,6 +277,63 @@ async fn paging_back_past_the_cached_messages_back_fills_from_the_server() {
     sync.dispose();
 }
 
+#[wasm_bindgen_test]
+async fn paging_back_fills_the_gap_above_an_old_message_edited_after_eviction() {
+    let club = conversation(server(), "erin", "Book club").await;
+    let sync = manager(server(), "erin", &[("retentionPerConversation", 10.into())]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    settle(sync.run_maintenance())
+        .await
+        .expect("maintenance evicts all but 10");
+    let club_id = chat_sync_engine::protocol::ConversationId::new(club.clone());
+    let window = sync.inner.driver.store.messages(&club_id, None, 50).await;
+    let window = window.expect("read");
+    assert_eq!(window.len(), 10);
+
+    // Another member edits one of their messages well below those 10; the feed brings it.
+    let newest_first = on_server(server(), "erin", &club).await;
+    let old = (newest_first[15..].iter())
+        .find(|m| !m.deleted && m.sender_id.as_str() != "u-erin")
+        .expect("an old message of another member");
+    let sender = old.sender_id.as_str().trim_start_matches("u-");
+    let response = gloo_net::http::Request::patch(&format!(
+        "{}/v1/conversations/{club}/messages/{}",
+        server(),
+        old.id
+    ))
+    .header("Authorization", &format!("Bearer demo-{sender}"))
+    .header("Content-Type", "application/json")
+    .body(r#"{ "body": "edited long after" }"#)
+    .expect("request")
+    .send()
+    .await
+    .expect("edited");
+    assert_eq!(response.status(), 200);
+    settle(sync.force_sync()).await.expect("second sync");
+
+    // The page below the 10 is the 20 messages the server has right below them, not the edited
+    // one and what lies below it.
+    let top = window[0].sort_ts as f64;
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"limit".into(), &20.into()).expect("set");
+    Reflect::set(&options, &"before".into(), &top.into()).expect("set");
+    let listed = settle(sync.list_messages(club.clone().into(), Some(options.unchecked_into())))
+        .await
+        .expect("listed");
+    let listed: Vec<chat_sync_engine::LocalMessage> =
+        serde_wasm_bindgen::from_value(listed).expect("messages");
+    let newest_first = on_server(server(), "erin", &club).await;
+    let mut expected: Vec<&Message> = newest_first[10..30].iter().filter(|m| !m.deleted).collect();
+    expected.reverse();
+    let listed_ids: Vec<String> = (listed.iter())
+        .map(|m| m.id.as_ref().map_or("?".into(), ToString::to_string))
+        .collect();
+    let expected_ids: Vec<String> = expected.iter().map(|m| m.id.to_string()).collect();
+    assert_eq!(listed_ids, expected_ids);
+    assert!(listed.iter().any(|m| m.body == "edited long after"));
+    sync.dispose();
+}
+
 /// Counts the page's `fetch` calls whose URL contains `part` (wraps `fetch`; `restore` undoes it).
 fn count_fetches(part: &str) -> (Function, Function) {
     let install = Function::new_with_args(

@@ -15,9 +15,7 @@ use super::request::request_result;
 use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
 use chat_sync_engine::sort::sort_by;
-use chat_sync_engine::{
-    ApplyReport, HistoryFloors, LocalMessage, OutboxEntry, StoreOp, OPTIMISTIC_SORT_BASE,
-};
+use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp, OPTIMISTIC_SORT_BASE};
 use idb::{CursorDirection, ManagedCursor, ObjectStore, Transaction};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsCast;
@@ -40,8 +38,6 @@ struct Overlay {
     outbox: Slots<String, OutboxEntry>,
     meta: Option<MetaRecord>,
     meta_dirty: bool,
-    /// Where the cached history of the batch's feed messages starts.
-    floors: HistoryFloors,
 }
 
 /// Applies `ops` atomically. `inject` aborts the transaction after the writes with that
@@ -138,7 +134,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     let mut meta = false;
     for op in ops {
         match op {
-            StoreOp::PutMessage(message) | StoreOp::PutFeedMessage(message) => {
+            StoreOp::PutMessage(message) => {
                 let key = (
                     message.sender_id.to_string(),
                     message.client_message_id.to_string(),
@@ -186,7 +182,6 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         outbox: Slots::new(outbox_keys),
         meta: None,
         meta_dirty: false,
-        floors: HistoryFloors::of(ops),
     };
     let conversation_ids: Vec<ConversationId> = overlay.conversations.keys().cloned().collect();
     let marker_keys: Vec<(String, String)> = overlay.read_markers.keys().cloned().collect();
@@ -219,18 +214,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         outbox_keys.iter().map(|key| key.as_str().into()),
     )?;
     let meta_read = reads.get_all(&stores.meta, meta.then(|| META_KEY.into()).into_iter())?;
-    let oldest_reads = (overlay.floors.conversations())
-        .map(|conversation| reads.oldest_server_message(&stores.messages, conversation))
-        .collect::<Result<Vec<_>, _>>()?;
     reads.settle().await?;
-    for request in oldest_reads {
-        let records: Array = Reads::value(&request)?
-            .map(JsCast::unchecked_into)
-            .unwrap_or_default();
-        if let Some(oldest) = records.iter().next() {
-            overlay.floors.held(&from_js(oldest)?);
-        }
-    }
     for (key, request) in message_gets.iter().zip(message_reads) {
         overlay.messages.stored(key, Reads::record(&request)?);
     }
@@ -408,30 +392,6 @@ impl Reads {
         Ok(request)
     }
 
-    /// Issues a `getAll` of the oldest server message of `conversation` (an array of one record,
-    /// or none).
-    fn oldest_server_message(
-        &mut self,
-        store: &ObjectStore,
-        conversation: &ConversationId,
-    ) -> Result<IdbRequest, Failure> {
-        let range = idb::KeyRange::bound(
-            &conversation_position(conversation, f64::NEG_INFINITY),
-            &conversation_position(conversation, OPTIMISTIC_SORT_BASE as f64),
-            None,
-            Some(true),
-        )
-        .map_err(|e| classify(&e))?;
-        let index: IdbIndex = store
-            .index(BY_CONVERSATION)
-            .map_err(|e| classify(&e))?
-            .into();
-        let request = index
-            .get_all_with_key_and_limit(&range.into(), 1)
-            .map_err(|error| classify(&idb::Error::GetAllFailed(error)))?;
-        Ok(self.issue(request))
-    }
-
     /// Adds a request issued elsewhere to those awaited together.
     fn issue(&mut self, request: IdbRequest) -> IdbRequest {
         self.0.push(request.clone());
@@ -563,19 +523,13 @@ impl Overlay {
                 let record = ConversationRecord::new(conversation.clone(), activity);
                 self.conversations.change(&conversation.id, Some(record));
             }
-            StoreOp::PutMessage(message) | StoreOp::PutFeedMessage(message) => {
+            StoreOp::PutMessage(message) => {
                 let key = (
                     message.sender_id.to_string(),
                     message.client_message_id.to_string(),
                 );
                 let current = self.messages.get(&key);
                 if current.is_some_and(|c| !message.supersedes(c)) {
-                    return;
-                }
-                if matches!(op, StoreOp::PutFeedMessage(_))
-                    && (self.floors)
-                        .below_history(message, current.is_some_and(|c| c.is_from_server()))
-                {
                     return;
                 }
                 // The server's copy replaces an optimistic one read by key (one put in this

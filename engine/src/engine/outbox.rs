@@ -10,7 +10,7 @@ use crate::status::SyncError;
 use crate::store::{Failure, LocalMessage, OutboxEntry, StoreOp};
 use crate::transport::Method;
 use chat_sync_protocol::{
-    paths, validate_message_body, ClientMessageId, ConversationId, Message, Millis, RequestBody,
+    paths, validate_message_body, ClientMessageId, ConversationId, Millis, RequestBody,
     ResponseBody, ResponseKind, SendMessageRequest,
 };
 
@@ -191,22 +191,6 @@ impl Engine {
         ]
     }
 
-    /// The writes of a message of the outbox the server holds (its answer or a feed said so):
-    /// the entry and its optimistic copy go, and the server's version is stored as a feed's is.
-    /// (It may be an old message, edited or deleted since, that a retry after a lost
-    /// acknowledgement or a late feed brings: stored alone below the cached history, it would
-    /// leave a gap there.)
-    pub(super) fn delivery_ops(&self, message: &Message) -> Vec<StoreOp> {
-        vec![
-            StoreOp::RemoveOutbox(message.client_message_id.clone()),
-            StoreOp::RemoveOptimistic {
-                sender: self.config.user_id.clone(),
-                client_message_id: message.client_message_id.clone(),
-            },
-            StoreOp::PutFeedMessage(LocalMessage::from_server(message.clone())),
-        ]
-    }
-
     /// A client message id nobody else uses: this device's time and 64 random bits.
     fn new_client_message_id(&mut self) -> ClientMessageId {
         let random = self.rng.next_u64();
@@ -294,7 +278,10 @@ impl Engine {
                 item.attempts = 0;
                 let message = response.message;
                 self.persist(
-                    self.delivery_ops(&message),
+                    vec![
+                        StoreOp::PutMessage(LocalMessage::from_server(message.clone())),
+                        StoreOp::RemoveOutbox(client_message_id.clone()),
+                    ],
                     AfterPersist::Sent {
                         client_message_id,
                         message,

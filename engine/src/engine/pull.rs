@@ -359,8 +359,6 @@ impl Engine {
         let mut conversations: Vec<ConversationId> = Vec::new();
         let mut delivered: Vec<(ClientMessageId, Message)> = Vec::new();
         let mut messages_pulled = 0;
-        // History pages extend the cached history downwards; feeds only add to its top.
-        let from_feed = !matches!(source, PageSource::History(_));
         for change in changes {
             if !conversations.contains(change.conversation_id()) {
                 conversations.push(change.conversation_id().clone());
@@ -378,13 +376,10 @@ impl Engine {
                             .values()
                             .any(|item| item.entry.client_message_id == message.client_message_id);
                     if ours {
-                        ops.extend(self.delivery_ops(&message));
-                        delivered.push((message.client_message_id.clone(), message));
-                    } else if from_feed {
-                        ops.push(StoreOp::PutFeedMessage(LocalMessage::from_server(message)));
-                    } else {
-                        ops.push(StoreOp::PutMessage(LocalMessage::from_server(message)));
+                        ops.push(StoreOp::RemoveOutbox(message.client_message_id.clone()));
+                        delivered.push((message.client_message_id.clone(), message.clone()));
                     }
+                    ops.push(StoreOp::PutMessage(LocalMessage::from_server(message)));
                 }
             }
         }

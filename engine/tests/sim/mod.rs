@@ -1079,10 +1079,6 @@ impl World {
         self.run_until(EPOCH + 4 * MINUTE);
         self.heal();
         self.run_until(self.now + 15 * MINUTE);
-        if self.lifetimes.is_none() {
-            // (With short lifetimes, maintenance would evict what scrolling back brings.)
-            self.scroll_back_everywhere();
-        }
         (self.summary(), self.check())
     }
 
@@ -1113,51 +1109,6 @@ impl World {
             engine.request_sync(Trigger::Force, now);
         }
         self.drain_all();
-    }
-
-    /// What an app does as the user scrolls to the top of each conversation: back-fill below
-    /// the oldest cached message until the device holds everything older that the server has
-    /// (a feed leaves edits of messages below the cached history to back-fill).
-    fn scroll_back_everywhere(&mut self) {
-        for _ in 0..20 {
-            let server = self.server_messages();
-            let mut asked = false;
-            // The leading tab of each browser back-fills the store its tabs share.
-            let leaders: Vec<usize> = (0..self.devices.len())
-                .filter(|&d| self.devices[d].leader)
-                .collect();
-            for device in leaders {
-                let user = self.devices[device].user;
-                let conversations: Vec<ConversationId> =
-                    self.conversations_of(user).cloned().collect();
-                let held = self.devices[device].store.snapshot().messages;
-                for conversation in conversations {
-                    let oldest = held
-                        .iter()
-                        .filter(|m| m.conversation_id == conversation && m.is_from_server())
-                        .min_by_key(|m| (m.server_ts, m.id.clone()));
-                    let Some(oldest) = oldest else {
-                        continue;
-                    };
-                    let older_on_server = server.iter().any(|m| {
-                        m.conversation_id == conversation
-                            && (Some(m.server_ts), Some(&m.id))
-                                < (oldest.server_ts, oldest.id.as_ref())
-                    });
-                    if older_on_server {
-                        let now = self.device_now(device);
-                        let before = oldest.id.clone();
-                        self.engine(device).load_older(conversation, before, now);
-                        asked = true;
-                    }
-                }
-            }
-            if !asked {
-                return;
-            }
-            self.drain_all();
-            self.run_until(self.now + MINUTE);
-        }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -1238,9 +1189,10 @@ impl World {
                 .filter(|m| m.is_from_server())
                 .collect();
             local.sort_by_key(|m| (m.server_ts, m.id.clone()));
-            if self.lifetimes.is_some() {
+            if let Some(lifetimes) = &self.lifetimes {
                 for conversation in &visible {
-                    self.check_cached_history(index, conversation, &server, &local)?;
+                    let retention = lifetimes.retention;
+                    self.check_cached_history(index, conversation, &server, &local, retention)?;
                 }
             }
             let local: Vec<String> = local.iter().map(|m| describe_local(m)).collect();
@@ -1289,14 +1241,16 @@ impl World {
     }
 
     /// With maintenance evicting and compacting, a device holds the newest part of each
-    /// conversation: every cached message as the server has it, and every message the server
-    /// has above the oldest cached one (tombstones may be compacted away).
+    /// conversation: every cached message as the server has it now (a late, stale copy never
+    /// wins), and every live message among the server's newest `retention` ones (maintenance
+    /// keeps those; the feed brings everything newer). Back-fill brings the rest.
     fn check_cached_history(
         &self,
         device: usize,
         conversation: &ConversationId,
         server: &[Message],
         local: &[&chat_sync_engine::LocalMessage],
+        retention: usize,
     ) -> Result<(), String> {
         let server: Vec<&Message> = (server.iter())
             .filter(|m| &m.conversation_id == conversation)
@@ -1314,23 +1268,14 @@ impl World {
                 ));
             }
         }
-        let Some(oldest) = local.first() else {
-            // Eviction and compaction may leave nothing (the newest messages were tombstones):
-            // back-fill starts from the newest then.
-            return Ok(());
-        };
-        let missing: Vec<String> = (server.iter())
-            .filter(|m| {
-                !m.deleted
-                    && (Some(m.server_ts), Some(&m.id)) > (oldest.server_ts, oldest.id.as_ref())
-            })
+        let missing: Vec<String> = (server.iter().rev().take(retention))
+            .filter(|m| !m.deleted)
             .filter(|m| !local.iter().any(|l| l.id.as_ref() == Some(&m.id)))
             .map(|m| describe(m))
             .collect();
         if !missing.is_empty() {
             return Err(format!(
-                "device {device} did not converge: a gap in {conversation}, cached from {} on without {missing:?}",
-                describe_local(oldest)
+                "device {device} did not converge: of the newest messages of {conversation}, it lacks {missing:?}"
             ));
         }
         Ok(())

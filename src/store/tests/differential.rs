@@ -85,18 +85,12 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
     let op = match rng.random_range(0..100) {
         0..40 => {
             let n = rng.random_range(0..MESSAGES);
-            let message = server_message(n, rng.random_range(0..=4));
-            // This user's own message reaching the store delivers its outbox entry, if any, and
-            // replaces its optimistic copy wherever it lies.
+            let message = StoreOp::PutMessage(server_message(n, rng.random_range(0..=4)));
+            // This user's own message reaching the store delivers its outbox entry, if any.
             if n.is_multiple_of(2) {
-                let delivered = StoreOp::RemoveOutbox(format!("x{n}").into());
-                return vec![StoreOp::PutMessage(message), delivered];
+                return vec![message, StoreOp::RemoveOutbox(format!("x{n}").into())];
             }
-            // From a feed, or from history.
-            match rng.random_bool(0.5) {
-                true => StoreOp::PutFeedMessage(message),
-                false => StoreOp::PutMessage(message),
-            }
+            message
         }
         40..55 => {
             // Composed (or, failed, marked so).
