@@ -701,9 +701,18 @@ async fn lost_acknowledgements_do_not_duplicate() {
     server.shut_down().await;
 }
 
-#[tokio::test]
-async fn sync_conversation_and_history_backfill_agree_with_the_server() {
-    let server = TestServer::start(":memory:", FaultConfig::default()).await;
+/// The newest `count` messages of `conversation` on the server, as a store holds them.
+fn newest(server: &TestServer, conversation: &ConversationId, count: u32) -> Vec<LocalMessage> {
+    (server
+        .history(conversation, &HistoryStart::Newest, count)
+        .into_iter())
+    .map(LocalMessage::from_server)
+    .collect()
+}
+
+/// Alice, synced, with maintenance keeping the newest 20 messages of each conversation (history
+/// pages of 25), and the id of General.
+async fn alice_keeping_20(server: &TestServer) -> (Driver, ConversationId) {
     let config = Config {
         retention_per_conversation: Some(20),
         history_page_size: 25,
@@ -712,12 +721,16 @@ async fn sync_conversation_and_history_backfill_agree_with_the_server() {
     let mut alice = Driver::start(&server.base, ALICE_TOKEN, config).await;
     alice.settle().await;
     let general = alice.conversation("General");
-
-    // Maintenance keeps the newest 20 messages of each conversation.
     let ticket = alice.engine.run_maintenance(now());
     assert!(alice.finish(ticket).await.is_ok());
-    let newest = server.history(&general, &HistoryStart::Newest, 20);
-    let expected: Vec<LocalMessage> = newest.into_iter().map(LocalMessage::from_server).collect();
+    (alice, general)
+}
+
+#[tokio::test]
+async fn sync_conversation_and_history_backfill_agree_with_the_server() {
+    let server = TestServer::start(":memory:", FaultConfig::default()).await;
+    let (mut alice, general) = alice_keeping_20(&server).await;
+    let expected = newest(&server, &general, 20);
     assert_eq!(alice.messages(&general), expected);
 
     // One page below the oldest cached message: exactly what the server has there.
@@ -735,11 +748,7 @@ async fn sync_conversation_and_history_backfill_agree_with_the_server() {
             has_more: true
         }
     );
-    let expected: Vec<LocalMessage> = server
-        .history(&general, &HistoryStart::Newest, 45)
-        .into_iter()
-        .map(LocalMessage::from_server)
-        .collect();
+    let expected = newest(&server, &general, 45);
     assert_eq!(alice.messages(&general), expected);
     assert!(expected[..25]
         .iter()
@@ -764,16 +773,7 @@ async fn sync_conversation_and_history_backfill_agree_with_the_server() {
 #[tokio::test]
 async fn edits_below_the_evicted_history_are_kept_and_paging_back_fills_the_gap_above_them() {
     let server = TestServer::start(":memory:", FaultConfig::default()).await;
-    let config = Config {
-        retention_per_conversation: Some(20),
-        history_page_size: 25,
-        ..alice_config()
-    };
-    let mut alice = Driver::start(&server.base, ALICE_TOKEN, config).await;
-    alice.settle().await;
-    let general = alice.conversation("General");
-    let ticket = alice.engine.run_maintenance(now());
-    assert!(alice.finish(ticket).await.is_ok());
+    let (mut alice, general) = alice_keeping_20(&server).await;
     let window = alice.messages(&general);
     assert_eq!(window.len(), 20);
 
@@ -801,11 +801,7 @@ async fn edits_below_the_evicted_history_are_kept_and_paging_back_fills_the_gap_
     let top = window[0].id.clone().expect("a server message");
     let ticket = alice.engine.load_older(general.clone(), Some(top), now());
     assert!(alice.finish(ticket).await.is_ok());
-    let expected: Vec<LocalMessage> = server
-        .history(&general, &HistoryStart::Newest, 45)
-        .into_iter()
-        .map(LocalMessage::from_server)
-        .collect();
+    let expected = newest(&server, &general, 45);
     assert_eq!(alice.messages(&general), expected);
     server.shut_down().await;
 }

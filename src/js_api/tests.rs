@@ -237,14 +237,21 @@ async fn force_sync_brings_other_users_messages_and_tells_what_changed() {
     sync.dispose();
 }
 
-#[wasm_bindgen_test]
-async fn paging_back_past_the_cached_messages_back_fills_from_the_server() {
+/// Erin's manager, synced, with maintenance keeping the newest 10 messages of each
+/// conversation, and the id of Book club.
+async fn erin_keeping_10() -> (BackgroundSyncManager, String) {
     let club = conversation(server(), "erin", "Book club").await;
     let sync = manager(server(), "erin", &[("retentionPerConversation", 10.into())]).await;
     settle(sync.force_sync()).await.expect("first sync");
     settle(sync.run_maintenance())
         .await
         .expect("maintenance evicts all but 10");
+    (sync, club)
+}
+
+#[wasm_bindgen_test]
+async fn paging_back_past_the_cached_messages_back_fills_from_the_server() {
+    let (sync, club) = erin_keeping_10().await;
     let options = |before: Option<f64>| {
         let options = js_sys::Object::new();
         Reflect::set(&options, &"limit".into(), &20.into()).expect("set");
@@ -279,12 +286,7 @@ async fn paging_back_past_the_cached_messages_back_fills_from_the_server() {
 
 #[wasm_bindgen_test]
 async fn paging_back_fills_the_gap_above_an_old_message_edited_after_eviction() {
-    let club = conversation(server(), "erin", "Book club").await;
-    let sync = manager(server(), "erin", &[("retentionPerConversation", 10.into())]).await;
-    settle(sync.force_sync()).await.expect("first sync");
-    settle(sync.run_maintenance())
-        .await
-        .expect("maintenance evicts all but 10");
+    let (sync, club) = erin_keeping_10().await;
     let club_id = chat_sync_engine::protocol::ConversationId::new(club.clone());
     let window = sync.inner.driver.store.messages(&club_id, None, 50).await;
     let window = window.expect("read");

@@ -456,11 +456,7 @@ impl World {
     fn observe(&mut self, device: usize, event: Event) {
         match event {
             Event::MessageQueued { message } => {
-                if let Some(composed) = self
-                    .composed
-                    .iter_mut()
-                    .find(|c| c.client_message_id == message.client_message_id)
-                {
+                if let Some(composed) = self.composed_mut(&message.client_message_id) {
                     composed.queued = true;
                 }
             }
@@ -475,30 +471,27 @@ impl World {
                     marked.stored = true;
                 }
             }
+            // (The leading tab reports it, whichever tab of the browser composed it.)
             Event::MessageDiscarded {
                 client_message_id, ..
             } => {
-                if let Some(composed) = self
-                    .composed
-                    .iter_mut()
-                    .find(|c| c.client_message_id == client_message_id)
-                {
+                if let Some(composed) = self.composed_mut(&client_message_id) {
                     composed.discarded = true;
                 }
             }
             Event::MessageFailed {
                 client_message_id, ..
             } => {
-                if let Some(composed) = self
-                    .composed
-                    .iter_mut()
-                    .find(|c| c.client_message_id == client_message_id)
-                {
+                if let Some(composed) = self.composed_mut(&client_message_id) {
                     composed.failed_reported = true;
                 }
             }
             _ => {}
         }
+    }
+
+    fn composed_mut(&mut self, client_message_id: &ClientMessageId) -> Option<&mut Composed> {
+        (self.composed.iter_mut()).find(|c| &c.client_message_id == client_message_id)
     }
 
     fn latency(&mut self) -> Millis {
@@ -960,7 +953,7 @@ impl World {
         }
         let chosen = failed[self.rng.random_range(0..failed.len())].clone();
         // The app shows what the store holds: failed, even if a crash lost the event.
-        if let Some(composed) = (self.composed.iter_mut()).find(|c| c.client_message_id == chosen) {
+        if let Some(composed) = self.composed_mut(&chosen) {
             composed.failed_reported = true;
         }
         let now = self.device_now(device);
