@@ -400,6 +400,69 @@ async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again()
 }
 
 #[wasm_bindgen_test]
+async fn listing_more_than_a_history_page_of_a_short_conversation_asks_the_server_once() {
+    let response = gloo_net::http::Request::post(&format!("{}/v1/conversations", server()))
+        .header("Authorization", "Bearer demo-dave")
+        .header("Content-Type", "application/json")
+        .body(r#"{ "title": "Sixty", "memberIds": ["u-erin"] }"#)
+        .expect("request")
+        .send()
+        .await
+        .expect("created");
+    let created: serde_json::Value =
+        serde_json::from_slice(&response.binary().await.expect("body")).expect("json");
+    let id = created["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let started = js_sys::Date::now() as u64;
+    for n in 0..60 {
+        let body = serde_json::json!({ "clientMessageId": format!("sixty-{started}-{n}"), "body": format!("{n}") });
+        let response =
+            gloo_net::http::Request::post(&format!("{}/v1/conversations/{id}/messages", server()))
+                .header("Authorization", "Bearer demo-dave")
+                .header("Content-Type", "application/json")
+                .body(body.to_string())
+                .expect("request")
+                .send()
+                .await
+                .expect("sent");
+        assert_eq!(response.status(), 201);
+    }
+    let sync = manager(server(), "dave", &[]).await;
+    settle(sync.force_sync()).await.expect("synced");
+    let (history_requests, restore) = count_fetches(&format!("/conversations/{id}/messages"));
+    let count = || {
+        history_requests
+            .call0(&JsValue::NULL)
+            .expect("count")
+            .as_f64()
+    };
+    // More than a history page (50) and more than the conversation holds: short every time.
+    let options = || {
+        let options = js_sys::Object::new();
+        Reflect::set(&options, &"limit".into(), &100.into()).expect("set");
+        Some(options.unchecked_into())
+    };
+    let listed = settle(sync.list_messages(id.clone().into(), options()))
+        .await
+        .expect("listed");
+    assert_eq!(js_sys::Array::from(&listed).length(), 60);
+    let asked_first = count();
+    for _ in 0..3 {
+        let listed = settle(sync.list_messages(id.clone().into(), options()))
+            .await
+            .expect("listed");
+        assert_eq!(js_sys::Array::from(&listed).length(), 60);
+    }
+    let asked = count();
+    restore.call0(&JsValue::NULL).expect("restored");
+    assert!(asked_first >= Some(1.0), "the first listing back-filled");
+    assert_eq!(asked, asked_first, "later listings ask no more");
+    sync.dispose();
+}
+
+#[wasm_bindgen_test]
 async fn sync_conversation_touches_only_that_conversation() {
     let weekend = conversation(server(), "erin", "Weekend hiking").await;
     let books = conversation(server(), "erin", "Book club").await;
