@@ -771,7 +771,7 @@ async fn sync_conversation_and_history_backfill_agree_with_the_server() {
 }
 
 #[tokio::test]
-async fn edits_below_the_evicted_history_are_kept_and_paging_back_fills_the_gap_above_them() {
+async fn an_edit_of_an_evicted_message_is_stored_current_and_history_around_it_agrees() {
     let server = TestServer::start(":memory:", FaultConfig::default()).await;
     let (mut alice, general) = alice_keeping_20(&server).await;
     let window = alice.messages(&general);
@@ -788,7 +788,8 @@ async fn edits_below_the_evicted_history_are_kept_and_paging_back_fills_the_gap_
     let edited = bob.edit(&older[0], "edited much later").await;
     let deleted = bob.delete(&older[1]).await;
 
-    // The feed brings both: kept (a stale copy arriving later must not win), below a gap.
+    // The feed brings both, stored as current (a stale copy arriving later must not win), below
+    // a gap.
     let ticket = alice.engine.request_sync(Trigger::Force, now());
     assert!(alice.finish(ticket).await.is_ok());
     let cached = alice.messages(&general);
@@ -796,8 +797,9 @@ async fn edits_below_the_evicted_history_are_kept_and_paging_back_fills_the_gap_
     assert!(cached.contains(&LocalMessage::from_server(edited)));
     assert!(cached.contains(&LocalMessage::from_server(deleted)));
 
-    // Paging back from the top of what the app shows (not from the oldest message cached, which
-    // would leave the gap above it) brings what lies between, as the server has it.
+    // History from the top of the kept window brings what lies between, as the server has it.
+    // (The JS API pages from the oldest message cached instead, and so misses this gap: a known
+    // bug, see `paging_back_fills_the_gap_above_an_old_message_edited_after_eviction`.)
     let top = window[0].id.clone().expect("a server message");
     let ticket = alice.engine.load_older(general.clone(), Some(top), now());
     assert!(alice.finish(ticket).await.is_ok());

@@ -15,7 +15,7 @@ use chat_sync_engine::protocol::{
 };
 use chat_sync_engine::{
     iso8601, DiscardReason, Engine, Event, Failure, LocalMessage, MemoryStore, Status, Store,
-    StoreError, SyncSummary, Trigger,
+    SyncSummary, Trigger,
 };
 use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
 use js_sys::{Function, Promise, Reflect};
@@ -55,8 +55,8 @@ struct Inner {
     recovered: Option<String>,
     /// The `recovered` event went out (to the first listener).
     recovered_told: std::cell::Cell<bool>,
-    /// Per conversation, a back-fill anchor below which the server's page was its last (`None`:
-    /// the newest page was): `listMessages` does not ask again from the same anchor.
+    /// Per conversation, a back-fill anchor older than which the server had nothing (`None`:
+    /// the conversation was empty): `listMessages` does not ask again from the same anchor.
     history_start: RefCell<LiteMap<ConversationId, Option<MessageId>>>,
 }
 
@@ -568,8 +568,40 @@ impl BackgroundSyncManager {
             };
             let mut messages = read(driver.clone(), conversation.clone()).await?;
             if messages.len() < limit && driver.engine().status().is_online {
-                back_fill(&driver, &inner, &conversation, before, limit).await?;
-                messages = read(driver.clone(), conversation).await?;
+                // Back-fill older than the oldest message we know: the page's, or (an empty
+                // page) the one at `before` itself; with nothing cached, the newest page. When
+                // nothing is known at `before`, there is nothing to page back from.
+                let anchor = match (messages.iter().find_map(|m| m.id.clone()), before) {
+                    (Some(id), _) => Some(Some(id)),
+                    (None, Some(before)) => driver
+                        .store
+                        .messages(&conversation, Some(before + 1), 1)
+                        .await
+                        .map_err(|e| from_store_error(&e))?
+                        .into_iter()
+                        .find_map(|m| m.id)
+                        .map(Some),
+                    (None, None) => Some(None),
+                };
+                // The server said nothing is older than this anchor: no request.
+                let anchor = anchor.filter(|anchor| {
+                    inner.history_start.borrow().get(&conversation) != Some(anchor)
+                });
+                if let Some(oldest) = anchor {
+                    let receiver = driver.ticketed(|engine, now| {
+                        engine.load_older(conversation.clone(), oldest.clone(), now)
+                    });
+                    // Back-fill is best effort: the cached page is the answer when it fails.
+                    if let Ok(Ok(summary)) = receiver.await {
+                        if !summary.has_more && summary.changes == 0 {
+                            inner
+                                .history_start
+                                .borrow_mut()
+                                .insert(conversation.clone(), oldest);
+                        }
+                        messages = read(driver.clone(), conversation).await?;
+                    }
+                }
             }
             messages.retain(|message| !message.deleted);
             Ok(to_js(&messages))
@@ -927,61 +959,4 @@ async fn whoami(server_url: &str, token: &str) -> Result<UserId, JsValue> {
             &format!("GET /v1/me answered {status}"),
         )),
     }
-}
-
-/// Back-fills the `limit` messages of `conversation` right below the one at `before` (or the
-/// newest ones) from the server, a history page at a time, best effort. It pages from `before`,
-/// not from the oldest message cached there: the cache may hold a message from further back
-/// with a gap above it (an old message edited after its neighbours were evicted), and paging on
-/// from there would never fill the gap. Once the server had nothing more below an anchor, that
-/// anchor is not asked again.
-async fn back_fill(
-    driver: &Rc<Driver>,
-    inner: &Inner,
-    conversation: &ConversationId,
-    before: Option<i64>,
-    limit: usize,
-) -> Result<(), JsValue> {
-    let store_error = |e: StoreError| from_store_error(&e);
-    let first = match before {
-        None => Some(None),
-        // Below a message not sent yet: the newest server messages. Nothing known at `before`:
-        // nothing to page from.
-        Some(before) => (driver
-            .store
-            .messages(conversation, Some(before + 1), 1)
-            .await)
-            .map_err(store_error)?
-            .pop()
-            .map(|at| at.id),
-    };
-    let Some(first) =
-        first.filter(|first| inner.history_start.borrow().get(conversation) != Some(first))
-    else {
-        return Ok(());
-    };
-    let page = driver.engine().config().history_page_size.max(1) as usize;
-    let mut anchor = first.clone();
-    let mut fetched = 0;
-    while fetched < limit {
-        let receiver = driver
-            .ticketed(|engine, now| engine.load_older(conversation.clone(), anchor.clone(), now));
-        let Ok(Ok(summary)) = receiver.await else {
-            return Ok(());
-        };
-        if !summary.has_more {
-            (inner.history_start.borrow_mut()).insert(conversation.clone(), first);
-            return Ok(());
-        }
-        // The `fetched` messages right below `before` are now the server's, with no gap: on
-        // below them.
-        fetched += page;
-        let known =
-            (driver.store.messages(conversation, before, fetched).await).map_err(store_error)?;
-        match known.into_iter().find_map(|message| message.id) {
-            Some(oldest) => anchor = Some(oldest),
-            None => return Ok(()),
-        }
-    }
-    Ok(())
 }
