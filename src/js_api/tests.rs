@@ -98,7 +98,9 @@ async fn on_server(server: &str, user: &str, conversation: &str) -> Vec<Message>
 
 /// Sends as a demo user straight to the server (another client).
 async fn post_as(server: &str, user: &str, conversation: &str, body: &str) {
-    let id = format!("other-{}", js_sys::Date::now() as u64);
+    static SENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("other-{}-{n}", js_sys::Date::now() as u64);
     let response = gloo_net::http::Request::post(&format!(
         "{server}/v1/conversations/{conversation}/messages"
     ))
@@ -340,6 +342,25 @@ async fn paging_back_fills_the_gap_above_an_old_message_edited_after_eviction() 
     sync.dispose();
 }
 
+/// Dave starts a conversation `title` with Erin on the server; its id.
+async fn dave_starts_a_conversation_with_erin(title: &str) -> String {
+    let response = gloo_net::http::Request::post(&format!("{}/v1/conversations", server()))
+        .header("Authorization", "Bearer demo-dave")
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({ "title": title, "memberIds": ["u-erin"] }).to_string())
+        .expect("request")
+        .send()
+        .await
+        .expect("created");
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value =
+        serde_json::from_slice(&response.binary().await.expect("body")).expect("json");
+    created["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
 /// Counts the page's `fetch` calls whose URL contains `part` (wraps `fetch`; `restore` undoes it).
 fn count_fetches(part: &str) -> (Function, Function) {
     let install = Function::new_with_args(
@@ -361,39 +382,19 @@ fn count_fetches(part: &str) -> (Function, Function) {
 
 #[wasm_bindgen_test]
 async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again() {
-    let response = gloo_net::http::Request::post(&format!("{}/v1/conversations", server()))
-        .header("Authorization", "Bearer demo-dave")
-        .header("Content-Type", "application/json")
-        .body(r#"{ "title": "Short chat", "memberIds": ["u-erin"] }"#)
-        .expect("request")
-        .send()
-        .await
-        .expect("created");
-    assert_eq!(response.status(), 201);
-    let created: serde_json::Value =
-        serde_json::from_slice(&response.binary().await.expect("body")).expect("json");
-    let id = created["conversation"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = dave_starts_a_conversation_with_erin("Short chat").await;
     post_as(server(), "dave", &id, "one").await;
     post_as(server(), "dave", &id, "two").await;
     let sync = manager(server(), "dave", &[]).await;
     settle(sync.force_sync()).await.expect("synced");
-    let (history_requests, restore) = count_fetches(&format!("/conversations/{id}/messages"));
-    let count = || {
-        history_requests
-            .call0(&JsValue::NULL)
-            .expect("count")
-            .as_f64()
-    };
+    let (count, restore) = count_fetches(&format!("/conversations/{id}/messages"));
     for _ in 0..3 {
         let listed = settle(sync.list_messages(id.clone().into(), None))
             .await
             .expect("listed");
         assert_eq!(js_sys::Array::from(&listed).length(), 2);
     }
-    let asked = count();
+    let asked = count.call0(&JsValue::NULL).expect("count").as_f64();
     restore.call0(&JsValue::NULL).expect("restored");
     assert_eq!(
         asked,
@@ -405,43 +406,13 @@ async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again()
 
 #[wasm_bindgen_test]
 async fn listing_more_than_a_history_page_of_a_short_conversation_asks_the_server_once() {
-    let response = gloo_net::http::Request::post(&format!("{}/v1/conversations", server()))
-        .header("Authorization", "Bearer demo-dave")
-        .header("Content-Type", "application/json")
-        .body(r#"{ "title": "Sixty", "memberIds": ["u-erin"] }"#)
-        .expect("request")
-        .send()
-        .await
-        .expect("created");
-    let created: serde_json::Value =
-        serde_json::from_slice(&response.binary().await.expect("body")).expect("json");
-    let id = created["conversation"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let started = js_sys::Date::now() as u64;
+    let id = dave_starts_a_conversation_with_erin("Sixty").await;
     for n in 0..60 {
-        let body = serde_json::json!({ "clientMessageId": format!("sixty-{started}-{n}"), "body": format!("{n}") });
-        let response =
-            gloo_net::http::Request::post(&format!("{}/v1/conversations/{id}/messages", server()))
-                .header("Authorization", "Bearer demo-dave")
-                .header("Content-Type", "application/json")
-                .body(body.to_string())
-                .expect("request")
-                .send()
-                .await
-                .expect("sent");
-        assert_eq!(response.status(), 201);
+        post_as(server(), "dave", &id, &n.to_string()).await;
     }
     let sync = manager(server(), "dave", &[]).await;
     settle(sync.force_sync()).await.expect("synced");
-    let (history_requests, restore) = count_fetches(&format!("/conversations/{id}/messages"));
-    let count = || {
-        history_requests
-            .call0(&JsValue::NULL)
-            .expect("count")
-            .as_f64()
-    };
+    let (count, restore) = count_fetches(&format!("/conversations/{id}/messages"));
     // More than a history page (50) and more than the conversation holds: short every time.
     let options = || {
         let options = js_sys::Object::new();
@@ -452,14 +423,14 @@ async fn listing_more_than_a_history_page_of_a_short_conversation_asks_the_serve
         .await
         .expect("listed");
     assert_eq!(js_sys::Array::from(&listed).length(), 60);
-    let asked_first = count();
+    let asked_first = count.call0(&JsValue::NULL).expect("count").as_f64();
     for _ in 0..3 {
         let listed = settle(sync.list_messages(id.clone().into(), options()))
             .await
             .expect("listed");
         assert_eq!(js_sys::Array::from(&listed).length(), 60);
     }
-    let asked = count();
+    let asked = count.call0(&JsValue::NULL).expect("count").as_f64();
     restore.call0(&JsValue::NULL).expect("restored");
     assert!(asked_first >= Some(1.0), "the first listing back-filled");
     assert_eq!(asked, asked_first, "later listings ask no more");
