@@ -342,6 +342,11 @@ async fn paging_back_fills_the_gap_above_an_old_message_edited_after_eviction() 
     sync.dispose();
 }
 
+/// What the first function of [`count_fetches`] counts now.
+fn calls(count: &Function) -> Option<f64> {
+    count.call0(&JsValue::NULL).expect("count").as_f64()
+}
+
 /// Dave starts a conversation `title` with Erin on the server; its id.
 async fn dave_starts_a_conversation_with_erin(title: &str) -> String {
     let response = gloo_net::http::Request::post(&format!("{}/v1/conversations", server()))
@@ -394,7 +399,7 @@ async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again()
             .expect("listed");
         assert_eq!(js_sys::Array::from(&listed).length(), 2);
     }
-    let asked = count.call0(&JsValue::NULL).expect("count").as_f64();
+    let asked = calls(&count);
     restore.call0(&JsValue::NULL).expect("restored");
     assert_eq!(
         asked,
@@ -405,7 +410,7 @@ async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again()
 }
 
 #[wasm_bindgen_test]
-async fn listing_more_than_a_history_page_of_a_short_conversation_asks_the_server_once() {
+async fn listing_a_conversation_shorter_than_the_page_asks_the_server_only_the_first_time() {
     let id = dave_starts_a_conversation_with_erin("Sixty").await;
     for n in 0..60 {
         post_as(server(), "dave", &id, &n.to_string()).await;
@@ -423,14 +428,14 @@ async fn listing_more_than_a_history_page_of_a_short_conversation_asks_the_serve
         .await
         .expect("listed");
     assert_eq!(js_sys::Array::from(&listed).length(), 60);
-    let asked_first = count.call0(&JsValue::NULL).expect("count").as_f64();
+    let asked_first = calls(&count);
     for _ in 0..3 {
         let listed = settle(sync.list_messages(id.clone().into(), options()))
             .await
             .expect("listed");
         assert_eq!(js_sys::Array::from(&listed).length(), 60);
     }
-    let asked = count.call0(&JsValue::NULL).expect("count").as_f64();
+    let asked = calls(&count);
     restore.call0(&JsValue::NULL).expect("restored");
     assert!(asked_first >= Some(1.0), "the first listing back-filled");
     assert_eq!(asked, asked_first, "later listings ask no more");
