@@ -7,8 +7,8 @@ use crate::store::IndexedDbStore;
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{Conversation, ConversationId, MessageId, Millis, ReadMarker};
 use chat_sync_engine::{
-    ApplyReport, ChangeSet, Engine, EngineError, Event, LocalMessage, MemoryStore, Output,
-    PersistedState, Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
+    ApplyReport, ChangeSet, Engine, EngineError, Event, HistoryFloor, LocalMessage, MemoryStore,
+    Output, PersistedState, Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
 };
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
@@ -53,6 +53,16 @@ impl Store for AnyStore {
         match self {
             AnyStore::IndexedDb(store) => store.messages(conversation, before, limit).await,
             AnyStore::Memory(store) => store.messages(conversation, before, limit).await,
+        }
+    }
+
+    async fn history_floor(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<HistoryFloor, StoreError> {
+        match self {
+            AnyStore::IndexedDb(store) => store.history_floor(conversation).await,
+            AnyStore::Memory(store) => store.history_floor(conversation).await,
         }
     }
 
@@ -466,6 +476,7 @@ fn touched(ops: &[StoreOp]) -> Vec<String> {
             StoreOp::PutMessage(message) => &message.conversation_id,
             StoreOp::PutReadMarker(marker) => &marker.conversation_id,
             StoreOp::PutOutbox(entry) => &entry.conversation_id,
+            StoreOp::ExtendHistory { conversation, .. } => conversation,
             _ => continue,
         };
         if !ids.iter().any(|known| known == id.as_str()) {

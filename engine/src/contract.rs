@@ -39,8 +39,8 @@
 //! alike).
 
 use crate::store::{
-    ApplyReport, Failure, LocalMessage, MessageStatus, OutboxEntry, PendingReadMarker,
-    PersistedState, Store, StoreOp, OPTIMISTIC_SORT_BASE,
+    ApplyReport, Failure, HistoryFloor, LocalMessage, MessageStatus, OutboxEntry,
+    PendingReadMarker, PersistedState, Store, StoreOp, OPTIMISTIC_SORT_BASE,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Message, MessageId, Millis, ReadMarker,
@@ -182,6 +182,26 @@ fn marker(conversation: &str, user: &str, message: &str, updated_ts: Millis) -> 
         last_read_message_id: MessageId::new(message),
         last_read_server_ts: updated_ts - 1,
         updated_ts,
+    }
+}
+
+async fn floor<S: Store>(store: &S, conversation: &str) -> HistoryFloor {
+    store
+        .history_floor(&ConversationId::new(conversation))
+        .await
+        .expect("history_floor")
+}
+
+/// The floor at a server message.
+fn at(message: &LocalMessage) -> HistoryFloor {
+    HistoryFloor::at(message).expect("a server message")
+}
+
+fn extend(conversation: &str, from: HistoryFloor, to: HistoryFloor) -> StoreOp {
+    StoreOp::ExtendHistory {
+        conversation: ConversationId::new(conversation),
+        from,
+        to,
     }
 }
 
@@ -779,6 +799,130 @@ pub async fn evict_history_keeps_newest_server_messages_and_all_optimistic<S: St
     assert_eq!(ids(&all_messages(store, "c-3").await), ["optimistic o-3"]);
 }
 
+/// A conversation new to the store shows no server message until its floor moves down; each
+/// `ExtendHistory` that meets the cached range lowers it, one that leaves a gap does not; a
+/// conversation without a record shows all it caches, from its oldest server message.
+pub async fn history_floor_moves_down_as_history_extends<S: Store>(store: &S) {
+    let [m10, m20, m30] = [10, 20, 30].map(|ts| server(&format!("m-{ts}"), "c-1", OTHER, ts));
+    let pending = optimistic(&outbox("o-1", "c-1", 1));
+    apply(
+        store,
+        vec![
+            StoreOp::PutConversation(conversation("c-1", "General", 5)),
+            StoreOp::PutMessage(m10.clone()),
+            StoreOp::PutMessage(m20.clone()),
+            StoreOp::PutMessage(m30.clone()),
+            StoreOp::PutMessage(pending.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(floor(store, "c-1").await, HistoryFloor::Unknown);
+    assert_eq!(all_messages(store, "c-1").await, vec![pending.clone()]);
+
+    apply(store, vec![extend("c-1", HistoryFloor::Unknown, at(&m20))]).await;
+    assert_eq!(floor(store, "c-1").await, at(&m20));
+    assert_eq!(
+        ids(&all_messages(store, "c-1").await),
+        ["m-20", "m-30", "optimistic o-1"]
+    );
+    assert!(messages(store, "c-1", Some(20), 10).await.is_empty());
+
+    // A range ending above the floor changes nothing; one starting below it leaves a gap.
+    apply(store, vec![extend("c-1", HistoryFloor::Unknown, at(&m30))]).await;
+    apply(store, vec![extend("c-1", at(&m10), HistoryFloor::Complete)]).await;
+    assert_eq!(floor(store, "c-1").await, at(&m20));
+
+    apply(store, vec![extend("c-1", at(&m20), at(&m10))]).await;
+    assert_eq!(floor(store, "c-1").await, at(&m10));
+    apply(store, vec![extend("c-1", at(&m30), HistoryFloor::Complete)]).await;
+    assert_eq!(floor(store, "c-1").await, HistoryFloor::Complete);
+    assert_eq!(
+        ids(&all_messages(store, "c-1").await),
+        ["m-10", "m-20", "m-30", "optimistic o-1"]
+    );
+
+    // Another conversation update keeps the floor.
+    apply(
+        store,
+        vec![StoreOp::PutConversation(conversation("c-1", "Renamed", 6))],
+    )
+    .await;
+    assert_eq!(floor(store, "c-1").await, HistoryFloor::Complete);
+
+    // No record: everything cached is shown, the floor is the oldest server message; an
+    // extension has nowhere to go.
+    let x1 = server("x-1", "c-2", OTHER, 7);
+    let x2 = server("x-2", "c-2", OTHER, 8);
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(x2.clone()),
+            StoreOp::PutMessage(x1.clone()),
+            extend("c-2", HistoryFloor::Unknown, at(&x2)),
+        ],
+    )
+    .await;
+    assert_eq!(floor(store, "c-2").await, at(&x1));
+    assert_eq!(all_messages(store, "c-2").await, vec![x1, x2]);
+    assert_eq!(floor(store, "c-404").await, HistoryFloor::Unknown);
+}
+
+/// Eviction raises the floor of each conversation it took messages from to the oldest kept one,
+/// so an older message stored later (an edit the feed brings) is not shown above a gap until
+/// back-fill reaches it; an `Unknown` floor stays.
+pub async fn evict_history_raises_the_floor_to_the_oldest_kept_message<S: Store>(store: &S) {
+    let messages_of = |conversation: &str| {
+        [10, 20, 30, 40].map(|ts| server(&format!("{conversation}-{ts}"), conversation, OTHER, ts))
+    };
+    let [m10, m20, m30, m40] = messages_of("c-1");
+    let mut ops = vec![
+        StoreOp::PutConversation(conversation("c-1", "General", 5)),
+        StoreOp::PutConversation(conversation("c-2", "Short", 5)),
+        StoreOp::PutConversation(conversation("c-3", "Joined", 5)),
+    ];
+    for conversation in ["c-1", "c-2", "c-3"] {
+        let kept = if conversation == "c-2" { 2 } else { 4 };
+        let messages = messages_of(conversation);
+        ops.extend(
+            messages[4 - kept..]
+                .iter()
+                .cloned()
+                .map(StoreOp::PutMessage),
+        );
+    }
+    ops.push(extend("c-1", HistoryFloor::Unknown, HistoryFloor::Complete));
+    ops.push(extend("c-2", HistoryFloor::Unknown, HistoryFloor::Complete));
+    apply(store, ops).await;
+
+    let report = apply(store, vec![StoreOp::EvictHistory { keep: 2 }]).await;
+    assert_eq!(report.evicted_messages, 4);
+    assert_eq!(floor(store, "c-1").await, at(&m30));
+    assert_eq!(floor(store, "c-2").await, HistoryFloor::Complete);
+    assert_eq!(floor(store, "c-3").await, HistoryFloor::Unknown);
+
+    let late_edit = edited(&m10, "edited later", 50);
+    apply(store, vec![StoreOp::PutMessage(late_edit.clone())]).await;
+    assert_eq!(
+        all_messages(store, "c-1").await,
+        vec![m30.clone(), m40.clone()]
+    );
+
+    // Back-fill below the floor: the gap filled, everything shown.
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(m20.clone()),
+            StoreOp::PutMessage(m10.clone()),
+            extend("c-1", at(&m30), HistoryFloor::Complete),
+        ],
+    )
+    .await;
+    assert_eq!(
+        all_messages(store, "c-1").await,
+        vec![late_edit, m20, m30, m40]
+    );
+}
+
 /// `CompactTombstones { before }` removes the tombstones written strictly before `before` and
 /// nothing else, and reports the count.
 pub async fn compact_tombstones_removes_only_old_tombstones<S: Store>(store: &S) {
@@ -893,6 +1037,8 @@ macro_rules! store_contract_tests {
             conversations_ordered_by_latest_activity
             activity_follows_the_messages_a_conversation_holds
             evict_history_keeps_newest_server_messages_and_all_optimistic
+            history_floor_moves_down_as_history_extends
+            evict_history_raises_the_floor_to_the_oldest_kept_message
             compact_tombstones_removes_only_old_tombstones
             tombstone_supersedes_older_edit_and_is_kept_until_compacted
         ]);

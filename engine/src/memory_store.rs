@@ -7,8 +7,8 @@
 
 use crate::sort::sort_by;
 use crate::store::{
-    conversation_order, ApplyReport, LocalMessage, OutboxEntry, PendingReadMarker, PersistedState,
-    Store, StoreError, StoreOp,
+    conversation_order, ApplyReport, HistoryFloor, LocalMessage, OutboxEntry, PendingReadMarker,
+    PersistedState, Store, StoreError, StoreOp,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
@@ -46,6 +46,8 @@ pub struct MemoryStore {
 pub struct MemorySnapshot {
     /// Every conversation, by id.
     pub conversations: Vec<Conversation>,
+    /// Each conversation's history floor, by id.
+    pub floors: Vec<(ConversationId, HistoryFloor)>,
     /// Every message, by conversation, then in message order (`sort_ts`, server id, key).
     pub messages: Vec<LocalMessage>,
     /// Every read marker, by conversation, then user.
@@ -75,6 +77,8 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Data {
     conversations: LiteMap<ConversationId, Conversation>,
+    /// Each stored conversation's floor.
+    floors: LiteMap<ConversationId, HistoryFloor>,
     messages: HashMap<(UserId, ClientMessageId), LocalMessage>,
     read_markers: LiteMap<(ConversationId, UserId), ReadMarker>,
     outbox: Vec<OutboxEntry>,
@@ -105,6 +109,9 @@ impl MemoryStore {
         sort_by(&mut messages, in_store_order);
         MemorySnapshot {
             conversations: data.conversations.values().cloned().collect(),
+            floors: (data.floors.iter())
+                .map(|(id, floor)| (id.clone(), floor.clone()))
+                .collect(),
             messages: messages.into_iter().cloned().collect(),
             read_markers: data.read_markers.values().cloned().collect(),
             outbox: data.outbox_by_seq(),
@@ -151,6 +158,10 @@ impl Data {
                 if newer {
                     self.conversations
                         .insert(conversation.id.clone(), conversation.clone());
+                }
+                if !self.floors.contains_key(&conversation.id) {
+                    self.floors
+                        .insert(conversation.id.clone(), HistoryFloor::Unknown);
                 }
             }
             StoreOp::PutMessage(message) => {
@@ -202,6 +213,15 @@ impl Data {
             StoreOp::SetLastSync(at) => self.last_sync = Some(*at),
             StoreOp::SetLastMaintenance(at) => self.last_maintenance = Some(*at),
             StoreOp::SetPendingReadMarkers(markers) => self.pending_read_markers = markers.clone(),
+            StoreOp::ExtendHistory {
+                conversation,
+                from,
+                to,
+            } => {
+                if let Some(floor) = self.floors.get_mut(conversation) {
+                    *floor = floor.clone().extended(from, to);
+                }
+            }
             StoreOp::EvictHistory { keep } => {
                 report.evicted_messages += self.evict_history(*keep);
             }
@@ -216,7 +236,8 @@ impl Data {
         }
     }
 
-    /// Keeps the newest `keep` server messages of each conversation; returns how many it removed.
+    /// Keeps the newest `keep` server messages of each conversation and raises the floor of each
+    /// that lost some; returns how many it removed.
     fn evict_history(&mut self, keep: usize) -> u64 {
         let mut server: Vec<&LocalMessage> = self
             .messages
@@ -224,13 +245,28 @@ impl Data {
             .filter(|m| m.is_from_server())
             .collect();
         sort_by(&mut server, in_store_order);
-        let evict: Vec<(UserId, ClientMessageId)> = server
-            .chunk_by(|a, b| a.conversation_id == b.conversation_id)
-            .flat_map(|messages| &messages[..messages.len().saturating_sub(keep)])
-            .map(|m| (m.sender_id.clone(), m.client_message_id.clone()))
-            .collect();
+        let mut evict: Vec<(UserId, ClientMessageId)> = Vec::new();
+        let mut raise: Vec<(ConversationId, Option<LocalMessage>)> = Vec::new();
+        for messages in server.chunk_by(|a, b| a.conversation_id == b.conversation_id) {
+            let (old, kept) = messages.split_at(messages.len().saturating_sub(keep));
+            if let Some(first) = old.first() {
+                raise.push((
+                    first.conversation_id.clone(),
+                    kept.first().map(|m| (*m).clone()),
+                ));
+            }
+            evict.extend(
+                old.iter()
+                    .map(|m| (m.sender_id.clone(), m.client_message_id.clone())),
+            );
+        }
         for key in &evict {
             self.messages.remove(key);
+        }
+        for (conversation, oldest_kept) in raise {
+            if let Some(floor) = self.floors.get_mut(&conversation) {
+                *floor = floor.clone().raised(oldest_kept.as_ref());
+            }
         }
         evict.len() as u64
     }
@@ -292,16 +328,36 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<LocalMessage>, StoreError> {
         let shared = self.lock();
+        let floor = (shared.data.floors.get(conversation)).map_or(Millis::MIN, |f| f.shows_from());
         let mut page: Vec<&LocalMessage> = shared
             .data
             .messages
             .values()
             .filter(|m| &m.conversation_id == conversation)
-            .filter(|m| before.is_none_or(|before| m.sort_ts < before))
+            .filter(|m| m.sort_ts >= floor && before.is_none_or(|before| m.sort_ts < before))
             .collect();
         sort_by(&mut page, in_store_order);
         let skip = page.len().saturating_sub(limit);
         Ok(page[skip..].iter().map(|m| (*m).clone()).collect())
+    }
+
+    async fn history_floor(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<HistoryFloor, StoreError> {
+        let shared = self.lock();
+        let data = &shared.data;
+        if let Some(floor) = data.floors.get(conversation) {
+            return Ok(floor.clone());
+        }
+        let mut server: Vec<&LocalMessage> = (data.messages.values())
+            .filter(|m| &m.conversation_id == conversation && m.is_from_server())
+            .collect();
+        sort_by(&mut server, in_store_order);
+        Ok(server
+            .first()
+            .and_then(|m| HistoryFloor::at(m))
+            .unwrap_or(HistoryFloor::Unknown))
     }
 
     async fn read_markers(

@@ -10,6 +10,7 @@ use chat_sync_protocol::{
     UserId,
 };
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 
 /// Optimistic messages sort after every server message (server stamps are far below this), in
 /// compose order. It stays below 2^53 so JavaScript numbers hold it exactly.
@@ -144,6 +145,74 @@ impl LocalMessage {
     }
 }
 
+/// How far down the cache holds a conversation's history without gaps: every server message
+/// that sorts at or above the floor (those newer than the change-feed cursor once the feed brings
+/// them). [`Store::messages`] shows nothing below it: a message the feed brings from further down
+/// (an edit of an evicted message) waits there until back-fill reaches it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum HistoryFloor {
+    /// Down to the conversation's first message: there is nothing older to load.
+    Complete,
+    /// Down to this server message; back-fill goes on below it.
+    #[serde(rename_all = "camelCase")]
+    From {
+        /// Its `sort_ts`.
+        sort_ts: Millis,
+        /// Its server id.
+        id: MessageId,
+    },
+    /// Nothing yet: a conversation new to this device, whose earlier messages lie behind the
+    /// feed's cursor. Back-fill starts from the newest message.
+    Unknown,
+}
+
+impl HistoryFloor {
+    /// The floor at a server message (`None` for an optimistic one).
+    pub fn at(message: &LocalMessage) -> Option<Self> {
+        Some(Self::From {
+            sort_ts: message.server_ts?,
+            id: message.id.clone()?,
+        })
+    }
+
+    /// The lowest `sort_ts` [`Store::messages`] shows (optimistic messages sort above every floor).
+    pub fn shows_from(&self) -> Millis {
+        match self {
+            Self::Complete => Millis::MIN,
+            Self::From { sort_ts, .. } => *sort_ts,
+            Self::Unknown => OPTIMISTIC_SORT_BASE,
+        }
+    }
+
+    fn cmp_height(&self, other: &Self) -> Ordering {
+        self.shows_from().cmp(&other.shows_from())
+    }
+
+    /// After the cache gained every server message from `to` up to `from` (exclusive; `Unknown`:
+    /// up to the newest): lowered to `to` when that range meets the cached one (`from` at or
+    /// above `self`), unchanged when a gap lies between (eviction raised the floor meanwhile).
+    pub fn extended(self, from: &Self, to: &Self) -> Self {
+        let meets = from.cmp_height(&self).is_ge();
+        if meets && to.cmp_height(&self).is_lt() {
+            to.clone()
+        } else {
+            self
+        }
+    }
+
+    /// After eviction left `oldest_kept` as the conversation's oldest server message (`None`:
+    /// none): raised to it.
+    pub fn raised(self, oldest_kept: Option<&LocalMessage>) -> Self {
+        let kept = oldest_kept.and_then(Self::at).unwrap_or(Self::Unknown);
+        if kept.cmp_height(&self).is_gt() {
+            kept
+        } else {
+            self
+        }
+    }
+}
+
 /// A message composed here that the server has not confirmed yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -212,7 +281,8 @@ pub struct PersistedState {
 /// One write. A [`Batch`] of them is applied atomically.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreOp {
-    /// Stores a conversation unless the stored one's `updated_ts` is equal or higher.
+    /// Stores a conversation unless the stored one's `updated_ts` is equal or higher. A
+    /// conversation new to the store starts at [`HistoryFloor::Unknown`].
     PutConversation(Conversation),
     /// Stores a message where [`LocalMessage::supersedes`] the stored one (or none is stored).
     PutMessage(LocalMessage),
@@ -237,8 +307,21 @@ pub enum StoreOp {
     SetLastMaintenance(Millis),
     /// Replaces the read markers not sent yet.
     SetPendingReadMarkers(Vec<PendingReadMarker>),
+    /// Moves a conversation's [`HistoryFloor`] down: the cache now holds every server message
+    /// from `to` up to `from` ([`HistoryFloor::extended`]). Ignored for a conversation the store
+    /// has no record of.
+    ExtendHistory {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Where the range starts (exclusive): the floor a back-fill asked below, or `Unknown`
+        /// (up to the newest message).
+        from: HistoryFloor,
+        /// Where it ends.
+        to: HistoryFloor,
+    },
     /// Keeps the newest `keep` server messages (tombstones included) of each conversation and
-    /// removes older ones; optimistic messages are never removed.
+    /// removes older ones; optimistic messages are never removed. Each conversation that lost
+    /// messages has its floor raised to its oldest kept one ([`HistoryFloor::raised`]).
     EvictHistory {
         /// Server messages kept per conversation.
         keep: usize,
@@ -308,14 +391,23 @@ pub trait Store {
     /// `composed_at`; ties go by id.
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
 
-    /// Up to `limit` messages of a conversation that sort before `before` (all when `None`), as
-    /// the newest ones in ascending order; tombstones included.
+    /// Up to `limit` messages of a conversation that sort before `before` (all when `None`) and
+    /// not below its [`HistoryFloor`], as the newest ones in ascending order; tombstones included.
     async fn messages(
         &self,
         conversation: &ConversationId,
         before: Option<Millis>,
         limit: usize,
     ) -> Result<Vec<LocalMessage>, StoreError>;
+
+    /// How far down [`Store::messages`] shows a conversation, and where back-fill goes on from.
+    /// For a conversation without a recorded floor (none stored yet, or stored before floors
+    /// existed), which [`Store::messages`] shows whole: its oldest cached server message, or
+    /// `Unknown` when there is none.
+    async fn history_floor(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<HistoryFloor, StoreError>;
 
     /// The read markers of a conversation.
     async fn read_markers(

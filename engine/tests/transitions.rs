@@ -6,9 +6,9 @@
 
 use chat_sync_engine::{
     BackoffConfig, Batch, Config, ConnectionQuality, DiscardReason, EffectiveType, Engine,
-    EngineError, Event, HttpOutcome, HttpRequest, LocalMessage, MemoryStore, MessageStatus,
-    OutboxEntry, Output, PendingReadMarker, Phase, RequestId, Store, StoreError, StoreOp,
-    SyncError, SyncSummary, Ticket, Trigger,
+    EngineError, Event, HistoryFloor, HttpOutcome, HttpRequest, LocalMessage, MemoryStore,
+    MessageStatus, OutboxEntry, Output, PendingReadMarker, Phase, RequestId, Store, StoreError,
+    StoreOp, SyncError, SyncSummary, Ticket, Trigger,
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
@@ -1016,6 +1016,19 @@ fn unauthorized_send_requires_auth_and_keeps_the_message_pending() {
 
 // ----- pulling -----
 
+/// What a feed page that brings `message` unedited says of its conversation's history: the cache
+/// holds everything from there up.
+fn history_from(message: &Message) -> StoreOp {
+    StoreOp::ExtendHistory {
+        conversation: message.conversation_id.clone(),
+        from: HistoryFloor::Unknown,
+        to: HistoryFloor::From {
+            sort_ts: message.server_ts,
+            id: message.id.clone(),
+        },
+    }
+}
+
 #[test]
 fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
     let mut d = Driver::new(config());
@@ -1043,7 +1056,9 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
         d.held.as_ref().expect("page 1").ops,
         vec![
             StoreOp::PutConversation(conversation),
-            StoreOp::PutMessage(LocalMessage::from_server(m1)),
+            StoreOp::PutMessage(LocalMessage::from_server(m1.clone())),
+            // Everything created after an unedited message comes later in the feed.
+            history_from(&m1),
             StoreOp::SetCursor(Some(Cursor::new("k1"))),
         ]
     );
@@ -1069,7 +1084,8 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
     assert_eq!(
         d.held.as_ref().expect("page 2").ops,
         vec![
-            StoreOp::PutMessage(LocalMessage::from_server(m2)),
+            StoreOp::PutMessage(LocalMessage::from_server(m2.clone())),
+            history_from(&m2),
             StoreOp::SetCursor(Some(Cursor::new("k2"))),
             StoreOp::SetLastSync(finished_at),
         ]
@@ -1456,7 +1472,7 @@ fn an_older_history_version_does_not_overwrite_a_newer_feed_version() {
     );
 
     d.clear();
-    let ticket = d.act(|e, now| e.load_older("c-1".into(), None, now));
+    let ticket = d.act(|e, now| e.load_older("c-1".into(), HistoryFloor::Unknown, now));
     let history = d.only_open("GET /v1/conversations/c-1/messages");
     assert_eq!(history.path, "/v1/conversations/c-1/messages?limit=50");
     d.respond(
@@ -1849,7 +1865,7 @@ fn stop_finishes_open_tickets_with_stopped_and_sends_nothing_more() {
     let sync = d.only_open("GET /v1/sync");
     let force = d.force();
     let conversation = d.act(|e, now| e.sync_conversation("c-1".into(), now));
-    let older = d.act(|e, now| e.load_older("c-2".into(), None, now));
+    let older = d.act(|e, now| e.load_older("c-2".into(), HistoryFloor::Unknown, now));
 
     d.clear();
     d.act(|e, now| e.stop(now));

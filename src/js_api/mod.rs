@@ -14,12 +14,11 @@ use chat_sync_engine::protocol::{
     ClientMessageId, ConversationId, MeResponse, MessageId, Millis, ReadMarker, UserId,
 };
 use chat_sync_engine::{
-    iso8601, DiscardReason, Engine, Event, Failure, LocalMessage, MemoryStore, Status, Store,
-    SyncSummary, Trigger,
+    iso8601, DiscardReason, Engine, Event, Failure, HistoryFloor, LocalMessage, MemoryStore,
+    Status, Store, SyncSummary, Trigger,
 };
 use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
 use js_sys::{Function, Promise, Reflect};
-use litemap::LiteMap;
 use options::Options;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -55,9 +54,6 @@ struct Inner {
     recovered: Option<String>,
     /// The `recovered` event went out (to the first listener).
     recovered_told: std::cell::Cell<bool>,
-    /// Per conversation, a back-fill anchor older than which the server had nothing (`None`:
-    /// the conversation was empty): `listMessages` does not ask again from the same anchor.
-    history_start: RefCell<LiteMap<ConversationId, Option<MessageId>>>,
 }
 
 /// Plain JS objects out: camelCase fields, numbers (not BigInts), `null` for `None`.
@@ -254,7 +250,6 @@ impl BackgroundSyncManager {
             persistent_storage,
             recovered,
             recovered_told: std::cell::Cell::new(false),
-            history_start: RefCell::default(),
         });
         panics::watch(&inner);
         Ok(Self { inner })
@@ -527,7 +522,8 @@ impl BackgroundSyncManager {
     /// Up to `limit` (default 50) messages of a conversation before `before` (a `sortTs`),
     /// oldest first, from the cache; when the cache runs short and the network is up, older
     /// messages are back-filled from the server first (once the server said there are none, not
-    /// again). Deleted messages are left out.
+    /// again). Deleted messages are left out, and so are messages below a gap in the cache
+    /// (until back-fill reaches them).
     #[wasm_bindgen(js_name = listMessages, unchecked_return_type = "Promise<ChatMessage[]>")]
     pub fn list_messages(
         &self,
@@ -536,7 +532,6 @@ impl BackgroundSyncManager {
         options: Option<ListMessagesOptions>,
     ) -> Promise {
         let driver = self.driver();
-        let inner = self.inner.clone();
         let options: JsValue = options.map_or(JsValue::UNDEFINED, JsValue::from);
         promise(async move {
             let driver = driver?;
@@ -567,41 +562,24 @@ impl BackgroundSyncManager {
                 Ok::<_, JsValue>(messages)
             };
             let mut messages = read(driver.clone(), conversation.clone()).await?;
-            if messages.len() < limit && driver.engine().status().is_online {
-                // Back-fill older than the oldest message we know: the page's, or (an empty
-                // page) the one at `before` itself; with nothing cached, the newest page. When
-                // nothing is known at `before`, there is nothing to page back from.
-                let anchor = match (messages.iter().find_map(|m| m.id.clone()), before) {
-                    (Some(id), _) => Some(Some(id)),
-                    (None, Some(before)) => driver
-                        .store
-                        .messages(&conversation, Some(before + 1), 1)
-                        .await
-                        .map_err(|e| from_store_error(&e))?
-                        .into_iter()
-                        .find_map(|m| m.id)
-                        .map(Some),
-                    (None, None) => Some(None),
-                };
-                // The server said nothing is older than this anchor: no request.
-                let anchor = anchor.filter(|anchor| {
-                    inner.history_start.borrow().get(&conversation) != Some(anchor)
-                });
-                if let Some(oldest) = anchor {
-                    let receiver = driver.ticketed(|engine, now| {
-                        engine.load_older(conversation.clone(), oldest.clone(), now)
-                    });
-                    // Back-fill is best effort: the cached page is the answer when it fails.
-                    if let Ok(Ok(summary)) = receiver.await {
-                        if !summary.has_more && summary.changes == 0 {
-                            inner
-                                .history_start
-                                .borrow_mut()
-                                .insert(conversation.clone(), oldest);
-                        }
-                        messages = read(driver.clone(), conversation).await?;
-                    }
+            // Back-fill while the page is short: each page from the server moves the history
+            // floor down, until the page is full or the server has no more (a `Complete` floor).
+            // Back-fill is best effort: the cached page is the answer when it fails.
+            let mut asked_below = None;
+            while messages.len() < limit && driver.engine().status().is_online {
+                let floor = (driver.store.history_floor(&conversation).await)
+                    .map_err(|e| from_store_error(&e))?;
+                if floor == HistoryFloor::Complete || asked_below.as_ref() == Some(&floor) {
+                    break;
                 }
+                let receiver = driver.ticketed(|engine, now| {
+                    engine.load_older(conversation.clone(), floor.clone(), now)
+                });
+                if !matches!(receiver.await, Ok(Ok(_))) {
+                    break;
+                }
+                asked_below = Some(floor);
+                messages = read(driver.clone(), conversation.clone()).await?;
             }
             messages.retain(|message| !message.deleted);
             Ok(to_js(&messages))

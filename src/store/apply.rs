@@ -1,8 +1,9 @@
 //! Applying an engine batch: one readwrite transaction, all reads issued at once (server
 //! messages found by one index range read per conversation, not a `get` each), the merge rules
 //! applied in memory, then all writes issued at once; where a conversation lost a message (or is
-//! new), its last activity read back from its messages and written; then the transaction's
-//! outcome awaited.
+//! new), its last activity read back from its messages and written (with its history floor, when
+//! eviction raised it and no op of the batch read its record); then the transaction's outcome
+//! awaited.
 //!
 //! Nothing but IndexedDB requests is awaited while the transaction is open, so it never
 //! auto-commits half way; a failure aborts it and nothing of the batch is written.
@@ -34,6 +35,9 @@ struct Overlay {
     /// server's (the engine removes its outbox entry in the same batch), evicted history,
     /// compacted tombstones.
     recompute: Vec<ConversationId>,
+    /// Conversations eviction took messages from, with the oldest server message each kept,
+    /// whose records the batch did not read: their floors are raised with [`recompute_activity`].
+    raise: Vec<(ConversationId, Option<LocalMessage>)>,
     read_markers: Slots<(String, String), ReadMarker>,
     outbox: Slots<String, OutboxEntry>,
     meta: Option<MetaRecord>,
@@ -78,9 +82,10 @@ async fn run(
             // order), then tell the overlay what the scan removed.
             StoreOp::EvictHistory { keep } => {
                 overlay.write(&stores)?;
-                let removed = evict(&stores, *keep).await?;
+                let (removed, oldest_kept) = evict(&stores, *keep).await?;
                 report.evicted_messages += removed.len() as u64;
                 overlay.forget(removed);
+                overlay.raise_floors(oldest_kept);
             }
             StoreOp::CompactTombstones { before } => {
                 overlay.write(&stores)?;
@@ -92,7 +97,7 @@ async fn run(
         }
     }
     overlay.write(&stores)?;
-    recompute_activity(&stores, overlay.recompute).await?;
+    recompute_activity(&stores, overlay.recompute, overlay.raise).await?;
     if let Some(exception) = inject {
         return Err(super::errors::classify_exception(&exception));
     }
@@ -159,6 +164,9 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
             StoreOp::PutConversation(conversation) => {
                 conversation_ids.push(conversation.id.clone())
             }
+            StoreOp::ExtendHistory { conversation, .. } => {
+                conversation_ids.push(conversation.clone())
+            }
             StoreOp::PutReadMarker(marker) => marker_keys.push((
                 marker.conversation_id.to_string(),
                 marker.user_id.to_string(),
@@ -178,6 +186,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         messages: Slots::new(message_keys),
         conversations: Slots::new(conversation_ids),
         recompute: Vec::new(),
+        raise: Vec::new(),
         read_markers: Slots::new(marker_keys),
         outbox: Slots::new(outbox_keys),
         meta: None,
@@ -428,10 +437,12 @@ impl Reads {
 /// Works out the last activity of `conversations` again from what the store holds once the
 /// batch's writes are issued (requests run in order, so these reads see them): the greatest of
 /// the conversation's `updated_ts`, its newest server message's `server_ts` and its optimistic
-/// messages' `composed_at`. Writes the records that change.
+/// messages' `composed_at`. Raises the floors in `raise` (their conversations lost messages, so
+/// are among `conversations`). Writes the records that change.
 async fn recompute_activity(
     stores: &Stores,
     mut conversations: Vec<ConversationId>,
+    raise: Vec<(ConversationId, Option<LocalMessage>)>,
 ) -> Result<(), Failure> {
     if conversations.is_empty() {
         return Ok(());
@@ -490,8 +501,12 @@ async fn recompute_activity(
             .iter()
             .filter_map(LocalMessage::activity)
             .fold(record.updated_ts, Millis::max);
-        if last_activity != record.last_activity {
-            record.last_activity = last_activity;
+        let mut changed = last_activity != record.last_activity;
+        record.last_activity = last_activity;
+        if let Some((_, kept)) = raise.iter().find(|(id, _)| id == &record.id) {
+            changed |= record.raise_history(kept.as_ref());
+        }
+        if changed {
             drop(
                 stores
                     .conversations
@@ -512,17 +527,20 @@ impl Overlay {
                 if current.is_some_and(|c| c.updated_ts >= conversation.updated_ts) {
                     return;
                 }
-                let activity = match current {
-                    Some(current) => current.last_activity,
+                if current.is_none() {
                     // Its messages may be stored already.
-                    None => {
-                        self.recompute.push(conversation.id.clone());
-                        Millis::MIN
-                    }
-                };
-                let record = ConversationRecord::new(conversation.clone(), activity);
+                    self.recompute.push(conversation.id.clone());
+                }
+                let record = ConversationRecord::new(conversation.clone(), current);
                 self.conversations.change(&conversation.id, Some(record));
             }
+            StoreOp::ExtendHistory {
+                conversation,
+                from,
+                to,
+            } => self
+                .conversations
+                .edit(conversation, |record| record.extend_history(from, to)),
             StoreOp::PutMessage(message) => {
                 let key = (
                     message.sender_id.to_string(),
@@ -584,6 +602,20 @@ impl Overlay {
                 self.edit_meta(|meta| meta.pending_read_markers = markers.clone())
             }
             StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. } => {}
+        }
+    }
+
+    /// Raises the floors of the conversations eviction took messages from: in the batch's view
+    /// where it read the record (a later op of the batch may extend it again), afterwards
+    /// otherwise.
+    fn raise_floors(&mut self, oldest_kept: Vec<(ConversationId, Option<LocalMessage>)>) {
+        for (conversation, kept) in oldest_kept {
+            if self.conversations.holds(&conversation) {
+                (self.conversations)
+                    .edit(&conversation, |record| record.raise_history(kept.as_ref()));
+            } else {
+                self.raise.push((conversation, kept));
+            }
         }
     }
 
@@ -720,22 +752,40 @@ async fn sweep(
     Ok(removed)
 }
 
-/// Keeps the newest `keep` server messages of each conversation; returns what it removed.
-async fn evict(stores: &Stores, keep: usize) -> Result<Vec<(MessageKey, ConversationId)>, Failure> {
+/// What eviction removed, and for each conversation it took messages from, the oldest server
+/// message it kept there (`None`: none).
+type Evicted = (
+    Vec<(MessageKey, ConversationId)>,
+    Vec<(ConversationId, Option<LocalMessage>)>,
+);
+
+/// Keeps the newest `keep` server messages of each conversation; returns what it removed and
+/// kept.
+async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
     let mut conversation: Option<ConversationId> = None;
     let mut kept = 0;
-    sweep(stores, CursorDirection::Prev, |message| {
+    let mut oldest_kept: Option<LocalMessage> = None;
+    let mut oldest: Vec<(ConversationId, Option<LocalMessage>)> = Vec::new();
+    let removed = sweep(stores, CursorDirection::Prev, |message| {
         if conversation.as_ref() != Some(&message.conversation_id) {
             conversation = Some(message.conversation_id.clone());
             kept = 0;
+            oldest_kept = None;
         }
         if !message.is_from_server() {
             return false;
         }
         kept += 1;
+        if kept == keep {
+            oldest_kept = Some(message.clone());
+        }
+        if kept == keep + 1 {
+            oldest.push((message.conversation_id.clone(), oldest_kept.take()));
+        }
         kept > keep
     })
-    .await
+    .await?;
+    Ok((removed, oldest))
 }
 
 /// Removes tombstones last written before `before`; returns what it removed.

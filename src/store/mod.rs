@@ -39,7 +39,9 @@ pub use open::OpenReport;
 pub use quota::{request_persistence, storage_estimate, StorageEstimate};
 
 use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker, UserId};
-use chat_sync_engine::{ApplyReport, LocalMessage, PersistedState, Store, StoreError, StoreOp};
+use chat_sync_engine::{
+    ApplyReport, HistoryFloor, LocalMessage, PersistedState, Store, StoreError, StoreOp,
+};
 use connection::Connection;
 use errors::Failure;
 use std::cell::{Cell, RefCell};
@@ -267,6 +269,14 @@ impl Store for IndexedDbStore {
             |database| async move { read::messages(&database, conversation, before, limit).await },
         )
         .await
+    }
+
+    async fn history_floor(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<HistoryFloor, StoreError> {
+        self.run(|database| async move { read::history_floor(&database, conversation).await })
+            .await
     }
 
     async fn read_markers(

@@ -6,7 +6,10 @@ use super::errors::{classify, classify_exception, Failure};
 use super::request::request_result;
 use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker};
 use chat_sync_engine::sort::sort_by;
-use chat_sync_engine::{conversation_order, LocalMessage, OutboxEntry, PersistedState};
+use chat_sync_engine::{
+    conversation_order, HistoryFloor, LocalMessage, OutboxEntry, PersistedState,
+    OPTIMISTIC_SORT_BASE,
+};
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -66,7 +69,22 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
         .collect())
 }
 
-/// The newest `limit` messages of a conversation sorting before `before`, in ascending order.
+/// The record of a conversation, if stored, read in `transaction`.
+async fn conversation_record(
+    transaction: &idb::Transaction,
+    conversation: &ConversationId,
+) -> Result<Option<ConversationRecord>, Failure> {
+    let value = transaction
+        .object_store(CONVERSATIONS)
+        .and_then(|store| store.get(JsValue::from(conversation.as_str())))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    value.map(from_js).transpose()
+}
+
+/// The newest `limit` messages of a conversation sorting before `before` and not below its
+/// history floor, in ascending order.
 ///
 /// One bounded walk backwards through the `[conversationId, sortTs]` index: `IDBIndex.getAll`
 /// with a direction where the browser has it, a cursor otherwise.
@@ -80,15 +98,22 @@ pub(crate) async fn messages(
         return Ok(Vec::new());
     }
     let transaction = database
-        .transaction(&[MESSAGES], TransactionMode::ReadOnly)
+        .transaction(&[CONVERSATIONS, MESSAGES], TransactionMode::ReadOnly)
         .map_err(|e| classify(&e))?;
+    let floor = conversation_record(&transaction, conversation)
+        .await?
+        .and_then(|record| record.history);
+    let lower = floor.map_or(f64::NEG_INFINITY, |floor| floor.shows_from() as f64);
+    let upper = before.map_or(f64::INFINITY, |before| before as f64);
+    if lower >= upper {
+        return Ok(Vec::new());
+    }
     let index = transaction
         .object_store(MESSAGES)
         .and_then(|store| store.index(BY_CONVERSATION))
         .map_err(|e| classify(&e))?;
-    let upper = before.map_or(f64::INFINITY, |before| before as f64);
     let range = idb::KeyRange::bound(
-        &conversation_position(conversation, f64::NEG_INFINITY),
+        &conversation_position(conversation, lower),
         &conversation_position(conversation, upper),
         None,
         Some(before.is_some()),
@@ -148,6 +173,48 @@ async fn get_all_prev(
         })?;
     let values: Array = request_result(&request).await?.unchecked_into();
     Ok(Some(values.to_vec()))
+}
+
+/// The history floor of a conversation; for one without a recorded floor, its oldest cached
+/// server message (`Unknown` when none).
+pub(crate) async fn history_floor(
+    database: &Database,
+    conversation: &ConversationId,
+) -> Result<HistoryFloor, Failure> {
+    let transaction = database
+        .transaction(&[CONVERSATIONS, MESSAGES], TransactionMode::ReadOnly)
+        .map_err(|e| classify(&e))?;
+    let record = conversation_record(&transaction, conversation).await?;
+    if let Some(floor) = record.and_then(|record| record.history) {
+        return Ok(floor);
+    }
+    let range = idb::KeyRange::bound(
+        &conversation_position(conversation, f64::NEG_INFINITY),
+        &conversation_position(conversation, OPTIMISTIC_SORT_BASE as f64),
+        None,
+        Some(true),
+    )
+    .map_err(|e| classify(&e))?;
+    let cursor = transaction
+        .object_store(MESSAGES)
+        .and_then(|store| store.index(BY_CONVERSATION))
+        .and_then(|index| index.open_cursor(Some(Query::from(range)), None))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    let oldest: Option<LocalMessage> = match cursor {
+        Some(cursor) => {
+            let value = ManagedCursor::from(cursor)
+                .value()
+                .map_err(|e| classify(&e))?;
+            value.map(from_js).transpose()?
+        }
+        None => None,
+    };
+    Ok(oldest
+        .as_ref()
+        .and_then(HistoryFloor::at)
+        .unwrap_or(HistoryFloor::Unknown))
 }
 
 /// The read markers of a conversation, by user id.

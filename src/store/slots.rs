@@ -59,6 +59,11 @@ impl<K: Ord, V> Slots<K, V> {
         }
     }
 
+    /// Whether the batch read `key` (so it holds the record, or knows there is none).
+    pub(super) fn holds(&self, key: &K) -> bool {
+        self.index(key).is_some()
+    }
+
     /// The record as the batch sees it.
     pub(super) fn get(&self, key: &K) -> Option<&V> {
         self.entries[self.index(key)?].1.value.as_ref()

@@ -4,7 +4,7 @@
 use super::codec::*;
 use super::{open, IndexedDbStore};
 use chat_sync_engine::protocol::{Conversation, Cursor, Message};
-use chat_sync_engine::{LocalMessage, OutboxEntry, Store, StoreError, StoreOp};
+use chat_sync_engine::{HistoryFloor, LocalMessage, OutboxEntry, Store, StoreError, StoreOp};
 use idb::{Factory, TransactionMode};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -65,6 +65,18 @@ fn entry(n: u64, conversation: &str) -> OutboxEntry {
     }
 }
 
+/// A conversation with its history floor at the bottom: the messages put next are all shown.
+fn whole_conversation(id: &str) -> Vec<StoreOp> {
+    vec![
+        StoreOp::PutConversation(conversation(id, 10)),
+        StoreOp::ExtendHistory {
+            conversation: id.into(),
+            from: HistoryFloor::Unknown,
+            to: HistoryFloor::Complete,
+        },
+    ]
+}
+
 fn put_messages(range: std::ops::Range<i64>, conversation: &str) -> Vec<StoreOp> {
     range
         .map(|n| StoreOp::PutMessage(LocalMessage::from_server(message(n, conversation))))
@@ -74,7 +86,7 @@ fn put_messages(range: std::ops::Range<i64>, conversation: &str) -> Vec<StoreOp>
 #[wasm_bindgen_test]
 async fn a_batch_reads_modifies_and_writes_inside_one_transaction() {
     let store = fresh("get-modify-put").await;
-    let mut ops = vec![StoreOp::PutConversation(conversation("c1", 10))];
+    let mut ops = whole_conversation("c1");
     ops.extend(put_messages(0..200, "c1"));
     store.apply(&ops).await.expect("first batch");
     // Every op of this batch reads the stored record before deciding to write: edits replace
@@ -244,7 +256,12 @@ async fn a_version_1_database_upgrades_with_every_record() {
         let value = to_js(&LocalMessage::from_server(message(n, "c1"))).expect("encode");
         store(MESSAGES).put(&value, None).expect("put");
     }
-    let record = ConversationRecord::new(conversation("c1", 10), 1_019);
+    // As written then: no history floor.
+    let record = ConversationRecord {
+        last_activity: 1_019,
+        history: None,
+        ..ConversationRecord::new(conversation("c1", 10), None)
+    };
     store(CONVERSATIONS)
         .put(&to_js(&record).expect("encode"), None)
         .expect("put");
@@ -274,6 +291,11 @@ async fn a_version_1_database_upgrades_with_every_record() {
         .await
         .expect("read");
     assert_eq!(messages.len(), 20);
+    // Without a recorded floor, the cache counts as whole from its oldest message.
+    assert_eq!(
+        upgraded.history_floor(&"c1".into()).await.expect("read"),
+        HistoryFloor::at(&messages[0]).expect("a server message")
+    );
     assert_eq!(
         upgraded.conversations().await.expect("read"),
         vec![conversation("c1", 10)]
@@ -547,7 +569,7 @@ async fn deleting_a_users_database_leaves_nothing_for_the_next_user() {
 async fn the_engine_evicts_history_and_retries_when_indexeddb_is_full() {
     use chat_sync_engine::{Config, Engine, Event, Output, QUOTA_EVICTION_KEEP};
     let store = fresh("engine-quota").await;
-    let mut ops = vec![StoreOp::PutConversation(conversation("c1", 10))];
+    let mut ops = whole_conversation("c1");
     ops.extend(put_messages(0..300, "c1"));
     store.apply(&ops).await.expect("cached history");
     let mut engine = Engine::new(Config::new("u-alice".into(), 1), 0);

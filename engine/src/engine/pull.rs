@@ -10,11 +10,11 @@ use crate::config::BrokenVariant;
 use crate::event::{ChangeSet, SyncSummary, Ticket};
 use crate::sort::sort_by;
 use crate::status::{SyncError, Trigger};
-use crate::store::{LocalMessage, StoreOp};
+use crate::store::{HistoryFloor, LocalMessage, StoreOp};
 use crate::transport::Method;
 use chat_sync_protocol::{
-    paths, Change, ClientMessageId, ConversationId, Cursor, Message, MessageId, Millis,
-    ResponseBody, ResponseKind,
+    paths, Change, ClientMessageId, ConversationId, Cursor, Message, Millis, ResponseBody,
+    ResponseKind,
 };
 
 /// Where a pull stands.
@@ -61,11 +61,11 @@ pub(super) struct PullJob {
     changes: usize,
 }
 
-/// A history back-fill: one page older than `before`.
+/// A history back-fill: one page below the floor `before`.
 #[derive(Debug)]
 pub(super) struct HistoryJob {
     conversation: ConversationId,
-    before: Option<MessageId>,
+    before: HistoryFloor,
     tickets: Vec<Ticket>,
     stage: Stage,
 }
@@ -85,16 +85,26 @@ impl Engine {
         ticket
     }
 
-    /// Loads one page of a conversation's history older than `before` (a message the app has),
-    /// or the newest page when `None`. The ticket's summary tells whether more remain.
+    /// Loads one page of a conversation's history below `before`, its [`HistoryFloor`] as the
+    /// store has it ([`crate::Store::history_floor`]), and moves the floor down to the page's
+    /// oldest message. The ticket's summary tells whether more remain; below a `Complete` floor
+    /// nothing does, and no request goes.
     pub fn load_older(
         &mut self,
         conversation: ConversationId,
-        before: Option<MessageId>,
+        before: HistoryFloor,
         now: Millis,
     ) -> Ticket {
         self.advance(now);
         let ticket = self.new_ticket();
+        if before == HistoryFloor::Complete {
+            let summary = SyncSummary {
+                changes: 0,
+                has_more: false,
+            };
+            self.finish_ticket(ticket, Ok(summary));
+            return ticket;
+        }
         if !self.network_allowed() {
             let error = self.network_blocker();
             self.finish_ticket(ticket, Err(error));
@@ -245,13 +255,14 @@ impl Engine {
         };
         job.stage = Stage::Requested;
         let conversation = job.conversation.clone();
+        let before = match &job.before {
+            HistoryFloor::From { id, .. } => Some(id.as_str()),
+            HistoryFloor::Complete | HistoryFloor::Unknown => None,
+        };
         let limit = self.config.history_page_size.to_string();
         let path = paths::with_query(
             &paths::messages(&conversation),
-            &[
-                ("beforeMessage", job.before.as_ref().map(|m| m.as_str())),
-                ("limit", Some(&limit)),
-            ],
+            &[("beforeMessage", before), ("limit", Some(&limit))],
         );
         self.issue(
             Purpose::History(conversation),
@@ -332,16 +343,34 @@ impl Engine {
     pub(super) fn on_history_outcome(&mut self, conversation: ConversationId, verdict: Verdict) {
         match verdict {
             Verdict::Success(ResponseBody::History(page)) => {
+                // Newest first: the last message is the oldest.
+                let to = match (page.has_more, page.messages.last()) {
+                    (false, _) => Some(HistoryFloor::Complete),
+                    (true, oldest) => oldest.map(|m| HistoryFloor::From {
+                        sort_ts: m.server_ts,
+                        id: m.id.clone(),
+                    }),
+                };
                 let changes = page
                     .messages
                     .into_iter()
                     .map(|message| Change::Message { message })
                     .collect();
-                if let Some(job) = self.history_job(&conversation, Stage::Requested) {
-                    job.stage = Stage::Persisting;
+                let from = self
+                    .history_job(&conversation, Stage::Requested)
+                    .map(|job| {
+                        job.stage = Stage::Persisting;
+                        job.before.clone()
+                    });
+                let source = PageSource::History(conversation.clone());
+                let (mut ops, write) = self.page_write(changes, page.has_more, source);
+                if let (Some(from), Some(to)) = (from, to) {
+                    ops.push(StoreOp::ExtendHistory {
+                        conversation,
+                        from,
+                        to,
+                    });
                 }
-                let source = PageSource::History(conversation);
-                let (ops, write) = self.page_write(changes, page.has_more, source);
                 self.persist(ops, AfterPersist::Page(write));
             }
             other => self.on_pull_failure(PullKind::History(conversation), other),
@@ -349,6 +378,12 @@ impl Engine {
     }
 
     /// The writes of a page: last-write-wins puts, and outbox entries the page shows delivered.
+    ///
+    /// A feed page also moves history floors down: a message the feed brings unedited (its
+    /// `updated_ts` is its `server_ts`) sits in the feed at its creation, so every message created
+    /// after it comes later in the feed. The cache then holds (or will hold) all of the
+    /// conversation from there up: `ExtendHistory` from `Unknown` to it. (An edited message may be
+    /// an old one, with a gap above it.)
     fn page_write(
         &self,
         changes: Vec<Change>,
@@ -359,6 +394,8 @@ impl Engine {
         let mut conversations: Vec<ConversationId> = Vec::new();
         let mut delivered: Vec<(ClientMessageId, Message)> = Vec::new();
         let mut messages_pulled = 0;
+        let from_feed = !matches!(source, PageSource::History(_));
+        let mut floors: Vec<(ConversationId, HistoryFloor)> = Vec::new();
         for change in changes {
             if !conversations.contains(change.conversation_id()) {
                 conversations.push(change.conversation_id().clone());
@@ -379,10 +416,30 @@ impl Engine {
                         ops.push(StoreOp::RemoveOutbox(message.client_message_id.clone()));
                         delivered.push((message.client_message_id.clone(), message.clone()));
                     }
+                    let unedited = message.updated_ts == message.server_ts;
+                    let known = floors
+                        .iter()
+                        .any(|(conversation, _)| conversation == &message.conversation_id);
+                    if from_feed && unedited && !known {
+                        let floor = HistoryFloor::From {
+                            sort_ts: message.server_ts,
+                            id: message.id.clone(),
+                        };
+                        floors.push((message.conversation_id.clone(), floor));
+                    }
                     ops.push(StoreOp::PutMessage(LocalMessage::from_server(message)));
                 }
             }
         }
+        ops.extend(
+            floors
+                .into_iter()
+                .map(|(conversation, to)| StoreOp::ExtendHistory {
+                    conversation,
+                    from: HistoryFloor::Unknown,
+                    to,
+                }),
+        );
         let write = PageWrite {
             source,
             changes: ChangeSet {

@@ -785,8 +785,10 @@ impl World {
             Happening::LoadOlder { device } => {
                 let conversation = self.member_conversation(device);
                 let now = self.device_now(device);
+                let store = &self.devices[device].store;
+                let floor = pollster::block_on(store.history_floor(&conversation)).expect("floor");
                 if let Some(engine) = self.devices[device].engine.as_mut() {
-                    engine.load_older(conversation, None, now);
+                    engine.load_older(conversation, floor, now);
                 }
             }
             Happening::StoreFault { device } => {
@@ -1190,6 +1192,9 @@ impl World {
                     }
                 }
             }
+            for conversation in &visible {
+                self.check_shown_history(index, conversation, &server)?;
+            }
             let stray: Vec<&chat_sync_engine::LocalMessage> = snapshot
                 .messages
                 .iter()
@@ -1264,6 +1269,32 @@ impl World {
         if !missing.is_empty() {
             return Err(format!(
                 "device {device} did not converge: of the newest messages of {conversation}, it lacks {missing:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the app is shown of a conversation (the store's messages, down to its history floor)
+    /// has no gap: every live message of the server at or above the floor, none missing.
+    fn check_shown_history(
+        &self,
+        device: usize,
+        conversation: &ConversationId,
+        server: &[Message],
+    ) -> Result<(), String> {
+        let store = &self.devices[device].store;
+        let floor = pollster::block_on(store.history_floor(conversation)).expect("floor");
+        let shown =
+            pollster::block_on(store.messages(conversation, None, usize::MAX)).expect("messages");
+        let missing: Vec<String> = (server.iter())
+            .filter(|m| &m.conversation_id == conversation && !m.deleted)
+            .filter(|m| m.server_ts >= floor.shows_from())
+            .filter(|m| !shown.iter().any(|l| l.id.as_ref() == Some(&m.id)))
+            .map(describe)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "device {device} shows {conversation} down to {floor:?} with a gap: it lacks {missing:?}"
             ));
         }
         Ok(())
