@@ -800,8 +800,9 @@ pub async fn evict_history_keeps_newest_server_messages_and_all_optimistic<S: St
 }
 
 /// A conversation new to the store shows no server message until its floor moves down; each
-/// `ExtendHistory` that meets the cached range lowers it, one that leaves a gap does not; a
-/// conversation without a record shows all it caches, from its oldest server message.
+/// `ExtendHistory` that meets the cached range lowers it, one that leaves a gap does not. Without
+/// a recorded floor, the cache counts as whole from its oldest server message until a batch
+/// records one.
 pub async fn history_floor_moves_down_as_history_extends<S: Store>(store: &S) {
     let [m10, m20, m30] = [10, 20, 30].map(|ts| server(&format!("m-{ts}"), "c-1", OTHER, ts));
     let pending = optimistic(&outbox("o-1", "c-1", 1));
@@ -849,21 +850,33 @@ pub async fn history_floor_moves_down_as_history_extends<S: Store>(store: &S) {
     .await;
     assert_eq!(floor(store, "c-1").await, HistoryFloor::Complete);
 
-    // No record: everything cached is shown, the floor is the oldest server message; an
-    // extension has nowhere to go.
+    // No floor recorded: the cache counts as whole from its oldest server message. A batch with
+    // a server message records that first, so an older one it brings waits below.
     let x1 = server("x-1", "c-2", OTHER, 7);
     let x2 = server("x-2", "c-2", OTHER, 8);
+    apply(store, vec![StoreOp::PutMessage(x2.clone())]).await;
+    assert_eq!(floor(store, "c-2").await, at(&x2));
+    apply(store, vec![StoreOp::PutMessage(edited(&x1, "late", 20))]).await;
+    assert_eq!(floor(store, "c-2").await, at(&x2));
+    assert_eq!(all_messages(store, "c-2").await, vec![x2.clone()]);
+    apply(store, vec![extend("c-2", at(&x2), HistoryFloor::Complete)]).await;
+    assert_eq!(ids(&all_messages(store, "c-2").await), ["x-1", "x-2"]);
+
+    // With nothing cached, a batch that extends history starts from `Unknown`: an older
+    // message it brings (before the unedited one it extends to) waits below.
+    let y1 = edited(&server("y-1", "c-3", OTHER, 3), "old, edited", 30);
+    let y2 = server("y-2", "c-3", OTHER, 9);
     apply(
         store,
         vec![
-            StoreOp::PutMessage(x2.clone()),
-            StoreOp::PutMessage(x1.clone()),
-            extend("c-2", HistoryFloor::Unknown, at(&x2)),
+            StoreOp::PutMessage(y1),
+            StoreOp::PutMessage(y2.clone()),
+            extend("c-3", HistoryFloor::Unknown, at(&y2)),
         ],
     )
     .await;
-    assert_eq!(floor(store, "c-2").await, at(&x1));
-    assert_eq!(all_messages(store, "c-2").await, vec![x1, x2]);
+    assert_eq!(floor(store, "c-3").await, at(&y2));
+    assert_eq!(all_messages(store, "c-3").await, vec![y2]);
     assert_eq!(floor(store, "c-404").await, HistoryFloor::Unknown);
 }
 

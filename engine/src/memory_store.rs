@@ -77,7 +77,7 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Data {
     conversations: LiteMap<ConversationId, Conversation>,
-    /// Each stored conversation's floor.
+    /// Recorded history floors, by conversation (see [`HistoryFloor`] for those without).
     floors: LiteMap<ConversationId, HistoryFloor>,
     messages: HashMap<(UserId, ClientMessageId), LocalMessage>,
     read_markers: LiteMap<(ConversationId, UserId), ReadMarker>,
@@ -151,15 +151,13 @@ impl Data {
     fn apply_op(&mut self, op: &StoreOp, report: &mut ApplyReport) {
         match op {
             StoreOp::PutConversation(conversation) => {
-                let newer = self
-                    .conversations
-                    .get(&conversation.id)
-                    .is_none_or(|stored| conversation.updated_ts > stored.updated_ts);
-                if newer {
+                let stored = self.conversations.get(&conversation.id);
+                let new = stored.is_none() && !self.floors.contains_key(&conversation.id);
+                if stored.is_none_or(|stored| conversation.updated_ts > stored.updated_ts) {
                     self.conversations
                         .insert(conversation.id.clone(), conversation.clone());
                 }
-                if !self.floors.contains_key(&conversation.id) {
+                if new {
                     self.floors
                         .insert(conversation.id.clone(), HistoryFloor::Unknown);
                 }
@@ -236,8 +234,39 @@ impl Data {
         }
     }
 
-    /// Keeps the newest `keep` server messages of each conversation and raises the floor of each
-    /// that lost some; returns how many it removed.
+    /// The oldest cached server message of a conversation.
+    fn oldest_server(&self, conversation: &ConversationId) -> Option<&LocalMessage> {
+        (self.messages.values())
+            .filter(|m| &m.conversation_id == conversation && m.is_from_server())
+            .min_by(in_store_order)
+    }
+
+    /// Records the floors a batch needs, from the cache as it is before the batch (see
+    /// [`HistoryFloor`]).
+    fn record_floors(&mut self, ops: &[StoreOp]) {
+        for op in ops {
+            let (conversation, extends) = match op {
+                StoreOp::PutMessage(message) if message.is_from_server() => {
+                    (&message.conversation_id, false)
+                }
+                StoreOp::ExtendHistory { conversation, .. } => (conversation, true),
+                _ => continue,
+            };
+            if self.floors.contains_key(conversation) {
+                continue;
+            }
+            let floor = match self.oldest_server(conversation) {
+                Some(oldest) => HistoryFloor::at(oldest),
+                None => extends.then_some(HistoryFloor::Unknown),
+            };
+            if let Some(floor) = floor {
+                self.floors.insert(conversation.clone(), floor);
+            }
+        }
+    }
+
+    /// Keeps the newest `keep` server messages of each conversation and forgets the floors that
+    /// lie below what each kept; returns how many it removed.
     fn evict_history(&mut self, keep: usize) -> u64 {
         let mut server: Vec<&LocalMessage> = self
             .messages
@@ -246,14 +275,12 @@ impl Data {
             .collect();
         sort_by(&mut server, in_store_order);
         let mut evict: Vec<(UserId, ClientMessageId)> = Vec::new();
-        let mut raise: Vec<(ConversationId, Option<LocalMessage>)> = Vec::new();
+        let mut kept_from: Vec<(ConversationId, Option<LocalMessage>)> = Vec::new();
         for messages in server.chunk_by(|a, b| a.conversation_id == b.conversation_id) {
             let (old, kept) = messages.split_at(messages.len().saturating_sub(keep));
             if let Some(first) = old.first() {
-                raise.push((
-                    first.conversation_id.clone(),
-                    kept.first().map(|m| (*m).clone()),
-                ));
+                let oldest_kept = kept.first().map(|m| (*m).clone());
+                kept_from.push((first.conversation_id.clone(), oldest_kept));
             }
             evict.extend(
                 old.iter()
@@ -263,9 +290,9 @@ impl Data {
         for key in &evict {
             self.messages.remove(key);
         }
-        for (conversation, oldest_kept) in raise {
-            if let Some(floor) = self.floors.get_mut(&conversation) {
-                *floor = floor.clone().raised(oldest_kept.as_ref());
+        for (conversation, oldest_kept) in kept_from {
+            if (self.floors.get(&conversation)).is_some_and(|f| f.is_below(oldest_kept.as_ref())) {
+                self.floors.remove(&conversation);
             }
         }
         evict.len() as u64
@@ -290,6 +317,7 @@ impl Store for MemoryStore {
         if let Some(error) = shared.faults.pop_front() {
             return Err(error);
         }
+        shared.data.record_floors(ops);
         let mut report = ApplyReport::default();
         for op in ops {
             shared.data.apply_op(op, &mut report);
@@ -350,13 +378,8 @@ impl Store for MemoryStore {
         if let Some(floor) = data.floors.get(conversation) {
             return Ok(floor.clone());
         }
-        let mut server: Vec<&LocalMessage> = (data.messages.values())
-            .filter(|m| &m.conversation_id == conversation && m.is_from_server())
-            .collect();
-        sort_by(&mut server, in_store_order);
-        Ok(server
-            .first()
-            .and_then(|m| HistoryFloor::at(m))
+        Ok((data.oldest_server(conversation))
+            .and_then(HistoryFloor::at)
             .unwrap_or(HistoryFloor::Unknown))
     }
 

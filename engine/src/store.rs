@@ -149,6 +149,13 @@ impl LocalMessage {
 /// that sorts at or above the floor (those newer than the change-feed cursor once the feed brings
 /// them). [`Store::messages`] shows nothing below it: a message the feed brings from further down
 /// (an edit of an evicted message) waits there until back-fill reaches it.
+///
+/// A store may hold no floor for a conversation: the cache then counts as whole from its oldest
+/// server message. Eviction, which keeps the newest messages, only forgets floors: it deletes and
+/// never writes, so it works when storage is full. A batch with a server message or an
+/// `ExtendHistory` for such a conversation first records its floor from the cache as it was
+/// before the batch: its oldest server message, or (none cached) `Unknown` for an extension and
+/// still none for a message, which then becomes the oldest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum HistoryFloor {
@@ -201,15 +208,12 @@ impl HistoryFloor {
         }
     }
 
-    /// After eviction left `oldest_kept` as the conversation's oldest server message (`None`:
-    /// none): raised to it.
-    pub fn raised(self, oldest_kept: Option<&LocalMessage>) -> Self {
+    /// Whether eviction that left `oldest_kept` as the conversation's oldest server message
+    /// (`None`: none) took messages at or above this floor, which then no longer holds: the store
+    /// forgets it, so the cache counts as whole from the oldest kept message.
+    pub fn is_below(&self, oldest_kept: Option<&LocalMessage>) -> bool {
         let kept = oldest_kept.and_then(Self::at).unwrap_or(Self::Unknown);
-        if kept.cmp_height(&self).is_gt() {
-            kept
-        } else {
-            self
-        }
+        kept.cmp_height(self).is_gt()
     }
 }
 
@@ -282,7 +286,7 @@ pub struct PersistedState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreOp {
     /// Stores a conversation unless the stored one's `updated_ts` is equal or higher. A
-    /// conversation new to the store starts at [`HistoryFloor::Unknown`].
+    /// conversation new to the store starts at [`HistoryFloor::Unknown`] unless it has a floor.
     PutConversation(Conversation),
     /// Stores a message where [`LocalMessage::supersedes`] the stored one (or none is stored).
     PutMessage(LocalMessage),
@@ -308,8 +312,7 @@ pub enum StoreOp {
     /// Replaces the read markers not sent yet.
     SetPendingReadMarkers(Vec<PendingReadMarker>),
     /// Moves a conversation's [`HistoryFloor`] down: the cache now holds every server message
-    /// from `to` up to `from` ([`HistoryFloor::extended`]). Ignored for a conversation the store
-    /// has no record of.
+    /// from `to` up to `from` ([`HistoryFloor::extended`]).
     ExtendHistory {
         /// The conversation.
         conversation: ConversationId,
@@ -321,7 +324,8 @@ pub enum StoreOp {
     },
     /// Keeps the newest `keep` server messages (tombstones included) of each conversation and
     /// removes older ones; optimistic messages are never removed. Each conversation that lost
-    /// messages has its floor raised to its oldest kept one ([`HistoryFloor::raised`]).
+    /// messages counts as whole from its oldest kept one: its floor is forgotten where it lies
+    /// below that ([`HistoryFloor::is_below`]).
     EvictHistory {
         /// Server messages kept per conversation.
         keep: usize,
@@ -401,8 +405,7 @@ pub trait Store {
     ) -> Result<Vec<LocalMessage>, StoreError>;
 
     /// How far down [`Store::messages`] shows a conversation, and where back-fill goes on from.
-    /// For a conversation without a recorded floor (none stored yet, or stored before floors
-    /// existed), which [`Store::messages`] shows whole: its oldest cached server message, or
+    /// Without a recorded floor (see [`HistoryFloor`]): its oldest cached server message, or
     /// `Unknown` when there is none.
     async fn history_floor(
         &self,

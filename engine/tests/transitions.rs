@@ -1502,6 +1502,128 @@ fn an_older_history_version_does_not_overwrite_a_newer_feed_version() {
     );
 }
 
+/// A history page `messages` (newest first), with more below it or not.
+fn history_page(messages: Vec<Message>, has_more: bool) -> HttpOutcome {
+    response(
+        200,
+        ResponseBody::History(HistoryPage {
+            messages,
+            next_before: None,
+            has_more,
+        }),
+    )
+}
+
+#[test]
+fn a_history_page_moves_the_floor_it_was_asked_below_down_to_its_oldest_message() {
+    let mut d = Driver::idle(config());
+    let floor = HistoryFloor::From {
+        sort_ts: T0 - 100,
+        id: MessageId::new("m-100"),
+    };
+    let m1 = message("m-1", "c-1", "u-bob", "one", T0 - 300);
+    let m2 = message("m-2", "c-1", "u-bob", "two", T0 - 200);
+    d.act(|e, now| e.load_older("c-1".into(), floor.clone(), now));
+    let request = d.only_open("GET /v1/conversations/c-1/messages");
+    assert_eq!(
+        request.path,
+        "/v1/conversations/c-1/messages?beforeMessage=m-100&limit=50"
+    );
+    d.clear();
+    d.respond(&request, history_page(vec![m2.clone(), m1.clone()], true));
+    let batches = d.applied();
+    assert_eq!(
+        batches.last().expect("the page is stored").ops,
+        vec![
+            StoreOp::PutMessage(LocalMessage::from_server(m2)),
+            StoreOp::PutMessage(LocalMessage::from_server(m1.clone())),
+            StoreOp::ExtendHistory {
+                conversation: "c-1".into(),
+                from: floor,
+                to: HistoryFloor::From {
+                    sort_ts: m1.server_ts,
+                    id: m1.id,
+                },
+            },
+        ]
+    );
+
+    // The last page: below it, nothing.
+    let floor = HistoryFloor::Unknown;
+    d.act(|e, now| e.load_older("c-1".into(), floor.clone(), now));
+    let request = d.only_open("GET /v1/conversations/c-1/messages");
+    assert_eq!(request.path, "/v1/conversations/c-1/messages?limit=50");
+    d.clear();
+    d.respond(&request, history_page(vec![], false));
+    assert_eq!(
+        d.applied().last().expect("the page is stored").ops,
+        vec![StoreOp::ExtendHistory {
+            conversation: "c-1".into(),
+            from: floor,
+            to: HistoryFloor::Complete,
+        }]
+    );
+}
+
+#[test]
+fn below_a_complete_floor_nothing_is_asked_for() {
+    let mut d = Driver::idle(config());
+    let issued = d.requests.len();
+    let ticket = d.act(|e, now| e.load_older("c-1".into(), HistoryFloor::Complete, now));
+    assert_eq!(d.requests.len(), issued);
+    assert_eq!(
+        d.events(),
+        vec![finished(
+            ticket,
+            Ok(SyncSummary {
+                changes: 0,
+                has_more: false
+            })
+        )]
+    );
+}
+
+#[test]
+fn a_feed_page_moves_floors_only_down_to_messages_it_brings_unedited() {
+    let mut d = Driver::idle(config());
+    // An old message edited now, then (in feed order) a new one; in c-2 only an edit.
+    let old_edit = Message {
+        body: "edited".into(),
+        edited: true,
+        updated_ts: T0 - 5,
+        ..message("m-1", "c-1", "u-bob", "one", T0 - 1_000)
+    };
+    let fresh = message("m-9", "c-1", "u-bob", "new", T0 - 10);
+    let other_edit = Message {
+        deleted: true,
+        body: String::new(),
+        updated_ts: T0 - 4,
+        ..message("m-2", "c-2", "u-bob", "gone", T0 - 900)
+    };
+    let later = message("m-10", "c-1", "u-bob", "newer", T0 - 3);
+    d.force();
+    let page = d.only_open("GET /v1/sync");
+    d.clear();
+    d.respond(
+        &page,
+        feed(
+            vec![
+                message_change(old_edit.clone()),
+                message_change(fresh.clone()),
+                message_change(other_edit.clone()),
+                message_change(later.clone()),
+            ],
+            "k1",
+            false,
+        ),
+    );
+    let ops = d.applied().last().expect("the page is stored").ops.clone();
+    let extensions: Vec<&StoreOp> = (ops.iter())
+        .filter(|op| matches!(op, StoreOp::ExtendHistory { .. }))
+        .collect();
+    assert_eq!(extensions, vec![&history_from(&fresh)]);
+}
+
 // ----- maintenance -----
 
 #[test]

@@ -1,9 +1,9 @@
 //! Applying an engine batch: one readwrite transaction, all reads issued at once (server
 //! messages found by one index range read per conversation, not a `get` each), the merge rules
 //! applied in memory, then all writes issued at once; where a conversation lost a message (or is
-//! new), its last activity read back from its messages and written (with its history floor, when
-//! eviction raised it and no op of the batch read its record); then the transaction's outcome
-//! awaited.
+//! new), its last activity read back from its messages and written; then the transaction's
+//! outcome awaited. History floors the batch needs but the store has not recorded are recorded
+//! first, from the cache before the batch (see [`HistoryFloor`]).
 //!
 //! Nothing but IndexedDB requests is awaited while the transaction is open, so it never
 //! auto-commits half way; a failure aborts it and nothing of the batch is written.
@@ -16,7 +16,9 @@ use super::request::request_result;
 use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
 use chat_sync_engine::sort::sort_by;
-use chat_sync_engine::{ApplyReport, LocalMessage, OutboxEntry, StoreOp, OPTIMISTIC_SORT_BASE};
+use chat_sync_engine::{
+    ApplyReport, HistoryFloor, LocalMessage, OutboxEntry, StoreOp, OPTIMISTIC_SORT_BASE,
+};
 use idb::{CursorDirection, ManagedCursor, ObjectStore, Transaction};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsCast;
@@ -35,9 +37,8 @@ struct Overlay {
     /// server's (the engine removes its outbox entry in the same batch), evicted history,
     /// compacted tombstones.
     recompute: Vec<ConversationId>,
-    /// Conversations eviction took messages from, with the oldest server message each kept,
-    /// whose records the batch did not read: their floors are raised with [`recompute_activity`].
-    raise: Vec<(ConversationId, Option<LocalMessage>)>,
+    /// History floors, recorded or (`None`) not.
+    floors: Slots<ConversationId, HistoryFloor>,
     read_markers: Slots<(String, String), ReadMarker>,
     outbox: Slots<String, OutboxEntry>,
     meta: Option<MetaRecord>,
@@ -82,10 +83,10 @@ async fn run(
             // order), then tell the overlay what the scan removed.
             StoreOp::EvictHistory { keep } => {
                 overlay.write(&stores)?;
-                let (removed, oldest_kept) = evict(&stores, *keep).await?;
+                let (removed, kept_from) = evict(&stores, *keep).await?;
                 report.evicted_messages += removed.len() as u64;
                 overlay.forget(removed);
-                overlay.raise_floors(oldest_kept);
+                overlay.forget_floors_below(&stores, kept_from).await?;
             }
             StoreOp::CompactTombstones { before } => {
                 overlay.write(&stores)?;
@@ -97,7 +98,7 @@ async fn run(
         }
     }
     overlay.write(&stores)?;
-    recompute_activity(&stores, overlay.recompute, overlay.raise).await?;
+    recompute_activity(&stores, overlay.recompute).await?;
     if let Some(exception) = inject {
         return Err(super::errors::classify_exception(&exception));
     }
@@ -111,6 +112,7 @@ struct Stores {
     outbox: ObjectStore,
     read_markers: ObjectStore,
     meta: ObjectStore,
+    history: ObjectStore,
 }
 
 impl Stores {
@@ -122,6 +124,7 @@ impl Stores {
             outbox: store(OUTBOX)?,
             read_markers: store(READ_MARKERS)?,
             meta: store(META)?,
+            history: store(HISTORY)?,
         })
     }
 }
@@ -134,6 +137,10 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     let mut message_gets = Vec::new();
     let mut spans: Vec<Span> = Vec::new();
     let mut conversation_ids = Vec::new();
+    // Conversations whose floor the batch reads, and of those, the ones whose floor it records
+    // where there is none (it puts a server message there, or extends its history: `true`).
+    let mut floor_ids: Vec<ConversationId> = Vec::new();
+    let mut recording: Vec<(ConversationId, bool)> = Vec::new();
     let mut marker_keys = Vec::new();
     let mut outbox_keys = Vec::new();
     let mut meta = false;
@@ -147,6 +154,8 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                 if message.is_from_server() {
                     Span::of(&mut spans, &message.conversation_id)
                         .add(key.clone(), message.sort_ts);
+                    floor_ids.push(message.conversation_id.clone());
+                    recording.push((message.conversation_id.clone(), false));
                 } else {
                     message_gets.push(key.clone());
                 }
@@ -162,10 +171,12 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                 message_keys.push(key);
             }
             StoreOp::PutConversation(conversation) => {
-                conversation_ids.push(conversation.id.clone())
+                conversation_ids.push(conversation.id.clone());
+                floor_ids.push(conversation.id.clone());
             }
             StoreOp::ExtendHistory { conversation, .. } => {
-                conversation_ids.push(conversation.clone())
+                floor_ids.push(conversation.clone());
+                recording.push((conversation.clone(), true));
             }
             StoreOp::PutReadMarker(marker) => marker_keys.push((
                 marker.conversation_id.to_string(),
@@ -186,13 +197,14 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
         messages: Slots::new(message_keys),
         conversations: Slots::new(conversation_ids),
         recompute: Vec::new(),
-        raise: Vec::new(),
+        floors: Slots::new(floor_ids),
         read_markers: Slots::new(marker_keys),
         outbox: Slots::new(outbox_keys),
         meta: None,
         meta_dirty: false,
     };
     let conversation_ids: Vec<ConversationId> = overlay.conversations.keys().cloned().collect();
+    let floor_ids: Vec<ConversationId> = overlay.floors.keys().cloned().collect();
     let marker_keys: Vec<(String, String)> = overlay.read_markers.keys().cloned().collect();
     let outbox_keys: Vec<String> = overlay.outbox.keys().cloned().collect();
 
@@ -210,6 +222,10 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     let conversation_reads = reads.get_all(
         &stores.conversations,
         conversation_ids.iter().map(|id| id.as_str().into()),
+    )?;
+    let floor_reads = reads.get_all(
+        &stores.history,
+        floor_ids.iter().map(|id| id.as_str().into()),
     )?;
     let marker_reads = reads.get_all(
         &stores.read_markers,
@@ -255,6 +271,10 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     for (id, request) in conversation_ids.iter().zip(conversation_reads) {
         overlay.conversations.stored(id, Reads::record(&request)?);
     }
+    for (id, request) in floor_ids.iter().zip(floor_reads) {
+        overlay.floors.stored(id, Reads::record(&request)?);
+    }
+    record_floors(stores, &mut overlay, recording).await?;
     for (key, request) in marker_keys.iter().zip(marker_reads) {
         overlay.read_markers.stored(key, Reads::record(&request)?);
     }
@@ -432,17 +452,74 @@ impl Reads {
             .map_err(|error| classify(&idb::Error::RequestResultNotFound(error)))?;
         Ok((!value.is_undefined() && !value.is_null()).then_some(value))
     }
+
+    /// The record under the cursor a settled `openCursor` request opened, if it found one.
+    fn cursor_value<T: serde::de::DeserializeOwned>(
+        request: &IdbRequest,
+    ) -> Result<Option<T>, Failure> {
+        let Some(cursor) = Self::value(request)? else {
+            return Ok(None);
+        };
+        let cursor: IdbCursorWithValue = cursor.unchecked_into();
+        let value =
+            (cursor.value()).map_err(|error| classify(&idb::Error::CursorValueNotFound(error)))?;
+        from_js(value).map(Some)
+    }
+}
+
+/// Records the floors of `recording` (conversations, and whether the batch extends their
+/// history) that the store has none of, from the cache as it is before the batch (see
+/// [`HistoryFloor`]): the conversation's oldest server message; with none cached, `Unknown` where
+/// the batch extends its history, and still none otherwise.
+async fn record_floors(
+    stores: &Stores,
+    overlay: &mut Overlay,
+    mut recording: Vec<(ConversationId, bool)>,
+) -> Result<(), Failure> {
+    recording.retain(|(id, _)| overlay.floors.get(id).is_none());
+    sort_by(&mut recording, |a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    recording.dedup_by(|a, b| a.0 == b.0);
+    if recording.is_empty() {
+        return Ok(());
+    }
+    let index: IdbIndex = (stores.messages.index(BY_CONVERSATION))
+        .map_err(|e| classify(&e))?
+        .into();
+    let mut reads = Reads::default();
+    let mut oldest = Vec::new();
+    for (id, _) in &recording {
+        let range = idb::KeyRange::bound(
+            &conversation_position(id, f64::NEG_INFINITY),
+            &conversation_position(id, OPTIMISTIC_SORT_BASE as f64),
+            None,
+            Some(true),
+        )
+        .map_err(|e| classify(&e))?;
+        let request = index
+            .open_cursor_with_range(&range.into())
+            .map_err(|error| classify(&idb::Error::OpenCursorFailed(error)))?;
+        oldest.push(reads.issue(request));
+    }
+    reads.settle().await?;
+    for ((id, extends), request) in recording.iter().zip(oldest) {
+        let floor = match Reads::cursor_value::<LocalMessage>(&request)? {
+            Some(message) => HistoryFloor::at(&message),
+            None => extends.then_some(HistoryFloor::Unknown),
+        };
+        if floor.is_some() {
+            overlay.floors.change(id, floor);
+        }
+    }
+    Ok(())
 }
 
 /// Works out the last activity of `conversations` again from what the store holds once the
 /// batch's writes are issued (requests run in order, so these reads see them): the greatest of
 /// the conversation's `updated_ts`, its newest server message's `server_ts` and its optimistic
-/// messages' `composed_at`. Raises the floors in `raise` (their conversations lost messages, so
-/// are among `conversations`). Writes the records that change.
+/// messages' `composed_at`. Writes the records that change.
 async fn recompute_activity(
     stores: &Stores,
     mut conversations: Vec<ConversationId>,
-    raise: Vec<(ConversationId, Option<LocalMessage>)>,
 ) -> Result<(), Failure> {
     if conversations.is_empty() {
         return Ok(());
@@ -486,12 +563,7 @@ async fn recompute_activity(
             continue;
         };
         let mut messages: Vec<LocalMessage> = Vec::new();
-        if let Some(cursor) = Reads::value(&server)? {
-            let cursor: IdbCursorWithValue = cursor.unchecked_into();
-            messages.push(from_js(cursor.value().map_err(|error| {
-                classify(&idb::Error::CursorValueNotFound(error))
-            })?)?);
-        }
+        messages.extend(Reads::cursor_value(&server)?);
         if let Some(pending) = Reads::value(&pending)? {
             for message in pending.unchecked_into::<Array>().iter() {
                 messages.push(from_js(message)?);
@@ -501,12 +573,8 @@ async fn recompute_activity(
             .iter()
             .filter_map(LocalMessage::activity)
             .fold(record.updated_ts, Millis::max);
-        let mut changed = last_activity != record.last_activity;
-        record.last_activity = last_activity;
-        if let Some((_, kept)) = raise.iter().find(|(id, _)| id == &record.id) {
-            changed |= record.raise_history(kept.as_ref());
-        }
-        if changed {
+        if last_activity != record.last_activity {
+            record.last_activity = last_activity;
             drop(
                 stores
                     .conversations
@@ -527,20 +595,31 @@ impl Overlay {
                 if current.is_some_and(|c| c.updated_ts >= conversation.updated_ts) {
                     return;
                 }
-                if current.is_none() {
+                let activity = match current {
+                    Some(current) => current.last_activity,
                     // Its messages may be stored already.
-                    self.recompute.push(conversation.id.clone());
+                    None => {
+                        self.recompute.push(conversation.id.clone());
+                        Millis::MIN
+                    }
+                };
+                if current.is_none() && self.floors.get(&conversation.id).is_none() {
+                    let unknown = Some(HistoryFloor::Unknown);
+                    self.floors.change(&conversation.id, unknown);
                 }
-                let record = ConversationRecord::new(conversation.clone(), current);
+                let record = ConversationRecord::new(conversation.clone(), activity);
                 self.conversations.change(&conversation.id, Some(record));
             }
             StoreOp::ExtendHistory {
                 conversation,
                 from,
                 to,
-            } => self
-                .conversations
-                .edit(conversation, |record| record.extend_history(from, to)),
+            } => self.floors.edit(conversation, |floor| {
+                let extended = floor.clone().extended(from, to);
+                let changed = extended != *floor;
+                *floor = extended;
+                changed
+            }),
             StoreOp::PutMessage(message) => {
                 let key = (
                     message.sender_id.to_string(),
@@ -605,20 +684,6 @@ impl Overlay {
         }
     }
 
-    /// Raises the floors of the conversations eviction took messages from: in the batch's view
-    /// where it read the record (a later op of the batch may extend it again), afterwards
-    /// otherwise.
-    fn raise_floors(&mut self, oldest_kept: Vec<(ConversationId, Option<LocalMessage>)>) {
-        for (conversation, kept) in oldest_kept {
-            if self.conversations.holds(&conversation) {
-                (self.conversations)
-                    .edit(&conversation, |record| record.raise_history(kept.as_ref()));
-            } else {
-                self.raise.push((conversation, kept));
-            }
-        }
-    }
-
     /// Raises a stored conversation's last activity.
     fn touch(&mut self, conversation: &ConversationId, at: Option<Millis>) {
         let Some(at) = at else { return };
@@ -634,6 +699,41 @@ impl Overlay {
             edit(meta);
             self.meta_dirty = true;
         }
+    }
+
+    /// Forgets the floors eviction left below what it kept ([`HistoryFloor::is_below`]): in the
+    /// batch's view where it read them, in the store otherwise (only deletes: eviction must work
+    /// when storage is full).
+    async fn forget_floors_below(
+        &mut self,
+        stores: &Stores,
+        kept_from: Vec<(ConversationId, Option<LocalMessage>)>,
+    ) -> Result<(), Failure> {
+        let (read, unread): (Vec<_>, Vec<_>) =
+            (kept_from.into_iter()).partition(|(conversation, _)| self.floors.holds(conversation));
+        for (conversation, kept) in read {
+            let below = self
+                .floors
+                .get(&conversation)
+                .is_some_and(|floor| floor.is_below(kept.as_ref()));
+            if below {
+                self.floors.change(&conversation, None);
+            }
+        }
+        let mut reads = Reads::default();
+        let stored = reads.get_all(
+            &stores.history,
+            unread.iter().map(|(id, _)| id.as_str().into()),
+        )?;
+        reads.settle().await?;
+        for ((conversation, kept), request) in unread.iter().zip(stored) {
+            let floor: Option<HistoryFloor> = Reads::record(&request)?;
+            if floor.is_some_and(|floor| floor.is_below(kept.as_ref())) {
+                let key = JsValue::from(conversation.as_str());
+                drop(stores.history.delete(key).map_err(|e| classify(&e))?);
+            }
+        }
+        Ok(())
     }
 
     /// Records messages a scan removed from the store.
@@ -668,6 +768,18 @@ impl Overlay {
                         .put(&to_js(record)?, None)
                         .map_err(fail)?,
                 );
+            }
+        }
+        for (id, floor) in self.floors.take_changes() {
+            let key = JsValue::from(id.as_str());
+            match floor {
+                Some(floor) => drop(
+                    stores
+                        .history
+                        .put(&to_js(floor)?, Some(&key))
+                        .map_err(fail)?,
+                ),
+                None => drop(stores.history.delete(key).map_err(fail)?),
             }
         }
         for (_, marker) in self.read_markers.take_changes() {
@@ -765,7 +877,7 @@ async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
     let mut conversation: Option<ConversationId> = None;
     let mut kept = 0;
     let mut oldest_kept: Option<LocalMessage> = None;
-    let mut oldest: Vec<(ConversationId, Option<LocalMessage>)> = Vec::new();
+    let mut kept_from = Vec::new();
     let removed = sweep(stores, CursorDirection::Prev, |message| {
         if conversation.as_ref() != Some(&message.conversation_id) {
             conversation = Some(message.conversation_id.clone());
@@ -780,12 +892,12 @@ async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
             oldest_kept = Some(message.clone());
         }
         if kept == keep + 1 {
-            oldest.push((message.conversation_id.clone(), oldest_kept.take()));
+            kept_from.push((message.conversation_id.clone(), oldest_kept.take()));
         }
         kept > keep
     })
     .await?;
-    Ok((removed, oldest))
+    Ok((removed, kept_from))
 }
 
 /// Removes tombstones last written before `before`; returns what it removed.

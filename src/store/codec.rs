@@ -2,7 +2,7 @@
 
 use super::errors::Failure;
 use chat_sync_engine::protocol::{Conversation, ConversationId, Cursor, Millis, User};
-use chat_sync_engine::{HistoryFloor, LocalMessage, PendingReadMarker};
+use chat_sync_engine::PendingReadMarker;
 use js_sys::Array;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -14,8 +14,11 @@ pub(crate) const MESSAGES: &str = "messages";
 pub(crate) const OUTBOX: &str = "outbox";
 pub(crate) const READ_MARKERS: &str = "readMarkers";
 pub(crate) const META: &str = "meta";
+/// Recorded history floors ([`chat_sync_engine::HistoryFloor`]), keyed by conversation id.
+pub(crate) const HISTORY: &str = "historyFloors";
 /// Every object store, for transactions that span them all.
-pub(crate) const ALL_STORES: [&str; 5] = [CONVERSATIONS, MESSAGES, OUTBOX, READ_MARKERS, META];
+pub(crate) const ALL_STORES: [&str; 6] =
+    [CONVERSATIONS, MESSAGES, OUTBOX, READ_MARKERS, META, HISTORY];
 
 /// Index names.
 pub(crate) const BY_CONVERSATION: &str = "byConversation";
@@ -40,51 +43,18 @@ pub(crate) struct ConversationRecord {
     /// The highest of `updated_ts`, its server messages' `server_ts` and its optimistic
     /// messages' `composed_at`.
     pub(crate) last_activity: Millis,
-    /// How far down the cache holds its history. `None` in records written before floors
-    /// existed (schema 2 and older): then the cache counts as whole from its oldest message, as
-    /// it did when they were written, until eviction or back-fill records a floor.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) history: Option<HistoryFloor>,
 }
 
 impl ConversationRecord {
-    /// The record of `conversation`, keeping what `stored` (its record, if any) holds of this
-    /// device's own: a new one starts at [`HistoryFloor::Unknown`].
-    pub(crate) fn new(conversation: Conversation, stored: Option<&Self>) -> Self {
+    pub(crate) fn new(conversation: Conversation, last_activity: Millis) -> Self {
         Self {
-            last_activity: stored
-                .map_or(Millis::MIN, |stored| stored.last_activity)
-                .max(conversation.updated_ts),
-            history: stored.map_or(Some(HistoryFloor::Unknown), |stored| stored.history.clone()),
+            last_activity: last_activity.max(conversation.updated_ts),
             id: conversation.id,
             title: conversation.title,
             members: conversation.members,
             created_ts: conversation.created_ts,
             updated_ts: conversation.updated_ts,
         }
-    }
-
-    /// [`HistoryFloor::extended`]; an old record's floor (its oldest cached message, which a
-    /// back-fill then started from) becomes `to` when a back-fill extends it.
-    pub(crate) fn extend_history(&mut self, from: &HistoryFloor, to: &HistoryFloor) -> bool {
-        let extended = match self.history.take() {
-            Some(floor) => Some(floor.extended(from, to)),
-            None if *from == HistoryFloor::Unknown => None,
-            None => Some(to.clone()),
-        };
-        let changed = extended != self.history;
-        self.history = extended;
-        changed
-    }
-
-    /// [`HistoryFloor::raised`]; an old record's floor (its oldest cached message) is raised
-    /// like a whole one.
-    pub(crate) fn raise_history(&mut self, oldest_kept: Option<&LocalMessage>) -> bool {
-        let floor = self.history.clone().unwrap_or(HistoryFloor::Complete);
-        let raised = Some(floor.raised(oldest_kept));
-        let changed = raised != self.history;
-        self.history = raised;
-        changed
     }
 
     pub(crate) fn conversation(self) -> Conversation {

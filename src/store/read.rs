@@ -12,6 +12,7 @@ use chat_sync_engine::{
 };
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
 use js_sys::{Array, Object, Reflect};
+use std::future::{Future, IntoFuture};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::IdbIndex;
 
@@ -69,18 +70,21 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
         .collect())
 }
 
-/// The record of a conversation, if stored, read in `transaction`.
-async fn conversation_record(
+/// Asks for the recorded history floor of a conversation in `transaction`. The request goes at
+/// once, and its answer is kept until awaited, so other requests may be awaited first.
+fn recorded_floor(
     transaction: &idb::Transaction,
     conversation: &ConversationId,
-) -> Result<Option<ConversationRecord>, Failure> {
-    let value = transaction
-        .object_store(CONVERSATIONS)
+) -> Result<impl Future<Output = Result<Option<HistoryFloor>, Failure>>, Failure> {
+    let request = transaction
+        .object_store(HISTORY)
         .and_then(|store| store.get(JsValue::from(conversation.as_str())))
         .map_err(|e| classify(&e))?
-        .await
-        .map_err(|e| classify(&e))?;
-    value.map(from_js).transpose()
+        .into_future();
+    Ok(async move {
+        let value = request.await.map_err(|e| classify(&e))?;
+        value.map(from_js).transpose()
+    })
 }
 
 /// The newest `limit` messages of a conversation sorting before `before` and not below its
@@ -98,22 +102,18 @@ pub(crate) async fn messages(
         return Ok(Vec::new());
     }
     let transaction = database
-        .transaction(&[CONVERSATIONS, MESSAGES], TransactionMode::ReadOnly)
+        .transaction(&[HISTORY, MESSAGES], TransactionMode::ReadOnly)
         .map_err(|e| classify(&e))?;
-    let floor = conversation_record(&transaction, conversation)
-        .await?
-        .and_then(|record| record.history);
-    let lower = floor.map_or(f64::NEG_INFINITY, |floor| floor.shows_from() as f64);
+    // Read along with the page, which is then cut at the floor: a page reaching below it holds
+    // everything shown above it.
+    let floor = recorded_floor(&transaction, conversation)?;
     let upper = before.map_or(f64::INFINITY, |before| before as f64);
-    if lower >= upper {
-        return Ok(Vec::new());
-    }
     let index = transaction
         .object_store(MESSAGES)
         .and_then(|store| store.index(BY_CONVERSATION))
         .map_err(|e| classify(&e))?;
     let range = idb::KeyRange::bound(
-        &conversation_position(conversation, lower),
+        &conversation_position(conversation, f64::NEG_INFINITY),
         &conversation_position(conversation, upper),
         None,
         Some(before.is_some()),
@@ -143,7 +143,12 @@ pub(crate) async fn messages(
         }
     };
     values.reverse();
-    values.into_iter().map(from_js).collect()
+    let mut messages: Vec<LocalMessage> =
+        values.into_iter().map(from_js).collect::<Result<_, _>>()?;
+    if let Some(floor) = floor.await? {
+        messages.retain(|message| message.sort_ts >= floor.shows_from());
+    }
+    Ok(messages)
 }
 
 /// `index.getAll({query, count, direction: 'prev'})` (values, newest first) where the browser
@@ -175,17 +180,16 @@ async fn get_all_prev(
     Ok(Some(values.to_vec()))
 }
 
-/// The history floor of a conversation; for one without a recorded floor, its oldest cached
-/// server message (`Unknown` when none).
+/// The history floor of a conversation; without a recorded one, its oldest cached server message
+/// (`Unknown` when none).
 pub(crate) async fn history_floor(
     database: &Database,
     conversation: &ConversationId,
 ) -> Result<HistoryFloor, Failure> {
     let transaction = database
-        .transaction(&[CONVERSATIONS, MESSAGES], TransactionMode::ReadOnly)
+        .transaction(&[HISTORY, MESSAGES], TransactionMode::ReadOnly)
         .map_err(|e| classify(&e))?;
-    let record = conversation_record(&transaction, conversation).await?;
-    if let Some(floor) = record.and_then(|record| record.history) {
+    if let Some(floor) = recorded_floor(&transaction, conversation)?.await? {
         return Ok(floor);
     }
     let range = idb::KeyRange::bound(

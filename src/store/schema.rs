@@ -5,13 +5,13 @@ use super::codec::*;
 use idb::{Database, Error, IndexParams, KeyPath, ObjectStoreParams, Transaction};
 
 /// The schema version this build writes.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// One upgrade step, given the database and the `versionchange` transaction.
 type Step = fn(&Database, &Transaction) -> Result<(), Error>;
 
 /// Step `i` brings the schema to version `i + 1`.
-const STEPS: [Step; SCHEMA_VERSION as usize] = [v1_initial, v2_server_id_index];
+const STEPS: [Step; SCHEMA_VERSION as usize] = [v1_initial, v2_server_id_index, v3_history_floors];
 
 /// Runs the steps from `old_version` up to `new_version`.
 pub(crate) fn upgrade(
@@ -76,5 +76,13 @@ fn v2_server_id_index(_: &Database, transaction: &Transaction) -> Result<(), Err
         KeyPath::new_single("id"),
         Some(params),
     )?;
+    Ok(())
+}
+
+/// Version 3: history floors, kept apart from the conversations so that eviction, which forgets
+/// them, only deletes (it works when storage is full). Conversations from before have none: their
+/// caches count as whole from their oldest message, as they did.
+fn v3_history_floors(database: &Database, _: &Transaction) -> Result<(), Error> {
+    database.create_object_store(HISTORY, ObjectStoreParams::new())?;
     Ok(())
 }

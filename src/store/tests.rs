@@ -248,20 +248,16 @@ async fn a_version_1_database_upgrades_with_every_record() {
     IndexedDbStore::delete(name).await.expect("delete");
     let (database, created_from) = open::open_at(name, 1).await.expect("v1");
     assert_eq!(created_from, Some(0));
+    let version_1_stores = [CONVERSATIONS, MESSAGES, OUTBOX, READ_MARKERS, META];
     let transaction = database
-        .transaction(&ALL_STORES, TransactionMode::ReadWrite)
+        .transaction(&version_1_stores, TransactionMode::ReadWrite)
         .expect("transaction");
     let store = |name| transaction.object_store(name).expect("store");
     for n in 0..20 {
         let value = to_js(&LocalMessage::from_server(message(n, "c1"))).expect("encode");
         store(MESSAGES).put(&value, None).expect("put");
     }
-    // As written then: no history floor.
-    let record = ConversationRecord {
-        last_activity: 1_019,
-        history: None,
-        ..ConversationRecord::new(conversation("c1", 10), None)
-    };
+    let record = ConversationRecord::new(conversation("c1", 10), 1_019);
     store(CONVERSATIONS)
         .put(&to_js(&record).expect("encode"), None)
         .expect("put");
@@ -291,7 +287,7 @@ async fn a_version_1_database_upgrades_with_every_record() {
         .await
         .expect("read");
     assert_eq!(messages.len(), 20);
-    // Without a recorded floor, the cache counts as whole from its oldest message.
+    // Schema 3 records no floor for it: the cache counts as whole from its oldest message.
     assert_eq!(
         upgraded.history_floor(&"c1".into()).await.expect("read"),
         HistoryFloor::at(&messages[0]).expect("a server message")

@@ -1,13 +1,15 @@
 //! Differential test: random batches (seeded, so a failure replays) written to IndexedDB and to
 //! `MemoryStore`, the reference the engine's simulation runs on. After every batch each read
 //! must answer the same from both. The contract suite checks each rule on its own; this mixes
-//! them (versions, tombstones, optimistic copies, eviction, compaction) as a long-lived cache
+//! them (versions, tombstones, optimistic copies, history floors, eviction, compaction) as a
+//! long-lived cache
 //! does, and aborts some batches half way, which must leave nothing behind.
 
 use super::fresh;
 use chat_sync_engine::protocol::{Conversation, Cursor, Message, ReadMarker, User};
 use chat_sync_engine::{
-    Failure, LocalMessage, MemoryStore, OutboxEntry, PendingReadMarker, Store, StoreOp,
+    Failure, HistoryFloor, LocalMessage, MemoryStore, OutboxEntry, PendingReadMarker, Store,
+    StoreOp,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -76,13 +78,22 @@ fn conversation(index: u64, updated_ts: i64) -> Conversation {
     }
 }
 
+/// A random history floor: `Unknown`, `Complete` or at one of the server messages.
+fn random_floor(rng: &mut SmallRng) -> HistoryFloor {
+    match rng.random_range(0..4) {
+        0 => HistoryFloor::Unknown,
+        1 => HistoryFloor::Complete,
+        _ => HistoryFloor::at(&server_message(rng.random_range(0..MESSAGES), 0)).expect("server"),
+    }
+}
+
 /// A random write, as the engine makes them: an optimistic copy exists exactly while its outbox
 /// entry does, so composing, failing, discarding and delivering write both.
 fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
     let entry = rng.random_range(1..=ENTRIES);
     let optimistic =
         |entry: &OutboxEntry| StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into()));
-    let op = match rng.random_range(0..100) {
+    let op = match rng.random_range(0..106) {
         0..40 => {
             let n = rng.random_range(0..MESSAGES);
             let message = StoreOp::PutMessage(server_message(n, rng.random_range(0..=4)));
@@ -140,8 +151,13 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
         94..97 => StoreOp::EvictHistory {
             keep: rng.random_range(0..6),
         },
-        _ => StoreOp::CompactTombstones {
+        97..100 => StoreOp::CompactTombstones {
             before: rng.random_range(1_000..1_320),
+        },
+        _ => StoreOp::ExtendHistory {
+            conversation: format!("c{}", rng.random_range(0..CONVERSATIONS)).into(),
+            from: random_floor(rng),
+            to: random_floor(rng),
         },
     };
     vec![op]
@@ -159,7 +175,10 @@ async fn reads(store: &impl Store, before: i64) -> String {
         let all = store.messages(&id, None, 1_000).await.expect("messages");
         let page = store.messages(&id, Some(before), 3).await.expect("page");
         let markers = store.read_markers(&id).await.expect("read markers");
-        out += &format!("c{index}: {all:?}\n  before {before}: {page:?}\n  {markers:?}\n");
+        let floor = store.history_floor(&id).await.expect("history floor");
+        out += &format!(
+            "c{index}: {all:?}\n  before {before}: {page:?}\n  {markers:?}\n  {floor:?}\n"
+        );
     }
     out
 }
