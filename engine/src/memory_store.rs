@@ -46,8 +46,6 @@ pub struct MemoryStore {
 pub struct MemorySnapshot {
     /// Every conversation, by id.
     pub conversations: Vec<Conversation>,
-    /// Each conversation's history floor, by id.
-    pub floors: Vec<(ConversationId, HistoryFloor)>,
     /// Every message, by conversation, then in message order (`sort_ts`, server id, key).
     pub messages: Vec<LocalMessage>,
     /// Every read marker, by conversation, then user.
@@ -109,9 +107,6 @@ impl MemoryStore {
         sort_by(&mut messages, in_store_order);
         MemorySnapshot {
             conversations: data.conversations.values().cloned().collect(),
-            floors: (data.floors.iter())
-                .map(|(id, floor)| (id.clone(), floor.clone()))
-                .collect(),
             messages: messages.into_iter().cloned().collect(),
             read_markers: data.read_markers.values().cloned().collect(),
             outbox: data.outbox_by_seq(),

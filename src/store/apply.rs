@@ -16,9 +16,7 @@ use super::request::request_result;
 use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
 use chat_sync_engine::sort::sort_by;
-use chat_sync_engine::{
-    ApplyReport, HistoryFloor, LocalMessage, OutboxEntry, StoreOp, OPTIMISTIC_SORT_BASE,
-};
+use chat_sync_engine::{ApplyReport, HistoryFloor, LocalMessage, OutboxEntry, StoreOp};
 use idb::{CursorDirection, ManagedCursor, ObjectStore, Transaction};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsCast;
@@ -488,13 +486,7 @@ async fn record_floors(
     let mut reads = Reads::default();
     let mut oldest = Vec::new();
     for (id, _) in &recording {
-        let range = idb::KeyRange::bound(
-            &conversation_position(id, f64::NEG_INFINITY),
-            &conversation_position(id, OPTIMISTIC_SORT_BASE as f64),
-            None,
-            Some(true),
-        )
-        .map_err(|e| classify(&e))?;
+        let range = server_messages(id).map_err(|e| classify(&e))?;
         let request = index
             .open_cursor_with_range(&range.into())
             .map_err(|error| classify(&idb::Error::OpenCursorFailed(error)))?;
@@ -528,7 +520,6 @@ async fn recompute_activity(
     conversations.dedup();
     let fail = |error: idb::Error| classify(&error);
     let index: IdbIndex = stores.messages.index(BY_CONVERSATION).map_err(fail)?.into();
-    let optimistic_from = OPTIMISTIC_SORT_BASE as f64;
     let mut reads = Reads::default();
     let records = reads.get_all(
         &stores.conversations,
@@ -537,23 +528,13 @@ async fn recompute_activity(
     let mut newest_server = Vec::new();
     let mut optimistic = Vec::new();
     for id in &conversations {
-        let range = |from: f64, to: f64, open_end: bool| {
-            idb::KeyRange::bound(
-                &conversation_position(id, from),
-                &conversation_position(id, to),
-                None,
-                Some(open_end),
-            )
-            .map(JsValue::from)
-            .map_err(fail)
-        };
-        let server = range(f64::NEG_INFINITY, optimistic_from, true)?;
+        let server: JsValue = server_messages(id).map_err(fail)?.into();
         let request = index
             .open_cursor_with_range_and_direction(&server, IdbCursorDirection::Prev)
             .map_err(|error| classify(&idb::Error::OpenCursorFailed(error)))?;
         newest_server.push(reads.issue(request));
         let request = index
-            .get_all_with_key(&range(optimistic_from, f64::INFINITY, false)?)
+            .get_all_with_key(&optimistic_messages(id).map_err(fail)?.into())
             .map_err(|error| classify(&idb::Error::GetAllFailed(error)))?;
         optimistic.push(reads.issue(request));
     }

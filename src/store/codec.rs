@@ -2,7 +2,7 @@
 
 use super::errors::Failure;
 use chat_sync_engine::protocol::{Conversation, ConversationId, Cursor, Millis, User};
-use chat_sync_engine::PendingReadMarker;
+use chat_sync_engine::{PendingReadMarker, OPTIMISTIC_SORT_BASE};
 use js_sys::Array;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -116,4 +116,27 @@ pub(crate) fn read_marker_key(conversation: &str, user: &str) -> JsValue {
 /// The `[conversationId, sortTs]` index key.
 pub(crate) fn conversation_position(conversation: &ConversationId, sort_ts: f64) -> JsValue {
     Array::of2(&conversation.as_str().into(), &sort_ts.into()).into()
+}
+
+/// A conversation's server messages in the `[conversationId, sortTs]` index: below the
+/// optimistic ones.
+pub(crate) fn server_messages(conversation: &ConversationId) -> Result<idb::KeyRange, idb::Error> {
+    idb::KeyRange::bound(
+        &conversation_position(conversation, f64::NEG_INFINITY),
+        &conversation_position(conversation, OPTIMISTIC_SORT_BASE as f64),
+        None,
+        Some(true),
+    )
+}
+
+/// A conversation's optimistic messages in the `[conversationId, sortTs]` index.
+pub(crate) fn optimistic_messages(
+    conversation: &ConversationId,
+) -> Result<idb::KeyRange, idb::Error> {
+    idb::KeyRange::bound(
+        &conversation_position(conversation, OPTIMISTIC_SORT_BASE as f64),
+        &conversation_position(conversation, f64::INFINITY),
+        None,
+        None,
+    )
 }

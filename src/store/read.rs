@@ -8,7 +8,6 @@ use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarke
 use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{
     conversation_order, HistoryFloor, LocalMessage, OutboxEntry, PersistedState,
-    OPTIMISTIC_SORT_BASE,
 };
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
 use js_sys::{Array, Object, Reflect};
@@ -192,13 +191,7 @@ pub(crate) async fn history_floor(
     if let Some(floor) = recorded_floor(&transaction, conversation)?.await? {
         return Ok(floor);
     }
-    let range = idb::KeyRange::bound(
-        &conversation_position(conversation, f64::NEG_INFINITY),
-        &conversation_position(conversation, OPTIMISTIC_SORT_BASE as f64),
-        None,
-        Some(true),
-    )
-    .map_err(|e| classify(&e))?;
+    let range = server_messages(conversation).map_err(|e| classify(&e))?;
     let cursor = transaction
         .object_store(MESSAGES)
         .and_then(|store| store.index(BY_CONVERSATION))
