@@ -205,6 +205,13 @@ fn extend(conversation: &str, from: HistoryFloor, to: HistoryFloor) -> StoreOp {
     }
 }
 
+/// Makes the histories of `conversations` whole (their floors `Complete`), so that every message
+/// put there is shown: for the checks of other rules.
+async fn whole_history<S: Store>(store: &S, conversations: &[&str]) {
+    let whole = |c: &&str| extend(c, HistoryFloor::Unknown, HistoryFloor::Complete);
+    apply(store, conversations.iter().map(whole).collect()).await;
+}
+
 fn ids(messages: &[LocalMessage]) -> Vec<String> {
     messages
         .iter()
@@ -232,6 +239,7 @@ pub async fn empty_store_is_empty<S: Store>(store: &S) {
 /// Last-write-wins also holds for a batch whose messages lie far apart in a conversation full of
 /// others: a stale version of an old message next to a new one.
 pub async fn last_write_wins_across_a_crowded_conversation<S: Store>(store: &S) {
+    whole_history(store, &["c-1"]).await;
     let old: Vec<LocalMessage> = (1..=150)
         .map(|n| server(&format!("m-{n}"), "c-1", OTHER, n))
         .collect();
@@ -265,6 +273,7 @@ pub async fn last_write_wins_across_a_crowded_conversation<S: Store>(store: &S) 
 /// A server message is replaced only by a version with a higher `updated_ts`; every field
 /// round-trips.
 pub async fn last_write_wins_for_messages<S: Store>(store: &S) {
+    whole_history(store, &["c-1"]).await;
     let original = server("m-1", "c-1", OTHER, 100);
     apply(store, vec![StoreOp::PutMessage(original.clone())]).await;
     assert_eq!(all_messages(store, "c-1").await, vec![original.clone()]);
@@ -294,6 +303,7 @@ pub async fn last_write_wins_for_messages<S: Store>(store: &S) {
 /// The server's copy of an optimistic message lands on the same record and replaces it; an
 /// optimistic copy replaces an optimistic copy (a failure being recorded).
 pub async fn server_copy_replaces_optimistic_message<S: Store>(store: &S) {
+    whole_history(store, &["c-1"]).await;
     let entry = outbox("o-1", "c-1", 1);
     let pending = optimistic(&entry);
     apply(store, vec![StoreOp::PutMessage(pending.clone())]).await;
@@ -322,6 +332,7 @@ pub async fn server_copy_replaces_optimistic_message<S: Store>(store: &S) {
 
 /// Once the server's copy is stored, an optimistic copy of the same message never replaces it.
 pub async fn optimistic_never_overwrites_server_message<S: Store>(store: &S) {
+    whole_history(store, &["c-1"]).await;
     let entry = outbox("o-1", "c-1", 1);
     let sent = confirmed(&entry, "m-1", 100);
     apply(store, vec![StoreOp::PutMessage(sent.clone())]).await;
@@ -332,6 +343,7 @@ pub async fn optimistic_never_overwrites_server_message<S: Store>(store: &S) {
 /// `RemoveOptimistic` removes an optimistic message and keeps a server one under the same key;
 /// removing what is not there is no error.
 pub async fn remove_optimistic_keeps_server_message<S: Store>(store: &S) {
+    whole_history(store, &["c-1", "c-2"]).await;
     let discarded = outbox("o-1", "c-1", 1);
     let delivered = outbox("o-2", "c-1", 2);
     let kept = optimistic(&outbox("o-3", "c-1", 3));
@@ -571,6 +583,7 @@ pub async fn batch_ops_apply_in_order<S: Store>(store: &S) {
 /// `messages` returns the newest `limit` messages below `before` (all when `None`), in ascending
 /// order, optimistic ones last, tombstones included, other conversations left out.
 pub async fn messages_page_newest_first_window_in_ascending_order<S: Store>(store: &S) {
+    whole_history(store, &["c-1", "c-2"]).await;
     let mut ops: Vec<StoreOp> = [50, 10, 40, 20, 30]
         .into_iter()
         .map(|ts| StoreOp::PutMessage(server(&format!("m-{ts}"), "c-1", OTHER, ts)))
@@ -756,6 +769,7 @@ pub async fn activity_follows_the_messages_a_conversation_holds<S: Store>(store:
 /// `EvictHistory { keep }` keeps the newest `keep` server messages of each conversation (by
 /// `sort_ts`), removes the older ones, never removes optimistic messages and reports the count.
 pub async fn evict_history_keeps_newest_server_messages_and_all_optimistic<S: Store>(store: &S) {
+    whole_history(store, &["c-1", "c-2", "c-3"]).await;
     let mut ops: Vec<StoreOp> = [10, 50, 30, 40]
         .into_iter()
         .map(|ts| StoreOp::PutMessage(server(&format!("m-{ts}"), "c-1", OTHER, ts)))
@@ -850,33 +864,43 @@ pub async fn history_floor_moves_down_as_history_extends<S: Store>(store: &S) {
     .await;
     assert_eq!(floor(store, "c-1").await, HistoryFloor::Complete);
 
-    // No floor recorded: the cache counts as whole from its oldest server message. A batch with
-    // a server message records that first, so an older one it brings waits below.
+    // No floor recorded (as after eviction): the cache counts as whole from its oldest server
+    // message. A batch with a server message records that first, so an older one it brings
+    // waits below; with nothing cached, it records `Unknown`.
     let x1 = server("x-1", "c-2", OTHER, 7);
     let x2 = server("x-2", "c-2", OTHER, 8);
-    apply(store, vec![StoreOp::PutMessage(x2.clone())]).await;
-    assert_eq!(floor(store, "c-2").await, at(&x2));
-    apply(store, vec![StoreOp::PutMessage(edited(&x1, "late", 20))]).await;
-    assert_eq!(floor(store, "c-2").await, at(&x2));
-    assert_eq!(all_messages(store, "c-2").await, vec![x2.clone()]);
-    apply(store, vec![extend("c-2", at(&x2), HistoryFloor::Complete)]).await;
-    assert_eq!(ids(&all_messages(store, "c-2").await), ["x-1", "x-2"]);
-
-    // With nothing cached, a batch that extends history starts from `Unknown`: an older
-    // message it brings (before the unedited one it extends to) waits below.
-    let y1 = edited(&server("y-1", "c-3", OTHER, 3), "old, edited", 30);
-    let y2 = server("y-2", "c-3", OTHER, 9);
+    let x3 = server("x-3", "c-2", OTHER, 9);
+    whole_history(store, &["c-2"]).await;
     apply(
         store,
         vec![
-            StoreOp::PutMessage(y1),
-            StoreOp::PutMessage(y2.clone()),
-            extend("c-3", HistoryFloor::Unknown, at(&y2)),
+            StoreOp::PutMessage(x2.clone()),
+            StoreOp::PutMessage(x3.clone()),
         ],
     )
     .await;
-    assert_eq!(floor(store, "c-3").await, at(&y2));
-    assert_eq!(all_messages(store, "c-3").await, vec![y2]);
+    apply(store, vec![StoreOp::EvictHistory { keep: 1 }]).await;
+    assert_eq!(floor(store, "c-2").await, at(&x3));
+    apply(store, vec![StoreOp::PutMessage(edited(&x1, "late", 20))]).await;
+    assert_eq!(floor(store, "c-2").await, at(&x3));
+    assert_eq!(all_messages(store, "c-2").await, vec![x3.clone()]);
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(x2.clone()),
+            extend("c-2", at(&x3), HistoryFloor::Complete),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ids(&all_messages(store, "c-2").await),
+        ["x-1", "x-2", "x-3"]
+    );
+
+    let y1 = edited(&server("y-1", "c-3", OTHER, 3), "old, edited", 30);
+    apply(store, vec![StoreOp::PutMessage(y1)]).await;
+    assert_eq!(floor(store, "c-3").await, HistoryFloor::Unknown);
+    assert!(all_messages(store, "c-3").await.is_empty());
     assert_eq!(floor(store, "c-404").await, HistoryFloor::Unknown);
 }
 
@@ -939,6 +963,7 @@ pub async fn evict_history_raises_the_floor_to_the_oldest_kept_message<S: Store>
 /// `CompactTombstones { before }` removes the tombstones written strictly before `before` and
 /// nothing else, and reports the count.
 pub async fn compact_tombstones_removes_only_old_tombstones<S: Store>(store: &S) {
+    whole_history(store, &["c-1", "c-2"]).await;
     let old = tombstone(&server("m-1", "c-1", OTHER, 1), 10);
     let at_bound = tombstone(&server("m-2", "c-1", OTHER, 2), 20);
     let recent = tombstone(&server("m-3", "c-1", OTHER, 3), 30);
@@ -975,6 +1000,7 @@ pub async fn compact_tombstones_removes_only_old_tombstones<S: Store>(store: &S)
 /// A deletion wins over an edit written before it, even one delivered later; the tombstone is
 /// listed until compaction removes it.
 pub async fn tombstone_supersedes_older_edit_and_is_kept_until_compacted<S: Store>(store: &S) {
+    whole_history(store, &["c-1"]).await;
     let original = server("m-1", "c-1", OTHER, 100);
     let late_edit = edited(&original, "edited", 200);
     let deleted = tombstone(&original, 300);

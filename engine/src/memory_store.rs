@@ -240,21 +240,16 @@ impl Data {
     /// [`HistoryFloor`]).
     fn record_floors(&mut self, ops: &[StoreOp]) {
         for op in ops {
-            let (conversation, extends) = match op {
+            let conversation = match op {
                 StoreOp::PutMessage(message) if message.is_from_server() => {
-                    (&message.conversation_id, false)
+                    &message.conversation_id
                 }
-                StoreOp::ExtendHistory { conversation, .. } => (conversation, true),
+                StoreOp::ExtendHistory { conversation, .. } => conversation,
                 _ => continue,
             };
-            if self.floors.contains_key(conversation) {
-                continue;
-            }
-            let floor = match self.oldest_server(conversation) {
-                Some(oldest) => HistoryFloor::at(oldest),
-                None => extends.then_some(HistoryFloor::Unknown),
-            };
-            if let Some(floor) = floor {
+            if !self.floors.contains_key(conversation) {
+                let floor = self.oldest_server(conversation).and_then(HistoryFloor::at);
+                let floor = floor.unwrap_or(HistoryFloor::Unknown);
                 self.floors.insert(conversation.clone(), floor);
             }
         }

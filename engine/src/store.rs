@@ -154,8 +154,7 @@ impl LocalMessage {
 /// server message. Eviction, which keeps the newest messages, only forgets floors: it deletes and
 /// never writes, so it works when storage is full. A batch with a server message or an
 /// `ExtendHistory` for such a conversation first records its floor from the cache as it was
-/// before the batch: its oldest server message, or (none cached) `Unknown` for an extension and
-/// still none for a message, which then becomes the oldest.
+/// before the batch: its oldest server message, or `Unknown` when none is cached.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum HistoryFloor {

@@ -480,6 +480,28 @@ fn going_online_sends_the_queued_message_and_201_replaces_the_optimistic_copy() 
 }
 
 #[test]
+fn the_first_message_sent_in_a_conversation_new_here_stays_shown_once_sent() {
+    let mut d = Driver::new(config());
+    d.start();
+    let sync = d.only_open("GET /v1/sync");
+    // Joined: nothing of its history is known yet.
+    d.respond(
+        &sync,
+        feed(vec![conversation_change("c-new", T0 - 10)], "k1", false),
+    );
+    let conversation = "c-new".into();
+    let floor = pollster::block_on(d.store.history_floor(&conversation)).expect("floor");
+    assert_eq!(floor, HistoryFloor::Unknown);
+
+    let id = d.send("c-new", "first!");
+    let post = d.only_open("POST ");
+    let server = ours(&id, "c-new", "first!", T0 + 5);
+    d.respond(&post, created(server.clone()));
+    let shown = pollster::block_on(d.store.messages(&conversation, None, 10)).expect("read");
+    assert_eq!(shown, vec![LocalMessage::from_server(server)]);
+}
+
+#[test]
 fn second_message_of_a_conversation_waits_until_the_first_is_acknowledged() {
     let mut d = Driver::idle(config());
     let first = d.send("c-a", "first");

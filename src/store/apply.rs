@@ -136,9 +136,9 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
     let mut spans: Vec<Span> = Vec::new();
     let mut conversation_ids = Vec::new();
     // Conversations whose floor the batch reads, and of those, the ones whose floor it records
-    // where there is none (it puts a server message there, or extends its history: `true`).
+    // where there is none (it puts a server message there, or extends its history).
     let mut floor_ids: Vec<ConversationId> = Vec::new();
-    let mut recording: Vec<(ConversationId, bool)> = Vec::new();
+    let mut recording: Vec<ConversationId> = Vec::new();
     let mut marker_keys = Vec::new();
     let mut outbox_keys = Vec::new();
     let mut meta = false;
@@ -153,7 +153,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                     Span::of(&mut spans, &message.conversation_id)
                         .add(key.clone(), message.sort_ts);
                     floor_ids.push(message.conversation_id.clone());
-                    recording.push((message.conversation_id.clone(), false));
+                    recording.push(message.conversation_id.clone());
                 } else {
                     message_gets.push(key.clone());
                 }
@@ -174,7 +174,7 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
             }
             StoreOp::ExtendHistory { conversation, .. } => {
                 floor_ids.push(conversation.clone());
-                recording.push((conversation.clone(), true));
+                recording.push(conversation.clone());
             }
             StoreOp::PutReadMarker(marker) => marker_keys.push((
                 marker.conversation_id.to_string(),
@@ -465,18 +465,17 @@ impl Reads {
     }
 }
 
-/// Records the floors of `recording` (conversations, and whether the batch extends their
-/// history) that the store has none of, from the cache as it is before the batch (see
-/// [`HistoryFloor`]): the conversation's oldest server message; with none cached, `Unknown` where
-/// the batch extends its history, and still none otherwise.
+/// Records the floors of the conversations in `recording` that the store has none of, from the
+/// cache as it is before the batch (see [`HistoryFloor`]): the conversation's oldest server
+/// message, or `Unknown` when none is cached.
 async fn record_floors(
     stores: &Stores,
     overlay: &mut Overlay,
-    mut recording: Vec<(ConversationId, bool)>,
+    mut recording: Vec<ConversationId>,
 ) -> Result<(), Failure> {
-    recording.retain(|(id, _)| overlay.floors.get(id).is_none());
-    sort_by(&mut recording, |a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    recording.dedup_by(|a, b| a.0 == b.0);
+    recording.retain(|id| overlay.floors.get(id).is_none());
+    sort_by(&mut recording, Ord::cmp);
+    recording.dedup();
     if recording.is_empty() {
         return Ok(());
     }
@@ -485,7 +484,7 @@ async fn record_floors(
         .into();
     let mut reads = Reads::default();
     let mut oldest = Vec::new();
-    for (id, _) in &recording {
+    for id in &recording {
         let range = server_messages(id).map_err(|e| classify(&e))?;
         let request = index
             .open_cursor_with_range(&range.into())
@@ -493,14 +492,12 @@ async fn record_floors(
         oldest.push(reads.issue(request));
     }
     reads.settle().await?;
-    for ((id, extends), request) in recording.iter().zip(oldest) {
-        let floor = match Reads::cursor_value::<LocalMessage>(&request)? {
-            Some(message) => HistoryFloor::at(&message),
-            None => extends.then_some(HistoryFloor::Unknown),
-        };
-        if floor.is_some() {
-            overlay.floors.change(id, floor);
-        }
+    for (id, request) in recording.iter().zip(oldest) {
+        let oldest: Option<LocalMessage> = Reads::cursor_value(&request)?;
+        let floor = oldest.as_ref().and_then(HistoryFloor::at);
+        overlay
+            .floors
+            .change(id, Some(floor.unwrap_or(HistoryFloor::Unknown)));
     }
     Ok(())
 }

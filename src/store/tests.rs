@@ -65,28 +65,23 @@ fn entry(n: u64, conversation: &str) -> OutboxEntry {
     }
 }
 
-/// A conversation with its history floor at the bottom: the messages put next are all shown.
-fn whole_conversation(id: &str) -> Vec<StoreOp> {
-    vec![
-        StoreOp::PutConversation(conversation(id, 10)),
-        StoreOp::ExtendHistory {
-            conversation: id.into(),
-            from: HistoryFloor::Unknown,
-            to: HistoryFloor::Complete,
-        },
-    ]
-}
-
+/// Server messages `range` of `conversation`, its history marked whole (floor `Complete`) so
+/// that all are shown.
 fn put_messages(range: std::ops::Range<i64>, conversation: &str) -> Vec<StoreOp> {
-    range
-        .map(|n| StoreOp::PutMessage(LocalMessage::from_server(message(n, conversation))))
-        .collect()
+    let whole = StoreOp::ExtendHistory {
+        conversation: conversation.into(),
+        from: HistoryFloor::Unknown,
+        to: HistoryFloor::Complete,
+    };
+    let messages =
+        range.map(|n| StoreOp::PutMessage(LocalMessage::from_server(message(n, conversation))));
+    std::iter::once(whole).chain(messages).collect()
 }
 
 #[wasm_bindgen_test]
 async fn a_batch_reads_modifies_and_writes_inside_one_transaction() {
     let store = fresh("get-modify-put").await;
-    let mut ops = whole_conversation("c1");
+    let mut ops = vec![StoreOp::PutConversation(conversation("c1", 10))];
     ops.extend(put_messages(0..200, "c1"));
     store.apply(&ops).await.expect("first batch");
     // Every op of this batch reads the stored record before deciding to write: edits replace
@@ -565,7 +560,7 @@ async fn deleting_a_users_database_leaves_nothing_for_the_next_user() {
 async fn the_engine_evicts_history_and_retries_when_indexeddb_is_full() {
     use chat_sync_engine::{Config, Engine, Event, Output, QUOTA_EVICTION_KEEP};
     let store = fresh("engine-quota").await;
-    let mut ops = whole_conversation("c1");
+    let mut ops = vec![StoreOp::PutConversation(conversation("c1", 10))];
     ops.extend(put_messages(0..300, "c1"));
     store.apply(&ops).await.expect("cached history");
     let mut engine = Engine::new(Config::new("u-alice".into(), 1), 0);

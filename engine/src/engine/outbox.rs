@@ -277,11 +277,14 @@ impl Engine {
                 item.settling = true;
                 item.attempts = 0;
                 let message = response.message;
+                let mut ops = vec![
+                    StoreOp::PutMessage(LocalMessage::from_server(message.clone())),
+                    StoreOp::RemoveOutbox(client_message_id.clone()),
+                ];
+                // Shown at once, also as the first message of a conversation new here.
+                ops.extend(super::pull::history_from_unedited(&message));
                 self.persist(
-                    vec![
-                        StoreOp::PutMessage(LocalMessage::from_server(message.clone())),
-                        StoreOp::RemoveOutbox(client_message_id.clone()),
-                    ],
+                    ops,
                     AfterPersist::Sent {
                         client_message_id,
                         message,

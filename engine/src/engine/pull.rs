@@ -377,13 +377,8 @@ impl Engine {
         }
     }
 
-    /// The writes of a page: last-write-wins puts, and outbox entries the page shows delivered.
-    ///
-    /// A feed page also moves history floors down: a message the feed brings unedited (its
-    /// `updated_ts` is its `server_ts`) sits in the feed at its creation, so every message created
-    /// after it comes later in the feed. The cache then holds (or will hold) all of the
-    /// conversation from there up: `ExtendHistory` from `Unknown` to it. (An edited message may be
-    /// an old one, with a gap above it.)
+    /// The writes of a page: last-write-wins puts, outbox entries the page shows delivered, and
+    /// for a feed page, [`history_from_unedited`] of each conversation's first unedited message.
     fn page_write(
         &self,
         changes: Vec<Change>,
@@ -395,7 +390,8 @@ impl Engine {
         let mut delivered: Vec<(ClientMessageId, Message)> = Vec::new();
         let mut messages_pulled = 0;
         let from_feed = !matches!(source, PageSource::History(_));
-        let mut floors: Vec<(ConversationId, HistoryFloor)> = Vec::new();
+        // Per conversation, the extension of its first unedited message.
+        let mut extensions: Vec<StoreOp> = Vec::new();
         for change in changes {
             if !conversations.contains(change.conversation_id()) {
                 conversations.push(change.conversation_id().clone());
@@ -416,30 +412,18 @@ impl Engine {
                         ops.push(StoreOp::RemoveOutbox(message.client_message_id.clone()));
                         delivered.push((message.client_message_id.clone(), message.clone()));
                     }
-                    let unedited = message.updated_ts == message.server_ts;
-                    let known = floors
-                        .iter()
-                        .any(|(conversation, _)| conversation == &message.conversation_id);
-                    if from_feed && unedited && !known {
-                        let floor = HistoryFloor::From {
-                            sort_ts: message.server_ts,
-                            id: message.id.clone(),
-                        };
-                        floors.push((message.conversation_id.clone(), floor));
+                    let known = extensions.iter().any(|op| {
+                        matches!(op, StoreOp::ExtendHistory { conversation, .. }
+                            if conversation == &message.conversation_id)
+                    });
+                    if from_feed && !known {
+                        extensions.extend(history_from_unedited(&message));
                     }
                     ops.push(StoreOp::PutMessage(LocalMessage::from_server(message)));
                 }
             }
         }
-        ops.extend(
-            floors
-                .into_iter()
-                .map(|(conversation, to)| StoreOp::ExtendHistory {
-                    conversation,
-                    from: HistoryFloor::Unknown,
-                    to,
-                }),
-        );
+        ops.extend(extensions);
         let write = PageWrite {
             source,
             changes: ChangeSet {
@@ -787,4 +771,20 @@ enum PullKind {
     Feed,
     Conversation(ConversationId),
     History(ConversationId),
+}
+
+/// What a message as the server created it (unedited: its `updated_ts` is its `server_ts`),
+/// fetched from the feed or answering a send, says of its conversation's history: it sits in the
+/// feed at its creation, ahead of the cursor, so every message created after it comes later in
+/// the feed, and the cache holds (or will hold) everything from it up. `None` for an edited
+/// message, which may be an old one with a gap above it.
+pub(super) fn history_from_unedited(message: &Message) -> Option<StoreOp> {
+    (message.updated_ts == message.server_ts).then(|| StoreOp::ExtendHistory {
+        conversation: message.conversation_id.clone(),
+        from: HistoryFloor::Unknown,
+        to: HistoryFloor::From {
+            sort_ts: message.server_ts,
+            id: message.id.clone(),
+        },
+    })
 }
