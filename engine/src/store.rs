@@ -155,8 +155,10 @@ impl LocalMessage {
 /// never writes, so it works when storage is full. A batch with a server message or an
 /// `ExtendHistory` for such a conversation first records its floor from the cache as it was
 /// before the batch: its oldest server message, or `Unknown` when none is cached.
+// Externally tagged (serde's default): reading an internally tagged enum buffers it in serde's
+// generic `Content` first, which costs the wasm some 7 KB (docs/benchmarks.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(rename_all = "camelCase")]
 pub enum HistoryFloor {
     /// Down to the conversation's first message: there is nothing older to load.
     Complete,
