@@ -5,7 +5,7 @@
 use crate::data::messages;
 use chat_sync::IndexedDbStore;
 use chat_sync_engine::protocol::ConversationId;
-use chat_sync_engine::{LocalMessage, Store, StoreError, StoreOp};
+use chat_sync_engine::{HistoryFloor, LocalMessage, Store, StoreError, StoreOp};
 use js_sys::{Array, Promise};
 use serde::Serialize;
 use std::rc::Rc;
@@ -50,8 +50,8 @@ pub fn encode_ms(n: usize) -> Result<f64, JsValue> {
 }
 
 /// Writes the `n` messages into a fresh database `name` through [`IndexedDbStore::apply`]: a
-/// first batch of `first` `PutMessage`s, then batches of `batch`; returns the milliseconds spent
-/// in `apply`.
+/// first batch of `first` `PutMessage`s, then batches of `batch`, each as the engine writes a
+/// feed page ([`page_ops`]); returns the milliseconds spent in `apply`.
 #[wasm_bindgen(js_name = storeWrite)]
 pub async fn store_write(
     name: String,
@@ -65,7 +65,7 @@ pub async fn store_write(
     let (head, tail) = messages.split_at(first.min(n));
     let batches: Vec<Vec<StoreOp>> = std::iter::once(head)
         .chain(tail.chunks(batch))
-        .map(|chunk| chunk.iter().cloned().map(StoreOp::PutMessage).collect())
+        .map(page_ops)
         .collect();
     let start = now();
     for ops in &batches {
@@ -74,6 +74,26 @@ pub async fn store_write(
     let ms = now() - start;
     store.close();
     Ok(ms)
+}
+
+/// A feed page's writes: its messages, and for each conversation a history extension down to
+/// its first message, as the engine adds them (the engine takes the first unedited one; the data
+/// holds each conversation from its start, so the first one is as sound here).
+fn page_ops(messages: &[LocalMessage]) -> Vec<StoreOp> {
+    let mut ops: Vec<StoreOp> = messages.iter().cloned().map(StoreOp::PutMessage).collect();
+    let mut extended: Vec<&ConversationId> = Vec::new();
+    for message in messages {
+        if extended.contains(&&message.conversation_id) {
+            continue;
+        }
+        extended.push(&message.conversation_id);
+        ops.push(StoreOp::ExtendHistory {
+            conversation: message.conversation_id.clone(),
+            from: HistoryFloor::Unknown,
+            to: HistoryFloor::at(message).expect("a server message"),
+        });
+    }
+    ops
 }
 
 /// An open store, for timing reads one by one from the page.
