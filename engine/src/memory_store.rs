@@ -248,8 +248,7 @@ impl Data {
                 _ => continue,
             };
             if !self.floors.contains_key(conversation) {
-                let floor = self.oldest_server(conversation).and_then(HistoryFloor::at);
-                let floor = floor.unwrap_or(HistoryFloor::Unknown);
+                let floor = HistoryFloor::whole_from(self.oldest_server(conversation));
                 self.floors.insert(conversation.clone(), floor);
             }
         }
@@ -368,9 +367,7 @@ impl Store for MemoryStore {
         if let Some(floor) = data.floors.get(conversation) {
             return Ok(floor.clone());
         }
-        Ok((data.oldest_server(conversation))
-            .and_then(HistoryFloor::at)
-            .unwrap_or(HistoryFloor::Unknown))
+        Ok(HistoryFloor::whole_from(data.oldest_server(conversation)))
     }
 
     async fn read_markers(

@@ -184,6 +184,12 @@ impl HistoryFloor {
         })
     }
 
+    /// The floor of a cache that is whole from `oldest`, its oldest server message (`None`: it
+    /// holds none): how a conversation without a recorded floor counts.
+    pub fn whole_from(oldest: Option<&LocalMessage>) -> Self {
+        oldest.and_then(Self::at).unwrap_or(Self::Unknown)
+    }
+
     /// The lowest `sort_ts` [`Store::messages`] shows (optimistic messages sort above every floor).
     pub fn shows_from(&self) -> Millis {
         match self {
@@ -213,8 +219,7 @@ impl HistoryFloor {
     /// (`None`: none) took messages at or above this floor, which then no longer holds: the store
     /// forgets it, so the cache counts as whole from the oldest kept message.
     pub fn is_below(&self, oldest_kept: Option<&LocalMessage>) -> bool {
-        let kept = oldest_kept.and_then(Self::at).unwrap_or(Self::Unknown);
-        kept.cmp_height(self).is_gt()
+        Self::whole_from(oldest_kept).cmp_height(self).is_gt()
     }
 }
 

@@ -494,10 +494,8 @@ async fn record_floors(
     reads.settle().await?;
     for (id, request) in recording.iter().zip(oldest) {
         let oldest: Option<LocalMessage> = Reads::cursor_value(&request)?;
-        let floor = oldest.as_ref().and_then(HistoryFloor::at);
-        overlay
-            .floors
-            .change(id, Some(floor.unwrap_or(HistoryFloor::Unknown)));
+        let floor = HistoryFloor::whole_from(oldest.as_ref());
+        overlay.floors.change(id, Some(floor));
     }
     Ok(())
 }

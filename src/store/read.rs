@@ -208,10 +208,7 @@ pub(crate) async fn history_floor(
         }
         None => None,
     };
-    Ok(oldest
-        .as_ref()
-        .and_then(HistoryFloor::at)
-        .unwrap_or(HistoryFloor::Unknown))
+    Ok(HistoryFloor::whole_from(oldest.as_ref()))
 }
 
 /// The read markers of a conversation, by user id.
