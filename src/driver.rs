@@ -476,7 +476,8 @@ fn touched(ops: &[StoreOp]) -> Vec<String> {
             StoreOp::PutMessage(message) => &message.conversation_id,
             StoreOp::PutReadMarker(marker) => &marker.conversation_id,
             StoreOp::PutOutbox(entry) => &entry.conversation_id,
-            StoreOp::ExtendHistory { conversation, .. } => conversation,
+            StoreOp::ExtendHistory { conversation, .. }
+            | StoreOp::RestartHistory { conversation, .. } => conversation,
             _ => continue,
         };
         if !ids.iter().any(|known| known == id.as_str()) {

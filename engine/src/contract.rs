@@ -960,6 +960,41 @@ pub async fn evict_history_raises_the_floor_to_the_oldest_kept_message<S: Store>
     );
 }
 
+/// `RestartHistory` sends the floor it names back to `Unknown` (nothing shown until back-fill
+/// starts again from the newest message) and leaves any other floor; a conversation without a
+/// recorded floor counts as whole from its oldest server message, so that floor can be named.
+pub async fn restart_history_forgets_only_the_floor_it_names<S: Store>(store: &S) {
+    let [m10, m20] = [10, 20].map(|ts| server(&format!("m-{ts}"), "c-1", OTHER, ts));
+    let restart = |from: &HistoryFloor| StoreOp::RestartHistory {
+        conversation: ConversationId::new("c-1"),
+        from: from.clone(),
+    };
+    apply(
+        store,
+        vec![
+            StoreOp::PutConversation(conversation("c-1", "General", 5)),
+            StoreOp::PutMessage(m10.clone()),
+            StoreOp::PutMessage(m20.clone()),
+            extend("c-1", HistoryFloor::Unknown, at(&m10)),
+        ],
+    )
+    .await;
+    apply(store, vec![restart(&at(&m20))]).await;
+    assert_eq!(floor(store, "c-1").await, at(&m10), "another floor stays");
+    apply(store, vec![restart(&at(&m10))]).await;
+    assert_eq!(floor(store, "c-1").await, HistoryFloor::Unknown);
+    assert!(all_messages(store, "c-1").await.is_empty());
+
+    // The next back-fill, from the newest message, shows them again.
+    apply(store, vec![extend("c-1", HistoryFloor::Unknown, at(&m20))]).await;
+    assert_eq!(ids(&all_messages(store, "c-1").await), ["m-20"]);
+
+    // Evicted down to one message: no floor is recorded, and the oldest kept one is the floor.
+    apply(store, vec![StoreOp::EvictHistory { keep: 1 }]).await;
+    apply(store, vec![restart(&at(&m20))]).await;
+    assert_eq!(floor(store, "c-1").await, HistoryFloor::Unknown);
+}
+
 /// `CompactTombstones { before }` removes the tombstones written strictly before `before` and
 /// nothing else, and reports the count.
 pub async fn compact_tombstones_removes_only_old_tombstones<S: Store>(store: &S) {
@@ -1078,6 +1113,7 @@ macro_rules! store_contract_tests {
             evict_history_keeps_newest_server_messages_and_all_optimistic
             history_floor_moves_down_as_history_extends
             evict_history_raises_the_floor_to_the_oldest_kept_message
+            restart_history_forgets_only_the_floor_it_names
             compact_tombstones_removes_only_old_tombstones
             tombstone_supersedes_older_edit_and_is_kept_until_compacted
         ]);

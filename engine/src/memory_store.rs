@@ -215,6 +215,11 @@ impl Data {
                     *floor = floor.clone().extended(from, to);
                 }
             }
+            StoreOp::RestartHistory { conversation, from } => {
+                if let Some(floor) = self.floors.get_mut(conversation).filter(|f| *f == from) {
+                    *floor = HistoryFloor::Unknown;
+                }
+            }
             StoreOp::EvictHistory { keep } => {
                 report.evicted_messages += self.evict_history(*keep);
             }
@@ -244,7 +249,8 @@ impl Data {
                 StoreOp::PutMessage(message) if message.is_from_server() => {
                     &message.conversation_id
                 }
-                StoreOp::ExtendHistory { conversation, .. } => conversation,
+                StoreOp::ExtendHistory { conversation, .. }
+                | StoreOp::RestartHistory { conversation, .. } => conversation,
                 _ => continue,
             };
             if !self.floors.contains_key(conversation) {

@@ -152,9 +152,9 @@ impl LocalMessage {
 ///
 /// A store may hold no floor for a conversation: the cache then counts as whole from its oldest
 /// server message. Eviction, which keeps the newest messages, only forgets floors: it deletes and
-/// never writes, so it works when storage is full. A batch with a server message or an
-/// `ExtendHistory` for such a conversation first records its floor from the cache as it was
-/// before the batch: its oldest server message, or `Unknown` when none is cached.
+/// never writes, so it works when storage is full. A batch with a server message, an
+/// `ExtendHistory` or a `RestartHistory` for such a conversation first records its floor from the
+/// cache as it was before the batch: its oldest server message, or `Unknown` when none is cached.
 // Externally tagged (serde's default): reading an internally tagged enum buffers it in serde's
 // generic `Content` first, which costs the wasm some 7 KB (docs/benchmarks.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,6 +327,15 @@ pub enum StoreOp {
         from: HistoryFloor,
         /// Where it ends.
         to: HistoryFloor,
+    },
+    /// Sends a conversation's back-fill back to the newest message: the server no longer has the
+    /// message `from` names (it purged old history, or its database was replaced). Where the
+    /// floor is still `from`, it becomes [`HistoryFloor::Unknown`].
+    RestartHistory {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The floor the refused back-fill asked below.
+        from: HistoryFloor,
     },
     /// Keeps the newest `keep` server messages (tombstones included) of each conversation and
     /// removes older ones; optimistic messages are never removed. Each conversation that lost

@@ -1587,6 +1587,44 @@ fn a_history_page_moves_the_floor_it_was_asked_below_down_to_its_oldest_message(
     );
 }
 
+/// A server that purged old history (or whose database was replaced) no longer knows the message
+/// back-fill is anchored at: the floor goes back to `Unknown`, so the next back-fill starts again
+/// from the newest message, and the command finishes without an error. Any other 404 fails it.
+#[test]
+fn a_back_fill_below_a_message_the_server_no_longer_has_starts_again_from_the_newest() {
+    let mut d = Driver::idle(config());
+    let floor = HistoryFloor::From {
+        sort_ts: T0 - 100,
+        id: MessageId::new("m-purged"),
+    };
+    let ticket = d.act(|e, now| e.load_older("c-1".into(), floor.clone(), now));
+    let request = d.only_open("GET /v1/conversations/c-1/messages");
+    d.clear();
+    d.respond(&request, error(404, ErrorCode::MessageNotFound));
+    assert_eq!(
+        d.applied().last().expect("the restart is stored").ops,
+        vec![StoreOp::RestartHistory {
+            conversation: "c-1".into(),
+            from: floor.clone(),
+        }]
+    );
+    let summary = SyncSummary {
+        changes: 0,
+        has_more: true,
+    };
+    assert!(d.events().contains(&finished(ticket, Ok(summary))));
+
+    let ticket = d.act(|e, now| e.load_older("c-1".into(), floor.clone(), now));
+    let request = d.only_open("GET /v1/conversations/c-1/messages");
+    d.clear();
+    d.respond(&request, error(404, ErrorCode::ConversationNotFound));
+    assert!(d.applied().is_empty(), "nothing stored");
+    let failed = d.events().into_iter().any(|event| {
+        matches!(event, Event::CommandFinished { ticket: t, result: Err(SyncError::Server { status: 404, .. }) } if t == ticket)
+    });
+    assert!(failed, "the command failed");
+}
+
 #[test]
 fn below_a_complete_floor_nothing_is_asked_for() {
     let mut d = Driver::idle(config());

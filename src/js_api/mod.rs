@@ -564,12 +564,13 @@ impl BackgroundSyncManager {
             let mut messages = read(driver.clone(), conversation.clone()).await?;
             // Back-fill while the page is short: each page from the server moves the history
             // floor down, until the page is full or the server has no more (a `Complete` floor).
-            // Back-fill is best effort: the cached page is the answer when it fails.
-            let mut asked_below = None;
+            // Back-fill is best effort: the cached page is the answer when it fails. Each floor
+            // is asked below once (a server that refuses every anchor sends it back to `Unknown`).
+            let mut asked_below = Vec::new();
             while messages.len() < limit && driver.engine().status().is_online {
                 let floor = (driver.store.history_floor(&conversation).await)
                     .map_err(|e| from_store_error(&e))?;
-                if floor == HistoryFloor::Complete || asked_below.as_ref() == Some(&floor) {
+                if floor == HistoryFloor::Complete || asked_below.contains(&floor) {
                     break;
                 }
                 let receiver = driver.ticketed(|engine, now| {
@@ -578,7 +579,7 @@ impl BackgroundSyncManager {
                 if !matches!(receiver.await, Ok(Ok(_))) {
                     break;
                 }
-                asked_below = Some(floor);
+                asked_below.push(floor);
                 messages = read(driver.clone(), conversation.clone()).await?;
             }
             messages.retain(|message| !message.deleted);

@@ -4,7 +4,7 @@
 use super::BackgroundSyncManager;
 use crate::store::IndexedDbStore;
 use chat_sync_engine::protocol::{ConversationsResponse, HistoryPage, Message, UserId};
-use chat_sync_engine::Store;
+use chat_sync_engine::{HistoryFloor, Store, StoreOp};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -319,24 +319,71 @@ async fn paging_back_fills_the_gap_above_an_old_message_edited_after_eviction() 
 
     // The page below the 10 is the 20 messages the server has right below them, not the edited
     // one and what lies below it.
-    let top = window[0].sort_ts as f64;
+    let listed = list_20_below(&sync, &club, &window[0]).await;
+    assert!(listed.iter().any(|m| m.body == "edited long after"));
+    sync.dispose();
+}
+
+/// Lists the 20 messages below `top`, a cached message of Erin's `club`, and checks they are
+/// the 20 the server has right below it (deleted ones left out).
+async fn list_20_below(
+    sync: &BackgroundSyncManager,
+    club: &str,
+    top: &chat_sync_engine::LocalMessage,
+) -> Vec<chat_sync_engine::LocalMessage> {
     let options = js_sys::Object::new();
     Reflect::set(&options, &"limit".into(), &20.into()).expect("set");
-    Reflect::set(&options, &"before".into(), &top.into()).expect("set");
-    let listed = settle(sync.list_messages(club.clone().into(), Some(options.unchecked_into())))
+    Reflect::set(&options, &"before".into(), &(top.sort_ts as f64).into()).expect("set");
+    let listed = settle(sync.list_messages(club.into(), Some(options.unchecked_into())))
         .await
         .expect("listed");
     let listed: Vec<chat_sync_engine::LocalMessage> =
         serde_wasm_bindgen::from_value(listed).expect("messages");
-    let newest_first = on_server(server(), "erin", &club).await;
-    let mut expected: Vec<&Message> = newest_first[10..30].iter().filter(|m| !m.deleted).collect();
+    let newest_first = on_server(server(), "erin", club).await;
+    let below = (newest_first.iter())
+        .position(|m| top.id.as_ref() == Some(&m.id))
+        .expect("the top message is on the server")
+        + 1;
+    let mut expected: Vec<&Message> = (newest_first[below..below + 20].iter())
+        .filter(|m| !m.deleted)
+        .collect();
     expected.reverse();
     let listed_ids: Vec<String> = (listed.iter())
         .map(|m| m.id.as_ref().map_or("?".into(), ToString::to_string))
         .collect();
     let expected_ids: Vec<String> = expected.iter().map(|m| m.id.to_string()).collect();
     assert_eq!(listed_ids, expected_ids);
-    assert!(listed.iter().any(|m| m.body == "edited long after"));
+    listed
+}
+
+/// A server that purged old history (or whose database was replaced) no longer has the message
+/// the cache is whole down to: back-fill starts again from the newest message and fills the page.
+#[wasm_bindgen_test]
+async fn paging_back_below_a_message_the_server_no_longer_has_back_fills_from_the_newest() {
+    let (sync, club) = erin_keeping_10().await;
+    let club_id = chat_sync_engine::protocol::ConversationId::new(club.clone());
+    let store = &sync.inner.driver.store;
+    let window = store.messages(&club_id, None, 50).await.expect("read");
+    assert_eq!(window.len(), 10);
+    let oldest = HistoryFloor::at(&window[0]).expect("a server message");
+    let purged = HistoryFloor::From {
+        sort_ts: window[0].sort_ts - 1,
+        id: "m-purged".into(),
+    };
+    let extend = StoreOp::ExtendHistory {
+        conversation: club_id.clone(),
+        from: oldest,
+        to: purged.clone(),
+    };
+    store.apply(&[extend]).await.expect("floor set");
+    assert_eq!(store.history_floor(&club_id).await.expect("floor"), purged);
+
+    list_20_below(&sync, &club, &window[0]).await;
+    let floor = store.history_floor(&club_id).await.expect("floor");
+    assert!(
+        floor.shows_from() < window[0].sort_ts,
+        "back-filled from the newest down past the 10: {floor:?}"
+    );
     sync.dispose();
 }
 

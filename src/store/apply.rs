@@ -172,7 +172,8 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                 conversation_ids.push(conversation.id.clone());
                 floor_ids.push(conversation.id.clone());
             }
-            StoreOp::ExtendHistory { conversation, .. } => {
+            StoreOp::ExtendHistory { conversation, .. }
+            | StoreOp::RestartHistory { conversation, .. } => {
                 floor_ids.push(conversation.clone());
                 recording.push(conversation.clone());
             }
@@ -596,6 +597,15 @@ impl Overlay {
                 *floor = extended;
                 changed
             }),
+            StoreOp::RestartHistory { conversation, from } => {
+                self.floors.edit(conversation, |floor| {
+                    let restart = floor == from;
+                    if restart {
+                        *floor = HistoryFloor::Unknown;
+                    }
+                    restart
+                })
+            }
             StoreOp::PutMessage(message) => {
                 let key = (
                     message.sender_id.to_string(),

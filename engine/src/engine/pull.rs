@@ -13,8 +13,8 @@ use crate::status::{SyncError, Trigger};
 use crate::store::{HistoryFloor, LocalMessage, StoreOp};
 use crate::transport::Method;
 use chat_sync_protocol::{
-    paths, Change, ClientMessageId, ConversationId, Cursor, Message, Millis, ResponseBody,
-    ResponseKind,
+    paths, Change, ClientMessageId, ConversationId, Cursor, ErrorCode, Message, Millis,
+    ResponseBody, ResponseKind,
 };
 
 /// Where a pull stands.
@@ -373,8 +373,30 @@ impl Engine {
                 }
                 self.persist(ops, AfterPersist::Page(write));
             }
+            Verdict::Permanent(SyncError::Server { error_code, .. })
+                if error_code == ErrorCode::MessageNotFound.as_str() =>
+            {
+                self.restart_history(conversation)
+            }
             other => self.on_pull_failure(PullKind::History(conversation), other),
         }
+    }
+
+    /// The server no longer has the message a back-fill asked below (it purged old history, or
+    /// its database was replaced): the floor goes back to `Unknown`, so the next back-fill
+    /// starts again from the newest message. The command finishes as a page with nothing in it.
+    fn restart_history(&mut self, conversation: ConversationId) {
+        let Some(job) = self.history_job(&conversation, Stage::Requested) else {
+            return;
+        };
+        job.stage = Stage::Persisting;
+        let from = job.before.clone();
+        let message = "the server no longer has the oldest message loaded; back-fill starts over";
+        log::warn!(conversation = conversation.as_str(); "{message}");
+        let source = PageSource::History(conversation.clone());
+        let (mut ops, write) = self.page_write(Vec::new(), true, source);
+        ops.push(StoreOp::RestartHistory { conversation, from });
+        self.persist(ops, AfterPersist::Page(write));
     }
 
     /// The writes of a page: last-write-wins puts, outbox entries the page shows delivered, and

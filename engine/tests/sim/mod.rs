@@ -17,8 +17,8 @@ use chat_sync_engine::{
     Output, Store, StoreError, Ticket, Trigger,
 };
 use chat_sync_protocol::{
-    decode_response, encode_request, ClientMessageId, ConversationId, Message, Millis, ReadMarker,
-    ResponseBody, User, UserId,
+    decode_response, encode_request, ClientMessageId, ConversationId, ErrorBody, ErrorCode,
+    ErrorDetail, Message, Millis, ReadMarker, ResponseBody, User, UserId,
 };
 use chat_sync_server::storage::FeedScope;
 use chat_sync_server::{app, AppState, Config as ServerConfig, ManualClock, SqliteStorage};
@@ -47,6 +47,9 @@ pub(crate) struct Faults {
     pub(crate) slow: f64,
     pub(crate) crash: f64,
     pub(crate) offline: f64,
+    /// A back-fill below a message is answered `404 message_not_found`, as by a server that
+    /// purged old history.
+    pub(crate) purged_anchor: f64,
 }
 
 /// Short lifetimes, drawn for some seeds, so maintenance acts within a run: undelivered messages
@@ -220,6 +223,7 @@ impl World {
             slow: rough * 0.05,
             crash: rough * 0.3,
             offline: rough * 0.3,
+            purged_anchor: rough * 0.2,
         };
         let lifetimes = rng.random_bool(0.3).then(|| Lifetimes {
             optimistic_ttl_ms: rng.random_range(20 * SECOND..2 * MINUTE),
@@ -507,15 +511,31 @@ impl World {
             return;
         }
         let latency = self.latency();
-        if !self.healed && self.chance(self.faults.error_before) {
+        let anchored = request.path.contains("beforeMessage=");
+        let refusal = if !self.healed && anchored && self.chance(self.faults.purged_anchor) {
+            let error = ErrorDetail {
+                code: ErrorCode::MessageNotFound,
+                message: "purged".into(),
+            };
+            Some(HttpOutcome::Response {
+                status: 404,
+                retry_after_ms: None,
+                body: ResponseBody::Error(ErrorBody { error }),
+                bytes: 60,
+            })
+        } else if !self.healed && self.chance(self.faults.error_before) {
             let status = [500, 503, 429, 502][self.rng.random_range(0..4)];
             let retry_after_ms = (status != 500).then(|| self.rng.random_range(0..5) * SECOND);
-            let outcome = HttpOutcome::Response {
+            Some(HttpOutcome::Response {
                 status,
                 retry_after_ms,
                 body: ResponseBody::Invalid("proxy error page".into()),
                 bytes: 20,
-            };
+            })
+        } else {
+            None
+        };
+        if let Some(outcome) = refusal {
             self.at(
                 self.now + latency,
                 Happening::AtDevice {
