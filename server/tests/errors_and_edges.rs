@@ -385,8 +385,9 @@ async fn non_positive_or_non_numeric_limits_are_400_invalid_query() {
     // History takes `before` or `beforeMessage`, not both (even when each is valid alone).
     let message = sent(&app, ALICE, &app.ab, "m-1").await;
     let both = format!(
-        "{}?before=h1.{}.1&beforeMessage={}",
+        "{}?before=h2.{}.{}.1&beforeMessage={}",
         send_path(&app.ab),
+        app.state.storage().database_id(),
         message.server_ts,
         message.id
     );
@@ -405,20 +406,46 @@ async fn limits_beyond_32_bits_are_capped_like_other_large_limits() {
 }
 
 #[tokio::test]
-async fn undecodable_or_future_cursors_are_400_invalid_cursor() {
+async fn undecodable_future_old_or_other_databases_cursors_are_400_invalid_cursor() {
     let app = TestApp::new();
     sent(&app, ALICE, &app.ab, "m-1").await;
+    let db = app.state.storage().database_id();
     let feeds = ["/v1/sync".to_owned(), conversation_sync_path(&app.ab)];
     let mut urls = Vec::new();
     for feed in &feeds {
-        // `c1.ffff` is well formed but ahead of this server's log (3 changes).
-        for cursor in ["garbage", "c1.", "c1.xyz", "c2.1", "h1.1.1", "c1.ffff"] {
+        // `ffff` is well formed but ahead of this server's log (3 changes); `c1` is the format
+        // before database ids.
+        let ahead = format!("c2.{db}.ffff");
+        for cursor in [
+            "garbage",
+            "c2.",
+            "c2.xyz",
+            "c1.1",
+            &ahead,
+            &format!("h2.{db}.1.1"),
+        ] {
             urls.push(format!("{feed}?cursor={cursor}"));
         }
     }
-    for before in ["garbage", "h1.", "h1.x.y", "c1.1"] {
+    for before in [
+        "garbage",
+        "h2.",
+        &format!("h2.{db}.x.y"),
+        "h1.1.1",
+        &format!("c2.{db}.1"),
+    ] {
         urls.push(format!("{}?before={before}", send_path(&app.ab)));
     }
+    // Cursors from another database (this one deleted and created again) mean nothing here.
+    let other = TestApp::new();
+    sent(&other, ALICE, &other.ab, "m-1").await;
+    let (_, foreign) = other.drain_feed("/v1/sync", ALICE, None, 1).await;
+    assert_ne!(
+        other.state.storage().database_id(),
+        db,
+        "each database has its own id"
+    );
+    urls.push(format!("/v1/sync?cursor={foreign}"));
     for url in &urls {
         let reply = app.get(url, ALICE).await;
         assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_cursor", url);

@@ -241,6 +241,43 @@ async fn the_binary_seeds_the_demo_once_and_shuts_down_cleanly_on_sigterm() {
     server.terminate();
 }
 
+/// A restart keeps the feed cursors valid; a new database (the file deleted and created again)
+/// refuses them with `invalid_cursor`, so clients sync from the start instead of skipping the
+/// new database's first changes.
+#[tokio::test]
+async fn cursors_outlive_a_restart_but_not_the_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("demo.sqlite");
+    let db = db.to_str().expect("utf-8 path");
+    let feed = |base: &str, cursor: &Cursor| {
+        reqwest::Client::new()
+            .get(format!("{base}/v1/sync"))
+            .bearer_auth("demo-alice")
+            .query(&[("cursor", cursor.as_str())])
+            .send()
+    };
+
+    let server = Process::start(db);
+    let (_, cursor) = drain(&server.base, "demo-alice", None).await;
+    server.terminate();
+    let server = Process::start(db);
+    let reply = feed(&server.base, &cursor).await.expect("sent");
+    assert_eq!(reply.status(), 200, "the same database after a restart");
+    server.terminate();
+
+    for file in ["demo.sqlite", "demo.sqlite-wal", "demo.sqlite-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+    let server = Process::start(db);
+    let (_, fresh) = drain(&server.base, "demo-alice", None).await;
+    let reply = feed(&server.base, &cursor).await.expect("sent");
+    assert_eq!(reply.status(), 400, "a cursor of the deleted database");
+    let body: serde_json::Value = reply.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_cursor");
+    assert_ne!(fresh, cursor);
+    server.terminate();
+}
+
 #[tokio::test]
 async fn the_binary_seeds_as_many_demo_messages_as_asked() {
     let dir = tempfile::tempdir().expect("temp dir");

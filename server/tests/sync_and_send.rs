@@ -431,7 +431,7 @@ async fn history_continues_below_a_cached_message_with_before_message() {
     assert!(page.has_more);
     let both = app
         .get(
-            &format!("{path}?beforeMessage={}&before=h1.1.1", sent[4].id),
+            &format!("{path}?beforeMessage={}&before=h2.x.1.1", sent[4].id),
             BOB,
         )
         .await;

@@ -68,7 +68,7 @@ async fn feed(
     let after = query
         .cursor
         .as_deref()
-        .map(cursor::decode_feed)
+        .map(|cursor| cursor::decode_feed(state.storage().database_id(), cursor))
         .transpose()?
         .unwrap_or(0);
     let read = state
@@ -76,7 +76,7 @@ async fn feed(
         .await?;
     Ok(Json(FeedPage {
         changes: read.changes,
-        next_cursor: cursor::encode_feed(read.next),
+        next_cursor: cursor::encode_feed(state.storage().database_id(), read.next),
         has_more: read.has_more,
     }))
 }
@@ -89,9 +89,10 @@ pub(crate) async fn messages_history(
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let limit = page_limit(query.limit, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX)?;
+    let database = state.storage().database_id();
     let start = match (query.before, query.before_message) {
         (None, None) => HistoryStart::Newest,
-        (Some(before), None) => HistoryStart::Before(cursor::decode_history(&before)?),
+        (Some(before), None) => HistoryStart::Before(cursor::decode_history(database, &before)?),
         (None, Some(message)) => HistoryStart::BeforeMessage(message),
         (Some(_), Some(_)) => {
             return Err(ApiError::new(
@@ -105,7 +106,7 @@ pub(crate) async fn messages_history(
         .await?;
     Ok(Json(HistoryPage {
         has_more: read.next_before.is_some(),
-        next_before: read.next_before.map(cursor::encode_history),
+        next_before: (read.next_before).map(|key| cursor::encode_history(database, key)),
         messages: read.messages,
     }))
 }

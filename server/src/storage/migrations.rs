@@ -8,7 +8,7 @@ use rusqlite::{Connection, Transaction};
 type Step = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 /// The steps, in order; step `i` brings the schema to version `i + 1`.
-const STEPS: &[Step] = &[v1_initial_schema];
+const STEPS: &[Step] = &[v1_initial_schema, v2_database_id];
 
 /// Applies every step the database has not seen yet, each in its own transaction, and returns the
 /// database's schema version (higher than [`latest_version`] when a newer server wrote it).
@@ -108,5 +108,17 @@ fn v1_initial_schema(tx: &Transaction<'_>) -> rusqlite::Result<()> {
              last_ts INTEGER NOT NULL
          );
          INSERT INTO server_clock (id, last_ts) VALUES (1, 0);",
+    )
+}
+
+/// Version 2: `server_meta`, with the database's random id (`database_id`), which cursors carry
+/// so that a cursor from another database (this one deleted and created again) is refused.
+fn v2_database_id(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE server_meta (
+             key TEXT PRIMARY KEY,
+             value TEXT NOT NULL
+         );
+         INSERT INTO server_meta (key, value) VALUES ('database_id', lower(hex(randomblob(8))));",
     )
 }

@@ -104,6 +104,10 @@ pub enum StorageError {
 
 /// Everything the server stores. Each method is one atomic transaction.
 pub trait Storage: Send + Sync + 'static {
+    /// A random id given to the database when it was created. Cursors carry it, so a cursor
+    /// from another database (this one deleted and created again) is refused, not misread.
+    fn database_id(&self) -> &str;
+
     /// The user a bearer token belongs to, if any.
     fn user_for_token(&self, token: &str) -> Result<Option<User>, StorageError>;
 

@@ -31,6 +31,7 @@ const MESSAGE_COLUMNS: &str =
 /// Storage on an embedded SQLite database.
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
+    database_id: String,
 }
 
 /// Why a database could not be opened.
@@ -89,8 +90,16 @@ impl SqliteStorage {
                 supported,
             });
         }
+        let database_id = conn
+            .query_row(
+                "SELECT value FROM server_meta WHERE key = 'database_id'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(sqlite)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            database_id,
         })
     }
 
@@ -126,6 +135,10 @@ impl SqliteStorage {
 }
 
 impl Storage for SqliteStorage {
+    fn database_id(&self) -> &str {
+        &self.database_id
+    }
+
     fn user_for_token(&self, token: &str) -> Result<Option<User>, StorageError> {
         self.read(|tx| {
             Ok(tx
