@@ -995,6 +995,56 @@ pub async fn restart_history_forgets_only_the_floor_it_names<S: Store>(store: &S
     assert_eq!(floor(store, "c-1").await, HistoryFloor::Unknown);
 }
 
+/// `ForgetServerData` removes what the server sent (conversations, server messages, read
+/// markers, history floors) and keeps the outbox, optimistic messages and the meta record.
+pub async fn forget_server_data_keeps_the_outbox_and_optimistic_messages<S: Store>(store: &S) {
+    let pending = outbox("o-1", "c-1", 1);
+    let mut ops = vec![
+        StoreOp::PutConversation(conversation("c-1", "General", 5)),
+        StoreOp::PutConversation(conversation("c-2", "Other", 6)),
+        StoreOp::PutMessage(server("m-1", "c-1", OTHER, 10)),
+        StoreOp::PutMessage(server("m-2", "c-2", OTHER, 11)),
+        StoreOp::PutReadMarker(marker("c-1", OTHER, "m-1", 12)),
+        StoreOp::PutOutbox(pending.clone()),
+        StoreOp::PutMessage(optimistic(&pending)),
+        StoreOp::SetCursor(Some(Cursor::new("k1"))),
+        StoreOp::SetLastSync(20),
+    ];
+    ops.push(extend("c-1", HistoryFloor::Unknown, HistoryFloor::Complete));
+    apply(store, ops).await;
+
+    apply(store, vec![StoreOp::ForgetServerData]).await;
+    assert!(conversations(store).await.is_empty());
+    assert!(read_markers(store, "c-1").await.is_empty());
+    assert_eq!(floor(store, "c-1").await, HistoryFloor::Unknown);
+    assert_eq!(all_messages(store, "c-1").await, vec![optimistic(&pending)]);
+    assert!(all_messages(store, "c-2").await.is_empty());
+    let state = load(store).await;
+    assert_eq!(state.outbox, vec![pending.clone()]);
+    assert_eq!(
+        state.cursor,
+        Some(Cursor::new("k1")),
+        "the meta record stays"
+    );
+    assert_eq!(state.last_sync, Some(20));
+
+    // What the server sends next is stored as into an empty cache.
+    apply(
+        store,
+        vec![
+            StoreOp::PutConversation(conversation("c-1", "General", 5)),
+            StoreOp::PutMessage(server("m-3", "c-1", OTHER, 13)),
+            extend("c-1", HistoryFloor::Unknown, HistoryFloor::Complete),
+        ],
+    )
+    .await;
+    assert_eq!(conversation_ids(&conversations(store).await), ["c-1"]);
+    assert_eq!(
+        ids(&all_messages(store, "c-1").await),
+        ["m-3", "optimistic o-1"]
+    );
+}
+
 /// `CompactTombstones { before }` removes the tombstones written strictly before `before` and
 /// nothing else, and reports the count.
 pub async fn compact_tombstones_removes_only_old_tombstones<S: Store>(store: &S) {
@@ -1114,6 +1164,7 @@ macro_rules! store_contract_tests {
             history_floor_moves_down_as_history_extends
             evict_history_raises_the_floor_to_the_oldest_kept_message
             restart_history_forgets_only_the_floor_it_names
+            forget_server_data_keeps_the_outbox_and_optimistic_messages
             compact_tombstones_removes_only_old_tombstones
             tombstone_supersedes_older_edit_and_is_kept_until_compacted
         ]);

@@ -220,6 +220,12 @@ impl Data {
                     *floor = HistoryFloor::Unknown;
                 }
             }
+            StoreOp::ForgetServerData => {
+                self.conversations.clear();
+                self.messages.retain(|_, message| !message.is_from_server());
+                self.read_markers.clear();
+                self.floors.clear();
+            }
             StoreOp::EvictHistory { keep } => {
                 report.evicted_messages += self.evict_history(*keep);
             }

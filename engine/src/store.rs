@@ -337,6 +337,11 @@ pub enum StoreOp {
         /// The floor the refused back-fill asked below.
         from: HistoryFloor,
     },
+    /// Removes everything the server sent: conversations, server messages, read markers and
+    /// history floors. The outbox, optimistic messages and the meta record stay. The engine writes
+    /// it with the cursor reset when the server refuses the cursor (its database was replaced), so
+    /// the sync from the start leaves nothing of the old database behind.
+    ForgetServerData,
     /// Keeps the newest `keep` server messages (tombstones included) of each conversation and
     /// removes older ones; optimistic messages are never removed. Each conversation that lost
     /// messages counts as whole from its oldest kept one: its floor is forgotten where it lies

@@ -1332,11 +1332,19 @@ fn conversation_sync_goes_before_the_global_feed_when_one_slot_is_free() {
     );
 }
 
+/// The server refused the cursor (its database was replaced): what the cache holds of the old
+/// database goes with the cursor, in one batch, and the sync starts from the beginning.
 #[test]
-fn invalid_cursor_forgets_the_stored_cursor_and_restarts_the_sync_without_one() {
+fn invalid_cursor_forgets_the_cursor_and_the_servers_data_and_restarts_the_sync_without_one() {
     let store = MemoryStore::new();
+    let Change::Conversation { conversation } = conversation_change("c-1", T0 - 10) else {
+        unreachable!()
+    };
+    let old = message("m-1", "c-1", "u-bob", "from the old database", T0 - 5);
     pollster::block_on(store.apply(&[
         StoreOp::SetLastMaintenance(T0),
+        StoreOp::PutConversation(conversation),
+        StoreOp::PutMessage(LocalMessage::from_server(old)),
         StoreOp::SetCursor(Some(Cursor::new("stale"))),
     ]))
     .unwrap();
@@ -1348,9 +1356,14 @@ fn invalid_cursor_forgets_the_stored_cursor_and_restarts_the_sync_without_one() 
 
     d.clear();
     d.respond(&first, error(400, ErrorCode::InvalidCursor));
-    assert_eq!(d.store.snapshot().cursor, None);
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, None);
+    assert!(snapshot.conversations.is_empty() && snapshot.messages.is_empty());
     let ops: Vec<_> = d.applied().into_iter().map(|b| b.ops).collect();
-    assert_eq!(ops, vec![vec![StoreOp::SetCursor(None)]]);
+    assert_eq!(
+        ops,
+        vec![vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)]]
+    );
     assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
     assert_eq!(d.events(), vec![], "the run goes on; the ticket stays open");
 

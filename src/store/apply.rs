@@ -86,6 +86,10 @@ async fn run(
                 overlay.forget(removed);
                 overlay.forget_floors_below(&stores, kept_from).await?;
             }
+            StoreOp::ForgetServerData => {
+                overlay.write(&stores)?;
+                overlay.forget_server_data(&stores).await?;
+            }
             StoreOp::CompactTombstones { before } => {
                 overlay.write(&stores)?;
                 let removed = compact(&stores, *before).await?;
@@ -189,7 +193,9 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
             | StoreOp::SetLastSync(_)
             | StoreOp::SetLastMaintenance(_)
             | StoreOp::SetPendingReadMarkers(_) => meta = true,
-            StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. } => {}
+            StoreOp::ForgetServerData
+            | StoreOp::EvictHistory { .. }
+            | StoreOp::CompactTombstones { .. } => {}
         }
     }
     let mut overlay = Overlay {
@@ -666,7 +672,9 @@ impl Overlay {
             StoreOp::SetPendingReadMarkers(markers) => {
                 self.edit_meta(|meta| meta.pending_read_markers = markers.clone())
             }
-            StoreOp::EvictHistory { .. } | StoreOp::CompactTombstones { .. } => {}
+            StoreOp::ForgetServerData
+            | StoreOp::EvictHistory { .. }
+            | StoreOp::CompactTombstones { .. } => {}
         }
     }
 
@@ -723,6 +731,22 @@ impl Overlay {
     }
 
     /// Records messages a scan removed from the store.
+    /// Removes everything the server sent, in the store and in this view; the outbox and
+    /// optimistic messages stay.
+    async fn forget_server_data(&mut self, stores: &Stores) -> Result<(), Failure> {
+        let removed = sweep(stores, CursorDirection::Next, LocalMessage::is_from_server).await?;
+        for (key, _) in removed {
+            self.messages.removed(&key);
+        }
+        for store in [&stores.conversations, &stores.read_markers, &stores.history] {
+            drop(store.clear().map_err(|e| classify(&e))?);
+        }
+        forget_all(&mut self.conversations);
+        forget_all(&mut self.read_markers);
+        forget_all(&mut self.floors);
+        Ok(())
+    }
+
     fn forget(&mut self, removed: Vec<(MessageKey, ConversationId)>) {
         for (key, conversation) in removed {
             self.messages.removed(&key);
@@ -884,6 +908,14 @@ async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
     })
     .await?;
     Ok((removed, kept_from))
+}
+
+/// A scan removed every record of `slots` from the store.
+fn forget_all<K: Ord + Clone, V>(slots: &mut Slots<K, V>) {
+    let keys: Vec<K> = slots.keys().cloned().collect();
+    for key in &keys {
+        slots.removed(key);
+    }
 }
 
 /// Removes tombstones last written before `before`; returns what it removed.

@@ -533,10 +533,15 @@ impl Engine {
         );
     }
 
-    /// The cursor is not valid on this server (its database was replaced): start over.
+    /// The cursor is not valid on this server (its database was replaced): the cache may hold
+    /// what the server no longer has, so it is emptied of the server's data (the outbox stays),
+    /// and sync starts over.
     fn reset_cursor(&mut self) {
-        log::warn!("the server refused the feed cursor; syncing from the start");
-        self.persist(vec![StoreOp::SetCursor(None)], AfterPersist::CursorReset);
+        log::warn!(
+            "the server refused the feed cursor; replacing the cache by a sync from the start"
+        );
+        let ops = vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)];
+        self.persist(ops, AfterPersist::CursorReset);
     }
 
     /// After a cursor reset is stored, pulls go again from the start.

@@ -93,7 +93,7 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
     let entry = rng.random_range(1..=ENTRIES);
     let optimistic =
         |entry: &OutboxEntry| StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into()));
-    let op = match rng.random_range(0..108) {
+    let op = match rng.random_range(0..109) {
         0..40 => {
             let n = rng.random_range(0..MESSAGES);
             let message = StoreOp::PutMessage(server_message(n, rng.random_range(0..=4)));
@@ -154,6 +154,7 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
         97..100 => StoreOp::CompactTombstones {
             before: rng.random_range(1_000..1_320),
         },
+        108 => StoreOp::ForgetServerData,
         106.. => StoreOp::RestartHistory {
             conversation: format!("c{}", rng.random_range(0..CONVERSATIONS)).into(),
             from: random_floor(rng),

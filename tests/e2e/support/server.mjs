@@ -198,9 +198,17 @@ export async function startServer({
       await kill();
       await rm(dir, { recursive: true, force: true });
     },
-    /** Stops the server (SIGTERM) and starts it again on the same port and database. */
-    async restart() {
+    /**
+     * Stops the server (SIGTERM) and starts it again on the same port and database, or with
+     * `freshDatabase` on a new one (seeded again as at the start): a database replaced.
+     */
+    async restart({ freshDatabase = false } = {}) {
       await kill();
+      if (freshDatabase) {
+        for (const file of ['chat.sqlite', 'chat.sqlite-wal', 'chat.sqlite-shm']) {
+          await rm(join(dir, file), { force: true });
+        }
+      }
       await spawnServer(new URL(url).host);
     },
     /** A client of the API as a demo user (`'alice'`, `'u-alice'`); see `apiClient`. */

@@ -1,0 +1,56 @@
+// The server's database is replaced while the app runs (deleted and created again, as after a
+// reset of the demo): the server refuses the app's cursor, and the app drops everything it
+// cached of the old database, so the page shows the new database's conversations and messages
+// only, and nothing of the old one lingers beside them.
+
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser } from './support/browser.mjs';
+import { startServer } from './support/server.mjs';
+import {
+  newPage, openConversation, openDemo, sendMessage, shownMessages, waitForMessage, waitInPage,
+} from './support/demo.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+/** The conversation list's titles, in order. */
+function listedTitles(page) {
+  return page.$$eval('#conversations .conversation .conversation-title', (rows) => rows.map((r) => r.textContent));
+}
+
+it('a replaced server database replaces what the page shows', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 200 });
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' });
+  await openConversation(page, 'Alice & Bob');
+  const old = `in the old database ${Date.now()}`;
+  await sendMessage(page, old);
+  await waitForMessage(page, old, { status: 'sent' });
+  const oldTitles = await listedTitles(page);
+
+  await server.restart({ freshDatabase: true });
+  const fresh = `in the new database ${Date.now()}`;
+  await server.api('bob').send('Alice & Bob', fresh);
+  const onServer = await server.api('alice').conversations();
+
+  // The list holds the new database's conversations, each once (their ids are new: without the
+  // reset, the old ones would stay beside them).
+  await waitInPage(page, (fresh) => [...document.querySelectorAll('#conversations .conversation')]
+    .some((row) => row.textContent.includes(fresh)), { arg: fresh, message: `a conversation row previewing "${fresh}"` });
+  await waitInPage(page, (count) => document.getElementById('status').dataset.phase === 'idle' &&
+    document.querySelectorAll('#conversations .conversation').length === count,
+  { arg: onServer.length, message: `${onServer.length} conversation rows and an idle sync` });
+  assert.deepEqual([...await listedTitles(page)].sort(), onServer.map((c) => c.title).sort());
+  assert.equal(oldTitles.length, onServer.length, 'the same demo conversations, seeded again');
+
+  await openConversation(page, 'Alice & Bob');
+  await waitForMessage(page, fresh);
+  const shown = (await shownMessages(page)).map((m) => m.body);
+  assert.ok(!shown.includes(old), 'the message only the old database had is gone');
+  const messages = await server.api('alice').messages('Alice & Bob', { limit: 200 });
+  assert.deepEqual(shown, messages.filter((m) => !m.deleted).map((m) => m.body).slice(-shown.length),
+    'the newest messages of the new database, in order');
+  assert.deepEqual(errors, []);
+});
