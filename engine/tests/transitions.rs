@@ -785,6 +785,30 @@ fn mark_read_sends_the_newest_marker_per_conversation_and_stores_the_servers_ans
     assert_eq!(changed.len(), 1, "the app hears the marker moved");
 }
 
+/// Markers only move forward: a marker below the one waiting to be sent (the newest message was
+/// deleted, and the app marks the one before it) changes nothing, and the one stored goes out.
+/// (The simulation found the stored marker lost to the older one, seed 219508.)
+#[test]
+fn a_marker_below_the_one_waiting_to_be_sent_does_not_replace_it() {
+    let mut d = Driver::idle(config());
+    d.go_online(false);
+    d.act(|e, now| e.mark_read("c-1".into(), "m-3".into(), T0 - 7, now))
+        .unwrap();
+    d.act(|e, now| e.mark_read("c-1".into(), "m-2".into(), T0 - 8, now))
+        .unwrap();
+    assert_eq!(
+        d.engine.unsent_read_marker(&"c-1".into()),
+        Some((&MessageId::from("m-3"), T0 - 7))
+    );
+    let pending = pollster::block_on(d.store.load())
+        .unwrap()
+        .pending_read_markers;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].message_id, MessageId::from("m-3"));
+    d.go_online(true);
+    assert_eq!(marked(&d.only_open("POST ")), MessageId::from("m-3"));
+}
+
 #[test]
 fn a_read_marker_set_offline_goes_when_online_and_retries_after_a_503() {
     let mut d = Driver::new(config());
@@ -1051,6 +1075,51 @@ fn history_from(message: &Message) -> StoreOp {
     }
 }
 
+/// A sync from the beginning of the feed brings every message of every conversation, edited old
+/// ones last: when it ends, each conversation's history is complete, and the app shows it all
+/// without back-filling. Where eviction took messages during the run, the floor stays above them.
+#[test]
+fn a_sync_from_the_beginning_leaves_each_history_complete_unless_eviction_took_part_of_it() {
+    let mut d = Driver::new(config());
+    d.start();
+    let page1 = d.only_open("GET /v1/sync");
+    assert_eq!(page1.path, "/v1/sync?limit=100");
+    let m1 = message("m-1", "c-1", "u-bob", "one", T0 - 50);
+    let n1 = message("n-1", "c-2", "u-bob", "first", T0 - 40);
+    let n2 = message("n-2", "c-2", "u-bob", "second", T0 - 30);
+    let changes = vec![
+        conversation_change("c-1", T0 - 100),
+        message_change(m1.clone()),
+        conversation_change("c-2", T0 - 100),
+        message_change(n1),
+        message_change(n2.clone()),
+    ];
+    d.respond(&page1, feed(changes, "k1", true));
+    // Maintenance keeps one message per conversation, in the middle of the run.
+    pollster::block_on(d.store.apply(&[StoreOp::EvictHistory { keep: 1 }])).unwrap();
+
+    // An old message of c-1, edited since, comes last in the feed.
+    let old = Message {
+        body: "zero, edited".into(),
+        edited: true,
+        updated_ts: T0 - 10,
+        ..message("m-0", "c-1", "u-bob", "zero", T0 - 80)
+    };
+    let page2 = d.only_open("GET /v1/sync");
+    d.respond(&page2, feed(vec![message_change(old.clone())], "k2", false));
+
+    let floor = |id: &str| pollster::block_on(d.store.history_floor(&id.into())).unwrap();
+    assert_eq!(floor("c-1"), HistoryFloor::Complete);
+    let shown = pollster::block_on(d.store.messages(&"c-1".into(), None, 10)).unwrap();
+    let shown: Vec<_> = shown.into_iter().map(|m| m.body).collect();
+    assert_eq!(shown, ["zero, edited", "one"]);
+    assert_eq!(
+        floor("c-2"),
+        HistoryFloor::at(&LocalMessage::from_server(n2)).expect("server"),
+        "eviction took n-1: c-2 is whole from n-2 only"
+    );
+}
+
 #[test]
 fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
     let mut d = Driver::new(config());
@@ -1108,6 +1177,12 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
         vec![
             StoreOp::PutMessage(LocalMessage::from_server(m2.clone())),
             history_from(&m2),
+            // A feed read from its beginning brought every message.
+            StoreOp::ExtendHistory {
+                conversation: "c-1".into(),
+                from: HistoryFloor::at(&LocalMessage::from_server(m1)).expect("server"),
+                to: HistoryFloor::Complete,
+            },
             StoreOp::SetCursor(Some(Cursor::new("k2"))),
             StoreOp::SetLastSync(finished_at),
         ]

@@ -430,13 +430,48 @@ fn count_fetches(part: &str) -> (Function, Function) {
     (pair.get(0).unchecked_into(), pair.get(1).unchecked_into())
 }
 
+/// A sync from the beginning of the feed brings every message: the histories it leaves are
+/// complete, and listing them asks the server nothing.
 #[wasm_bindgen_test]
-async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again() {
-    let id = dave_starts_a_conversation_with_erin("Short chat").await;
+async fn a_conversation_synced_from_the_beginning_is_listed_without_back_fill() {
+    let id = dave_starts_a_conversation_with_erin("From the start").await;
     post_as(server(), "dave", &id, "one").await;
     post_as(server(), "dave", &id, "two").await;
     let sync = manager(server(), "dave", &[]).await;
     settle(sync.force_sync()).await.expect("synced");
+    let (count, restore) = count_fetches(&format!("/conversations/{id}/messages"));
+    let listed = settle(sync.list_messages(id.clone().into(), None))
+        .await
+        .expect("listed");
+    let asked = calls(&count);
+    restore.call0(&JsValue::NULL).expect("restored");
+    assert_eq!(js_sys::Array::from(&listed).length(), 2);
+    assert_eq!(asked, Some(0.0), "the history is known to be complete");
+    sync.dispose();
+}
+
+/// Dave's manager, synced from the beginning, then a conversation Dave starts with Erin and
+/// posts `count` messages to, synced incrementally: its start lies behind the cursor until a
+/// back-fill finds it. The manager and the conversation's id.
+async fn dave_synced_then_a_new_conversation(
+    title: &str,
+    count: usize,
+) -> (BackgroundSyncManager, String) {
+    let sync = manager(server(), "dave", &[]).await;
+    settle(sync.force_sync())
+        .await
+        .expect("synced from the beginning");
+    let id = dave_starts_a_conversation_with_erin(title).await;
+    for n in 0..count {
+        post_as(server(), "dave", &id, &n.to_string()).await;
+    }
+    settle(sync.force_sync()).await.expect("synced");
+    (sync, id)
+}
+
+#[wasm_bindgen_test]
+async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again() {
+    let (sync, id) = dave_synced_then_a_new_conversation("Short chat", 2).await;
     let (count, restore) = count_fetches(&format!("/conversations/{id}/messages"));
     for _ in 0..3 {
         let listed = settle(sync.list_messages(id.clone().into(), None))
@@ -456,12 +491,7 @@ async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again()
 
 #[wasm_bindgen_test]
 async fn listing_a_conversation_shorter_than_the_page_asks_the_server_only_the_first_time() {
-    let id = dave_starts_a_conversation_with_erin("Sixty").await;
-    for n in 0..60 {
-        post_as(server(), "dave", &id, &n.to_string()).await;
-    }
-    let sync = manager(server(), "dave", &[]).await;
-    settle(sync.force_sync()).await.expect("synced");
+    let (sync, id) = dave_synced_then_a_new_conversation("Sixty", 60).await;
     let (count, restore) = count_fetches(&format!("/conversations/{id}/messages"));
     // More than a history page (50) and more than the conversation holds: short every time.
     let options = || {

@@ -50,6 +50,10 @@ pub(super) struct Run {
     stored_a_page: bool,
     /// Feed pages fetched but not stored yet: their writes and what they changed.
     held: Option<(Vec<StoreOp>, PageWrite)>,
+    /// Set when the run reads the feed from its beginning (no cursor): the first floor its pages
+    /// set in each conversation. Such a feed brings every message, so the last page moves each of
+    /// these floors on to `Complete` (unless eviction raised it meanwhile).
+    first_floors: Option<Vec<(ConversationId, HistoryFloor)>>,
 }
 
 /// A per-conversation sync.
@@ -151,6 +155,7 @@ impl Engine {
                     failed: false,
                     stored_a_page: false,
                     held: None,
+                    first_floors: self.cursor.is_none().then(Vec::new),
                 });
             }
         }
@@ -290,13 +295,25 @@ impl Engine {
                 let Some(run) = &mut self.run else {
                     return;
                 };
-                let (ops, write) = match run.held.take() {
+                let (mut ops, write) = match run.held.take() {
                     Some((mut held_ops, held)) => {
                         held_ops.extend(ops);
                         (held_ops, held.followed_by(write))
                     }
                     None => (ops, write),
                 };
+                if let Some(first_floors) = &mut run.first_floors {
+                    note_first_floors(first_floors, &ops);
+                    if !write.has_more {
+                        ops.extend(first_floors.iter().map(|(conversation, floor)| {
+                            StoreOp::ExtendHistory {
+                                conversation: conversation.clone(),
+                                from: floor.clone(),
+                                to: HistoryFloor::Complete,
+                            }
+                        }));
+                    }
+                }
                 let broken = self.config.broken == Some(BrokenVariant::CursorBeforeData);
                 if run.stored_a_page && write.has_more && !broken && ops.len() < HOLD_CHANGES {
                     run.held = Some((ops, write));
@@ -551,6 +568,7 @@ impl Engine {
         if let Some(run) = &mut self.run {
             // The feed starts over: what was held came after the refused cursor.
             run.held = None;
+            run.first_floors = Some(Vec::new());
             if run.stage == Stage::Persisting {
                 run.stage = Stage::Ready;
             }
@@ -814,4 +832,19 @@ pub(super) fn history_from_unedited(message: &Message) -> Option<StoreOp> {
             id: message.id.clone(),
         },
     })
+}
+
+/// Adds to `first_floors` the floor each `ExtendHistory` of `ops` sets in a conversation not
+/// seen before.
+fn note_first_floors(first_floors: &mut Vec<(ConversationId, HistoryFloor)>, ops: &[StoreOp]) {
+    for op in ops {
+        if let StoreOp::ExtendHistory {
+            conversation, to, ..
+        } = op
+        {
+            if !first_floors.iter().any(|(known, _)| known == conversation) {
+                first_floors.push((conversation.clone(), to.clone()));
+            }
+        }
+    }
 }

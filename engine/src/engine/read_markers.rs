@@ -30,8 +30,9 @@ pub(super) struct UnsentReadMarker {
 
 impl Engine {
     /// Records that the user has read `conversation` up to `message` (a server message id,
-    /// stamped `server_ts`), to send when the network allows; the newest call per conversation
-    /// wins. The server keeps a marker only when it moves forward, and answers with the one it
+    /// stamped `server_ts`), to send when the network allows. Markers only move forward: per
+    /// conversation the furthest one not sent yet is kept (a call below it changes nothing, so a
+    /// marker once stored is never lost to an older one). The server keeps a marker only when it moves forward, and answers with the one it
     /// keeps. The ticket finishes once the marker is stored (at once when not leading: nothing
     /// is stored then).
     pub fn mark_read(
@@ -83,24 +84,21 @@ impl Engine {
     /// Takes stored markers in where they are ahead of the ones in memory.
     pub(super) fn adopt_pending_read_markers(&mut self, markers: Vec<PendingReadMarker>) {
         for marker in markers {
-            let ahead = self
-                .unsent_read_markers
-                .iter()
-                .find(|unsent| unsent.marker.conversation_id == marker.conversation_id)
-                .is_none_or(|unsent| unsent.marker.server_ts < marker.server_ts);
-            if ahead {
-                self.keep_unsent(marker);
-            }
+            self.keep_unsent(marker);
         }
     }
 
-    /// Keeps `marker` as its conversation's marker to send, at once.
+    /// Keeps `marker` as its conversation's marker to send, at once, unless the one kept there
+    /// is as far or further.
     fn keep_unsent(&mut self, marker: PendingReadMarker) {
         let now = self.now;
         let index = self
             .unsent_read_markers
             .iter()
             .position(|unsent| unsent.marker.conversation_id == marker.conversation_id);
+        if index.is_some_and(|i| self.unsent_read_markers[i].marker.server_ts >= marker.server_ts) {
+            return;
+        }
         let unsent = UnsentReadMarker {
             marker,
             sending: None,
