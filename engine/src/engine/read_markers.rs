@@ -32,9 +32,9 @@ impl Engine {
     /// Records that the user has read `conversation` up to `message` (a server message id,
     /// stamped `server_ts`), to send when the network allows. Markers only move forward: per
     /// conversation the furthest one not sent yet is kept (a call below it changes nothing, so a
-    /// marker once stored is never lost to an older one). The server keeps a marker only when it moves forward, and answers with the one it
-    /// keeps. The ticket finishes once the marker is stored (at once when not leading: nothing
-    /// is stored then).
+    /// marker once stored is never lost to an older one). The server, too, keeps a marker only
+    /// when it moves forward, and answers with the one it keeps. The ticket finishes once the
+    /// marker is stored (at once when not leading: nothing is stored then).
     pub fn mark_read(
         &mut self,
         conversation: ConversationId,
