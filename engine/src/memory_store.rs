@@ -216,8 +216,8 @@ impl Data {
                 }
             }
             StoreOp::RestartHistory { conversation, from } => {
-                if let Some(floor) = self.floors.get_mut(conversation).filter(|f| *f == from) {
-                    *floor = HistoryFloor::Unknown;
+                if let Some(floor) = self.floors.get_mut(conversation) {
+                    *floor = floor.clone().restarted(from);
                 }
             }
             StoreOp::ForgetServerData => {

@@ -215,6 +215,16 @@ impl HistoryFloor {
         }
     }
 
+    /// After a back-fill below `from` was refused (the server no longer has that message):
+    /// `Unknown` where the floor is still `from`, unchanged otherwise.
+    pub fn restarted(self, from: &Self) -> Self {
+        if self == *from {
+            Self::Unknown
+        } else {
+            self
+        }
+    }
+
     /// Whether eviction that left `oldest_kept` as the conversation's oldest server message
     /// (`None`: none) took messages at or above this floor, which then no longer holds: the store
     /// forgets it, so the cache counts as whole from the oldest kept message.

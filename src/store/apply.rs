@@ -605,11 +605,10 @@ impl Overlay {
             }),
             StoreOp::RestartHistory { conversation, from } => {
                 self.floors.edit(conversation, |floor| {
-                    let restart = floor == from;
-                    if restart {
-                        *floor = HistoryFloor::Unknown;
-                    }
-                    restart
+                    let restarted = floor.clone().restarted(from);
+                    let changed = restarted != *floor;
+                    *floor = restarted;
+                    changed
                 })
             }
             StoreOp::PutMessage(message) => {
@@ -741,9 +740,9 @@ impl Overlay {
         for store in [&stores.conversations, &stores.read_markers, &stores.history] {
             drop(store.clear().map_err(|e| classify(&e))?);
         }
-        forget_all(&mut self.conversations);
-        forget_all(&mut self.read_markers);
-        forget_all(&mut self.floors);
+        self.conversations.removed_all();
+        self.read_markers.removed_all();
+        self.floors.removed_all();
         Ok(())
     }
 
@@ -908,14 +907,6 @@ async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
     })
     .await?;
     Ok((removed, kept_from))
-}
-
-/// A scan removed every record of `slots` from the store.
-fn forget_all<K: Ord + Clone, V>(slots: &mut Slots<K, V>) {
-    let keys: Vec<K> = slots.keys().cloned().collect();
-    for key in &keys {
-        slots.removed(key);
-    }
 }
 
 /// Removes tombstones last written before `before`; returns what it removed.

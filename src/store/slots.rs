@@ -93,6 +93,13 @@ impl<K: Ord, V> Slots<K, V> {
         }
     }
 
+    /// The store was cleared (already written): every record is gone.
+    pub(super) fn removed_all(&mut self) {
+        for (_, slot) in &mut self.entries {
+            slot.value = None;
+        }
+    }
+
     /// The changed records, in key order, marked written.
     pub(super) fn take_changes(&mut self) -> impl Iterator<Item = (&K, Option<&V>)> {
         self.entries

@@ -295,6 +295,9 @@ impl Engine {
                 let Some(run) = &mut self.run else {
                     return;
                 };
+                if let Some(first_floors) = &mut run.first_floors {
+                    note_first_floors(first_floors, &ops);
+                }
                 let (mut ops, write) = match run.held.take() {
                     Some((mut held_ops, held)) => {
                         held_ops.extend(ops);
@@ -302,17 +305,14 @@ impl Engine {
                     }
                     None => (ops, write),
                 };
-                if let Some(first_floors) = &mut run.first_floors {
-                    note_first_floors(first_floors, &ops);
-                    if !write.has_more {
-                        ops.extend(first_floors.iter().map(|(conversation, floor)| {
-                            StoreOp::ExtendHistory {
-                                conversation: conversation.clone(),
-                                from: floor.clone(),
-                                to: HistoryFloor::Complete,
-                            }
-                        }));
-                    }
+                if let (Some(first_floors), false) = (&run.first_floors, write.has_more) {
+                    ops.extend(first_floors.iter().map(|(conversation, floor)| {
+                        StoreOp::ExtendHistory {
+                            conversation: conversation.clone(),
+                            from: floor.clone(),
+                            to: HistoryFloor::Complete,
+                        }
+                    }));
                 }
                 let broken = self.config.broken == Some(BrokenVariant::CursorBeforeData);
                 if run.stored_a_page && write.has_more && !broken && ops.len() < HOLD_CHANGES {
