@@ -51,6 +51,9 @@ const state = {
   unread: { from: Infinity, until: Infinity },
   /** The manager stopped on an internal error (a bug): only a reload helps. */
   stopped: false,
+  /** Whether the list shows unread counts: not before a first sync has finished, whose read
+   * markers come after the messages they cover (a count shown early would be too high). */
+  countsUnread: false,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -146,6 +149,7 @@ async function signOut() {
   state.conversations = [];
   state.names.clear();
   state.readBefore.clear();
+  state.countsUnread = false;
   clearChatView();
   location.hash = '';
   showSignIn();
@@ -172,7 +176,11 @@ function clearChatView() {
 // The manager's events
 
 function listen(manager) {
-  manager.addEventListener('status', renderStatus);
+  manager.addEventListener('status', () => {
+    renderStatus();
+    // Unread counts show from the first finished sync on (see renderConversationsNow).
+    if (!state.countsUnread && manager.getSyncStatus().lastSyncTime) renderConversations();
+  });
   manager.addEventListener('change', (event) => {
     renderConversations();
     if (state.open && event.detail.conversationIds.includes(state.open)) refreshMessages();
@@ -298,6 +306,7 @@ async function renderConversationsNow() {
     for (const member of conversation.members) state.names.set(member.id, member.displayName);
   }
   const me = state.session.userId;
+  state.countsUnread = manager.getSyncStatus().lastSyncTime !== null;
   const rows = await Promise.all(conversations.map(async (conversation) => {
     const [recent, markers] = await Promise.all([
       manager.listMessages(conversation.id, { limit: UNREAD_WINDOW }).catch(() => []),
@@ -317,7 +326,7 @@ async function renderConversationsNow() {
       conversation,
       last,
       senderName: last ? displayName(last.senderId) : '',
-      unread,
+      unread: state.countsUnread ? unread : 0,
       selected: conversation.id === state.open,
     });
   }));
