@@ -144,31 +144,36 @@ async function signOut() {
   await manager.clear().catch((error) => console.warn('clearing the local data failed', error));
   manager.dispose();
   await clearSession();
-  state.open = null;
-  state.messages.clear();
   state.conversations = [];
   state.names.clear();
   state.readBefore.clear();
   state.countsUnread = false;
   clearChatView();
-  location.hash = '';
   showSignIn();
 }
 
 /** Empties what the chat showed, so that the next user to sign in on this device sees none of it
  * (on a wide screen the conversation pane stays on screen next to the new user's list). */
 function clearChatView() {
+  closeConversation();
   $('conversations').replaceChildren();
+  $('conversations-refresh').manager = null;
+  $('messages-refresh').manager = null;
+  $('composer-text').value = '';
+  $('account-name').textContent = '';
+}
+
+/** Closes the open conversation: the list shows, and the conversation pane is empty. */
+function closeConversation() {
+  state.open = null;
+  state.messages.clear();
+  history.replaceState(null, '', location.pathname + location.search);
   $('messages').replaceChildren();
   $('conversation-title').textContent = 'Pick a conversation';
   $('conversation-members').textContent = '';
   $('history-state').textContent = '';
   $('messages-refresh').removeAttribute('conversation-id');
-  $('conversations-refresh').manager = null;
-  $('messages-refresh').manager = null;
   $('composer').hidden = true;
-  $('composer-text').value = '';
-  $('account-name').textContent = '';
   showPane('list');
 }
 
@@ -302,6 +307,12 @@ async function renderConversationsNow() {
     return;
   }
   state.conversations = conversations;
+  if (state.open && !conversations.some((c) => c.id === state.open)) {
+    // Only a reset takes a conversation away: the server's data was replaced (or the local
+    // database rebuilt), and this conversation is not in what the cache holds now.
+    closeConversation();
+    showBanner('The conversation you had open is no longer on the server.');
+  }
   for (const conversation of conversations) {
     for (const member of conversation.members) state.names.set(member.id, member.displayName);
   }

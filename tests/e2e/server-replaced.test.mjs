@@ -1,7 +1,7 @@
 // The server's database is replaced while the app runs (deleted and created again, as after a
 // reset of the demo): the server refuses the app's cursor, and the app drops everything it
 // cached of the old database, so the page shows the new database's conversations and messages
-// only, and nothing of the old one lingers beside them.
+// only, and nothing of the old one lingers beside them; the conversation that was open closes.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,6 +44,11 @@ it('a replaced server database replaces what the page shows', async (t) => {
   { arg: onServer.length, message: `${onServer.length} conversation rows and an idle sync` });
   assert.deepEqual([...await listedTitles(page)].sort(), onServer.map((c) => c.title).sort());
   assert.equal(oldTitles.length, onServer.length, 'the same demo conversations, seeded again');
+  // The conversation that was open is gone with the old database: the page says so, and offers
+  // no composer that would write into it.
+  assert.equal(await page.locator('#conversation-title').textContent(), 'Pick a conversation');
+  assert.ok(await page.locator('#composer').isHidden(), 'no composer for a conversation that is gone');
+  assert.match(await page.locator('#banner').textContent(), /no longer on the server/);
 
   await openConversation(page, 'Alice & Bob');
   await waitForMessage(page, fresh);
