@@ -51,8 +51,9 @@ const state = {
   unread: { from: Infinity, until: Infinity },
   /** The manager stopped on an internal error (a bug): only a reload helps. */
   stopped: false,
-  /** Whether the list shows unread counts: not before a first sync has finished, whose read
-   * markers come after the messages they cover (a count shown early would be too high). */
+  /** Whether the page counts unread messages (the list's counts, the divider in a conversation):
+   * not before a first sync has finished, whose read markers come after the messages they cover
+   * (a count taken early would be too high). */
   countsUnread: false,
 };
 
@@ -326,7 +327,7 @@ async function renderConversationsNow() {
     const last = recent[recent.length - 1];
     // How far this user has read, on any device (the server keeps it; set here, it shows at once).
     let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
-    if (!onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
+    if (state.countsUnread && !onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
     const newest = recent.findLast((m) => m.serverTs !== null);
     if (newest && newest.serverTs > readUpTo && onScreen(conversation.id)) {
       manager.markRead(newest).catch((error) => console.warn('marking read failed', error));

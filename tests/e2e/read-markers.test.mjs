@@ -86,6 +86,19 @@ it('a first sync shows no unread count before the read markers are in', { timeou
   assert.deepEqual(errors, []);
 });
 
+it('a conversation opened during a first sync shows no unread divider', { timeout: 60_000 }, async (t) => {
+  // Slow answers keep the first sync running while the conversation opens.
+  const server = await startServer({ test: t, seedMessages: 3_000, faults: { 'latency-ms': 500 } });
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { idle: false });
+  await openConversation(page, 'General');
+  assert.ok((await shownMessages(page)).length > 0, 'General shows messages');
+  assert.equal(await page.locator('#status').getAttribute('data-phase'), 'syncing', 'the first sync still runs');
+  assert.equal(await page.locator('#messages .unread-divider').count(), 0,
+    'no divider: without read markers every message would count as unread');
+  assert.deepEqual(errors, []);
+});
+
 it('an own message shows read once the other member has read it', { timeout: 60_000 }, async (t) => {
   const server = await startServer({ test: t, seedMessages: 100 });
   const bob = server.api('bob');
