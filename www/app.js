@@ -346,6 +346,22 @@ async function renderConversationsNow() {
   if (conversations.length === 0) {
     $('conversations').replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
   }
+  await offerUnsendable(manager);
+}
+
+/** A failed message whose conversation is gone (the server's data was replaced) shows in no
+ * conversation: a banner shows it, for the user to discard. */
+async function offerUnsendable(manager) {
+  if (manager.getSyncStatus().failedOutbox === 0) return;
+  const outbox = await manager.listOutbox().catch(() => []);
+  const orphan = outbox.find((message) => message.status === 'failed' &&
+    !state.conversations.some((conversation) => conversation.id === message.conversationId));
+  if (!orphan) return;
+  showBanner(`A message to a conversation that is no longer on the server cannot be sent: “${orphan.body}”`, {
+    label: 'Discard',
+    onclick: () => manager.discardMessage(orphan.clientMessageId)
+      .then(hideBanner, (error) => showBanner(`Could not discard the message: ${error.message}`)),
+  });
 }
 
 function displayName(userId) {

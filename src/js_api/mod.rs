@@ -445,6 +445,29 @@ impl BackgroundSyncManager {
         })
     }
 
+    /// The messages not delivered yet, pending and failed, of every conversation, oldest first
+    /// (from the durable outbox, which every tab shares). One whose conversation is gone from
+    /// `listConversations` (the server's data was replaced) can only be discarded.
+    #[wasm_bindgen(js_name = listOutbox, unchecked_return_type = "Promise<ChatMessage[]>")]
+    pub fn list_outbox(&self) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let driver = driver?;
+            let outbox = driver
+                .store
+                .load()
+                .await
+                .map_err(|e| from_store_error(&e))?
+                .outbox;
+            let me = driver.engine().config().user_id.clone();
+            let messages: Vec<LocalMessage> = outbox
+                .iter()
+                .map(|entry| LocalMessage::optimistic(entry, &me))
+                .collect();
+            Ok(to_js(&messages))
+        })
+    }
+
     /// Marks `message`'s conversation read up to it (a message from this manager that the
     /// server has: it has an `id`). Resolves once stored on this device; the marker reaches the
     /// server when the network allows and other devices get it with their next sync. A marker

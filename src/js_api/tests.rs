@@ -202,6 +202,80 @@ async fn a_message_sent_offline_is_delivered_once_when_back_online() {
     sync.dispose();
 }
 
+/// `listOutbox` holds what is not delivered, of every conversation in compose order: pending
+/// until sent, failed (here: a conversation the server does not have) until discarded.
+#[wasm_bindgen_test]
+async fn the_outbox_lists_pending_and_failed_messages_until_delivered_or_discarded() {
+    let general = conversation(server(), "alice", "General").await;
+    let sync = manager(server(), "alice", &[]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    // A conversation only this device knows, as after the server's database was replaced.
+    let gone = chat_sync_engine::protocol::Conversation {
+        id: "c-gone".into(),
+        title: "Gone".into(),
+        members: vec![],
+        created_ts: 1,
+        updated_ts: 1,
+    };
+    let store = &sync.inner.driver.store;
+    store
+        .apply(&[StoreOp::PutConversation(gone)])
+        .await
+        .expect("stored");
+    network(false);
+    let stamp = js_sys::Date::now();
+    for (conversation, body) in [("c-gone", "to nowhere"), (general.as_str(), "to General")] {
+        let body = format!("{body} {stamp}");
+        settle(sync.send_message(conversation.into(), body.into()))
+            .await
+            .expect("queued");
+    }
+    let outbox = || async {
+        let listed = settle(sync.list_outbox()).await.expect("listed");
+        serde_wasm_bindgen::from_value::<Vec<chat_sync_engine::LocalMessage>>(listed)
+            .expect("messages")
+    };
+    let summary = |messages: &[chat_sync_engine::LocalMessage]| {
+        (messages.iter())
+            .map(|m| (m.conversation_id.to_string(), m.status, m.body.clone()))
+            .collect::<Vec<_>>()
+    };
+    use chat_sync_engine::MessageStatus::{Failed, Pending};
+    assert_eq!(
+        summary(&outbox().await),
+        [
+            ("c-gone".into(), Pending, format!("to nowhere {stamp}")),
+            (general.clone(), Pending, format!("to General {stamp}")),
+        ]
+    );
+
+    network(true);
+    until("both messages are settled", || {
+        let status = sync.get_sync_status().expect("status");
+        field(&status, "pendingOutbox") == 0 && field(&status, "failedOutbox") == 1
+    })
+    .await;
+    let failed = outbox().await;
+    assert_eq!(
+        summary(&failed),
+        [("c-gone".into(), Failed, format!("to nowhere {stamp}"))],
+        "the delivered message left the outbox"
+    );
+    let failure = failed[0].failure.as_ref().expect("why it failed");
+    assert_eq!(failure.code, "conversation_not_found");
+
+    let id = failed[0].client_message_id.to_string();
+    settle(sync.discard_message(id.into()))
+        .await
+        .expect("discarded");
+    assert_eq!(outbox().await, []);
+    assert!(on_server(server(), "bob", &general)
+        .await
+        .iter()
+        .any(|m| m.body == format!("to General {stamp}")));
+    sync.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn force_sync_brings_other_users_messages_and_tells_what_changed() {
     let project = conversation(server(), "carol", "Project Phoenix").await;

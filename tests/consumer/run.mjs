@@ -71,6 +71,7 @@ if (report) {
     report.newestPage > 0 && report.newestPage <= 50,
     `listMessages() without options: the newest page (${report.newestPage} messages)`,
   );
+  check(report.outbox === 0, `listOutbox(): nothing waiting after a sync (${report.outbox})`);
 }
 check(consoleErrors.length === 0, `no console errors (${consoleErrors.length})`);
 for (const error of consoleErrors) console.log(`      console: ${error}`);

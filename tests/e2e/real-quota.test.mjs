@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  openConversation, openDemo, sendMessage, waitForInitialSync, waitForMessage, waitForNewestAtBottom,
+  openConversation, openDemo, sendMessage, storedRecords, waitForInitialSync, waitForMessage,
+  waitForNewestAtBottom,
 } from './support/demo.mjs';
 import { consoleLines, finishedSyncChanges } from './support/traffic.mjs';
 
@@ -22,26 +23,14 @@ const QUOTA = 4 * 1024 * 1024;
 
 const MB = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
-/** What the page's database holds: messages per conversation, and the outbox (runs in the page). */
-async function stored({ name }) {
-  const db = await new Promise((resolve, reject) => {
-    const request = indexedDB.open(name);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-  const all = (storeName) => new Promise((resolve, reject) => {
-    const request = db.transaction(storeName, 'readonly').objectStore(storeName).getAll();
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-  const messages = await all('messages');
-  const outbox = await all('outbox');
-  db.close();
+/** What the page's database holds: messages per conversation, and the outbox. */
+async function stored(page, url) {
+  const messages = await storedRecords(page, url, 'alice', 'messages');
   const perConversation = {};
   for (const message of messages) {
     perConversation[message.conversationId] = (perConversation[message.conversationId] ?? 0) + 1;
   }
-  return { messages: messages.length, perConversation, outbox: outbox.length };
+  return { messages: messages.length, perConversation, outbox: (await storedRecords(page, url, 'alice', 'outbox')).length };
 }
 
 test('with a real small quota the initial sync evicts history and completes, and sending still works', { timeout: 300_000 }, async (t) => {
@@ -67,9 +56,8 @@ test('with a real small quota the initial sync evicts history and completes, and
 
   // History was evicted: the database holds fewer messages than the sync pulled, and the newest
   // messages of every conversation.
-  const name = `chat-sync|${server.url}|u-alice`;
   const { usage } = await page.evaluate(() => navigator.storage.estimate());
-  const local = await page.evaluate(stored, { name });
+  const local = await stored(page, server.url);
   const pulled = finishedSyncChanges(chatLog).reduce((a, b) => a + b, 0);
   t.diagnostic(`usage ${MB(usage)} with a quota of ${MB(QUOTA)}; ${local.messages} of ${pulled} messages kept: ` +
     JSON.stringify(local.perConversation));
@@ -97,6 +85,6 @@ test('with a real small quota the initial sync evicts history and completes, and
   const general = await alice.conversationId('General');
   const copies = (await alice.messages(general, { limit: 50 })).filter((m) => m.body === text);
   assert.equal(copies.length, 1, 'delivered exactly once');
-  assert.equal((await page.evaluate(stored, { name })).outbox, 0, 'the outbox is empty');
+  assert.equal((await stored(page, server.url)).outbox, 0, 'the outbox is empty');
   assert.deepEqual(errors.map(String), [], 'no uncaught errors in the page');
 });

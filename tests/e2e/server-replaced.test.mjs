@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  newPage, openConversation, openDemo, sendMessage, shownMessages, waitForMessage, waitInPage,
+  newPage, openConversation, openDemo, sendMessage, shownMessages, storedRecords, waitForMessage, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -57,5 +57,37 @@ it('a replaced server database replaces what the page shows', async (t) => {
   const messages = await server.api('alice').messages('Alice & Bob', { limit: 200 });
   assert.deepEqual(shown, messages.filter((m) => !m.deleted).map((m) => m.body).slice(-shown.length),
     'the newest messages of the new database, in order');
+  assert.deepEqual(errors, []);
+});
+
+it('a message queued for a conversation the new database does not have is shown, and can be discarded', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 100 });
+  const { context, page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice');
+  await openConversation(page, 'Alice & Bob');
+  await context.setOffline(true);
+  const queued = `queued for the old database ${Date.now()}`;
+  await sendMessage(page, queued);
+  await waitForMessage(page, queued, { status: 'pending' });
+
+  await server.restart({ freshDatabase: true });
+  await context.setOffline(false);
+  // The new database has no such conversation: the server refuses the message, and the page
+  // offers to discard it (no conversation on the list holds it).
+  await waitInPage(page, (queued) => {
+    const banner = document.getElementById('banner');
+    return !banner.hidden && banner.textContent.includes(queued);
+  }, { arg: queued, message: `a banner showing "${queued}"` });
+  assert.match(await page.locator('#banner').textContent(), /no longer on the server cannot be sent/);
+  assert.match(await page.locator('#status-text').textContent(), /1 not sent/);
+
+  await page.locator('#banner button', { hasText: 'Discard' }).click();
+  await waitInPage(page, () => document.getElementById('banner').hidden &&
+    !document.getElementById('status-text').textContent.includes('not sent'),
+  { message: 'the banner gone and nothing left unsent' });
+  assert.deepEqual(await storedRecords(page, server.url, 'alice', 'outbox'), [], 'the outbox is empty');
+  const everywhere = await Promise.all((await server.api('bob').conversations()).map((c) =>
+    server.api('bob').messages(c.title, { limit: 200 })));
+  assert.ok(everywhere.flat().every((m) => m.body !== queued), 'the new database never got it');
   assert.deepEqual(errors, []);
 });

@@ -28,6 +28,8 @@ export interface ConsumerReport {
   /** The newest messages of the first conversation. */
   messages: Array<Pick<ChatMessage, 'id' | 'senderId' | 'status'>>;
   newestPage: number;
+  /** How many messages `listOutbox` held after the sync (none were sent). */
+  outbox: number;
   /** `detail` of every `change` event. */
   changes: ChangeDetail[];
   /** `detail.type` of every `message` event. */
@@ -44,6 +46,7 @@ const report: ConsumerReport = {
   conversations: [],
   messages: [],
   newestPage: 0,
+  outbox: -1,
   changes: [],
   messageEvents: [],
   wasmMemoryIsTyped: false,
@@ -110,6 +113,8 @@ async function main(): Promise<void> {
     const newest: ChatMessage[] = await sync.listMessages(first.id);
     report.newestPage = newest.length;
   }
+  const unsent: ChatMessage[] = await sync.listOutbox();
+  report.outbox = unsent.length;
   render(conversations, status);
   sync.dispose();
   report.ok = report.error === null;

@@ -211,3 +211,25 @@ export async function newPage(browser, t, { viewport = { width: 1280, height: 80
   const page = await context.newPage();
   return { context, page, errors: collectPageErrors(page) };
 }
+
+/** Every record of the object store `storeName` in `user`'s local database for the server at
+ * `url`, read in the page. */
+export function storedRecords(page, url, user, storeName) {
+  const name = `chat-sync|${url}|${DEMO_USERS[user].id}`;
+  return page.evaluate(async ({ name, storeName }) => {
+    const db = await new Promise((resolve, reject) => {
+      const request = indexedDB.open(name);
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    try {
+      return await new Promise((resolve, reject) => {
+        const request = db.transaction(storeName, 'readonly').objectStore(storeName).getAll();
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+    } finally {
+      db.close();
+    }
+  }, { name, storeName });
+}
