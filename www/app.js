@@ -343,6 +343,7 @@ async function renderConversationsNow() {
     });
   }));
   $('conversations').replaceChildren(...rows);
+  $('conversations').dataset.counting = String(state.countsUnread);
   if (conversations.length === 0) {
     $('conversations').replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
   }

@@ -106,12 +106,18 @@ export async function openDemo(page, url, user, { query = '', hash = '', idle = 
   await waitForConversations(page, { idle });
 }
 
-/** Waits until the conversation list shows rows (and, with `idle`, the sync is idle). */
+/** Waits until the conversation list shows rows (and, with `idle`, the sync is idle and the rows
+ * count unread messages: `#conversations[data-counting="true"]`, once a first sync finished). */
 export async function waitForConversations(page, { idle = true } = {}) {
   await waitInPage(page, (idle) => {
-    const rows = document.querySelectorAll('#conversations .conversation').length;
-    return rows > 0 && (!idle || document.getElementById('status').dataset.phase === 'idle');
-  }, { arg: idle, message: idle ? 'conversation rows and #status[data-phase="idle"]' : 'conversation rows' });
+    const list = document.getElementById('conversations');
+    const rows = list.querySelectorAll('.conversation').length;
+    return rows > 0 && (!idle || (document.getElementById('status').dataset.phase === 'idle' &&
+      list.dataset.counting === 'true'));
+  }, {
+    arg: idle,
+    message: idle ? 'conversation rows counting unread and #status[data-phase="idle"]' : 'conversation rows',
+  });
 }
 
 /** Waits (up to `timeout` ms) until the first sync finished: `#status[data-phase="idle"]` and
