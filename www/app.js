@@ -318,7 +318,8 @@ async function renderConversationsNow() {
     for (const member of conversation.members) state.names.set(member.id, member.displayName);
   }
   const me = state.session.userId;
-  state.countsUnread = manager.getSyncStatus().lastSyncTime !== null;
+  const counting = manager.getSyncStatus().lastSyncTime !== null;
+  state.countsUnread = counting;
   const rows = await Promise.all(conversations.map(async (conversation) => {
     const [recent, markers] = await Promise.all([
       manager.listMessages(conversation.id, { limit: UNREAD_WINDOW }).catch(() => []),
@@ -327,7 +328,7 @@ async function renderConversationsNow() {
     const last = recent[recent.length - 1];
     // How far this user has read, on any device (the server keeps it; set here, it shows at once).
     let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
-    if (state.countsUnread && !onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
+    if (counting && !onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
     const newest = recent.findLast((m) => m.serverTs !== null);
     if (newest && newest.serverTs > readUpTo && onScreen(conversation.id)) {
       manager.markRead(newest).catch((error) => console.warn('marking read failed', error));
@@ -338,12 +339,12 @@ async function renderConversationsNow() {
       conversation,
       last,
       senderName: last ? displayName(last.senderId) : '',
-      unread: state.countsUnread ? unread : 0,
+      unread: counting ? unread : 0,
       selected: conversation.id === state.open,
     });
   }));
   $('conversations').replaceChildren(...rows);
-  $('conversations').dataset.counting = String(state.countsUnread);
+  $('conversations').dataset.counting = String(counting);
   if (conversations.length === 0) {
     $('conversations').replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
   }
