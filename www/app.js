@@ -77,7 +77,7 @@ function showSignIn(message) {
   $('account').hidden = true;
   $('sign-in').hidden = false;
   setStatus('signedOut', 'Signed out');
-  if (message) showBanner(message);
+  if (message) showNotice('start', message);
   const list = $('demo-users');
   list.replaceChildren(...DEMO_USERS.map(([userId, displayName, token]) =>
     el('li', {}, el('button', {
@@ -90,7 +90,7 @@ function showSignIn(message) {
 
 async function signIn(session) {
   await saveSession(session);
-  hideBanner();
+  hideNotices();
   await start(session);
 }
 
@@ -134,7 +134,7 @@ async function signOut() {
   if (!manager) return;
   if (state.stopped) {
     // The manager cannot delete the local data now; after a reload it can.
-    showBanner('Reload the page before signing out.', { label: 'Reload', onclick: () => location.reload() });
+    showNotice('internal', 'Reload the page before signing out.', { label: 'Reload', onclick: () => location.reload() });
     return;
   }
   const pending = manager.getSyncStatus().pendingOutbox;
@@ -150,6 +150,7 @@ async function signOut() {
   state.readBefore.clear();
   state.countsUnread = false;
   clearChatView();
+  hideNotices();
   showSignIn();
 }
 
@@ -197,7 +198,8 @@ function listen(manager) {
     if (detail.type === 'discarded') {
       removeOwnMessage(detail.clientMessageId);
       if (detail.reason === 'expired') {
-        showBanner(`A message could not be delivered for 7 days and was dropped: “${detail.body}”`);
+        showNotice(`expired:${detail.clientMessageId}`,
+          `A message could not be delivered for 7 days and was dropped: “${detail.body}”`);
       }
     } else if (detail.message && conversationId === state.open) {
       state.messages.set(messageKey(detail.message), detail.message);
@@ -208,18 +210,18 @@ function listen(manager) {
     renderConversations();
   });
   manager.addEventListener('authrequired', () => {
-    showBanner('The server no longer accepts this sign-in. Sign out and in again.');
+    showNotice('auth', 'The server no longer accepts this sign-in. Sign out and in again.');
   });
   manager.addEventListener('storagefull', () => {
-    showBanner('This device is out of storage for the chat: old history is being removed to make room.');
+    showNotice('storage', 'This device is out of storage for the chat: old history is being removed to make room.');
   });
   manager.addEventListener('recovered', () => {
-    showBanner('The local copy of the chat was damaged and has been rebuilt from the server.');
+    showNotice('recovered', 'The local copy of the chat was damaged and has been rebuilt from the server.');
   });
   manager.addEventListener('internalerror', () => {
     state.stopped = true;
     renderStatus();
-    showBanner('Something went wrong and the chat stopped syncing. Messages waiting to be sent are kept.',
+    showNotice('internal', 'Something went wrong and the chat stopped syncing. Messages waiting to be sent are kept.',
       { label: 'Reload', onclick: () => location.reload() });
   });
 }
@@ -257,17 +259,31 @@ function setStatus(phase, text, online = navigator.onLine) {
   $('status-text').textContent = text;
 }
 
-/** Shows `text` with a Dismiss button, or with `action` (`{ label, onclick }`) instead. */
-function showBanner(text, action = { label: 'Dismiss', onclick: hideBanner }) {
-  const banner = $('banner');
-  banner.replaceChildren(
+/** Shows a notice above the chat: `text` with a Dismiss button, or with `action` (`{ label,
+ * onclick }`) instead. Notices stack, one per `key`: a notice replaces the one of its key only. */
+function showNotice(key, text, action = { label: 'Dismiss', onclick: () => hideNotice(key) }) {
+  const notice = el('div', { className: 'notice', dataset: { key } },
     el('span', { textContent: text }),
     el('button', { type: 'button', className: 'link-button', textContent: action.label, onclick: action.onclick }));
-  banner.hidden = false;
+  const shown = noticeOf(key);
+  if (shown) shown.replaceWith(notice);
+  else $('banner').append(notice);
+  $('banner').hidden = false;
 }
 
-function hideBanner() {
+function hideNotice(key) {
+  noticeOf(key)?.remove();
+  $('banner').hidden = !$('banner').hasChildNodes();
+}
+
+/** Hides every notice (signing in or out: they were about the previous session). */
+function hideNotices() {
+  $('banner').replaceChildren();
   $('banner').hidden = true;
+}
+
+function noticeOf(key) {
+  return [...$('banner').children].find((notice) => notice.dataset.key === key);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +320,7 @@ async function renderConversationsNow() {
   try {
     conversations = await manager.listConversations();
   } catch (error) {
-    showBanner(`Could not read the conversations: ${error.message}`);
+    showNotice('list', `Could not read the conversations: ${error.message}`);
     return;
   }
   state.conversations = conversations;
@@ -312,7 +328,7 @@ async function renderConversationsNow() {
     // Only a reset takes a conversation away: the server's data was replaced (or the local
     // database rebuilt), and this conversation is not in what the cache holds now.
     closeConversation();
-    showBanner('The conversation you had open is no longer on the server.');
+    showNotice('gone', 'The conversation you had open is no longer on the server.');
   }
   for (const conversation of conversations) {
     for (const member of conversation.members) state.names.set(member.id, member.displayName);
@@ -352,17 +368,20 @@ async function renderConversationsNow() {
 }
 
 /** A failed message whose conversation is gone (the server's data was replaced) shows in no
- * conversation: a banner shows it, for the user to discard. */
+ * conversation: a notice shows it, for the user to discard. */
 async function offerUnsendable(manager) {
-  if (manager.getSyncStatus().failedOutbox === 0) return;
-  const outbox = await manager.listOutbox().catch(() => []);
+  const outbox = manager.getSyncStatus().failedOutbox === 0 ? [] : await manager.listOutbox().catch(() => []);
+  if (state.manager !== manager) return; // signed out meanwhile
   const orphan = outbox.find((message) => message.status === 'failed' &&
     !state.conversations.some((conversation) => conversation.id === message.conversationId));
-  if (!orphan) return;
-  showBanner(`A message to a conversation that is no longer on the server cannot be sent: “${orphan.body}”`, {
+  if (!orphan) {
+    hideNotice('unsendable');
+    return;
+  }
+  showNotice('unsendable', `A message to a conversation that is no longer on the server cannot be sent: “${orphan.body}”`, {
     label: 'Discard',
-    onclick: () => manager.discardMessage(orphan.clientMessageId)
-      .then(hideBanner, (error) => showBanner(`Could not discard the message: ${error.message}`)),
+    onclick: () => manager.discardMessage(orphan.clientMessageId).then(() => hideNotice('unsendable'),
+      (error) => showNotice('unsendable', `Could not discard the message: ${error.message}`)),
   });
 }
 
@@ -410,7 +429,7 @@ async function refreshMessages({ stickToBottom = false } = {}) {
       state.manager.listReadMarkers(id).catch(() => []),
     ]);
   } catch (error) {
-    showBanner(`Could not read the messages: ${error.message}`);
+    showNotice('messages', `Could not read the messages: ${error.message}`);
     return;
   }
   if (state.open !== id) return;
@@ -513,7 +532,7 @@ async function send(event) {
   try {
     await state.manager.sendMessage(state.open, text);
   } catch (error) {
-    showBanner(`Not sent: ${error.message}`);
+    showNotice('send', `Not sent: ${error.message}`);
     return;
   }
   input.value = '';
@@ -530,7 +549,7 @@ async function onMessageAction(event) {
     if (button.dataset.action === 'retry') await state.manager.retryMessage(id);
     else await state.manager.discardMessage(id);
   } catch (error) {
-    showBanner(error.message);
+    showNotice('send', error.message);
   }
 }
 

@@ -15,6 +15,11 @@ let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
 
+/** The notices the page shows, top to bottom (without their buttons). */
+function notices(page) {
+  return page.$$eval('#banner .notice span', (spans) => spans.map((span) => span.textContent));
+}
+
 /** The conversation list's titles, in order. */
 function listedTitles(page) {
   return page.$$eval('#conversations .conversation .conversation-title', (rows) => rows.map((r) => r.textContent));
@@ -48,7 +53,7 @@ it('a replaced server database replaces what the page shows', async (t) => {
   // no composer that would write into it.
   assert.equal(await page.locator('#conversation-title').textContent(), 'Pick a conversation');
   assert.ok(await page.locator('#composer').isHidden(), 'no composer for a conversation that is gone');
-  assert.match(await page.locator('#banner').textContent(), /no longer on the server/);
+  assert.deepEqual(await notices(page), ['The conversation you had open is no longer on the server.']);
 
   await openConversation(page, 'Alice & Bob');
   await waitForMessage(page, fresh);
@@ -73,21 +78,32 @@ it('a message queued for a conversation the new database does not have is shown,
   await server.restart({ freshDatabase: true });
   await context.setOffline(false);
   // The new database has no such conversation: the server refuses the message, and the page
-  // offers to discard it (no conversation on the list holds it).
+  // offers to discard it (no conversation on the list holds it), beside the notice that the
+  // conversation that was open is gone.
   await waitInPage(page, (queued) => {
-    const banner = document.getElementById('banner');
-    return !banner.hidden && banner.textContent.includes(queued);
-  }, { arg: queued, message: `a banner showing "${queued}"` });
-  assert.match(await page.locator('#banner').textContent(), /no longer on the server cannot be sent/);
+    const notice = document.querySelector('#banner .notice[data-key="unsendable"]');
+    return !document.getElementById('banner').hidden && notice?.textContent.includes(queued);
+  }, { arg: queued, message: `a notice showing "${queued}"` });
+  assert.deepEqual(await notices(page), [
+    'The conversation you had open is no longer on the server.',
+    `A message to a conversation that is no longer on the server cannot be sent: “${queued}”`,
+  ]);
   assert.match(await page.locator('#status-text').textContent(), /1 not sent/);
 
   await page.locator('#banner button', { hasText: 'Discard' }).click();
-  await waitInPage(page, () => document.getElementById('banner').hidden &&
+  await waitInPage(page, () => !document.querySelector('#banner .notice[data-key="unsendable"]') &&
     !document.getElementById('status-text').textContent.includes('not sent'),
-  { message: 'the banner gone and nothing left unsent' });
+  { message: 'the notice gone and nothing left unsent' });
+  assert.deepEqual(await notices(page), ['The conversation you had open is no longer on the server.']);
   assert.deepEqual(await storedRecords(page, server.url, 'alice', 'outbox'), [], 'the outbox is empty');
   const everywhere = await Promise.all((await server.api('bob').conversations()).map((c) =>
     server.api('bob').messages(c.title, { limit: 200 })));
   assert.ok(everywhere.flat().every((m) => m.body !== queued), 'the new database never got it');
+
+  // Alice's notices were about her session: signing out takes them away.
+  await page.locator('#sign-out').click();
+  await waitInPage(page, () => !document.getElementById('sign-in').hidden, { message: 'the sign-in screen' });
+  assert.deepEqual(await notices(page), []);
+  assert.equal(await page.locator('#banner').isHidden(), true);
   assert.deepEqual(errors, []);
 });
