@@ -320,9 +320,11 @@ async function renderConversationsNow() {
   try {
     conversations = await manager.listConversations();
   } catch (error) {
-    showNotice('list', `Could not read the conversations: ${error.message}`);
+    if (state.manager === manager) showNotice('list', `Could not read the conversations: ${error.message}`);
     return;
   }
+  // Signed out meanwhile: nothing of this user's goes on screen or into the page's state.
+  if (state.manager !== manager) return;
   state.conversations = conversations;
   if (state.open && !conversations.some((c) => c.id === state.open)) {
     // Only a reset takes a conversation away: the server's data was replaced (or the local
@@ -341,6 +343,7 @@ async function renderConversationsNow() {
       manager.listMessages(conversation.id, { limit: UNREAD_WINDOW }).catch(() => []),
       manager.listReadMarkers(conversation.id).catch(() => []),
     ]);
+    if (state.manager !== manager) return null;
     const last = recent[recent.length - 1];
     // How far this user has read, on any device (the server keeps it; set here, it shows at once).
     let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
@@ -359,6 +362,7 @@ async function renderConversationsNow() {
       selected: conversation.id === state.open,
     });
   }));
+  if (state.manager !== manager) return;
   $('conversations').replaceChildren(...rows);
   $('conversations').dataset.counting = String(counting);
   if (conversations.length === 0) {
@@ -371,7 +375,7 @@ async function renderConversationsNow() {
  * conversation: a notice shows it, for the user to discard. */
 async function offerUnsendable(manager) {
   const outbox = manager.getSyncStatus().failedOutbox === 0 ? [] : await manager.listOutbox().catch(() => []);
-  if (state.manager !== manager) return; // signed out meanwhile
+  if (state.manager !== manager) return;
   const orphan = outbox.find((message) => message.status === 'failed' &&
     !state.conversations.some((conversation) => conversation.id === message.conversationId));
   if (!orphan) {
@@ -429,7 +433,7 @@ async function refreshMessages({ stickToBottom = false } = {}) {
       state.manager.listReadMarkers(id).catch(() => []),
     ]);
   } catch (error) {
-    showNotice('messages', `Could not read the messages: ${error.message}`);
+    if (state.open === id) showNotice('messages', `Could not read the messages: ${error.message}`);
     return;
   }
   if (state.open !== id) return;

@@ -78,3 +78,34 @@ it('after Alice signs out, Bob sees nothing of hers, and her unsent message is d
   assert.ok(!onServer.some((m) => m.body === unsent), 'the unsent message was dropped');
   assert.deepEqual(errors, []);
 });
+
+it('signing out while the conversation list renders leaves nothing of the user on the page', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 50 });
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice');
+  // The next reads of the list answer late, after the sign-out (as on a slow device): each reads
+  // the user's conversations, then waits a second before handing them over.
+  await page.evaluate(async (url) => {
+    const { BackgroundSyncManager } = await import(url);
+    const read = BackgroundSyncManager.prototype.listConversations;
+    BackgroundSyncManager.prototype.listConversations = async function listConversations() {
+      const conversations = await read.call(this);
+      window.lateLists = (window.lateLists ?? 0) + 1;
+      await new Promise((done) => setTimeout(done, 1_000));
+      return conversations;
+    };
+  }, new URL('/pkg/index.js', server.url).href);
+  await server.api('bob').send('Alice & Bob', `news for Alice ${Date.now()}`);
+  await page.locator('#conversations-refresh button[part="button"]').click();
+  await waitInPage(page, () => window.lateLists > 0, { message: 'a list render under way' });
+
+  await page.locator('#sign-out').click();
+  await waitInPage(page, () => !document.getElementById('sign-in').hidden, { message: 'the sign-in screen' });
+  await page.waitForTimeout(1_500); // the late read answers meanwhile
+  const left = await page.evaluate(() => ({
+    rows: document.querySelectorAll('#conversations > *').length,
+    notices: [...document.querySelectorAll('#banner .notice')].map((notice) => notice.textContent),
+  }));
+  assert.deepEqual(left, { rows: 0, notices: [] }, 'no conversation row and no notice of Alice\'s');
+  assert.deepEqual(errors, []);
+});
