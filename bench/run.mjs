@@ -205,6 +205,8 @@ function markdown(results, { machine, load, date, steal }) {
     `| raw index read | ${reads.raw.p50.toFixed(1)} | ${reads.raw.p95.toFixed(1)} | 1.00× |`,
     `| store: \`IndexedDbStore::messages\` | ${reads.store.p50.toFixed(1)} | ${reads.store.p95.toFixed(1)} | ` +
       `${times(reads.store.p95 / reads.raw.p95)} |`,
+    `| _diagnostic:_ decoding a read's 50 records alone (serde-wasm-bindgen into \`LocalMessage\`s, the store's codec, which the raw read does without): mean | ` +
+      `${reads.decode.toFixed(2)} | | |`,
     '',
     '(`performance.now()` is coarsened to 0.1 ms in pages that are not cross-origin isolated.)',
     '',

@@ -49,6 +49,17 @@ pub fn encode_ms(n: usize) -> Result<f64, JsValue> {
     Ok(now() - start)
 }
 
+/// Milliseconds to decode `records` (stored messages, as a read returns them) into
+/// [`LocalMessage`]s: the codec's share of a read, which a raw read does not do.
+#[wasm_bindgen(js_name = decodeMs)]
+pub fn decode_ms(records: Array) -> Result<f64, JsValue> {
+    let start = now();
+    for record in records.iter() {
+        serde_wasm_bindgen::from_value::<LocalMessage>(record)?;
+    }
+    Ok(now() - start)
+}
+
 /// Writes the `n` messages into a fresh database `name` through [`IndexedDbStore::apply`]: a
 /// first batch of `first` `PutMessage`s, then batches of `batch`, each as the engine writes a
 /// feed page ([`page_ops`]); returns the milliseconds spent in `apply`.
