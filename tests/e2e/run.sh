@@ -20,11 +20,13 @@ ensure_chromium
 ensure_npm_packages tests/e2e
 
 # The demo PWA loads the npm package through the symlink www/pkg -> ../pkg; the tests start the
-# reference server binary (support/server.mjs). E2E_SKIP_BUILD=1 skips both builds.
+# reference server binary (support/server.mjs), and demo-command.test.mjs runs `make demo`, which
+# runs the release build. E2E_SKIP_BUILD=1 skips these builds.
 if [[ "${E2E_SKIP_BUILD:-}" != 1 ]]; then
     step "The npm package (pkg/) and the reference server for the end-to-end tests"
     scripts/build-pkg.sh
     cargo build -p chat-sync-server
+    cargo build --release -p chat-sync-server
 fi
 
 if [[ $# -gt 0 ]]; then
