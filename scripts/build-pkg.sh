@@ -8,7 +8,8 @@
 #      scripts/wasm-opt/: Debian 12's binaryen 108 cannot parse what rustc 1.95 and wasm-bindgen
 #      0.2.130 emit)
 #   4. the hand-written JS of js/ (js/*.js, js/*.d.ts), pkg/package.json and pkg/README.md
-#   5. npm pack, and the raw and gzipped sizes (docs/benchmarks.md, "Package size", records them)
+#   5. precompressed copies (.br, .gz) of the wasm and the JS, which the demo's server sends
+#   6. npm pack, and the raw, gzipped and brotli sizes (docs/benchmarks.md, "Package size")
 #
 # pkg/ is rebuilt whole each time (built in target/pkg.tmp, then moved into place). Runs at the same
 # time in one checkout take turns (a lock on target/build-pkg.lock).
@@ -38,13 +39,15 @@ workspace_version() {
     ' Cargo.toml
 }
 
-# size_line FILE: its name, raw and gzipped (gzip -9) size on one line.
+# size_line FILE: its name, raw, gzipped (gzip -9) and brotli (its FILE.br, level 11) size on one
+# line.
 size_line() {
-    local raw gz
+    local raw gz br
     raw="$(wc -c <"$1")"
     gz="$(gzip -9c "$1" | wc -c)"
-    awk -v name="$(basename "$1")" -v raw="$raw" -v gz="$gz" \
-        'BEGIN { printf "%-20s %8d bytes (%6.1f KB) raw, %7d bytes (%5.1f KB) gzipped", name, raw, raw / 1024, gz, gz / 1024 }'
+    br="$(wc -c <"$1.br")"
+    awk -v name="$(basename "$1")" -v raw="$raw" -v gz="$gz" -v br="$br" \
+        'BEGIN { printf "%-20s %8d bytes (%6.1f KB) raw, %7d bytes (%5.1f KB) gzipped, %7d bytes (%5.1f KB) brotli", name, raw, raw / 1024, gz, gz / 1024, br, br / 1024 }'
 }
 
 mkdir -p "$TARGET_DIR"
@@ -173,6 +176,25 @@ const pkg = {
 };
 writeFileSync(join(dir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
 EOF
+
+# Precompressed copies beside the wasm and the JS, for servers that send such files as they are:
+# the reference server does, for the demo. Brotli at its best level is too slow to run per request
+# (on the fly the server's brotli made the wasm 175 KB; at level 11 it is about 145 KB). Not in
+# the npm package: `files` above was listed before them.
+step "Precompressed copies (.br, .gz) of the wasm and the JS"
+for file in "$STAGE"/*.wasm "$STAGE"/*.js; do
+    gzip -9 -n -k -f "$file"
+done
+node --input-type=module - "$STAGE"/*.wasm "$STAGE"/*.js <<'JS'
+import { readFileSync, writeFileSync } from 'node:fs';
+import { brotliCompressSync, constants } from 'node:zlib';
+
+for (const file of process.argv.slice(2)) {
+  const data = readFileSync(file);
+  const params = { [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: data.length };
+  writeFileSync(`${file}.br`, brotliCompressSync(data, { params }));
+}
+JS
 
 rm -rf pkg
 mv "$STAGE" pkg

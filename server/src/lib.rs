@@ -163,10 +163,12 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// The files of `dir`, with the configured CSP and headers that keep browsers from sniffing
-/// content types or leaking the page's address.
+/// content types or leaking the page's address. A file with a precompressed copy beside it
+/// (`x.br`, `x.gz`, as `make pkg` writes for the package) goes out as that copy when the browser
+/// accepts its encoding; the others are compressed as they are sent.
 fn static_files(dir: &std::path::Path, config: &Config) -> Router {
     let mut files = Router::new()
-        .fallback_service(ServeDir::new(dir))
+        .fallback_service(ServeDir::new(dir).precompressed_br().precompressed_gzip())
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -1395,6 +1395,52 @@ async fn demo_files_carry_the_content_security_policy_and_the_api_does_not() {
     assert_eq!(api.header(header::CONTENT_SECURITY_POLICY), None);
 }
 
+#[tokio::test]
+async fn a_file_with_precompressed_copies_goes_out_as_the_copy_the_browser_accepts() {
+    let www = tempfile::tempdir().expect("temp dir");
+    let wasm: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    let mut br = Vec::new();
+    brotli::BrotliCompress(&mut &wasm[..], &mut br, &Default::default()).expect("brotli");
+    let gz = gzip(&wasm);
+    for (name, bytes) in [("m.wasm", &wasm), ("m.wasm.br", &br), ("m.wasm.gz", &gz)] {
+        std::fs::write(www.path().join(name), bytes).expect("write a file");
+    }
+    let app = TestApp::with_config(Config {
+        www_dir: Some(www.path().to_path_buf()),
+        ..Default::default()
+    });
+    for (accepted, encoding, body) in [
+        ("gzip, deflate, br", Some("br"), &br),
+        ("gzip", Some("gzip"), &gz),
+        ("identity", None, &wasm),
+    ] {
+        let request = build(
+            Method::GET,
+            "/m.wasm",
+            &[(header::ACCEPT_ENCODING, accepted)],
+            Body::empty(),
+        );
+        let reply = call_raw(&app, request).await;
+        assert_eq!(reply.status, StatusCode::OK, "{accepted}");
+        assert_eq!(
+            reply.header(header::CONTENT_ENCODING),
+            encoding,
+            "{accepted}"
+        );
+        assert_eq!(
+            reply.header(header::CONTENT_TYPE),
+            Some("application/wasm"),
+            "{accepted}"
+        );
+        assert!(
+            reply.bytes()[..] == body[..],
+            "{accepted}: the copy as written"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server stamps
 

@@ -1,17 +1,19 @@
 // The README's demo command as a person runs it: `make demo` builds the package and the server,
-// then serves the demo with its seeded users and an embedded SQLite database. Signed in as Alice,
+// then serves the demo with its seeded users and an embedded SQLite database (the wasm as its
+// precompressed brotli copy). Signed in as Alice,
 // a message sent from the page reaches the server, and the server still has it after the demo
 // is stopped and started again on the same database file.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchBrowser } from './support/browser.mjs';
-import { apiClient, ROOT } from './support/server.mjs';
+import { apiClient, repoPath, ROOT } from './support/server.mjs';
 import { newPage, openConversation, openDemo, pollUntil, sendMessage, waitForMessage } from './support/demo.mjs';
 
 /** How long `make demo` may take to answer: the first run builds the release server. */
@@ -20,6 +22,17 @@ const START_MS = 10 * 60_000;
 let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
+
+/** GETs `url` with `Accept-Encoding: encodings`: the answer's encoding and its body as sent. */
+function fetchEncoded(url, encodings) {
+  return new Promise((resolve, reject) => {
+    get(url, { headers: { 'accept-encoding': encodings } }, (response) => {
+      const chunks = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('end', () => resolve({ encoding: response.headers['content-encoding'], body: Buffer.concat(chunks) }));
+    }).on('error', reject);
+  });
+}
 
 /** A port nothing listens on now (on 127.0.0.1). */
 async function freePort() {
@@ -75,6 +88,11 @@ it('make demo serves the demo: Alice sends a message, and it outlives a restart'
 
   let demo = await startDemo(listen, db);
   t.after(() => demo.stop());
+  // The wasm goes out as the brotli copy `make pkg` wrote (level 11: smaller than on the fly).
+  const wasm = await fetchEncoded(`${url}/pkg/chat_sync_bg.wasm`, 'gzip, deflate, br');
+  assert.equal(wasm.encoding, 'br');
+  assert.ok(wasm.body.equals(await readFile(repoPath('pkg/chat_sync_bg.wasm.br'))), 'the precompressed copy');
+
   const { page, errors } = await newPage(browser, t);
   await openDemo(page, url, 'alice');
   await openConversation(page, 'General');
