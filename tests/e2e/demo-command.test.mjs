@@ -1,8 +1,8 @@
 // The README's demo command as a person runs it: `make demo` builds the package and the server,
 // then serves the demo with its seeded users and an embedded SQLite database (the wasm as its
-// precompressed brotli copy). Signed in as Alice,
-// a message sent from the page reaches the server, and the server still has it after the demo
-// is stopped and started again on the same database file.
+// precompressed brotli copy). Signed in as Alice, a message sent from the page reaches the
+// server, and the server still has it after the demo is stopped and started again on the same
+// database file.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
