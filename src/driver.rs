@@ -102,6 +102,8 @@ pub(crate) struct Driver {
     /// The database name: the leader lock and the tab channel are named after it.
     name: RefCell<String>,
     disposed: Cell<bool>,
+    /// Told once another tab cleared this user's data ([`Note::Cleared`]).
+    on_cleared: RefCell<Option<Box<dyn Fn()>>>,
 }
 
 impl Driver {
@@ -128,6 +130,7 @@ impl Driver {
             leader_syncs: RefCell::new(Vec::new()),
             name: RefCell::new(String::new()),
             disposed: Cell::new(false),
+            on_cleared: RefCell::new(None),
         })
     }
 
@@ -268,6 +271,39 @@ impl Driver {
                     let _ = waiting.send(ok);
                 }
             }
+            Note::Cleared => {
+                log::info!("another tab cleared this user's data: stopping");
+                let driver = self.clone();
+                wasm_bindgen_futures::spawn_local(async move { driver.stop_cleared().await });
+            }
+        }
+    }
+
+    /// Calls `callback` once another tab cleared this user's data (`clear()`, a logout): by
+    /// then this driver has stopped for good and the database is deleted.
+    pub(crate) fn on_cleared(&self, callback: impl Fn() + 'static) {
+        *self.on_cleared.borrow_mut() = Some(Box::new(callback));
+    }
+
+    /// Stops for good and tells the other tabs of this database to stop too, as the caller
+    /// deletes the user's data (a logout): they would write it back otherwise.
+    pub(crate) fn clear(self: &Rc<Self>) {
+        self.post(&Note::Cleared);
+        self.dispose();
+    }
+
+    /// Another tab cleared the data: stop, delete the database as well (what this tab had under
+    /// way may have opened it again after the other tab deleted it), and tell the app.
+    async fn stop_cleared(self: &Rc<Self>) {
+        self.dispose();
+        if let AnyStore::IndexedDb(_) = &self.store {
+            let name = self.name.borrow().clone();
+            if let Err(error) = IndexedDbStore::delete(&name).await {
+                log::warn!(error:% = error; "cannot delete the cleared database");
+            }
+        }
+        if let Some(callback) = self.on_cleared.borrow().as_ref() {
+            callback();
         }
     }
 

@@ -142,16 +142,22 @@ async function signOut() {
     return;
   }
   state.manager = null;
+  // Deletes the local data; the user's other tabs stop and hear `cleared`.
   await manager.clear().catch((error) => console.warn('clearing the local data failed', error));
   manager.dispose();
   await clearSession();
+  endSession();
+}
+
+/** Forgets the signed-out user's page state and shows the sign-in screen (with `message`). */
+function endSession(message) {
   state.conversations = [];
   state.names.clear();
   state.readBefore.clear();
   state.countsUnread = false;
   clearChatView();
   hideNotices();
-  showSignIn();
+  showSignIn(message);
 }
 
 /** Empties what the chat showed, so that the next user to sign in on this device sees none of it
@@ -217,6 +223,12 @@ function listen(manager) {
   });
   manager.addEventListener('recovered', () => {
     showNotice('recovered', 'The local copy of the chat was damaged and has been rebuilt from the server.');
+  });
+  manager.addEventListener('cleared', () => {
+    // Signed out in another tab: the manager stopped and the local data is gone.
+    if (state.manager !== manager) return;
+    state.manager = null;
+    endSession('You signed out in another tab.');
   });
   manager.addEventListener('internalerror', () => {
     state.stopped = true;

@@ -240,6 +240,8 @@ impl BackgroundSyncManager {
         let transport = FetchTransport::new(&options.server_url);
         let driver = Driver::new(engine, store, transport, token, on_event);
         *slot.borrow_mut() = Rc::downgrade(&driver);
+        let cleared_events = events.clone();
+        driver.on_cleared(move || emit(&cleared_events, "cleared", &JsValue::NULL));
         driver
             .start(database.as_deref().unwrap_or(&options.server_url))
             .await;
@@ -634,12 +636,13 @@ impl BackgroundSyncManager {
         })
     }
 
-    /// Stops syncing and deletes this user's local database (logout).
+    /// Stops syncing and deletes this user's local database (logout). The user's other tabs
+    /// stop too, delete it as well, and tell their apps (`cleared`).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn clear(&self) -> Promise {
         let inner = self.inner.clone();
         promise(async move {
-            inner.driver.dispose();
+            inner.driver.clear();
             if let Some(name) = &inner.database {
                 IndexedDbStore::delete(name)
                     .await
@@ -658,7 +661,7 @@ impl BackgroundSyncManager {
     }
 
     /// Listens for `change`, `message`, `status`, `error`, `authrequired`, `storagefull`,
-    /// `recovered`, `maintenance` or `internalerror` events (`CustomEvent`s; the data is in
+    /// `recovered`, `maintenance`, `cleared` or `internalerror` events (`CustomEvent`s; the data is in
     /// `detail`). Its TypeScript signature, typed per event (`SyncEventMap`), is in `types.d.ts`.
     #[wasm_bindgen(js_name = addEventListener, skip_typescript)]
     pub fn add_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {

@@ -713,6 +713,51 @@ async fn a_new_manager_keeps_the_data_and_clear_removes_it() {
     store.close();
 }
 
+/// The names of the origin's IndexedDB databases.
+async fn database_names() -> Vec<String> {
+    let factory = Reflect::get(&js_sys::global(), &"indexedDB".into()).expect("indexedDB");
+    let databases: Function = Reflect::get(&factory, &"databases".into())
+        .expect("databases()")
+        .unchecked_into();
+    let list = settle(databases.call0(&factory).expect("called").into())
+        .await
+        .expect("listed");
+    js_sys::Array::from(&list)
+        .iter()
+        .filter_map(|database| field(&database, "name").as_string())
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn clear_in_one_tab_stops_the_others_and_nothing_is_written_back() {
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-carol"));
+    let signing_out = manager(server(), "carol", &[]).await;
+    settle(signing_out.force_sync()).await.expect("synced");
+    // Another tab of Carol's, in the same page: it takes over syncing when the first one stops.
+    let other = open_manager(server(), "carol", &[]).await;
+    let cleared = record(&other, "cleared");
+    let listed = settle(other.list_conversations()).await.expect("reads");
+    assert!(
+        js_sys::Array::from(&listed).length() > 0,
+        "the other tab shows Carol's data"
+    );
+
+    settle(signing_out.clear()).await.expect("cleared");
+    until("the other tab hears of the clear", || {
+        !cleared.borrow().is_empty()
+    })
+    .await;
+    let refused = settle(other.list_conversations())
+        .await
+        .expect_err("stopped");
+    assert_eq!(error_code(&refused), "disposed");
+    // Had the other tab gone on, it would have synced Carol's data into a new database.
+    gloo_timers::future::TimeoutFuture::new(1_500).await;
+    let names = database_names().await;
+    assert!(!names.contains(&name), "{name} in {names:?}");
+    assert_eq!(cleared.borrow().len(), 1);
+}
+
 #[wasm_bindgen_test]
 async fn invalid_input_is_refused_and_changes_nothing() {
     let general = conversation(server(), "erin", "General").await;

@@ -200,6 +200,9 @@ export interface SyncEventMap {
   /** The local database was rebuilt at open; told to the first listener. */
   recovered: CustomEvent<{ reason: string }>;
   maintenance: CustomEvent<MaintenanceDetail>;
+  /** Another tab called `clear()` (a logout): this manager has stopped and the user's local data
+   * is deleted. Show the signed-out state. */
+  cleared: CustomEvent<null>;
   /** A bug stopped the manager: every call now fails with code `internal`. Offer a reload. */
   internalerror: CustomEvent<{ message: string }>;
 }

@@ -21,6 +21,9 @@ pub(crate) enum Note {
         message_id: String,
         server_ts: i64,
     },
+    /// This tab cleared the user's local data (`clear()`, a logout): the others stop, and delete
+    /// what they would write back.
+    Cleared,
 }
 
 /// How a [`Note`] reads off the channel: one flat object, read in one pass (serde's own reading
@@ -45,6 +48,7 @@ enum NoteKind {
     SyncRequested,
     Synced,
     MarkRead,
+    Cleared,
 }
 
 impl TryFrom<WireNote> for Note {
@@ -67,6 +71,7 @@ impl TryFrom<WireNote> for Note {
                 }),
                 _ => Err("missing field `conversationId`, `messageId` or `serverTs`"),
             },
+            NoteKind::Cleared => Ok(Note::Cleared),
         }
     }
 }
@@ -149,6 +154,7 @@ mod tests {
                 message_id: "m-9".into(),
                 server_ts: 1_790_000_000_123,
             },
+            Note::Cleared,
         ];
         for note in notes {
             let posted = note

@@ -2,10 +2,11 @@
 // keeps everything); confirming deletes the local data, and the next user who signs in sees none of
 // the previous user's conversations or messages, on a wide screen neither (where the conversation
 // pane stays on screen next to the list), and the unsent message never reaches the server.
+// Signing out in one tab signs out the user's other tabs, which write nothing back.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser } from './support/browser.mjs';
+import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
   newPage, openConversation, openDemo, sendMessage, waitForConversations, waitForMessage, waitInPage,
@@ -108,4 +109,26 @@ it('signing out while the conversation list renders leaves nothing of the user o
   }));
   assert.deepEqual(left, { rows: 0, notices: [] }, 'no conversation row and no notice of Alice\'s');
   assert.deepEqual(errors, []);
+});
+
+it('signing out in one tab signs out the others, and none writes the data back', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 50 });
+  const { context, page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' });
+  const other = await context.newPage();
+  const otherErrors = collectPageErrors(other);
+  await openDemo(other, server.url, 'alice', { query: '?periodicSyncMs=1000', idle: false });
+
+  await page.locator('#sign-out').click();
+  await waitInPage(other, () => !document.getElementById('sign-in').hidden,
+    { message: 'the other tab on the sign-in screen' });
+  assert.deepEqual(await other.$$eval('#banner .notice span', (spans) => spans.map((s) => s.textContent)),
+    ['You signed out in another tab.']);
+  assert.equal(await other.locator('#conversations > *').count(), 0, 'no conversation row left');
+  // The other tab synced every second; had it gone on, it would have written Alice's data into
+  // a new database.
+  await page.waitForTimeout(3_000);
+  const databases = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  assert.ok(!databases.some((name) => name.includes('u-alice')), `no database of Alice's: ${databases.join(', ')}`);
+  assert.deepEqual([...errors, ...otherErrors], []);
 });
