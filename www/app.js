@@ -437,6 +437,9 @@ async function openConversation(id) {
 /** Loads the newest page into the view (new, changed and deleted messages). */
 async function refreshMessages({ stickToBottom = false } = {}) {
   const id = state.open;
+  // The page read is as of now: a message that shows up while it runs (one just sent) is not
+  // in it, and must not be taken for a deleted one.
+  const shownBefore = new Set(state.messages.keys());
   let latest;
   let markers;
   try {
@@ -458,7 +461,7 @@ async function refreshMessages({ stickToBottom = false } = {}) {
   const from = latest.length === PAGE ? latest[0].sortTs : -Infinity;
   const present = new Set(latest.map(messageKey));
   for (const [key, message] of state.messages) {
-    if (message.sortTs >= from && !present.has(key)) state.messages.delete(key);
+    if (message.sortTs >= from && !present.has(key) && shownBefore.has(key)) state.messages.delete(key);
   }
   for (const message of latest) state.messages.set(messageKey(message), message);
   if (latest.length < PAGE) state.historyComplete = true;

@@ -69,3 +69,37 @@ it('messages composed offline are pending, then delivered exactly once and in or
     'the page shows each once');
   assert.deepEqual(errors, []);
 });
+
+it('a message sent while the view reloads its page stays on screen', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 100 });
+  const { context, page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice');
+  await openConversation(page, 'General');
+  await context.setOffline(true); // nothing is delivered: only the page's own reads change the view
+  // From now on every message read answers 800 ms late (a slow device), and the page records each
+  // message body that leaves the view once shown.
+  await page.evaluate(async (url) => {
+    const { BackgroundSyncManager } = await import(url);
+    const read = BackgroundSyncManager.prototype.listMessages;
+    BackgroundSyncManager.prototype.listMessages = async function listMessages(...args) {
+      const messages = await read.apply(this, args);
+      await new Promise((done) => setTimeout(done, 800));
+      return messages;
+    };
+    window.vanished = [];
+    let shown = new Set();
+    new MutationObserver(() => {
+      const now = new Set([...document.querySelectorAll('#messages .message .body')].map((b) => b.textContent));
+      window.vanished.push(...[...shown].filter((body) => !now.has(body)));
+      shown = now;
+    }).observe(document.getElementById('messages'), { childList: true, subtree: true });
+  }, new URL('/pkg/index.js', server.url).href);
+
+  const bodies = [`first while reloading ${Date.now()}`, `second while reloading ${Date.now()}`];
+  for (const body of bodies) await sendMessage(page, body);
+  await page.waitForTimeout(2_500); // the reloads the sends started answer meanwhile
+  assert.deepEqual(await page.evaluate(() => window.vanished), [], 'no message left the view');
+  const shown = (await shownMessages(page)).filter((m) => bodies.includes(m.body));
+  assert.deepEqual(shown.map((m) => [m.body, m.status]), bodies.map((body) => [body, 'pending']));
+  assert.deepEqual(errors, []);
+});
