@@ -661,8 +661,9 @@ impl BackgroundSyncManager {
     }
 
     /// Listens for `change`, `message`, `status`, `error`, `authrequired`, `storagefull`,
-    /// `recovered`, `maintenance`, `cleared` or `internalerror` events (`CustomEvent`s; the data is in
-    /// `detail`). Its TypeScript signature, typed per event (`SyncEventMap`), is in `types.d.ts`.
+    /// `recovered`, `maintenance`, `cleared` or `internalerror` events (`CustomEvent`s; the data
+    /// is in `detail`). Its TypeScript signature, typed per event (`SyncEventMap`), is in
+    /// `types.d.ts`.
     #[wasm_bindgen(js_name = addEventListener, skip_typescript)]
     pub fn add_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
         self.inner
