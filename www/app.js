@@ -41,6 +41,10 @@ const state = {
   /** The open conversation's id, its messages by `messageKey`, and its paging state. */
   open: null,
   messages: new Map(),
+  /** When events last changed each message of the view (a send, a delivery, a discard), by
+   * `messageKey`: a count of such changes, so a page read can tell what changed while it ran. */
+  changedAt: new Map(),
+  changes: 0,
   loadingOlder: false,
   historyComplete: false,
   /** How far every other member has read the open conversation (a `serverTs`). */
@@ -175,6 +179,7 @@ function clearChatView() {
 function closeConversation() {
   state.open = null;
   state.messages.clear();
+  state.changedAt.clear();
   history.replaceState(null, '', location.pathname + location.search);
   $('messages').replaceChildren();
   $('conversation-title').textContent = 'Pick a conversation';
@@ -208,7 +213,7 @@ function listen(manager) {
           `A message could not be delivered for 7 days and was dropped: “${detail.body}”`);
       }
     } else if (detail.message && conversationId === state.open) {
-      state.messages.set(messageKey(detail.message), detail.message);
+      setFromEvent(messageKey(detail.message), detail.message);
       renderMessages({ stickToBottom: true });
     } else if (conversationId === state.open) {
       refreshMessages();
@@ -414,6 +419,7 @@ async function openConversation(id) {
   if (!conversation) return;
   state.open = id;
   state.messages.clear();
+  state.changedAt.clear();
   state.historyComplete = false;
   state.readByOthers = -Infinity;
   state.unread = { from: state.readBefore.get(id) ?? Infinity, until: Infinity };
@@ -437,9 +443,10 @@ async function openConversation(id) {
 /** Loads the newest page into the view (new, changed and deleted messages). */
 async function refreshMessages({ stickToBottom = false } = {}) {
   const id = state.open;
-  // The page read is as of now: a message that shows up while it runs (one just sent) is not
-  // in it, and must not be taken for a deleted one.
-  const shownBefore = new Set(state.messages.keys());
+  // The page read is as of now: what events change while it runs (a message just sent, one
+  // delivered) is newer than the page, and stays as they left it.
+  const since = state.changes;
+  const older = (key) => (state.changedAt.get(key) ?? 0) <= since;
   let latest;
   let markers;
   try {
@@ -461,9 +468,11 @@ async function refreshMessages({ stickToBottom = false } = {}) {
   const from = latest.length === PAGE ? latest[0].sortTs : -Infinity;
   const present = new Set(latest.map(messageKey));
   for (const [key, message] of state.messages) {
-    if (message.sortTs >= from && !present.has(key) && shownBefore.has(key)) state.messages.delete(key);
+    if (message.sortTs >= from && !present.has(key) && older(key)) state.messages.delete(key);
   }
-  for (const message of latest) state.messages.set(messageKey(message), message);
+  for (const message of latest) {
+    if (older(messageKey(message))) state.messages.set(messageKey(message), message);
+  }
   if (latest.length < PAGE) state.historyComplete = true;
   renderMessages({ stickToBottom });
 }
@@ -539,8 +548,15 @@ function showFirstUnread() {
 }
 
 function removeOwnMessage(clientMessageId) {
-  state.messages.delete(`${state.session.userId}/${clientMessageId}`);
+  setFromEvent(`${state.session.userId}/${clientMessageId}`, null);
   renderMessages();
+}
+
+/** Sets (or, with null, removes) a message of the view as an event tells it. */
+function setFromEvent(key, message) {
+  if (message) state.messages.set(key, message);
+  else state.messages.delete(key);
+  state.changedAt.set(key, ++state.changes);
 }
 
 async function send(event) {

@@ -70,14 +70,14 @@ it('messages composed offline are pending, then delivered exactly once and in or
   assert.deepEqual(errors, []);
 });
 
-it('a message sent while the view reloads its page stays on screen', async (t) => {
+it('a message sent or delivered while the view reloads its page stays on screen as it is', async (t) => {
   const server = await startServer({ test: t, seedMessages: 100 });
   const { context, page, errors } = await newPage(browser, t);
   await openDemo(page, server.url, 'alice');
   await openConversation(page, 'General');
   await context.setOffline(true); // nothing is delivered: only the page's own reads change the view
   // From now on every message read answers 800 ms late (a slow device), and the page records each
-  // message body that leaves the view once shown.
+  // message body that leaves the view once shown, and each that goes from sent back to pending.
   await page.evaluate(async (url) => {
     const { BackgroundSyncManager } = await import(url);
     const read = BackgroundSyncManager.prototype.listMessages;
@@ -87,12 +87,16 @@ it('a message sent while the view reloads its page stays on screen', async (t) =
       return messages;
     };
     window.vanished = [];
-    let shown = new Set();
+    window.unsent = [];
+    let shown = new Map();
     new MutationObserver(() => {
-      const now = new Set([...document.querySelectorAll('#messages .message .body')].map((b) => b.textContent));
-      window.vanished.push(...[...shown].filter((body) => !now.has(body)));
+      const now = new Map([...document.querySelectorAll('#messages .message')]
+        .map((m) => [m.querySelector('.body').textContent, m.dataset.status]));
+      window.vanished.push(...[...shown.keys()].filter((body) => !now.has(body)));
+      window.unsent.push(...[...now].filter(([body, status]) => status === 'pending' && shown.get(body) === 'sent')
+        .map(([body]) => body));
       shown = now;
-    }).observe(document.getElementById('messages'), { childList: true, subtree: true });
+    }).observe(document.getElementById('messages'), { childList: true, subtree: true, attributes: true });
   }, new URL('/pkg/index.js', server.url).href);
 
   const bodies = [`first while reloading ${Date.now()}`, `second while reloading ${Date.now()}`];
@@ -101,5 +105,12 @@ it('a message sent while the view reloads its page stays on screen', async (t) =
   assert.deepEqual(await page.evaluate(() => window.vanished), [], 'no message left the view');
   const shown = (await shownMessages(page)).filter((m) => bodies.includes(m.body));
   assert.deepEqual(shown.map((m) => [m.body, m.status]), bodies.map((body) => [body, 'pending']));
+
+  // Delivered while reloads that read them pending are still running: they stay sent.
+  await context.setOffline(false);
+  for (const body of bodies) await waitForMessage(page, body, { status: 'sent' });
+  await page.waitForTimeout(2_500);
+  assert.deepEqual(await page.evaluate(() => ({ vanished: window.vanished, unsent: window.unsent })),
+    { vanished: [], unsent: [] }, 'no message left the view or went back to pending');
   assert.deepEqual(errors, []);
 });
