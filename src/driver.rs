@@ -292,15 +292,23 @@ impl Driver {
         self.dispose();
     }
 
+    /// Deletes this user's database (a memory store has none).
+    pub(crate) async fn delete_database(&self) -> Result<(), StoreError> {
+        match &self.store {
+            AnyStore::IndexedDb(_) => {
+                let name = self.name.borrow().clone();
+                IndexedDbStore::delete(&name).await
+            }
+            AnyStore::Memory(_) => Ok(()),
+        }
+    }
+
     /// Another tab cleared the data: stop, delete the database as well (what this tab had under
     /// way may have opened it again after the other tab deleted it), and tell the app.
     async fn stop_cleared(self: &Rc<Self>) {
         self.dispose();
-        if let AnyStore::IndexedDb(_) = &self.store {
-            let name = self.name.borrow().clone();
-            if let Err(error) = IndexedDbStore::delete(&name).await {
-                log::warn!(error:% = error; "cannot delete the cleared database");
-            }
+        if let Err(error) = self.delete_database().await {
+            log::warn!(error:% = error; "cannot delete the cleared database");
         }
         if let Some(callback) = self.on_cleared.borrow().as_ref() {
             callback();

@@ -643,11 +643,7 @@ impl BackgroundSyncManager {
         let inner = self.inner.clone();
         promise(async move {
             inner.driver.clear();
-            if let Some(name) = &inner.database {
-                IndexedDbStore::delete(name)
-                    .await
-                    .map_err(|e| from_store_error(&e))?;
-            }
+            (inner.driver.delete_database().await).map_err(|e| from_store_error(&e))?;
             Ok(JsValue::UNDEFINED)
         })
     }
