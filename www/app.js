@@ -55,6 +55,8 @@ const state = {
   unread: { from: Infinity, until: Infinity },
   /** The manager stopped on an internal error (a bug): only a reload helps. */
   stopped: false,
+  /** Whether the status said, when last heard, that writes fail for want of space. */
+  storageFull: false,
   /** Whether the page counts unread messages (the list's counts, the divider in a conversation):
    * not before a first sync has finished, whose read markers come after the messages they cover
    * (a count taken early would be too high). */
@@ -159,6 +161,7 @@ function endSession(message) {
   state.names.clear();
   state.readBefore.clear();
   state.countsUnread = false;
+  state.storageFull = false;
   clearChatView();
   hideNotices();
   showSignIn(message);
@@ -178,8 +181,7 @@ function clearChatView() {
 /** Closes the open conversation: the list shows, and the conversation pane is empty. */
 function closeConversation() {
   state.open = null;
-  state.messages.clear();
-  state.changedAt.clear();
+  forgetMessages();
   history.replaceState(null, '', location.pathname + location.search);
   $('messages').replaceChildren();
   $('conversation-title').textContent = 'Pick a conversation';
@@ -196,6 +198,7 @@ function closeConversation() {
 function listen(manager) {
   manager.addEventListener('status', () => {
     renderStatus();
+    renderStorageNotice(manager.getSyncStatus().storageFull);
     // Unread counts show from the first finished sync on (see renderConversationsNow).
     if (!state.countsUnread && manager.getSyncStatus().lastSyncTime) renderConversations();
   });
@@ -222,9 +225,6 @@ function listen(manager) {
   });
   manager.addEventListener('authrequired', () => {
     showNotice('auth', 'The server no longer accepts this sign-in. Sign out and in again.');
-  });
-  manager.addEventListener('storagefull', () => {
-    showNotice('storage', 'This device is out of storage for the chat: old history is being removed to make room.');
   });
   manager.addEventListener('recovered', () => {
     showNotice('recovered', 'The local copy of the chat was damaged and has been rebuilt from the server.');
@@ -267,6 +267,15 @@ function renderStatus() {
   else if (status.phase === 'initializing') text = 'Starting…';
   else text = synced;
   setStatus(status.phase, text + waiting + failed, status.isOnline);
+}
+
+/** The out-of-storage notice shows when writes start failing for want of space, and goes once a
+ * write succeeds (the manager removed old history to make room, or the user freed some). */
+function renderStorageNotice(full) {
+  if (full === state.storageFull) return;
+  state.storageFull = full;
+  if (full) showNotice('storage', 'This device is out of storage for the chat: old history is being removed to make room.');
+  else hideNotice('storage');
 }
 
 function setStatus(phase, text, online = navigator.onLine) {
@@ -418,8 +427,7 @@ async function openConversation(id) {
   const conversation = state.conversations.find((c) => c.id === id);
   if (!conversation) return;
   state.open = id;
-  state.messages.clear();
-  state.changedAt.clear();
+  forgetMessages();
   state.historyComplete = false;
   state.readByOthers = -Infinity;
   state.unread = { from: state.readBefore.get(id) ?? Infinity, until: Infinity };
@@ -548,8 +556,14 @@ function showFirstUnread() {
 }
 
 function removeOwnMessage(clientMessageId) {
-  setFromEvent(`${state.session.userId}/${clientMessageId}`, null);
+  setFromEvent(messageKey({ senderId: state.session.userId, clientMessageId }), null);
   renderMessages();
+}
+
+/** Empties the view's messages and what events changed of them. */
+function forgetMessages() {
+  state.messages.clear();
+  state.changedAt.clear();
 }
 
 /** Sets (or, with null, removes) a message of the view as an event tells it. */

@@ -2,9 +2,10 @@
 // protocol `Storage.overrideQuotaForOrigin`, before the page creates its database: the override
 // holds for databases created after it), and the server holds about three times more history
 // than fits. The initial sync's writes fail with the browser's own `QuotaExceededError`; the
-// engine evicts cached history (keeping the newest of each conversation) and goes on. The app
-// hears `storagefull`, the sync completes, the database holds fewer messages than the sync pulled
-// but each conversation's newest, and a message sent afterwards is delivered exactly once.
+// engine evicts cached history (keeping the newest of each conversation) and goes on. The page
+// shows the out-of-storage notice while writes fail and takes it away once they succeed again; the
+// sync completes, the database holds fewer messages than the sync pulled but each conversation's
+// newest, and a message sent afterwards is delivered exactly once.
 // (How far usage may exceed the quota is the browser's affair: Chromium checks a write's size
 // before it commits, and the database files grow after; the test reports the usage.)
 
@@ -14,7 +15,7 @@ import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
   openConversation, openDemo, sendMessage, storedRecords, waitForInitialSync, waitForMessage,
-  waitForNewestAtBottom,
+  waitForNewestAtBottom, waitInPage,
 } from './support/demo.mjs';
 import { consoleLines, finishedSyncChanges } from './support/traffic.mjs';
 
@@ -43,6 +44,15 @@ test('with a real small quota the initial sync evicts history and completes, and
   const logs = consoleLines(page);
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: QUOTA });
+  // Every notice the page shows, in order (they may come and go between two looks).
+  await page.addInitScript(() => {
+    window.noticesShown = [];
+    new MutationObserver((records) => {
+      for (const node of records.flatMap((record) => [...record.addedNodes])) {
+        if (node.classList?.contains('notice')) window.noticesShown.push(`${node.dataset.key}: ${node.textContent}`);
+      }
+    }).observe(document, { childList: true, subtree: true });
+  });
 
   await openDemo(page, server.url, 'alice', { idle: false });
   await waitForInitialSync(page);
@@ -52,7 +62,11 @@ test('with a real small quota the initial sync evicts history and completes, and
   // The browser refused writes, and the app was told.
   assert.ok(chatLog.some((line) => /store write failed error=storage quota exceeded/.test(line)),
     'a write failed with the quota exceeded');
-  assert.match(await page.locator('#banner').textContent(), /out of storage/);
+  const notices = await page.evaluate(() => window.noticesShown);
+  assert.ok(notices.some((notice) => /^storage: .*out of storage/.test(notice)), `out-of-storage notice shown: ${notices}`);
+  // Writes succeed again after the eviction: the notice goes by itself.
+  await waitInPage(page, () => !document.querySelector('#banner .notice[data-key="storage"]'),
+    { message: 'the out-of-storage notice to go once writes succeed' });
 
   // History was evicted: the database holds fewer messages than the sync pulled, and the newest
   // messages of every conversation.
