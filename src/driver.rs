@@ -450,9 +450,9 @@ impl Driver {
                     let driver = self.clone();
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = driver.store.apply(&batch.ops).await;
-                        if result.is_ok() {
+                        if let Ok(report) = &result {
                             driver.post(&Note::Stored {
-                                conversation_ids: touched(&batch.ops),
+                                conversation_ids: touched(&batch.ops, report),
                             });
                         }
                         driver.input(|engine, now| engine.handle_persisted(batch.id, result, now));
@@ -511,9 +511,10 @@ impl Driver {
     }
 }
 
-/// The conversations whose data a batch writes.
-fn touched(ops: &[StoreOp]) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
+/// The conversations whose data a stored batch changed: those its ops write, and those
+/// [`StoreOp::ForgetServerData`] emptied.
+fn touched(ops: &[StoreOp], report: &ApplyReport) -> Vec<String> {
+    let mut touched = report.forgotten.clone();
     for op in ops {
         let id = match op {
             StoreOp::PutConversation(conversation) => &conversation.id,
@@ -524,9 +525,8 @@ fn touched(ops: &[StoreOp]) -> Vec<String> {
             | StoreOp::RestartHistory { conversation, .. } => conversation,
             _ => continue,
         };
-        if !ids.iter().any(|known| known == id.as_str()) {
-            ids.push(id.to_string());
-        }
+        touched.add(id);
     }
-    ids
+    let ids = touched.conversations.iter();
+    ids.map(|id| id.as_str().to_owned()).collect()
 }

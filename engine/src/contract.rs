@@ -38,6 +38,7 @@
 //! The order of messages with equal `sort_ts` is left open (the server never stamps two messages
 //! alike).
 
+use crate::event::ChangeSet;
 use crate::store::{
     ApplyReport, Failure, HistoryFloor, LocalMessage, MessageStatus, OutboxEntry,
     PendingReadMarker, PersistedState, Store, StoreOp, OPTIMISTIC_SORT_BASE,
@@ -996,7 +997,8 @@ pub async fn restart_history_forgets_only_the_floor_it_names<S: Store>(store: &S
 }
 
 /// `ForgetServerData` removes what the server sent (conversations, server messages, read
-/// markers, history floors) and keeps the outbox, optimistic messages and the meta record.
+/// markers, history floors) and keeps the outbox, optimistic messages and the meta record. It
+/// reports the conversations it emptied, also one whose messages came without the conversation.
 pub async fn forget_server_data_keeps_the_outbox_and_optimistic_messages<S: Store>(store: &S) {
     let pending = outbox("o-1", "c-1", 1);
     let mut ops = vec![
@@ -1004,6 +1006,7 @@ pub async fn forget_server_data_keeps_the_outbox_and_optimistic_messages<S: Stor
         StoreOp::PutConversation(conversation("c-2", "Other", 6)),
         StoreOp::PutMessage(server("m-1", "c-1", OTHER, 10)),
         StoreOp::PutMessage(server("m-2", "c-2", OTHER, 11)),
+        StoreOp::PutMessage(server("m-0", "c-0", OTHER, 11)),
         StoreOp::PutReadMarker(marker("c-1", OTHER, "m-1", 12)),
         StoreOp::PutOutbox(pending.clone()),
         StoreOp::PutMessage(optimistic(&pending)),
@@ -1013,7 +1016,14 @@ pub async fn forget_server_data_keeps_the_outbox_and_optimistic_messages<S: Stor
     ops.push(extend("c-1", HistoryFloor::Unknown, HistoryFloor::Complete));
     apply(store, ops).await;
 
-    apply(store, vec![StoreOp::ForgetServerData]).await;
+    let report = apply(store, vec![StoreOp::ForgetServerData]).await;
+    assert_eq!(
+        report.forgotten,
+        ChangeSet {
+            conversations: vec!["c-0".into(), "c-1".into(), "c-2".into()],
+            messages: 3,
+        }
+    );
     assert!(conversations(store).await.is_empty());
     assert!(read_markers(store, "c-1").await.is_empty());
     assert_eq!(floor(store, "c-1").await, HistoryFloor::Unknown);

@@ -27,6 +27,15 @@ pub struct ChangeSet {
     pub messages: usize,
 }
 
+impl ChangeSet {
+    /// Names `conversation` among the changed ones (once, in the order first named).
+    pub fn add(&mut self, conversation: &ConversationId) {
+        if !self.conversations.contains(conversation) {
+            self.conversations.push(conversation.clone());
+        }
+    }
+}
+
 /// Why a message left the outbox without being delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiscardReason {

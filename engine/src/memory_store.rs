@@ -221,8 +221,20 @@ impl Data {
                 }
             }
             StoreOp::ForgetServerData => {
+                let forgotten = &mut report.forgotten;
+                for conversation in self.conversations.keys() {
+                    forgotten.add(conversation);
+                }
+                self.messages.retain(|_, message| {
+                    let from_server = message.is_from_server();
+                    if from_server {
+                        forgotten.add(&message.conversation_id);
+                        forgotten.messages += 1;
+                    }
+                    !from_server
+                });
+                sort_by(&mut forgotten.conversations, Ord::cmp);
                 self.conversations.clear();
-                self.messages.retain(|_, message| !message.is_from_server());
                 self.read_markers.clear();
                 self.floors.clear();
             }

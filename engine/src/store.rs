@@ -5,6 +5,7 @@
 //! [`StoreOp`]s, each batch applied atomically, in the order emitted) and reads its own state once
 //! at start ([`Store::load`]). The app reads conversations and messages through the store directly.
 
+use crate::event::ChangeSet;
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Message, MessageId, Millis, ReadMarker,
     UserId,
@@ -380,8 +381,8 @@ pub struct Batch {
     pub ops: Vec<StoreOp>,
 }
 
-/// What a batch removed (maintenance ops).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a batch removed (maintenance ops, and [`StoreOp::ForgetServerData`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
     /// Server messages evicted by [`StoreOp::EvictHistory`].
@@ -393,6 +394,10 @@ pub struct ApplyReport {
     pub storage_used_before: Option<u64>,
     /// The same, after the batch.
     pub storage_used_after: Option<u64>,
+    /// What [`StoreOp::ForgetServerData`] removed: the conversations it emptied (sorted) and how
+    /// many messages. (Not part of the `maintenance` event.)
+    #[serde(skip)]
+    pub forgotten: ChangeSet,
 }
 
 /// Why a store call failed. The batch was rolled back in every case.

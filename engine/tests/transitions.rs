@@ -5,8 +5,8 @@
 //! its acknowledgement), collects requests for the test to answer by hand, and records events.
 
 use chat_sync_engine::{
-    BackoffConfig, Batch, Config, ConnectionQuality, DiscardReason, EffectiveType, Engine,
-    EngineError, Event, HistoryFloor, HttpOutcome, HttpRequest, LocalMessage, MemoryStore,
+    BackoffConfig, Batch, ChangeSet, Config, ConnectionQuality, DiscardReason, EffectiveType,
+    Engine, EngineError, Event, HistoryFloor, HttpOutcome, HttpRequest, LocalMessage, MemoryStore,
     MessageStatus, OutboxEntry, Output, PendingReadMarker, Phase, RequestId, Store, StoreError,
     StoreOp, SyncError, SyncSummary, Ticket, Trigger,
 };
@@ -247,6 +247,17 @@ impl Driver {
             .filter_map(|seen| match seen {
                 Seen::Event(Event::StatusChanged(_) | Event::Changed(_)) => None,
                 Seen::Event(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `Changed` events since the last clear.
+    fn changes(&self) -> Vec<ChangeSet> {
+        self.seen
+            .iter()
+            .filter_map(|seen| match seen {
+                Seen::Event(Event::Changed(changes)) => Some(changes.clone()),
                 _ => None,
             })
             .collect()
@@ -777,12 +788,11 @@ fn mark_read_sends_the_newest_marker_per_conversation_and_stores_the_servers_ans
     assert_eq!(markers.len(), 1);
     assert_eq!(markers[0].last_read_message_id, MessageId::from("m-2"));
     assert_eq!(markers[0].updated_ts, T0 + 9);
-    let changed: Vec<&Seen> = d
-        .seen
+    let changed = d.changes();
+    let c1 = changed
         .iter()
-        .filter(|seen| matches!(seen, Seen::Event(Event::Changed(set)) if set.conversations == ["c-1".into()]))
-        .collect();
-    assert_eq!(changed.len(), 1, "the app hears the marker moved");
+        .filter(|set| set.conversations == ["c-1".into()]);
+    assert_eq!(c1.count(), 1, "the app hears the marker moved");
 }
 
 /// Markers only move forward: a marker below the one waiting to be sent (the newest message was
@@ -1236,14 +1246,8 @@ fn a_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_together(
     let mut d = Driver::new(config());
     d.start();
     // The messages each `Changed` event since the last clear counts.
-    let changed = |d: &Driver| -> Vec<usize> {
-        (d.seen.iter())
-            .filter_map(|seen| match seen {
-                Seen::Event(Event::Changed(changes)) => Some(changes.messages),
-                _ => None,
-            })
-            .collect()
-    };
+    let changed =
+        |d: &Driver| -> Vec<usize> { d.changes().iter().map(|set| set.messages).collect() };
     let first = d.only_open("GET /v1/sync");
     d.respond(&first, feed(vec![page(1)], "k1", true));
     assert_eq!(
@@ -1440,6 +1444,14 @@ fn invalid_cursor_forgets_the_cursor_and_the_servers_data_and_restarts_the_sync_
         vec![vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)]]
     );
     assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+    assert_eq!(
+        d.changes(),
+        vec![ChangeSet {
+            conversations: vec!["c-1".into()],
+            messages: 1,
+        }],
+        "the app hears what the cache no longer holds"
+    );
     assert_eq!(d.events(), vec![], "the run goes on; the ticket stays open");
 
     let restart = d.only_open("GET /v1/sync");

@@ -157,7 +157,8 @@ export interface ReadMarker {
   pending: boolean;
 }
 
-/** `detail` of `change`: the conversations whose data (messages, read markers) changed. */
+/** `detail` of `change`: the conversations whose data (messages, read markers) changed; after the
+ * server refused the cursor (its database was replaced), every conversation the cache emptied. */
 export interface ChangeDetail {
   conversationIds: string[];
   messages: number;

@@ -16,7 +16,7 @@ use super::request::request_result;
 use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
 use chat_sync_engine::sort::sort_by;
-use chat_sync_engine::{ApplyReport, HistoryFloor, LocalMessage, OutboxEntry, StoreOp};
+use chat_sync_engine::{ApplyReport, ChangeSet, HistoryFloor, LocalMessage, OutboxEntry, StoreOp};
 use idb::{CursorDirection, ManagedCursor, ObjectStore, Transaction};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsCast;
@@ -88,7 +88,7 @@ async fn run(
             }
             StoreOp::ForgetServerData => {
                 overlay.write(&stores)?;
-                overlay.forget_server_data(&stores).await?;
+                report.forgotten = overlay.forget_server_data(&stores).await?;
             }
             StoreOp::CompactTombstones { before } => {
                 overlay.write(&stores)?;
@@ -729,23 +729,37 @@ impl Overlay {
         Ok(())
     }
 
-    /// Records messages a scan removed from the store.
     /// Removes everything the server sent, in the store and in this view; the outbox and
-    /// optimistic messages stay.
-    async fn forget_server_data(&mut self, stores: &Stores) -> Result<(), Failure> {
+    /// optimistic messages stay. Returns the conversations it emptied and how many messages went.
+    async fn forget_server_data(&mut self, stores: &Stores) -> Result<ChangeSet, Failure> {
+        let fail = |error: idb::Error| classify(&error);
+        let mut forgotten = ChangeSet::default();
+        let conversations = stores
+            .conversations
+            .get_all_keys(None, None)
+            .map_err(fail)?;
+        for key in conversations.await.map_err(fail)? {
+            if let Some(id) = key.as_string() {
+                forgotten.add(&ConversationId::new(id));
+            }
+        }
         let removed = sweep(stores, CursorDirection::Next, LocalMessage::is_from_server).await?;
-        for (key, _) in removed {
+        forgotten.messages = removed.len();
+        for (key, conversation) in removed {
             self.messages.removed(&key);
+            forgotten.add(&conversation);
         }
         for store in [&stores.conversations, &stores.read_markers, &stores.history] {
-            drop(store.clear().map_err(|e| classify(&e))?);
+            drop(store.clear().map_err(fail)?);
         }
         self.conversations.removed_all();
         self.read_markers.removed_all();
         self.floors.removed_all();
-        Ok(())
+        sort_by(&mut forgotten.conversations, Ord::cmp);
+        Ok(forgotten)
     }
 
+    /// Records messages a scan removed from the store.
     fn forget(&mut self, removed: Vec<(MessageKey, ConversationId)>) {
         for (key, conversation) in removed {
             self.messages.removed(&key);

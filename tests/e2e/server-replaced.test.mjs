@@ -107,3 +107,32 @@ it('a message queued for a conversation the new database does not have is shown,
   assert.equal(await page.locator('#banner').isHidden(), true);
   assert.deepEqual(errors, []);
 });
+
+it('an app that re-reads only the conversations `change` names hears every conversation the reset emptied', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 50 });
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' });
+  const oldIds = (await server.api('alice').conversations()).map((c) => c.id);
+  // A second manager in the page follows the demo's, which leads, as another tab of the app
+  // would: it hears what the leader stored over the tab channel.
+  const leads = await page.evaluate(async (url) => {
+    const { BackgroundSyncManager } = await import(url);
+    const follower = await BackgroundSyncManager.create({
+      serverUrl: location.origin, token: 'demo-alice', userId: 'u-alice', logLevel: 'off',
+    });
+    window.changed = new Set();
+    follower.addEventListener('change', (event) => {
+      for (const id of event.detail.conversationIds) window.changed.add(id);
+    });
+    return follower.getSyncStatus().isLeader;
+  }, new URL('/pkg/index.js', server.url).href);
+  assert.equal(leads, false, 'the demo leads; the second manager follows');
+
+  await server.restart({ freshDatabase: true });
+  await waitInPage(page, (ids) => ids.every((id) => window.changed.has(id)), {
+    arg: oldIds,
+    message: `change events naming each conversation of the old database (${oldIds})`,
+    describe: () => [...window.changed],
+  });
+  assert.deepEqual(errors, []);
+});

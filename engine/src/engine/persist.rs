@@ -285,7 +285,7 @@ impl Engine {
                     self.finish_ticket(ticket, Ok(SyncSummary::default()));
                 }
             }
-            AfterPersist::CursorReset => self.after_cursor_reset(),
+            AfterPersist::CursorReset => self.after_cursor_reset(report.forgotten),
             AfterPersist::Maintenance {
                 ticket,
                 expired,

@@ -425,16 +425,14 @@ impl Engine {
         source: PageSource,
     ) -> (Vec<StoreOp>, PageWrite) {
         let mut ops = Vec::with_capacity(changes.len() + 2);
-        let mut conversations: Vec<ConversationId> = Vec::new();
+        let mut changed = ChangeSet::default();
         let mut delivered: Vec<(ClientMessageId, Message)> = Vec::new();
         let mut messages_pulled = 0;
         let from_feed = !matches!(source, PageSource::History(_));
         // Per conversation, the extension of its first unedited message.
         let mut extensions: Vec<StoreOp> = Vec::new();
         for change in changes {
-            if !conversations.contains(change.conversation_id()) {
-                conversations.push(change.conversation_id().clone());
-            }
+            changed.add(change.conversation_id());
             match change {
                 Change::Conversation { conversation } => {
                     ops.push(StoreOp::PutConversation(conversation))
@@ -466,8 +464,8 @@ impl Engine {
         let write = PageWrite {
             source,
             changes: ChangeSet {
-                conversations,
                 messages: messages_pulled,
+                ..changed
             },
             messages_pulled,
             delivered,
@@ -561,8 +559,12 @@ impl Engine {
         self.persist(ops, AfterPersist::CursorReset);
     }
 
-    /// After a cursor reset is stored, pulls go again from the start.
-    pub(super) fn after_cursor_reset(&mut self) {
+    /// After a cursor reset is stored, pulls go again from the start; the app hears which
+    /// conversations the cache no longer holds anything of.
+    pub(super) fn after_cursor_reset(&mut self, forgotten: ChangeSet) {
+        if !forgotten.conversations.is_empty() {
+            self.emit(crate::Event::Changed(forgotten));
+        }
         self.cursor = None;
         self.conversation_cursors.clear();
         if let Some(run) = &mut self.run {
