@@ -63,6 +63,42 @@ const state = {
   countsUnread: false,
 };
 
+/** The conversation list's reads for each row (its newest messages and read markers), kept until
+ * an event says the conversation changed: a render re-reads only the rows that changed. A read
+ * counts as current when nothing invalidated its conversation since the read began. */
+const rowReads = {
+  byId: new Map(),
+  /** How often each conversation, and everything at once, was invalidated. */
+  invalidations: new Map(),
+  invalidatedAll: 0,
+  version(id) {
+    return `${this.invalidatedAll}/${this.invalidations.get(id) ?? 0}`;
+  },
+  /** Marks the rows of `ids` (of every conversation, without `ids`) for reading again. */
+  invalidate(ids) {
+    if (!ids) this.invalidatedAll += 1;
+    else for (const id of ids) this.invalidations.set(id, (this.invalidations.get(id) ?? 0) + 1);
+  },
+  /** The row's reads: the kept ones while current, fresh ones otherwise (a failed read counts as
+   * nothing for this render, and is not kept). */
+  async of(manager, id) {
+    const kept = this.byId.get(id);
+    const version = this.version(id);
+    if (kept?.version === version) return kept;
+    const [recent, markers] = await Promise.all([
+      manager.listMessages(id, { limit: UNREAD_WINDOW }).catch(() => null),
+      manager.listReadMarkers(id).catch(() => null),
+    ]);
+    const reads = { recent: recent ?? [], markers: markers ?? [], version };
+    if (recent && markers && state.manager === manager) this.byId.set(id, reads);
+    return reads;
+  },
+  clear() {
+    this.byId.clear();
+    this.invalidations.clear();
+  },
+};
+
 // ---------------------------------------------------------------------------------------------
 // Start, sign in, sign out
 
@@ -162,6 +198,7 @@ function endSession(message) {
   state.readBefore.clear();
   state.countsUnread = false;
   state.storageFull = false;
+  rowReads.clear();
   clearChatView();
   hideNotices();
   showSignIn(message);
@@ -203,12 +240,16 @@ function listen(manager) {
     if (!state.countsUnread && manager.getSyncStatus().lastSyncTime) renderConversations();
   });
   manager.addEventListener('change', (event) => {
+    const { conversationIds } = event.detail;
+    // No conversation named (history evicted to make room): any row may have changed.
+    rowReads.invalidate(conversationIds.length > 0 ? conversationIds : undefined);
     renderConversations();
     if (state.open && event.detail.conversationIds.includes(state.open)) refreshMessages();
   });
   manager.addEventListener('message', (event) => {
     const detail = event.detail;
     const conversationId = detail.message?.conversationId ?? detail.conversationId;
+    rowReads.invalidate([conversationId]);
     if (detail.type === 'discarded') {
       removeOwnMessage(detail.clientMessageId);
       if (detail.reason === 'expired') {
@@ -227,6 +268,8 @@ function listen(manager) {
     showNotice('auth', 'The server no longer accepts this sign-in. Sign out and in again.');
   });
   manager.addEventListener('recovered', () => {
+    rowReads.invalidate();
+    renderConversations();
     showNotice('recovered', 'The local copy of the chat was damaged and has been rebuilt from the server.');
   });
   manager.addEventListener('cleared', () => {
@@ -365,10 +408,7 @@ async function renderConversationsNow() {
   const counting = manager.getSyncStatus().lastSyncTime !== null;
   state.countsUnread = counting;
   const rows = await Promise.all(conversations.map(async (conversation) => {
-    const [recent, markers] = await Promise.all([
-      manager.listMessages(conversation.id, { limit: UNREAD_WINDOW }).catch(() => []),
-      manager.listReadMarkers(conversation.id).catch(() => []),
-    ]);
+    const { recent, markers } = await rowReads.of(manager, conversation.id);
     if (state.manager !== manager) return null;
     const last = recent[recent.length - 1];
     // How far this user has read, on any device (the server keeps it; set here, it shows at once).
