@@ -89,7 +89,8 @@ export function conversationItem({ conversation, last, senderName, unread, selec
       ? el('span', {
         className: 'unread',
         textContent: unread > 99 ? '99+' : String(unread),
-        attrs: { 'aria-label': `${unread} unread` },
+        // The count looks at the newest 100 messages only: past 99, it says no more than that.
+        attrs: { 'aria-label': unread > 99 ? 'more than 99 unread' : `${unread} unread` },
       })
       : null));
 }
