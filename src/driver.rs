@@ -225,7 +225,9 @@ impl Driver {
                     engine.handle_pending_read_markers(state.pending_read_markers, now);
                 }
             }),
-            Err(error) => log::warn!(error:% = error; "cannot reload the outbox"),
+            Err(error) => {
+                log::warn!(error = error.to_string().as_str(); "cannot reload the outbox")
+            }
         }
     }
 
@@ -262,7 +264,8 @@ impl Driver {
                     engine.mark_read(conversation_id.into(), message_id.into(), server_ts, now)
                 });
                 if let Err(error) = marked {
-                    log::warn!(error:% = error; "cannot take another tab's read marker");
+                    let error = error.to_string();
+                    log::warn!(error = error.as_str(); "cannot take another tab's read marker");
                 }
             }
             Note::MarkRead { .. } => {}
@@ -308,7 +311,7 @@ impl Driver {
     async fn stop_cleared(self: &Rc<Self>) {
         self.dispose();
         if let Err(error) = self.delete_database().await {
-            log::warn!(error:% = error; "cannot delete the cleared database");
+            log::warn!(error = error.to_string().as_str(); "cannot delete the cleared database");
         }
         if let Some(callback) = self.on_cleared.borrow().as_ref() {
             callback();

@@ -758,6 +758,26 @@ async fn clear_in_one_tab_stops_the_others_and_nothing_is_written_back() {
     assert_eq!(cleared.borrow().len(), 1);
 }
 
+/// A number where an option wants text: the message names the number as serde writes a float
+/// (`7.0`, `2.5`), through the patched `serde-wasm-bindgen` (vendor/), which does without Rust's
+/// float formatting.
+#[wasm_bindgen_test]
+async fn a_number_where_an_option_wants_text_is_named_in_the_error() {
+    for (token, written) in [(7.0, "7.0"), (2.5, "2.5")] {
+        let options = js_sys::Object::new();
+        Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
+        Reflect::set(&options, &"token".into(), &token.into()).expect("set");
+        let error = JsFuture::from(BackgroundSyncManager::create(options.into()))
+            .await
+            .expect_err("refused");
+        assert_eq!(error_code(&error), "invalidInput");
+        assert_eq!(
+            field(&error, "message").as_string().unwrap_or_default(),
+            format!("invalid options: invalid type: floating point `{written}`, expected a string")
+        );
+    }
+}
+
 #[wasm_bindgen_test]
 async fn invalid_input_is_refused_and_changes_nothing() {
     let general = conversation(server(), "erin", "General").await;

@@ -98,7 +98,11 @@ impl Channel {
             ) {
                 Ok(note) => on_note(note),
                 Err(error) => {
-                    log::warn!(error:% = error; "ignoring an unknown message from another tab")
+                    let error = error.to_string();
+                    log::warn!(
+                        error = error.as_str();
+                        "ignoring an unknown message from another tab"
+                    )
                 }
             },
         );

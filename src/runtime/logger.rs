@@ -41,7 +41,36 @@ impl<'kvs> log::kv::VisitSource<'kvs> for Fields<'_> {
         key: log::kv::Key<'kvs>,
         value: log::kv::Value<'kvs>,
     ) -> Result<(), log::kv::Error> {
-        let _ = write!(self.0, " {key}={value}");
+        let _ = write!(self.0, " {key}=");
+        value.visit(FieldValue(self.0))
+    }
+}
+
+/// Writes a field's value, a string, an integer or a bool, without `Value`'s Display: that one
+/// also writes floats, and so links Rust's float formatting (about 22 KB) into the module. Other
+/// values are passed as strings (`error = error.to_string().as_str()`, not `error:% = error`);
+/// any other kind of value is written `?`.
+struct FieldValue<'a>(&'a mut String);
+
+impl<'v> log::kv::VisitValue<'v> for FieldValue<'_> {
+    fn visit_any(&mut self, _value: log::kv::Value<'_>) -> Result<(), log::kv::Error> {
+        self.0.push('?');
+        Ok(())
+    }
+    fn visit_u64(&mut self, value: u64) -> Result<(), log::kv::Error> {
+        let _ = write!(self.0, "{value}");
+        Ok(())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), log::kv::Error> {
+        let _ = write!(self.0, "{value}");
+        Ok(())
+    }
+    fn visit_bool(&mut self, value: bool) -> Result<(), log::kv::Error> {
+        let _ = write!(self.0, "{value}");
+        Ok(())
+    }
+    fn visit_str(&mut self, value: &str) -> Result<(), log::kv::Error> {
+        self.0.push_str(value);
         Ok(())
     }
 }

@@ -67,7 +67,7 @@ pub(crate) async fn open_at(
                 schema::upgrade(&database, &transaction, old, version)
             })();
             if let Err(error) = result {
-                log::error!(error:% = error; "schema upgrade failed");
+                log::error!(error = error.to_string().as_str(); "schema upgrade failed");
                 *upgrade_error.borrow_mut() = Some(error);
             }
         });

@@ -160,7 +160,7 @@ impl Engine {
 
     /// Out of quota: evict history, then try the batch once more. Otherwise give up on it.
     fn on_batch_failed(&mut self, mut batch: PendingBatch, error: StoreError) {
-        log::warn!(error:% = error; "store write failed");
+        log::warn!(error = error.to_string().as_str(); "store write failed");
         if error == StoreError::QuotaExceeded {
             // The status says so until a write succeeds, also when this one is given up.
             self.storage_full = true;

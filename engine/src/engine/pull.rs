@@ -140,7 +140,7 @@ impl Engine {
             }
             return;
         }
-        log::trace!(trigger:? = trigger; "sync triggered");
+        log::trace!(trigger = format!("{trigger:?}").as_str(); "sync triggered");
         if let Some(open) = self.open_conversation.clone() {
             self.enqueue_conversation_job(open, None);
         }
@@ -595,7 +595,7 @@ impl Engine {
                 false,
             ),
         };
-        log::warn!(error:% = error, permanent = permanent; "pull failed");
+        log::warn!(error = error.to_string().as_str(), permanent = permanent; "pull failed");
         if !permanent && error != SyncError::Auth {
             self.pull_attempts += 1;
             self.pull_retry_at = self.retry_time(self.pull_attempts, error.clone(), retry_after);
@@ -707,7 +707,7 @@ impl Engine {
                 if !run.failed {
                     self.stats.syncs_failed += 1;
                 }
-                log::warn!(error:% = error; "sync failed");
+                log::warn!(error = error.to_string().as_str(); "sync failed");
             }
         }
         for ticket in run.tickets {
