@@ -220,3 +220,8 @@ WASM_GZ="$(gzip -9c pkg/chat_sync_bg.wasm | wc -c)"
 if ((WASM_GZ > 100 * 1024)); then
     info "over budget: the wasm is $((WASM_GZ / 1024)) KB gzipped (docs/benchmarks.md, Package size)"
 fi
+# Rust's float formatting costs 9.6 KB gzipped and nothing needs it (docs/benchmarks.md, Package
+# size, "no float formatting"); the module before wasm-opt still has its function names.
+if grep -aq float_to_decimal_common "$TARGET_DIR/wasm32-unknown-unknown/release/chat_sync.wasm"; then
+    info "Rust's float formatting is in the wasm again (about 9.6 KB gzipped): a {} of an f64, or a log field that is not a string, integer or bool?"
+fi
