@@ -244,7 +244,7 @@ function listen(manager) {
     // No conversation named (history evicted to make room): any row may have changed.
     rowReads.invalidate(conversationIds.length > 0 ? conversationIds : undefined);
     renderConversations();
-    if (state.open && event.detail.conversationIds.includes(state.open)) refreshMessages();
+    if (state.open && conversationIds.includes(state.open)) refreshMessages();
   });
   manager.addEventListener('message', (event) => {
     const detail = event.detail;
