@@ -64,8 +64,9 @@ const state = {
 };
 
 /** The conversation list's reads for each row (its newest messages and read markers), kept until
- * an event says the conversation changed: a render re-reads only the rows that changed. A read
- * counts as current when nothing invalidated its conversation since the read began. */
+ * a `change` event names the conversation (every message event comes after one): a render re-reads
+ * only the rows that changed. A read counts as current when nothing invalidated its conversation
+ * since the read began. */
 const rowReads = {
   byId: new Map(),
   /** How often each conversation, and everything at once, was invalidated. */
@@ -249,7 +250,6 @@ function listen(manager) {
   manager.addEventListener('message', (event) => {
     const detail = event.detail;
     const conversationId = detail.message?.conversationId ?? detail.conversationId;
-    rowReads.invalidate([conversationId]);
     if (detail.type === 'discarded') {
       removeOwnMessage(detail.clientMessageId);
       if (detail.reason === 'expired') {
@@ -268,8 +268,6 @@ function listen(manager) {
     showNotice('auth', 'The server no longer accepts this sign-in. Sign out and in again.');
   });
   manager.addEventListener('recovered', () => {
-    rowReads.invalidate();
-    renderConversations();
     showNotice('recovered', 'The local copy of the chat was damaged and has been rebuilt from the server.');
   });
   manager.addEventListener('cleared', () => {
