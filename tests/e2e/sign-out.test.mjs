@@ -16,6 +16,12 @@ let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
 
+/** Fails if the origin of `page` holds a database of Alice's. */
+async function assertNoDatabaseOfAlice(page) {
+  const databases = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  assert.ok(!databases.some((name) => name.includes('u-alice')), `no database of Alice's: ${databases.join(', ')}`);
+}
+
 it('after Alice signs out, Bob sees nothing of hers, and her unsent message is dropped', async (t) => {
   const server = await startServer({ test: t, seedMessages: 300 });
   const { context, page, errors } = await newPage(browser, t);
@@ -73,8 +79,7 @@ it('after Alice signs out, Bob sees nothing of hers, and her unsent message is d
   assert.deepEqual(leaked, []);
 
   // Alice's local data is gone; her unsent message never reached the server.
-  const databases = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
-  assert.ok(!databases.some((name) => name.includes('u-alice')), `no database of Alice's: ${databases.join(', ')}`);
+  await assertNoDatabaseOfAlice(page);
   const onServer = await server.api('alice').messages('Book club', { limit: 20 });
   assert.ok(!onServer.some((m) => m.body === unsent), 'the unsent message was dropped');
   assert.deepEqual(errors, []);
@@ -128,7 +133,6 @@ it('signing out in one tab signs out the others, and none writes the data back',
   // The other tab synced every second; had it gone on, it would have written Alice's data into
   // a new database.
   await page.waitForTimeout(3_000);
-  const databases = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
-  assert.ok(!databases.some((name) => name.includes('u-alice')), `no database of Alice's: ${databases.join(', ')}`);
+  await assertNoDatabaseOfAlice(page);
   assert.deepEqual([...errors, ...otherErrors], []);
 });
