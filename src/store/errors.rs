@@ -62,7 +62,7 @@ pub(crate) fn classify_exception(exception: &DomException) -> Failure {
         // reopen and retry once; repeated on open, the database is rebuilt.
         "UnknownError" => Failure::ConnectionLost(text),
         "NotReadableError" | "NotFoundError" => Failure::Corrupt(text),
-        "AbortError" if message.to_ascii_lowercase().contains("quota") => Failure::Quota,
+        "AbortError" if contains(&message.to_ascii_lowercase(), "quota") => Failure::Quota,
         _ => Failure::Other(text),
     }
 }
@@ -140,7 +140,40 @@ fn exception_of(error: &idb::Error) -> Option<DomException> {
 /// matched are ASCII, and it spares the wasm the Unicode case tables.)
 fn is_connection_message(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
-    message.contains("connection") && (message.contains("lost") || message.contains("closing"))
-        || message.contains("database is closed")
-        || message.contains("is closing")
+    let has = |words| contains(&message, words);
+    has("connection") && (has("lost") || has("closing"))
+        || has("database is closed")
+        || has("is closing")
+}
+
+/// Whether `text` contains `words`. A plain byte comparison: `str::contains` brings the standard
+/// library's substring search (two-way) into the wasm, 3 KB for these few short words.
+fn contains(text: &str, words: &str) -> bool {
+    text.as_bytes()
+        .windows(words.len())
+        .any(|window| window == words.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_connection_message;
+
+    #[test]
+    fn lost_connections_are_told_by_their_words() {
+        for lost in [
+            "Connection to Indexed Database server lost. Refresh the page to try again",
+            "InvalidStateError: The database connection is closing.",
+            "Database is closed",
+        ] {
+            assert!(is_connection_message(lost), "{lost}");
+        }
+        for other in [
+            "",
+            "lost",
+            "Key already exists in the object store.",
+            "Connect",
+        ] {
+            assert!(!is_connection_message(other), "{other}");
+        }
+    }
 }
