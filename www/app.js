@@ -402,37 +402,60 @@ async function renderConversationsNow() {
   for (const conversation of conversations) {
     for (const member of conversation.members) state.names.set(member.id, member.displayName);
   }
-  const me = state.session.userId;
   const counting = manager.getSyncStatus().lastSyncTime !== null;
   state.countsUnread = counting;
-  const rows = await Promise.all(conversations.map(async (conversation) => {
-    const { recent, markers } = await rowReads.of(manager, conversation.id);
-    if (state.manager !== manager) return null;
-    const last = recent[recent.length - 1];
-    // How far this user has read, on any device (the server keeps it; set here, it shows at once).
-    let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
-    if (counting && !onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
-    const newest = recent.findLast((m) => m.serverTs !== null);
-    if (newest && newest.serverTs > readUpTo && onScreen(conversation.id)) {
-      manager.markRead(newest).catch((error) => console.warn('marking read failed', error));
-      readUpTo = newest.serverTs;
-    }
-    const unread = recent.filter((m) => m.senderId !== me && m.serverTs !== null && m.serverTs > readUpTo).length;
-    return conversationItem({
-      conversation,
-      last,
-      senderName: last ? displayName(last.senderId) : '',
-      unread: counting ? unread : 0,
-      selected: conversation.id === state.open,
-    });
-  }));
+  // A row never read before (the first render, a new conversation) waits for its reads, which
+  // take long with many conversations: the list shows at once, such rows with their title only.
+  if (conversations.some((conversation) => !rowReads.byId.has(conversation.id))) {
+    showConversationRows(conversations.map((conversation) =>
+      conversationRow(conversation, rowReads.byId.get(conversation.id), counting)), { complete: false });
+  }
+  const reads = await Promise.all(conversations.map((conversation) => rowReads.of(manager, conversation.id)));
   if (state.manager !== manager) return;
-  $('conversations').replaceChildren(...rows);
-  $('conversations').dataset.counting = String(counting);
+  showConversationRows(conversations.map((conversation, i) =>
+    conversationRow(conversation, reads[i], counting, { noteReads: manager })), { complete: counting });
   if (conversations.length === 0) {
     $('conversations').replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
   }
   await offerUnsendable(manager);
+}
+
+/** Puts `rows` in the list; `complete` says that every row has its reads and counts unread
+ * messages (`data-counting`, which the end-to-end tests wait for). */
+function showConversationRows(rows, { complete }) {
+  const list = $('conversations');
+  list.replaceChildren(...rows);
+  list.dataset.counting = String(complete);
+  list.setAttribute('aria-busy', String(!complete && rows.length > 0));
+}
+
+/** A row of the list from its reads (its title alone without them). With `noteReads` (the
+ * manager), the reads also count: they set how far the conversation was read before it opens,
+ * and an open conversation is marked read up to its newest message. */
+function conversationRow(conversation, reads, counting, { noteReads } = {}) {
+  const selected = conversation.id === state.open;
+  if (!reads) return conversationItem({ conversation, selected, loading: true });
+  const { recent, markers } = reads;
+  const last = recent[recent.length - 1];
+  const me = state.session.userId;
+  // How far this user has read, on any device (the server keeps it; set here, it shows at once).
+  let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
+  if (noteReads) {
+    if (counting && !onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
+    const newest = recent.findLast((m) => m.serverTs !== null);
+    if (newest && newest.serverTs > readUpTo && onScreen(conversation.id)) {
+      noteReads.markRead(newest).catch((error) => console.warn('marking read failed', error));
+      readUpTo = newest.serverTs;
+    }
+  }
+  const unread = recent.filter((m) => m.senderId !== me && m.serverTs !== null && m.serverTs > readUpTo).length;
+  return conversationItem({
+    conversation,
+    last,
+    senderName: last ? displayName(last.senderId) : '',
+    unread: counting ? unread : 0,
+    selected,
+  });
 }
 
 /** A failed message whose conversation is gone (the server's data was replaced) shows in no

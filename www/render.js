@@ -70,11 +70,11 @@ export function unreadDivider(count) {
     el('span', { textContent: `${count} unread message${count === 1 ? '' : 's'}` }));
 }
 
-/** One row of the conversation list. */
-export function conversationItem({ conversation, last, senderName, unread, selected }) {
-  const preview = last
-    ? `${senderName}: ${last.body}`
-    : 'No messages yet';
+/** One row of the conversation list; a `loading` one (its messages not read yet) shows its
+ * title alone. */
+export function conversationItem({ conversation, last, senderName, unread, selected, loading = false }) {
+  let preview = last ? `${senderName}: ${last.body}` : 'No messages yet';
+  if (loading) preview = '\u00a0'; // keeps the row's height
   return el('li', { className: 'conversation-item' },
     el('button', {
       type: 'button',
