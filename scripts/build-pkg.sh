@@ -218,7 +218,7 @@ if [[ -f pkg/sync-refresh.js ]]; then
 fi
 WASM_GZ="$(gzip -9c pkg/chat_sync_bg.wasm | wc -c)"
 if ((WASM_GZ > 100 * 1024)); then
-    info "over budget: the wasm is $((WASM_GZ / 1024)) KB gzipped (docs/benchmarks.md, Package size)"
+    info "over budget: the wasm is $(awk -v b="$WASM_GZ" 'BEGIN { printf "%.1f", b / 1024 }') KB gzipped (docs/benchmarks.md, Package size)"
 fi
 # Rust's float formatting costs 9.6 KB gzipped and nothing needs it (docs/benchmarks.md, Package
 # size, "no float formatting"); the module before wasm-opt still has its function names.
