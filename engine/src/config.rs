@@ -20,8 +20,13 @@ pub struct Config {
     pub tombstone_ttl_ms: Millis,
     /// Server messages kept per conversation by maintenance; `None` keeps all (default 5,000).
     pub retention_per_conversation: Option<usize>,
-    /// Changes per feed page (default 100; the server caps it at 500).
+    /// Changes per feed page (default 100; the server caps it at 500): a sync's first page, and
+    /// every page of a per-conversation sync.
     pub page_size: u32,
+    /// Changes per feed page after a sync run's first (default 500, the protocol's most): a
+    /// backlog (a first sync, a device back after days offline) comes in a fifth of the round
+    /// trips, and the run holds its pages until 2,000 writes anyway.
+    pub catch_up_page_size: u32,
     /// Messages per history page (default 50).
     pub history_page_size: u32,
     /// Most HTTP requests in flight at once (default 2).
@@ -67,6 +72,7 @@ impl Config {
             tombstone_ttl_ms: 30 * 24 * 60 * 60 * 1000,
             retention_per_conversation: Some(5_000),
             page_size: 100,
+            catch_up_page_size: chat_sync_protocol::limits::FEED_PAGE_MAX,
             history_page_size: 50,
             max_concurrent_requests: 2,
             request_timeout_ms: 30_000,

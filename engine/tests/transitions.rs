@@ -1176,7 +1176,8 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
     );
     assert_eq!(snapshot.last_sync, None);
     let page2 = d.only_open("GET /v1/sync");
-    assert_eq!(page2.path, "/v1/sync?cursor=k1&limit=100");
+    // A run's pages after its first ask for more: only a backlog has them.
+    assert_eq!(page2.path, "/v1/sync?cursor=k1&limit=500");
 
     d.wait(2 * SEC);
     let m2 = message("m-2", "c-1", "u-bob", "two", T0 + 1);
@@ -1262,7 +1263,7 @@ fn a_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_together(
     let second = d.only_open("GET /v1/sync");
     d.respond(&second, feed(vec![page(2)], "k2", true));
     let third = d.only_open("GET /v1/sync");
-    assert_eq!(third.path, "/v1/sync?cursor=k2&limit=100");
+    assert_eq!(third.path, "/v1/sync?cursor=k2&limit=500");
     assert!(d.applied().is_empty());
 
     // A failed pull stores what was held, with its cursor: the retry goes on from there.
@@ -1271,7 +1272,7 @@ fn a_sync_stores_its_first_page_alone_then_holds_pages_and_stores_them_together(
     assert_eq!(d.applied().len(), 1);
     d.wake_up();
     let retry = d.only_open("GET /v1/sync");
-    assert_eq!(retry.path, "/v1/sync?cursor=k2&limit=100");
+    assert_eq!(retry.path, "/v1/sync?cursor=k2&limit=500");
     d.clear();
     d.respond(&retry, feed(vec![page(3)], "k3", true));
     let fourth = d.only_open("GET /v1/sync");
@@ -1407,7 +1408,7 @@ fn conversation_sync_goes_before_the_global_feed_when_one_slot_is_free() {
     );
     assert_eq!(
         d.only_open("GET /v1/sync").path,
-        "/v1/sync?cursor=k1&limit=100"
+        "/v1/sync?cursor=k1&limit=500"
     );
 }
 
@@ -2054,7 +2055,7 @@ fn quota_error_twice_drops_the_send_with_a_storage_error() {
 // ----- connection quality -----
 
 #[test]
-fn slow_2g_stretches_the_periodic_interval_and_shrinks_the_page() {
+fn slow_2g_stretches_the_periodic_interval_and_shrinks_the_pages() {
     let mut d = Driver::idle(config());
     assert_eq!(d.requests[0].path, "/v1/sync?limit=100");
     d.act(|e, now| {
@@ -2074,7 +2075,11 @@ fn slow_2g_stretches_the_periodic_interval_and_shrinks_the_page() {
     d.wake_up();
     let page = d.only_open("GET /v1/sync");
     assert_eq!(page.path, "/v1/sync?cursor=k0&limit=25");
-    d.respond(&page, feed(vec![], "k1", false));
+    d.respond(&page, feed(vec![], "k1", true));
+    // The run's later pages shrink alike: a quarter of 500.
+    let next = d.only_open("GET /v1/sync");
+    assert_eq!(next.path, "/v1/sync?cursor=k1&limit=125");
+    d.respond(&next, feed(vec![], "k2", false));
     assert_eq!(d.wake, Some(d.now + 20 * MIN));
 }
 

@@ -14,7 +14,8 @@ export interface SyncOptions {
   maintenanceIntervalMs?: number;
   /** Undelivered messages older than this become failed (default 604800000 = 7 days). */
   optimisticTtlMs?: number;
-  /** Changes per sync page (default 100). */
+  /** Changes in a sync's first page (default 100); the sync's later pages, which only a backlog
+   * has, ask for 500 (the protocol's most). */
   pageSize?: number;
   /** Most requests at once (default 2). */
   maxConcurrentRequests?: number;

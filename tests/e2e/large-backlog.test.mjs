@@ -1,7 +1,8 @@
 // A large backlog: the server holds 20,000 demo messages (`--seed-demo-messages 20000`; Alice is a
 // member of 4 of the 6 conversations, so her feed has most of them). Signing in runs the initial
-// sync over all of it; then the first conversation shows its newest messages — one page, not the
-// whole history — and the page's memory stays bounded throughout.
+// sync over all of it, in pages of 500 changes after a first page of 100 (a fifth of the round
+// trips pages of 100 would take); then the first conversation shows its newest messages — one page,
+// not the whole history — and the page's memory stays bounded throughout.
 //
 // Memory is sampled every 500 ms from the DevTools protocol (`Performance.getMetrics`,
 // JSHeapUsedSize: the V8 heap of the page's main thread, without garbage collection forced), and
@@ -12,7 +13,7 @@ import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import { openDemo, waitForInitialSync, waitForNewestAtBottom, waitInPage } from './support/demo.mjs';
-import { consoleLines, finishedSyncChanges } from './support/traffic.mjs';
+import { apiRequests, consoleLines, finishedSyncChanges } from './support/traffic.mjs';
 
 const MESSAGES = 20_000;
 /** Generous bounds: the point is "bounded", not a benchmark. */
@@ -74,10 +75,18 @@ test(`the initial sync of ${MESSAGES.toLocaleString('en')} messages completes, t
     }
   })();
 
+  const feedRequests = apiRequests(page, (request) => new URL(request.url()).pathname === '/v1/sync');
   const started = Date.now();
   await openDemo(page, server.url, 'alice', { idle: false });
   await waitForInitialSync(page);
   const syncMs = Date.now() - started;
+
+  // The first page small, so the list shows something at once; the rest as large as the protocol
+  // allows.
+  const limits = feedRequests.list().map(({ path }) => new URL(path, server.url).searchParams.get('limit'));
+  assert.equal(limits[0], '100', `the first feed request: ${feedRequests.list()[0]?.path}`);
+  assert.equal(limits.filter((limit) => limit === '500').length, Math.ceil((feed.length - 100) / 500),
+    `pages of 500 after the first: ${JSON.stringify(limits)}`);
 
   // The sync's own log says how many messages it pulled (`changes` counts message changes): every
   // message of Alice's feed.

@@ -453,6 +453,10 @@ impl Engine {
         (self.config.page_size / self.quality.slowdown()).max(10)
     }
 
+    fn catch_up_page_size(&self) -> u32 {
+        (self.config.catch_up_page_size / self.quality.slowdown()).max(10)
+    }
+
     /// Records failed attempt number `attempt` of a request that will be retried, and returns
     /// when it may go again: after a backoff with jitter, and no sooner than `retry_after`.
     fn retry_time(

@@ -1,7 +1,8 @@
 //! Pulling: the global change feed (the "sync run"), per-conversation syncs and history back-fill.
 //! Each page and its cursor are written in one batch (for the global feed after its first page,
 //! several pages and the last one's cursor: [`HOLD_CHANGES`]); the cursor moves in memory only
-//! after the store holds the page.
+//! after the store holds the page. A run's pages after its first are larger
+//! ([`crate::Config::catch_up_page_size`]): only a backlog has them.
 
 use super::persist::{AfterPersist, PageSource, PageWrite};
 use super::requests::{Purpose, Verdict};
@@ -186,15 +187,20 @@ impl Engine {
         if !self.pull_allowed() {
             return false;
         }
-        let held_cursor = match &mut self.run {
+        let (held_cursor, catching_up) = match &mut self.run {
             Some(run) if run.stage == Stage::Ready => {
                 run.stage = Stage::Requested;
                 let held = run.held.as_ref();
-                held.and_then(|(_, write)| write.source.feed_cursor().cloned())
+                let cursor = held.and_then(|(_, write)| write.source.feed_cursor().cloned());
+                (cursor, run.stored_a_page)
             }
             _ => return false,
         };
-        let limit = self.page_size().to_string();
+        let limit = match catching_up {
+            true => self.catch_up_page_size(),
+            false => self.page_size(),
+        }
+        .to_string();
         let cursor = held_cursor.as_ref().or(self.cursor.as_ref());
         let path = paths::with_query(
             paths::SYNC,
