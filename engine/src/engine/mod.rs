@@ -450,11 +450,17 @@ impl Engine {
     }
 
     fn page_size(&self) -> u32 {
-        (self.config.page_size / self.quality.slowdown()).max(10)
+        self.shrunk_on_slow_links(self.config.page_size)
     }
 
     fn catch_up_page_size(&self) -> u32 {
-        (self.config.catch_up_page_size / self.quality.slowdown()).max(10)
+        self.shrunk_on_slow_links(self.config.catch_up_page_size)
+    }
+
+    /// A page size on this link: smaller on slow ones, to no fewer than 10 changes (or the size
+    /// configured, when it is smaller).
+    fn shrunk_on_slow_links(&self, size: u32) -> u32 {
+        (size / self.quality.slowdown()).max(size.min(10))
     }
 
     /// Records failed attempt number `attempt` of a request that will be retried, and returns

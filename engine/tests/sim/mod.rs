@@ -6,8 +6,9 @@
 //! lost, store kept); clocks are skewed. Users compose messages, retry or discard failed
 //! ones and read conversations (read markers); others edit and delete messages and start new
 //! conversations on the server. Some seeds give messages, history and tombstones short lifetimes,
-//! so maintenance expires, evicts and compacts during the run. Everything draws from one seed, so
-//! a failing seed replays exactly.
+//! so maintenance expires, evicts and compacts during the run; three seeds in four give the
+//! engines feed pages of a few changes, so syncs run over many pages (held, then stored
+//! together). Everything draws from one seed, so a failing seed replays exactly.
 #![allow(dead_code)]
 
 use axum::body::Body;
@@ -206,6 +207,8 @@ pub(crate) struct World {
     marked: Vec<Marked>,
     faults: Faults,
     lifetimes: Option<Lifetimes>,
+    /// Feed page sizes (a sync's first page, its later ones) other than the defaults.
+    pages: Option<(u32, u32)>,
     healed: bool,
     broken: Option<BrokenVariant>,
     pub(crate) log: Vec<String>,
@@ -320,6 +323,11 @@ impl World {
             marked: Vec::new(),
             faults,
             lifetimes,
+            // From the seed itself, not its random stream: the rest of each world stays as it was.
+            pages: (!seed.is_multiple_of(4)).then(|| {
+                let first = 1 + (seed / 4 % 3) as u32;
+                (first, first + (seed / 12 % 4) as u32)
+            }),
             healed: false,
             broken,
             log: Vec::new(),
@@ -380,6 +388,10 @@ impl World {
         d.incarnation += 1;
         let mut config = Config::new(UserId::new(USERS[d.user]), seed);
         config.broken = self.broken;
+        if let Some((first, later)) = self.pages {
+            config.page_size = first;
+            config.catch_up_page_size = later;
+        }
         if let Some(lifetimes) = &self.lifetimes {
             config.optimistic_ttl_ms = lifetimes.optimistic_ttl_ms;
             config.maintenance_interval_ms = lifetimes.maintenance_interval_ms;
