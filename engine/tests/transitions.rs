@@ -1163,9 +1163,11 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
             StoreOp::SetCursor(Some(Cursor::new("k1"))),
         ]
     );
-    // Until the page is stored the cursor does not move, and the next page waits.
+    // Until the page is stored the cursor does not move. The next page is fetched meanwhile,
+    // from the cursor being written, and asks for more: only a backlog has it.
     assert_eq!(d.store.snapshot().cursor, None);
-    assert_eq!(d.requests.len(), 1);
+    let page2 = d.only_open("GET /v1/sync");
+    assert_eq!(page2.path, "/v1/sync?cursor=k1&limit=500");
 
     d.ack();
     let snapshot = d.store.snapshot();
@@ -1175,9 +1177,7 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
         (1, 1)
     );
     assert_eq!(snapshot.last_sync, None);
-    let page2 = d.only_open("GET /v1/sync");
-    // A run's pages after its first ask for more: only a backlog has them.
-    assert_eq!(page2.path, "/v1/sync?cursor=k1&limit=500");
+    assert_eq!(d.open("GET ").len(), 1, "still only page 2 in flight");
 
     d.wait(2 * SEC);
     let m2 = message("m-2", "c-1", "u-bob", "two", T0 + 1);
@@ -1240,6 +1240,107 @@ fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
 fn page(n: usize) -> Change {
     let id = format!("m-{n}");
     message_change(message(&id, "c-1", "u-bob", "hi", T0 + n as Millis))
+}
+
+#[test]
+fn pages_fetched_while_a_write_is_in_flight_wait_for_it_and_the_last_one_ends_the_feed() {
+    let mut d = Driver::new(config());
+    d.hold_batches = true;
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    assert!(d.held.is_some(), "page 1 is being written");
+
+    // Pages 2 and 3 come while page 1 is written: held, no second write; page 3 ends the feed,
+    // so nothing more is asked for.
+    let second = d.only_open("GET /v1/sync");
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    assert_eq!(third.path, "/v1/sync?cursor=k2&limit=500");
+    d.respond(&third, feed(vec![page(3)], "k3", false));
+    assert!(d.open("GET ").is_empty(), "the feed ended: no request");
+    assert_eq!(d.engine.status().phase, Phase::Syncing);
+
+    // Page 1 stored: pages 2 and 3 go in one write, with the last cursor; then the run ends.
+    d.ack();
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k1")));
+    let rest = d.ack();
+    let puts = rest
+        .ops
+        .iter()
+        .filter(|op| matches!(op, StoreOp::PutMessage(_)));
+    assert_eq!(puts.count(), 2);
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k3")));
+    assert_eq!(snapshot.messages.len(), 3);
+    assert!(snapshot.last_sync.is_some());
+    assert!(d.held.is_none() && d.open("GET ").is_empty());
+    assert_eq!(d.engine.status().phase, Phase::Idle);
+}
+
+#[test]
+fn a_failed_write_drops_the_pages_fetched_after_it_and_the_feed_goes_on_from_the_stored_cursor() {
+    let mut d = Driver::new(config());
+    d.hold_batches = true;
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    d.ack();
+    let second = d.only_open("GET /v1/sync");
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    d.respond(&third, feed(vec![page(3)], "k3", true));
+    let fourth = d.only_open("GET /v1/sync");
+    d.respond(&fourth, feed(vec![page(4)], "k4", false));
+    // Pages 2-4 are written together; page 5's request... none: page 4 ended the feed.
+    d.store
+        .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
+    d.ack();
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k1")));
+    assert_eq!(d.store.snapshot().messages.len(), 1);
+
+    // After the backoff the feed goes on from the stored cursor, and brings pages 2-4 again.
+    d.wake_up();
+    let again = d.only_open("GET /v1/sync");
+    assert_eq!(again.path, "/v1/sync?cursor=k1&limit=500");
+    d.respond(&again, feed(vec![page(2), page(3), page(4)], "k4", false));
+    d.ack();
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k4")));
+    assert_eq!(snapshot.messages.len(), 4);
+    assert_eq!(d.engine.status().phase, Phase::Idle);
+}
+
+#[test]
+fn the_answer_to_a_request_that_went_on_from_a_failed_write_is_dropped() {
+    let mut d = Driver::new(config());
+    d.hold_batches = true;
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    // Page 1 is being written; page 2 is asked for from its cursor, k1.
+    let second = d.only_open("GET /v1/sync");
+    assert_eq!(second.path, "/v1/sync?cursor=k1&limit=500");
+    d.store
+        .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
+    d.ack();
+    assert_eq!(d.store.snapshot().cursor, None);
+
+    // Page 2 follows page 1, which is not stored: storing it (and k2) would skip page 1.
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    assert!(d.held.is_none(), "nothing written");
+    assert!(d.open("GET ").is_empty(), "no request before the backoff");
+    d.wake_up();
+    let again = d.only_open("GET /v1/sync");
+    assert_eq!(
+        again.path, "/v1/sync?limit=100",
+        "from the start: nothing is stored"
+    );
+    d.respond(&again, feed(vec![page(1), page(2)], "k2", false));
+    d.ack();
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k2")));
+    assert_eq!(snapshot.messages.len(), 2);
 }
 
 #[test]

@@ -113,6 +113,9 @@ pub struct Engine {
     quality: ConnectionQuality,
 
     cursor: Option<Cursor>,
+    /// The cursor a write of feed pages in flight stores: the feed is fetched on from there
+    /// meanwhile, and no other feed pages are written until it is stored.
+    feed_writing: Option<Cursor>,
     last_sync: Option<Millis>,
     last_maintenance: Option<Millis>,
     maintenance_running: bool,
@@ -174,6 +177,7 @@ impl Engine {
             storage_full: false,
             quality: ConnectionQuality::default(),
             cursor: None,
+            feed_writing: None,
             last_sync: None,
             last_maintenance: None,
             maintenance_running: false,
@@ -297,7 +301,8 @@ impl Engine {
     }
 
     /// Stops network sync and timers; open commands finish with [`SyncError::Stopped`].
-    /// Writes already asked for still complete, and feed pages held in memory are stored.
+    /// Writes already asked for still complete, and feed pages held in memory are stored (unless
+    /// a write of feed pages is in flight: then they are fetched again next time).
     pub fn stop(&mut self, now: Millis) {
         self.started = false;
         self.advance(now);

@@ -2,7 +2,9 @@
 //! Each page and its cursor are written in one batch (for the global feed after its first page,
 //! several pages and the last one's cursor: [`HOLD_CHANGES`]); the cursor moves in memory only
 //! after the store holds the page. A run's pages after its first are larger
-//! ([`crate::Config::catch_up_page_size`]): only a backlog has them.
+//! ([`crate::Config::catch_up_page_size`]): only a backlog has them. The feed is fetched on while
+//! its pages are written, one write at a time: pages fetched meanwhile are held, and if the write
+//! fails they are dropped and fetched again from the stored cursor.
 
 use super::persist::{AfterPersist, PageSource, PageWrite};
 use super::requests::{Purpose, Verdict};
@@ -25,8 +27,14 @@ pub(super) enum Stage {
     Ready,
     /// A request is in flight.
     Requested,
-    /// A page is being stored.
+    /// A page is being stored (for the sync run: the next request waits for the feed write in
+    /// flight, because the last page is fetched or enough pages are held).
     Persisting,
+    /// Sync run only: a request is in flight whose answer is not wanted, because the write of
+    /// the pages it continues failed.
+    Abandoned,
+    /// Sync run only: the server refused the cursor, and the reset is being stored.
+    Resetting,
 }
 
 /// In a sync run, feed pages after the first are held in memory and stored together until they
@@ -156,7 +164,10 @@ impl Engine {
                     failed: false,
                     stored_a_page: false,
                     held: None,
-                    first_floors: self.cursor.is_none().then(Vec::new),
+                    // (Not when an earlier run's pages are being written: this one goes on
+                    // from them.)
+                    first_floors: (self.cursor.is_none() && self.feed_writing.is_none())
+                        .then(Vec::new),
                 });
             }
         }
@@ -187,7 +198,7 @@ impl Engine {
         if !self.pull_allowed() {
             return false;
         }
-        let (held_cursor, catching_up) = match &mut self.run {
+        let (held_cursor, stored_a_page) = match &mut self.run {
             Some(run) if run.stage == Stage::Ready => {
                 run.stage = Stage::Requested;
                 let held = run.held.as_ref();
@@ -196,12 +207,16 @@ impl Engine {
             }
             _ => return false,
         };
-        let limit = match catching_up {
+        // After the pages held, else after those being written, else after the stored ones.
+        let cursor = held_cursor
+            .as_ref()
+            .or(self.feed_writing.as_ref())
+            .or(self.cursor.as_ref());
+        let limit = match stored_a_page || self.feed_writing.is_some() {
             true => self.catch_up_page_size(),
             false => self.page_size(),
         }
         .to_string();
-        let cursor = held_cursor.as_ref().or(self.cursor.as_ref());
         let path = paths::with_query(
             paths::SYNC,
             &[
@@ -286,9 +301,16 @@ impl Engine {
     }
 
     pub(super) fn on_feed_outcome(&mut self, verdict: Verdict) {
-        if self.run.as_ref().map(|run| run.stage) != Some(Stage::Requested) {
+        match self.run.as_ref().map(|run| run.stage) {
+            Some(Stage::Requested) => {}
+            Some(Stage::Abandoned) => {
+                // It went on from pages whose write failed: the feed goes on from the stored
+                // cursor instead.
+                self.set_run_stage(Stage::Ready);
+                return;
+            }
             // An answer for a run that ended (stop) or was restarted: ignore it.
-            return;
+            _ => return,
         }
         match verdict {
             Verdict::Success(ResponseBody::Feed(page)) => {
@@ -321,15 +343,25 @@ impl Engine {
                     }));
                 }
                 let broken = self.config.broken == Some(BrokenVariant::CursorBeforeData);
-                if run.stored_a_page && write.has_more && !broken && ops.len() < HOLD_CHANGES {
+                let may_hold = write.has_more && !broken && ops.len() < HOLD_CHANGES;
+                // While a write is in flight, the pages wait for it; the feed goes on meanwhile
+                // unless they end it or are enough to write.
+                if self.feed_writing.is_some() || (run.stored_a_page && may_hold) {
+                    run.stage = match may_hold {
+                        true => Stage::Ready,
+                        false => Stage::Persisting,
+                    };
                     run.held = Some((ops, write));
-                    run.stage = Stage::Ready;
                     return;
                 }
+                run.stage = match write.has_more {
+                    true => Stage::Ready,
+                    false => Stage::Persisting,
+                };
                 self.store_feed_pages(ops, write);
             }
             Verdict::InvalidCursor => {
-                self.set_run_stage(Stage::Persisting);
+                self.set_run_stage(Stage::Resetting);
                 self.reset_cursor();
             }
             other => self.on_pull_failure(PullKind::Feed, other),
@@ -491,6 +523,7 @@ impl Engine {
         self.pull_attempts = 0;
         match page.source {
             PageSource::Feed { cursor, synced_at } => {
+                self.feed_writing = None;
                 self.cursor = Some(cursor);
                 if synced_at.is_some() {
                     self.last_sync = synced_at;
@@ -500,9 +533,22 @@ impl Engine {
                 };
                 run.changes += changed;
                 run.stored_a_page = true;
-                if page.has_more {
-                    run.stage = Stage::Ready;
-                } else {
+                if run.stage == Stage::Resetting {
+                    return;
+                }
+                // Pages held meanwhile are written now when they end the feed, are enough, or
+                // no request is fetching more.
+                let write_held = run.held.as_ref().is_some_and(|(ops, write)| {
+                    !write.has_more || ops.len() >= HOLD_CHANGES || run.stage != Stage::Requested
+                });
+                if write_held {
+                    if let Some((ops, write)) = run.held.take() {
+                        if run.stage == Stage::Persisting && write.has_more {
+                            run.stage = Stage::Ready;
+                        }
+                        self.store_feed_pages(ops, write);
+                    }
+                } else if !page.has_more && run.held.is_none() && run.stage != Stage::Requested {
                     self.finish_run(Ok(()));
                 }
             }
@@ -541,7 +587,20 @@ impl Engine {
 
     pub(super) fn on_page_write_failed(&mut self, source: PageSource, error: SyncError) {
         let kind = match source {
-            PageSource::Feed { .. } => PullKind::Feed,
+            PageSource::Feed { .. } => {
+                self.feed_writing = None;
+                if let Some(run) = &mut self.run {
+                    // What was fetched after these pages goes with them: fetched again from the
+                    // stored cursor.
+                    run.held = None;
+                    run.stage = match run.stage {
+                        Stage::Requested => Stage::Abandoned,
+                        Stage::Resetting => Stage::Resetting,
+                        _ => Stage::Ready,
+                    };
+                }
+                PullKind::Feed
+            }
             PageSource::Conversation(id, _) => PullKind::Conversation(id),
             PageSource::History(id) => PullKind::History(id),
         };
@@ -577,7 +636,7 @@ impl Engine {
             // The feed starts over: what was held came after the refused cursor.
             run.held = None;
             run.first_floors = Some(Vec::new());
-            if run.stage == Stage::Persisting {
+            if run.stage == Stage::Resetting {
                 run.stage = Stage::Ready;
             }
         }
@@ -615,11 +674,11 @@ impl Engine {
                     self.finish_run(Err(error));
                     return;
                 }
-                let storing = self.store_held_pages();
+                self.store_held_pages();
                 let Some(run) = &mut self.run else {
                     return;
                 };
-                if !storing {
+                if run.stage == Stage::Requested {
                     run.stage = Stage::Ready;
                 }
                 let first_failure = !run.failed;
@@ -663,19 +722,21 @@ impl Engine {
 
     /// Stores the feed pages held in memory with their cursor (a pull after them failed, or
     /// sync stopped): the next pull goes on from there, and nothing fetched is fetched again.
-    /// False when none were held.
-    pub(super) fn store_held_pages(&mut self) -> bool {
-        let Some((ops, write)) = self.run.as_mut().and_then(|run| run.held.take()) else {
-            return false;
-        };
-        self.store_feed_pages(ops, write);
-        true
+    /// While a write of feed pages is in flight they wait for it ([`Self::after_page`]).
+    pub(super) fn store_held_pages(&mut self) {
+        if self.feed_writing.is_some() {
+            return;
+        }
+        if let Some((ops, write)) = self.run.as_mut().and_then(|run| run.held.take()) {
+            self.store_feed_pages(ops, write);
+        }
     }
 
     /// Stores feed pages (one, or several held) with the cursor after them, and with the sync
-    /// time when they end the feed.
+    /// time when they end the feed. Only while no other write of feed pages is in flight.
     fn store_feed_pages(&mut self, mut ops: Vec<StoreOp>, write: PageWrite) {
         if let PageSource::Feed { cursor, synced_at } = &write.source {
+            self.feed_writing = Some(cursor.clone());
             let cursor_op = StoreOp::SetCursor(Some(cursor.clone()));
             if self.config.broken == Some(BrokenVariant::CursorBeforeData) {
                 // The contract tests' broken client: the cursor first, in a batch of its own.
@@ -687,7 +748,6 @@ impl Engine {
                 ops.push(StoreOp::SetLastSync(*at));
             }
         }
-        self.set_run_stage(Stage::Persisting);
         self.persist(ops, AfterPersist::Page(write));
     }
 
