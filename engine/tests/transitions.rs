@@ -1130,6 +1130,74 @@ fn a_sync_from_the_beginning_leaves_each_history_complete_unless_eviction_took_p
     );
 }
 
+/// An eviction of the engine's own in the middle of such a run may take what the run wrote below
+/// the floor it saw first in a conversation (an old message, edited since, that came late in the
+/// feed, while the floor stays): the run then marks no history whole.
+#[test]
+fn a_sync_from_the_beginning_marks_no_history_whole_after_an_eviction_in_its_middle() {
+    let mut d = Driver::new(config());
+    d.start();
+    let page1 = d.only_open("GET /v1/sync");
+    let m5 = message("m-5", "c-1", "u-bob", "five", T0 - 50);
+    let changes = vec![
+        conversation_change("c-1", T0 - 100),
+        message_change(m5.clone()),
+    ];
+    d.respond(&page1, feed(changes, "k1", true));
+    let old = Message {
+        body: "three, edited".into(),
+        edited: true,
+        updated_ts: T0 - 10,
+        ..message("m-3", "c-1", "u-bob", "three", T0 - 80)
+    };
+    let page2 = d.only_open("GET /v1/sync");
+    d.respond(&page2, feed(vec![message_change(old)], "k2", true));
+    d.act(|e, now| e.run_maintenance(now));
+    let page3 = d.only_open("GET /v1/sync");
+    d.respond(&page3, feed(vec![], "k3", false));
+
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k3")));
+    let floor = pollster::block_on(d.store.history_floor(&"c-1".into())).unwrap();
+    let m5 = LocalMessage::from_server(m5);
+    assert_eq!(floor, HistoryFloor::at(&m5).expect("server"));
+    let claims = d.applied().into_iter().flat_map(|batch| batch.ops).filter(
+        |op| matches!(op, StoreOp::ExtendHistory { to, .. } if *to == HistoryFloor::Complete),
+    );
+    assert_eq!(claims.count(), 0);
+}
+
+/// Likewise when the run's last write fails for want of space: it is written again after the
+/// eviction, without the claim.
+#[test]
+fn a_last_write_retried_after_a_quota_eviction_marks_no_history_whole() {
+    let mut d = Driver::new(config());
+    d.start();
+    let page1 = d.only_open("GET /v1/sync");
+    let m5 = message("m-5", "c-1", "u-bob", "five", T0 - 50);
+    d.respond(&page1, feed(vec![message_change(m5.clone())], "k1", true));
+    let page2 = d.only_open("GET /v1/sync");
+    d.store.fail_next_apply(StoreError::QuotaExceeded);
+    d.respond(&page2, feed(vec![], "k2", false));
+
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k2")));
+    let floor = pollster::block_on(d.store.history_floor(&"c-1".into())).unwrap();
+    let m5 = LocalMessage::from_server(m5);
+    assert_eq!(floor, HistoryFloor::at(&m5).expect("server"));
+    let batches = d.applied();
+    assert!(batches.iter().any(|batch| batch
+        .ops
+        .iter()
+        .any(|op| matches!(op, StoreOp::EvictHistory { .. }))));
+    let claims = batches.into_iter().flat_map(|batch| batch.ops).filter(
+        |op| matches!(op, StoreOp::ExtendHistory { to, .. } if *to == HistoryFloor::Complete),
+    );
+    assert_eq!(
+        claims.count(),
+        0,
+        "the write retried after the eviction claims nothing"
+    );
+}
+
 #[test]
 fn feed_pages_commit_changes_and_cursor_in_one_batch_until_has_more_is_false() {
     let mut d = Driver::new(config());

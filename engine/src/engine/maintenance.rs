@@ -76,6 +76,7 @@ impl Engine {
             )));
         }
         if let Some(keep) = self.config.retention_per_conversation {
+            self.before_eviction();
             ops.push(StoreOp::EvictHistory { keep });
         }
         ops.push(StoreOp::CompactTombstones {

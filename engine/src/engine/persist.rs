@@ -4,7 +4,9 @@
 use super::{Engine, Output};
 use crate::event::{ChangeSet, DiscardReason, Event, SyncSummary, Ticket};
 use crate::status::SyncError;
-use crate::store::{ApplyReport, Batch, BatchId, LocalMessage, OutboxEntry, StoreError, StoreOp};
+use crate::store::{
+    ApplyReport, Batch, BatchId, HistoryFloor, LocalMessage, OutboxEntry, StoreError, StoreOp,
+};
 use chat_sync_protocol::{ClientMessageId, ConversationId, Cursor, Message, Millis};
 
 /// Server messages each conversation keeps when the quota runs out and history is evicted.
@@ -168,6 +170,12 @@ impl Engine {
         if error == StoreError::QuotaExceeded && !batch.retried_after_eviction {
             self.emit(Event::StorageFull);
             batch.retried_after_eviction = true;
+            // A claim that a history is whole, made before the eviction, may not hold after it
+            // (a back-fill finds out again).
+            self.before_eviction();
+            batch.ops.retain(|op| {
+                !matches!(op, StoreOp::ExtendHistory { to, .. } if *to == HistoryFloor::Complete)
+            });
             self.batches.push_front(batch);
             self.batches.push_front(PendingBatch {
                 ops: vec![StoreOp::EvictHistory {

@@ -720,6 +720,16 @@ impl Engine {
         }
     }
 
+    /// History is about to be evicted. A sync run from the feed's beginning marks each
+    /// conversation whole below the floor its pages set first, because it wrote everything
+    /// there; eviction may take some of that (an old message, edited since, that came late in
+    /// the feed), so the run no longer does.
+    pub(super) fn before_eviction(&mut self) {
+        if let Some(run) = &mut self.run {
+            run.first_floors = None;
+        }
+    }
+
     /// Stores the feed pages held in memory with their cursor (a pull after them failed, or
     /// sync stopped): the next pull goes on from there, and nothing fetched is fetched again.
     /// While a write of feed pages is in flight they wait for it ([`Self::after_page`]).
