@@ -3,7 +3,7 @@
 //! maintenance that expires, evicts and compacts.
 //!
 //! `cargo test` runs 1,000 seeds; `make test` runs 20,000 more in a release build (a failure
-//! can be rarer than one in a thousand seeds). `SIM_SEEDS=100000` runs more (soak: about 18 min
+//! can be rarer than one in a thousand seeds). `SIM_SEEDS=100000` runs more (soak: about 22 min
 //! on 2 cores in release), `SIM_FIRST_SEED=<n>` starts them elsewhere than at 0; `SIM_SEED=<n>`
 //! replays one.
 
