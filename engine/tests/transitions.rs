@@ -1360,7 +1360,7 @@ fn a_failed_write_drops_the_pages_fetched_after_it_and_the_feed_goes_on_from_the
     d.respond(&third, feed(vec![page(3)], "k3", true));
     let fourth = d.only_open("GET /v1/sync");
     d.respond(&fourth, feed(vec![page(4)], "k4", false));
-    // Pages 2-4 are written together; page 5's request... none: page 4 ended the feed.
+    // Pages 2-4 (page 4 ends the feed) are written together, and the write fails.
     d.store
         .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
     d.ack();
