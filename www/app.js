@@ -413,7 +413,7 @@ async function renderConversationsNow() {
   const reads = await Promise.all(conversations.map((conversation) => rowReads.of(manager, conversation.id)));
   if (state.manager !== manager) return;
   showConversationRows(conversations.map((conversation, i) =>
-    conversationRow(conversation, reads[i], counting, { noteReads: manager })), { complete: counting });
+    conversationRow(conversation, reads[i], counting, manager)), { complete: counting });
   if (conversations.length === 0) {
     $('conversations').replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
   }
@@ -429,10 +429,10 @@ function showConversationRows(rows, { complete }) {
   list.setAttribute('aria-busy', String(!complete && rows.length > 0));
 }
 
-/** A row of the list from its reads (its title alone without them). With `noteReads` (the
- * manager), the reads also count: they set how far the conversation was read before it opens,
- * and an open conversation is marked read up to its newest message. */
-function conversationRow(conversation, reads, counting, { noteReads } = {}) {
+/** A row of the list from its reads (its title alone without them). Given the `manager`, the
+ * reads also count: they set how far the conversation was read before it opens, and an open
+ * conversation is marked read up to its newest message. */
+function conversationRow(conversation, reads, counting, manager = null) {
   const selected = conversation.id === state.open;
   if (!reads) return conversationItem({ conversation, selected, loading: true });
   const { recent, markers } = reads;
@@ -440,11 +440,11 @@ function conversationRow(conversation, reads, counting, { noteReads } = {}) {
   const me = state.session.userId;
   // How far this user has read, on any device (the server keeps it; set here, it shows at once).
   let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
-  if (noteReads) {
+  if (manager) {
     if (counting && !onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
     const newest = recent.findLast((m) => m.serverTs !== null);
     if (newest && newest.serverTs > readUpTo && onScreen(conversation.id)) {
-      noteReads.markRead(newest).catch((error) => console.warn('marking read failed', error));
+      manager.markRead(newest).catch((error) => console.warn('marking read failed', error));
       readUpTo = newest.serverTs;
     }
   }
