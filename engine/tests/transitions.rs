@@ -1310,6 +1310,32 @@ fn page(n: usize) -> Change {
     message_change(message(&id, "c-1", "u-bob", "hi", T0 + n as Millis))
 }
 
+/// A link too slow to bring a page within the timeout: each feed request of the run that times
+/// out halves the pages asked for (to a sixteenth); the next run asks for full pages again.
+#[test]
+fn feed_requests_that_time_out_ask_for_smaller_pages() {
+    let mut d = Driver::new(config());
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    let latest = |d: &Driver| d.issued("GET /v1/sync").pop().expect("a feed request");
+    let mut limits = Vec::new();
+    for _ in 0..6 {
+        let asked = d.issued("GET /v1/sync").len();
+        limits.push(latest(&d).path.rsplit('=').next().unwrap().to_owned());
+        d.advance_to(d.now + 30 * SEC);
+        while d.issued("GET /v1/sync").len() == asked {
+            d.wake_up();
+        }
+    }
+    assert_eq!(limits, ["500", "250", "125", "62", "31", "31"]);
+    d.respond(&latest(&d), feed(vec![page(2)], "k2", false));
+    assert_eq!(d.engine.status().phase, Phase::Idle);
+
+    d.force();
+    assert_eq!(latest(&d).path, "/v1/sync?cursor=k2&limit=100");
+}
+
 #[test]
 fn pages_fetched_while_a_write_is_in_flight_wait_for_it_and_the_last_one_ends_the_feed() {
     let mut d = Driver::new(config());

@@ -15,7 +15,8 @@ export interface SyncOptions {
   /** Undelivered messages older than this become failed (default 604800000 = 7 days). */
   optimisticTtlMs?: number;
   /** Changes in a sync's first page (default 100); the sync's later pages, which only a backlog
-   * has, ask for 500 (the protocol's most). */
+   * has, ask for 500 (the protocol's most). Each feed request of a sync that times out halves
+   * the sync's pages from then on (to a sixteenth), for links too slow for large pages. */
   pageSize?: number;
   /** Most requests at once (default 2). */
   maxConcurrentRequests?: number;

@@ -46,6 +46,9 @@ pub(super) enum Stage {
 /// cursor, and the next pull goes on from there.
 pub(super) const HOLD_CHANGES: usize = 2_000;
 
+/// The most a sync run halves its feed pages after timeouts: to a sixteenth.
+const MAX_HALVINGS: u32 = 4;
+
 /// The running global sync: feed pages until `hasMore` is false.
 #[derive(Debug)]
 pub(super) struct Run {
@@ -59,6 +62,9 @@ pub(super) struct Run {
     stored_a_page: bool,
     /// Feed pages fetched but not stored yet: their writes and what they changed.
     held: Option<(Vec<StoreOp>, PageWrite)>,
+    /// Feed requests of this run that timed out (up to [`MAX_HALVINGS`] count): each halves the
+    /// pages asked for, so a link too slow for a large page within the timeout still gets through.
+    halvings: u32,
     /// Set when the run reads the feed from its beginning (no cursor): the first floor its pages
     /// set in each conversation. Such a feed brings every message, so the last page moves each of
     /// these floors on to `Complete` (unless eviction raised it meanwhile).
@@ -164,6 +170,7 @@ impl Engine {
                     failed: false,
                     stored_a_page: false,
                     held: None,
+                    halvings: 0,
                     // (Not when an earlier run's pages are being written: this one goes on
                     // from them.)
                     first_floors: (self.cursor.is_none() && self.feed_writing.is_none())
@@ -198,12 +205,12 @@ impl Engine {
         if !self.pull_allowed() {
             return false;
         }
-        let (held_cursor, stored_a_page) = match &mut self.run {
+        let (held_cursor, stored_a_page, halvings) = match &mut self.run {
             Some(run) if run.stage == Stage::Ready => {
                 run.stage = Stage::Requested;
                 let held = run.held.as_ref();
                 let cursor = held.and_then(|(_, write)| write.source.feed_cursor().cloned());
-                (cursor, run.stored_a_page)
+                (cursor, run.stored_a_page, run.halvings)
             }
             _ => return false,
         };
@@ -212,11 +219,11 @@ impl Engine {
             .as_ref()
             .or(self.feed_writing.as_ref())
             .or(self.cursor.as_ref());
-        let limit = match stored_a_page || self.feed_writing.is_some() {
+        let size = match stored_a_page || self.feed_writing.is_some() {
             true => self.catch_up_page_size(),
             false => self.page_size(),
-        }
-        .to_string();
+        };
+        let limit = (size >> halvings).max(1).to_string();
         let path = paths::with_query(
             paths::SYNC,
             &[
@@ -680,6 +687,9 @@ impl Engine {
                 };
                 if run.stage == Stage::Requested {
                     run.stage = Stage::Ready;
+                }
+                if error == SyncError::Timeout {
+                    run.halvings = (run.halvings + 1).min(MAX_HALVINGS);
                 }
                 let first_failure = !run.failed;
                 run.failed = true;
