@@ -67,7 +67,8 @@ pub(super) struct Run {
     halvings: u32,
     /// Set when the run reads the feed from its beginning (no cursor): the first floor its pages
     /// set in each conversation. Such a feed brings every message, so the last page moves each of
-    /// these floors on to `Complete` (unless eviction raised it meanwhile).
+    /// these floors on to `Complete` (unless eviction raised it meanwhile). An eviction of this
+    /// engine's during the run drops them ([`Engine::before_eviction`]).
     first_floors: Option<Vec<(ConversationId, HistoryFloor)>>,
 }
 
