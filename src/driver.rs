@@ -5,10 +5,13 @@
 use crate::runtime::{self, Channel, Leadership, Lifecycle, Note};
 use crate::store::IndexedDbStore;
 use crate::transport::FetchTransport;
-use chat_sync_engine::protocol::{Conversation, ConversationId, MessageId, Millis, ReadMarker};
+use chat_sync_engine::protocol::{
+    Conversation, ConversationId, MessageId, Millis, ReadMarker, UserId,
+};
 use chat_sync_engine::{
-    ApplyReport, ChangeSet, Engine, EngineError, Event, HistoryFloor, LocalMessage, MemoryStore,
-    Output, PersistedState, Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
+    ApplyReport, ChangeSet, ConversationSummary, Engine, EngineError, Event, HistoryFloor,
+    LocalMessage, MemoryStore, Output, PersistedState, Store, StoreError, StoreOp, SyncError,
+    SyncSummary, Ticket, Trigger,
 };
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
@@ -41,6 +44,16 @@ impl Store for AnyStore {
         match self {
             AnyStore::IndexedDb(store) => store.conversations().await,
             AnyStore::Memory(store) => store.conversations().await,
+        }
+    }
+
+    async fn conversation_summaries(
+        &self,
+        me: &UserId,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        match self {
+            AnyStore::IndexedDb(store) => store.conversation_summaries(me).await,
+            AnyStore::Memory(store) => store.conversation_summaries(me).await,
         }
     }
 

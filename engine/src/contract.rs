@@ -84,6 +84,25 @@ async fn conversations<S: Store>(store: &S) -> Vec<Conversation> {
     store.conversations().await.expect("conversations")
 }
 
+/// [`Store::conversation_summaries`] for [`ME`] as (id, last message's id, unread), checked
+/// against [`Store::conversations`] for the list itself.
+async fn summaries<S: Store>(store: &S) -> Vec<(String, Option<String>, usize)> {
+    let summaries = (store.conversation_summaries(&UserId::new(ME)).await).expect("summaries");
+    let plain: Vec<Conversation> = summaries.iter().map(|s| s.conversation.clone()).collect();
+    assert_eq!(
+        plain,
+        conversations(store).await,
+        "the list's order and contents"
+    );
+    summaries
+        .into_iter()
+        .map(|s| {
+            let last = s.last_message.map(|m| ids(&[m]).remove(0));
+            (s.conversation.id.to_string(), last, s.unread)
+        })
+        .collect()
+}
+
 async fn read_markers<S: Store>(store: &S, conversation: &str) -> Vec<ReadMarker> {
     store
         .read_markers(&ConversationId::new(conversation))
@@ -905,6 +924,107 @@ pub async fn history_floor_moves_down_as_history_extends<S: Store>(store: &S) {
     assert_eq!(floor(store, "c-404").await, HistoryFloor::Unknown);
 }
 
+/// A summary's last message is the newest one shown that is not deleted (optimistic included);
+/// its unread count takes other members' server messages shown above the user's read marker,
+/// the pending one where it is ahead, and leaves out deleted ones.
+pub async fn conversation_summaries_show_last_message_and_unread_count<S: Store>(store: &S) {
+    assert!(summaries(store).await.is_empty());
+
+    let m1 = server("m-1", "c-1", OTHER, 100);
+    let m2 = server("m-2", "c-1", ME, 110);
+    let m3 = server("m-3", "c-1", OTHER, 120);
+    let m4 = server("m-4", "c-1", OTHER, 130);
+    let m5 = server("m-5", "c-1", OTHER, 150);
+    whole_history(store, &["c-1", "c-2", "c-3"]).await;
+    apply(
+        store,
+        vec![
+            StoreOp::PutConversation(conversation("c-1", "General", 5)),
+            StoreOp::PutConversation(conversation("c-2", "Quiet", 6)),
+            StoreOp::PutConversation(conversation("c-3", "Empty", 7)),
+            StoreOp::PutMessage(m1.clone()),
+            StoreOp::PutMessage(m2),
+            StoreOp::PutMessage(m3.clone()),
+            StoreOp::PutMessage(m4.clone()),
+            StoreOp::PutMessage(m5.clone()),
+            StoreOp::PutMessage(tombstone(&server("q-1", "c-2", OTHER, 50), 60)),
+            // Another member's marker does not count for this user.
+            StoreOp::PutReadMarker(marker("c-1", OTHER, "m-5", 151)),
+        ],
+    )
+    .await;
+    let some = |id: &str| Some(id.to_string());
+    assert_eq!(
+        summaries(store).await,
+        [
+            ("c-1".into(), some("m-5"), 4),
+            ("c-2".into(), None, 0),
+            ("c-3".into(), None, 0),
+        ]
+    );
+
+    // Read up to m-1 (stored), m-4 deleted since: m-3 and m-5 are unread, and m-5 is still last
+    // with an optimistic message of this user's above it... until it is sent.
+    let entry = outbox("o-1", "c-1", 1);
+    apply(
+        store,
+        vec![
+            StoreOp::PutReadMarker(marker("c-1", ME, "m-1", 101)),
+            StoreOp::PutMessage(tombstone(&m4, 160)),
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(optimistic(&entry)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summaries(store).await,
+        [
+            ("c-1".into(), some("optimistic o-1"), 2),
+            ("c-2".into(), None, 0),
+            ("c-3".into(), None, 0),
+        ]
+    );
+
+    // A pending marker ahead of the stored one counts; one behind it does not.
+    let pending = |message: &LocalMessage| PendingReadMarker {
+        conversation_id: message.conversation_id.clone(),
+        message_id: message.id.clone().expect("a server message"),
+        server_ts: message.server_ts.expect("a server message"),
+    };
+    apply(
+        store,
+        vec![StoreOp::SetPendingReadMarkers(vec![pending(&m3)])],
+    )
+    .await;
+    assert_eq!(
+        summaries(store).await[0],
+        ("c-1".into(), some("optimistic o-1"), 1)
+    );
+    apply(
+        store,
+        vec![StoreOp::PutReadMarker(marker("c-1", ME, "m-5", 151))],
+    )
+    .await;
+    assert_eq!(
+        summaries(store).await[0],
+        ("c-1".into(), some("optimistic o-1"), 0)
+    );
+
+    // Only what `messages` shows counts: below a floor, nothing.
+    let late = edited(&server("d-1", "c-4", OTHER, 10), "edited long after", 170);
+    apply(
+        store,
+        vec![
+            StoreOp::PutConversation(conversation("c-4", "Gap", 8)),
+            StoreOp::PutMessage(late),
+        ],
+    )
+    .await;
+    let c4 = summaries(store).await;
+    let c4 = c4.iter().find(|(id, ..)| id == "c-4").expect("c-4 listed");
+    assert_eq!(c4, &("c-4".into(), None, 0));
+}
+
 /// Eviction raises the floor of each conversation it took messages from to the oldest kept one,
 /// so an older message stored later (an edit the feed brings) is not shown above a gap until
 /// back-fill reaches it; an `Unknown` floor stays.
@@ -1169,6 +1289,7 @@ macro_rules! store_contract_tests {
             batch_ops_apply_in_order
             messages_page_newest_first_window_in_ascending_order
             conversations_ordered_by_latest_activity
+            conversation_summaries_show_last_message_and_unread_count
             activity_follows_the_messages_a_conversation_holds
             evict_history_keeps_newest_server_messages_and_all_optimistic
             history_floor_moves_down_as_history_extends

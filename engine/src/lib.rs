@@ -71,9 +71,9 @@ pub use event::{ChangeSet, DiscardReason, Event, SyncSummary, Ticket};
 pub use memory_store::{MemorySnapshot, MemoryStore};
 pub use status::{Phase, Stats, Status, SyncError, Trigger};
 pub use store::{
-    conversation_order, ApplyReport, Batch, BatchId, Failure, HistoryFloor, LocalMessage,
-    MessageStatus, OutboxEntry, PendingReadMarker, PersistedState, Store, StoreError, StoreOp,
-    OPTIMISTIC_SORT_BASE,
+    conversation_order, ApplyReport, Batch, BatchId, ConversationSummary, Failure, HistoryFloor,
+    LocalMessage, MessageStatus, OutboxEntry, PendingReadMarker, PersistedState, Store, StoreError,
+    StoreOp, OPTIMISTIC_SORT_BASE,
 };
 pub use time::iso8601;
 pub use transport::{HttpOutcome, HttpRequest, Method, RequestId};

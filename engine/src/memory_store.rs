@@ -7,8 +7,8 @@
 
 use crate::sort::sort_by;
 use crate::store::{
-    conversation_order, ApplyReport, HistoryFloor, LocalMessage, OutboxEntry, PendingReadMarker,
-    PersistedState, Store, StoreError, StoreOp,
+    conversation_order, ApplyReport, ConversationSummary, HistoryFloor, LocalMessage, OutboxEntry,
+    PendingReadMarker, PersistedState, Store, StoreError, StoreOp,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
@@ -360,6 +360,46 @@ impl Store for MemoryStore {
             conversation_order((*a_ts, &a.id), (*b_ts, &b.id))
         });
         Ok(ordered.into_iter().map(|(_, c)| c.clone()).collect())
+    }
+
+    async fn conversation_summaries(
+        &self,
+        me: &UserId,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let conversations = self.conversations().await?;
+        let shared = self.lock();
+        let data = &shared.data;
+        let mut summaries: Vec<ConversationSummary> = conversations
+            .into_iter()
+            .map(|conversation| ConversationSummary {
+                conversation,
+                last_message: None,
+                unread: 0,
+            })
+            .collect();
+        for summary in &mut summaries {
+            let id = &summary.conversation.id;
+            let floor = data.floors.get(id).map_or(Millis::MIN, |f| f.shows_from());
+            let stored = (data.read_markers.get(&(id.clone(), me.clone())))
+                .map(|marker| marker.last_read_server_ts);
+            let pending = (data.pending_read_markers.iter())
+                .find(|marker| &marker.conversation_id == id)
+                .map(|marker| marker.server_ts);
+            let read_up_to = stored.max(pending);
+            for message in data.messages.values() {
+                if &message.conversation_id != id || message.sort_ts < floor || message.deleted {
+                    continue;
+                }
+                if ConversationSummary::is_unread(message, me, read_up_to) {
+                    summary.unread += 1;
+                }
+                let newer = |last: &LocalMessage| in_store_order(&message, &last).is_gt();
+                if summary.last_message.as_ref().is_none_or(newer) {
+                    summary.last_message = Some(message.clone());
+                }
+            }
+        }
+        Ok(summaries)
     }
 
     async fn messages(

@@ -400,6 +400,30 @@ pub struct ApplyReport {
     pub forgotten: ChangeSet,
 }
 
+/// A conversation as a conversation list shows it: [`Store::conversation_summaries`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Its newest message that [`Store::messages`] shows and that is not deleted; an optimistic
+    /// one included.
+    pub last_message: Option<LocalMessage>,
+    /// Its unread messages: server messages of other members, not deleted, that sort above the
+    /// user's read marker (the stored one, or a [`PendingReadMarker`] ahead of it) and that
+    /// [`Store::messages`] shows.
+    pub unread: usize,
+}
+
+impl ConversationSummary {
+    /// Whether `message` counts as unread for `me`, who has read up to `read_up_to` (a
+    /// `server_ts`; `None`: nothing).
+    pub fn is_unread(message: &LocalMessage, me: &UserId, read_up_to: Option<Millis>) -> bool {
+        &message.sender_id != me
+            && !message.deleted
+            && (message.server_ts).is_some_and(|ts| read_up_to.is_none_or(|read| ts > read))
+    }
+}
+
 /// Why a store call failed. The batch was rolled back in every case.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -438,6 +462,13 @@ pub trait Store {
         before: Option<Millis>,
         limit: usize,
     ) -> Result<Vec<LocalMessage>, StoreError>;
+
+    /// [`Store::conversations`], each with its last message and how many messages `me` has not
+    /// read ([`ConversationSummary`]), read at once.
+    async fn conversation_summaries(
+        &self,
+        me: &UserId,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
 
     /// How far down [`Store::messages`] shows a conversation, and where back-fill goes on from.
     /// Without a recorded floor (see [`HistoryFloor`]): its oldest cached server message, or

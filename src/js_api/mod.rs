@@ -11,11 +11,11 @@ use crate::runtime;
 use crate::store::{request_persistence, IndexedDbStore};
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{
-    ClientMessageId, ConversationId, MeResponse, MessageId, Millis, ReadMarker, UserId,
+    ClientMessageId, ConversationId, MeResponse, MessageId, Millis, ReadMarker, User, UserId,
 };
 use chat_sync_engine::{
-    iso8601, DiscardReason, Engine, Event, Failure, HistoryFloor, LocalMessage, MemoryStore,
-    Status, Store, SyncSummary, Trigger,
+    iso8601, ConversationSummary, DiscardReason, Engine, Event, Failure, HistoryFloor,
+    LocalMessage, MemoryStore, Status, Store, SyncSummary, Trigger,
 };
 use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
 use js_sys::{Function, Promise, Reflect};
@@ -94,6 +94,36 @@ fn promise_of(call: JsCall) -> Promise {
             let _ = settle.call1(&JsValue::UNDEFINED, &value);
         });
     })
+}
+
+/// `listConversations` resolves with these (`Conversation` in TypeScript).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConversationJs<'a> {
+    id: &'a str,
+    title: &'a str,
+    members: &'a [User],
+    created_ts: Millis,
+    updated_ts: Millis,
+    last_message: Option<&'a LocalMessage>,
+    /// `None` until the counts hold.
+    unread_count: Option<usize>,
+}
+
+impl<'a> ConversationJs<'a> {
+    /// `summary`, with its unread count where `counted`.
+    fn new(summary: &'a ConversationSummary, counted: bool) -> Self {
+        let conversation = &summary.conversation;
+        Self {
+            id: conversation.id.as_str(),
+            title: &conversation.title,
+            members: &conversation.members,
+            created_ts: conversation.created_ts,
+            updated_ts: conversation.updated_ts,
+            last_message: summary.last_message.as_ref(),
+            unread_count: counted.then_some(summary.unread),
+        }
+    }
 }
 
 /// `listReadMarkers` resolves with these (`ReadMarker` in TypeScript).
@@ -433,16 +463,22 @@ impl BackgroundSyncManager {
         })
     }
 
-    /// The cached conversations, most recent activity first (instant, offline too).
+    /// The cached conversations, most recent activity first (instant, offline too), each with
+    /// its last message and how many messages the user has not read (`null` until a first sync
+    /// has finished: it brings read markers after the messages they cover).
     #[wasm_bindgen(js_name = listConversations, unchecked_return_type = "Promise<Conversation[]>")]
     pub fn list_conversations(&self) -> Promise {
         let driver = self.driver();
         promise(async move {
-            let conversations = driver?
-                .store
-                .conversations()
-                .await
+            let driver = driver?;
+            let me = driver.engine().config().user_id.clone();
+            let summaries = (driver.store.conversation_summaries(&me).await)
                 .map_err(|e| from_store_error(&e))?;
+            let counted = driver.engine().status().last_sync_time.is_some();
+            let conversations: Vec<ConversationJs> = summaries
+                .iter()
+                .map(|summary| ConversationJs::new(summary, counted))
+                .collect();
             Ok(to_js(&conversations))
         })
     }

@@ -1062,3 +1062,47 @@ async fn a_read_marker_shows_at_once_offline_then_reaches_the_server_and_other_m
     assert_eq!(error_code(&refused), "invalidInput");
     bob.dispose();
 }
+
+/// `listConversations` tells each conversation's last message and how many messages from
+/// others the user has not read: a marker set offline counts at once, and the user's own
+/// messages never count.
+#[wasm_bindgen_test]
+async fn conversations_list_their_last_message_and_unread_count() {
+    let id = dave_starts_a_conversation_with_erin("Unread").await;
+    post_as(server(), "erin", &id, "one").await;
+    post_as(server(), "erin", &id, "two").await;
+    let dave = manager(server(), "dave", &[]).await;
+    settle(dave.force_sync()).await.expect("synced");
+    let listed = |dave: &BackgroundSyncManager| {
+        let promise = dave.list_conversations();
+        let id = id.clone();
+        async move {
+            let conversations = settle(promise).await.expect("listed");
+            let conversation = js_sys::Array::from(&conversations)
+                .iter()
+                .find(|c| field(c, "id") == id.as_str())
+                .expect("the new conversation is listed");
+            let last = field(&conversation, "lastMessage");
+            (field(&last, "body"), field(&conversation, "unreadCount"))
+        }
+    };
+    assert_eq!(listed(&dave).await, ("two".into(), 2.into()));
+
+    network(false);
+    let messages = settle(dave.list_messages(id.clone().into(), None))
+        .await
+        .expect("listed");
+    let one = js_sys::Array::from(&messages)
+        .iter()
+        .find(|m| field(m, "body") == "one")
+        .expect("erin's first message");
+    settle(dave.mark_read(one)).await.expect("marked");
+    assert_eq!(listed(&dave).await, ("two".into(), 1.into()));
+
+    settle(dave.send_message(id.clone().into(), "three".into()))
+        .await
+        .expect("queued");
+    assert_eq!(listed(&dave).await, ("three".into(), 1.into()));
+    network(true);
+    dave.dispose();
+}

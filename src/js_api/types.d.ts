@@ -119,12 +119,20 @@ export interface ChatUser {
   displayName: string;
 }
 
+/** A conversation as `listConversations` lists it. */
 export interface Conversation {
   id: string;
   title: string;
   members: ChatUser[];
   createdTs: number;
   updatedTs: number;
+  /** The newest message `listMessages` shows (a pending one included); null when none. */
+  lastMessage: ChatMessage | null;
+  /** Messages of other members after this user's read marker (set on any device, or here with
+   * `markRead`), deleted ones left out, among the cached messages. `null` until a first sync has
+   * finished: it brings the read markers after the messages they cover, so an earlier count would
+   * be too high. */
+  unreadCount: number | null;
 }
 
 /** A message in the local cache: from the server, or composed here (`pending` / `failed`). */

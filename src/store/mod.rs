@@ -40,7 +40,8 @@ pub use quota::{request_persistence, storage_estimate, StorageEstimate};
 
 use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker, UserId};
 use chat_sync_engine::{
-    ApplyReport, HistoryFloor, LocalMessage, PersistedState, Store, StoreError, StoreOp,
+    ApplyReport, ConversationSummary, HistoryFloor, LocalMessage, PersistedState, Store,
+    StoreError, StoreOp,
 };
 use connection::Connection;
 use errors::Failure;
@@ -256,6 +257,14 @@ impl Store for IndexedDbStore {
 
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
         self.run(|database| async move { read::conversations(&database).await })
+            .await
+    }
+
+    async fn conversation_summaries(
+        &self,
+        me: &UserId,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.run(|database| async move { read::conversation_summaries(&database, me).await })
             .await
     }
 

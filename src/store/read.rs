@@ -4,10 +4,11 @@
 use super::codec::*;
 use super::errors::{classify, classify_exception, Failure};
 use super::request::request_result;
-use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker};
+use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker, UserId};
 use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{
-    conversation_order, HistoryFloor, LocalMessage, OutboxEntry, PersistedState,
+    conversation_order, ConversationSummary, HistoryFloor, LocalMessage, OutboxEntry,
+    PersistedState, OPTIMISTIC_SORT_BASE,
 };
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
 use js_sys::{Array, Object, Reflect};
@@ -52,6 +53,11 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
     let transaction = database
         .transaction(&[CONVERSATIONS], TransactionMode::ReadOnly)
         .map_err(|e| classify(&e))?;
+    conversations_in(&transaction).await
+}
+
+/// [`conversations`] in `transaction`.
+async fn conversations_in(transaction: &idb::Transaction) -> Result<Vec<Conversation>, Failure> {
     let values = transaction
         .object_store(CONVERSATIONS)
         .and_then(|store| store.get_all(None, None))
@@ -67,6 +73,140 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
         .into_iter()
         .map(ConversationRecord::conversation)
         .collect())
+}
+
+/// The conversation list with each conversation's last message and unread count for `me`
+/// ([`ConversationSummary`]), in one transaction: the conversations and the meta record (with
+/// the pending read markers), then each conversation's floor and stored marker, then its newest
+/// messages and its server messages above the marker.
+pub(crate) async fn conversation_summaries(
+    database: &Database,
+    me: &UserId,
+) -> Result<Vec<ConversationSummary>, Failure> {
+    let transaction = database
+        .transaction(
+            &[CONVERSATIONS, MESSAGES, READ_MARKERS, HISTORY, META],
+            TransactionMode::ReadOnly,
+        )
+        .map_err(|e| classify(&e))?;
+    let meta = transaction
+        .object_store(META)
+        .and_then(|store| store.get(JsValue::from(META_KEY)))
+        .map_err(|e| classify(&e))?
+        .into_future();
+    let conversations = conversations_in(&transaction).await?;
+    let meta: Option<MetaRecord> = meta
+        .await
+        .map_err(|e| classify(&e))?
+        .map(from_js)
+        .transpose()?;
+    let pending = meta
+        .map(|meta| meta.pending_read_markers)
+        .unwrap_or_default();
+
+    let mut asked = Vec::with_capacity(conversations.len());
+    for conversation in &conversations {
+        let marker = transaction
+            .object_store(READ_MARKERS)
+            .and_then(|store| store.get(read_marker_key(conversation.id.as_str(), me.as_str())))
+            .map_err(|e| classify(&e))?
+            .into_future();
+        asked.push((recorded_floor(&transaction, &conversation.id)?, marker));
+    }
+    let mut bounds = Vec::with_capacity(conversations.len());
+    for (conversation, (floor, marker)) in conversations.iter().zip(asked) {
+        let shows_from = floor.await?.map_or(Millis::MIN, |floor| floor.shows_from());
+        let stored: Option<ReadMarker> = marker
+            .await
+            .map_err(|e| classify(&e))?
+            .map(from_js)
+            .transpose()?;
+        let pending = pending
+            .iter()
+            .find(|p| p.conversation_id == conversation.id);
+        let read_up_to = (stored.map(|marker| marker.last_read_server_ts))
+            .max(pending.map(|marker| marker.server_ts));
+        bounds.push((shows_from, read_up_to));
+    }
+
+    let index = transaction
+        .object_store(MESSAGES)
+        .and_then(|store| store.index(BY_CONVERSATION))
+        .map_err(|e| classify(&e))?;
+    let mut unread = Vec::with_capacity(conversations.len());
+    for (conversation, (shows_from, read_up_to)) in conversations.iter().zip(&bounds) {
+        let lowest = read_up_to.map_or(*shows_from, |read| (*shows_from).max(read + 1));
+        if lowest >= OPTIMISTIC_SORT_BASE {
+            // Nothing shown above the marker (or no server message shown at all).
+            unread.push(None);
+            continue;
+        }
+        let range = idb::KeyRange::bound(
+            &conversation_position(&conversation.id, lowest as f64),
+            &conversation_position(&conversation.id, OPTIMISTIC_SORT_BASE as f64),
+            None,
+            Some(true),
+        )
+        .map_err(|e| classify(&e))?;
+        let request = index
+            .get_all(Some(Query::from(range)), None)
+            .map_err(|e| classify(&e))?;
+        unread.push(Some(request.into_future()));
+    }
+    let mut summaries = Vec::with_capacity(conversations.len());
+    for ((conversation, (shows_from, read_up_to)), unread) in
+        conversations.into_iter().zip(bounds).zip(unread)
+    {
+        let last_message = last_shown(&index, &conversation.id, shows_from).await?;
+        let mut count = 0;
+        let unread = match unread {
+            Some(request) => request.await.map_err(|e| classify(&e))?,
+            None => Vec::new(),
+        };
+        for value in unread {
+            let message: LocalMessage = from_js(value)?;
+            count += usize::from(ConversationSummary::is_unread(&message, me, read_up_to));
+        }
+        summaries.push(ConversationSummary {
+            conversation,
+            last_message,
+            unread: count,
+        });
+    }
+    Ok(summaries)
+}
+
+/// The newest message of a conversation at or above `shows_from` that is not deleted.
+async fn last_shown(
+    index: &idb::Index,
+    conversation: &ConversationId,
+    shows_from: Millis,
+) -> Result<Option<LocalMessage>, Failure> {
+    /// Messages read at a time: tombstones on top are rare.
+    const LOOK: usize = 8;
+    let mut upper = f64::INFINITY;
+    while upper > shows_from as f64 {
+        let range = idb::KeyRange::bound(
+            &conversation_position(conversation, shows_from as f64),
+            &conversation_position(conversation, upper),
+            None,
+            Some(upper.is_finite()),
+        )
+        .map_err(|e| classify(&e))?;
+        let values = newest(index, range, LOOK).await?;
+        let read = values.len();
+        for value in values {
+            let message: LocalMessage = from_js(value)?;
+            if !message.deleted {
+                return Ok(Some(message));
+            }
+            upper = message.sort_ts as f64;
+        }
+        if read < LOOK {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 /// Asks for the recorded history floor of a conversation in `transaction`. The request goes at
@@ -89,8 +229,7 @@ fn recorded_floor(
 /// The newest `limit` messages of a conversation sorting before `before` and not below its
 /// history floor, in ascending order.
 ///
-/// One bounded walk backwards through the `[conversationId, sortTs]` index: `IDBIndex.getAll`
-/// with a direction where the browser has it, a cursor otherwise.
+/// One bounded walk backwards through the `[conversationId, sortTs]` index ([`newest`]).
 pub(crate) async fn messages(
     database: &Database,
     conversation: &ConversationId,
@@ -118,29 +257,7 @@ pub(crate) async fn messages(
         Some(before.is_some()),
     )
     .map_err(|e| classify(&e))?;
-    let raw: IdbIndex = index.clone().into();
-    let mut values = match get_all_prev(&raw, &range, limit).await? {
-        Some(values) => values,
-        None => {
-            let mut values = Vec::with_capacity(limit.min(256));
-            let cursor = index
-                .open_cursor(Some(Query::from(range)), Some(CursorDirection::Prev))
-                .map_err(|e| classify(&e))?
-                .await
-                .map_err(|e| classify(&e))?;
-            if let Some(cursor) = cursor {
-                let mut cursor = ManagedCursor::from(cursor);
-                while let Some(value) = cursor.value().map_err(|e| classify(&e))? {
-                    values.push(value);
-                    if values.len() == limit {
-                        break;
-                    }
-                    cursor.next(None).await.map_err(|e| classify(&e))?;
-                }
-            }
-            values
-        }
-    };
+    let mut values = newest(&index, range, limit).await?;
     values.reverse();
     let mut messages: Vec<LocalMessage> =
         values.into_iter().map(from_js).collect::<Result<_, _>>()?;
@@ -148,6 +265,36 @@ pub(crate) async fn messages(
         messages.retain(|message| message.sort_ts >= floor.shows_from());
     }
     Ok(messages)
+}
+
+/// The newest `limit` values in `range` of `index`, newest first: one bounded walk backwards,
+/// with `IDBIndex.getAll` and a direction where the browser has it, a cursor otherwise.
+async fn newest(
+    index: &idb::Index,
+    range: idb::KeyRange,
+    limit: usize,
+) -> Result<Vec<JsValue>, Failure> {
+    let raw: IdbIndex = index.clone().into();
+    if let Some(values) = get_all_prev(&raw, &range, limit).await? {
+        return Ok(values);
+    }
+    let mut values = Vec::with_capacity(limit.min(256));
+    let cursor = index
+        .open_cursor(Some(Query::from(range)), Some(CursorDirection::Prev))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    if let Some(cursor) = cursor {
+        let mut cursor = ManagedCursor::from(cursor);
+        while let Some(value) = cursor.value().map_err(|e| classify(&e))? {
+            values.push(value);
+            if values.len() == limit {
+                break;
+            }
+            cursor.next(None).await.map_err(|e| classify(&e))?;
+        }
+    }
+    Ok(values)
 }
 
 /// `index.getAll({query, count, direction: 'prev'})` (values, newest first) where the browser

@@ -175,6 +175,10 @@ async fn reads(store: &impl Store, before: i64) -> String {
         "{:?}\n",
         store.conversations().await.expect("conversations")
     );
+    let summaries = store.conversation_summaries(&ME.into()).await;
+    for summary in summaries.expect("summaries") {
+        out += &format!("{summary:?}\n");
+    }
     for index in 0..CONVERSATIONS {
         let id = format!("c{index}").into();
         let all = store.messages(&id, None, 1_000).await.expect("messages");
