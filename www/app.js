@@ -25,8 +25,6 @@ const DEMO_USERS = [
 ];
 /** Messages shown when a conversation opens, and per page when scrolling back. */
 const PAGE = 50;
-/** Messages looked at for a conversation's unread count. */
-const UNREAD_WINDOW = 100;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -49,8 +47,9 @@ const state = {
   historyComplete: false,
   /** How far every other member has read the open conversation (a `serverTs`). */
   readByOthers: -Infinity,
-  /** How far this user had read each conversation while it was not on screen (a `serverTs`). */
-  readBefore: new Map(),
+  /** Conversations asked to open so far: an open that waited on a read goes on only if no other
+   * was asked for meanwhile. */
+  openings: 0,
   /** The open conversation's unread messages when it opened: after `from`, up to `until`. */
   unread: { from: Infinity, until: Infinity },
   /** The manager stopped on an internal error (a bug): only a reload helps. */
@@ -61,43 +60,6 @@ const state = {
    * not before a first sync has finished, whose read markers come after the messages they cover
    * (a count taken early would be too high). */
   countsUnread: false,
-};
-
-/** The conversation list's reads for each row (its newest messages and read markers), kept until
- * a `change` event names the conversation (every message event comes after one): a render re-reads
- * only the rows that changed. A read counts as current when nothing invalidated its conversation
- * since the read began. */
-const rowReads = {
-  byId: new Map(),
-  /** How often each conversation, and everything at once, was invalidated. */
-  invalidations: new Map(),
-  invalidatedAll: 0,
-  version(id) {
-    return `${this.invalidatedAll}/${this.invalidations.get(id) ?? 0}`;
-  },
-  /** Marks the rows of `ids` (of every conversation, without `ids`) for reading again. */
-  invalidate(ids) {
-    if (!ids) this.invalidatedAll += 1;
-    else for (const id of ids) this.invalidations.set(id, (this.invalidations.get(id) ?? 0) + 1);
-  },
-  /** The row's reads: the kept ones while current, fresh ones otherwise (a failed read counts as
-   * nothing for this render, and is not kept). */
-  async of(manager, id) {
-    const kept = this.byId.get(id);
-    const version = this.version(id);
-    if (kept?.version === version) return kept;
-    const [recent, markers] = await Promise.all([
-      manager.listMessages(id, { limit: UNREAD_WINDOW }).catch(() => null),
-      manager.listReadMarkers(id).catch(() => null),
-    ]);
-    const reads = { recent: recent ?? [], markers: markers ?? [], version };
-    if (recent && markers && state.manager === manager) this.byId.set(id, reads);
-    return reads;
-  },
-  clear() {
-    this.byId.clear();
-    this.invalidations.clear();
-  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -196,10 +158,8 @@ async function signOut() {
 function endSession(message) {
   state.conversations = [];
   state.names.clear();
-  state.readBefore.clear();
   state.countsUnread = false;
   state.storageFull = false;
-  rowReads.clear();
   clearChatView();
   hideNotices();
   showSignIn(message);
@@ -218,6 +178,7 @@ function clearChatView() {
 
 /** Closes the open conversation: the list shows, and the conversation pane is empty. */
 function closeConversation() {
+  state.openings += 1;
   state.open = null;
   forgetMessages();
   history.replaceState(null, '', location.pathname + location.search);
@@ -242,8 +203,6 @@ function listen(manager) {
   });
   manager.addEventListener('change', (event) => {
     const { conversationIds } = event.detail;
-    // No conversation named (history evicted to make room): any row may have changed.
-    rowReads.invalidate(conversationIds.length > 0 ? conversationIds : undefined);
     renderConversations();
     if (state.open && conversationIds.includes(state.open)) refreshMessages();
   });
@@ -402,60 +361,43 @@ async function renderConversationsNow() {
   for (const conversation of conversations) {
     for (const member of conversation.members) state.names.set(member.id, member.displayName);
   }
-  const counting = manager.getSyncStatus().lastSyncTime !== null;
-  state.countsUnread = counting;
-  // A row never read before (the first render, a new conversation) waits for its reads, which
-  // take long with many conversations: the list shows at once, such rows with their title only.
-  if (conversations.some((conversation) => !rowReads.byId.has(conversation.id))) {
-    showConversationRows(conversations.map((conversation) =>
-      conversationRow(conversation, rowReads.byId.get(conversation.id), counting)), { complete: false });
-  }
-  const reads = await Promise.all(conversations.map((conversation) => rowReads.of(manager, conversation.id)));
-  if (state.manager !== manager) return;
-  showConversationRows(conversations.map((conversation, i) =>
-    conversationRow(conversation, reads[i], counting, manager)), { complete: counting });
+  // Unread counts are null until a first sync has finished.
+  state.countsUnread = conversations.length > 0 &&
+    conversations.every((conversation) => conversation.unreadCount !== null);
+  const list = $('conversations');
+  list.replaceChildren(...conversations.map((conversation) => conversationRow(conversation, manager)));
+  list.dataset.counting = String(state.countsUnread);
   if (conversations.length === 0) {
-    $('conversations').replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
+    list.replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
   }
   await offerUnsendable(manager);
 }
 
-/** Puts `rows` in the list; `complete` says that every row has its reads and counts unread
- * messages (`data-counting`, which the end-to-end tests wait for). */
-function showConversationRows(rows, { complete }) {
-  const list = $('conversations');
-  list.replaceChildren(...rows);
-  list.dataset.counting = String(complete);
-  list.setAttribute('aria-busy', String(!complete && rows.length > 0));
-}
-
-/** A row of the list from its reads (its title alone without them). Given the `manager`, the
- * reads also count: they set how far the conversation was read before it opens, and an open
- * conversation is marked read up to its newest message. */
-function conversationRow(conversation, reads, counting, manager = null) {
-  const selected = conversation.id === state.open;
-  if (!reads) return conversationItem({ conversation, selected, loading: true });
-  const { recent, markers } = reads;
-  const last = recent[recent.length - 1];
-  const me = state.session.userId;
-  // How far this user has read, on any device (the server keeps it; set here, it shows at once).
-  let readUpTo = markers.find((marker) => marker.userId === me)?.lastReadServerTs ?? -Infinity;
-  if (manager) {
-    if (counting && !onScreen(conversation.id)) state.readBefore.set(conversation.id, readUpTo);
-    const newest = recent.findLast((m) => m.serverTs !== null);
-    if (newest && newest.serverTs > readUpTo && onScreen(conversation.id)) {
-      manager.markRead(newest).catch((error) => console.warn('marking read failed', error));
-      readUpTo = newest.serverTs;
-    }
+/** A row of the list. The conversation on screen counts as read: it is marked read up to its
+ * newest message. */
+function conversationRow(conversation, manager) {
+  const last = conversation.lastMessage;
+  let unread = conversation.unreadCount ?? 0;
+  if (unread > 0 && onScreen(conversation.id)) {
+    // The newest message, or (when it is this user's, not sent yet) the view's newest sent one.
+    const newest = last?.id ? last : newestSent();
+    if (newest) manager.markRead(newest).catch((error) => console.warn('marking read failed', error));
+    unread = 0;
   }
-  const unread = recent.filter((m) => m.senderId !== me && m.serverTs !== null && m.serverTs > readUpTo).length;
   return conversationItem({
     conversation,
     last,
     senderName: last ? displayName(last.senderId) : '',
-    unread: counting ? unread : 0,
-    selected,
+    unread,
+    selected: conversation.id === state.open,
   });
+}
+
+/** The newest message of the open conversation's view that the server has. */
+function newestSent() {
+  return [...state.messages.values()]
+    .filter((message) => message.id !== null)
+    .reduce((a, b) => (a && a.serverTs >= b.serverTs ? a : b), null);
 }
 
 /** A failed message whose conversation is gone (the server's data was replaced) shows in no
@@ -487,11 +429,16 @@ function displayName(userId) {
 async function openConversation(id) {
   const conversation = state.conversations.find((c) => c.id === id);
   if (!conversation) return;
+  // How far this user had read it, for the divider: read before it counts as on screen, which
+  // marks it read.
+  const opening = ++state.openings;
+  const readUpTo = state.countsUnread ? await ownReadPosition(id) : Infinity;
+  if (opening !== state.openings) return; // another conversation was picked meanwhile
   state.open = id;
   forgetMessages();
   state.historyComplete = false;
   state.readByOthers = -Infinity;
-  state.unread = { from: state.readBefore.get(id) ?? Infinity, until: Infinity };
+  state.unread = { from: readUpTo, until: Infinity };
   history.replaceState(null, '', `#/c/${encodeURIComponent(id)}`);
   $('conversation-title').textContent = conversation.title;
   $('conversation-members').textContent = conversation.members.map((m) => m.displayName).join(', ');
@@ -507,6 +454,14 @@ async function openConversation(id) {
   showFirstUnread();
   renderConversations();
   $('composer-text').focus({ preventScroll: true });
+}
+
+/** The `serverTs` this user has read conversation `id` up to (-Infinity: nothing; Infinity: the
+ * markers could not be read, so nothing counts as unread). */
+async function ownReadPosition(id) {
+  const markers = await state.manager?.listReadMarkers(id).catch(() => null);
+  if (!markers) return Infinity;
+  return markers.find((marker) => marker.userId === state.session.userId)?.lastReadServerTs ?? -Infinity;
 }
 
 /** Loads the newest page into the view (new, changed and deleted messages). */

@@ -70,11 +70,9 @@ export function unreadDivider(count) {
     el('span', { textContent: `${count} unread message${count === 1 ? '' : 's'}` }));
 }
 
-/** One row of the conversation list; a `loading` one (its messages not read yet) shows its
- * title alone. */
-export function conversationItem({ conversation, last, senderName, unread, selected, loading = false }) {
-  let preview = last ? `${senderName}: ${last.body}` : 'No messages yet';
-  if (loading) preview = '\u00a0'; // keeps the row's height
+/** One row of the conversation list. */
+export function conversationItem({ conversation, last, senderName, unread, selected }) {
+  const preview = last ? `${senderName}: ${last.body}` : 'No messages yet';
   return el('li', { className: 'conversation-item' },
     el('button', {
       type: 'button',
@@ -89,8 +87,7 @@ export function conversationItem({ conversation, last, senderName, unread, selec
       ? el('span', {
         className: 'unread',
         textContent: unread > 99 ? '99+' : String(unread),
-        // The count looks at the newest 100 messages only: past 99, it says no more than that.
-        attrs: { 'aria-label': unread > 99 ? 'more than 99 unread' : `${unread} unread` },
+        attrs: { 'aria-label': `${unread} unread` },
       })
       : null));
 }
