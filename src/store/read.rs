@@ -8,7 +8,7 @@ use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarke
 use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{
     conversation_order, ConversationSummary, HistoryFloor, LocalMessage, OutboxEntry,
-    PersistedState, OPTIMISTIC_SORT_BASE,
+    PersistedState,
 };
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
 use js_sys::{Array, Object, Reflect};
@@ -76,9 +76,10 @@ async fn conversations_in(transaction: &idb::Transaction) -> Result<Vec<Conversa
 }
 
 /// The conversation list with each conversation's last message and unread count for `me`
-/// ([`ConversationSummary`]), in one transaction: the conversations and the meta record (with
-/// the pending read markers), then each conversation's floor and stored marker, then its newest
-/// messages and its server messages above the marker.
+/// ([`ConversationSummary`]), in one transaction: the conversations, every history floor and read
+/// marker and the meta record (with the pending markers), then one range of each conversation's
+/// messages, from its read marker up (every unread message, and the last one unless the marker's
+/// message and all above it are deleted or gone).
 pub(crate) async fn conversation_summaries(
     database: &Database,
     me: &UserId,
@@ -89,88 +90,89 @@ pub(crate) async fn conversation_summaries(
             TransactionMode::ReadOnly,
         )
         .map_err(|e| classify(&e))?;
-    let meta = transaction
-        .object_store(META)
-        .and_then(|store| store.get(JsValue::from(META_KEY)))
+    let store = |name: &str| transaction.object_store(name).map_err(|e| classify(&e));
+    let meta = (store(META)?.get(JsValue::from(META_KEY)))
+        .map_err(|e| classify(&e))?
+        .into_future();
+    let markers = (store(READ_MARKERS)?.get_all(None, None))
+        .map_err(|e| classify(&e))?
+        .into_future();
+    let floor_keys = (store(HISTORY)?.get_all_keys(None, None))
+        .map_err(|e| classify(&e))?
+        .into_future();
+    let floor_values = (store(HISTORY)?.get_all(None, None))
         .map_err(|e| classify(&e))?
         .into_future();
     let conversations = conversations_in(&transaction).await?;
-    let meta: Option<MetaRecord> = meta
-        .await
-        .map_err(|e| classify(&e))?
+    let meta: Option<MetaRecord> = (meta.await.map_err(|e| classify(&e))?)
         .map(from_js)
         .transpose()?;
-    let pending = meta
-        .map(|meta| meta.pending_read_markers)
-        .unwrap_or_default();
+    let pending = meta.map_or_else(Vec::new, |meta| meta.pending_read_markers);
+    let mut read: Vec<(ConversationId, Millis)> = Vec::new();
+    for marker in markers.await.map_err(|e| classify(&e))? {
+        let marker: ReadMarker = from_js(marker)?;
+        if &marker.user_id == me {
+            read.push((marker.conversation_id, marker.last_read_server_ts));
+        }
+    }
+    read.extend(
+        pending
+            .into_iter()
+            .map(|p| (p.conversation_id, p.server_ts)),
+    );
+    let floor_keys = floor_keys.await.map_err(|e| classify(&e))?;
+    let mut floors: Vec<(String, HistoryFloor)> = Vec::with_capacity(floor_keys.len());
+    for (key, floor) in floor_keys
+        .into_iter()
+        .zip(floor_values.await.map_err(|e| classify(&e))?)
+    {
+        floors.push((key.as_string().unwrap_or_default(), from_js(floor)?));
+    }
 
+    let index = store(MESSAGES)?
+        .index(BY_CONVERSATION)
+        .map_err(|e| classify(&e))?;
     let mut asked = Vec::with_capacity(conversations.len());
     for conversation in &conversations {
-        let marker = transaction
-            .object_store(READ_MARKERS)
-            .and_then(|store| store.get(read_marker_key(conversation.id.as_str(), me.as_str())))
-            .map_err(|e| classify(&e))?
-            .into_future();
-        asked.push((recorded_floor(&transaction, &conversation.id)?, marker));
-    }
-    let mut bounds = Vec::with_capacity(conversations.len());
-    for (conversation, (floor, marker)) in conversations.iter().zip(asked) {
-        let shows_from = floor.await?.map_or(Millis::MIN, |floor| floor.shows_from());
-        let stored: Option<ReadMarker> = marker
-            .await
-            .map_err(|e| classify(&e))?
-            .map(from_js)
-            .transpose()?;
-        let pending = pending
-            .iter()
-            .find(|p| p.conversation_id == conversation.id);
-        let read_up_to = (stored.map(|marker| marker.last_read_server_ts))
-            .max(pending.map(|marker| marker.server_ts));
-        bounds.push((shows_from, read_up_to));
-    }
-
-    let index = transaction
-        .object_store(MESSAGES)
-        .and_then(|store| store.index(BY_CONVERSATION))
-        .map_err(|e| classify(&e))?;
-    let mut unread = Vec::with_capacity(conversations.len());
-    for (conversation, (shows_from, read_up_to)) in conversations.iter().zip(&bounds) {
-        let lowest = read_up_to.map_or(*shows_from, |read| (*shows_from).max(read + 1));
-        if lowest >= OPTIMISTIC_SORT_BASE {
-            // Nothing shown above the marker (or no server message shown at all).
-            unread.push(None);
-            continue;
-        }
+        let id = conversation.id.as_str();
+        let shows_from = (floors.iter())
+            .find(|(key, _)| key == id)
+            .map_or(Millis::MIN, |(_, floor)| floor.shows_from());
+        let read_up_to = (read.iter())
+            .filter(|(conversation, _)| conversation.as_str() == id)
+            .map(|(_, ts)| *ts)
+            .max();
+        let lowest = read_up_to.map_or(shows_from, |read| read.max(shows_from));
         let range = idb::KeyRange::bound(
             &conversation_position(&conversation.id, lowest as f64),
-            &conversation_position(&conversation.id, OPTIMISTIC_SORT_BASE as f64),
+            &conversation_position(&conversation.id, f64::INFINITY),
             None,
-            Some(true),
+            None,
         )
         .map_err(|e| classify(&e))?;
-        let request = index
-            .get_all(Some(Query::from(range)), None)
-            .map_err(|e| classify(&e))?;
-        unread.push(Some(request.into_future()));
+        let request = (index.get_all(Some(Query::from(range)), None))
+            .map_err(|e| classify(&e))?
+            .into_future();
+        asked.push((shows_from, read_up_to, request));
     }
     let mut summaries = Vec::with_capacity(conversations.len());
-    for ((conversation, (shows_from, read_up_to)), unread) in
-        conversations.into_iter().zip(bounds).zip(unread)
-    {
-        let last_message = last_shown(&index, &conversation.id, shows_from).await?;
-        let mut count = 0;
-        let unread = match unread {
-            Some(request) => request.await.map_err(|e| classify(&e))?,
-            None => Vec::new(),
-        };
-        for value in unread {
+    for (conversation, (shows_from, read_up_to, request)) in conversations.into_iter().zip(asked) {
+        let mut unread = 0;
+        let mut last_message = None;
+        for value in request.await.map_err(|e| classify(&e))? {
             let message: LocalMessage = from_js(value)?;
-            count += usize::from(ConversationSummary::is_unread(&message, me, read_up_to));
+            unread += usize::from(ConversationSummary::is_unread(&message, me, read_up_to));
+            if !message.deleted {
+                last_message = Some(message);
+            }
+        }
+        if last_message.is_none() {
+            last_message = last_shown(&index, &conversation.id, shows_from).await?;
         }
         summaries.push(ConversationSummary {
             conversation,
             last_message,
-            unread: count,
+            unread,
         });
     }
     Ok(summaries)
