@@ -369,37 +369,50 @@ impl Store for MemoryStore {
         let conversations = self.conversations().await?;
         let shared = self.lock();
         let data = &shared.data;
-        let mut summaries: Vec<ConversationSummary> = conversations
-            .into_iter()
-            .map(|conversation| ConversationSummary {
-                conversation,
-                last_message: None,
-                unread: 0,
+        // Per conversation, in list order: what it shows from, how far `me` read, its count and
+        // last message so far; found by id through `by_id`. One pass over the messages.
+        let mut rows: Vec<(Millis, Option<Millis>, usize, Option<&LocalMessage>)> = conversations
+            .iter()
+            .map(|conversation| {
+                let id = &conversation.id;
+                let floor = data.floors.get(id).map_or(Millis::MIN, |f| f.shows_from());
+                let stored = (data.read_markers.get(&(id.clone(), me.clone())))
+                    .map(|marker| marker.last_read_server_ts);
+                let pending = (data.pending_read_markers.iter())
+                    .find(|marker| &marker.conversation_id == id)
+                    .map(|marker| marker.server_ts);
+                (floor, stored.max(pending), 0, None)
             })
             .collect();
-        for summary in &mut summaries {
-            let id = &summary.conversation.id;
-            let floor = data.floors.get(id).map_or(Millis::MIN, |f| f.shows_from());
-            let stored = (data.read_markers.get(&(id.clone(), me.clone())))
-                .map(|marker| marker.last_read_server_ts);
-            let pending = (data.pending_read_markers.iter())
-                .find(|marker| &marker.conversation_id == id)
-                .map(|marker| marker.server_ts);
-            let read_up_to = stored.max(pending);
-            for message in data.messages.values() {
-                if &message.conversation_id != id || message.sort_ts < floor || message.deleted {
-                    continue;
-                }
-                if ConversationSummary::is_unread(message, me, read_up_to) {
-                    summary.unread += 1;
-                }
-                let newer = |last: &LocalMessage| in_store_order(&message, &last).is_gt();
-                if summary.last_message.as_ref().is_none_or(newer) {
-                    summary.last_message = Some(message.clone());
-                }
+        let mut by_id: Vec<(&ConversationId, usize)> = conversations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (&c.id, i))
+            .collect();
+        sort_by(&mut by_id, |a, b| a.0.cmp(b.0));
+        for message in data.messages.values() {
+            let Ok(found) = by_id.binary_search_by(|(id, _)| (*id).cmp(&message.conversation_id))
+            else {
+                continue;
+            };
+            let (floor, read_up_to, unread, last) = &mut rows[by_id[found].1];
+            if message.sort_ts < *floor || message.deleted {
+                continue;
+            }
+            *unread += usize::from(ConversationSummary::is_unread(message, me, *read_up_to));
+            if last.is_none_or(|last| in_store_order(&message, &last).is_gt()) {
+                *last = Some(message);
             }
         }
-        Ok(summaries)
+        Ok(conversations
+            .into_iter()
+            .zip(rows)
+            .map(|(conversation, (_, _, unread, last))| ConversationSummary {
+                conversation,
+                last_message: last.cloned(),
+                unread,
+            })
+            .collect())
     }
 
     async fn messages(
