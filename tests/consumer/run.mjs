@@ -64,6 +64,10 @@ if (report) {
     'Alice is a member of each',
   );
   check(
+    report.conversations.every((c) => typeof c.last === 'string' && Number.isInteger(c.unreadCount)),
+    'each conversation has its last message and, after the sync, an unread count',
+  );
+  check(
     report.messages.length > 0 && report.messages.every((m) => m.status === 'sent' && m.id),
     `listMessages() of the first conversation: ${report.messages.length} sent messages`,
   );

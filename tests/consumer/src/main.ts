@@ -24,7 +24,11 @@ export interface ConsumerReport {
   error: { code: string; message: string } | null;
   forceSync: SyncResult | null;
   status: SyncStatus | null;
-  conversations: Array<Pick<Conversation, 'id' | 'title'> & { memberIds: string[] }>;
+  conversations: Array<Pick<Conversation, 'id' | 'title' | 'unreadCount'> & {
+    memberIds: string[];
+    /** The body of `lastMessage`. */
+    last: string | null;
+  }>;
   /** The newest messages of the first conversation. */
   messages: Array<Pick<ChatMessage, 'id' | 'senderId' | 'status'>>;
   newestPage: number;
@@ -100,10 +104,12 @@ async function main(): Promise<void> {
   const status: SyncStatus = sync.getSyncStatus();
   report.status = status;
   const conversations: Conversation[] = await sync.listConversations();
-  report.conversations = conversations.map(({ id, title, members }) => ({
+  report.conversations = conversations.map(({ id, title, members, lastMessage, unreadCount }) => ({
     id,
     title,
     memberIds: members.map((member) => member.id),
+    last: lastMessage?.body ?? null,
+    unreadCount,
   }));
   const first = conversations[0];
   if (first) {
