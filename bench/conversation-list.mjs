@@ -7,6 +7,7 @@
 //   node bench/conversation-list.mjs   (after `tests/e2e/run.sh`, or `make pkg` and
 //                                       `cargo build -p chat-sync-server`)
 //   CONVERSATIONS=200                  conversations added to the demo's 6, 5 messages each
+//   UNREAD=0                           and one more with this many messages, none read
 //
 // Alice signs in to the demo and syncs, then a second manager in the page times each way 11 times;
 // the medians and their ratio are printed.
@@ -16,6 +17,7 @@ import { startServer } from '../tests/e2e/support/server.mjs';
 import { openDemo } from '../tests/e2e/support/demo.mjs';
 
 const extra = Number(process.env.CONVERSATIONS ?? 200);
+const unread = Number(process.env.UNREAD ?? 0);
 let stopServer = async () => {};
 const server = await startServer({ test: { after: (stop) => { stopServer = stop; }, diagnostic() {} } });
 const bob = server.api('bob');
@@ -26,6 +28,17 @@ for (let i = 0; i < extra; i++) {
   });
   const { conversation } = await response.json();
   for (let k = 0; k < 5; k++) await bob.send(conversation.id, `message ${k} of ${i}`);
+}
+if (unread > 0) {
+  const response = await bob('/v1/conversations', {
+    method: 'POST',
+    body: JSON.stringify({ title: 'Never read', memberIds: ['u-alice'] }),
+  });
+  const { conversation } = await response.json();
+  for (let k = 0; k < unread; k += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, unread - k) },
+      (_, j) => bob.send(conversation.id, `unread message ${k + j}, of some length like a chat line`)));
+  }
 }
 
 const browser = await launchBrowser();

@@ -87,7 +87,8 @@ export function conversationItem({ conversation, last, senderName, unread, selec
       ? el('span', {
         className: 'unread',
         textContent: unread > 99 ? '99+' : String(unread),
-        attrs: { 'aria-label': `${unread} unread` },
+        // `unreadCount` stops at 100: past 99, the label says no more than the badge.
+        attrs: { 'aria-label': unread > 99 ? 'more than 99 unread' : `${unread} unread` },
       })
       : null));
 }

@@ -40,8 +40,8 @@
 
 use crate::event::ChangeSet;
 use crate::store::{
-    ApplyReport, Failure, HistoryFloor, LocalMessage, MessageStatus, OutboxEntry,
-    PendingReadMarker, PersistedState, Store, StoreOp, OPTIMISTIC_SORT_BASE,
+    ApplyReport, ConversationSummary, Failure, HistoryFloor, LocalMessage, MessageStatus,
+    OutboxEntry, PendingReadMarker, PersistedState, Store, StoreOp, OPTIMISTIC_SORT_BASE,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Message, MessageId, Millis, ReadMarker,
@@ -1025,6 +1025,59 @@ pub async fn conversation_summaries_show_last_message_and_unread_count<S: Store>
     assert_eq!(c4, &("c-4".into(), None, 0));
 }
 
+/// Counting unread messages stops at [`ConversationSummary::UNREAD_MAX`]; below it the count is
+/// exact however many of the user's own messages lie above the marker, and the last message is
+/// the newest either way.
+pub async fn unread_counts_stop_at_their_maximum<S: Store>(store: &S) {
+    let max = ConversationSummary::UNREAD_MAX;
+    whole_history(store, &["c-many", "c-mine"]).await;
+    let mut ops = vec![
+        StoreOp::PutConversation(conversation("c-many", "Busy", 5)),
+        StoreOp::PutConversation(conversation("c-mine", "Chatty", 6)),
+        StoreOp::PutReadMarker(marker("c-mine", ME, "r-500", 501)),
+    ];
+    let many = max as Millis + 30;
+    for n in 0..many {
+        ops.push(StoreOp::PutMessage(server(
+            &format!("b-{n}"),
+            "c-many",
+            OTHER,
+            1_000 + n,
+        )));
+    }
+    ops.push(StoreOp::PutMessage(server("r-500", "c-mine", OTHER, 500)));
+    for n in 0..(max as Millis + 50) {
+        ops.push(StoreOp::PutMessage(server(
+            &format!("a-{n}"),
+            "c-mine",
+            ME,
+            501 + n,
+        )));
+    }
+    for n in 0..3 {
+        ops.push(StoreOp::PutMessage(server(
+            &format!("o-{n}"),
+            "c-mine",
+            OTHER,
+            900 + n,
+        )));
+    }
+    ops.push(StoreOp::PutMessage(tombstone(
+        &server("gone", "c-mine", OTHER, 950),
+        951,
+    )));
+    apply(store, ops).await;
+    let listed = summaries(store).await;
+    let last = format!("b-{}", many - 1);
+    assert_eq!(
+        listed,
+        [
+            ("c-many".into(), Some(last), max),
+            ("c-mine".into(), Some("o-2".into()), 3),
+        ]
+    );
+}
+
 /// Eviction raises the floor of each conversation it took messages from to the oldest kept one,
 /// so an older message stored later (an edit the feed brings) is not shown above a gap until
 /// back-fill reaches it; an `Unknown` floor stays.
@@ -1290,6 +1343,7 @@ macro_rules! store_contract_tests {
             messages_page_newest_first_window_in_ascending_order
             conversations_ordered_by_latest_activity
             conversation_summaries_show_last_message_and_unread_count
+            unread_counts_stop_at_their_maximum
             activity_follows_the_messages_a_conversation_holds
             evict_history_keeps_newest_server_messages_and_all_optimistic
             history_floor_moves_down_as_history_extends

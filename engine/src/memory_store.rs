@@ -399,7 +399,9 @@ impl Store for MemoryStore {
             if message.sort_ts < *floor || message.deleted {
                 continue;
             }
-            *unread += usize::from(ConversationSummary::is_unread(message, me, *read_up_to));
+            if *unread < ConversationSummary::UNREAD_MAX {
+                *unread += usize::from(ConversationSummary::is_unread(message, me, *read_up_to));
+            }
             if last.is_none_or(|last| in_store_order(&message, &last).is_gt()) {
                 *last = Some(message);
             }

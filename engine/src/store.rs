@@ -408,13 +408,17 @@ pub struct ConversationSummary {
     /// Its newest message that [`Store::messages`] shows and that is not deleted; an optimistic
     /// one included.
     pub last_message: Option<LocalMessage>,
-    /// Its unread messages: server messages of other members, not deleted, that sort above the
-    /// user's read marker (the stored one, or a [`PendingReadMarker`] ahead of it) and that
-    /// [`Store::messages`] shows.
+    /// Its unread messages, counted up to [`ConversationSummary::UNREAD_MAX`]: server messages of
+    /// other members, not deleted, that sort above the user's read marker (the stored one, or a
+    /// [`PendingReadMarker`] ahead of it) and that [`Store::messages`] shows.
     pub unread: usize,
 }
 
 impl ConversationSummary {
+    /// Where counting unread messages stops (a badge shows "99+"), so that a conversation with
+    /// thousands never read costs no more to list than one with a hundred.
+    pub const UNREAD_MAX: usize = 100;
+
     /// Whether `message` counts as unread for `me`, who has read up to `read_up_to` (a
     /// `server_ts`; `None`: nothing).
     pub fn is_unread(message: &LocalMessage, me: &UserId, read_up_to: Option<Millis>) -> bool {

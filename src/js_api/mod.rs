@@ -464,8 +464,8 @@ impl BackgroundSyncManager {
     }
 
     /// The cached conversations, most recent activity first (instant, offline too), each with
-    /// its last message and how many messages the user has not read (`null` until a first sync
-    /// has finished: it brings read markers after the messages they cover).
+    /// its last message and how many messages the user has not read, up to 100 (`null` until a
+    /// first sync has finished: it brings read markers after the messages they cover).
     #[wasm_bindgen(js_name = listConversations, unchecked_return_type = "Promise<Conversation[]>")]
     pub fn list_conversations(&self) -> Promise {
         let driver = self.driver();

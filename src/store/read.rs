@@ -143,30 +143,33 @@ pub(crate) async fn conversation_summaries(
             .map(|(_, ts)| *ts)
             .max();
         let lowest = read_up_to.map_or(shows_from, |read| read.max(shows_from));
-        let range = idb::KeyRange::bound(
-            &conversation_position(&conversation.id, lowest as f64),
-            &conversation_position(&conversation.id, f64::INFINITY),
-            None,
-            None,
-        )
-        .map_err(|e| classify(&e))?;
-        let request = (index.get_all(Some(Query::from(range)), None))
-            .map_err(|e| classify(&e))?
-            .into_future();
+        let request = window_above(&index, &conversation.id, lowest as f64, false)?;
         asked.push((shows_from, read_up_to, request));
     }
     let mut summaries = Vec::with_capacity(conversations.len());
     for (conversation, (shows_from, read_up_to, request)) in conversations.into_iter().zip(asked) {
         let mut unread = 0;
         let mut last_message = None;
-        for value in request.await.map_err(|e| classify(&e))? {
-            let message: LocalMessage = from_js(value)?;
-            unread += usize::from(ConversationSummary::is_unread(&message, me, read_up_to));
-            if !message.deleted {
-                last_message = Some(message);
+        let mut values = request.await?;
+        // Windows up the conversation until the top, or until the count stops.
+        let reached_top = loop {
+            let full = values.len() == WINDOW as usize;
+            let mut above = f64::NEG_INFINITY;
+            for value in values {
+                let message: LocalMessage = from_js(value)?;
+                let counts = ConversationSummary::is_unread(&message, me, read_up_to);
+                unread = (unread + usize::from(counts)).min(ConversationSummary::UNREAD_MAX);
+                above = message.sort_ts as f64;
+                if !message.deleted {
+                    last_message = Some(message);
+                }
             }
-        }
-        if last_message.is_none() {
+            if !full || unread == ConversationSummary::UNREAD_MAX {
+                break !full;
+            }
+            values = window_above(&index, &conversation.id, above, true)?.await?;
+        };
+        if !reached_top || last_message.is_none() {
             last_message = last_shown(&index, &conversation.id, shows_from).await?;
         }
         summaries.push(ConversationSummary {
@@ -176,6 +179,30 @@ pub(crate) async fn conversation_summaries(
         });
     }
     Ok(summaries)
+}
+
+/// Messages read at a time, from a read marker up, for the unread count.
+const WINDOW: u32 = ConversationSummary::UNREAD_MAX as u32 + 1;
+
+/// Asks for the [`WINDOW`] messages of a conversation that sort lowest at or above (`open`:
+/// above) `lowest`, in ascending order. The request goes at once; its answer waits to be awaited.
+fn window_above(
+    index: &idb::Index,
+    conversation: &ConversationId,
+    lowest: f64,
+    open: bool,
+) -> Result<impl Future<Output = Result<Vec<JsValue>, Failure>>, Failure> {
+    let range = idb::KeyRange::bound(
+        &conversation_position(conversation, lowest),
+        &conversation_position(conversation, f64::INFINITY),
+        Some(open),
+        None,
+    )
+    .map_err(|e| classify(&e))?;
+    let request = (index.get_all(Some(Query::from(range)), Some(WINDOW)))
+        .map_err(|e| classify(&e))?
+        .into_future();
+    Ok(async move { request.await.map_err(|e| classify(&e)) })
 }
 
 /// The newest message of a conversation at or above `shows_from` that is not deleted.

@@ -1,7 +1,7 @@
 // The conversation list is one `listConversations` call, which brings each row's last message
 // and unread count: a render reads no row's messages or read markers (with many conversations,
-// reading them row by row made each render slow). Past 99 unread a row shows 99+, and tells
-// screen readers the exact count.
+// reading them row by row made each render slow). Past 99 unread a row shows 99+ (the count
+// stops at 100), and its label says no more than that.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,7 +41,7 @@ it('a new message updates its row\'s preview and count from the list alone', asy
   assert.deepEqual(errors, []);
 });
 
-it('past 99 unread messages a row shows 99+ and tells screen readers the count', async (t) => {
+it('past 99 unread messages a row shows 99+ and says so to screen readers', async (t) => {
   const server = await startServer({ test: t, seedMessages: 0 });
   const { page, errors } = await newPage(browser, t);
   await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' });
@@ -51,7 +51,6 @@ it('past 99 unread messages a row shows 99+ and tells screen readers the count',
     .some((row) => row.querySelector('.unread')?.textContent === '99+'), { message: 'a row counting 99+ unread' });
   const badge = page.locator('#conversations .conversation', { hasText: 'Alice & Bob' }).locator('.unread');
   assert.equal(await badge.textContent(), '99+');
-  await waitInPage(page, () => document.querySelector('#conversations .unread[aria-label="120 unread"]') !== null,
-    { message: 'the badge labelled with all 120' });
+  assert.equal(await badge.getAttribute('aria-label'), 'more than 99 unread');
   assert.deepEqual(errors, []);
 });
