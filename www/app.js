@@ -530,7 +530,11 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   const heightBefore = scroller.scrollHeight;
   const sorted = [...state.messages.values()].sort((a, b) => a.sortTs - b.sortTs);
-  const unread = sorted.filter(isUnread);
+  // Replying reads what came before (as the list counts): unread messages come after this user's
+  // newest one (one not sent yet leaves none).
+  const mine = sorted.filter((message) => message.senderId === state.session.userId);
+  const replied = Math.max(-Infinity, ...mine.map((message) => message.serverTs ?? Infinity));
+  const unread = sorted.filter((message) => isUnread(message) && message.serverTs > replied);
   const items = [];
   let day = null;
   for (const message of sorted) {

@@ -925,13 +925,13 @@ pub async fn history_floor_moves_down_as_history_extends<S: Store>(store: &S) {
 }
 
 /// A summary's last message is the newest one shown that is not deleted (optimistic included);
-/// its unread count takes other members' server messages shown above the user's read marker,
-/// the pending one where it is ahead, and leaves out deleted ones.
+/// its unread count takes other members' messages shown above the user's read marker (the pending
+/// one where it is ahead) and above the user's own newest message, and leaves out deleted ones.
 pub async fn conversation_summaries_show_last_message_and_unread_count<S: Store>(store: &S) {
     assert!(summaries(store).await.is_empty());
 
     let m1 = server("m-1", "c-1", OTHER, 100);
-    let m2 = server("m-2", "c-1", ME, 110);
+    let m2 = server("m-2", "c-1", OTHER, 110);
     let m3 = server("m-3", "c-1", OTHER, 120);
     let m4 = server("m-4", "c-1", OTHER, 130);
     let m5 = server("m-5", "c-1", OTHER, 150);
@@ -947,7 +947,10 @@ pub async fn conversation_summaries_show_last_message_and_unread_count<S: Store>
             StoreOp::PutMessage(m3.clone()),
             StoreOp::PutMessage(m4.clone()),
             StoreOp::PutMessage(m5.clone()),
+            // Read up to a message deleted since: the last message is below the marker.
+            StoreOp::PutMessage(server("q-0", "c-2", OTHER, 40)),
             StoreOp::PutMessage(tombstone(&server("q-1", "c-2", OTHER, 50), 60)),
+            StoreOp::PutReadMarker(marker("c-2", ME, "q-1", 51)),
             // Another member's marker does not count for this user.
             StoreOp::PutReadMarker(marker("c-1", OTHER, "m-5", 151)),
         ],
@@ -957,33 +960,22 @@ pub async fn conversation_summaries_show_last_message_and_unread_count<S: Store>
     assert_eq!(
         summaries(store).await,
         [
-            ("c-1".into(), some("m-5"), 4),
-            ("c-2".into(), None, 0),
+            ("c-1".into(), some("m-5"), 5),
+            ("c-2".into(), some("q-0"), 0),
             ("c-3".into(), None, 0),
         ]
     );
 
-    // Read up to m-1 (stored), m-4 deleted since: m-3 and m-5 are unread, and m-5 is still last
-    // with an optimistic message of this user's above it... until it is sent.
-    let entry = outbox("o-1", "c-1", 1);
+    // Read up to m-1 (stored), m-4 deleted since: m-2, m-3 and m-5 are unread.
     apply(
         store,
         vec![
             StoreOp::PutReadMarker(marker("c-1", ME, "m-1", 101)),
             StoreOp::PutMessage(tombstone(&m4, 160)),
-            StoreOp::PutOutbox(entry.clone()),
-            StoreOp::PutMessage(optimistic(&entry)),
         ],
     )
     .await;
-    assert_eq!(
-        summaries(store).await,
-        [
-            ("c-1".into(), some("optimistic o-1"), 2),
-            ("c-2".into(), None, 0),
-            ("c-3".into(), None, 0),
-        ]
-    );
+    assert_eq!(summaries(store).await[0], ("c-1".into(), some("m-5"), 3));
 
     // A pending marker ahead of the stored one counts; one behind it does not.
     let pending = |message: &LocalMessage| PendingReadMarker {
@@ -996,19 +988,40 @@ pub async fn conversation_summaries_show_last_message_and_unread_count<S: Store>
         vec![StoreOp::SetPendingReadMarkers(vec![pending(&m3)])],
     )
     .await;
-    assert_eq!(
-        summaries(store).await[0],
-        ("c-1".into(), some("optimistic o-1"), 1)
-    );
+    assert_eq!(summaries(store).await[0], ("c-1".into(), some("m-5"), 1));
     apply(
         store,
-        vec![StoreOp::PutReadMarker(marker("c-1", ME, "m-5", 151))],
+        vec![StoreOp::SetPendingReadMarkers(vec![pending(&m1)])],
+    )
+    .await;
+    assert_eq!(summaries(store).await[0], ("c-1".into(), some("m-5"), 3));
+
+    // Replying reads what came before: this user's message, sent or still optimistic, ends the
+    // count, and is the last message.
+    let entry = outbox("o-1", "c-1", 1);
+    apply(
+        store,
+        vec![
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(optimistic(&entry)),
+        ],
     )
     .await;
     assert_eq!(
         summaries(store).await[0],
         ("c-1".into(), some("optimistic o-1"), 0)
     );
+    let m6 = server("m-6", "c-1", OTHER, 170);
+    apply(
+        store,
+        vec![
+            StoreOp::RemoveOutbox(entry.client_message_id.clone()),
+            StoreOp::PutMessage(confirmed(&entry, "mine", 165)),
+            StoreOp::PutMessage(m6),
+        ],
+    )
+    .await;
+    assert_eq!(summaries(store).await[0], ("c-1".into(), some("m-6"), 1));
 
     // Only what `messages` shows counts: below a floor, nothing.
     let late = edited(&server("d-1", "c-4", OTHER, 10), "edited long after", 170);
@@ -1020,14 +1033,17 @@ pub async fn conversation_summaries_show_last_message_and_unread_count<S: Store>
         ],
     )
     .await;
-    let c4 = summaries(store).await;
-    let c4 = c4.iter().find(|(id, ..)| id == "c-4").expect("c-4 listed");
+    let listed = summaries(store).await;
+    let c4 = listed
+        .iter()
+        .find(|(id, ..)| id == "c-4")
+        .expect("c-4 listed");
     assert_eq!(c4, &("c-4".into(), None, 0));
 }
 
-/// Counting unread messages stops at [`ConversationSummary::UNREAD_MAX`]; below it the count is
-/// exact however many of the user's own messages lie above the marker, and the last message is
-/// the newest either way.
+/// Counting unread messages stops at [`ConversationSummary::UNREAD_MAX`], and at the user's own
+/// newest message however far below it the read marker lies; the last message is the newest
+/// either way.
 pub async fn unread_counts_stop_at_their_maximum<S: Store>(store: &S) {
     let max = ConversationSummary::UNREAD_MAX;
     whole_history(store, &["c-many", "c-mine"]).await;

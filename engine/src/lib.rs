@@ -73,7 +73,7 @@ pub use status::{Phase, Stats, Status, SyncError, Trigger};
 pub use store::{
     conversation_order, ApplyReport, Batch, BatchId, ConversationSummary, Failure, HistoryFloor,
     LocalMessage, MessageStatus, OutboxEntry, PendingReadMarker, PersistedState, Store, StoreError,
-    StoreOp, OPTIMISTIC_SORT_BASE,
+    StoreOp, UnreadCount, OPTIMISTIC_SORT_BASE,
 };
 pub use time::iso8601;
 pub use transport::{HttpOutcome, HttpRequest, Method, RequestId};

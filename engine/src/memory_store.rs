@@ -8,7 +8,7 @@
 use crate::sort::sort_by;
 use crate::store::{
     conversation_order, ApplyReport, ConversationSummary, HistoryFloor, LocalMessage, OutboxEntry,
-    PendingReadMarker, PersistedState, Store, StoreError, StoreOp,
+    PendingReadMarker, PersistedState, Store, StoreError, StoreOp, UnreadCount,
 };
 use chat_sync_protocol::{
     ClientMessageId, Conversation, ConversationId, Cursor, Millis, ReadMarker, UserId,
@@ -369,21 +369,8 @@ impl Store for MemoryStore {
         let conversations = self.conversations().await?;
         let shared = self.lock();
         let data = &shared.data;
-        // Per conversation, in list order: what it shows from, how far `me` read, its count and
-        // last message so far; found by id through `by_id`. One pass over the messages.
-        let mut rows: Vec<(Millis, Option<Millis>, usize, Option<&LocalMessage>)> = conversations
-            .iter()
-            .map(|conversation| {
-                let id = &conversation.id;
-                let floor = data.floors.get(id).map_or(Millis::MIN, |f| f.shows_from());
-                let stored = (data.read_markers.get(&(id.clone(), me.clone())))
-                    .map(|marker| marker.last_read_server_ts);
-                let pending = (data.pending_read_markers.iter())
-                    .find(|marker| &marker.conversation_id == id)
-                    .map(|marker| marker.server_ts);
-                (floor, stored.max(pending), 0, None)
-            })
-            .collect();
+        // Each conversation's messages, in list order, found by id through `by_id`.
+        let mut shown: Vec<Vec<&LocalMessage>> = vec![Vec::new(); conversations.len()];
         let mut by_id: Vec<(&ConversationId, usize)> = conversations
             .iter()
             .enumerate()
@@ -391,30 +378,38 @@ impl Store for MemoryStore {
             .collect();
         sort_by(&mut by_id, |a, b| a.0.cmp(b.0));
         for message in data.messages.values() {
-            let Ok(found) = by_id.binary_search_by(|(id, _)| (*id).cmp(&message.conversation_id))
-            else {
-                continue;
-            };
-            let (floor, read_up_to, unread, last) = &mut rows[by_id[found].1];
-            if message.sort_ts < *floor || message.deleted {
-                continue;
-            }
-            if *unread < ConversationSummary::UNREAD_MAX {
-                *unread += usize::from(ConversationSummary::is_unread(message, me, *read_up_to));
-            }
-            if last.is_none_or(|last| in_store_order(&message, &last).is_gt()) {
-                *last = Some(message);
+            let found = by_id.binary_search_by(|(id, _)| (*id).cmp(&message.conversation_id));
+            if let Ok(found) = found {
+                shown[by_id[found].1].push(message);
             }
         }
-        Ok(conversations
+        let summaries = conversations
             .into_iter()
-            .zip(rows)
-            .map(|(conversation, (_, _, unread, last))| ConversationSummary {
-                conversation,
-                last_message: last.cloned(),
-                unread,
-            })
-            .collect())
+            .zip(shown)
+            .map(|(conversation, mut messages)| {
+                let id = &conversation.id;
+                let floor = data.floors.get(id).map_or(Millis::MIN, |f| f.shows_from());
+                messages.retain(|message| message.sort_ts >= floor);
+                sort_by(&mut messages, |a, b| in_store_order(b, a));
+                let stored = (data.read_markers.get(&(id.clone(), me.clone())))
+                    .map(|marker| marker.last_read_server_ts);
+                let pending = (data.pending_read_markers.iter())
+                    .find(|marker| &marker.conversation_id == id)
+                    .map(|marker| marker.server_ts);
+                let mut unread = UnreadCount::new(me, stored.max(pending));
+                for message in &messages {
+                    if !unread.next(message) {
+                        break;
+                    }
+                }
+                let last = messages.iter().find(|message| !message.deleted);
+                ConversationSummary {
+                    last_message: last.map(|message| (*message).clone()),
+                    unread: unread.count,
+                    conversation,
+                }
+            });
+        Ok(summaries.collect())
     }
 
     async fn messages(

@@ -408,9 +408,7 @@ pub struct ConversationSummary {
     /// Its newest message that [`Store::messages`] shows and that is not deleted; an optimistic
     /// one included.
     pub last_message: Option<LocalMessage>,
-    /// Its unread messages, counted up to [`ConversationSummary::UNREAD_MAX`]: server messages of
-    /// other members, not deleted, that sort above the user's read marker (the stored one, or a
-    /// [`PendingReadMarker`] ahead of it) and that [`Store::messages`] shows.
+    /// Its unread messages ([`UnreadCount`]), up to [`ConversationSummary::UNREAD_MAX`].
     pub unread: usize,
 }
 
@@ -418,13 +416,42 @@ impl ConversationSummary {
     /// Where counting unread messages stops (a badge shows "99+"), so that a conversation with
     /// thousands never read costs no more to list than one with a hundred.
     pub const UNREAD_MAX: usize = 100;
+}
 
-    /// Whether `message` counts as unread for `me`, who has read up to `read_up_to` (a
-    /// `server_ts`; `None`: nothing).
-    pub fn is_unread(message: &LocalMessage, me: &UserId, read_up_to: Option<Millis>) -> bool {
-        &message.sender_id != me
-            && !message.deleted
-            && (message.server_ts).is_some_and(|ts| read_up_to.is_none_or(|read| ts > read))
+/// Counts a conversation's unread messages, given the messages [`Store::messages`] shows (deleted
+/// ones included) newest first: other members' messages, not deleted, above the user's read
+/// marker (the stored one, or a [`PendingReadMarker`] ahead of it) and above the user's own
+/// newest message (sent or not: replying counts as reading what came before), up to
+/// [`ConversationSummary::UNREAD_MAX`]. Both stores count with it.
+#[derive(Debug)]
+pub struct UnreadCount<'a> {
+    me: &'a UserId,
+    read_up_to: Option<Millis>,
+    /// The messages counted so far.
+    pub count: usize,
+}
+
+impl<'a> UnreadCount<'a> {
+    /// Nothing counted yet, for `me`, who has read up to `read_up_to` (a `server_ts`; `None`:
+    /// nothing).
+    pub fn new(me: &'a UserId, read_up_to: Option<Millis>) -> Self {
+        Self {
+            me,
+            read_up_to,
+            count: 0,
+        }
+    }
+
+    /// Takes the next message down; `false` once no message further down can count.
+    pub fn next(&mut self, message: &LocalMessage) -> bool {
+        let read = (message.server_ts).is_none_or(|ts| self.read_up_to.is_some_and(|r| ts <= r));
+        if &message.sender_id == self.me || read {
+            return false;
+        }
+        if !message.deleted {
+            self.count += 1;
+        }
+        self.count < ConversationSummary::UNREAD_MAX
     }
 }
 

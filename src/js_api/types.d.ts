@@ -129,10 +129,11 @@ export interface Conversation {
   /** The newest message `listMessages` shows (a pending one included); null when none. */
   lastMessage: ChatMessage | null;
   /** Messages of other members after this user's read marker (set on any device, or here with
-   * `markRead`), deleted ones left out, among the cached messages; counted up to 100 (100 means
-   * 100 or more: a badge shows 99+), so listing costs the same however many are unread. `null`
-   * until a first sync has finished: it brings the read markers after the messages they cover,
-   * so an earlier count would be too high. */
+   * `markRead`) and after this user's own newest message (a reply, even one not sent yet, reads
+   * what came before), deleted ones left out, among the cached messages; counted up to 100 (100
+   * means 100 or more: a badge shows 99+), so listing costs the same however many are unread.
+   * `null` until a first sync has finished: it brings the read markers after the messages they
+   * cover, so an earlier count would be too high. */
   unreadCount: number | null;
 }
 

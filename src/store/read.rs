@@ -8,7 +8,7 @@ use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarke
 use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{
     conversation_order, ConversationSummary, HistoryFloor, LocalMessage, OutboxEntry,
-    PersistedState,
+    PersistedState, UnreadCount,
 };
 use idb::{CursorDirection, Database, ManagedCursor, Query, TransactionMode};
 use js_sys::{Array, Object, Reflect};
@@ -77,9 +77,9 @@ async fn conversations_in(transaction: &idb::Transaction) -> Result<Vec<Conversa
 
 /// The conversation list with each conversation's last message and unread count for `me`
 /// ([`ConversationSummary`]), in one transaction: the conversations, every history floor and read
-/// marker and the meta record (with the pending markers), then one range of each conversation's
-/// messages, from its read marker up (every unread message, and the last one unless the marker's
-/// message and all above it are deleted or gone).
+/// marker and the meta record (with the pending markers), then each conversation's messages from
+/// its read marker up, and where there are many, newest first until its count is final
+/// ([`UnreadCount`]); its last message too, from further down where none above is left.
 pub(crate) async fn conversation_summaries(
     database: &Database,
     me: &UserId,
@@ -132,6 +132,8 @@ pub(crate) async fn conversation_summaries(
     let index = store(MESSAGES)?
         .index(BY_CONVERSATION)
         .map_err(|e| classify(&e))?;
+    // Each conversation's messages from its read marker up, asked for all at once: mostly few,
+    // and all its count needs.
     let mut asked = Vec::with_capacity(conversations.len());
     for conversation in &conversations {
         let id = conversation.id.as_str();
@@ -143,99 +145,104 @@ pub(crate) async fn conversation_summaries(
             .map(|(_, ts)| *ts)
             .max();
         let lowest = read_up_to.map_or(shows_from, |read| read.max(shows_from));
-        let request = window_above(&index, &conversation.id, lowest as f64, false)?;
-        asked.push((shows_from, read_up_to, request));
+        let range = idb::KeyRange::bound(
+            &conversation_position(&conversation.id, lowest as f64),
+            &conversation_position(&conversation.id, f64::INFINITY),
+            None,
+            None,
+        )
+        .map_err(|e| classify(&e))?;
+        let request = (index.get_all(Some(Query::from(range)), Some(ABOVE_MARKER)))
+            .map_err(|e| classify(&e))?
+            .into_future();
+        asked.push((shows_from, read_up_to, lowest, request));
     }
     let mut summaries = Vec::with_capacity(conversations.len());
-    for (conversation, (shows_from, read_up_to, request)) in conversations.into_iter().zip(asked) {
-        let mut unread = 0;
+    for (conversation, (shows_from, read_up_to, lowest, request)) in
+        conversations.into_iter().zip(asked)
+    {
+        let mut unread = UnreadCount::new(me, read_up_to);
         let mut last_message = None;
-        let mut values = request.await?;
-        // Windows up the conversation until the top, or until the count stops.
-        let reached_top = loop {
-            let full = values.len() == WINDOW as usize;
-            let mut above = f64::NEG_INFINITY;
-            for value in values {
+        let values = request.await.map_err(|e| classify(&e))?;
+        let scan = Scan {
+            index: &index,
+            conversation: &conversation.id,
+            shows_from,
+        };
+        if values.len() < ABOVE_MARKER as usize {
+            let mut counting = true;
+            for value in values.into_iter().rev() {
                 let message: LocalMessage = from_js(value)?;
-                let counts = ConversationSummary::is_unread(&message, me, read_up_to);
-                unread = (unread + usize::from(counts)).min(ConversationSummary::UNREAD_MAX);
-                above = message.sort_ts as f64;
-                if !message.deleted {
+                counting = counting && unread.next(&message);
+                if last_message.is_none() && !message.deleted {
                     last_message = Some(message);
                 }
             }
-            if !full || unread == ConversationSummary::UNREAD_MAX {
-                break !full;
+            if last_message.is_none() {
+                scan.down(lowest as f64, None, &mut last_message).await?;
             }
-            values = window_above(&index, &conversation.id, above, true)?.await?;
-        };
-        if !reached_top || last_message.is_none() {
-            last_message = last_shown(&index, &conversation.id, shows_from).await?;
+        } else {
+            // Many above the marker: newest first, until the count is final.
+            scan.down(f64::INFINITY, Some(&mut unread), &mut last_message)
+                .await?;
         }
         summaries.push(ConversationSummary {
             conversation,
             last_message,
-            unread,
+            unread: unread.count,
         });
     }
     Ok(summaries)
 }
 
-/// Messages read at a time, from a read marker up, for the unread count.
-const WINDOW: u32 = ConversationSummary::UNREAD_MAX as u32 + 1;
+/// Messages of a conversation read at once from its read marker up: a conversation with fewer
+/// needs nothing more for its summary.
+const ABOVE_MARKER: u32 = 16;
 
-/// Asks for the [`WINDOW`] messages of a conversation that sort lowest at or above (`open`:
-/// above) `lowest`, in ascending order. The request goes at once; its answer waits to be awaited.
-fn window_above(
-    index: &idb::Index,
-    conversation: &ConversationId,
-    lowest: f64,
-    open: bool,
-) -> Result<impl Future<Output = Result<Vec<JsValue>, Failure>>, Failure> {
-    let range = idb::KeyRange::bound(
-        &conversation_position(conversation, lowest),
-        &conversation_position(conversation, f64::INFINITY),
-        Some(open),
-        None,
-    )
-    .map_err(|e| classify(&e))?;
-    let request = (index.get_all(Some(Query::from(range)), Some(WINDOW)))
-        .map_err(|e| classify(&e))?
-        .into_future();
-    Ok(async move { request.await.map_err(|e| classify(&e)) })
+/// A conversation's messages shown, read newest first a window at a time.
+struct Scan<'a> {
+    index: &'a idb::Index,
+    conversation: &'a ConversationId,
+    shows_from: Millis,
 }
 
-/// The newest message of a conversation at or above `shows_from` that is not deleted.
-async fn last_shown(
-    index: &idb::Index,
-    conversation: &ConversationId,
-    shows_from: Millis,
-) -> Result<Option<LocalMessage>, Failure> {
-    /// Messages read at a time: tombstones on top are rare.
-    const LOOK: usize = 8;
-    let mut upper = f64::INFINITY;
-    while upper > shows_from as f64 {
-        let range = idb::KeyRange::bound(
-            &conversation_position(conversation, shows_from as f64),
-            &conversation_position(conversation, upper),
-            None,
-            Some(upper.is_finite()),
-        )
-        .map_err(|e| classify(&e))?;
-        let values = newest(index, range, LOOK).await?;
-        let read = values.len();
-        for value in values {
-            let message: LocalMessage = from_js(value)?;
-            if !message.deleted {
-                return Ok(Some(message));
+impl Scan<'_> {
+    /// Reads down from `upper` (exclusive; `INFINITY`: from the newest) until `unread`'s count
+    /// is final (without one: at once) and `last` holds the newest message not deleted.
+    async fn down(
+        &self,
+        mut upper: f64,
+        mut unread: Option<&mut UnreadCount<'_>>,
+        last: &mut Option<LocalMessage>,
+    ) -> Result<(), Failure> {
+        let mut window = 32;
+        while (unread.is_some() || last.is_none()) && upper > self.shows_from as f64 {
+            let range = idb::KeyRange::bound(
+                &conversation_position(self.conversation, self.shows_from as f64),
+                &conversation_position(self.conversation, upper),
+                None,
+                Some(upper.is_finite()),
+            )
+            .map_err(|e| classify(&e))?;
+            let values = newest(self.index, range, window).await?;
+            let full = values.len() == window;
+            for value in values {
+                let message: LocalMessage = from_js(value)?;
+                upper = message.sort_ts as f64;
+                if unread.as_mut().is_some_and(|unread| !unread.next(&message)) {
+                    unread = None;
+                }
+                if last.is_none() && !message.deleted {
+                    *last = Some(message);
+                }
             }
-            upper = message.sort_ts as f64;
+            if !full {
+                break;
+            }
+            window = 128;
         }
-        if read < LOOK {
-            break;
-        }
+        Ok(())
     }
-    Ok(None)
 }
 
 /// Asks for the recorded history floor of a conversation in `transaction`. The request goes at
