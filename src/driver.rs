@@ -228,12 +228,13 @@ impl Driver {
         wasm_bindgen_futures::spawn_local(async move { driver.reload_outbox(true).await });
     }
 
-    /// Gives the engine the outbox as the shared store holds it and, when this tab starts
-    /// `leading`, the read markers a leading tab before it left unsent.
+    /// Gives the engine the outbox and the last sync's time as the shared store holds them and,
+    /// when this tab starts `leading`, the read markers a leading tab before it left unsent.
     async fn reload_outbox(self: &Rc<Self>, leading: bool) {
         match self.store.load().await {
             Ok(state) => self.input(|engine, now| {
                 engine.handle_outbox_reloaded(state.outbox, now);
+                engine.handle_last_sync_reloaded(state.last_sync, now);
                 if leading {
                     engine.handle_pending_read_markers(state.pending_read_markers, now);
                 }

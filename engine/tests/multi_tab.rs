@@ -1,10 +1,12 @@
 //! Two engines on one store, as two tabs of one browser: the follower (not started) composes,
-//! the leader delivers, and both see the outbox as the store holds it.
+//! the leader delivers, and both see the outbox (and the last sync's time) as the store holds it.
 
 use chat_sync_engine::protocol::{
-    ClientMessageId, ConversationId, Message, MessageResponse, ResponseBody,
+    ClientMessageId, ConversationId, Cursor, FeedPage, Message, MessageResponse, ResponseBody,
 };
-use chat_sync_engine::{Config, Engine, HttpOutcome, HttpRequest, MemoryStore, Output, Store};
+use chat_sync_engine::{
+    Config, Engine, Event, HttpOutcome, HttpRequest, MemoryStore, Output, Store,
+};
 
 /// Performs an engine's store writes and returns the requests it wants to send.
 fn drain(engine: &mut Engine, store: &MemoryStore, now: i64) -> Vec<HttpRequest> {
@@ -99,4 +101,43 @@ fn a_reload_keeps_what_this_engine_is_still_storing() {
         pollster::block_on(store.load()).expect("load").outbox.len(),
         1
     );
+}
+
+#[test]
+fn a_follower_tab_takes_the_last_sync_its_leader_stored() {
+    let store = MemoryStore::new();
+    let mut leader = engine(&store, 4);
+    let mut follower = engine(&store, 5);
+    leader.start(0);
+    let pulls = drain(&mut leader, &store, 0);
+    let empty = HttpOutcome::Response {
+        status: 200,
+        retry_after_ms: None,
+        body: ResponseBody::Feed(FeedPage {
+            changes: Vec::new(),
+            next_cursor: Cursor::new("c1"),
+            has_more: false,
+        }),
+        bytes: 100,
+    };
+    leader.handle_response(pulls[0].id, empty, 50);
+    drain(&mut leader, &store, 50);
+    let stored = pollster::block_on(store.load()).expect("load").last_sync;
+    assert!(stored.is_some(), "the leader stored its sync's time");
+    assert_eq!(follower.status().last_sync_time, None);
+
+    // The leader's broadcast makes the follower reload.
+    follower.handle_last_sync_reloaded(stored, 60);
+    assert_eq!(follower.status().last_sync_time, stored);
+    let told = std::iter::from_fn(|| match follower.poll_output() {
+        Output::Timeout(_) => None,
+        output => Some(output),
+    })
+    .any(|output| {
+        matches!(output, Output::Event(Event::StatusChanged(status))
+            if status.last_sync_time == stored)
+    });
+    assert!(told, "the app hears the new status");
+    follower.handle_last_sync_reloaded(None, 70);
+    assert_eq!(follower.status().last_sync_time, stored, "never back");
 }

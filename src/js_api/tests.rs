@@ -875,9 +875,17 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
         .expect("marked");
     // Only the leader sends: the server's answer reached the leader's store.
     sent_read_marker(&leader, &general, &delivered).await;
+    let synced_at = field(&follower.get_sync_status().expect("status"), "lastSyncTime");
     settle(follower.force_sync())
         .await
         .expect("the leader synced for the follower");
+    // The follower's status says when the leader last synced.
+    let leaders = field(&leader.get_sync_status().expect("status"), "lastSyncTime");
+    assert_ne!(leaders, synced_at, "the leader synced again");
+    until("the follower's status takes the leader's sync time", || {
+        field(&follower.get_sync_status().expect("status"), "lastSyncTime") == leaders
+    })
+    .await;
 
     leader.dispose();
     until("the follower took over", || {

@@ -47,7 +47,8 @@ export interface SyncStatus {
   /** A sync is in progress. */
   isRunning: boolean;
   isOnline: boolean;
-  /** ISO 8601, or null before the first sync. */
+  /** When the last sync finished, by this tab or (in a follower tab) the tab that syncs; ISO
+   * 8601, or null before the first sync. */
   lastSyncTime: string | null;
   lastError: { code: SyncErrorCode; message: string } | null;
   /** Messages waiting to be delivered. */

@@ -293,6 +293,14 @@ impl Engine {
         }
     }
 
+    /// When the last sync finished as the store now holds it, read after another tab's write
+    /// (with the outbox): a follower tab, which never syncs itself, takes its leader's, so that
+    /// every tab's status says when the data was last synced. It never moves back.
+    pub fn handle_last_sync_reloaded(&mut self, last_sync: Option<Millis>, now: Millis) {
+        self.advance(now);
+        self.last_sync = self.last_sync.max(last_sync);
+    }
+
     /// Starts network sync and timers (an immediate sync first).
     pub fn start(&mut self, now: Millis) {
         self.started = true;
