@@ -225,12 +225,12 @@ impl Driver {
         self.is_leader.set(true);
         self.input(|engine, now| engine.start(now));
         let driver = self.clone();
-        wasm_bindgen_futures::spawn_local(async move { driver.reload_outbox(true).await });
+        wasm_bindgen_futures::spawn_local(async move { driver.reload_shared_state(true).await });
     }
 
     /// Gives the engine the outbox and the last sync's time as the shared store holds them and,
     /// when this tab starts `leading`, the read markers a leading tab before it left unsent.
-    async fn reload_outbox(self: &Rc<Self>, leading: bool) {
+    async fn reload_shared_state(self: &Rc<Self>, leading: bool) {
         match self.store.load().await {
             Ok(state) => self.input(|engine, now| {
                 engine.handle_outbox_reloaded(state.outbox, now);
@@ -240,7 +240,7 @@ impl Driver {
                 }
             }),
             Err(error) => {
-                log::warn!(error = error.to_string().as_str(); "cannot reload the outbox")
+                log::warn!(error = error.to_string().as_str(); "cannot reload the state other tabs share")
             }
         }
     }
@@ -251,7 +251,7 @@ impl Driver {
             Note::Stored { conversation_ids } => {
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    driver.reload_outbox(false).await;
+                    driver.reload_shared_state(false).await;
                     let changes = ChangeSet {
                         conversations: conversation_ids.into_iter().map(Into::into).collect(),
                         messages: 0,
