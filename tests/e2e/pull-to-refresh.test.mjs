@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  newPage, openConversation, openDemo, previewOf, unreadOf, waitForMessage, waitInPage,
+  newPage, openConversation, openDemo, pollUntil, previewOf, unreadOf, waitForMessage, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -99,6 +99,12 @@ it('a pull on the conversation list, then on the open conversation, brings the o
   await openConversation(page, 'Alice & Bob');
   await waitInPage(page, () => document.getElementById('status').dataset.phase === 'idle',
     { message: 'the sync idle after opening the conversation' });
+  // Opening it marks it read, which the phase does not show: wait until the server holds the
+  // marker, so that its request is not one between the post and the pull.
+  const alice = server.api('alice');
+  const [newest] = await alice.messages('Alice & Bob', { limit: 1 });
+  await pollUntil(() => alice.readMarker('Alice & Bob'), (marker) => marker?.lastReadMessageId === newest.id,
+    { message: 'the server to hold Alice\'s marker at the newest message of Alice & Bob' });
   const id = await page.locator('#messages-refresh').getAttribute('conversation-id');
   const direct = `Bob, in the open conversation ${Date.now()}`;
   const posted2 = Date.now();
