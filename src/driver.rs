@@ -532,6 +532,9 @@ impl Driver {
 /// [`StoreOp::ForgetServerData`] emptied.
 fn touched(ops: &[StoreOp], report: &ApplyReport) -> Vec<String> {
     let mut touched = report.forgotten.clone();
+    for id in &report.evicted_from {
+        touched.add(id);
+    }
     for op in ops {
         let id = match op {
             StoreOp::PutConversation(conversation) => &conversation.id,

@@ -787,7 +787,8 @@ pub async fn activity_follows_the_messages_a_conversation_holds<S: Store>(store:
 }
 
 /// `EvictHistory { keep }` keeps the newest `keep` server messages of each conversation (by
-/// `sort_ts`), removes the older ones, never removes optimistic messages and reports the count.
+/// `sort_ts`), removes the older ones, never removes optimistic messages and reports the count and
+/// the conversations it removed from.
 pub async fn evict_history_keeps_newest_server_messages_and_all_optimistic<S: Store>(store: &S) {
     whole_history(store, &["c-1", "c-2", "c-3"]).await;
     let mut ops: Vec<StoreOp> = [10, 50, 30, 40]
@@ -810,6 +811,7 @@ pub async fn evict_history_keeps_newest_server_messages_and_all_optimistic<S: St
         (report.evicted_messages, report.compacted_tombstones),
         (2, 0)
     );
+    assert_eq!(report.evicted_from, [ConversationId::from("c-1")]);
     assert_eq!(
         ids(&all_messages(store, "c-1").await),
         ["m-30", "m-40", "m-50", "optimistic o-1", "optimistic o-2"]
@@ -822,9 +824,15 @@ pub async fn evict_history_keeps_newest_server_messages_and_all_optimistic<S: St
         (0, 0),
         "nothing left to evict"
     );
+    assert_eq!(report.evicted_from, [] as [ConversationId; 0]);
 
     let report = apply(store, vec![StoreOp::EvictHistory { keep: 0 }]).await;
     assert_eq!(report.evicted_messages, 5);
+    assert_eq!(
+        report.evicted_from,
+        [ConversationId::from("c-1"), ConversationId::from("c-2")],
+        "sorted"
+    );
     assert_eq!(
         ids(&all_messages(store, "c-1").await),
         ["optimistic o-1", "optimistic o-2"]

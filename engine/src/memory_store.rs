@@ -239,7 +239,9 @@ impl Data {
                 self.floors.clear();
             }
             StoreOp::EvictHistory { keep } => {
-                report.evicted_messages += self.evict_history(*keep);
+                let (evicted, from) = self.evict_history(*keep);
+                report.evicted_messages += evicted;
+                report.evicted_from.extend(from);
             }
             StoreOp::CompactTombstones { before } => {
                 let before = *before;
@@ -280,7 +282,7 @@ impl Data {
 
     /// Keeps the newest `keep` server messages of each conversation and forgets the floors that
     /// lie below what each kept; returns how many it removed.
-    fn evict_history(&mut self, keep: usize) -> u64 {
+    fn evict_history(&mut self, keep: usize) -> (u64, Vec<ConversationId>) {
         let mut server: Vec<&LocalMessage> = self
             .messages
             .values()
@@ -303,12 +305,14 @@ impl Data {
         for key in &evict {
             self.messages.remove(key);
         }
+        let mut from = Vec::new();
         for (conversation, oldest_kept) in kept_from {
             if (self.floors.get(&conversation)).is_some_and(|f| f.is_below(oldest_kept.as_ref())) {
                 self.floors.remove(&conversation);
             }
+            from.push(conversation);
         }
-        evict.len() as u64
+        (evict.len() as u64, from)
     }
 }
 

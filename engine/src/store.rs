@@ -387,6 +387,9 @@ pub struct Batch {
 pub struct ApplyReport {
     /// Server messages evicted by [`StoreOp::EvictHistory`].
     pub evicted_messages: u64,
+    /// The conversations they were evicted from, sorted. (Not part of the `maintenance` event.)
+    #[serde(skip)]
+    pub evicted_from: Vec<ConversationId>,
     /// Tombstones removed by [`StoreOp::CompactTombstones`].
     pub compacted_tombstones: u64,
     /// Bytes the origin used before a batch with maintenance ops, where the store can tell

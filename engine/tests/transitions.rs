@@ -8,7 +8,7 @@ use chat_sync_engine::{
     BackoffConfig, Batch, ChangeSet, Config, ConnectionQuality, DiscardReason, EffectiveType,
     Engine, EngineError, Event, HistoryFloor, HttpOutcome, HttpRequest, LocalMessage, MemoryStore,
     MessageStatus, OutboxEntry, Output, PendingReadMarker, Phase, RequestId, Store, StoreError,
-    StoreOp, SyncError, SyncSummary, Ticket, Trigger,
+    StoreOp, SyncError, SyncSummary, Ticket, Trigger, QUOTA_EVICTION_KEEP,
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
@@ -2201,6 +2201,57 @@ fn quota_error_evicts_history_then_retries_the_write() {
     assert_eq!(d.store.snapshot().outbox.len(), 1);
     assert!(!d.engine.status().storage_full);
     assert_eq!(d.engine.status().pending_outbox, 1);
+}
+
+/// Either eviction, maintenance's or one for want of space, names the conversations it took
+/// messages from in a `Changed` event, as an app rerenders those; one that took nothing is silent.
+#[test]
+fn evictions_name_the_conversations_they_took_messages_from() {
+    let mut d = Driver::new(Config {
+        retention_per_conversation: Some(1),
+        ..config()
+    });
+    d.go_online(false);
+    d.start();
+    let stored = |conversation: &str, count: usize| -> Vec<StoreOp> {
+        (0..count)
+            .map(|i| {
+                let id = format!("{conversation}-m{i}");
+                let ts = T0 - 1_000 + i as Millis;
+                let message = message(&id, conversation, "u-bob", &id, ts);
+                StoreOp::PutMessage(LocalMessage::from_server(message))
+            })
+            .collect()
+    };
+    let ops = [stored("c-1", 3), stored("c-2", 1)].concat();
+    pollster::block_on(d.store.apply(&ops)).unwrap();
+
+    d.clear();
+    d.act(|e, now| e.run_maintenance(now));
+    let evicted = ChangeSet {
+        conversations: vec!["c-1".into()],
+        messages: 2,
+    };
+    assert_eq!(d.changes(), vec![evicted]);
+    d.clear();
+    d.act(|e, now| e.run_maintenance(now));
+    assert_eq!(d.changes(), vec![], "nothing left to evict");
+
+    let many = stored("c-2", QUOTA_EVICTION_KEEP + 3);
+    pollster::block_on(d.store.apply(&many)).unwrap();
+    d.clear();
+    d.store.fail_next_apply(StoreError::QuotaExceeded);
+    d.act(|e, now| e.send("c-1".into(), "big".into(), now))
+        .unwrap();
+    let evicted = ChangeSet {
+        conversations: vec!["c-2".into()],
+        messages: 3,
+    };
+    assert!(
+        d.changes().contains(&evicted),
+        "{:?} names the eviction",
+        d.changes()
+    );
 }
 
 #[test]

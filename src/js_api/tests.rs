@@ -325,6 +325,35 @@ async fn erin_keeping_10() -> (BackgroundSyncManager, String) {
     (sync, club)
 }
 
+/// Maintenance's eviction tells the app, in a `change` event, which conversations it took old
+/// messages from: those it left with the newest 10.
+#[wasm_bindgen_test]
+async fn maintenance_names_the_conversations_it_evicted_from() {
+    let club = conversation(server(), "erin", "Book club").await;
+    let sync = manager(server(), "erin", &[("retentionPerConversation", 10.into())]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    let changes = record(&sync, "change");
+    settle(sync.run_maintenance()).await.expect("maintenance");
+    let named: Vec<String> = (changes.borrow().iter())
+        .flat_map(|detail| {
+            let ids: Vec<String> = serde_wasm_bindgen::from_value(field(detail, "conversationIds"))
+                .expect("conversation ids");
+            ids
+        })
+        .collect();
+    assert!(named.contains(&club), "{named:?} names Book club");
+    for id in named {
+        let id = chat_sync_engine::protocol::ConversationId::new(id);
+        let cached = sync.inner.driver.store.messages(&id, None, 50);
+        assert_eq!(
+            cached.await.expect("read").len(),
+            10,
+            "{id:?} kept its newest 10"
+        );
+    }
+    sync.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn paging_back_past_the_cached_messages_back_fills_from_the_server() {
     let (sync, club) = erin_keeping_10().await;

@@ -171,7 +171,9 @@ export interface ReadMarker {
 }
 
 /** `detail` of `change`: the conversations whose data (messages, read markers) changed; after the
- * server refused the cursor (its database was replaced), every conversation the cache emptied. */
+ * server refused the cursor (its database was replaced), every conversation the cache emptied;
+ * after an eviction (maintenance, or a write that found storage full), the conversations it took
+ * old messages from. */
 export interface ChangeDetail {
   conversationIds: string[];
   messages: number;

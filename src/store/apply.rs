@@ -83,6 +83,7 @@ async fn run(
                 overlay.write(&stores)?;
                 let (removed, kept_from) = evict(&stores, *keep).await?;
                 report.evicted_messages += removed.len() as u64;
+                (report.evicted_from).extend(kept_from.iter().map(|(id, _)| id.clone()));
                 overlay.forget(removed);
                 overlay.forget_floors_below(&stores, kept_from).await?;
             }
@@ -101,6 +102,7 @@ async fn run(
     }
     overlay.write(&stores)?;
     recompute_activity(&stores, overlay.recompute).await?;
+    sort_by(&mut report.evicted_from, Ord::cmp);
     if let Some(exception) = inject {
         return Err(super::errors::classify_exception(&exception));
     }

@@ -103,7 +103,6 @@ impl Engine {
         self.maintenance_running = false;
         self.last_maintenance = Some(self.now);
         self.stats.maintenance_runs += 1;
-        self.stats.messages_evicted += report.evicted_messages;
         for entry in expired {
             let conversation_id = entry.conversation_id.clone();
             let client_message_id = entry.client_message_id.clone();
@@ -123,6 +122,7 @@ impl Engine {
             }
         }
         self.after_removed(removed, DiscardReason::Expired);
+        self.after_eviction(&report);
         log::info!(
             evicted = report.evicted_messages,
             compacted = report.compacted_tombstones;

@@ -299,10 +299,7 @@ impl Engine {
                 expired,
                 removed,
             } => self.after_maintenance(ticket, expired, removed, report),
-            AfterPersist::Evicted => {
-                self.stats.messages_evicted += report.evicted_messages;
-                self.emit_changed(Vec::new(), report.evicted_messages as usize);
-            }
+            AfterPersist::Evicted => self.after_eviction(&report),
             AfterPersist::ReadMarker(conversation) => self.emit_changed(vec![conversation], 0),
             AfterPersist::Ticket(ticket) => self.finish_ticket(ticket, Ok(SyncSummary::default())),
             AfterPersist::Nothing => {}
@@ -336,6 +333,15 @@ impl Engine {
                 body: entry.body,
                 reason,
             });
+        }
+    }
+
+    /// Counts what an eviction removed, and tells the app which conversations it removed from.
+    pub(super) fn after_eviction(&mut self, report: &ApplyReport) {
+        self.stats.messages_evicted += report.evicted_messages;
+        if !report.evicted_from.is_empty() {
+            let evicted_from = report.evicted_from.clone();
+            self.emit_changed(evicted_from, report.evicted_messages as usize);
         }
     }
 
