@@ -310,7 +310,9 @@ impl Engine {
 
     /// Stops network sync and timers; open commands finish with [`SyncError::Stopped`].
     /// Writes already asked for still complete, and feed pages held in memory are stored (unless
-    /// a write of feed pages is in flight: then they are fetched again next time).
+    /// a write of feed pages is in flight: then they are fetched again next time, as a write
+    /// begun after that one could come after the pages of a tab that took the lead meanwhile and
+    /// move the shared cursor back).
     pub fn stop(&mut self, now: Millis) {
         self.started = false;
         self.advance(now);
