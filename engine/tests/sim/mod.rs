@@ -2,8 +2,8 @@
 //! stores, the reference server's own request handling on in-memory SQLite, and a network that
 //! delays, reorders, drops and fails requests and loses acknowledgements. Some browsers have two
 //! tabs on one store (one leads; the other composes into the shared outbox and hands read
-//! markers over; the lead passes on when the leading tab closes). Tabs crash and restart (memory
-//! lost, store kept); clocks are skewed. Users compose messages, retry or discard failed
+//! markers over; the lead passes on when the leading tab closes, or goes into the back/forward
+//! cache and comes back). Tabs crash and restart (memory lost, store kept); clocks are skewed. Users compose messages, retry or discard failed
 //! ones and read conversations (read markers); others edit and delete messages and start new
 //! conversations on the server. Some seeds give messages, history and tombstones short lifetimes,
 //! so maintenance expires, evicts and compacts during the run; three seeds in four give the
@@ -144,6 +144,11 @@ enum Happening {
         device: usize,
     },
     Crash {
+        device: usize,
+    },
+    /// A leading tab goes into the back/forward cache (`pagehide`): it stops and lets another
+    /// tab of its browser lead; it comes back (`pageshow`) and queues for the lead again.
+    StepDown {
         device: usize,
     },
     Restart {
@@ -367,7 +372,8 @@ impl World {
                 60..=63 => Happening::SyncConversation { device },
                 64..=65 => Happening::LoadOlder { device },
                 66 => Happening::StoreFault { device },
-                67..=71 => Happening::Visibility { device },
+                67..=69 => Happening::Visibility { device },
+                70..=71 => Happening::StepDown { device },
                 72..=84 => Happening::ServerActor,
                 85..=92 if self.chance(self.faults.offline * 3.0) => Happening::Toggle { device },
                 93..=99 if self.chance(self.faults.crash * 3.0) => Happening::Crash { device },
@@ -775,24 +781,29 @@ impl World {
             }
             Happening::Crash { device } => {
                 if self.devices[device].engine.take().is_some() {
-                    self.devices[device].leader = false;
-                    // The Web Lock passes to another tab of the browser.
-                    if let Some(&sibling) = self.siblings(device).first() {
-                        let incarnation = self.devices[sibling].incarnation;
-                        let delay = self.rng.random_range(0..100);
-                        self.at(
-                            self.now + delay,
-                            Happening::Lead {
-                                device: sibling,
-                                incarnation,
-                            },
-                        );
-                    }
+                    self.pass_lead(device);
                     self.devices[device].wake = None;
                     let back = self.now + self.rng.random_range(0..30 * SECOND);
                     self.at(back, Happening::Restart { device });
                 }
                 return;
+            }
+            Happening::StepDown { device } => {
+                if !self.devices[device].leader || self.devices[device].engine.is_none() {
+                    return;
+                }
+                self.pass_lead(device);
+                let now = self.device_now(device);
+                self.engine(device).stop(now);
+                let incarnation = self.devices[device].incarnation;
+                let back = self.now + self.rng.random_range(0..30 * SECOND);
+                self.at(
+                    back,
+                    Happening::Lead {
+                        device,
+                        incarnation,
+                    },
+                );
             }
             Happening::Restart { device } => {
                 if self.devices[device].engine.is_none() {
@@ -839,6 +850,22 @@ impl World {
             }
         }
         self.drain_all();
+    }
+
+    /// `device` leads no more: the Web Lock passes to another tab of its browser.
+    fn pass_lead(&mut self, device: usize) {
+        self.devices[device].leader = false;
+        if let Some(&sibling) = self.siblings(device).first() {
+            let incarnation = self.devices[sibling].incarnation;
+            let delay = self.rng.random_range(0..100);
+            self.at(
+                self.now + delay,
+                Happening::Lead {
+                    device: sibling,
+                    incarnation,
+                },
+            );
+        }
     }
 
     fn drain_all(&mut self) {
