@@ -89,7 +89,10 @@ for file in js/*.js js/*.d.ts; do
     info "copied $file"
 done
 shopt -u nullglob
-[[ -f "$STAGE/index.js" && -f "$STAGE/index.d.ts" ]] || { die "js/index.js or js/index.d.ts is missing"; exit 1; }
+[[ -f "$STAGE/index.js" && -f "$STAGE/index.d.ts" && -f "$STAGE/node.js" ]] || {
+    die "js/index.js, js/index.d.ts or js/node.js is missing"
+    exit 1
+}
 [[ -f "$STAGE/sync-refresh.js" ]] || info "warning: no js/sync-refresh.js yet: the package has no ./sync-refresh entry"
 
 cat >"$STAGE/README.md" <<EOF
@@ -131,6 +134,9 @@ Without a bundler, map \`chat-sync\` to \`node_modules/chat-sync/index.js\` with
   \`import init, { BackgroundSyncManager } from 'chat-sync/web'; await init();\`, then
   \`BackgroundSyncManager.syncOnce(options)\` in \`sync\` and \`periodicsync\` events.
 - \`chat-sync/sync-refresh\`: the \`<sync-refresh>\` custom element (importing it defines it).
+- Server-side rendering: under Node both entries import without error (\`chat-sync\` loads the
+  wasm from its file), and \`BackgroundSyncManager.create\` rejects with code \`unsupported\`:
+  create the manager in the browser.
 - \`chat-sync/chat_sync_bg.wasm\`: the WebAssembly module, to serve or preload yourself.
 
 ## Links
@@ -149,7 +155,9 @@ import { join } from 'node:path';
 const dir = process.argv[2];
 const has = (file) => existsSync(join(dir, file));
 const exports = {
-  '.': { types: './index.d.ts', default: './index.js' },
+  // Under Node (server-side rendering) the entry loads the wasm from its file; browser bundlers
+  // take `browser` first.
+  '.': { types: './index.d.ts', browser: './index.js', node: './node.js', default: './index.js' },
   './web': { types: './chat_sync.d.ts', default: './chat_sync.js' },
 };
 if (has('sync-refresh.js')) {
@@ -171,8 +179,8 @@ const pkg = {
   types: './index.d.ts',
   exports,
   files: [...readdirSync(dir).filter((f) => f !== 'package.json')].sort(),
-  // index.js instantiates the wasm on import; sync-refresh.js defines <sync-refresh>.
-  sideEffects: ['./index.js', ...(has('sync-refresh.js') ? ['./sync-refresh.js'] : [])],
+  // index.js and node.js instantiate the wasm on import; sync-refresh.js defines <sync-refresh>.
+  sideEffects: ['./index.js', './node.js', ...(has('sync-refresh.js') ? ['./sync-refresh.js'] : [])],
 };
 writeFileSync(join(dir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
 EOF

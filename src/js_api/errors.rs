@@ -25,6 +25,9 @@ pub(crate) enum Code {
     Disposed,
     /// A bug stopped the manager (a Rust panic); reloading the page starts it again.
     Internal,
+    /// Not in a browser (Node, as in server-side rendering): the manager runs in pages and
+    /// workers only.
+    Unsupported,
 }
 
 impl Code {
@@ -39,6 +42,7 @@ impl Code {
             Code::InvalidInput => "invalidInput",
             Code::Disposed => "disposed",
             Code::Internal => "internal",
+            Code::Unsupported => "unsupported",
         }
     }
 }

@@ -213,6 +213,13 @@ impl BackgroundSyncManager {
     }
 
     async fn open(options: JsValue) -> Result<Self, JsValue> {
+        if !runtime::in_browser() {
+            return Err(js_error(
+                Code::Unsupported,
+                "chat-sync runs in a browser page or worker, not here (server-side rendering?): \
+                 create the manager in the browser",
+            ));
+        }
         let options = Options::parse(&options)?;
         runtime::set_log_level(&options.log_level);
         let token = match (&options.token, &options.get_token) {

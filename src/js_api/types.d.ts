@@ -32,7 +32,10 @@ export interface SyncOptions {
 export type SyncErrorCode =
   | 'offline' | 'auth' | 'server' | 'network' | 'quota' | 'storage' | 'invalidInput' | 'disposed'
   /** A bug stopped the manager; reloading the page starts it again (queued messages are kept). */
-  | 'internal';
+  | 'internal'
+  /** Not in a browser page or worker (Node, during server-side rendering): create the manager in
+   * the browser. */
+  | 'unsupported';
 
 /** An `Error` from the manager. */
 export interface SyncError extends Error {

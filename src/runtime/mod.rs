@@ -48,6 +48,14 @@ pub(crate) fn is_online() -> bool {
         .unwrap_or(true)
 }
 
+/// Whether this runs in a browser: a page (`Window`) or a worker (`WorkerGlobalScope`), not in
+/// Node (server-side rendering), where fetch, timers and events are not what a browser has.
+pub(crate) fn in_browser() -> bool {
+    let global = js_sys::global();
+    global.is_instance_of::<web_sys::Window>()
+        || global.is_instance_of::<web_sys::WorkerGlobalScope>()
+}
+
 /// Whether this runs in a page (a `document` exists) rather than a worker.
 pub(crate) fn has_document() -> bool {
     document().is_some()

@@ -2,7 +2,8 @@
 # The npm package as an app gets it: builds and packs it (scripts/build-pkg.sh), installs the
 # tarball into this project by its name, type-checks src/main.ts with strict TypeScript (the
 # package's own .d.ts files included), then runs the compiled app in headless Chromium against a
-# reference server with the demo data that this script starts on 127.0.0.1 (and stops on exit).
+# reference server with the demo data that this script starts on 127.0.0.1 (and stops on exit),
+# and imports it in Node as server-side rendering does (ssr.mjs).
 # `scripts/test.sh` runs it.
 #
 # The server serves the staged app (target/consumer/www: the compiled page, the installed package
@@ -54,7 +55,7 @@ rm -rf tests/consumer/dist
 step "Running the consumer in headless Chromium against a reference server"
 cargo build -p chat-sync-server
 mkdir -p "$OUT"
-CSP="$(node tests/consumer/stage.mjs "$STAGE")"
+CSP="$(node --conditions=browser tests/consumer/stage.mjs "$STAGE")"
 info "staged the app in $STAGE"
 : >"$OUT/server.out"
 "$TARGET_DIR/debug/chat-sync-server" --db :memory: --seed-demo --listen 127.0.0.1:0 \
@@ -65,3 +66,6 @@ info "server: $SERVER_URL (pid $SERVER_PID, log: $OUT/server.log)"
 
 OUT_ABS="$(cd "$OUT" && pwd)"
 (cd tests/consumer && node run.mjs "$SERVER_URL/" "$OUT_ABS/page.png")
+
+step "Importing the package in Node, as server-side rendering does"
+(cd tests/consumer && node ssr.mjs "$SERVER_URL")

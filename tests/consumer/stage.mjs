@@ -1,7 +1,7 @@
 // Stages the compiled consumer app for the reference server's `--www`: dist/*.js, the installed
 // package (node_modules/chat-sync) and an index.html whose import map sends each `chat-sync`
-// specifier the app uses where the package's `exports` resolve it (as Node resolves them, so a
-// wrong `exports` entry fails here). Prints the Content-Security-Policy for the page: the demo's
+// specifier the app uses where the package's `exports` resolve it for a browser (as Node resolves
+// them under `--conditions=browser`, which run.sh gives; so a wrong `exports` entry fails here). Prints the Content-Security-Policy for the page: the demo's
 // strict one, with the import map allowed by its hash.
 //   node stage.mjs DIR
 import { createHash } from 'node:crypto';
