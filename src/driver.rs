@@ -528,8 +528,8 @@ impl Driver {
     }
 }
 
-/// The conversations whose data a stored batch changed: those its ops write, and those
-/// [`StoreOp::ForgetServerData`] emptied.
+/// The conversations whose data a stored batch changed: those its ops write, those
+/// [`StoreOp::ForgetServerData`] emptied and those [`StoreOp::EvictHistory`] took messages from.
 fn touched(ops: &[StoreOp], report: &ApplyReport) -> Vec<String> {
     let mut touched = report.forgotten.clone();
     for id in &report.evicted_from {

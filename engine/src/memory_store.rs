@@ -281,7 +281,8 @@ impl Data {
     }
 
     /// Keeps the newest `keep` server messages of each conversation and forgets the floors that
-    /// lie below what each kept; returns how many it removed.
+    /// lie below what each kept; returns how many it removed, and from which conversations (in
+    /// order).
     fn evict_history(&mut self, keep: usize) -> (u64, Vec<ConversationId>) {
         let mut server: Vec<&LocalMessage> = self
             .messages
