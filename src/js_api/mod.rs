@@ -232,18 +232,19 @@ impl BackgroundSyncManager {
             None => whoami(&options.server_url, &token).await?,
         };
         let name = IndexedDbStore::database_name(&options.server_url, &user);
-        let (store, database, recovered) = if IndexedDbStore::is_available() {
-            let store = IndexedDbStore::open(&name)
-                .await
-                .map_err(|e| from_store_error(&e))?;
-            let report = store.open_report().clone();
-            let recovered = report
-                .recovered
-                .or(report.wiped.then(|| "the site's data was cleared".into()));
-            (AnyStore::IndexedDb(store), Some(name), recovered)
-        } else {
-            log::warn!("IndexedDB is unavailable here: data is kept in memory only");
-            (AnyStore::Memory(MemoryStore::new()), None, None)
+        let opened = IndexedDbStore::open_if_allowed(&name).await;
+        let (store, database, recovered) = match opened.map_err(|e| from_store_error(&e))? {
+            Some(store) => {
+                let report = store.open_report().clone();
+                let recovered = report
+                    .recovered
+                    .or(report.wiped.then(|| "the site's data was cleared".into()));
+                (AnyStore::IndexedDb(store), Some(name), recovered)
+            }
+            None => {
+                log::warn!("IndexedDB is unavailable here: data is kept in memory only");
+                (AnyStore::Memory(MemoryStore::new()), None, None)
+            }
         };
         let persistent_storage = if options.request_persistent_storage && runtime::has_document() {
             Some(request_persistence().await)

@@ -313,6 +313,66 @@ async fn force_sync_brings_other_users_messages_and_tells_what_changed() {
     sync.dispose();
 }
 
+/// `indexedDB.open` throwing as a browser whose user blocked storage does (Firefox's
+/// `SecurityError`), until dropped.
+struct StorageBlocked {
+    prototype: JsValue,
+    open: JsValue,
+}
+
+impl StorageBlocked {
+    fn install() -> Self {
+        let factory = Reflect::get(&js_sys::global(), &"IDBFactory".into()).expect("IDBFactory");
+        let prototype = Reflect::get(&factory, &"prototype".into()).expect("prototype");
+        let open = Reflect::get(&prototype, &"open".into()).expect("open");
+        let refuse = Function::new_no_args(
+            "throw new DOMException('The operation is insecure.', 'SecurityError');",
+        );
+        Reflect::set(&prototype, &"open".into(), &refuse).expect("replaced");
+        Self { prototype, open }
+    }
+}
+
+impl Drop for StorageBlocked {
+    fn drop(&mut self) {
+        Reflect::set(&self.prototype, &"open".into(), &self.open).expect("restored");
+    }
+}
+
+/// Where the user blocked storage, the manager keeps its data in memory and says so in its
+/// status (`storage: 'memory'`); syncing, listing and sending work.
+#[wasm_bindgen_test]
+async fn with_storage_blocked_the_manager_runs_in_memory() {
+    let blocked = StorageBlocked::install();
+    let sync = manager(server(), "erin", &[]).await;
+    // (Restored at once: a failed assertion would not drop it, wasm has no unwinding.)
+    drop(blocked);
+    settle(sync.force_sync()).await.expect("synced");
+    let status = sync.get_sync_status().expect("status");
+    assert_eq!(field(&status, "storage"), "memory");
+    let conversations = settle(sync.list_conversations()).await.expect("listed");
+    let conversations: js_sys::Array = conversations.unchecked_into();
+    assert!(
+        conversations.length() > 0,
+        "Erin's conversations, from memory"
+    );
+    let club = conversation(server(), "erin", "Book club").await;
+    let body = format!("from memory {}", js_sys::Date::now());
+    settle(sync.send_message(club.clone().into(), body.clone().into()))
+        .await
+        .expect("queued");
+    until("the message to reach the server", || {
+        field(&sync.get_sync_status().expect("status"), "pendingOutbox").as_f64() == Some(0.0)
+    })
+    .await;
+    let delivered = on_server(server(), "erin", &club).await;
+    assert!(
+        delivered.iter().any(|m| m.body == body),
+        "{body} on the server"
+    );
+    sync.dispose();
+}
+
 /// Erin's manager, synced, with maintenance keeping the newest 10 messages of each
 /// conversation, and the id of Book club.
 async fn erin_keeping_10() -> (BackgroundSyncManager, String) {

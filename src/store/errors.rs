@@ -51,13 +51,22 @@ impl Failure {
 
 /// Sorts a DOM exception by its name (and, for the ambiguous ones, its message).
 pub(crate) fn classify_exception(exception: &DomException) -> Failure {
-    let name = exception.name();
-    let message = exception.message();
+    classify_named(&exception.name(), &exception.message())
+}
+
+/// Sorts a DOM exception's `name` and `message`.
+fn classify_named(name: &str, message: &str) -> Failure {
     let text = format!("{name}: {message}");
-    match name.as_str() {
+    match name {
         "QuotaExceededError" => Failure::Quota,
         "VersionError" => Failure::TooNew(text),
         "InvalidStateError" | "TransactionInactiveError" => Failure::ConnectionLost(text),
+        // Storage the user blocked: Firefox throws this; Chromium, with all cookies blocked,
+        // fails the open with an `UnknownError` saying the user denied permission.
+        "SecurityError" => Failure::Unsupported(text),
+        "UnknownError" if contains(&message.to_ascii_lowercase(), "denied") => {
+            Failure::Unsupported(text)
+        }
         // Transient by experience (Safari's lost connections, Chromium's backing store hiccups):
         // reopen and retry once; repeated on open, the database is rebuilt.
         "UnknownError" => Failure::ConnectionLost(text),
@@ -156,7 +165,27 @@ fn contains(text: &str, words: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_connection_message;
+    use super::{classify_named, is_connection_message, Failure};
+
+    #[test]
+    fn storage_the_user_blocked_is_unsupported_not_a_lost_connection() {
+        let denied = [
+            ("SecurityError", "The operation is insecure."),
+            (
+                "UnknownError",
+                "The user denied permission to access the database.",
+            ),
+        ];
+        for (name, message) in denied {
+            let failure = classify_named(name, message);
+            assert!(
+                matches!(failure, Failure::Unsupported(_)),
+                "{name}: {failure:?}"
+            );
+        }
+        let hiccup = classify_named("UnknownError", "Internal error opening backing store");
+        assert!(matches!(hiccup, Failure::ConnectionLost(_)), "{hiccup:?}");
+    }
 
     #[test]
     fn lost_connections_are_told_by_their_words() {

@@ -72,17 +72,23 @@ impl IndexedDbStore {
         format!("chat-sync|{server}|{user}")
     }
 
-    /// Whether this global scope has IndexedDB at all (some private modes and blocked storage
-    /// do not).
-    pub fn is_available() -> bool {
-        idb::Factory::new().is_ok()
-    }
-
     /// Opens (creating or upgrading) the database `name`, checks it and repairs it if needed.
     pub async fn open(name: &str) -> Result<Self, StoreError> {
-        let (database, report) = open::open_checked(name)
-            .await
-            .map_err(Failure::into_store_error)?;
+        let store = Self::open_if_allowed(name).await?;
+        store.ok_or_else(|| StoreError::Unavailable("IndexedDB is not available here".into()))
+    }
+
+    /// [`open`](Self::open), or `None` where the browser gives this page no IndexedDB: some
+    /// private modes, and storage the user blocked (all cookies blocked, in Chromium).
+    pub async fn open_if_allowed(name: &str) -> Result<Option<Self>, StoreError> {
+        let (database, report) = match open::open_checked(name).await {
+            Ok(opened) => opened,
+            Err(Failure::Unsupported(reason)) => {
+                log::info!(reason = reason.as_str(); "IndexedDB is not available here");
+                return Ok(None);
+            }
+            Err(failure) => return Err(failure.into_store_error()),
+        };
         let store = Self {
             name: name.to_owned(),
             connection: Rc::new(RefCell::new(None)),
@@ -92,7 +98,7 @@ impl IndexedDbStore {
             injected: RefCell::new(None),
         };
         store.install(database);
-        Ok(store)
+        Ok(Some(store))
     }
 
     /// What opening found (upgrade, wipe, recovery).
