@@ -39,6 +39,17 @@ async fn open_manager(
     user: &str,
     extra: &[(&str, JsValue)],
 ) -> BackgroundSyncManager {
+    try_open_manager(server, user, extra)
+        .await
+        .expect("created")
+}
+
+/// [`open_manager`], or what creating it rejected with.
+async fn try_open_manager(
+    server: &str,
+    user: &str,
+    extra: &[(&str, JsValue)],
+) -> Result<BackgroundSyncManager, JsValue> {
     let options = js_sys::Object::new();
     let set = |key: &str, value: JsValue| Reflect::set(&options, &key.into(), &value).expect("set");
     set("serverUrl", server.into());
@@ -47,9 +58,7 @@ async fn open_manager(
     for (key, value) in extra {
         set(key, value.clone());
     }
-    BackgroundSyncManager::open(options.into())
-        .await
-        .expect("created")
+    BackgroundSyncManager::open(options.into()).await
 }
 
 async fn settle(promise: Promise) -> Result<JsValue, JsValue> {
@@ -344,9 +353,10 @@ impl Drop for StorageBlocked {
 #[wasm_bindgen_test]
 async fn with_storage_blocked_the_manager_runs_in_memory() {
     let blocked = StorageBlocked::install();
-    let sync = manager(server(), "erin", &[]).await;
-    // (Restored at once: a failed assertion would not drop it, wasm has no unwinding.)
+    let created = try_open_manager(server(), "erin", &[]).await;
+    // Restored before anything can fail: wasm has no unwinding, so a panic would not drop it.
     drop(blocked);
+    let sync = created.expect("created in memory");
     settle(sync.force_sync()).await.expect("synced");
     let status = sync.get_sync_status().expect("status");
     assert_eq!(field(&status, "storage"), "memory");
