@@ -118,6 +118,10 @@ async function start(session) {
     return;
   }
   listen(state.manager);
+  if (state.manager.getSyncStatus().storage === 'memory') {
+    showNotice('memory', 'This browser keeps no copy of the chat on this device (private mode or blocked storage): ' +
+      'it works while the page is open, and messages not sent yet are lost when you close it.');
+  }
   $('sign-in').hidden = true;
   $('chat').hidden = false;
   $('account').hidden = false;

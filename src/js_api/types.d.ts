@@ -69,7 +69,8 @@ export interface SyncStatus {
   /** When the next sync is planned (ms since the epoch), if one is. */
   nextSyncAt: number | null;
   storageFull: boolean;
-  /** `memory` where IndexedDB is unavailable: nothing survives a reload. */
+  /** `memory` where IndexedDB is unavailable (some private modes, storage the user blocked):
+   * nothing survives a reload, so tell the user. */
   storage: 'indexeddb' | 'memory';
   /** The answer to `requestPersistentStorage`, null when not asked. */
   persistentStorage: boolean | null;

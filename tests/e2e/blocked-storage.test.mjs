@@ -1,0 +1,38 @@
+// Where the user blocked storage (here: `indexedDB.open` throws Firefox's `SecurityError`), the
+// demo still signs in and chats, with the data in memory, and tells the user that nothing is kept
+// on the device; a message sent then reaches the server.
+
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser } from './support/browser.mjs';
+import { startServer } from './support/server.mjs';
+import { newPage, openConversation, openDemo, sendMessage, waitForMessage } from './support/demo.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+function blockIndexedDb() {
+  IDBFactory.prototype.open = () => {
+    throw new DOMException('The operation is insecure.', 'SecurityError');
+  };
+}
+
+it('with storage blocked the demo chats from memory and says nothing is kept', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 50 });
+  const { page, errors } = await newPage(browser, t);
+  await page.addInitScript(blockIndexedDb);
+  await openDemo(page, server.url, 'alice');
+
+  const notice = page.locator('#banner .notice[data-key="memory"]');
+  assert.match(await notice.innerText(), /keeps no copy of the chat on this device/);
+  assert.equal(await page.evaluate(async () => (await indexedDB.databases()).length), 0, 'no database');
+
+  await openConversation(page, 'General');
+  const body = `Sent from memory ${Date.now()}`;
+  await sendMessage(page, body);
+  await waitForMessage(page, body, { status: 'sent' });
+  const onServer = await server.api('alice').messages('General', { limit: 5 });
+  assert.equal(onServer.filter((m) => m.body === body).length, 1, 'the server holds it once');
+  assert.deepEqual(errors, []);
+});
