@@ -175,9 +175,17 @@ impl Driver {
         self.seek_leadership().await;
     }
 
-    /// Takes the leader lock if free, or queues for it.
+    /// Takes the leader lock if free, or queues for it. A tab that keeps its data in memory
+    /// shares no outbox with other tabs, so it leads on its own (a lock of its own).
     async fn seek_leadership(self: &Rc<Self>) {
-        let name = format!("chat-sync-leader|{}", self.name.borrow());
+        let name = match &self.store {
+            AnyStore::IndexedDb(_) => format!("chat-sync-leader|{}", self.name.borrow()),
+            AnyStore::Memory(_) => format!(
+                "chat-sync-leader|{}|memory-{:x}",
+                self.name.borrow(),
+                runtime::random_seed()
+            ),
+        };
         let weak = Rc::downgrade(self);
         let leadership = Leadership::acquire(&name, move || {
             if let Some(driver) = weak.upgrade() {

@@ -239,7 +239,7 @@ impl BackgroundSyncManager {
                 let recovered = report
                     .recovered
                     .or(report.wiped.then(|| "the site's data was cleared".into()));
-                (AnyStore::IndexedDb(store), Some(name), recovered)
+                (AnyStore::IndexedDb(store), Some(name.clone()), recovered)
             }
             None => {
                 log::warn!("IndexedDB is unavailable here: data is kept in memory only");
@@ -280,9 +280,7 @@ impl BackgroundSyncManager {
         *slot.borrow_mut() = Rc::downgrade(&driver);
         let cleared_events = events.clone();
         driver.on_cleared(move || emit(&cleared_events, "cleared", &JsValue::NULL));
-        driver
-            .start(database.as_deref().unwrap_or(&options.server_url))
-            .await;
+        driver.start(&name).await;
         let inner = Rc::new(Inner {
             driver,
             events,

@@ -383,6 +383,38 @@ async fn with_storage_blocked_the_manager_runs_in_memory() {
     sync.dispose();
 }
 
+/// Two tabs that keep their data in memory share no outbox: each leads and syncs its own, so a
+/// message sent from the second is delivered while the first lives.
+#[wasm_bindgen_test]
+async fn with_storage_blocked_each_tab_syncs_its_own() {
+    let blocked = StorageBlocked::install();
+    let first = try_open_manager(server(), "erin", &[]).await;
+    let second = try_open_manager(server(), "erin", &[]).await;
+    drop(blocked);
+    let (first, second) = (first.expect("first tab"), second.expect("second tab"));
+    let leads = |sync: &BackgroundSyncManager| {
+        field(&sync.get_sync_status().expect("status"), "isLeader").as_bool() == Some(true)
+    };
+    until("both tabs lead", || leads(&first) && leads(&second)).await;
+    settle(second.force_sync()).await.expect("the second tab syncs");
+    let club = conversation(server(), "erin", "Book club").await;
+    let body = format!("from the second tab, in memory {}", js_sys::Date::now());
+    settle(second.send_message(club.clone().into(), body.clone().into()))
+        .await
+        .expect("queued");
+    until("the second tab to deliver it", || {
+        field(&second.get_sync_status().expect("status"), "pendingOutbox").as_f64() == Some(0.0)
+    })
+    .await;
+    let delivered = on_server(server(), "erin", &club).await;
+    assert!(
+        delivered.iter().any(|m| m.body == body),
+        "{body} on the server"
+    );
+    first.dispose();
+    second.dispose();
+}
+
 /// Erin's manager, synced, with maintenance keeping the newest 10 messages of each
 /// conversation, and the id of Book club.
 async fn erin_keeping_10() -> (BackgroundSyncManager, String) {
