@@ -396,7 +396,9 @@ async fn with_storage_blocked_each_tab_syncs_its_own() {
         field(&sync.get_sync_status().expect("status"), "isLeader").as_bool() == Some(true)
     };
     until("both tabs lead", || leads(&first) && leads(&second)).await;
-    settle(second.force_sync()).await.expect("the second tab syncs");
+    settle(second.force_sync())
+        .await
+        .expect("the second tab syncs");
     let club = conversation(server(), "erin", "Book club").await;
     let body = format!("from the second tab, in memory {}", js_sys::Date::now());
     settle(second.send_message(club.clone().into(), body.clone().into()))
