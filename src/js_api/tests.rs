@@ -366,9 +366,15 @@ async fn with_storage_blocked_the_manager_runs_in_memory() {
         conversations.length() > 0,
         "Erin's conversations, from memory"
     );
-    let club = conversation(server(), "erin", "Book club").await;
     let body = format!("from memory {}", js_sys::Date::now());
-    settle(sync.send_message(club.clone().into(), body.clone().into()))
+    deliver_to_book_club(&sync, &body).await;
+    sync.dispose();
+}
+
+/// Sends `body` to Erin's Book club through `sync` and waits until the server holds it.
+async fn deliver_to_book_club(sync: &BackgroundSyncManager, body: &str) {
+    let club = conversation(server(), "erin", "Book club").await;
+    settle(sync.send_message(club.clone().into(), body.into()))
         .await
         .expect("queued");
     until("the message to reach the server", || {
@@ -380,7 +386,6 @@ async fn with_storage_blocked_the_manager_runs_in_memory() {
         delivered.iter().any(|m| m.body == body),
         "{body} on the server"
     );
-    sync.dispose();
 }
 
 /// Two tabs that keep their data in memory share no outbox: each leads and syncs its own, so a
@@ -399,20 +404,8 @@ async fn with_storage_blocked_each_tab_syncs_its_own() {
     settle(second.force_sync())
         .await
         .expect("the second tab syncs");
-    let club = conversation(server(), "erin", "Book club").await;
     let body = format!("from the second tab, in memory {}", js_sys::Date::now());
-    settle(second.send_message(club.clone().into(), body.clone().into()))
-        .await
-        .expect("queued");
-    until("the second tab to deliver it", || {
-        field(&second.get_sync_status().expect("status"), "pendingOutbox").as_f64() == Some(0.0)
-    })
-    .await;
-    let delivered = on_server(server(), "erin", &club).await;
-    assert!(
-        delivered.iter().any(|m| m.body == body),
-        "{body} on the server"
-    );
+    deliver_to_book_club(&second, &body).await;
     first.dispose();
     second.dispose();
 }
