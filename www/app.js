@@ -94,7 +94,8 @@ function showSignIn(message) {
 }
 
 async function signIn(session) {
-  await saveSession(session);
+  // Where storage is blocked, the sign-in lasts as long as the page.
+  await saveSession(session).catch((error) => console.warn('the sign-in is not kept for a reload', error));
   hideNotices();
   await start(session);
 }
@@ -154,7 +155,7 @@ async function signOut() {
   // Deletes the local data; the user's other tabs stop and hear `cleared`.
   await manager.clear().catch((error) => console.warn('clearing the local data failed', error));
   manager.dispose();
-  await clearSession();
+  await clearSession().catch((error) => console.warn('forgetting the sign-in failed', error));
   endSession();
 }
 

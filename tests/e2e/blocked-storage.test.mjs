@@ -1,6 +1,7 @@
-// Where the user blocked storage (here: `indexedDB.open` throws Firefox's `SecurityError`), the
-// demo still signs in and chats, with the data in memory, and tells the user that nothing is kept
-// on the device; a message sent then reaches the server.
+// Where the user blocked storage, the demo still signs in and chats, with the data in memory, and
+// tells the user that nothing is kept on the device; a message sent then reaches the server. The
+// page is blocked as Chromium blocks a site whose cookies the user blocked: `indexedDB.open` fails
+// (here with Firefox's `SecurityError`) and so does the Cache API the demo keeps its sign-in in.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,16 +13,19 @@ let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
 
-function blockIndexedDb() {
+function blockStorage() {
   IDBFactory.prototype.open = () => {
     throw new DOMException('The operation is insecure.', 'SecurityError');
   };
+  const refused = () => Promise.reject(new DOMException(
+    'An attempt was made to break through the security policy of the user agent.', 'SecurityError'));
+  for (const method of ['open', 'delete', 'match', 'has', 'keys']) CacheStorage.prototype[method] = refused;
 }
 
 it('with storage blocked the demo chats from memory and says nothing is kept', async (t) => {
   const server = await startServer({ test: t, seedMessages: 50 });
   const { page, errors } = await newPage(browser, t);
-  await page.addInitScript(blockIndexedDb);
+  await page.addInitScript(blockStorage);
   await openDemo(page, server.url, 'alice');
 
   const notice = page.locator('#banner .notice[data-key="memory"]');
