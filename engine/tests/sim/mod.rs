@@ -3,12 +3,13 @@
 //! delays, reorders, drops and fails requests and loses acknowledgements. Some browsers have two
 //! tabs on one store (one leads; the other composes into the shared outbox and hands read
 //! markers over; the lead passes on when the leading tab closes, or goes into the back/forward
-//! cache and comes back). Tabs crash and restart (memory lost, store kept); clocks are skewed. Users compose messages, retry or discard failed
-//! ones and read conversations (read markers); others edit and delete messages and start new
-//! conversations on the server. Some seeds give messages, history and tombstones short lifetimes,
-//! so maintenance expires, evicts and compacts during the run; three seeds in four give the
-//! engines feed pages of a few changes, so syncs run over many pages (held, then stored
-//! together). Everything draws from one seed, so a failing seed replays exactly.
+//! cache and comes back). Tabs crash and restart (memory lost, store kept); clocks are skewed.
+//! Users compose messages, retry or discard failed ones and read conversations (read markers);
+//! others edit and delete messages and start new conversations on the server. Some seeds give
+//! messages, history and tombstones short lifetimes, so maintenance expires, evicts and compacts
+//! during the run; three seeds in four give the engines feed pages of a few changes, so syncs run
+//! over many pages (held, then stored together). Everything draws from one seed, so a failing
+//! seed replays exactly.
 #![allow(dead_code)]
 
 use axum::body::Body;
