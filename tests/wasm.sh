@@ -2,6 +2,8 @@
 # Browser tests: the wasm client's wasm-bindgen tests in headless Chromium, Firefox and WebKit
 # (Safari's engine). Installs what it needs; `scripts/test.sh` runs it.
 #   BROWSERS="chromium firefox webkit"   which engines to run (default: all three)
+#   tests/wasm.sh -- NAME                 only the tests whose name contains NAME (cargo test's
+#                                         arguments after `--`)
 #
 # The transport tests talk to reference servers this script starts on 127.0.0.1 (and stops on
 # exit); their URLs reach the test build as compile-time environment variables:
@@ -92,20 +94,21 @@ run_in() {
     case "$browser" in
         chromium)
             env -u GECKODRIVER -u SAFARIDRIVER CHROMEDRIVER=/usr/bin/chromedriver \
-                cargo test -p chat-sync --target wasm32-unknown-unknown
+                cargo test -p chat-sync --target wasm32-unknown-unknown "${CARGO_TEST_ARGS[@]}"
             ;;
         firefox)
             env -u CHROMEDRIVER -u SAFARIDRIVER GECKODRIVER="$(command -v geckodriver)" \
-                cargo test -p chat-sync --target wasm32-unknown-unknown
+                cargo test -p chat-sync --target wasm32-unknown-unknown "${CARGO_TEST_ARGS[@]}"
             ;;
         webkit)
             env -u CHROMEDRIVER -u GECKODRIVER SAFARIDRIVER=/usr/bin/WebKitWebDriver \
-                xvfb-run -a cargo test -p chat-sync --target wasm32-unknown-unknown
+                xvfb-run -a cargo test -p chat-sync --target wasm32-unknown-unknown "${CARGO_TEST_ARGS[@]}"
             ;;
         *) die "unknown browser: $browser" ;;
     esac
 }
 
+CARGO_TEST_ARGS=("$@")
 for browser in ${BROWSERS:-chromium firefox webkit}; do
     run_in "$browser"
 done

@@ -306,14 +306,14 @@ impl BackgroundSyncManager {
             let manager = Self::open(options).await?;
             let driver = manager.driver()?;
             let synced = JsFuture::from(manager.force_sync()).await;
-            let deadline = js_sys::Date::now() + 25_000.0;
+            let deadline = runtime::now() + 25_000;
             // Messages and read markers go out while the event lasts (or not at all offline).
             let status = loop {
                 let status = driver.engine().status();
                 let waiting = status.pending_outbox + status.pending_read_markers > 0
                     && status.is_online
                     && driver.is_leader();
-                if !waiting || js_sys::Date::now() >= deadline {
+                if !waiting || runtime::now() >= deadline {
                     break status;
                 }
                 gloo_timers::future::TimeoutFuture::new(100).await;

@@ -14,11 +14,36 @@ pub use logger::set_log_level;
 
 use chat_sync_engine::protocol::Millis;
 use js_sys::{Function, Reflect, Uint32Array};
+use std::cell::Cell;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
-/// Milliseconds since the Unix epoch by this device's clock.
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`: milliseconds on a clock that only moves forward (pages and workers).
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn monotonic_now() -> f64;
+}
+
+thread_local! {
+    /// The last [`now`] and the `performance.now()` it was read with.
+    static LAST_NOW: Cell<Option<(f64, f64)>> = const { Cell::new(None) };
+}
+
+/// Milliseconds since the Unix epoch by this device's clock, moved on by `performance.now()` when
+/// the clock is set back: the engine's deadlines are on this clock, and if it ran backwards with
+/// the device's (a clock that was ahead, corrected), they would all wait for as long as the
+/// correction (the periodic sync, a retry), or for ever. It keeps up with the device's clock
+/// otherwise, also where `performance.now()` stands still while the device sleeps.
 pub(crate) fn now() -> Millis {
-    js_sys::Date::now() as Millis
+    let wall = js_sys::Date::now();
+    let monotonic = monotonic_now();
+    let now = match LAST_NOW.get() {
+        Some((last, last_monotonic)) => wall.max(last + (monotonic - last_monotonic).max(0.0)),
+        None => wall,
+    };
+    LAST_NOW.set(Some((now, monotonic)));
+    now as Millis
 }
 
 /// 64 random bits from `crypto.getRandomValues` (`Math.random` where there is no crypto).
