@@ -2021,6 +2021,22 @@ fn maintenance_is_not_run_at_start_when_it_ran_recently() {
     assert_eq!(d.store.snapshot().last_maintenance, Some(T0 + HOUR));
 }
 
+/// A device clock that was ahead when maintenance last ran, and is right now: maintenance comes
+/// a day from now, not a day after the time the clock showed then.
+#[test]
+fn maintenance_recorded_in_the_future_counts_as_done_now() {
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[StoreOp::SetLastMaintenance(T0 + 30 * DAY)])).unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.go_online(false);
+    d.start();
+    assert!(d.applied().is_empty());
+    assert_eq!(d.wake, Some(T0 + DAY));
+    d.wake_up();
+    assert_eq!(d.applied().len(), 1);
+    assert_eq!(d.store.snapshot().last_maintenance, Some(T0 + DAY));
+}
+
 #[test]
 fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() {
     let mut config = config();

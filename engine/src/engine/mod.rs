@@ -279,7 +279,8 @@ impl Engine {
     pub fn handle_loaded(&mut self, state: PersistedState, now: Millis) {
         self.cursor = state.cursor;
         self.last_sync = state.last_sync;
-        self.last_maintenance = state.last_maintenance;
+        // Recorded by a clock that was ahead then: it ran no later than now.
+        self.last_maintenance = state.last_maintenance.map(|at| at.min(now));
         self.adopt_pending_read_markers(state.pending_read_markers);
         for entry in state.outbox {
             self.next_seq = self.next_seq.max(entry.seq + 1);
