@@ -196,8 +196,9 @@ impl Driver {
         *self.leadership.borrow_mut() = Some(leadership);
     }
 
-    /// The page goes away (or into the back/forward cache): let another tab lead, stop timers
-    /// and requests, and close the database so other tabs' upgrades are not blocked.
+    /// The page goes away, into the back/forward cache, or is frozen: let another tab lead (a
+    /// frozen tab holding the lock would keep every other tab waiting), stop timers and
+    /// requests, and close the database so other tabs' upgrades are not blocked.
     fn step_down(self: &Rc<Self>) {
         self.leadership.borrow_mut().take();
         self.is_leader.set(false);
@@ -207,7 +208,8 @@ impl Driver {
         }
     }
 
-    /// The page is back: queue for leadership again (the database reopens on its next use).
+    /// The page is back (shown or resumed): queue for leadership again (the database reopens on
+    /// its next use).
     fn resume(self: &Rc<Self>) {
         if self.disposed.get() || self.leadership.borrow().is_some() {
             return;
@@ -388,8 +390,8 @@ impl Driver {
             }
             // The page may be frozen or discarded: nothing to flush (every write is already a
             // committed batch), but stop timers and requests from piling up.
-            BrowserEvent::PageHide => self.step_down(),
-            BrowserEvent::PageShow => self.resume(),
+            BrowserEvent::Suspended => self.step_down(),
+            BrowserEvent::Resumed => self.resume(),
             BrowserEvent::Connection(quality) => {
                 self.input(|e, now| e.handle_connection_quality(quality, now))
             }

@@ -1084,12 +1084,15 @@ async fn background_sync_registration_is_declined_without_a_service_worker() {
     assert_eq!(registered, false);
 }
 
-/// Fires a page lifecycle event (`pagehide`, `pageshow`) at the global scope.
+/// Fires a page lifecycle event: `pagehide` and `pageshow` at the global scope, `freeze` and
+/// `resume` at the document, where browsers fire them.
 fn page(kind: &str) {
     let event = web_sys::Event::new(kind).expect("event");
-    crate::runtime::global_target()
-        .dispatch_event(&event)
-        .expect("dispatched");
+    let target: web_sys::EventTarget = match kind {
+        "freeze" | "resume" => crate::runtime::document().expect("a page").into(),
+        _ => crate::runtime::global_target(),
+    };
+    target.dispatch_event(&event).expect("dispatched");
 }
 
 #[wasm_bindgen_test]
@@ -1122,12 +1125,25 @@ async fn dispose_still_stores_the_write_asked_for_before_it() {
 
 #[wasm_bindgen_test]
 async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
+    leaving_hands_leadership_over_and_coming_back_queues_for_it("pagehide", "pageshow").await;
+}
+
+/// A frozen tab runs no script until resumed (Chrome freezes background tabs on Android, and with
+/// Energy Saver): holding the lock, it would keep every other tab from syncing.
+#[wasm_bindgen_test]
+async fn freeze_hands_leadership_over_and_resume_queues_for_it_again() {
+    leaving_hands_leadership_over_and_coming_back_queues_for_it("freeze", "resume").await;
+}
+
+/// The page lifecycle event `leave` stops the leading tab and frees the lock; `back` queues it
+/// behind the tab that leads meanwhile.
+async fn leaving_hands_leadership_over_and_coming_back_queues_for_it(leave: &str, back: &str) {
     let first = manager(server(), "erin", &[]).await;
     assert_eq!(
         field(&first.get_sync_status().expect("status"), "isLeader"),
         true
     );
-    page("pagehide");
+    page(leave);
     assert_eq!(
         field(&first.get_sync_status().expect("status"), "isLeader"),
         false
@@ -1144,7 +1160,7 @@ async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
         "the lock was free"
     );
 
-    page("pageshow");
+    page(back);
     gloo_timers::future::TimeoutFuture::new(100).await;
     assert_eq!(
         field(&first.get_sync_status().expect("status"), "isLeader"),

@@ -1,4 +1,5 @@
-//! The browser events the engine hears: `online` / `offline`, `visibilitychange` and `pagehide`.
+//! The browser events the engine hears: `online` / `offline`, `visibilitychange`, `pagehide` /
+//! `pageshow` and `freeze` / `resume`.
 //! The listeners are owned: dropping a [`Lifecycle`] removes them.
 
 use chat_sync_engine::{ConnectionQuality, EffectiveType};
@@ -13,10 +14,12 @@ pub(crate) enum BrowserEvent {
     Online(bool),
     /// The page became visible (`true`) or hidden.
     Visible(bool),
-    /// The page is being unloaded, or put in the back/forward cache.
-    PageHide,
-    /// The page is shown again (from the back/forward cache, or after loading).
-    PageShow,
+    /// The page stops running: it is being unloaded, put in the back/forward cache (`pagehide`)
+    /// or frozen (`freeze`: a background tab in Chrome on Android, or with Energy Saver on).
+    Suspended,
+    /// The page runs again: shown from the back/forward cache or after loading (`pageshow`), or
+    /// no longer frozen (`resume`).
+    Resumed,
     /// `navigator.connection` changed (Chromium only).
     Connection(ConnectionQuality),
 }
@@ -80,12 +83,22 @@ impl Lifecycle {
             listeners.push(EventListener::new(
                 &global,
                 "pagehide",
-                report(BrowserEvent::PageHide),
+                report(BrowserEvent::Suspended),
             ));
             listeners.push(EventListener::new(
                 &global,
                 "pageshow",
-                report(BrowserEvent::PageShow),
+                report(BrowserEvent::Resumed),
+            ));
+            listeners.push(EventListener::new(
+                &document,
+                "freeze",
+                report(BrowserEvent::Suspended),
+            ));
+            listeners.push(EventListener::new(
+                &document,
+                "resume",
+                report(BrowserEvent::Resumed),
             ));
             let on_event = on_event.clone();
             listeners.push(EventListener::new(
