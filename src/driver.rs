@@ -2,7 +2,7 @@
 //! the engine's crate docs). Store writes and requests run as spawned tasks whose results come
 //! back as inputs; the engine's wake-up is one owned timer.
 
-use crate::runtime::{self, Channel, Leadership, Lifecycle, Note};
+use crate::runtime::{self, Ask, Channel, Leadership, Lifecycle, Note};
 use crate::store::IndexedDbStore;
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{
@@ -17,6 +17,10 @@ use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
+
+/// How long a follower waits for the leading tab to answer [`Note::Ping`] before it takes the
+/// lead over (a running tab answers at once, also in the background).
+const LEADER_ANSWER_MS: u32 = 5_000;
 
 /// Where the data lives: IndexedDB, or memory where IndexedDB is unavailable (some private
 /// modes); the status says which.
@@ -112,6 +116,8 @@ pub(crate) struct Driver {
     is_leader: Cell<bool>,
     /// Follower syncs waiting for the leader's answer.
     leader_syncs: RefCell<Vec<oneshot::Sender<bool>>>,
+    /// A follower's check that the leading tab runs, waiting for its [`Note::Pong`].
+    leader_check: RefCell<Option<oneshot::Sender<()>>>,
     /// The database name: the leader lock and the tab channel are named after it.
     name: RefCell<String>,
     disposed: Cell<bool>,
@@ -141,6 +147,7 @@ impl Driver {
             channel: RefCell::new(None),
             is_leader: Cell::new(false),
             leader_syncs: RefCell::new(Vec::new()),
+            leader_check: RefCell::new(None),
             name: RefCell::new(String::new()),
             disposed: Cell::new(false),
             on_cleared: RefCell::new(None),
@@ -172,12 +179,13 @@ impl Driver {
                 engine.handle_connection_quality(quality, now);
             }
         });
-        self.seek_leadership().await;
+        self.seek_leadership(Ask::Queue).await;
     }
 
-    /// Takes the leader lock if free, or queues for it. A tab that keeps its data in memory
-    /// shares no outbox with other tabs, so it leads on its own (a lock of its own).
-    async fn seek_leadership(self: &Rc<Self>) {
+    /// Takes the leader lock if free (or from the tab that holds it, with [`Ask::TakeOver`]),
+    /// or queues for it and checks that the leading tab runs. A tab that keeps its data in
+    /// memory shares no outbox with other tabs, so it leads on its own (a lock of its own).
+    async fn seek_leadership(self: &Rc<Self>, ask: Ask) {
         let name = match &self.store {
             AnyStore::IndexedDb(_) => format!("chat-sync-leader|{}", self.name.borrow()),
             AnyStore::Memory(_) => format!(
@@ -187,13 +195,62 @@ impl Driver {
             ),
         };
         let weak = Rc::downgrade(self);
-        let leadership = Leadership::acquire(&name, move || {
+        let on_acquired = move || {
             if let Some(driver) = weak.upgrade() {
                 driver.lead();
             }
-        })
-        .await;
+        };
+        let weak = Rc::downgrade(self);
+        let on_lost = move || {
+            if let Some(driver) = weak.upgrade() {
+                driver.lost_lead();
+            }
+        };
+        let leadership = Leadership::acquire(&name, ask, on_acquired, on_lost).await;
         *self.leadership.borrow_mut() = Some(leadership);
+        self.check_leader();
+    }
+
+    /// Another tab took the lock over (this one did not answer it in time, say while the
+    /// browser had it suspended): stop syncing, and queue for the lock again.
+    fn lost_lead(self: &Rc<Self>) {
+        log::warn!("another tab took over syncing: this tab follows it");
+        self.leadership.borrow_mut().take();
+        self.is_leader.set(false);
+        self.input(|engine, now| engine.stop(now));
+        let driver = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            driver.seek_leadership(Ask::Queue).await;
+        });
+    }
+
+    /// A follower checks that the leading tab runs. A tab the browser suspended without a word
+    /// (Safari suspends background tabs, and fires no `freeze`) keeps the lock and would leave
+    /// every other tab waiting, their messages unsent. Without an answer within
+    /// [`LEADER_ANSWER_MS`], this tab takes the lock over. (A tab that hears no other tab never
+    /// checks: it would take the lock over and over.)
+    fn check_leader(self: &Rc<Self>) {
+        let waiting = self.leadership.borrow().is_some() && !self.is_leader();
+        let hears = (self.channel.borrow().as_ref()).is_some_and(Channel::is_open);
+        if !waiting || !hears || self.disposed.get() || self.leader_check.borrow().is_some() {
+            return;
+        }
+        let (answered, answer) = oneshot::channel();
+        *self.leader_check.borrow_mut() = Some(answered);
+        self.post(&Note::Ping);
+        let driver = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            use futures_util::future::{select, Either};
+            let timeout = gloo_timers::future::TimeoutFuture::new(LEADER_ANSWER_MS);
+            let silent = matches!(select(answer, timeout).await, Either::Right(_));
+            driver.leader_check.borrow_mut().take();
+            let waiting = driver.leadership.borrow().is_some() && !driver.is_leader();
+            if silent && waiting && !driver.disposed.get() {
+                log::warn!("the leading tab does not answer: this tab takes over syncing");
+                driver.leadership.borrow_mut().take();
+                driver.seek_leadership(Ask::TakeOver).await;
+            }
+        });
     }
 
     /// The page goes away, into the back/forward cache, or is frozen: let another tab lead (a
@@ -218,7 +275,7 @@ impl Driver {
             store.keep_open();
         }
         let driver = self.clone();
-        wasm_bindgen_futures::spawn_local(async move { driver.seek_leadership().await });
+        wasm_bindgen_futures::spawn_local(async move { driver.seek_leadership(Ask::Queue).await });
     }
 
     /// Whether this tab syncs (holds the leader lock).
@@ -236,6 +293,18 @@ impl Driver {
         self.input(|engine, now| engine.start(now));
         let driver = self.clone();
         wasm_bindgen_futures::spawn_local(async move { driver.reload_shared_state(true).await });
+        // Syncs this tab asked of the tab that led (which left, or stopped answering) are its own
+        // to run now.
+        let waiting: Vec<_> = self.leader_syncs.borrow_mut().drain(..).collect();
+        if !waiting.is_empty() {
+            let receiver = self.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
+            wasm_bindgen_futures::spawn_local(async move {
+                let ok = matches!(receiver.await, Ok(Ok(_)));
+                for waiting in waiting {
+                    let _ = waiting.send(ok);
+                }
+            });
+        }
     }
 
     /// Gives the engine the outbox and the last sync's time as the shared store holds them and,
@@ -303,6 +372,16 @@ impl Driver {
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move { driver.stop_cleared().await });
             }
+            // A memory-only tab leads a lock of its own: it is no follower's leader.
+            Note::Ping if self.is_leader() && matches!(self.store, AnyStore::IndexedDb(_)) => {
+                self.post(&Note::Pong)
+            }
+            Note::Ping => {}
+            Note::Pong => {
+                if let Some(answered) = self.leader_check.borrow_mut().take() {
+                    let _ = answered.send(());
+                }
+            }
         }
     }
 
@@ -368,16 +447,21 @@ impl Driver {
     }
 
     /// A follower's sync: asks the leading tab; the answer says whether its sync succeeded.
-    pub(crate) fn sync_through_leader(&self) -> oneshot::Receiver<bool> {
+    pub(crate) fn sync_through_leader(self: &Rc<Self>) -> oneshot::Receiver<bool> {
         let (sender, receiver) = oneshot::channel();
         self.leader_syncs.borrow_mut().push(sender);
         self.post(&Note::SyncRequested);
         receiver
     }
 
-    fn post(&self, note: &Note) {
+    /// Tells the other tabs. A follower's note asks the leading tab to act (send what this tab
+    /// stored, sync, store a read marker): the follower checks that it runs.
+    fn post(self: &Rc<Self>, note: &Note) {
         if let Some(channel) = self.channel.borrow().as_ref() {
             channel.post(note);
+        }
+        if !matches!(note, Note::Ping | Note::Pong | Note::Cleared) {
+            self.check_leader();
         }
     }
 
@@ -386,7 +470,11 @@ impl Driver {
         match event {
             BrowserEvent::Online(online) => self.input(|e, now| e.handle_online(online, now)),
             BrowserEvent::Visible(visible) => {
-                self.input(|e, now| e.handle_visibility(visible, now))
+                self.input(|e, now| e.handle_visibility(visible, now));
+                // The user is back: make sure a tab syncs for them.
+                if visible {
+                    self.check_leader();
+                }
             }
             // The page may be frozen or discarded: nothing to flush (every write is already a
             // committed batch), but stop timers and requests from piling up.
@@ -461,6 +549,12 @@ impl Driver {
         if let AnyStore::IndexedDb(store) = &self.store {
             store.close();
         }
+    }
+
+    /// Stops hearing the other tabs, as a tab the browser suspended does (it keeps the lock).
+    #[cfg(test)]
+    pub(crate) fn stop_hearing(&self) {
+        self.channel.borrow_mut().take();
     }
 
     /// Whether [`dispose`](Self::dispose) ran.

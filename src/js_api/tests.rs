@@ -1076,6 +1076,56 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
     follower.dispose();
 }
 
+/// A leading tab the browser suspended without a word (Safari suspends background tabs and fires
+/// no `freeze`) keeps the lock but answers no tab: the tab in use takes the lead over, runs the
+/// sync it asked for and delivers its message; the suspended tab, running again, follows.
+#[wasm_bindgen_test]
+async fn a_leading_tab_that_does_not_answer_is_taken_over() {
+    let general = conversation(server(), "dave", "General").await;
+    let suspended = manager(server(), "dave", &[]).await;
+    settle(suspended.force_sync()).await.expect("synced");
+    suspended.inner.driver.stop_hearing();
+    let in_use = open_manager(server(), "dave", &[]).await;
+    let is_leader = |sync: &BackgroundSyncManager| {
+        field(&sync.get_sync_status().expect("status"), "isLeader") == true
+    };
+    assert!(!is_leader(&in_use), "the lock is taken");
+
+    settle(in_use.force_sync())
+        .await
+        .expect("synced by the tab in use once it took over");
+    assert!(is_leader(&in_use));
+    until("the suspended tab hears it lost the lead", || {
+        !is_leader(&suspended)
+    })
+    .await;
+    let body = format!("after the takeover {}", js_sys::Date::now());
+    settle(in_use.send_message(general.clone().into(), body.clone().into()))
+        .await
+        .expect("queued");
+    until("the message is delivered", || {
+        field(&in_use.get_sync_status().expect("status"), "pendingOutbox") == 0
+    })
+    .await;
+    let copies = on_server(server(), "dave", &general)
+        .await
+        .into_iter()
+        .filter(|m| m.body == body)
+        .count();
+    assert_eq!(copies, 1, "delivered once");
+    assert_eq!(
+        field(&suspended.get_sync_status().expect("status"), "phase"),
+        "follower",
+        "the suspended tab queued for the lock again"
+    );
+    in_use.dispose();
+    until("the other tab leads once the tab in use closes", || {
+        is_leader(&suspended)
+    })
+    .await;
+    suspended.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn background_sync_registration_is_declined_without_a_service_worker() {
     let registered = settle(BackgroundSyncManager::register_background_sync(None))

@@ -24,6 +24,10 @@ pub(crate) enum Note {
     /// This tab cleared the user's local data (`clear()`, a logout): the others stop, and delete
     /// what they would write back.
     Cleared,
+    /// A follower asks whether the leading tab runs.
+    Ping,
+    /// The leading tab runs (the answer to [`Note::Ping`]).
+    Pong,
 }
 
 /// How a [`Note`] reads off the channel: one flat object, read in one pass (serde's own reading
@@ -49,6 +53,8 @@ enum NoteKind {
     Synced,
     MarkRead,
     Cleared,
+    Ping,
+    Pong,
 }
 
 impl TryFrom<WireNote> for Note {
@@ -72,6 +78,8 @@ impl TryFrom<WireNote> for Note {
                 _ => Err("missing field `conversationId`, `messageId` or `serverTs`"),
             },
             NoteKind::Cleared => Ok(Note::Cleared),
+            NoteKind::Ping => Ok(Note::Ping),
+            NoteKind::Pong => Ok(Note::Pong),
         }
     }
 }
@@ -111,6 +119,11 @@ impl Channel {
             channel: Some(channel),
             _listener: Some(listener),
         }
+    }
+
+    /// Whether the other tabs hear this one (the browser has `BroadcastChannel`).
+    pub(crate) fn is_open(&self) -> bool {
+        self.channel.is_some()
     }
 
     /// Tells the other tabs.
@@ -159,6 +172,8 @@ mod tests {
                 server_ts: 1_790_000_000_123,
             },
             Note::Cleared,
+            Note::Ping,
+            Note::Pong,
         ];
         for note in notes {
             let posted = note

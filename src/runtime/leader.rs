@@ -1,4 +1,5 @@
-//! Leadership among tabs: one tab at a time holds a Web Lock and syncs; the others wait for it.
+//! Leadership among tabs: one tab at a time holds a Web Lock and syncs; the others wait for it,
+//! or take it over from a tab that stopped answering (`steal`).
 //!
 //! Where the Web Locks API is missing (Safari before 15.4), every tab leads: sends stay exactly
 //! once (the server deduplicates by client message id), only the work is repeated.
@@ -14,6 +15,18 @@ type Granted = Closure<dyn FnMut(JsValue) -> Promise>;
 /// What runs once, when this tab becomes the leader.
 type OnAcquired = Rc<RefCell<Option<Box<dyn FnOnce()>>>>;
 
+/// What runs when another tab took the lock over from this one.
+type OnLost = Rc<dyn Fn()>;
+
+/// How to ask for the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// Take it if free, or wait in line for it.
+    Queue,
+    /// Take it now, from the tab that holds it (which hears of it through its `on_lost`).
+    TakeOver,
+}
+
 /// Holds (or waits for) the lock; dropping it releases the lock or withdraws the request.
 pub(crate) struct Leadership {
     release: Rc<RefCell<Option<Function>>>,
@@ -22,12 +35,19 @@ pub(crate) struct Leadership {
 }
 
 impl Leadership {
-    /// Takes the lock `name` if it is free (then `on_acquired` has run when this returns), or
-    /// queues for it (`on_acquired` runs when the leading tab lets go). Where Web Locks are
-    /// missing, this tab leads at once.
-    pub(crate) async fn acquire(name: &str, on_acquired: impl FnOnce() + 'static) -> Self {
+    /// Takes the lock `name` if it is free or `ask` is [`Ask::TakeOver`] (then `on_acquired` has
+    /// run when this returns), or queues for it (`on_acquired` runs when the leading tab lets
+    /// go). `on_lost` runs if another tab takes the lock over later. Where Web Locks are missing,
+    /// this tab leads at once.
+    pub(crate) async fn acquire(
+        name: &str,
+        ask: Ask,
+        on_acquired: impl FnOnce() + 'static,
+        on_lost: impl Fn() + 'static,
+    ) -> Self {
         let release: Rc<RefCell<Option<Function>>> = Rc::new(RefCell::new(None));
         let on_acquired: OnAcquired = Rc::new(RefCell::new(Some(Box::new(on_acquired))));
+        let on_lost: OnLost = Rc::new(on_lost);
         let Some((locks, request)) = locks() else {
             log::info!("no Web Locks here: this tab syncs on its own");
             if let Some(on_acquired) = on_acquired.borrow_mut().take() {
@@ -49,8 +69,12 @@ impl Leadership {
             }
         });
         let options = js_sys::Object::new();
-        let _ = Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE);
-        call(&locks, &request, name, &options, &now);
+        let option = match ask {
+            Ask::Queue => "ifAvailable",
+            Ask::TakeOver => "steal",
+        };
+        let _ = Reflect::set(&options, &option.into(), &JsValue::TRUE);
+        call(&locks, &request, name, &options, &now, &release, &on_lost);
         callbacks.push(now);
         if answer.await.unwrap_or(false) {
             return Self {
@@ -66,7 +90,7 @@ impl Leadership {
             let _ = Reflect::set(&options, &"signal".into(), &abort.signal());
         }
         let later = granted(&release, &on_acquired, |_| {});
-        call(&locks, &request, name, &options, &later);
+        call(&locks, &request, name, &options, &later, &release, &on_lost);
         callbacks.push(later);
         Self {
             release,
@@ -102,13 +126,16 @@ fn granted(
     })
 }
 
-/// `locks.request(name, options, callback)`; a withdrawn request's rejection is expected.
+/// `locks.request(name, options, callback)`. Its promise rejects when the request is withdrawn
+/// (expected) or when another tab takes the held lock over: then `on_lost` runs.
 fn call(
     locks: &JsValue,
     request: &Function,
     name: &str,
     options: &js_sys::Object,
     callback: &Granted,
+    release: &Rc<RefCell<Option<Function>>>,
+    on_lost: &OnLost,
 ) {
     if let Ok(promise) = request.call3(
         locks,
@@ -116,9 +143,16 @@ fn call(
         options,
         callback.as_ref().unchecked_ref(),
     ) {
-        let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
-        let _ = promise.unchecked_into::<Promise>().catch(&ignore);
-        ignore.forget();
+        let release = release.clone();
+        let on_lost = on_lost.clone();
+        let rejected = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            // Held and not let go by this tab (which takes `release` first): taken over.
+            if release.borrow_mut().take().is_some() {
+                on_lost();
+            }
+        });
+        let _ = promise.unchecked_into::<Promise>().catch(&rejected);
+        rejected.forget();
     }
 }
 

@@ -8,7 +8,7 @@ mod lifecycle;
 mod logger;
 
 pub(crate) use channel::{Channel, Note};
-pub(crate) use leader::Leadership;
+pub(crate) use leader::{Ask, Leadership};
 pub(crate) use lifecycle::{connection_quality, BrowserEvent, Lifecycle};
 pub use logger::set_log_level;
 
