@@ -3,8 +3,10 @@
 // out when it needs the leader (it asks, and hears nothing for 5 s): it takes the lock over,
 // delivers the message typed in it, and syncs. The suspended tab, running again, follows.
 //
-// The suspension is DevTools' `Debugger.pause`: the page's script stops where it is, as in a
-// suspended process, and its Web Lock stays held.
+// The suspension is DevTools' `Debugger.pause`: the page's script stops, as in a suspended
+// process, and its Web Lock stays held. It stops between tasks, with no IndexedDB transaction open
+// (a suspended Safari tab's transactions end before it suspends): the leading tab syncs only when
+// asked (no periodic sync every 2 s), and is idle when paused.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +30,7 @@ test('a suspended leading tab is taken over by the tab in use, which delivers an
   const secondRequests = apiRequests(second);
   const secondConsole = consoleLines(second);
   const errors = [...collectPageErrors(first), ...collectPageErrors(second)];
-  await openDemo(first, server.url, 'alice', { query: QUERY });
+  await openDemo(first, server.url, 'alice');
   await openDemo(second, server.url, 'alice', { query: QUERY, idle: false });
   await waitInPage(second, () => document.getElementById('status').dataset.phase === 'follower',
     { message: 'the second tab\'s #status[data-phase="follower"]' });
@@ -36,10 +38,18 @@ test('a suspended leading tab is taken over by the tab in use, which delivers an
 
   // The leading tab stops running script, lock held.
   const devtools = await context.newCDPSession(first);
+  // Opening General marked it read: the leading tab sends that marker and stores the answer.
+  const alice = server.api('alice');
+  const [newest] = await alice.messages('General', { limit: 1 });
+  await pollUntil(() => alice.readMarker('General'), (marker) => marker?.lastReadMessageId === newest.id,
+    { message: 'the server to hold Alice\'s marker at the newest message of General' });
+  await waitInPage(first, () => document.getElementById('status').dataset.phase === 'idle',
+    { message: 'the leading tab\'s #status[data-phase="idle"]' });
   const paused = new Promise((resolve) => devtools.once('Debugger.paused', resolve));
   await devtools.send('Debugger.enable');
   await devtools.send('Debugger.pause');
-  // It stops at the next script it runs (its periodic sync comes every 2 s).
+  // It stops at the next script it runs: this one (which never returns while paused).
+  first.evaluate(() => 0).catch(() => {});
   await paused;
   const pausedAt = firstRequests.count();
 
@@ -52,7 +62,6 @@ test('a suspended leading tab is taken over by the tab in use, which delivers an
   const fromBob = `Bob writes while a tab is suspended ${Date.now()}`;
   await server.api('bob').send('General', fromBob);
   await waitForMessage(second, fromBob, { timeout: 20_000 });
-  const alice = server.api('alice');
   const general = await alice.conversationId('General');
   const messagePath = `/v1/conversations/${general}/messages`;
   const onServer = (await alice.messages('General', { limit: 50 })).filter((m) => m.body === body);
