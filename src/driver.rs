@@ -218,10 +218,14 @@ impl Driver {
         self.leadership.borrow_mut().take();
         self.is_leader.set(false);
         self.input(|engine, now| engine.stop(now));
+        self.seek_leadership_later(Ask::Queue);
+    }
+
+    /// [`seek_leadership`](Self::seek_leadership) in a task of its own (one task type for every
+    /// caller: each would otherwise copy its code into the wasm).
+    fn seek_leadership_later(self: &Rc<Self>, ask: Ask) {
         let driver = self.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            driver.seek_leadership(Ask::Queue).await;
-        });
+        wasm_bindgen_futures::spawn_local(async move { driver.seek_leadership(ask).await });
     }
 
     /// A follower checks that the leading tab runs. A tab the browser suspended without a word
@@ -248,7 +252,7 @@ impl Driver {
             if silent && waiting && !driver.disposed.get() {
                 log::warn!("the leading tab does not answer: this tab takes over syncing");
                 driver.leadership.borrow_mut().take();
-                driver.seek_leadership(Ask::TakeOver).await;
+                driver.seek_leadership_later(Ask::TakeOver);
             }
         });
     }
@@ -274,8 +278,7 @@ impl Driver {
         if let AnyStore::IndexedDb(store) = &self.store {
             store.keep_open();
         }
-        let driver = self.clone();
-        wasm_bindgen_futures::spawn_local(async move { driver.seek_leadership(Ask::Queue).await });
+        self.seek_leadership_later(Ask::Queue);
     }
 
     /// Whether this tab syncs (holds the leader lock).
