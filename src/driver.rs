@@ -116,8 +116,9 @@ pub(crate) struct Driver {
     is_leader: Cell<bool>,
     /// Follower syncs waiting for the leader's answer.
     leader_syncs: RefCell<Vec<oneshot::Sender<bool>>>,
-    /// A follower's check that the leading tab runs, waiting for its [`Note::Pong`].
-    leader_check: RefCell<Option<oneshot::Sender<()>>>,
+    /// A follower's check that the leading tab runs: the lead is taken over when it fires, and
+    /// the leading tab's [`Note::Pong`] cancels it.
+    leader_check: RefCell<Option<Timeout>>,
     /// The database name: the leader lock and the tab channel are named after it.
     name: RefCell<String>,
     disposed: Cell<bool>,
@@ -239,22 +240,21 @@ impl Driver {
         if !waiting || !hears || self.disposed.get() || self.leader_check.borrow().is_some() {
             return;
         }
-        let (answered, answer) = oneshot::channel();
-        *self.leader_check.borrow_mut() = Some(answered);
-        self.post(&Note::Ping);
-        let driver = self.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            use futures_util::future::{select, Either};
-            let timeout = gloo_timers::future::TimeoutFuture::new(LEADER_ANSWER_MS);
-            let silent = matches!(select(answer, timeout).await, Either::Right(_));
+        let weak = Rc::downgrade(self);
+        let silent = Timeout::new(LEADER_ANSWER_MS, move || {
+            let Some(driver) = weak.upgrade() else {
+                return;
+            };
             driver.leader_check.borrow_mut().take();
             let waiting = driver.leadership.borrow().is_some() && !driver.is_leader();
-            if silent && waiting && !driver.disposed.get() {
+            if waiting && !driver.disposed.get() {
                 log::warn!("the leading tab does not answer: this tab takes over syncing");
                 driver.leadership.borrow_mut().take();
                 driver.seek_leadership_later(Ask::TakeOver);
             }
         });
+        *self.leader_check.borrow_mut() = Some(silent);
+        self.post(&Note::Ping);
     }
 
     /// The page goes away, into the back/forward cache, or is frozen: let another tab lead (a
@@ -298,15 +298,8 @@ impl Driver {
         wasm_bindgen_futures::spawn_local(async move { driver.reload_shared_state(true).await });
         // Syncs this tab asked of the tab that led (which left, or stopped answering) are its own
         // to run now.
-        let waiting: Vec<_> = self.leader_syncs.borrow_mut().drain(..).collect();
-        if !waiting.is_empty() {
-            let receiver = self.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
-            wasm_bindgen_futures::spawn_local(async move {
-                let ok = matches!(receiver.await, Ok(Ok(_)));
-                for waiting in waiting {
-                    let _ = waiting.send(ok);
-                }
-            });
+        if !self.leader_syncs.borrow().is_empty() {
+            self.on_note(Note::SyncRequested);
         }
     }
 
@@ -348,6 +341,8 @@ impl Driver {
                 wasm_bindgen_futures::spawn_local(async move {
                     let ok = matches!(receiver.await, Ok(Ok(_)));
                     driver.post(&Note::Synced { ok });
+                    // This tab's own, when it asked them of a tab that led before it.
+                    driver.leader_synced(ok);
                 });
             }
             Note::SyncRequested => {}
@@ -365,11 +360,7 @@ impl Driver {
                 }
             }
             Note::MarkRead { .. } => {}
-            Note::Synced { ok } => {
-                for waiting in self.leader_syncs.borrow_mut().drain(..) {
-                    let _ = waiting.send(ok);
-                }
-            }
+            Note::Synced { ok } => self.leader_synced(ok),
             Note::Cleared => {
                 log::info!("another tab cleared this user's data: stopping");
                 let driver = self.clone();
@@ -381,10 +372,16 @@ impl Driver {
             }
             Note::Ping => {}
             Note::Pong => {
-                if let Some(answered) = self.leader_check.borrow_mut().take() {
-                    let _ = answered.send(());
-                }
+                // The leading tab runs: the check is off.
+                self.leader_check.borrow_mut().take();
             }
+        }
+    }
+
+    /// Answers this tab's syncs asked of the leading tab.
+    fn leader_synced(&self, ok: bool) {
+        for waiting in self.leader_syncs.borrow_mut().drain(..) {
+            let _ = waiting.send(ok);
         }
     }
 
@@ -545,6 +542,7 @@ impl Driver {
         }
         self.lifecycle.borrow_mut().take();
         self.leadership.borrow_mut().take();
+        self.leader_check.borrow_mut().take();
         self.channel.borrow_mut().take();
         self.is_leader.set(false);
         self.wake.borrow_mut().take();
