@@ -3,7 +3,9 @@
 //! delays, reorders, drops and fails requests and loses acknowledgements. Some browsers have two
 //! tabs on one store (one leads; the other composes into the shared outbox and hands read
 //! markers over; the lead passes on when the leading tab closes, or goes into the back/forward
-//! cache and comes back). Tabs crash and restart (memory lost, store kept); clocks are skewed.
+//! cache and comes back, or is taken over from a tab the browser suspended, which leads on for a
+//! while before it hears of it). Tabs crash and restart (memory lost, store kept); clocks are
+//! skewed.
 //! Users compose messages, retry or discard failed ones and read conversations (read markers);
 //! others edit and delete messages and start new conversations on the server. Some seeds give
 //! messages, history and tombstones short lifetimes, so maintenance expires, evicts and compacts
@@ -151,6 +153,17 @@ enum Happening {
     /// tab of its browser lead; it comes back (`pageshow`) and queues for the lead again.
     StepDown {
         device: usize,
+    },
+    /// The browser suspends a leading tab without a word, and another tab of its browser takes
+    /// the lead over (`steal`); the suspended tab, running again, goes on with what it had under
+    /// way, as a second leader, until it hears it lost the lock ([`Happening::LoseLead`]).
+    TakenOver {
+        device: usize,
+    },
+    /// A tab whose lead was taken over hears of it: it stops, and queues for the lead again.
+    LoseLead {
+        device: usize,
+        incarnation: u32,
     },
     Restart {
         device: usize,
@@ -375,7 +388,8 @@ impl World {
                 66 => Happening::StoreFault { device },
                 67..=69 => Happening::Visibility { device },
                 70..=71 => Happening::StepDown { device },
-                72..=84 => Happening::ServerActor,
+                72 => Happening::TakenOver { device },
+                73..=84 => Happening::ServerActor,
                 85..=92 if self.chance(self.faults.offline * 3.0) => Happening::Toggle { device },
                 93..=99 if self.chance(self.faults.crash * 3.0) => Happening::Crash { device },
                 _ => Happening::Compose { device },
@@ -800,6 +814,42 @@ impl World {
                 let back = self.now + self.rng.random_range(0..30 * SECOND);
                 self.at(
                     back,
+                    Happening::Lead {
+                        device,
+                        incarnation,
+                    },
+                );
+            }
+            Happening::TakenOver { device } => {
+                let d = &self.devices[device];
+                if !d.leader || d.engine.is_none() || self.siblings(device).is_empty() {
+                    return;
+                }
+                self.pass_lead(device);
+                let incarnation = self.devices[device].incarnation;
+                let heard = self.now + self.rng.random_range(0..10 * SECOND);
+                self.at(
+                    heard,
+                    Happening::LoseLead {
+                        device,
+                        incarnation,
+                    },
+                );
+            }
+            Happening::LoseLead {
+                device,
+                incarnation,
+            } => {
+                // A tab that leads again was handed the lock after it stopped (the harness
+                // hands it over without asking).
+                if !self.alive(device, incarnation) || self.devices[device].leader {
+                    return;
+                }
+                let now = self.device_now(device);
+                self.engine(device).stop(now);
+                let queued = self.now + self.rng.random_range(0..100);
+                self.at(
+                    queued,
                     Happening::Lead {
                         device,
                         incarnation,
