@@ -235,9 +235,8 @@ impl Driver {
     /// [`LEADER_ANSWER_MS`], this tab takes the lock over. (A tab that hears no other tab never
     /// checks: it would take the lock over and over.)
     fn check_leader(self: &Rc<Self>) {
-        let waiting = self.leadership.borrow().is_some() && !self.is_leader();
         let hears = (self.channel.borrow().as_ref()).is_some_and(Channel::is_open);
-        if !waiting || !hears || self.disposed.get() || self.leader_check.borrow().is_some() {
+        if !self.follows() || !hears || self.leader_check.borrow().is_some() {
             return;
         }
         let weak = Rc::downgrade(self);
@@ -246,8 +245,7 @@ impl Driver {
                 return;
             };
             driver.leader_check.borrow_mut().take();
-            let waiting = driver.leadership.borrow().is_some() && !driver.is_leader();
-            if waiting && !driver.disposed.get() {
+            if driver.follows() {
                 log::warn!("the leading tab does not answer: this tab takes over syncing");
                 driver.leadership.borrow_mut().take();
                 driver.seek_leadership_later(Ask::TakeOver);
@@ -279,6 +277,11 @@ impl Driver {
             store.keep_open();
         }
         self.seek_leadership_later(Ask::Queue);
+    }
+
+    /// Whether this tab waits in line behind a leading tab.
+    fn follows(&self) -> bool {
+        self.leadership.borrow().is_some() && !self.is_leader() && !self.disposed.get()
     }
 
     /// Whether this tab syncs (holds the leader lock).
