@@ -80,26 +80,15 @@ impl Lifecycle {
             report(BrowserEvent::Online(false)),
         ));
         if let Some(document) = super::document() {
-            listeners.push(EventListener::new(
-                &global,
-                "pagehide",
-                report(BrowserEvent::Suspended),
-            ));
-            listeners.push(EventListener::new(
-                &global,
-                "pageshow",
-                report(BrowserEvent::Resumed),
-            ));
-            listeners.push(EventListener::new(
-                &document,
-                "freeze",
-                report(BrowserEvent::Suspended),
-            ));
-            listeners.push(EventListener::new(
-                &document,
-                "resume",
-                report(BrowserEvent::Resumed),
-            ));
+            let page_events = [
+                (&global, "pagehide", BrowserEvent::Suspended),
+                (&global, "pageshow", BrowserEvent::Resumed),
+                (document.as_ref(), "freeze", BrowserEvent::Suspended),
+                (document.as_ref(), "resume", BrowserEvent::Resumed),
+            ];
+            for (target, name, event) in page_events {
+                listeners.push(EventListener::new(target, name, report(event)));
+            }
             let on_event = on_event.clone();
             listeners.push(EventListener::new(
                 &document,
