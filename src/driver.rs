@@ -556,7 +556,7 @@ impl Driver {
     }
 
     /// Stops hearing the other tabs, as a tab the browser suspended does (it keeps the lock).
-    #[cfg(test)]
+    #[cfg(all(test, target_arch = "wasm32"))]
     pub(crate) fn stop_hearing(&self) {
         self.channel.borrow_mut().take();
     }
