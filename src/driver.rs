@@ -298,7 +298,7 @@ impl Driver {
         self.is_leader.set(true);
         self.input(|engine, now| engine.start(now));
         let driver = self.clone();
-        wasm_bindgen_futures::spawn_local(async move { driver.reload_shared_state(true).await });
+        wasm_bindgen_futures::spawn_local(async move { driver.reload_shared_state().await });
         // Syncs this tab asked of the tab that led (which left, or stopped answering) are its own
         // to run now.
         if !self.leader_syncs.borrow().is_empty() {
@@ -307,13 +307,14 @@ impl Driver {
     }
 
     /// Gives the engine the outbox and the last sync's time as the shared store holds them and,
-    /// when this tab starts `leading`, the read markers a leading tab before it left unsent.
-    async fn reload_shared_state(self: &Rc<Self>, leading: bool) {
+    /// while this tab leads, the read markers left unsent there (by the tab that led before it,
+    /// or one that led beside it for a while).
+    async fn reload_shared_state(self: &Rc<Self>) {
         match self.store.load().await {
             Ok(state) => self.input(|engine, now| {
                 engine.handle_outbox_reloaded(state.outbox, now);
                 engine.handle_last_sync_reloaded(state.last_sync, now);
-                if leading {
+                if self.is_leader() {
                     engine.handle_pending_read_markers(state.pending_read_markers, now);
                 }
             }),
@@ -329,7 +330,7 @@ impl Driver {
             Note::Stored { conversation_ids } => {
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    driver.reload_shared_state(false).await;
+                    driver.reload_shared_state().await;
                     let changes = ChangeSet {
                         conversations: conversation_ids.into_iter().map(Into::into).collect(),
                         messages: 0,

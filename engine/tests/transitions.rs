@@ -964,6 +964,40 @@ fn a_tab_taking_the_lead_adopts_the_read_markers_its_predecessor_left_unsent() {
     );
 }
 
+/// A tab that led beside this one for a while (taken over while suspended, it went on until it
+/// heard of it) may replace the store's unsent markers with its own: the leading tab takes them
+/// in when it reloads the store and stores the list again with its own, and writes nothing when
+/// the store's list is its own.
+#[test]
+fn a_leading_tab_reloading_the_store_adopts_markers_left_there_and_stores_its_own_again() {
+    let mut d = Driver::idle(config());
+    d.act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
+        .unwrap();
+    d.clear();
+    let own = pollster::block_on(d.store.load())
+        .unwrap()
+        .pending_read_markers;
+    d.act(|e, now| e.handle_pending_read_markers(own.clone(), now));
+    assert!(d.applied().is_empty(), "the store's list is its own");
+
+    // The other tab stored its list over this one's.
+    let left = PendingReadMarker {
+        conversation_id: "c-2".into(),
+        message_id: "m-3".into(),
+        server_ts: T0 - 30,
+    };
+    d.act(|e, now| e.handle_pending_read_markers(vec![left.clone()], now));
+    assert_eq!(
+        d.engine.unsent_read_marker(&"c-2".into()),
+        Some((&left.message_id, left.server_ts))
+    );
+    let mut stored = pollster::block_on(d.store.load())
+        .unwrap()
+        .pending_read_markers;
+    stored.sort_by(|a, b| a.conversation_id.cmp(&b.conversation_id));
+    assert_eq!(stored, vec![own[0].clone(), left], "both, stored again");
+}
+
 #[test]
 fn a_refused_read_marker_is_dropped_not_retried() {
     let mut d = Driver::idle(config());

@@ -72,13 +72,19 @@ impl Engine {
             .map(|unsent| (&unsent.marker.message_id, unsent.marker.server_ts))
     }
 
-    /// Read markers a tab left unsent in the store
-    /// ([`crate::PersistedState::pending_read_markers`]), as this tab starts leading: kept where
-    /// this tab has no newer one, and stored again with this tab's own.
+    /// The read markers the store holds unsent ([`crate::PersistedState::pending_read_markers`]),
+    /// as this tab starts leading or, leading, reloads what other tabs stored (a tab that led
+    /// beside it for a while, taken over, may have stored some): kept where this tab has no
+    /// newer one, and stored again with this tab's own where the store's list differs.
     pub fn handle_pending_read_markers(&mut self, markers: Vec<PendingReadMarker>, now: Millis) {
         self.advance(now);
+        let stored = markers.clone();
         self.adopt_pending_read_markers(markers);
-        self.store_unsent_read_markers(Vec::new(), AfterPersist::Nothing);
+        let same = stored.len() == self.unsent_read_markers.len()
+            && (self.unsent_read_markers.iter()).all(|unsent| stored.contains(&unsent.marker));
+        if !same {
+            self.store_unsent_read_markers(Vec::new(), AfterPersist::Nothing);
+        }
     }
 
     /// Takes stored markers in where they are ahead of the ones in memory.

@@ -766,11 +766,14 @@ impl World {
                 if !self.alive(device, incarnation) {
                     return;
                 }
-                let outbox = pollster::block_on(self.devices[device].store.load())
-                    .expect("load")
-                    .outbox;
+                let state = pollster::block_on(self.devices[device].store.load()).expect("load");
                 let now = self.device_now(device);
-                self.engine(device).handle_outbox_reloaded(outbox, now);
+                let leads = self.devices[device].leader;
+                let engine = self.engine(device);
+                engine.handle_outbox_reloaded(state.outbox, now);
+                if leads {
+                    engine.handle_pending_read_markers(state.pending_read_markers, now);
+                }
             }
             Happening::Lead {
                 device,
