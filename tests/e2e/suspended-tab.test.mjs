@@ -5,8 +5,9 @@
 //
 // The suspension is DevTools' `Debugger.pause`: the page's script stops, as in a suspended
 // process, and its Web Lock stays held. It stops between tasks, with no IndexedDB transaction open
-// (a suspended Safari tab's transactions end before it suspends): the leading tab syncs only when
-// asked (no periodic sync every 2 s), and is idle when paused.
+// (a tab stopped inside one would hold up every tab's writes, which no takeover helps): the
+// leading tab syncs only when asked (no periodic sync every 2 s), and is paused once it is idle
+// and has stored the read marker the other tab handed it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
