@@ -216,10 +216,15 @@ impl Driver {
     /// browser had it suspended): stop syncing, and queue for the lock again.
     fn lost_lead(self: &Rc<Self>) {
         log::warn!("another tab took over syncing: this tab follows it");
+        self.stop_leading();
+        self.seek_leadership_later(Ask::Queue);
+    }
+
+    /// Lets go of the lock (or of its place in line for it) and stops syncing.
+    fn stop_leading(self: &Rc<Self>) {
         self.leadership.borrow_mut().take();
         self.is_leader.set(false);
         self.input(|engine, now| engine.stop(now));
-        self.seek_leadership_later(Ask::Queue);
     }
 
     /// [`seek_leadership`](Self::seek_leadership) in a task of its own (one task type for every
@@ -259,9 +264,7 @@ impl Driver {
     /// frozen tab holding the lock would keep every other tab waiting), stop timers and
     /// requests, and close the database so other tabs' upgrades are not blocked.
     fn step_down(self: &Rc<Self>) {
-        self.leadership.borrow_mut().take();
-        self.is_leader.set(false);
-        self.input(|engine, now| engine.stop(now));
+        self.stop_leading();
         if let AnyStore::IndexedDb(store) = &self.store {
             store.close();
         }
