@@ -11,10 +11,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectPageErrors, launchBrowser } from './support/browser.mjs';
+import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { openConversation, openDemo, pollUntil, sendMessage, waitForMessage, waitInPage } from './support/demo.mjs';
-import { apiRequests, consoleLines } from './support/traffic.mjs';
+import { openConversation, openTwoTabs, pollUntil, sendMessage, waitForMessage, waitInPage } from './support/demo.mjs';
 
 const LEADS = '[chat-sync] this tab leads syncing';
 /** Pages sync every 2 s (instead of 5 min). */
@@ -25,16 +24,8 @@ test('a suspended leading tab is taken over by the tab in use, which delivers an
   const browser = await launchBrowser();
   t.after(() => browser.close());
   const context = await browser.newContext();
-  const first = await context.newPage();
-  const second = await context.newPage();
-  const firstRequests = apiRequests(first);
-  const secondRequests = apiRequests(second);
-  const secondConsole = consoleLines(second);
-  const errors = [...collectPageErrors(first), ...collectPageErrors(second)];
-  await openDemo(first, server.url, 'alice');
-  await openDemo(second, server.url, 'alice', { query: QUERY, idle: false });
-  await waitInPage(second, () => document.getElementById('status').dataset.phase === 'follower',
-    { message: 'the second tab\'s #status[data-phase="follower"]' });
+  const { first, second, firstRequests, secondRequests, secondConsole, firstErrors, secondErrors } =
+    await openTwoTabs(context, server.url, 'alice', { secondQuery: QUERY });
   await openConversation(second, 'General');
 
   // The leading tab stops running script, lock held.
@@ -88,5 +79,5 @@ test('a suspended leading tab is taken over by the tab in use, which delivers an
   assert.equal(firstRequests.count(), resumedAt, 'the resumed tab, a follower, sends nothing');
   assert.equal((await alice.messages('General', { limit: 50 })).filter((m) => m.body === body).length, 1,
     'the message is still on the server once');
-  assert.deepEqual(errors.map(String), [], 'no uncaught errors in either tab');
+  assert.deepEqual([...firstErrors, ...secondErrors].map(String), [], 'no uncaught errors in either tab');
 });

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { openConversation, openDemo, pollUntil, sendMessage, waitForMessage, waitInPage } from './support/demo.mjs';
+import { openConversation, openDemo, openTwoTabs, pollUntil, sendMessage, waitForMessage, waitInPage } from './support/demo.mjs';
 import { apiRequests, consoleLines, countOwnApiRequests, serverRequestLog } from './support/traffic.mjs';
 
 const LEADS = '[chat-sync] this tab leads syncing';
@@ -131,17 +131,8 @@ test('a message the follower queued offline is delivered once by it after the le
   const browser = await launchBrowser();
   t.after(() => browser.close());
   const context = await browser.newContext();
-  const first = await context.newPage();
-  const second = await context.newPage();
-  const firstRequests = apiRequests(first);
-  const secondRequests = apiRequests(second);
-  const secondConsole = consoleLines(second);
-  const firstErrors = collectPageErrors(first);
-  const secondErrors = collectPageErrors(second);
-  await openDemo(first, server.url, 'alice', { query: QUERY });
-  await openDemo(second, server.url, 'alice', { query: QUERY, idle: false });
-  await waitInPage(second, () => document.getElementById('status').dataset.phase === 'follower',
-    { message: 'the second tab\'s #status[data-phase="follower"]' });
+  const { first, second, firstRequests, secondRequests, secondConsole, firstErrors, secondErrors } =
+    await openTwoTabs(context, server.url, 'alice', { firstQuery: QUERY, secondQuery: QUERY });
   await openConversation(second, 'Alice & Bob');
 
   // Offline (the whole profile): the follower's message waits in the shared outbox.

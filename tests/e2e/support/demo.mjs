@@ -9,6 +9,7 @@
 
 import { collectPageErrors } from './browser.mjs';
 import { DEMO_USERS } from './server.mjs';
+import { apiRequests, consoleLines } from './traffic.mjs';
 
 /** How long a condition may take before a wait fails (ms). */
 export const WAIT_MS = 15_000;
@@ -104,6 +105,31 @@ export async function openDemo(page, url, user, { query = '', hash = '', idle = 
     await page.locator('#sign-in .demo-user', { hasText: name }).click();
   }
   await waitForConversations(page, { idle });
+}
+
+/**
+ * Two tabs of one browser profile signed in as `user`: the `first` leads, the `second` follows
+ * (its status says so). Each tab's `/v1/` requests, console lines and uncaught errors are recorded
+ * from the start (`firstRequests`, `secondConsole`, …).
+ * @param {import('playwright-core').BrowserContext} context
+ * @param {string} url the server's URL
+ * @param {string} user a key of DEMO_USERS
+ * @param {{ firstQuery?: string, secondQuery?: string }} [options] each tab's `openDemo` query
+ */
+export async function openTwoTabs(context, url, user, { firstQuery = '', secondQuery = '' } = {}) {
+  const first = await context.newPage();
+  const second = await context.newPage();
+  const tabs = {
+    first, second,
+    firstRequests: apiRequests(first), secondRequests: apiRequests(second),
+    firstConsole: consoleLines(first), secondConsole: consoleLines(second),
+    firstErrors: collectPageErrors(first), secondErrors: collectPageErrors(second),
+  };
+  await openDemo(first, url, user, { query: firstQuery });
+  await openDemo(second, url, user, { query: secondQuery, idle: false });
+  await waitInPage(second, () => document.getElementById('status').dataset.phase === 'follower',
+    { message: 'the second tab\'s #status[data-phase="follower"]' });
+  return tabs;
 }
 
 /** Waits until the conversation list shows rows (and, with `idle`, the sync is idle and the rows
