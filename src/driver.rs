@@ -548,12 +548,10 @@ impl Driver {
             return;
         }
         self.lifecycle.borrow_mut().take();
-        self.leadership.borrow_mut().take();
         self.leader_check.borrow_mut().take();
         self.channel.borrow_mut().take();
-        self.is_leader.set(false);
         self.wake.borrow_mut().take();
-        self.input(|engine, now| engine.stop(now));
+        self.stop_leading();
         if let AnyStore::IndexedDb(store) = &self.store {
             store.close();
         }

@@ -5,13 +5,12 @@
 //! markers over; the lead passes on when the leading tab closes, or goes into the back/forward
 //! cache and comes back, or is taken over from a tab the browser suspended, which leads on for a
 //! while before it hears of it). Tabs crash and restart (memory lost, store kept); clocks are
-//! skewed.
-//! Users compose messages, retry or discard failed ones and read conversations (read markers);
-//! others edit and delete messages and start new conversations on the server. Some seeds give
-//! messages, history and tombstones short lifetimes, so maintenance expires, evicts and compacts
-//! during the run; three seeds in four give the engines feed pages of a few changes, so syncs run
-//! over many pages (held, then stored together). Everything draws from one seed, so a failing
-//! seed replays exactly.
+//! skewed. Users compose messages, retry or discard failed ones and read conversations (read
+//! markers); others edit and delete messages and start new conversations on the server. Some
+//! seeds give messages, history and tombstones short lifetimes, so maintenance expires, evicts and
+//! compacts during the run; three seeds in four give the engines feed pages of a few changes, so
+//! syncs run over many pages (held, then stored together). Everything draws from one seed, so a
+//! failing seed replays exactly.
 #![allow(dead_code)]
 
 use axum::body::Body;
@@ -766,14 +765,7 @@ impl World {
                 if !self.alive(device, incarnation) {
                     return;
                 }
-                let state = pollster::block_on(self.devices[device].store.load()).expect("load");
-                let now = self.device_now(device);
-                let leads = self.devices[device].leader;
-                let engine = self.engine(device);
-                engine.handle_outbox_reloaded(state.outbox, now);
-                if leads {
-                    engine.handle_pending_read_markers(state.pending_read_markers, now);
-                }
+                self.reload_shared_state(device);
             }
             Happening::Lead {
                 device,
@@ -784,12 +776,9 @@ impl World {
                     return;
                 }
                 self.devices[device].leader = true;
-                let state = pollster::block_on(self.devices[device].store.load()).expect("load");
                 let now = self.device_now(device);
-                let engine = self.engine(device);
-                engine.start(now);
-                engine.handle_outbox_reloaded(state.outbox, now);
-                engine.handle_pending_read_markers(state.pending_read_markers, now);
+                self.engine(device).start(now);
+                self.reload_shared_state(device);
             }
             Happening::HandMarker { browser, marker } => {
                 let Some(leader) = self.leader_of(browser) else {
@@ -919,6 +908,19 @@ impl World {
                     incarnation,
                 },
             );
+        }
+    }
+
+    /// Tab `device` reads what its browser's tabs share, as the driver does after another tab's
+    /// write and when it starts leading: the outbox and, while it leads, the unsent read markers.
+    fn reload_shared_state(&mut self, device: usize) {
+        let state = pollster::block_on(self.devices[device].store.load()).expect("load");
+        let now = self.device_now(device);
+        let leads = self.devices[device].leader;
+        let engine = self.engine(device);
+        engine.handle_outbox_reloaded(state.outbox, now);
+        if leads {
+            engine.handle_pending_read_markers(state.pending_read_markers, now);
         }
     }
 
