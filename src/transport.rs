@@ -99,10 +99,10 @@ impl FetchTransport {
             }
         };
         let status = response.status();
-        let retry_after_ms = response
-            .headers()
-            .get("retry-after")
-            .and_then(|value| parse_retry_after(&value, js_sys::Date::now()));
+        let headers = response.headers();
+        let retry_after_ms = headers.get("retry-after").and_then(|value| {
+            parse_retry_after(&value, headers.get("date").as_deref(), js_sys::Date::now())
+        });
         let text = match response.text().await {
             Ok(text) => text,
             Err(error) => {
@@ -171,26 +171,35 @@ fn decode(kind: ResponseKind, status: u16, text: &str) -> ResponseBody {
     }
 }
 
-/// A `Retry-After` value in milliseconds from `now_ms` (milliseconds since the epoch): either
-/// delay-seconds, or an HTTP date (a date in the past gives 0). `None` when it is neither.
-fn parse_retry_after(value: &str, now_ms: f64) -> Option<Millis> {
+/// A `Retry-After` value in milliseconds: either delay-seconds, or an HTTP date (a date in the
+/// past gives 0). `None` when it is neither.
+///
+/// A date is measured from the response's `Date` header, the server's clock, when it has one,
+/// and only otherwise from `device_now_ms` (milliseconds since the epoch): a device clock an hour
+/// slow would wait an hour longer.
+fn parse_retry_after(value: &str, date: Option<&str>, device_now_ms: f64) -> Option<Millis> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
         // Absurdly many digits saturate rather than fail.
         let seconds: u64 = value.parse().unwrap_or(u64::MAX);
         return Some(Millis::try_from(seconds.saturating_mul(1000)).unwrap_or(Millis::MAX));
     }
+    let at_ms = parse_http_date(value)?;
+    let now_ms = date.and_then(parse_http_date).unwrap_or(device_now_ms);
+    // `as` saturates; the difference of two finite dates is finite.
+    Some((at_ms - now_ms).max(0.0).ceil() as Millis)
+}
+
+/// An HTTP date in milliseconds since the epoch, or `None`.
+fn parse_http_date(value: &str) -> Option<f64> {
+    let value = value.trim();
     // Every HTTP-date form starts with a day name ("Sun, 06 Nov 1994 08:49:37 GMT"); checking that
     // keeps `Date.parse`, which is lenient, from reading values like "-1" or "1.5" as dates.
     if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return None;
     }
-    let at_ms = js_sys::Date::parse(value);
-    if at_ms.is_nan() {
-        return None;
-    }
-    // `as` saturates; the difference of two finite dates is finite.
-    Some((at_ms - now_ms).max(0.0).ceil() as Millis)
+    let ms = js_sys::Date::parse(value);
+    (!ms.is_nan()).then_some(ms)
 }
 
 /// The delay for `setTimeout`: negative means now, and it is capped at 2^31 - 1 ms (about 24.8

@@ -236,28 +236,50 @@ async fn a_faulty_server_sends_retry_after_with_503_and_429() {
 fn retry_after_is_read_as_seconds_or_an_http_date() {
     // A whole second, so the HTTP date (second precision) of `now + 5 s` is exact.
     let now = 1_764_000_000_000.0;
-    let http_date =
-        |ms: f64| String::from(js_sys::Date::new(&JsValue::from_f64(ms)).to_utc_string());
+    let parse = |value: &str| parse_retry_after(value, None, now);
 
-    assert_eq!(parse_retry_after("1", now), Some(1_000));
-    assert_eq!(parse_retry_after(" 120 ", now), Some(120_000));
-    assert_eq!(parse_retry_after("0", now), Some(0));
+    assert_eq!(parse("1"), Some(1_000));
+    assert_eq!(parse(" 120 "), Some(120_000));
+    assert_eq!(parse("0"), Some(0));
+    assert_eq!(parse("99999999999999999999999"), Some(Millis::MAX));
+    assert_eq!(parse(&http_date(now + 5_000.0)), Some(5_000));
     assert_eq!(
-        parse_retry_after("99999999999999999999999", now),
-        Some(Millis::MAX)
-    );
-    assert_eq!(
-        parse_retry_after(&http_date(now + 5_000.0), now),
+        parse_retry_after("Tue, 25 Nov 2025 16:00:05 GMT", None, 1_764_086_400_000.0),
         Some(5_000)
     );
-    assert_eq!(
-        parse_retry_after("Tue, 25 Nov 2025 16:00:05 GMT", 1_764_086_400_000.0),
-        Some(5_000)
-    );
-    assert_eq!(parse_retry_after(&http_date(now - 60_000.0), now), Some(0));
+    assert_eq!(parse(&http_date(now - 60_000.0)), Some(0));
     for invalid in ["", "soon", "-1", "1.5", "Someday, never"] {
-        assert_eq!(parse_retry_after(invalid, now), None, "{invalid:?}");
+        assert_eq!(parse(invalid), None, "{invalid:?}");
     }
+}
+
+#[wasm_bindgen_test]
+fn an_http_date_retry_after_is_measured_on_the_server_clock() {
+    let server_now = 1_764_000_000_000.0;
+    let retry_at = http_date(server_now + 5_000.0);
+    let date = http_date(server_now);
+    // The device clock an hour slow, and an hour fast: the wait is what the server asked.
+    for device_now in [server_now - 3_600_000.0, server_now + 3_600_000.0] {
+        assert_eq!(
+            parse_retry_after(&retry_at, Some(&date), device_now),
+            Some(5_000)
+        );
+    }
+    // A `Date` header that is not a date leaves the device clock.
+    assert_eq!(
+        parse_retry_after(&retry_at, Some("yesterday-ish"), server_now - 60_000.0),
+        Some(65_000)
+    );
+    // Seconds do not depend on either clock.
+    assert_eq!(
+        parse_retry_after("7", Some(&date), server_now - 3_600_000.0),
+        Some(7_000)
+    );
+}
+
+/// `ms` as an HTTP date (`Tue, 25 Nov 2025 16:00:05 GMT`).
+fn http_date(ms: f64) -> String {
+    String::from(js_sys::Date::new(&JsValue::from_f64(ms)).to_utc_string())
 }
 
 #[wasm_bindgen_test]
