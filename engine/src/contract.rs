@@ -161,6 +161,14 @@ fn optimistic(entry: &OutboxEntry) -> LocalMessage {
     LocalMessage::optimistic(entry, &UserId::new(ME))
 }
 
+/// The batch that composes `entry`: the outbox entry and its optimistic message.
+fn compose(entry: &OutboxEntry) -> Vec<StoreOp> {
+    vec![
+        StoreOp::PutOutbox(entry.clone()),
+        StoreOp::PutMessage(optimistic(entry)),
+    ]
+}
+
 /// The server's copy of the optimistic message of `entry`, stored as `id` at `ts`.
 fn confirmed(entry: &OutboxEntry, id: &str, ts: Millis) -> LocalMessage {
     LocalMessage::from_server(Message {
@@ -725,17 +733,13 @@ pub async fn conversations_ordered_by_latest_activity<S: Store>(store: &S) {
 /// conversation moves down the list.
 pub async fn activity_follows_the_messages_a_conversation_holds<S: Store>(store: &S) {
     let composed = outbox("o-1", "c-mine", 1);
-    apply(
-        store,
-        vec![
-            StoreOp::PutConversation(conversation("c-mine", "mine", 10)),
-            StoreOp::PutConversation(conversation("c-other", "other", 10)),
-            StoreOp::PutMessage(server("m-1", "c-other", OTHER, 3_000)),
-            StoreOp::PutOutbox(composed.clone()),
-            StoreOp::PutMessage(optimistic(&composed)),
-        ],
-    )
-    .await;
+    let mut ops = vec![
+        StoreOp::PutConversation(conversation("c-mine", "mine", 10)),
+        StoreOp::PutConversation(conversation("c-other", "other", 10)),
+        StoreOp::PutMessage(server("m-1", "c-other", OTHER, 3_000)),
+    ];
+    ops.extend(compose(&composed));
+    apply(store, ops).await;
     assert_eq!(composed.composed_at, 5_001);
     let order = |store| async move { conversation_ids(&conversations(store).await) };
     assert_eq!(order(store).await, ["c-mine", "c-other"], "composed last");
@@ -759,14 +763,7 @@ pub async fn activity_follows_the_messages_a_conversation_holds<S: Store>(store:
 
     // Composed and discarded.
     let discarded = outbox("o-2", "c-mine", 2);
-    apply(
-        store,
-        vec![
-            StoreOp::PutOutbox(discarded.clone()),
-            StoreOp::PutMessage(optimistic(&discarded)),
-        ],
-    )
-    .await;
+    apply(store, compose(&discarded)).await;
     assert_eq!(order(store).await, ["c-mine", "c-other"]);
     apply(
         store,
@@ -1007,14 +1004,7 @@ pub async fn conversation_summaries_show_last_message_and_unread_count<S: Store>
     // Replying reads what came before: this user's message, sent or still optimistic, ends the
     // count, and is the last message.
     let entry = outbox("o-1", "c-1", 1);
-    apply(
-        store,
-        vec![
-            StoreOp::PutOutbox(entry.clone()),
-            StoreOp::PutMessage(optimistic(&entry)),
-        ],
-    )
-    .await;
+    apply(store, compose(&entry)).await;
     assert_eq!(
         summaries(store).await[0],
         ("c-1".into(), some("optimistic o-1"), 0)
@@ -1205,11 +1195,10 @@ pub async fn forget_server_data_keeps_the_outbox_and_optimistic_messages<S: Stor
         StoreOp::PutMessage(server("m-2", "c-2", OTHER, 11)),
         StoreOp::PutMessage(server("m-0", "c-0", OTHER, 11)),
         StoreOp::PutReadMarker(marker("c-1", OTHER, "m-1", 12)),
-        StoreOp::PutOutbox(pending.clone()),
-        StoreOp::PutMessage(optimistic(&pending)),
         StoreOp::SetCursor(Some(Cursor::new("k1"))),
         StoreOp::SetLastSync(20),
     ];
+    ops.extend(compose(&pending));
     ops.push(extend("c-1", HistoryFloor::Unknown, HistoryFloor::Complete));
     apply(store, ops).await;
 
