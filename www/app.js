@@ -11,8 +11,8 @@ import { BackgroundSyncManager } from './pkg/index.js';
 import './pkg/sync-refresh.js';
 import { clearSession, loadSession, managerOptions, saveSession } from './session.js';
 import {
-  conversationItem, dayDivider, dayNumber, el, messageItem, messageKey, messageTime, relativeTime,
-  unreadDivider,
+  conversationItem, dayDivider, dayNumber, el, messageItem, messageKey, messageTime, patchChildren,
+  relativeTime, unreadDivider,
 } from './render.js';
 
 /** The users `chat-sync-server --seed-demo` creates (id, name, token). */
@@ -370,11 +370,10 @@ async function renderConversationsNow() {
   state.countsUnread = conversations.length > 0 &&
     conversations.every((conversation) => conversation.unreadCount !== null);
   const list = $('conversations');
-  list.replaceChildren(...conversations.map((conversation) => conversationRow(conversation, manager)));
+  patchChildren(list, conversations.length > 0
+    ? conversations.map((conversation) => conversationRow(conversation, manager))
+    : [el('li', { className: 'empty', dataset: { key: 'empty' }, textContent: 'No conversations yet. Pull down to sync.' })]);
   list.dataset.counting = String(state.countsUnread);
-  if (conversations.length === 0) {
-    list.replaceChildren(el('li', { className: 'empty', textContent: 'No conversations yet. Pull down to sync.' }));
-  }
   await offerUnsendable(manager);
 }
 
@@ -555,7 +554,7 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
       read: message.serverTs !== null && message.serverTs <= state.readByOthers,
     }));
   }
-  $('messages').replaceChildren(...items);
+  patchChildren($('messages'), items);
   if (state.historyComplete) $('history-state').textContent = 'This is the beginning of the conversation.';
   if (keepPosition) {
     scroller.scrollTop += scroller.scrollHeight - heightBefore;

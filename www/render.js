@@ -14,6 +14,60 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
+/**
+ * Makes `list`'s children the `items`, elements keyed by `data-key`. A child whose key is among
+ * the items stays the same element, changed in place to match its item, so the focus, a text
+ * selection and where a screen reader is stay through a re-render; only moved children move.
+ * Items carry no event handlers (the lists delegate theirs): attributes and children are copied.
+ */
+export function patchChildren(list, items) {
+  const active = document.activeElement;
+  const byKey = new Map();
+  for (const child of [...list.children]) {
+    if (child.dataset.key) byKey.set(child.dataset.key, child);
+    else child.remove();
+  }
+  const next = items.map((item) => {
+    const old = byKey.get(item.dataset.key);
+    byKey.delete(item.dataset.key);
+    return old ? morph(old, item) : item;
+  });
+  for (const child of byKey.values()) child.remove();
+  next.forEach((node, i) => {
+    if (list.children[i] !== node) list.insertBefore(node, list.children[i] ?? null);
+  });
+  // Moving an element takes the focus off it.
+  if (active !== document.activeElement && list.contains(active)) active.focus({ preventScroll: true });
+}
+
+/** Changes `old` in place into a copy of `item` (its attributes and, by position, its children);
+ * a node of another kind is replaced. Returns the node now in `old`'s place. */
+function morph(old, item) {
+  if (old.nodeName !== item.nodeName) {
+    old.replaceWith(item);
+    return item;
+  }
+  if (old.nodeType === Node.TEXT_NODE) {
+    if (old.data !== item.data) old.data = item.data;
+    return old;
+  }
+  for (const name of old.getAttributeNames()) {
+    if (!item.hasAttribute(name)) old.removeAttribute(name);
+  }
+  for (const name of item.getAttributeNames()) {
+    const value = item.getAttribute(name);
+    if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  }
+  const olds = [...old.childNodes];
+  const news = [...item.childNodes];
+  news.forEach((child, i) => {
+    if (i < olds.length) morph(olds[i], child);
+    else old.append(child);
+  });
+  for (const child of olds.slice(news.length)) child.remove();
+  return old;
+}
+
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
 const weekdayFormat = new Intl.DateTimeFormat(undefined, { weekday: 'long' });
@@ -51,7 +105,7 @@ export function dayLabel(ms, now = Date.now()) {
 
 /** The divider above a day's first message. */
 export function dayDivider(ms) {
-  return el('li', { className: 'day', attrs: { role: 'separator' } },
+  return el('li', { className: 'day', dataset: { key: `day-${dayNumber(ms)}` }, attrs: { role: 'separator' } },
     el('time', { textContent: dayLabel(ms), dateTime: new Date(ms).toISOString() }));
 }
 
@@ -66,14 +120,14 @@ export function relativeTime(ms, now = Date.now()) {
 
 /** The divider above the first message that was unread when the conversation opened. */
 export function unreadDivider(count) {
-  return el('li', { className: 'unread-divider', attrs: { role: 'separator' } },
+  return el('li', { className: 'unread-divider', dataset: { key: 'unread' }, attrs: { role: 'separator' } },
     el('span', { textContent: `${count} unread message${count === 1 ? '' : 's'}` }));
 }
 
 /** One row of the conversation list. */
 export function conversationItem({ conversation, last, senderName, unread, selected }) {
   const preview = last ? `${senderName}: ${last.body}` : 'No messages yet';
-  return el('li', { className: 'conversation-item' },
+  return el('li', { className: 'conversation-item', dataset: { key: conversation.id } },
     el('button', {
       type: 'button',
       className: 'conversation',
