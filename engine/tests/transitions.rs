@@ -663,6 +663,51 @@ fn permanent_422_fails_the_message_with_the_server_code_and_later_ones_still_go(
 }
 
 #[test]
+fn an_error_status_without_the_protocol_body_is_retried_not_failed() {
+    // A firewall answers in the server's place: 403 with a page of HTML.
+    let blocked = || response(403, ResponseBody::Invalid("not JSON: <html>".into()));
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "through the firewall");
+    let first = d.only_open("POST ");
+    d.clear();
+    d.respond(&first, blocked());
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Pending);
+    assert_eq!(d.count(|e| matches!(e, Event::MessageFailed { .. })), 0);
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (1, 0));
+    assert!(
+        matches!(&status.last_error, Some(SyncError::Protocol { message }) if message.starts_with("HTTP 403 ")),
+        "{:?}",
+        status.last_error
+    );
+
+    // A pull answered so fails the forced sync, as a network error would, and is tried again.
+    let ticket = d.force();
+    let pull = d.only_open("GET /v1/sync");
+    d.respond(&pull, blocked());
+    assert_eq!(
+        d.count(|e| matches!(e, Event::CommandFinished { ticket: t, result: Err(SyncError::Protocol { .. }) } if *t == ticket)),
+        1
+    );
+    while d.open("GET /v1/sync").is_empty() {
+        d.wake_up();
+    }
+
+    // Let through again: the same message is delivered once.
+    while d.open("POST ").is_empty() {
+        d.wake_up();
+    }
+    let again = d.only_open("POST ");
+    assert_eq!(client_id(&again), id);
+    d.respond(
+        &again,
+        created(ours(&id, "c-1", "through the firewall", T0 + 1)),
+    );
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Sent);
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+}
+
+#[test]
 fn retry_message_requeues_a_failed_message_under_the_same_client_message_id() {
     let mut d = Driver::idle(config());
     let id = d.send("c-1", "again");

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { collectPageErrors, launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import { openConversation, openDemo, pollUntil, sendMessage, shownMessages, waitInPage } from './support/demo.mjs';
-import { serverRequestLog } from './support/traffic.mjs';
+import { consoleLines, serverRequestLog } from './support/traffic.mjs';
 
 const BURST = 10;
 const CONVERSATION = 'Alice & Bob';
@@ -90,4 +90,40 @@ test(`a burst of ${BURST} messages through 503s, dropped connections and lost ac
     !/waiting to send|not sent/.test(document.getElementById('status-text').textContent),
   { message: 'an idle status with nothing waiting', timeout: 60_000 });
   assert.deepEqual(errors.map(String), [], 'no uncaught errors in the page');
+});
+
+test('a firewall\'s page answering in the server\'s place (403, HTML) leaves messages pending, then they go once', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 20 });
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const errors = collectPageErrors(page);
+  const console = consoleLines(page);
+  await openDemo(page, server.url, 'alice');
+  await openConversation(page, CONVERSATION);
+
+  // Every API request meets the firewall.
+  let sends = 0;
+  const firewall = (route) => {
+    if (route.request().method() === 'POST') sends += 1;
+    return route.fulfill({ status: 403, contentType: 'text/html', body: '<html><body>Blocked by policy</body></html>' });
+  };
+  await page.route('**/v1/**', firewall);
+  const body = `past the firewall ${Date.now()}`;
+  await sendMessage(page, body);
+  // The send is tried again (the first retry within the base backoff), and the log says why.
+  await pollUntil(() => sends, (count) => count >= 2, { message: 'the send to be tried again' });
+  assert.ok(console.has(/HTTP 403 with no protocol error body: from a proxy, firewall or captive portal/),
+    `the log says why:\n${console.list().join('\n')}`);
+  assert.match(await page.locator('#status-text').textContent(), /1 waiting to send/);
+  const [shown] = (await shownMessages(page)).filter((m) => m.body === body);
+  assert.equal(shown.status, 'pending', 'the message waits: the firewall said nothing of it');
+
+  await page.unroute('**/v1/**', firewall);
+  await waitInPage(page, (body) => [...document.querySelectorAll('#messages .message')]
+    .some((m) => m.querySelector('.body')?.textContent === body && m.dataset.status === 'sent'),
+  { arg: body, message: 'the message marked sent', timeout: 60_000 });
+  const onServer = (await server.api('alice').messages(CONVERSATION, { limit: 50 })).filter((m) => m.body === body);
+  assert.equal(onServer.length, 1, 'the server holds it once');
+  assert.deepEqual(errors.map(String), []);
 });

@@ -319,6 +319,7 @@ impl Engine {
         };
         item.attempts += 1;
         let attempt = item.attempts;
+        log::warn!(error = error.to_string().as_str(), attempt; "send failed; trying again");
         let not_before = self.retry_time(attempt, error, retry_after);
         self.outbox.get_mut(&key).expect("checked above").not_before = not_before;
     }

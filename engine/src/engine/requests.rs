@@ -162,8 +162,7 @@ pub(super) fn verdict(outcome: HttpOutcome) -> Verdict {
             }
             let (code, message) = match body {
                 ResponseBody::Error(error) => (Some(error.error.code), error.error.message),
-                ResponseBody::Invalid(message) => (None, message),
-                _ => (None, format!("HTTP {status}")),
+                _ => (None, "no protocol error body".to_owned()),
             };
             if status == 401 {
                 Verdict::Auth
@@ -172,6 +171,19 @@ pub(super) fn verdict(outcome: HttpOutcome) -> Verdict {
             } else if chat_sync_protocol::is_retryable_status(status) {
                 Verdict::Retry {
                     error: SyncError::server(status, code, message),
+                    retry_after: retry_after_ms,
+                }
+            } else if code.is_none() {
+                // Something on the way answered in the server's place (a proxy, a firewall, a
+                // captive portal): that says nothing of the request, which is tried again, as
+                // after a network error.
+                Verdict::Retry {
+                    error: SyncError::Protocol {
+                        message: format!(
+                            "HTTP {status} with {message}: from a proxy, firewall or captive \
+                             portal between this device and the server?"
+                        ),
+                    },
                     retry_after: retry_after_ms,
                 }
             } else {

@@ -556,7 +556,9 @@ impl World {
                 bytes: 60,
             })
         } else if !self.healed && self.chance(self.faults.error_before) {
-            let status = [500, 503, 429, 502][self.rng.random_range(0..4)];
+            // Server errors, and a proxy's or firewall's refusal (no protocol error body).
+            let statuses = [500, 503, 429, 502, 403, 407];
+            let status = statuses[self.rng.random_range(0..statuses.len())];
             let retry_after_ms = (status != 500).then(|| self.rng.random_range(0..5) * SECOND);
             Some(HttpOutcome::Response {
                 status,
