@@ -131,22 +131,51 @@ enum ChangeKind {
     Conversation,
     Message,
     ReadMarker,
+    /// A type this client does not know (a newer server's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl WireChange {
+    /// The change, or `None` for a type this client does not know.
+    fn into_change(self) -> Result<Option<Change>, &'static str> {
+        let change = match self.kind {
+            ChangeKind::Conversation => (self.conversation)
+                .map(|conversation| Change::Conversation { conversation })
+                .ok_or("missing field `conversation`"),
+            ChangeKind::Message => (self.message)
+                .map(|message| Change::Message { message })
+                .ok_or("missing field `message`"),
+            ChangeKind::ReadMarker => (self.read_marker)
+                .map(|read_marker| Change::ReadMarker { read_marker })
+                .ok_or("missing field `readMarker`"),
+            ChangeKind::Unknown => return Ok(None),
+        };
+        change.map(Some)
+    }
 }
 
 impl TryFrom<WireChange> for Change {
     type Error = &'static str;
 
     fn try_from(wire: WireChange) -> Result<Self, Self::Error> {
-        match wire.kind {
-            ChangeKind::Conversation => (wire.conversation)
-                .map(|conversation| Change::Conversation { conversation })
-                .ok_or("missing field `conversation`"),
-            ChangeKind::Message => (wire.message)
-                .map(|message| Change::Message { message })
-                .ok_or("missing field `message`"),
-            ChangeKind::ReadMarker => (wire.read_marker)
-                .map(|read_marker| Change::ReadMarker { read_marker })
-                .ok_or("missing field `readMarker`"),
+        wire.into_change()?
+            .ok_or("a change type this client does not know")
+    }
+}
+
+/// Reads a feed page's changes, skipping those of a type this client does not know: a newer
+/// server's feed stays readable (see `docs/protocol.md`, Compatibility).
+pub(crate) fn deserialize_known_changes<'de, D>(deserializer: D) -> Result<Vec<Change>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let wire = Vec::<WireChange>::deserialize(deserializer)?;
+    let mut changes = Vec::with_capacity(wire.len());
+    for change in wire {
+        if let Some(change) = change.into_change().map_err(serde::de::Error::custom)? {
+            changes.push(change);
         }
     }
+    Ok(changes)
 }

@@ -17,7 +17,9 @@ pub struct MeResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedPage {
-    /// The changes after the request's cursor, in server order.
+    /// The changes after the request's cursor, in server order (those of a type this client does
+    /// not know are left out).
+    #[serde(deserialize_with = "crate::entities::deserialize_known_changes")]
     pub changes: Vec<Change>,
     /// Where the next request continues; store it with the changes, in one transaction.
     pub next_cursor: Cursor,

@@ -4,7 +4,7 @@
 //! request (`CHAT_SYNC_TEST_SLOW_SERVER`), and a port nothing listens on
 //! (`CHAT_SYNC_TEST_CLOSED_URL`). All of them carry the demo data (`--seed-demo`).
 
-use super::{parse_retry_after, FetchTransport};
+use super::{decode, parse_retry_after, FetchTransport};
 use chat_sync_engine::{HttpOutcome, HttpRequest, Method, RequestId};
 use chat_sync_protocol::{
     paths, ErrorCode, FeedPage, Millis, RequestBody, ResponseBody, ResponseKind, SendMessageRequest,
@@ -110,6 +110,28 @@ async fn a_sync_request_decodes_to_a_feed_page() {
     assert!(!page.changes.is_empty(), "the demo data has changes");
     assert!(page.changes.len() <= 50);
     assert!(page.has_more, "the demo data has more than 50 changes");
+}
+
+#[wasm_bindgen_test]
+fn a_newer_server_s_change_types_are_left_out_of_a_page() {
+    let text = r#"{
+        "changes": [
+            { "type": "reaction", "reaction": { "messageId": "m-1", "emoji": "+1" } },
+            { "type": "readMarker", "readMarker": {
+                "conversationId": "c-1", "userId": "u-bob", "lastReadMessageId": "m-1",
+                "lastReadServerTs": 10, "updatedTs": 11, "since": "a field added later" } }
+        ],
+        "nextCursor": "c1.9", "hasMore": false
+    }"#;
+    let ResponseBody::Feed(page) = decode(ResponseKind::Feed, 200, text) else {
+        panic!(
+            "not a feed page: {:?}",
+            decode(ResponseKind::Feed, 200, text)
+        );
+    };
+    assert_eq!(page.changes.len(), 1);
+    assert_eq!(page.changes[0].conversation_id().as_str(), "c-1");
+    assert_eq!(page.changes[0].updated_ts(), 11);
 }
 
 #[wasm_bindgen_test]
