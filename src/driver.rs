@@ -405,14 +405,20 @@ impl Driver {
         self.dispose();
     }
 
-    /// Deletes this user's database (a memory store has none).
+    /// Deletes this user's database.
     pub(crate) async fn delete_database(&self) -> Result<(), StoreError> {
+        let name = self.name.borrow().clone();
+        let deleted = IndexedDbStore::delete(&name).await;
         match &self.store {
-            AnyStore::IndexedDb(_) => {
-                let name = self.name.borrow().clone();
-                IndexedDbStore::delete(&name).await
+            AnyStore::IndexedDb(_) => deleted,
+            // Beside a memory store may be a database a newer version of the app keeps: it goes
+            // all the same. Where the browser gives no IndexedDB there is nothing to delete.
+            AnyStore::Memory(_) => {
+                if let Err(error) = deleted {
+                    log::debug!(error = error.to_string().as_str(); "no database deleted");
+                }
+                Ok(())
             }
-            AnyStore::Memory(_) => Ok(()),
         }
     }
 

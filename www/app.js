@@ -119,9 +119,13 @@ async function start(session) {
     return;
   }
   listen(state.manager);
-  if (state.manager.getSyncStatus().storage === 'memory') {
-    showNotice('memory', 'This browser keeps no copy of the chat on this device (private mode or blocked storage): ' +
-      'it works while the page is open, and messages not sent yet are lost when you close it.');
+  const { storage, memoryReason } = state.manager.getSyncStatus();
+  if (storage === 'memory') {
+    showNotice('memory', memoryReason === 'newerVersion'
+      ? 'A newer version of this app keeps the chat on this device; this page runs an older one and keeps ' +
+        'nothing: it works while the page is open. Reload the page to get the newer version.'
+      : 'This browser keeps no copy of the chat on this device (private mode or blocked storage): ' +
+        'it works while the page is open, and messages not sent yet are lost when you close it.');
   }
   $('sign-in').hidden = true;
   $('chat').hidden = false;

@@ -8,7 +8,7 @@ mod tests;
 
 use crate::driver::{AnyStore, Driver, Finished};
 use crate::runtime;
-use crate::store::{request_persistence, IndexedDbStore};
+use crate::store::{request_persistence, IndexedDbStore, NoDatabase, Opened};
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{
     ClientMessageId, ConversationId, MeResponse, MessageId, Millis, ReadMarker, User, UserId,
@@ -49,7 +49,8 @@ pub struct BackgroundSyncManager {
 struct Inner {
     driver: Rc<Driver>,
     events: EventTarget,
-    database: Option<String>,
+    /// Why the data is kept in memory, when it is.
+    memory_reason: Option<NoDatabase>,
     persistent_storage: Option<bool>,
     recovered: Option<String>,
     /// The `recovered` event went out (to the first listener).
@@ -233,17 +234,17 @@ impl BackgroundSyncManager {
         };
         let name = IndexedDbStore::database_name(&options.server_url, &user);
         let opened = IndexedDbStore::open_if_allowed(&name).await;
-        let (store, database, recovered) = match opened.map_err(|e| from_store_error(&e))? {
-            Some(store) => {
+        let (store, memory_reason, recovered) = match opened.map_err(|e| from_store_error(&e))? {
+            Opened::Database(store) => {
                 let report = store.open_report().clone();
                 let recovered = report
                     .recovered
                     .or(report.wiped.then(|| "the site's data was cleared".into()));
-                (AnyStore::IndexedDb(store), Some(name.clone()), recovered)
+                (AnyStore::IndexedDb(store), None, recovered)
             }
-            None => {
-                log::warn!("IndexedDB is unavailable here: data is kept in memory only");
-                (AnyStore::Memory(MemoryStore::new()), None, None)
+            Opened::Without(reason) => {
+                log::warn!(reason = reason.as_str(); "no database: data is kept in memory only");
+                (AnyStore::Memory(MemoryStore::new()), Some(reason), None)
             }
         };
         let persistent_storage = if options.request_persistent_storage && runtime::has_document() {
@@ -284,7 +285,7 @@ impl BackgroundSyncManager {
         let inner = Rc::new(Inner {
             driver,
             events,
-            database,
+            memory_reason,
             persistent_storage,
             recovered,
             recovered_told: std::cell::Cell::new(false),
@@ -755,12 +756,18 @@ fn status_json(status: &Status, inner: &Inner) -> JsValue {
     );
     set(
         "storage",
-        if inner.database.is_some() {
+        if inner.memory_reason.is_none() {
             "indexeddb"
         } else {
             "memory"
         }
         .into(),
+    );
+    set(
+        "memoryReason",
+        inner
+            .memory_reason
+            .map_or(JsValue::NULL, |reason| reason.as_str().into()),
     );
     set("isLeader", inner.driver.is_leader().into());
     if !inner.driver.is_leader() && !inner.driver.is_disposed() {

@@ -367,6 +367,7 @@ async fn with_storage_blocked_the_manager_runs_in_memory() {
     settle(sync.force_sync()).await.expect("synced");
     let status = sync.get_sync_status().expect("status");
     assert_eq!(field(&status, "storage"), "memory");
+    assert_eq!(field(&status, "memoryReason"), "unavailable");
     let conversations = settle(sync.list_conversations()).await.expect("listed");
     let conversations: js_sys::Array = conversations.unchecked_into();
     assert!(
@@ -376,6 +377,46 @@ async fn with_storage_blocked_the_manager_runs_in_memory() {
     let body = format!("from memory {}", js_sys::Date::now());
     deliver_to_book_club(&sync, &body).await;
     sync.dispose();
+}
+
+/// A database a newer version of the app wrote (at a schema version this one does not know) is
+/// left as it is: the manager keeps its data in memory and says why, and sending works. `clear`
+/// deletes that database all the same: the user signs out of this device.
+#[wasm_bindgen_test]
+async fn a_database_of_a_newer_version_is_left_as_it_is_and_the_manager_runs_in_memory() {
+    let name = IndexedDbStore::database_name(server(), &"u-erin".into());
+    let factory = idb::Factory::new().expect("IndexedDB");
+    let version = |name: String| {
+        let factory = idb::Factory::new().expect("IndexedDB");
+        async move {
+            let database = factory
+                .open(&name, None)
+                .expect("open")
+                .await
+                .expect("opened");
+            let version = database.version().expect("version");
+            database.close();
+            version
+        }
+    };
+    let newer = factory.open(&name, Some(1_000)).expect("open");
+    newer.await.expect("written by the newer version").close();
+
+    let sync = try_open_manager(server(), "erin", &[])
+        .await
+        .expect("created in memory");
+    let status = sync.get_sync_status().expect("status");
+    assert_eq!(field(&status, "storage"), "memory");
+    assert_eq!(field(&status, "memoryReason"), "newerVersion");
+    settle(sync.force_sync()).await.expect("synced");
+    let body = format!("from an older version {}", js_sys::Date::now());
+    deliver_to_book_club(&sync, &body).await;
+    assert_eq!(version(name.clone()).await, 1_000, "left as it is");
+
+    settle(sync.clear()).await.expect("cleared");
+    // Deleted: opening it again makes a new, empty one.
+    assert_eq!(version(name.clone()).await, 1);
+    IndexedDbStore::delete(&name).await.expect("cleaned up");
 }
 
 /// Sends `body` to Erin's Book club through `sync` and waits until the server holds it.

@@ -69,9 +69,13 @@ export interface SyncStatus {
   /** When the next sync is planned (ms since the epoch), if one is. */
   nextSyncAt: number | null;
   storageFull: boolean;
-  /** `memory` where IndexedDB is unavailable (some private modes, storage the user blocked):
-   * nothing survives a reload, so tell the user. */
+  /** `memory` where there is no database to use: nothing survives a reload, so tell the user
+   * (`memoryReason` says why). */
   storage: 'indexeddb' | 'memory';
+  /** Why `storage` is `memory`: `unavailable`, IndexedDB is not available here (some private
+   * modes, storage the user blocked); `newerVersion`, a newer version of the app wrote the
+   * database and keeps it as it is (reloading gets that version). Null with `indexeddb`. */
+  memoryReason: 'unavailable' | 'newerVersion' | null;
   /** The answer to `requestPersistentStorage`, null when not asked. */
   persistentStorage: boolean | null;
   /** Why the local database was rebuilt at open, if it was. */

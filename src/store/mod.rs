@@ -19,7 +19,7 @@
 //! | `open()` never settles | times out after 8 s: [`StoreError::Unavailable`] |
 //! | unreadable or inconsistent database | readable outbox rescued, database rebuilt, [`OpenReport::recovered`] |
 //! | wiped (meta record missing) | starts over with the surviving outbox, [`OpenReport::wiped`] |
-//! | database from a newer app version | a clear [`StoreError::Failed`] naming the way out |
+//! | database from a newer app version | left as it is: [`Opened::Without`] (the page keeps its data in memory) |
 
 mod apply;
 mod codec;
@@ -64,6 +64,34 @@ pub struct IndexedDbStore {
     injected: RefCell<Option<DomException>>,
 }
 
+/// What [`IndexedDbStore::open_if_allowed`] found.
+pub enum Opened {
+    /// The database, open and checked.
+    Database(IndexedDbStore),
+    /// No database this page can use.
+    Without(NoDatabase),
+}
+
+/// Why a page has no database and keeps its data in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoDatabase {
+    /// The browser gives this page no IndexedDB (some private modes, storage the user blocked).
+    Unavailable,
+    /// A newer version of the app wrote the database, at a schema version this one does not
+    /// know (another tab already runs it, or the app was rolled back).
+    NewerVersion,
+}
+
+impl NoDatabase {
+    /// The name the JS API gives it (`memoryReason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoDatabase::Unavailable => "unavailable",
+            NoDatabase::NewerVersion => "newerVersion",
+        }
+    }
+}
+
 impl IndexedDbStore {
     /// The database name for a user on a server: one database each, so a different user (or
     /// server) never sees another's data.
@@ -74,18 +102,32 @@ impl IndexedDbStore {
 
     /// Opens (creating or upgrading) the database `name`, checks it and repairs it if needed.
     pub async fn open(name: &str) -> Result<Self, StoreError> {
-        let store = Self::open_if_allowed(name).await?;
-        store.ok_or_else(|| StoreError::Unavailable("IndexedDB is not available here".into()))
+        match Self::open_if_allowed(name).await? {
+            Opened::Database(store) => Ok(store),
+            Opened::Without(NoDatabase::Unavailable) => Err(StoreError::Unavailable(
+                "IndexedDB is not available here".into(),
+            )),
+            Opened::Without(NoDatabase::NewerVersion) => Err(StoreError::Failed(
+                "the database was written by a newer version of this app".into(),
+            )),
+        }
     }
 
-    /// [`open`](Self::open), or `None` where the browser gives this page no IndexedDB: some
-    /// private modes, and storage the user blocked (all cookies blocked, in Chromium).
-    pub async fn open_if_allowed(name: &str) -> Result<Option<Self>, StoreError> {
+    /// [`open`](Self::open), or why there is no database to use: the browser gives this page no
+    /// IndexedDB, or a newer version of the app wrote it (that version keeps it as it is).
+    pub async fn open_if_allowed(name: &str) -> Result<Opened, StoreError> {
         let (database, report) = match open::open_checked(name).await {
             Ok(opened) => opened,
             Err(Failure::Unsupported(reason)) => {
                 log::info!(reason = reason.as_str(); "IndexedDB is not available here");
-                return Ok(None);
+                return Ok(Opened::Without(NoDatabase::Unavailable));
+            }
+            Err(Failure::TooNew(reason)) => {
+                log::warn!(
+                    reason = reason.as_str();
+                    "the database was written by a newer version of this app: left as it is"
+                );
+                return Ok(Opened::Without(NoDatabase::NewerVersion));
             }
             Err(failure) => return Err(failure.into_store_error()),
         };
@@ -98,7 +140,7 @@ impl IndexedDbStore {
             injected: RefCell::new(None),
         };
         store.install(database);
-        Ok(Some(store))
+        Ok(Opened::Database(store))
     }
 
     /// What opening found (upgrade, wipe, recovery).

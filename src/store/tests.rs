@@ -2,7 +2,7 @@
 //! shared store contract, migrations, atomic batches and every fault the store handles.
 
 use super::codec::*;
-use super::{open, IndexedDbStore};
+use super::{open, IndexedDbStore, NoDatabase, Opened};
 use chat_sync_engine::protocol::{Conversation, Cursor, Message};
 use chat_sync_engine::{HistoryFloor, LocalMessage, OutboxEntry, Store, StoreError, StoreOp};
 use idb::{Factory, TransactionMode};
@@ -327,19 +327,31 @@ async fn a_closed_store_finishes_its_operations_and_leaves_no_connection_open() 
 }
 
 #[wasm_bindgen_test]
-async fn a_database_from_a_newer_version_gives_a_clear_error() {
+async fn a_database_from_a_newer_version_is_left_as_it_is() {
     let name = "too-new";
     let store = fresh(name).await;
     store.close();
-    let (newer, _) = open::open_at(name, super::schema::SCHEMA_VERSION + 1)
+    let newer_version = super::schema::SCHEMA_VERSION + 1;
+    let (newer, _) = open::open_at(name, newer_version)
         .await
         .expect("a newer app version opens it");
     newer.close();
+    let opened = IndexedDbStore::open_if_allowed(name)
+        .await
+        .map(|opened| match opened {
+            Opened::Database(_) => None,
+            Opened::Without(reason) => Some(reason),
+        });
+    assert_eq!(opened, Ok(Some(NoDatabase::NewerVersion)));
     let error = IndexedDbStore::open(name).await.err().expect("refused");
     assert!(
         error.to_string().contains("newer version of this app"),
         "{error}"
     );
+    let (newer, _) = open::open_at(name, newer_version)
+        .await
+        .expect("the newer version still opens it, as it left it");
+    newer.close();
 }
 
 #[wasm_bindgen_test]

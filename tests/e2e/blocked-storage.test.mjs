@@ -7,7 +7,7 @@ import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { newPage, openConversation, openDemo, sendMessage, waitForMessage } from './support/demo.mjs';
+import { newPage, openConversation, openDemo, sendMessage, waitForMessage, waitInPage } from './support/demo.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -38,5 +38,47 @@ it('with storage blocked the demo chats from memory and says nothing is kept', a
   await waitForMessage(page, body, { status: 'sent' });
   const onServer = await server.api('alice').messages('General', { limit: 5 });
   assert.equal(onServer.filter((m) => m.body === body).length, 1, 'the server holds it once');
+  assert.deepEqual(errors, []);
+});
+
+it('a database a newer version of the app wrote stays as it is, and this older version chats from memory', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 50 });
+  const { page, errors } = await newPage(browser, t);
+  const name = `chat-sync|${server.url}|u-alice`;
+  // A newer version of the app keeps Alice's chat here, at a schema version this one does not know.
+  await page.goto(`${server.url}/manifest.webmanifest`);
+  await page.evaluate((name) => new Promise((resolve, reject) => {
+    const request = indexedDB.open(name, 1000);
+    request.onupgradeneeded = () => request.result.createObjectStore('later').put('kept', 'record');
+    request.onsuccess = () => { request.result.close(); resolve(); };
+    request.onerror = () => reject(request.error);
+  }), name);
+
+  await openDemo(page, server.url, 'alice');
+  const notice = page.locator('#banner .notice[data-key="memory"]');
+  assert.match(await notice.innerText(), /newer version of this app/);
+  await openConversation(page, 'General');
+  const body = `Sent by the older version ${Date.now()}`;
+  await sendMessage(page, body);
+  await waitForMessage(page, body, { status: 'sent' });
+  const onServer = await server.api('alice').messages('General', { limit: 5 });
+  assert.equal(onServer.filter((m) => m.body === body).length, 1, 'the server holds it once');
+
+  const newer = () => page.evaluate((name) => new Promise((resolve, reject) => {
+    const request = indexedDB.open(name);
+    request.onsuccess = () => {
+      const db = request.result;
+      const read = db.transaction('later').objectStore('later').get('record');
+      read.onsuccess = () => { db.close(); resolve({ version: db.version, record: read.result }); };
+    };
+    request.onerror = () => reject(request.error);
+  }), name);
+  assert.deepEqual(await newer(), { version: 1000, record: 'kept' }, 'the newer version\'s database is untouched');
+
+  // Signing out deletes it all the same: nothing of Alice's stays on the device.
+  await page.locator('#sign-out').click();
+  await waitInPage(page, () => !document.getElementById('sign-in').hidden, { message: 'the sign-in screen' });
+  const names = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  assert.ok(!names.includes(name), `${name} deleted (${names})`);
   assert.deepEqual(errors, []);
 });
