@@ -1793,9 +1793,17 @@ fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
         (Phase::Backoff, Some(failed_at + 60 * SEC))
     );
 
+    // A forced sync (and a conversation's, and a back-fill) would wait 50 s: each fails at once
+    // with the error that asked for the wait, and the sync still goes when the wait ends.
     d.advance_to(failed_at + 10 * SEC);
-    d.force();
-    // The forced sync drops our own backoff, not the server's wait.
+    d.clear();
+    let forced = d.force();
+    let conversation = d.act(|e, now| e.sync_conversation("c-1".into(), now));
+    let older = d.act(|e, now| e.load_older("c-1".into(), HistoryFloor::Unknown, now));
+    let unavailable = |ticket| move |e: &Event| matches!(e, Event::CommandFinished { ticket: t, result: Err(SyncError::Server { status: 503, error_code, .. }) } if *t == ticket && error_code == "unavailable");
+    for ticket in [forced, conversation, older] {
+        assert_eq!(d.count(unavailable(ticket)), 1, "{:?}", d.events());
+    }
     let status = d.engine.status();
     assert_eq!(
         (status.phase, status.next_sync_at),
@@ -1807,6 +1815,30 @@ fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
     d.advance_to(failed_at + 60 * SEC);
     assert_eq!(d.open("GET /v1/sync").len(), 1);
     assert_eq!(d.requests.len(), 2);
+}
+
+#[test]
+fn a_forced_sync_waits_out_a_short_retry_after() {
+    let mut d = Driver::new(config());
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    let failed_at = d.now;
+    d.respond(
+        &first,
+        with_retry_after(error(503, ErrorCode::Unavailable), 5 * SEC),
+    );
+    d.clear();
+    let forced = d.force();
+    assert_eq!(d.events(), vec![], "waits");
+    d.advance_to(failed_at + 5 * SEC);
+    let again = d.only_open("GET /v1/sync");
+    d.respond(&again, feed(vec![], "k1", false));
+    assert_eq!(
+        d.count(
+            |e| matches!(e, Event::CommandFinished { ticket, result: Ok(_) } if *ticket == forced)
+        ),
+        1
+    );
 }
 
 #[test]

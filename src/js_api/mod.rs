@@ -347,7 +347,10 @@ impl BackgroundSyncManager {
         Ok(self.inner.driver.clone())
     }
 
-    /// Syncs now (or joins the running sync); resolves when it finished.
+    /// Syncs now (or joins the running sync); resolves when it finished. Our own backoff is
+    /// skipped, the server's `Retry-After` is not: while the server asked to wait more than
+    /// 10 s, it rejects at once with the error that asked (the sync goes when the wait ends,
+    /// `getSyncStatus().nextSyncAt`).
     #[wasm_bindgen(js_name = forceSync, unchecked_return_type = "Promise<SyncResult>")]
     pub fn force_sync(&self) -> Promise {
         let driver = self.driver();

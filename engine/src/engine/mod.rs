@@ -20,6 +20,10 @@ use chat_sync_protocol::{ConversationId, Cursor, Millis, ValidationError};
 use litemap::LiteMap;
 use std::collections::VecDeque;
 
+/// A command that would wait longer than this for the server's `Retry-After` fails at once
+/// instead (see `command_blocker`).
+const LONG_SERVER_WAIT_MS: Millis = 10_000;
+
 use outbox::{outbox_key, OutboxItem, OutboxKey};
 use persist::PendingBatch;
 use pull::{HistoryJob, PullJob, Run};
@@ -134,7 +138,10 @@ pub struct Engine {
     open_conversation: Option<ConversationId>,
     pull_attempts: u32,
     pull_retry_at: Millis,
+    /// No request goes before this: the server's `Retry-After`.
     server_retry_at: Millis,
+    /// The error whose `Retry-After` set `server_retry_at`.
+    server_wait_error: Option<SyncError>,
     next_periodic: Option<Millis>,
 
     /// Requests sent and not answered yet, in the order sent (their ids ascend). A `Vec`, not a
@@ -192,6 +199,7 @@ impl Engine {
             pull_attempts: 0,
             pull_retry_at: Millis::MIN,
             server_retry_at: Millis::MIN,
+            server_wait_error: None,
             next_periodic: None,
             in_flight: Vec::new(),
             next_request_id: 1,
@@ -450,14 +458,20 @@ impl Engine {
         self.loaded && self.started && self.online && !self.auth_required
     }
 
-    /// Why the network is not allowed, as the error commands finish with.
-    fn network_blocker(&self) -> SyncError {
+    /// Why a command that needs the network fails at once, if it does: the network is not
+    /// allowed, or the server asked (`Retry-After`) to wait longer than [`LONG_SERVER_WAIT_MS`],
+    /// and then the error that asked (the app's spinner stops; the sync goes when the wait ends).
+    fn command_blocker(&self) -> Option<SyncError> {
         if !self.loaded || !self.started {
-            SyncError::Stopped
+            Some(SyncError::Stopped)
         } else if self.auth_required {
-            SyncError::Auth
+            Some(SyncError::Auth)
+        } else if !self.online {
+            Some(SyncError::Offline)
+        } else if self.server_retry_at > self.now.saturating_add(LONG_SERVER_WAIT_MS) {
+            self.server_wait_error.clone()
         } else {
-            SyncError::Offline
+            None
         }
     }
 

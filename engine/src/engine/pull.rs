@@ -96,11 +96,9 @@ impl Engine {
         self.advance(now);
         let ticket = self.new_ticket();
         self.last_trigger = Some(Trigger::Conversation);
-        if self.network_allowed() {
-            self.enqueue_conversation_job(conversation, Some(ticket));
-        } else {
-            let error = self.network_blocker();
-            self.finish_ticket(ticket, Err(error));
+        match self.command_blocker() {
+            None => self.enqueue_conversation_job(conversation, Some(ticket)),
+            Some(error) => self.finish_ticket(ticket, Err(error)),
         }
         ticket
     }
@@ -125,8 +123,7 @@ impl Engine {
             self.finish_ticket(ticket, Ok(summary));
             return ticket;
         }
-        if !self.network_allowed() {
-            let error = self.network_blocker();
+        if let Some(error) = self.command_blocker() {
             self.finish_ticket(ticket, Err(error));
             return ticket;
         }
@@ -147,13 +144,15 @@ impl Engine {
     }
 
     /// One scheduler for every trigger: starts a sync run, or joins the running one.
-    pub(super) fn trigger(&mut self, trigger: Trigger, ticket: Option<Ticket>) {
+    pub(super) fn trigger(&mut self, trigger: Trigger, mut ticket: Option<Ticket>) {
         self.last_trigger = Some(trigger);
-        if !self.network_allowed() {
-            if let Some(ticket) = ticket {
-                let error = self.network_blocker();
+        if let Some(error) = self.command_blocker() {
+            if let Some(ticket) = ticket.take() {
                 self.finish_ticket(ticket, Err(error));
             }
+        }
+        // (After a long wait the server asked for, the sync goes when it ends.)
+        if !self.network_allowed() {
             return;
         }
         log::trace!(trigger = format!("{trigger:?}").as_str(); "sync triggered");

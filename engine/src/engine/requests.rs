@@ -107,10 +107,13 @@ impl Engine {
         let verdict = verdict(outcome);
         if let Verdict::Retry {
             retry_after: Some(after),
-            ..
+            error,
         } = &verdict
         {
-            self.server_retry_at = self.server_retry_at.max(self.now + after);
+            if self.now + after > self.server_retry_at {
+                self.server_retry_at = self.now + after;
+                self.server_wait_error = Some(error.clone());
+            }
         }
         if matches!(verdict, Verdict::Auth) && !self.auth_required {
             log::warn!("server refused the credentials; sync paused");
