@@ -151,7 +151,9 @@ async function signOut() {
     showNotice('internal', 'Reload the page before signing out.', { label: 'Reload', onclick: () => location.reload() });
     return;
   }
-  const pending = manager.getSyncStatus().pendingOutbox;
+  // Failed messages too: they wait for Retry or Discard.
+  const { pendingOutbox, failedOutbox } = manager.getSyncStatus();
+  const pending = pendingOutbox + failedOutbox;
   if (pending > 0 && !confirm(`${pending} message(s) are not sent yet and will be lost. Sign out?`)) {
     return;
   }
