@@ -1,13 +1,14 @@
 // What arrives while the user is on the page changes the rows it concerns and leaves the rest as
 // they are: the row the keyboard is on keeps the focus, text selected in a message stays selected,
-// and a failed message's Retry keeps the focus while other messages arrive.
+// and a failed message's Retry keeps the focus while other messages arrive. Signing out with that
+// failed message asks first, as it would lose it.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  newPage, openConversation, openDemo, previewOf, sendMessage, waitForMessage, waitForNewestAtBottom, waitInPage,
+  newPage, openConversation, openDemo, pollUntil, previewOf, sendMessage, waitForMessage, waitForNewestAtBottom, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -76,7 +77,7 @@ it('text selected in a message stays selected while new messages arrive', async 
   assert.deepEqual(errors, []);
 });
 
-it('a failed message\'s Retry keeps the focus while other messages arrive', async (t) => {
+it('a failed message\'s Retry keeps the focus while other messages arrive, and signing out asks first', async (t) => {
   const server = await startServer({ test: t, seedMessages: 20 });
   const { page, errors } = await newPage(browser, t);
   await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' });
@@ -99,5 +100,16 @@ it('a failed message\'s Retry keeps the focus while other messages arrive', asyn
   await server.api('bob').send('Alice & Bob', next);
   await waitForMessage(page, next);
   assert.equal(await focused(page), 'button.retry#', 'the focus stays on Retry');
+
+  // Signing out would lose the failed message: the demo asks first.
+  const dialogs = [];
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    dialog.dismiss();
+  });
+  await page.locator('#sign-out').click();
+  await pollUntil(() => dialogs.length, (count) => count > 0, { message: 'a confirm dialog' });
+  assert.match(dialogs[0], /^1 message\(s\) are not sent yet/);
+  assert.equal(await page.locator('#chat').isVisible(), true, 'declining keeps Alice signed in');
   assert.deepEqual(errors, []);
 });
