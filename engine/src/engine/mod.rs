@@ -20,14 +20,14 @@ use chat_sync_protocol::{ConversationId, Cursor, Millis, ValidationError};
 use litemap::LiteMap;
 use std::collections::VecDeque;
 
-/// A command that would wait longer than this for the server's `Retry-After` fails at once
-/// instead (see `command_blocker`).
-const LONG_SERVER_WAIT_MS: Millis = 10_000;
-
 use outbox::{outbox_key, OutboxItem, OutboxKey};
 use persist::PendingBatch;
 use pull::{HistoryJob, PullJob, Run};
 use requests::InFlight;
+
+/// A command that would wait longer than this for the server's `Retry-After` fails at once
+/// instead (see `command_blocker`).
+const LONG_SERVER_WAIT_MS: Millis = 10_000;
 
 /// What the engine wants done next; drain with [`Engine::poll_output`] until `Timeout`.
 #[derive(Clone, Debug, PartialEq)]

@@ -151,7 +151,8 @@ impl Engine {
                 self.finish_ticket(ticket, Err(error));
             }
         }
-        // (After a long wait the server asked for, the sync goes when it ends.)
+        // A ticket failed for a long server wait still starts the run: it goes when the wait
+        // ends.
         if !self.network_allowed() {
             return;
         }

@@ -559,7 +559,15 @@ impl World {
             // Server errors, and a proxy's or firewall's refusal (no protocol error body).
             let statuses = [500, 503, 429, 502, 403, 407];
             let status = statuses[self.rng.random_range(0..statuses.len())];
-            let retry_after_ms = (status != 500).then(|| self.rng.random_range(0..5) * SECOND);
+            let retry_after_ms = (status != 500).then(|| {
+                // Now and then a long one (a server down for maintenance): forced syncs fail at
+                // once rather than wait it out, and the sync goes when it ends.
+                if self.chance(0.05) {
+                    MINUTE
+                } else {
+                    self.rng.random_range(0..5) * SECOND
+                }
+            });
             Some(HttpOutcome::Response {
                 status,
                 retry_after_ms,
