@@ -292,6 +292,13 @@ impl Driver {
         self.is_leader.get()
     }
 
+    /// Whether this tab syncs for the other tabs of its database: it leads, and keeps its data
+    /// there. A tab that keeps its data in memory leads only itself (beside it may be tabs of a
+    /// newer version of the app, with the database): it answers no other tab's note.
+    fn leads_others(&self) -> bool {
+        self.is_leader() && matches!(self.store, AnyStore::IndexedDb(_))
+    }
+
     /// This tab leads now: sync, and catch up with what other tabs put in the outbox.
     fn lead(self: &Rc<Self>) {
         if self.disposed.get() {
@@ -341,7 +348,7 @@ impl Driver {
                     (driver.on_event)(&Event::Changed(changes));
                 });
             }
-            Note::SyncRequested if self.is_leader() => {
+            Note::SyncRequested if self.leads_others() => {
                 let receiver =
                     self.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
                 let driver = self.clone();
@@ -357,7 +364,7 @@ impl Driver {
                 conversation_id,
                 message_id,
                 server_ts,
-            } if self.is_leader() => {
+            } if self.leads_others() => {
                 let marked = self.input(|engine, now| {
                     engine.mark_read(conversation_id.into(), message_id.into(), server_ts, now)
                 });
@@ -373,10 +380,7 @@ impl Driver {
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move { driver.stop_cleared().await });
             }
-            // A memory-only tab leads a lock of its own: it is no follower's leader.
-            Note::Ping if self.is_leader() && matches!(self.store, AnyStore::IndexedDb(_)) => {
-                self.post(&Note::Pong)
-            }
+            Note::Ping if self.leads_others() => self.post(&Note::Pong),
             Note::Ping => {}
             Note::Pong => {
                 // The leading tab runs: the check is off.

@@ -419,6 +419,49 @@ async fn a_database_of_a_newer_version_is_left_as_it_is_and_the_manager_runs_in_
     IndexedDbStore::delete(&name).await.expect("cleaned up");
 }
 
+/// A tab that keeps its data in memory beside tabs that keep it in the database (as one of an
+/// older app version does beside the newer version's) leads only itself: a follower's sync goes
+/// to the tab that leads the database, and the memory-only tab answers nothing.
+#[wasm_bindgen_test]
+async fn a_memory_only_tab_answers_no_other_tab() {
+    let completed = |sync: &BackgroundSyncManager| {
+        field(&sync.get_stats().expect("stats"), "syncsCompleted")
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    let leader = manager(server(), "dave", &[]).await;
+    settle(leader.force_sync())
+        .await
+        .expect("the leader's first sync");
+    let blocked = StorageBlocked::install();
+    let memory = try_open_manager(server(), "dave", &[]).await;
+    drop(blocked);
+    let memory = memory.expect("created in memory");
+    settle(memory.force_sync())
+        .await
+        .expect("the memory tab's own sync");
+    let follower = open_manager(server(), "dave", &[]).await;
+    assert_eq!(
+        field(&follower.get_sync_status().expect("status"), "isLeader"),
+        false
+    );
+
+    let (leader_before, memory_before) = (completed(&leader), completed(&memory));
+    settle(follower.force_sync())
+        .await
+        .expect("synced through the leading tab");
+    gloo_timers::future::TimeoutFuture::new(500).await;
+    assert_eq!(completed(&leader), leader_before + 1.0);
+    assert_eq!(
+        completed(&memory),
+        memory_before,
+        "the memory-only tab ran no sync"
+    );
+    for sync in [leader, memory, follower] {
+        sync.dispose();
+    }
+}
+
 /// Sends `body` to Erin's Book club through `sync` and waits until the server holds it.
 async fn deliver_to_book_club(sync: &BackgroundSyncManager, body: &str) {
     let club = conversation(server(), "erin", "Book club").await;
