@@ -505,7 +505,8 @@ impl Driver {
 
     /// Gives the engine an input, then performs what it asks for.
     pub(crate) fn input<T>(self: &Rc<Self>, input: impl FnOnce(&mut Engine, Millis) -> T) -> T {
-        let value = input(&mut self.engine.borrow_mut(), runtime::now());
+        let now = engine_now(&mut self.engine.borrow_mut());
+        let value = input(&mut self.engine.borrow_mut(), now);
         self.pump();
         value
     }
@@ -517,7 +518,8 @@ impl Driver {
         self: &Rc<Self>,
         command: impl FnOnce(&mut Engine, Millis) -> Result<(T, Ticket), E>,
     ) -> Result<(T, Finished), E> {
-        let (value, ticket) = command(&mut self.engine.borrow_mut(), runtime::now())?;
+        let now = engine_now(&mut self.engine.borrow_mut());
+        let (value, ticket) = command(&mut self.engine.borrow_mut(), now)?;
         let (sender, receiver) = oneshot::channel();
         {
             let mut tickets = self.tickets.borrow_mut();
@@ -669,4 +671,12 @@ fn touched(ops: &[StoreOp], report: &ApplyReport) -> Vec<String> {
     }
     let ids = touched.conversations.iter();
     ids.map(|id| id.as_str().to_owned()).collect()
+}
+
+/// Now on the engine's clock ([`runtime::now`]), after telling the engine how far that runs
+/// ahead of the device's clock.
+pub(crate) fn engine_now(engine: &mut Engine) -> Millis {
+    let (now, ahead) = runtime::clock();
+    engine.handle_clock_ahead(ahead);
+    now
 }

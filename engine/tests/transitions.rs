@@ -2149,6 +2149,55 @@ fn maintenance_recorded_in_the_future_counts_as_done_now() {
 }
 
 #[test]
+fn after_the_device_clock_is_set_back_stamps_are_on_it_and_maintenance_keeps_its_pace() {
+    let mut config = config();
+    config.maintenance_interval_ms = 10 * MIN;
+    let mut d = Driver::with_store(config.clone(), MemoryStore::new());
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![], "k1", false));
+    assert_eq!(d.store.snapshot().last_maintenance, Some(T0));
+    assert_eq!(d.engine.status().last_sync_time, Some(T0));
+
+    // A clock an hour fast is corrected: the engine's clock goes on, an hour ahead of it.
+    d.advance_to(T0 + MIN);
+    d.engine.handle_clock_ahead(HOUR);
+    let status = d.engine.status();
+    assert_eq!(
+        status.last_sync_time,
+        Some(T0 - HOUR),
+        "when it was, by the corrected clock"
+    );
+    let next = d
+        .engine
+        .status()
+        .next_sync_at
+        .expect("a periodic sync planned");
+    assert_eq!(next, T0 + config.periodic_sync_ms - HOUR);
+
+    let id = d.send("c-1", "after the correction");
+    let entry = d.store.snapshot().outbox[0].clone();
+    assert_eq!(
+        (entry.client_message_id, entry.composed_at),
+        (id, T0 + MIN - HOUR)
+    );
+
+    // Maintenance comes when it was due, stamped on the device's clock.
+    d.clear();
+    d.go_online(false);
+    d.advance_to(T0 + 10 * MIN - 1);
+    assert!(d.applied().is_empty());
+    d.advance_to(T0 + 10 * MIN);
+    let ops: Vec<_> = d.applied().into_iter().map(|b| b.ops).collect();
+    assert_eq!(ops, vec![maintenance_ops(&config, T0 + 10 * MIN - HOUR)]);
+    assert_eq!(
+        d.store.snapshot().last_maintenance,
+        Some(T0 + 10 * MIN - HOUR)
+    );
+    assert_eq!(d.wake, Some(T0 + 20 * MIN));
+}
+
+#[test]
 fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() {
     let mut config = config();
     config.maintenance_interval_ms = 10 * MIN;

@@ -6,7 +6,7 @@ mod panics;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests;
 
-use crate::driver::{AnyStore, Driver, Finished};
+use crate::driver::{engine_now, AnyStore, Driver, Finished};
 use crate::runtime;
 use crate::store::{request_persistence, IndexedDbStore, NoDatabase, Opened};
 use crate::transport::FetchTransport;
@@ -260,7 +260,8 @@ impl BackgroundSyncManager {
             options.engine_config(user, runtime::random_seed()),
             runtime::now(),
         );
-        engine.handle_loaded(state, runtime::now());
+        let now = engine_now(&mut engine);
+        engine.handle_loaded(state, now);
 
         let events =
             EventTarget::new().map_err(|_| invalid("EventTarget is not constructible here"))?;

@@ -884,7 +884,8 @@ impl Drop for ClockSetBack {
 }
 
 /// The periodic sync (and every other wake-up) keeps its pace when the device's clock is set
-/// back, instead of waiting until the clock is back where it was.
+/// back, instead of waiting until the clock is back where it was; what the manager stamps and
+/// shows (the last sync, a message's compose time) is on the clock as set.
 #[wasm_bindgen_test]
 async fn periodic_sync_goes_on_when_the_device_clock_is_set_back() {
     let sync = manager(server(), "carol", &[("periodicSyncMs", 300.into())]).await;
@@ -894,13 +895,36 @@ async fn periodic_sync_goes_on_when_the_device_clock_is_set_back() {
             .unwrap_or(0.0)
     };
     until("a first sync", || completed() >= 1.0).await;
+    let general = conversation(server(), "carol", "General").await;
     let before = completed();
     let set_back = ClockSetBack::install();
     // The first was due before the clock moved; the other two are scheduled after it.
     let went_on = holds_within(15, || completed() >= before + 3.0).await;
+    // What the manager stamps and shows is on the device's clock as it reads now.
+    let device_now = js_sys::Date::now();
+    let status = sync.get_sync_status().expect("status");
+    let last_sync = js_sys::Date::parse(
+        &field(&status, "lastSyncTime")
+            .as_string()
+            .unwrap_or_default(),
+    );
+    let sent = settle(sync.send_message(general.into(), "after the clock moved".into())).await;
     // Restored before anything can fail: wasm has no unwinding.
     drop(set_back);
     assert!(went_on, "{} periodic syncs in 15 s", completed() - before);
+    assert!(
+        last_sync <= device_now && last_sync > device_now - 10_000.0,
+        "last sync {} ms before the device's clock",
+        device_now - last_sync
+    );
+    let composed_at = field(&sent.expect("sent"), "composedAt")
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert!(
+        (composed_at - device_now).abs() < 10_000.0,
+        "composed {} ms after the device's clock",
+        composed_at - device_now
+    );
     sync.dispose();
 }
 

@@ -36,6 +36,12 @@ thread_local! {
 /// correction (the periodic sync, a retry), or for ever. It keeps up with the device's clock
 /// otherwise, also where `performance.now()` stands still while the device sleeps.
 pub(crate) fn now() -> Millis {
+    clock().0
+}
+
+/// [`now`], and how far it runs ahead of the device's clock (0 unless the clock was set back):
+/// the engine takes the time stamps it stores and shows on the device's clock.
+pub(crate) fn clock() -> (Millis, Millis) {
     let wall = js_sys::Date::now();
     let monotonic = monotonic_now();
     let now = match LAST_NOW.get() {
@@ -43,7 +49,7 @@ pub(crate) fn now() -> Millis {
         None => wall,
     };
     LAST_NOW.set(Some((now, monotonic)));
-    now as Millis
+    (now as Millis, (now - wall) as Millis)
 }
 
 /// 64 random bits from `crypto.getRandomValues` (`Math.random` where there is no crypto).

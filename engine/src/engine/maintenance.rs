@@ -36,14 +36,15 @@ impl Engine {
         }
         self.maintenance_retry_at
             .or(Some(self.last_maintenance.map_or(Millis::MIN, |last| {
-                last + self.config.maintenance_interval_ms
+                // On the device's clock: a wake-up is on the engine's.
+                last + self.config.maintenance_interval_ms + self.clock_ahead
             })))
     }
 
     pub(super) fn start_maintenance(&mut self, ticket: Option<Ticket>) {
         self.maintenance_running = true;
         self.maintenance_retry_at = None;
-        let cutoff = self.now - self.config.optimistic_ttl_ms;
+        let cutoff = self.device_now() - self.config.optimistic_ttl_ms;
         let mut ops = Vec::new();
         let mut removed: Vec<OutboxEntry> = Vec::new();
         let mut expired: Vec<OutboxEntry> = Vec::new();
@@ -80,9 +81,9 @@ impl Engine {
             ops.push(StoreOp::EvictHistory { keep });
         }
         ops.push(StoreOp::CompactTombstones {
-            before: self.now - self.config.tombstone_ttl_ms,
+            before: self.device_now() - self.config.tombstone_ttl_ms,
         });
-        ops.push(StoreOp::SetLastMaintenance(self.now));
+        ops.push(StoreOp::SetLastMaintenance(self.device_now()));
         self.persist(
             ops,
             AfterPersist::Maintenance {
@@ -101,7 +102,7 @@ impl Engine {
         report: ApplyReport,
     ) {
         self.maintenance_running = false;
-        self.last_maintenance = Some(self.now);
+        self.last_maintenance = Some(self.device_now());
         self.stats.maintenance_runs += 1;
         for entry in expired {
             let conversation_id = entry.conversation_id.clone();

@@ -108,6 +108,8 @@ pub struct Engine {
     config: Config,
     rng: Rng,
     now: Millis,
+    /// How far `now` runs ahead of the device's clock ([`Engine::handle_clock_ahead`]).
+    clock_ahead: Millis,
     loaded: bool,
     started: bool,
     online: bool,
@@ -176,6 +178,7 @@ impl Engine {
             rng: Rng::new(config.seed),
             config,
             now,
+            clock_ahead: 0,
             loaded: false,
             started: false,
             online: true,
@@ -251,7 +254,8 @@ impl Engine {
             Phase::Backoff => Some(self.pull_retry_at),
             Phase::Idle => self.next_periodic,
             _ => None,
-        };
+        }
+        .map(|at| self.on_device_clock(at));
         Status {
             is_initialized: self.loaded,
             is_running: pulling && self.network_allowed(),
@@ -288,7 +292,8 @@ impl Engine {
         self.cursor = state.cursor;
         self.last_sync = state.last_sync;
         // Recorded by a clock that was ahead then: it ran no later than now.
-        self.last_maintenance = state.last_maintenance.map(|at| at.min(now));
+        let device_now = now.saturating_sub(self.clock_ahead);
+        self.last_maintenance = state.last_maintenance.map(|at| at.min(device_now));
         self.adopt_pending_read_markers(state.pending_read_markers);
         for entry in state.outbox {
             self.next_seq = self.next_seq.max(entry.seq + 1);
@@ -331,6 +336,32 @@ impl Engine {
         self.conversation_jobs.clear();
         self.history_jobs.clear();
         self.next_periodic = None;
+    }
+
+    /// How far `now` (a clock that never goes back, which every wake-up is on) runs ahead of the
+    /// device's clock: 0 unless the device's clock was set back. What the engine stores or
+    /// shows as a time (a message's compose time, the last sync and maintenance, the next sync)
+    /// is on the device's clock, so it means the same to every tab and after a reload.
+    pub fn handle_clock_ahead(&mut self, ahead: Millis) {
+        let ahead = ahead.max(0);
+        // The device's clock moved under the engine's: the last sync and maintenance, stamped
+        // on it before, move with it (maintenance keeps its pace, the status its meaning).
+        let moved = ahead - self.clock_ahead;
+        if moved != 0 {
+            self.last_sync = self.last_sync.map(|at| at - moved);
+            self.last_maintenance = self.last_maintenance.map(|at| at - moved);
+            self.clock_ahead = ahead;
+        }
+    }
+
+    /// `at`, a time on the engine's clock, as the device's clock reads it.
+    fn on_device_clock(&self, at: Millis) -> Millis {
+        at.saturating_sub(self.clock_ahead)
+    }
+
+    /// Now by the device's clock: the time stamps are taken on.
+    fn device_now(&self) -> Millis {
+        self.on_device_clock(self.now)
     }
 
     /// The network went up or down (`online` / `offline` events).

@@ -71,7 +71,7 @@ impl Engine {
             conversation_id: conversation,
             body,
             seq: self.next_seq,
-            composed_at: self.now,
+            composed_at: self.device_now(),
             failure: None,
         };
         self.next_seq += 1;
@@ -104,7 +104,7 @@ impl Engine {
         let mut entry = item.entry.clone();
         entry.failure = None;
         // A fresh start for the expiry clock: the user asked again.
-        entry.composed_at = self.now;
+        entry.composed_at = self.device_now();
         let message = LocalMessage::optimistic(&entry, &self.config.user_id);
         let ticket = self.new_ticket();
         self.persist(

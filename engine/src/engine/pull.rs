@@ -322,7 +322,7 @@ impl Engine {
         }
         match verdict {
             Verdict::Success(ResponseBody::Feed(page)) => {
-                let synced_at = (!page.has_more).then_some(self.now);
+                let synced_at = (!page.has_more).then_some(self.device_now());
                 let source = PageSource::Feed {
                     cursor: page.next_cursor,
                     synced_at,
