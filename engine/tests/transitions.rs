@@ -1776,16 +1776,22 @@ fn pull_failures_back_off_with_growing_bounds_that_stay_under_the_cap() {
     assert_eq!((status.phase, status.last_error), (Phase::Idle, None));
 }
 
-#[test]
-fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
+/// A started engine whose first pull was answered 503 with `Retry-After: wait_ms`; and when.
+fn pull_answered_503(wait_ms: Millis) -> (Driver, Millis) {
     let mut d = Driver::new(config());
     d.start();
     let first = d.only_open("GET /v1/sync");
     let failed_at = d.now;
     d.respond(
         &first,
-        with_retry_after(error(503, ErrorCode::Unavailable), 60 * SEC),
+        with_retry_after(error(503, ErrorCode::Unavailable), wait_ms),
     );
+    (d, failed_at)
+}
+
+#[test]
+fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
+    let (mut d, failed_at) = pull_answered_503(60 * SEC);
     assert_eq!(d.wake, Some(failed_at + 60 * SEC));
     let status = d.engine.status();
     assert_eq!(
@@ -1819,14 +1825,7 @@ fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
 
 #[test]
 fn a_forced_sync_waits_out_a_short_retry_after() {
-    let mut d = Driver::new(config());
-    d.start();
-    let first = d.only_open("GET /v1/sync");
-    let failed_at = d.now;
-    d.respond(
-        &first,
-        with_retry_after(error(503, ErrorCode::Unavailable), 5 * SEC),
-    );
+    let (mut d, failed_at) = pull_answered_503(5 * SEC);
     d.clear();
     let forced = d.force();
     assert_eq!(d.events(), vec![], "waits");
