@@ -69,6 +69,13 @@ fn field(value: &JsValue, key: &str) -> JsValue {
     Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// The manager's `getStats().syncsCompleted`.
+fn syncs_completed(sync: &BackgroundSyncManager) -> f64 {
+    field(&sync.get_stats().expect("stats"), "syncsCompleted")
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
 fn error_code(error: &JsValue) -> String {
     field(error, "code").as_string().unwrap_or_default()
 }
@@ -424,11 +431,6 @@ async fn a_database_of_a_newer_version_is_left_as_it_is_and_the_manager_runs_in_
 /// to the tab that leads the database, and the memory-only tab answers nothing.
 #[wasm_bindgen_test]
 async fn a_memory_only_tab_answers_no_other_tab() {
-    let completed = |sync: &BackgroundSyncManager| {
-        field(&sync.get_stats().expect("stats"), "syncsCompleted")
-            .as_f64()
-            .unwrap_or(0.0)
-    };
     let leader = manager(server(), "dave", &[]).await;
     settle(leader.force_sync())
         .await
@@ -446,14 +448,14 @@ async fn a_memory_only_tab_answers_no_other_tab() {
         false
     );
 
-    let (leader_before, memory_before) = (completed(&leader), completed(&memory));
+    let (leader_before, memory_before) = (syncs_completed(&leader), syncs_completed(&memory));
     settle(follower.force_sync())
         .await
         .expect("synced through the leading tab");
     gloo_timers::future::TimeoutFuture::new(500).await;
-    assert_eq!(completed(&leader), leader_before + 1.0);
+    assert_eq!(syncs_completed(&leader), leader_before + 1.0);
     assert_eq!(
-        completed(&memory),
+        syncs_completed(&memory),
         memory_before,
         "the memory-only tab ran no sync"
     );
@@ -889,11 +891,7 @@ impl Drop for ClockSetBack {
 #[wasm_bindgen_test]
 async fn periodic_sync_goes_on_when_the_device_clock_is_set_back() {
     let sync = manager(server(), "carol", &[("periodicSyncMs", 300.into())]).await;
-    let completed = || {
-        field(&sync.get_stats().expect("stats"), "syncsCompleted")
-            .as_f64()
-            .unwrap_or(0.0)
-    };
+    let completed = || syncs_completed(&sync);
     until("a first sync", || completed() >= 1.0).await;
     let general = conversation(server(), "carol", "General").await;
     let before = completed();
