@@ -380,6 +380,10 @@ impl Driver {
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move { driver.stop_cleared().await });
             }
+            Note::Wiped if self.leads_others() => {
+                self.input(|engine, now| engine.handle_store_wiped(now));
+            }
+            Note::Wiped => {}
             Note::Ping if self.leads_others() => self.post(&Note::Pong),
             Note::Ping => {}
             Note::Pong => {
@@ -503,9 +507,24 @@ impl Driver {
         }
     }
 
+    /// Now for the engine ([`engine_now`]). A database the store found deleted while in use
+    /// (site data cleared) is synced again from the start: by this tab when it leads, else by
+    /// the leading tab, which this tab tells.
+    fn now(self: &Rc<Self>) -> Millis {
+        let now = engine_now(&mut self.engine.borrow_mut());
+        if matches!(&self.store, AnyStore::IndexedDb(store) if store.take_wiped()) {
+            if self.is_leader() {
+                self.engine.borrow_mut().handle_store_wiped(now);
+            } else {
+                self.post(&Note::Wiped);
+            }
+        }
+        now
+    }
+
     /// Gives the engine an input, then performs what it asks for.
     pub(crate) fn input<T>(self: &Rc<Self>, input: impl FnOnce(&mut Engine, Millis) -> T) -> T {
-        let now = engine_now(&mut self.engine.borrow_mut());
+        let now = self.now();
         let value = input(&mut self.engine.borrow_mut(), now);
         self.pump();
         value
@@ -518,7 +537,7 @@ impl Driver {
         self: &Rc<Self>,
         command: impl FnOnce(&mut Engine, Millis) -> Result<(T, Ticket), E>,
     ) -> Result<(T, Finished), E> {
-        let now = engine_now(&mut self.engine.borrow_mut());
+        let now = self.now();
         let (value, ticket) = command(&mut self.engine.borrow_mut(), now)?;
         let (sender, receiver) = oneshot::channel();
         {

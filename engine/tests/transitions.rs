@@ -2197,6 +2197,49 @@ fn after_the_device_clock_is_set_back_stamps_are_on_it_and_maintenance_keeps_its
 }
 
 #[test]
+fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
+    let m1 = message("m-1", "c-1", "u-bob", "before", T0);
+    let everything = || vec![conversation_change("c-1", T0), message_change(m1.clone())];
+    let mut d = Driver::new(config());
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(everything(), "k1", false));
+    assert_eq!(d.store.snapshot().messages.len(), 1);
+
+    // The site's data is cleared; a periodic sync is under way when the store finds out.
+    let wipe = [StoreOp::ForgetServerData, StoreOp::SetCursor(None)];
+    pollster::block_on(d.store.apply(&wipe)).unwrap();
+    d.act(|e, now| e.request_sync(Trigger::Periodic, now));
+    let incremental = d.only_open("GET /v1/sync");
+    assert_eq!(incremental.path, "/v1/sync?cursor=k1&limit=100");
+    d.clear();
+    d.act(|e, now| e.handle_store_wiped(now));
+    assert!(d.applied().is_empty(), "the run under way ends first");
+
+    // It ends; then the store is emptied of the server's data and the feed read from the start.
+    d.respond(&incremental, feed(vec![], "k2", false));
+    let ops: Vec<_> = d.applied().into_iter().map(|batch| batch.ops).collect();
+    assert_eq!(ops.last().map(Vec::as_slice), Some(&wipe[..]));
+    let again = d.only_open("GET /v1/sync");
+    assert_eq!(again.path, "/v1/sync?limit=100");
+    d.respond(&again, feed(everything(), "k3", false));
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.messages.len(), 1, "the history is back");
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k3")));
+    assert_eq!(d.engine.status().phase, Phase::Idle);
+}
+
+#[test]
+fn a_tab_that_does_not_lead_leaves_a_deleted_database_to_the_leader() {
+    let mut d = Driver::idle(config());
+    d.act(|e, now| e.stop(now));
+    d.clear();
+    d.act(|e, now| e.handle_store_wiped(now));
+    assert!(d.applied().is_empty());
+    assert!(d.open("GET /v1/sync").is_empty());
+}
+
+#[test]
 fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() {
     let mut config = config();
     config.maintenance_interval_ms = 10 * MIN;

@@ -464,6 +464,66 @@ async fn a_memory_only_tab_answers_no_other_tab() {
     }
 }
 
+/// The database deleted while the manager runs (the user cleared the site's data): the next
+/// write finds it gone, and the manager syncs from the start, so the cache is whole again, not
+/// only what changed since.
+#[wasm_bindgen_test]
+async fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
+    let sync = manager(server(), "bob", &[]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    let count = |value: JsValue| value.unchecked_into::<js_sys::Array>().length();
+    let whole = count(settle(sync.list_conversations()).await.expect("listed"));
+    assert!(whole > 0);
+
+    let name = IndexedDbStore::database_name(server(), &"u-bob".into());
+    IndexedDbStore::delete(&name)
+        .await
+        .expect("deleted under the manager");
+    settle(sync.force_sync()).await.expect("synced");
+    let mut listed = 0;
+    for _ in 0..100 {
+        listed = count(settle(sync.list_conversations()).await.expect("listed"));
+        if listed == whole {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
+    assert_eq!(listed, whole, "every conversation back within 10 s");
+    sync.dispose();
+}
+
+/// Likewise when a tab that does not lead finds the database gone (it reopened it): it tells
+/// the leading tab, which finds the stored cursor gone when it reloads the store, and syncs from
+/// the start.
+#[wasm_bindgen_test]
+async fn a_database_a_follower_finds_deleted_is_synced_again_by_the_leader() {
+    let leader = manager(server(), "carol", &[]).await;
+    settle(leader.force_sync()).await.expect("first sync");
+    let follower = open_manager(server(), "carol", &[]).await;
+    let count = |value: JsValue| value.unchecked_into::<js_sys::Array>().length();
+    let whole = count(settle(leader.list_conversations()).await.expect("listed"));
+
+    let name = IndexedDbStore::database_name(server(), &"u-carol".into());
+    IndexedDbStore::delete(&name)
+        .await
+        .expect("deleted under both tabs");
+    // The follower reads first, and finds the database gone.
+    let gone = count(settle(follower.list_conversations()).await.expect("listed"));
+    assert_eq!(gone, 0);
+    settle(follower.force_sync()).await.expect("synced");
+    let mut listed = 0;
+    for _ in 0..100 {
+        listed = count(settle(follower.list_conversations()).await.expect("listed"));
+        if listed == whole {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
+    assert_eq!(listed, whole, "every conversation back within 10 s");
+    leader.dispose();
+    follower.dispose();
+}
+
 /// Sends `body` to Erin's Book club through `sync` and waits until the server holds it.
 async fn deliver_to_book_club(sync: &BackgroundSyncManager, body: &str) {
     let club = conversation(server(), "erin", "Book club").await;

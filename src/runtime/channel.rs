@@ -28,6 +28,9 @@ pub(crate) enum Note {
     Ping,
     /// The leading tab runs (the answer to [`Note::Ping`]).
     Pong,
+    /// A tab found the shared database deleted while in use (the site's data cleared): the
+    /// leading tab syncs from the start.
+    Wiped,
 }
 
 /// How a [`Note`] reads off the channel: one flat object, read in one pass (serde's own reading
@@ -55,6 +58,7 @@ enum NoteKind {
     Cleared,
     Ping,
     Pong,
+    Wiped,
 }
 
 impl TryFrom<WireNote> for Note {
@@ -80,6 +84,7 @@ impl TryFrom<WireNote> for Note {
             NoteKind::Cleared => Ok(Note::Cleared),
             NoteKind::Ping => Ok(Note::Ping),
             NoteKind::Pong => Ok(Note::Pong),
+            NoteKind::Wiped => Ok(Note::Wiped),
         }
     }
 }
@@ -174,6 +179,7 @@ mod tests {
             Note::Cleared,
             Note::Ping,
             Note::Pong,
+            Note::Wiped,
         ];
         for note in notes {
             let posted = note

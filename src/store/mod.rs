@@ -19,6 +19,7 @@
 //! | `open()` never settles | times out after 8 s: [`StoreError::Unavailable`] |
 //! | unreadable or inconsistent database | readable outbox rescued, database rebuilt, [`OpenReport::recovered`] |
 //! | wiped (meta record missing) | starts over with the surviving outbox, [`OpenReport::wiped`] |
+//! | deleted while in use (site data cleared) | reopened empty, with a fresh meta record; [`IndexedDbStore::take_wiped`] (the engine syncs from the start) |
 //! | database from a newer app version | left as it is: [`Opened::Without`] (the page keeps its data in memory) |
 
 mod apply;
@@ -60,6 +61,8 @@ pub struct IndexedDbStore {
     /// [`close`](Self::close) was called: the connection closes whenever no operation is under
     /// way.
     closed: Cell<bool>,
+    /// An operation reopened the database and found it gone ([`Self::take_wiped`]).
+    wiped: Cell<bool>,
     report: OpenReport,
     injected: RefCell<Option<DomException>>,
 }
@@ -136,11 +139,18 @@ impl IndexedDbStore {
             connection: Rc::new(RefCell::new(None)),
             busy: Cell::new(0),
             closed: Cell::new(false),
+            wiped: Cell::new(false),
             report,
             injected: RefCell::new(None),
         };
         store.install(database);
         Ok(Opened::Database(store))
+    }
+
+    /// Whether an operation since the last call found the database deleted while in use (it
+    /// reopened it, and it started over empty); the engine then syncs from the start.
+    pub fn take_wiped(&self) -> bool {
+        self.wiped.replace(false)
     }
 
     /// What opening found (upgrade, wipe, recovery).
@@ -213,7 +223,13 @@ impl IndexedDbStore {
         if let Some(database) = current {
             return Ok(database);
         }
-        let (database, _) = open::open_at(&self.name, schema::SCHEMA_VERSION).await?;
+        let (database, upgraded_from) = open::open_at(&self.name, schema::SCHEMA_VERSION).await?;
+        if upgraded_from == Some(0) {
+            // Created anew: deleted while in use (site data cleared, storage evicted).
+            log::warn!("the database was deleted while in use; it starts over empty");
+            open::write_fresh_meta(&database).await?;
+            self.wiped.set(true);
+        }
         // Another operation may have opened one while this one waited: one connection only
         // (a second, unknown to the store, would never be closed).
         if let Some(current) = self.connection.borrow().clone() {

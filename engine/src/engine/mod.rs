@@ -144,6 +144,8 @@ pub struct Engine {
     server_retry_at: Millis,
     /// The error whose `Retry-After` set `server_retry_at`.
     server_wait_error: Option<SyncError>,
+    /// The store's database was deleted under the engine: sync from the start when it can.
+    store_wiped: bool,
     next_periodic: Option<Millis>,
 
     /// Requests sent and not answered yet, in the order sent (their ids ascend). A `Vec`, not a
@@ -203,6 +205,7 @@ impl Engine {
             pull_retry_at: Millis::MIN,
             server_retry_at: Millis::MIN,
             server_wait_error: None,
+            store_wiped: false,
             next_periodic: None,
             in_flight: Vec::new(),
             next_request_id: 1,
@@ -604,6 +607,7 @@ impl Engine {
         if !self.loaded {
             return;
         }
+        self.start_over_after_wipe();
         self.emit_next_batch();
         if !self.network_allowed() {
             return;

@@ -370,7 +370,7 @@ impl Engine {
             }
             Verdict::InvalidCursor => {
                 self.set_run_stage(Stage::Resetting);
-                self.reset_cursor();
+                self.reset_cursor("the server refused the feed cursor");
             }
             other => self.on_pull_failure(PullKind::Feed, other),
         }
@@ -397,7 +397,7 @@ impl Engine {
             }
             Verdict::InvalidCursor => {
                 self.set_job_stage(&conversation, Stage::Persisting);
-                self.reset_cursor();
+                self.reset_cursor("the server refused the feed cursor");
             }
             other => self.on_pull_failure(PullKind::Conversation(conversation), other),
         }
@@ -621,13 +621,34 @@ impl Engine {
         );
     }
 
+    /// The store's database was deleted while this engine ran (site data cleared, storage
+    /// evicted) and started over empty: the cursor and each history's floor went with it. The
+    /// leading tab syncs from the start, as after a refused cursor; another tab leaves that to
+    /// the leader (its driver tells the leading tab).
+    pub fn handle_store_wiped(&mut self, now: Millis) {
+        if self.started {
+            self.store_wiped = true;
+        }
+        self.advance(now);
+    }
+
+    /// After the database was deleted under the engine, once no sync run or feed write is under
+    /// way: empties what the store holds of the server, and syncs from the start.
+    pub(super) fn start_over_after_wipe(&mut self) {
+        if !self.store_wiped || !self.started || self.run.is_some() || self.feed_writing.is_some() {
+            return;
+        }
+        self.store_wiped = false;
+        self.trigger(Trigger::Start, None);
+        self.set_run_stage(Stage::Resetting);
+        self.reset_cursor("the local database was deleted while in use");
+    }
+
     /// The cursor is not valid on this server (its database was replaced): the cache may hold
     /// what the server no longer has, so it is emptied of the server's data (the outbox stays),
     /// and sync starts over.
-    fn reset_cursor(&mut self) {
-        log::warn!(
-            "the server refused the feed cursor; replacing the cache by a sync from the start"
-        );
+    fn reset_cursor(&mut self, why: &str) {
+        log::warn!("{why}; replacing the cache by a sync from the start");
         let ops = vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)];
         self.persist(ops, AfterPersist::CursorReset);
     }
