@@ -471,8 +471,7 @@ async fn a_memory_only_tab_answers_no_other_tab() {
 async fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
     let sync = manager(server(), "bob", &[]).await;
     settle(sync.force_sync()).await.expect("first sync");
-    let count = |value: JsValue| value.unchecked_into::<js_sys::Array>().length();
-    let whole = count(settle(sync.list_conversations()).await.expect("listed"));
+    let whole = listed(&sync).await;
     assert!(whole > 0);
 
     let name = IndexedDbStore::database_name(server(), &"u-bob".into());
@@ -480,48 +479,54 @@ async fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
         .await
         .expect("deleted under the manager");
     settle(sync.force_sync()).await.expect("synced");
-    let mut listed = 0;
-    for _ in 0..100 {
-        listed = count(settle(sync.list_conversations()).await.expect("listed"));
-        if listed == whole {
-            break;
-        }
-        gloo_timers::future::TimeoutFuture::new(100).await;
-    }
-    assert_eq!(listed, whole, "every conversation back within 10 s");
+    assert_eq!(
+        listed_once(&sync, whole).await,
+        whole,
+        "every conversation back within 10 s"
+    );
     sync.dispose();
 }
 
 /// Likewise when a tab that does not lead finds the database gone (it reopened it): it tells
-/// the leading tab, which finds the stored cursor gone when it reloads the store, and syncs from
-/// the start.
+/// the leading tab, which syncs from the start.
 #[wasm_bindgen_test]
 async fn a_database_a_follower_finds_deleted_is_synced_again_by_the_leader() {
     let leader = manager(server(), "carol", &[]).await;
     settle(leader.force_sync()).await.expect("first sync");
     let follower = open_manager(server(), "carol", &[]).await;
-    let count = |value: JsValue| value.unchecked_into::<js_sys::Array>().length();
-    let whole = count(settle(leader.list_conversations()).await.expect("listed"));
+    let whole = listed(&leader).await;
 
     let name = IndexedDbStore::database_name(server(), &"u-carol".into());
     IndexedDbStore::delete(&name)
         .await
         .expect("deleted under both tabs");
     // The follower reads first, and finds the database gone.
-    let gone = count(settle(follower.list_conversations()).await.expect("listed"));
-    assert_eq!(gone, 0);
+    assert_eq!(listed(&follower).await, 0);
     settle(follower.force_sync()).await.expect("synced");
-    let mut listed = 0;
+    assert_eq!(
+        listed_once(&follower, whole).await,
+        whole,
+        "every conversation back within 10 s"
+    );
+    leader.dispose();
+    follower.dispose();
+}
+
+/// How many conversations `sync` lists.
+async fn listed(sync: &BackgroundSyncManager) -> u32 {
+    let conversations = settle(sync.list_conversations()).await.expect("listed");
+    conversations.unchecked_into::<js_sys::Array>().length()
+}
+
+/// How many conversations `sync` lists once it lists `expected`, or after 10 s.
+async fn listed_once(sync: &BackgroundSyncManager, expected: u32) -> u32 {
     for _ in 0..100 {
-        listed = count(settle(follower.list_conversations()).await.expect("listed"));
-        if listed == whole {
+        if listed(sync).await == expected {
             break;
         }
         gloo_timers::future::TimeoutFuture::new(100).await;
     }
-    assert_eq!(listed, whole, "every conversation back within 10 s");
-    leader.dispose();
-    follower.dispose();
+    listed(sync).await
 }
 
 /// Sends `body` to Erin's Book club through `sync` and waits until the server holds it.
