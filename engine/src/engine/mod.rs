@@ -295,7 +295,7 @@ impl Engine {
         self.cursor = state.cursor;
         self.last_sync = state.last_sync;
         // Recorded by a clock that was ahead then: it ran no later than now.
-        let device_now = now.saturating_sub(self.clock_ahead);
+        let device_now = self.on_device_clock(now);
         self.last_maintenance = state.last_maintenance.map(|at| at.min(device_now));
         self.adopt_pending_read_markers(state.pending_read_markers);
         for entry in state.outbox {
