@@ -2,7 +2,7 @@
 //! the engine's crate docs). Store writes and requests run as spawned tasks whose results come
 //! back as inputs; the engine's wake-up is one owned timer.
 
-use crate::runtime::{self, Ask, Channel, Leadership, Lifecycle, Note};
+use crate::runtime::{self, Ask, Channel, Leadership, Lifecycle, NetworkCommand, Note};
 use crate::store::IndexedDbStore;
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{
@@ -21,6 +21,10 @@ use std::rc::{Rc, Weak};
 /// How long a follower waits for the leading tab to answer [`Note::Ping`] before it takes the
 /// lead over (a running tab answers at once, also in the background).
 const LEADER_ANSWER_MS: u32 = 5_000;
+
+/// How long a follower waits for the leading tab to run a command it asked for
+/// ([`Note::Ask`]) before the command fails.
+const ASKED_ANSWER_MS: u32 = 30_000;
 
 /// Where the data lives: IndexedDB, or memory where IndexedDB is unavailable (some private
 /// modes); the status says which.
@@ -100,6 +104,15 @@ pub(crate) type Finished = oneshot::Receiver<Result<SyncSummary, SyncError>>;
 /// Where a command's result goes (the other end of [`Finished`]).
 type Finish = oneshot::Sender<Result<SyncSummary, SyncError>>;
 
+/// A command a follower asked of the leading tab, waiting for its [`Note::Answer`].
+struct AskedOfLeader {
+    request_id: String,
+    command: NetworkCommand,
+    finish: Finish,
+    /// Fails the command when no answer came in time.
+    _expiry: Timeout,
+}
+
 /// The engine with its store, transport, timer and browser listeners.
 pub(crate) struct Driver {
     engine: RefCell<Engine>,
@@ -114,8 +127,8 @@ pub(crate) struct Driver {
     leadership: RefCell<Option<Leadership>>,
     channel: RefCell<Option<Channel>>,
     is_leader: Cell<bool>,
-    /// Follower syncs waiting for the leader's answer.
-    leader_syncs: RefCell<Vec<oneshot::Sender<bool>>>,
+    /// Commands this tab asked of the leading tab, waiting for its answer.
+    asked: RefCell<Vec<AskedOfLeader>>,
     /// A follower's check that the leading tab runs: the lead is taken over when it fires, and
     /// the leading tab's [`Note::Pong`] cancels it.
     leader_check: RefCell<Option<Timeout>>,
@@ -147,7 +160,7 @@ impl Driver {
             leadership: RefCell::new(None),
             channel: RefCell::new(None),
             is_leader: Cell::new(false),
-            leader_syncs: RefCell::new(Vec::new()),
+            asked: RefCell::new(Vec::new()),
             leader_check: RefCell::new(None),
             name: RefCell::new(String::new()),
             disposed: Cell::new(false),
@@ -309,10 +322,10 @@ impl Driver {
         self.input(|engine, now| engine.start(now));
         let driver = self.clone();
         wasm_bindgen_futures::spawn_local(async move { driver.reload_shared_state().await });
-        // Syncs this tab asked of the tab that led (which left, or stopped answering) are its own
+        // What this tab asked of the tab that led (which left, or stopped answering) is its own
         // to run now.
-        if !self.leader_syncs.borrow().is_empty() {
-            self.on_note(Note::SyncRequested);
+        for asked in self.asked.take() {
+            self.run_network_command(&asked.command, asked.finish);
         }
     }
 
@@ -348,18 +361,45 @@ impl Driver {
                     (driver.on_event)(&Event::Changed(changes));
                 });
             }
-            Note::SyncRequested if self.leads_others() => {
-                let receiver =
-                    self.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
+            Note::Ask {
+                request_id,
+                command,
+            } if self.leads_others() => {
+                let (finish, finished) = oneshot::channel();
+                self.run_network_command(&command, finish);
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let ok = matches!(receiver.await, Ok(Ok(_)));
-                    driver.post(&Note::Synced { ok });
-                    // This tab's own, when it asked them of a tab that led before it.
-                    driver.leader_synced(ok);
+                    let result = match finished.await {
+                        Ok(Err(SyncError::Stopped)) | Err(_) => Err(SyncError::Network {
+                            message: "the leading tab stopped before it finished".to_owned(),
+                        }),
+                        Ok(result) => result,
+                    };
+                    let summary = result.clone().unwrap_or_default();
+                    driver.post(&Note::Answer {
+                        request_id,
+                        changes: summary.changes,
+                        has_more: summary.has_more,
+                        error: result.err(),
+                    });
                 });
             }
-            Note::SyncRequested => {}
+            Note::Ask { .. } => {}
+            Note::Answer {
+                request_id,
+                changes,
+                has_more,
+                error,
+            } => {
+                let mut asked = self.asked.borrow_mut();
+                if let Some(index) = asked.iter().position(|a| a.request_id == request_id) {
+                    let summary = SyncSummary { changes, has_more };
+                    let _ = asked
+                        .remove(index)
+                        .finish
+                        .send(error.map_or(Ok(summary), Err));
+                }
+            }
             Note::MarkRead {
                 conversation_id,
                 message_id,
@@ -374,7 +414,6 @@ impl Driver {
                 }
             }
             Note::MarkRead { .. } => {}
-            Note::Synced { ok } => self.leader_synced(ok),
             Note::Cleared => {
                 log::info!("another tab cleared this user's data: stopping");
                 let driver = self.clone();
@@ -390,13 +429,6 @@ impl Driver {
                 // The leading tab runs: the check is off.
                 self.leader_check.borrow_mut().take();
             }
-        }
-    }
-
-    /// Answers this tab's syncs asked of the leading tab.
-    fn leader_synced(&self, ok: bool) {
-        for waiting in self.leader_syncs.borrow_mut().drain(..) {
-            let _ = waiting.send(ok);
         }
     }
 
@@ -467,12 +499,56 @@ impl Driver {
         Ok(finished)
     }
 
-    /// A follower's sync: asks the leading tab; the answer says whether its sync succeeded.
-    pub(crate) fn sync_through_leader(self: &Rc<Self>) -> oneshot::Receiver<bool> {
-        let (sender, receiver) = oneshot::channel();
-        self.leader_syncs.borrow_mut().push(sender);
-        self.post(&Note::SyncRequested);
-        receiver
+    /// Runs a command that talks to the server: this tab's engine does when this tab leads (or
+    /// keeps its data in memory, and leads only itself), else the leading tab, which this tab
+    /// asks ([`Note::Ask`]). Without an answer in [`ASKED_ANSWER_MS`] it fails.
+    pub(crate) fn network_command(self: &Rc<Self>, command: NetworkCommand) -> Finished {
+        let (finish, finished) = oneshot::channel();
+        if self.is_leader() || matches!(self.store, AnyStore::Memory(_)) {
+            self.run_network_command(&command, finish);
+            return finished;
+        }
+        let request_id = format!("{:x}", runtime::random_seed());
+        let weak = Rc::downgrade(self);
+        let id = request_id.clone();
+        let expiry = Timeout::new(ASKED_ANSWER_MS, move || {
+            let Some(driver) = weak.upgrade() else {
+                return;
+            };
+            let mut asked = driver.asked.borrow_mut();
+            if let Some(index) = asked.iter().position(|a| a.request_id == id) {
+                let message = "the leading tab did not answer within 30 s".to_owned();
+                let _ = (asked.remove(index).finish).send(Err(SyncError::Network { message }));
+            }
+        });
+        self.asked.borrow_mut().push(AskedOfLeader {
+            request_id: request_id.clone(),
+            command: command.clone(),
+            finish,
+            _expiry: expiry,
+        });
+        self.post(&Note::Ask {
+            request_id,
+            command,
+        });
+        finished
+    }
+
+    /// Runs a [`NetworkCommand`] on this tab's engine; its result goes to `finish`.
+    fn run_network_command(self: &Rc<Self>, command: &NetworkCommand, finish: Finish) {
+        let now = self.now();
+        let ticket = {
+            let mut engine = self.engine.borrow_mut();
+            match command {
+                NetworkCommand::Sync => engine.request_sync(Trigger::Force, now),
+                NetworkCommand::SyncConversation(id) => engine.sync_conversation(id.clone(), now),
+                NetworkCommand::LoadOlder(id, before) => {
+                    engine.load_older(id.clone(), before.clone(), now)
+                }
+            }
+        };
+        self.await_ticket(ticket, finish);
+        self.pump();
     }
 
     /// Tells the other tabs. A follower's note asks the leading tab to act (send what this tab
@@ -540,13 +616,17 @@ impl Driver {
         let now = self.now();
         let (value, ticket) = command(&mut self.engine.borrow_mut(), now)?;
         let (sender, receiver) = oneshot::channel();
-        {
-            let mut tickets = self.tickets.borrow_mut();
-            tickets.retain(|(waiting, _)| *waiting != ticket);
-            tickets.push((ticket, sender));
-        }
+        self.await_ticket(ticket, sender);
         self.pump();
         Ok((value, receiver))
+    }
+
+    /// Sends the result of `ticket` to `finish` once the engine finishes it. (Before the
+    /// engine's outputs run, so no result is missed.)
+    fn await_ticket(&self, ticket: Ticket, finish: Finish) {
+        let mut tickets = self.tickets.borrow_mut();
+        tickets.retain(|(waiting, _)| *waiting != ticket);
+        tickets.push((ticket, finish));
     }
 
     /// [`command`](Self::command) for commands that cannot be refused.

@@ -7,7 +7,7 @@ mod panics;
 mod tests;
 
 use crate::driver::{engine_now, AnyStore, Driver, Finished};
-use crate::runtime;
+use crate::runtime::{self, NetworkCommand};
 use crate::store::{request_persistence, IndexedDbStore, NoDatabase, Opened};
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{
@@ -15,7 +15,7 @@ use chat_sync_engine::protocol::{
 };
 use chat_sync_engine::{
     iso8601, ConversationSummary, DiscardReason, Engine, Event, Failure, HistoryFloor,
-    LocalMessage, MemoryStore, Status, Store, SyncSummary, Trigger,
+    LocalMessage, MemoryStore, Status, Store, SyncSummary,
 };
 use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
 use js_sys::{Function, Promise, Reflect};
@@ -355,14 +355,7 @@ impl BackgroundSyncManager {
     #[wasm_bindgen(js_name = forceSync, unchecked_return_type = "Promise<SyncResult>")]
     pub fn force_sync(&self) -> Promise {
         let driver = self.driver();
-        promise(async move {
-            let driver = driver?;
-            if !driver.is_leader() {
-                return sync_through_leader(&driver).await;
-            }
-            let receiver = driver.ticketed(|engine, now| engine.request_sync(Trigger::Force, now));
-            finished(receiver).await
-        })
+        promise(async move { finished(driver?.network_command(NetworkCommand::Sync)).await })
     }
 
     /// Brings one conversation up to date first; resolves when it is.
@@ -374,8 +367,7 @@ impl BackgroundSyncManager {
         let driver = self.driver();
         promise(async move {
             let id = ConversationId::new(string_argument(&conversation_id, "conversationId")?);
-            let receiver = driver?.ticketed(|engine, now| engine.sync_conversation(id, now));
-            finished(receiver).await
+            finished(driver?.network_command(NetworkCommand::SyncConversation(id))).await
         })
     }
 
@@ -645,10 +637,8 @@ impl BackgroundSyncManager {
                 if floor == HistoryFloor::Complete || asked_below.contains(&floor) {
                     break;
                 }
-                let receiver = driver.ticketed(|engine, now| {
-                    engine.load_older(conversation.clone(), floor.clone(), now)
-                });
-                if !matches!(receiver.await, Ok(Ok(_))) {
+                let command = NetworkCommand::LoadOlder(conversation.clone(), floor.clone());
+                if !matches!(driver.network_command(command).await, Ok(Ok(_))) {
                     break;
                 }
                 asked_below.push(floor);
@@ -909,21 +899,6 @@ fn dispatch(target: &EventTarget, event: &Event) {
         Event::StorageFull => emit(target, "storagefull", &JsValue::NULL),
         Event::MaintenanceFinished(report) => emit(target, "maintenance", &to_js(report)),
         Event::CommandFinished { .. } => {}
-    }
-}
-
-/// A follower tab's `forceSync`: the leading tab syncs; its answer (or 30 s of silence) decides.
-async fn sync_through_leader(driver: &Rc<Driver>) -> Result<JsValue, JsValue> {
-    use futures_util::future::{select, Either};
-    let answer = driver.sync_through_leader();
-    let timeout = gloo_timers::future::TimeoutFuture::new(30_000);
-    match select(answer, timeout).await {
-        // The leader does not say what its sync wrote; this tab hears that as `change` events.
-        Either::Left((Ok(true), _)) => Ok(sync_result(SyncSummary::default())),
-        Either::Left((Ok(false), _)) => {
-            Err(js_error(Code::Network, "the leading tab's sync failed"))
-        }
-        _ => Err(js_error(Code::Network, "the leading tab did not answer")),
     }
 }
 

@@ -875,6 +875,51 @@ async fn listing_a_conversation_shorter_than_the_page_asks_the_server_only_the_f
     sync.dispose();
 }
 
+/// A follower tab talks to the server through the leading tab: its `forceSync`,
+/// `syncConversation` and back-fill run there, and answer with what they wrote.
+#[wasm_bindgen_test]
+async fn a_follower_syncs_a_conversation_and_back_fills_through_the_leader() {
+    let (leader, id) = dave_synced_then_a_new_conversation("Through the leader", 60).await;
+    let follower = open_manager(server(), "dave", &[]).await;
+    let status = |sync: &BackgroundSyncManager| sync.get_sync_status().expect("status");
+    assert_eq!(field(&status(&follower), "isLeader"), false);
+    let hundred = js_sys::Object::new();
+    Reflect::set(&hundred, &"limit".into(), &100.into()).expect("set");
+    let listed = settle(follower.list_messages(id.clone().into(), Some(hundred.unchecked_into())))
+        .await
+        .expect("listed");
+    assert_eq!(
+        js_sys::Array::from(&listed).length(),
+        60,
+        "the leader back-filled the history behind the cursor"
+    );
+
+    post_as(server(), "erin", &id, "one more").await;
+    let synced = settle(follower.sync_conversation(id.clone().into()))
+        .await
+        .expect("the leader synced the conversation");
+    assert_eq!(field(&synced, "changes"), 1);
+    let newest = settle(follower.list_messages(id.clone().into(), None))
+        .await
+        .expect("listed");
+    let newest = js_sys::Array::from(&newest).pop();
+    assert_eq!(field(&newest, "body"), "one more");
+
+    post_as(server(), "erin", &id, "and another").await;
+    let synced = settle(follower.force_sync())
+        .await
+        .expect("the leader synced");
+    // (The global feed brings "one more" again: the conversation's sync did not move its cursor.)
+    let changes = field(&synced, "changes").as_f64();
+    assert!(
+        changes >= Some(1.0),
+        "the leader's sync, counted: {changes:?}"
+    );
+    assert_eq!(field(&status(&follower), "isLeader"), false);
+    leader.dispose();
+    follower.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn sync_conversation_touches_only_that_conversation() {
     let weekend = conversation(server(), "erin", "Weekend hiking").await;

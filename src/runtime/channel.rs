@@ -1,5 +1,7 @@
 //! Tabs of one user tell each other what they stored, over a `BroadcastChannel`.
 
+use chat_sync_engine::protocol::ConversationId;
+use chat_sync_engine::{HistoryFloor, SyncError};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
@@ -10,10 +12,22 @@ pub(crate) enum Note {
     /// This tab wrote to the shared database (conversations whose data changed).
     #[serde(rename_all = "camelCase")]
     Stored { conversation_ids: Vec<String> },
-    /// A follower asks the leader to sync now.
-    SyncRequested,
-    /// The leader finished a sync (successfully or not).
-    Synced { ok: bool },
+    /// A follower asks the leading tab to run a command that talks to the server (only the
+    /// leading tab does); the leader answers with [`Note::Answer`].
+    #[serde(rename_all = "camelCase")]
+    Ask {
+        request_id: String,
+        command: NetworkCommand,
+    },
+    /// The leading tab ran the command a follower asked for ([`Note::Ask`]): what it wrote, or
+    /// why it failed.
+    #[serde(rename_all = "camelCase")]
+    Answer {
+        request_id: String,
+        changes: usize,
+        has_more: bool,
+        error: Option<SyncError>,
+    },
     /// A follower's user read a conversation up to a message: the leader sends the marker.
     #[serde(rename_all = "camelCase")]
     MarkRead {
@@ -33,6 +47,19 @@ pub(crate) enum Note {
     Wiped,
 }
 
+/// A command that talks to the server, which only the leading tab does: a follower asks the
+/// leader to run it ([`Note::Ask`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum NetworkCommand {
+    /// A sync now (`forceSync`).
+    Sync,
+    /// One conversation brought up to date (`syncConversation`).
+    SyncConversation(ConversationId),
+    /// A page of a conversation's history below its floor (back-fill in `listMessages`).
+    LoadOlder(ConversationId, HistoryFloor),
+}
+
 /// How a [`Note`] reads off the channel: one flat object, read in one pass (serde's own reading
 /// of an internally tagged enum buffers it in a generic tree first, which costs wasm size; the
 /// protocol's `Change` does the same).
@@ -41,10 +68,49 @@ pub(crate) enum Note {
 struct WireNote {
     kind: NoteKind,
     conversation_ids: Option<Vec<String>>,
-    ok: Option<bool>,
+    request_id: Option<String>,
+    command: Option<NetworkCommand>,
+    changes: Option<usize>,
+    has_more: Option<bool>,
+    error: Option<WireError>,
     conversation_id: Option<String>,
     message_id: Option<String>,
     server_ts: Option<i64>,
+}
+
+/// How a [`SyncError`] in a [`Note::Answer`] reads off the channel: its serialized form, flat
+/// (the engine's error has no reading of its own: serde's reading of an internally tagged enum
+/// costs wasm size).
+#[derive(Deserialize)]
+struct WireError {
+    code: String,
+    status: Option<u16>,
+    error_code: Option<String>,
+    message: Option<String>,
+    quota: Option<bool>,
+}
+
+impl From<WireError> for SyncError {
+    fn from(wire: WireError) -> Self {
+        let message = wire.message.unwrap_or_default();
+        match wire.code.as_str() {
+            "offline" => SyncError::Offline,
+            "auth" => SyncError::Auth,
+            "server" => SyncError::Server {
+                status: wire.status.unwrap_or_default(),
+                error_code: wire.error_code.unwrap_or_default(),
+                message,
+            },
+            "timeout" => SyncError::Timeout,
+            "network" => SyncError::Network { message },
+            "storage" => SyncError::Storage {
+                message,
+                quota: wire.quota.unwrap_or_default(),
+            },
+            "stopped" => SyncError::Stopped,
+            _ => SyncError::Protocol { message },
+        }
+    }
 }
 
 /// The `kind` of a [`WireNote`].
@@ -52,8 +118,8 @@ struct WireNote {
 #[serde(rename_all = "camelCase")]
 enum NoteKind {
     Stored,
-    SyncRequested,
-    Synced,
+    Ask,
+    Answer,
     MarkRead,
     Cleared,
     Ping,
@@ -69,10 +135,22 @@ impl TryFrom<WireNote> for Note {
             NoteKind::Stored => (wire.conversation_ids)
                 .map(|conversation_ids| Note::Stored { conversation_ids })
                 .ok_or("missing field `conversationIds`"),
-            NoteKind::SyncRequested => Ok(Note::SyncRequested),
-            NoteKind::Synced => (wire.ok)
-                .map(|ok| Note::Synced { ok })
-                .ok_or("missing field `ok`"),
+            NoteKind::Ask => match (wire.request_id, wire.command) {
+                (Some(request_id), Some(command)) => Ok(Note::Ask {
+                    request_id,
+                    command,
+                }),
+                _ => Err("missing field `requestId` or `command`"),
+            },
+            NoteKind::Answer => match (wire.request_id, wire.changes, wire.has_more) {
+                (Some(request_id), Some(changes), Some(has_more)) => Ok(Note::Answer {
+                    request_id,
+                    changes,
+                    has_more,
+                    error: wire.error.map(SyncError::from),
+                }),
+                _ => Err("missing field `requestId`, `changes` or `hasMore`"),
+            },
             NoteKind::MarkRead => match (wire.conversation_id, wire.message_id, wire.server_ts) {
                 (Some(conversation_id), Some(message_id), Some(server_ts)) => Ok(Note::MarkRead {
                     conversation_id,
@@ -153,7 +231,8 @@ impl Drop for Channel {
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
-    use super::Note;
+    use super::{NetworkCommand, Note};
+    use chat_sync_engine::{HistoryFloor, SyncError};
     use serde::Serialize;
     use wasm_bindgen_test::*;
 
@@ -163,14 +242,72 @@ mod tests {
         serde_wasm_bindgen::from_value(js_sys::JSON::parse(json).expect("valid JSON"))
     }
 
+    /// A failed [`Note::Answer`] for each error.
+    fn answers_failed_with(
+        errors: impl IntoIterator<Item = SyncError>,
+    ) -> impl Iterator<Item = Note> {
+        errors.into_iter().map(|error| Note::Answer {
+            request_id: "7f3a".into(),
+            changes: 0,
+            has_more: false,
+            error: Some(error),
+        })
+    }
+
     #[wasm_bindgen_test]
     fn notes_read_back_as_posted() {
         let notes = [
             Note::Stored {
                 conversation_ids: vec!["c-1".into(), "c-2".into()],
             },
-            Note::SyncRequested,
-            Note::Synced { ok: false },
+            Note::Ask {
+                request_id: "7f3a".into(),
+                command: NetworkCommand::Sync,
+            },
+            Note::Ask {
+                request_id: "7f3b".into(),
+                command: NetworkCommand::SyncConversation("c-1".into()),
+            },
+            Note::Ask {
+                request_id: "7f3c".into(),
+                command: NetworkCommand::LoadOlder(
+                    "c-1".into(),
+                    HistoryFloor::From {
+                        sort_ts: 1_790_000_000_000,
+                        id: "m-4".into(),
+                    },
+                ),
+            },
+            Note::Answer {
+                request_id: "7f3a".into(),
+                changes: 12,
+                has_more: true,
+                error: None,
+            },
+        ]
+        .into_iter()
+        .chain(answers_failed_with([
+            SyncError::Offline,
+            SyncError::Auth,
+            SyncError::Server {
+                status: 503,
+                error_code: "unavailable".into(),
+                message: "try later".into(),
+            },
+            SyncError::Timeout,
+            SyncError::Network {
+                message: "connection reset".into(),
+            },
+            SyncError::Protocol {
+                message: "not JSON".into(),
+            },
+            SyncError::Storage {
+                message: "full".into(),
+                quota: true,
+            },
+            SyncError::Stopped,
+        ]))
+        .chain([
             Note::MarkRead {
                 conversation_id: "c-1".into(),
                 message_id: "m-9".into(),
@@ -180,7 +317,7 @@ mod tests {
             Note::Ping,
             Note::Pong,
             Note::Wiped,
-        ];
+        ]);
         for note in notes {
             let posted = note
                 .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
@@ -199,8 +336,13 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn a_note_without_its_field_or_of_an_unknown_kind_is_refused() {
-        let missing = read(r#"{"kind":"synced"}"#).unwrap_err().to_string();
-        assert!(missing.ends_with("missing field `ok`"), "{missing}");
+        let missing = read(r#"{"kind":"ask","requestId":"1"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.ends_with("missing field `requestId` or `command`"),
+            "{missing}"
+        );
         assert!(read(r#"{"kind":"markRead","conversationId":"c-1"}"#).is_err());
         assert!(read(r#"{"kind":"reloaded"}"#).is_err());
     }
