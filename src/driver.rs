@@ -186,6 +186,17 @@ impl Driver {
             }
         });
         *self.channel.borrow_mut() = Some(channel);
+        if let AnyStore::IndexedDb(store) = &self.store {
+            // A read the engine does not see may find the database deleted too: an input hands
+            // that on at once (Self::now), in a task of its own, as the store is mid-operation.
+            let weak = Rc::downgrade(self);
+            store.on_wiped(move || {
+                let Some(driver) = weak.upgrade().filter(|driver| !driver.is_disposed()) else {
+                    return;
+                };
+                wasm_bindgen_futures::spawn_local(async move { driver.input(|_, _| ()) });
+            });
+        }
         self.input(|engine, now| {
             engine.handle_online(runtime::is_online(), now);
             engine.handle_visibility(runtime::is_visible(), now);

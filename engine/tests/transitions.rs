@@ -589,6 +589,32 @@ fn send_503_with_retry_after_waits_30_s_and_retries_with_the_same_client_message
 }
 
 #[test]
+fn a_retry_after_on_a_send_holds_the_other_requests_too() {
+    let mut d = Driver::idle(config());
+    d.send("c-1", "hi");
+    let post = d.only_open("POST ");
+    let told_at = d.now;
+    d.respond(
+        &post,
+        with_retry_after(error(429, ErrorCode::RateLimited), 5 * SEC),
+    );
+    // The periodic sync and a conversation's sync come due meanwhile: they wait with the send.
+    d.act(|e, now| e.request_sync(Trigger::Periodic, now));
+    let conversation = d.act(|e, now| e.sync_conversation("c-2".into(), now));
+    assert!(d.open("GET ").is_empty(), "{:?}", d.open("GET "));
+    assert!(
+        d.events().iter().all(
+            |e| !matches!(e, Event::CommandFinished { ticket, .. } if *ticket == conversation)
+        ),
+        "a short wait is waited out"
+    );
+
+    d.advance_to(told_at + 5 * SEC);
+    assert_eq!(d.open("GET /v1/conversations/c-2/sync").len(), 1);
+    assert_eq!(d.open("POST ").len(), 1);
+}
+
+#[test]
 fn unanswered_send_times_out_is_retried_and_its_late_answer_is_ignored() {
     let mut d = Driver::idle(config());
     let id = d.send("c-1", "hi");
@@ -2148,6 +2174,18 @@ fn maintenance_recorded_in_the_future_counts_as_done_now() {
 }
 
 #[test]
+fn a_follower_shows_the_last_sync_the_store_holds_also_after_the_clock_was_set_back() {
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[StoreOp::SetLastSync(T0)])).unwrap();
+    // Not started: a follower tab, whose leader syncs.
+    let mut d = Driver::with_store(config(), store);
+    assert_eq!(d.engine.status().last_sync_time, Some(T0));
+    // The leader's clock was set back an hour, and it stored its last sync on it.
+    d.act(|e, now| e.handle_last_sync_reloaded(Some(T0 - HOUR), now));
+    assert_eq!(d.engine.status().last_sync_time, Some(T0 - HOUR));
+}
+
+#[test]
 fn after_the_device_clock_is_set_back_stamps_are_on_it_and_maintenance_keeps_its_pace() {
     let mut config = config();
     config.maintenance_interval_ms = 10 * MIN;
@@ -2175,6 +2213,11 @@ fn after_the_device_clock_is_set_back_stamps_are_on_it_and_maintenance_keeps_its
     assert_eq!(next, T0 + config.periodic_sync_ms - HOUR);
 
     let id = d.send("c-1", "after the correction");
+    assert_eq!(
+        d.store.snapshot().last_sync,
+        Some(T0 - HOUR),
+        "stored so for the other tabs"
+    );
     let entry = d.store.snapshot().outbox[0].clone();
     assert_eq!(
         (entry.client_message_id, entry.composed_at),
@@ -2230,13 +2273,90 @@ fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
 }
 
 #[test]
-fn a_tab_that_does_not_lead_leaves_a_deleted_database_to_the_leader() {
+fn a_database_deleted_while_the_engine_is_stopped_is_synced_from_the_start_when_it_starts() {
     let mut d = Driver::idle(config());
     d.act(|e, now| e.stop(now));
     d.clear();
     d.act(|e, now| e.handle_store_wiped(now));
-    assert!(d.applied().is_empty());
+    assert!(d.applied().is_empty(), "a stopped engine writes nothing");
     assert!(d.open("GET /v1/sync").is_empty());
+
+    // The tab takes the lead: its start's sync is the reset, from the start of the feed.
+    d.start();
+    let ops: Vec<_> = d.applied().into_iter().map(|batch| batch.ops).collect();
+    assert_eq!(
+        ops,
+        vec![vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)]]
+    );
+    assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+}
+
+#[test]
+fn a_database_deleted_while_in_use_gets_the_outbox_again_and_a_reload_keeps_it() {
+    let mut d = Driver::idle(config());
+    d.go_online(false);
+    let queued = d.send("c-1", "queued before the wipe");
+    let entry = d.store.snapshot().outbox[0].clone();
+
+    // The database is deleted and made anew, empty.
+    d.store = MemoryStore::new();
+    d.hold_batches = true;
+    d.clear();
+    d.act(|e, now| e.handle_store_wiped(now));
+    // Another tab writes to the new database first: a reload finds no outbox there.
+    d.act(|e, now| e.handle_outbox_reloaded(vec![], now));
+    let written = d.ack();
+    assert_eq!(
+        written.ops,
+        vec![
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
+            StoreOp::SetPendingReadMarkers(vec![]),
+        ]
+    );
+    assert_eq!(d.store.snapshot().outbox, vec![entry]);
+
+    d.hold_batches = false;
+    d.go_online(true);
+    let send = d.only_open("POST /v1/conversations/c-1/messages");
+    assert_eq!(client_id(&send), queued, "sent, once written again");
+}
+
+#[test]
+fn a_reset_whose_write_fails_is_tried_again_and_leaves_no_sync_hanging() {
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[
+        StoreOp::SetLastMaintenance(T0),
+        StoreOp::SetCursor(Some(Cursor::new("stale"))),
+    ]))
+    .unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.start();
+    let force = d.force();
+    let first = d.only_open("GET /v1/sync");
+    d.store.fail_next_apply(StoreError::Failed("disk".into()));
+    d.clear();
+    d.respond(&first, error(400, ErrorCode::InvalidCursor));
+    assert!(
+        matches!(
+            d.events()[..],
+            [Event::CommandFinished { ticket, result: Err(SyncError::Storage { .. }) }] if ticket == force
+        ),
+        "the sync fails with the store's error: {:?}",
+        d.events()
+    );
+
+    // After the backoff the feed is asked again; refused again, the reset goes again.
+    d.wake_up();
+    let again = d.only_open("GET /v1/sync");
+    assert_eq!(again.path, "/v1/sync?cursor=stale&limit=100");
+    d.respond(&again, error(400, ErrorCode::InvalidCursor));
+    assert_eq!(d.store.snapshot().cursor, None);
+    let restart = d.only_open("GET /v1/sync");
+    assert_eq!(restart.path, "/v1/sync?limit=100");
+    d.respond(&restart, feed(vec![], "k1", false));
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k1")));
+    assert_eq!(d.engine.status().phase, Phase::Idle);
 }
 
 #[test]

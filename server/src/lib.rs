@@ -152,7 +152,8 @@ pub fn app(state: AppState) -> Router {
                     header::CONTENT_TYPE,
                     header::CONTENT_ENCODING,
                 ])
-                .expose_headers([header::RETRY_AFTER]),
+                // `Date` too: a `Retry-After` date is measured from the server's clock.
+                .expose_headers([header::RETRY_AFTER, header::DATE]),
         );
     }
     router

@@ -78,7 +78,7 @@ async fn any_origin_preflight_is_allowed_with_star() {
 }
 
 #[tokio::test]
-async fn any_origin_answers_expose_retry_after() {
+async fn any_origin_answers_expose_retry_after_and_date() {
     let app = any_origin_app();
     let request = Request::builder()
         .uri("/v1/sync")
@@ -96,6 +96,7 @@ async fn any_origin_answers_expose_retry_after() {
         .unwrap_or_default()
         .to_ascii_lowercase();
     assert!(exposed.contains("retry-after"), "{exposed}");
+    assert!(exposed.contains("date"), "{exposed}");
 }
 
 #[tokio::test]

@@ -1271,7 +1271,7 @@ async fn cors_preflight_is_allowed_for_the_configured_origin_only() {
 }
 
 #[tokio::test]
-async fn cors_responses_expose_retry_after_to_the_allowed_origin() {
+async fn cors_responses_expose_retry_after_and_date_to_the_allowed_origin() {
     let app = cors_app();
     let auth = bearer(ALICE);
     for (authorization, status) in [
@@ -1295,10 +1295,12 @@ async fn cors_responses_expose_retry_after_to_the_allowed_origin() {
             .header(header::ACCESS_CONTROL_EXPOSE_HEADERS)
             .unwrap_or_default()
             .to_ascii_lowercase();
-        assert!(
-            exposed.split(',').any(|name| name.trim() == "retry-after"),
-            "{status}: {exposed:?}"
-        );
+        for name in ["retry-after", "date"] {
+            assert!(
+                exposed.split(',').any(|exposed| exposed.trim() == name),
+                "{status}: {name} in {exposed:?}"
+            );
+        }
     }
 }
 

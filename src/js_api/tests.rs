@@ -487,6 +487,48 @@ async fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
     sync.dispose();
 }
 
+/// A message queued before the database was deleted is written into the new one (found by a
+/// read of the app), and delivered once when the network is back.
+#[wasm_bindgen_test]
+async fn a_message_queued_before_the_database_was_deleted_is_kept_and_delivered() {
+    let general = conversation(server(), "alice", "General").await;
+    let sync = manager(server(), "alice", &[]).await;
+    settle(sync.force_sync()).await.expect("first sync");
+    network(false);
+    let body = format!("queued before the wipe {}", js_sys::Date::now());
+    settle(sync.send_message(general.clone().into(), body.clone().into()))
+        .await
+        .expect("queued");
+
+    let name = IndexedDbStore::database_name(server(), &"u-alice".into());
+    IndexedDbStore::delete(&name)
+        .await
+        .expect("deleted under the manager");
+    let mut outbox = 0;
+    for _ in 0..100 {
+        let listed = settle(sync.list_outbox()).await.expect("listed");
+        outbox = js_sys::Array::from(&listed).length();
+        if outbox == 1 {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
+    assert_eq!(outbox, 1, "in the new database's outbox within 10 s");
+
+    network(true);
+    until("the outbox is empty", || {
+        field(&sync.get_sync_status().expect("status"), "pendingOutbox") == 0
+    })
+    .await;
+    let copies = on_server(server(), "bob", &general)
+        .await
+        .into_iter()
+        .filter(|m| m.body == body)
+        .count();
+    assert_eq!(copies, 1, "delivered once");
+    sync.dispose();
+}
+
 /// Likewise when a tab that does not lead finds the database gone (it reopened it): it tells
 /// the leading tab, which syncs from the start.
 #[wasm_bindgen_test]
@@ -510,6 +552,32 @@ async fn a_database_a_follower_finds_deleted_is_synced_again_by_the_leader() {
     );
     leader.dispose();
     follower.dispose();
+}
+
+/// After the site's data is cleared, a tab opened then makes the database anew; the leading tab,
+/// which kept its cursor in memory, hears of it and syncs from the start.
+#[wasm_bindgen_test]
+async fn a_database_a_new_tab_makes_anew_is_synced_again_by_the_leader() {
+    let leader = manager(server(), "carol", &[]).await;
+    settle(leader.force_sync()).await.expect("first sync");
+    let whole = listed(&leader).await;
+
+    let name = IndexedDbStore::database_name(server(), &"u-carol".into());
+    IndexedDbStore::delete(&name).await.expect("deleted");
+    let newcomer = open_manager(server(), "carol", &[]).await;
+    assert_eq!(
+        listed_once(&newcomer, whole).await,
+        whole,
+        "every conversation back within 10 s"
+    );
+    // The leader's sync from the start ends before it goes (its writes would land in the next
+    // test's database).
+    until("the leader's sync ended", || {
+        field(&leader.get_sync_status().expect("status"), "isRunning") == false
+    })
+    .await;
+    leader.dispose();
+    newcomer.dispose();
 }
 
 /// How many conversations `sync` lists.

@@ -19,7 +19,7 @@
 //! | `open()` never settles | times out after 8 s: [`StoreError::Unavailable`] |
 //! | unreadable or inconsistent database | readable outbox rescued, database rebuilt, [`OpenReport::recovered`] |
 //! | wiped (meta record missing) | starts over with the surviving outbox, [`OpenReport::wiped`] |
-//! | deleted while in use (site data cleared) | reopened empty, with a fresh meta record; [`IndexedDbStore::take_wiped`] (the engine syncs from the start) |
+//! | deleted while in use (site data cleared) | reopened empty, with a fresh meta record; [`IndexedDbStore::take_wiped`] (the leading engine writes its outbox again and syncs from the start) |
 //! | database from a newer app version | left as it is: [`Opened::Without`] (the page keeps its data in memory) |
 
 mod apply;
@@ -61,8 +61,11 @@ pub struct IndexedDbStore {
     /// [`close`](Self::close) was called: the connection closes whenever no operation is under
     /// way.
     closed: Cell<bool>,
-    /// An operation reopened the database and found it gone ([`Self::take_wiped`]).
+    /// Opening made the database anew, or an operation reopened it and found it gone
+    /// ([`Self::take_wiped`]).
     wiped: Cell<bool>,
+    /// Told when an operation finds the database deleted while in use ([`Self::on_wiped`]).
+    on_wiped: RefCell<Option<Box<dyn Fn()>>>,
     report: OpenReport,
     injected: RefCell<Option<DomException>>,
 }
@@ -139,7 +142,12 @@ impl IndexedDbStore {
             connection: Rc::new(RefCell::new(None)),
             busy: Cell::new(0),
             closed: Cell::new(false),
-            wiped: Cell::new(false),
+            // Opening made the database anew: where another tab runs, it was deleted under it
+            // (the leading tab syncs from the start once told).
+            wiped: Cell::new(
+                report.upgraded_from == Some(0) || report.wiped || report.recovered.is_some(),
+            ),
+            on_wiped: RefCell::new(None),
             report,
             injected: RefCell::new(None),
         };
@@ -147,10 +155,16 @@ impl IndexedDbStore {
         Ok(Opened::Database(store))
     }
 
-    /// Whether an operation since the last call found the database deleted while in use (it
-    /// reopened it, and it started over empty); the engine then syncs from the start.
+    /// Whether opening, or an operation since the last call, found the database deleted while in
+    /// use (it made it anew, and it started over empty); the engine then syncs from the start.
     pub fn take_wiped(&self) -> bool {
         self.wiped.replace(false)
+    }
+
+    /// Calls `hook` whenever an operation finds the database deleted while in use (before
+    /// [`Self::take_wiped`] says so): a read the engine does not see finds it too.
+    pub fn on_wiped(&self, hook: impl Fn() + 'static) {
+        *self.on_wiped.borrow_mut() = Some(Box::new(hook));
     }
 
     /// What opening found (upgrade, wipe, recovery).
@@ -225,10 +239,13 @@ impl IndexedDbStore {
         }
         let (database, upgraded_from) = open::open_at(&self.name, schema::SCHEMA_VERSION).await?;
         if upgraded_from == Some(0) {
-            // Created anew: deleted while in use (site data cleared, storage evicted).
+            // Created anew (with a fresh meta record): deleted while in use (site data cleared,
+            // storage evicted).
             log::warn!("the database was deleted while in use; it starts over empty");
-            open::write_fresh_meta(&database).await?;
             self.wiped.set(true);
+            if let Some(hook) = self.on_wiped.borrow().as_ref() {
+                hook();
+            }
         }
         // Another operation may have opened one while this one waited: one connection only
         // (a second, unknown to the store, would never be closed).

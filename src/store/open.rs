@@ -248,7 +248,7 @@ async fn check(database: &Database) -> Result<Health, Failure> {
     Ok(Health::Sound)
 }
 
-pub(crate) async fn write_fresh_meta(database: &Database) -> Result<(), Failure> {
+async fn write_fresh_meta(database: &Database) -> Result<(), Failure> {
     let transaction = database
         .transaction(&[META], TransactionMode::ReadWrite)
         .map_err(|e| classify(&e))?;

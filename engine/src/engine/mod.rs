@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::event::{Event, Ticket};
 use crate::rng::Rng;
 use crate::status::{Phase, Stats, Status, SyncError, Trigger};
-use crate::store::{Batch, PersistedState};
+use crate::store::{Batch, PersistedState, StoreOp};
 use crate::transport::{HttpOutcome, HttpRequest, RequestId};
 use crate::{BatchId, StoreError};
 use chat_sync_protocol::{ConversationId, Cursor, Millis, ValidationError};
@@ -21,7 +21,7 @@ use litemap::LiteMap;
 use std::collections::VecDeque;
 
 use outbox::{outbox_key, OutboxItem, OutboxKey};
-use persist::PendingBatch;
+use persist::{AfterPersist, PendingBatch};
 use pull::{HistoryJob, PullJob, Run};
 use requests::InFlight;
 
@@ -144,8 +144,10 @@ pub struct Engine {
     server_retry_at: Millis,
     /// The error whose `Retry-After` set `server_retry_at`.
     server_wait_error: Option<SyncError>,
-    /// The store's database was deleted under the engine: sync from the start when it can.
-    store_wiped: bool,
+    /// The cache is to be emptied of the server's data and synced from the start once no sync
+    /// run or feed write is under way (why, for the log): the store's database was deleted under
+    /// the engine, or such a reset could not be stored.
+    reset_owed: Option<&'static str>,
     next_periodic: Option<Millis>,
 
     /// Requests sent and not answered yet, in the order sent (their ids ascend). A `Vec`, not a
@@ -205,7 +207,7 @@ impl Engine {
             pull_retry_at: Millis::MIN,
             server_retry_at: Millis::MIN,
             server_wait_error: None,
-            store_wiped: false,
+            reset_owed: None,
             next_periodic: None,
             in_flight: Vec::new(),
             next_request_id: 1,
@@ -312,16 +314,23 @@ impl Engine {
 
     /// When the last sync finished as the store now holds it, read after another tab's write
     /// (with the outbox): a follower tab, which never syncs itself, takes its leader's, so that
-    /// every tab's status says when the data was last synced. It never moves back.
+    /// every tab's status says when the data was last synced. A leading tab's own may be newer
+    /// (its write still on the way): it keeps the later of the two.
     pub fn handle_last_sync_reloaded(&mut self, last_sync: Option<Millis>, now: Millis) {
         self.advance(now);
-        self.last_sync = self.last_sync.max(last_sync);
+        self.last_sync = match self.started {
+            true => self.last_sync.max(last_sync),
+            false => last_sync.or(self.last_sync),
+        };
     }
 
     /// Starts network sync and timers (an immediate sync first).
     pub fn start(&mut self, now: Millis) {
         self.started = true;
         self.advance(now);
+        // A reset owed from before (the database was deleted while this tab followed) is the
+        // start's sync.
+        self.start_over_if_owed();
         self.trigger(Trigger::Start, None);
     }
 
@@ -354,6 +363,10 @@ impl Engine {
             self.last_sync = self.last_sync.map(|at| at - moved);
             self.last_maintenance = self.last_maintenance.map(|at| at - moved);
             self.clock_ahead = ahead;
+            // The leading tab moves the stored one too: the other tabs show it.
+            if let (true, Some(at)) = (self.started, self.last_sync) {
+                self.persist(vec![StoreOp::SetLastSync(at)], AfterPersist::Nothing);
+            }
         }
     }
 
@@ -543,6 +556,16 @@ impl Engine {
         self.now + delay
     }
 
+    /// The server asked to wait (`Retry-After`, whichever request it answered): no pull, send
+    /// or read marker goes before `at`.
+    fn hold_requests_until(&mut self, at: Millis) {
+        self.pull_retry_at = self.pull_retry_at.max(at);
+        for item in self.outbox.iter_mut().map(|(_, item)| item) {
+            item.not_before = item.not_before.max(at);
+        }
+        self.hold_read_markers_until(at);
+    }
+
     fn reset_backoff(&mut self) {
         self.pull_attempts = 0;
         self.pull_retry_at = self.server_retry_at.max(self.now);
@@ -607,7 +630,7 @@ impl Engine {
         if !self.loaded {
             return;
         }
-        self.start_over_after_wipe();
+        self.start_over_if_owed();
         self.emit_next_batch();
         if !self.network_allowed() {
             return;

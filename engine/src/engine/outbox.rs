@@ -137,6 +137,38 @@ impl Engine {
         Ok(ticket)
     }
 
+    /// Writes the outbox, and the read markers not sent yet, into the store again: its database
+    /// was deleted under the engine. Meanwhile the entries are not sent, and a reload of the
+    /// outbox (another tab wrote to the new database) keeps them; an entry being sent or
+    /// settled keeps its course.
+    pub(super) fn write_outbox_again(&mut self) {
+        let mut ops = Vec::new();
+        let mut keys = Vec::new();
+        for (key, item) in self.outbox.iter_mut() {
+            if !item.durable || item.sending || item.settling {
+                continue;
+            }
+            item.durable = false;
+            ops.push(StoreOp::PutOutbox(item.entry.clone()));
+            let message = LocalMessage::optimistic(&item.entry, &self.config.user_id);
+            ops.push(StoreOp::PutMessage(message));
+            keys.push(key.clone());
+        }
+        if !keys.is_empty() || !self.unsent_read_markers.is_empty() {
+            self.store_unsent_read_markers(ops, AfterPersist::WrittenAgain(keys));
+        }
+    }
+
+    /// The entries `keys` are in the store (or, after a failed write, go from memory all the
+    /// same): they are sent.
+    pub(super) fn mark_durable(&mut self, keys: &[OutboxKey]) {
+        for (key, item) in self.outbox.iter_mut() {
+            if keys.contains(key) {
+                item.durable = true;
+            }
+        }
+    }
+
     /// The outbox as the store now holds it, after another tab changed it: a follower tab queued,
     /// retried or discarded a message, or the leader tab delivered one. Entries this engine did
     /// not know are added; entries the store no longer holds are dropped, unless this engine is

@@ -1,6 +1,7 @@
 //! Writes: batches go to the store one at a time, and what they mean for memory and the app
 //! happens only after the store holds them (persist before notify).
 
+use super::outbox::OutboxKey;
 use super::{Engine, Output};
 use crate::event::{ChangeSet, DiscardReason, Event, SyncSummary, Ticket};
 use crate::status::SyncError;
@@ -47,6 +48,8 @@ pub(super) enum AfterPersist {
     },
     /// The feed cursor was forgotten; the sync starts over.
     CursorReset,
+    /// Outbox entries are written again, into a database deleted under the engine.
+    WrittenAgain(Vec<OutboxKey>),
     /// Maintenance ran: `expired` entries are now failed, `removed` ones are gone.
     Maintenance {
         ticket: Option<Ticket>,
@@ -210,7 +213,10 @@ impl Engine {
             // The feed brings the marker on the next sync.
             AfterPersist::ReadMarker(_) => {}
             AfterPersist::Ticket(ticket) => self.finish_ticket(ticket, Err(sync_error)),
-            AfterPersist::CursorReset | AfterPersist::Evicted | AfterPersist::Nothing => {}
+            AfterPersist::CursorReset => self.on_cursor_reset_failed(sync_error),
+            // Sent from memory all the same.
+            AfterPersist::WrittenAgain(keys) => self.mark_durable(&keys),
+            AfterPersist::Evicted | AfterPersist::Nothing => {}
             AfterPersist::Maintenance {
                 ticket,
                 expired,
@@ -294,6 +300,7 @@ impl Engine {
                 }
             }
             AfterPersist::CursorReset => self.after_cursor_reset(report.forgotten),
+            AfterPersist::WrittenAgain(keys) => self.mark_durable(&keys),
             AfterPersist::Maintenance {
                 ticket,
                 expired,

@@ -622,26 +622,49 @@ impl Engine {
     }
 
     /// The store's database was deleted while this engine ran (site data cleared, storage
-    /// evicted) and started over empty: the cursor and each history's floor went with it. The
-    /// leading tab syncs from the start, as after a refused cursor; another tab leaves that to
-    /// the leader (its driver tells the leading tab).
+    /// evicted) and started over empty: the cursor, each history's floor and the outbox went with
+    /// it. The outbox and the read markers not sent yet are written again at once, and the
+    /// engine syncs from the start once it runs (it leads) and no run is under way, as after a
+    /// refused cursor. (A tab that does not lead leaves that to the leader: its driver tells the
+    /// leading tab instead.)
     pub fn handle_store_wiped(&mut self, now: Millis) {
-        if self.started {
-            self.store_wiped = true;
-        }
         self.advance(now);
+        self.reset_owed = Some("the local database was deleted while in use");
+        self.write_outbox_again();
     }
 
-    /// After the database was deleted under the engine, once no sync run or feed write is under
-    /// way: empties what the store holds of the server, and syncs from the start.
-    pub(super) fn start_over_after_wipe(&mut self) {
-        if !self.store_wiped || !self.started || self.run.is_some() || self.feed_writing.is_some() {
+    /// Once no sync run or feed write is under way, a reset owed ([`Self::handle_store_wiped`],
+    /// or one whose write failed): empties what the store holds of the server, and syncs from
+    /// the start.
+    pub(super) fn start_over_if_owed(&mut self) {
+        if !self.started || self.run.is_some() || self.feed_writing.is_some() {
             return;
         }
-        self.store_wiped = false;
+        let Some(why) = self.reset_owed.take() else {
+            return;
+        };
         self.trigger(Trigger::Start, None);
         self.set_run_stage(Stage::Resetting);
-        self.reset_cursor("the local database was deleted while in use");
+        self.reset_cursor(why);
+    }
+
+    /// The write of a reset failed: it is owed still, and goes again once the run ends (the
+    /// run goes on after the pull's backoff; when its cursor was refused, it meets the refusal,
+    /// and resets, again).
+    pub(super) fn on_cursor_reset_failed(&mut self, error: SyncError) {
+        self.reset_owed = Some("the reset of the cache could not be stored");
+        if let Some(run) = &mut self.run {
+            if run.stage == Stage::Resetting {
+                run.stage = Stage::Ready;
+            }
+        }
+        self.on_pull_failure(
+            PullKind::Feed,
+            Verdict::Retry {
+                error,
+                retry_after: None,
+            },
+        );
     }
 
     /// The cursor is not valid on this server (its database was replaced): the cache may hold
@@ -659,6 +682,7 @@ impl Engine {
         if !forgotten.conversations.is_empty() {
             self.emit(crate::Event::Changed(forgotten));
         }
+        self.reset_owed = None;
         self.cursor = None;
         self.conversation_cursors.clear();
         if let Some(run) = &mut self.run {

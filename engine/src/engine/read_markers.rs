@@ -123,7 +123,7 @@ impl Engine {
 
     /// Applies `ops` and, while leading, stores the markers not sent yet in the same batch (a
     /// follower's markers go through the leader, which stores them).
-    fn store_unsent_read_markers(&mut self, mut ops: Vec<StoreOp>, then: AfterPersist) {
+    pub(super) fn store_unsent_read_markers(&mut self, mut ops: Vec<StoreOp>, then: AfterPersist) {
         if self.started {
             ops.push(self.unsent_read_markers_op());
         }
@@ -197,6 +197,13 @@ impl Engine {
             .filter(|unsent| unsent.sending.is_none() && unsent.not_before > self.now)
             .map(|unsent| unsent.not_before)
             .min()
+    }
+
+    /// No marker goes before `at` (the server asked to wait).
+    pub(super) fn hold_read_markers_until(&mut self, at: Millis) {
+        for unsent in &mut self.unsent_read_markers {
+            unsent.not_before = unsent.not_before.max(at);
+        }
     }
 
     /// After a forced sync or a change of credentials, markers in backoff go at once.

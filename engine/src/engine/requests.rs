@@ -113,6 +113,7 @@ impl Engine {
             if self.now + after > self.server_retry_at {
                 self.server_retry_at = self.now + after;
                 self.server_wait_error = Some(error.clone());
+                self.hold_requests_until(self.server_retry_at);
             }
         }
         if matches!(verdict, Verdict::Auth) && !self.auth_required {
