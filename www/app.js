@@ -547,11 +547,14 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
   const unread = sorted.filter((message) => isUnread(message) && message.serverTs > replied);
   const items = [];
   let day = null;
+  // A day can start twice: a message not sent shows its compose time but sorts after the server's.
+  const dividers = new Map();
   for (const message of sorted) {
     const time = messageTime(message);
     if (dayNumber(time) !== day) {
       day = dayNumber(time);
-      items.push(dayDivider(time));
+      dividers.set(day, (dividers.get(day) ?? 0) + 1);
+      items.push(dayDivider(time, dividers.get(day)));
     }
     if (message === unread[0]) items.push(unreadDivider(unread.length));
     items.push(messageItem(message, {

@@ -24,7 +24,8 @@ export function patchChildren(list, items) {
   const active = document.activeElement;
   const byKey = new Map();
   for (const child of [...list.children]) {
-    if (child.dataset.key) byKey.set(child.dataset.key, child);
+    // (A key seen twice keeps its first element: a second one would never be matched or removed.)
+    if (child.dataset.key && !byKey.has(child.dataset.key)) byKey.set(child.dataset.key, child);
     else child.remove();
   }
   const next = items.map((item) => {
@@ -104,8 +105,9 @@ export function dayLabel(ms, now = Date.now()) {
 }
 
 /** The divider above a day's first message. */
-export function dayDivider(ms) {
-  return el('li', { className: 'day', dataset: { key: `day-${dayNumber(ms)}` }, attrs: { role: 'separator' } },
+export function dayDivider(ms, occurrence = 1) {
+  const key = occurrence > 1 ? `day-${dayNumber(ms)}-${occurrence}` : `day-${dayNumber(ms)}`;
+  return el('li', { className: 'day', dataset: { key }, attrs: { role: 'separator' } },
     el('time', { textContent: dayLabel(ms), dateTime: new Date(ms).toISOString() }));
 }
 

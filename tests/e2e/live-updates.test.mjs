@@ -113,3 +113,23 @@ it('a failed message\'s Retry keeps the focus while other messages arrive, and s
   assert.equal(await page.locator('#chat').isVisible(), true, 'declining keeps Alice signed in');
   assert.deepEqual(errors, []);
 });
+
+it('a key two rows share leaves no stray row behind, however often the list is patched', async (t) => {
+  // (A day a message not sent yet was composed on can start twice in a conversation.)
+  const server = await startServer({ test: t, seedMessages: 0 });
+  const { page, errors } = await newPage(browser, t);
+  await page.goto(server.url);
+  const rounds = await page.evaluate(async () => {
+    const { el, patchChildren } = await import('./render.js');
+    const list = document.createElement('ul');
+    const items = () => ['a', 'b', 'a'].map((key, i) => el('li', { dataset: { key }, textContent: `${key}${i}` }));
+    const shown = [];
+    for (let round = 0; round < 3; round += 1) {
+      patchChildren(list, items());
+      shown.push([...list.children].map((li) => li.textContent).join(' '));
+    }
+    return shown;
+  });
+  assert.deepEqual(rounds, ['a0 b1 a2', 'a0 b1 a2', 'a0 b1 a2']);
+  assert.deepEqual(errors, []);
+});
