@@ -2323,6 +2323,134 @@ fn a_database_deleted_while_in_use_gets_the_outbox_again_and_a_reload_keeps_it()
 }
 
 #[test]
+fn a_sync_started_while_a_reset_is_stored_waits_for_it_and_starts_from_the_beginning() {
+    let mut d = Driver::idle(config());
+    d.hold_batches = true;
+    d.act(|e, now| e.handle_store_wiped(now));
+    // The reset's write is under way when the tab stops leading, and leads again.
+    assert_eq!(
+        d.held.as_ref().map(|batch| batch.ops.clone()),
+        Some(vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)])
+    );
+    d.act(|e, now| e.stop(now));
+    d.start();
+    assert!(
+        d.open("GET ").is_empty(),
+        "nothing is pulled before the reset is stored"
+    );
+    d.ack();
+    assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+}
+
+#[test]
+fn a_stopped_syncs_late_answer_is_not_taken_for_the_next_ones() {
+    let mut d = Driver::idle(config());
+    d.act(|e, now| e.request_sync(Trigger::Periodic, now));
+    let before = d.only_open("GET /v1/sync");
+    d.act(|e, now| e.stop(now));
+    d.start();
+    let after = d.open("GET /v1/sync").pop().expect("the new run's request");
+    assert_ne!(after.id, before.id);
+    d.respond(&before, feed(vec![], "from-the-stopped-run", false));
+    assert_eq!(
+        d.store.snapshot().cursor,
+        Some(Cursor::new("k0")),
+        "ignored"
+    );
+    d.respond(&after, feed(vec![], "k1", false));
+    assert_eq!(d.store.snapshot().cursor, Some(Cursor::new("k1")));
+    assert_eq!(d.engine.status().phase, Phase::Idle);
+}
+
+#[test]
+fn a_message_being_sent_when_the_database_is_deleted_is_written_again() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "on its way");
+    let post = d.only_open("POST ");
+    d.store = MemoryStore::new();
+    d.act(|e, now| e.handle_store_wiped(now));
+    d.respond(&post, HttpOutcome::Timeout);
+    // Another tab wrote to the new database: the outbox is reloaded from there.
+    let stored = d.store.snapshot().outbox;
+    d.act(|e, now| e.handle_outbox_reloaded(stored, now));
+    let outbox = d.store.snapshot().outbox;
+    assert_eq!(
+        outbox
+            .iter()
+            .map(|e| &e.client_message_id)
+            .collect::<Vec<_>>(),
+        vec![&id],
+        "in the new database"
+    );
+    d.wait(MIN);
+    assert_eq!(client_id(&d.only_open("POST ")), id, "and sent again");
+}
+
+#[test]
+fn offline_a_reset_owed_waits_for_the_network() {
+    let mut d = Driver::idle(config());
+    d.go_online(false);
+    d.clear();
+    d.act(|e, now| e.handle_store_wiped(now));
+    assert!(
+        d.applied().is_empty(),
+        "the cache is not emptied while it cannot be filled"
+    );
+    d.go_online(true);
+    let ops: Vec<_> = d.applied().into_iter().map(|batch| batch.ops).collect();
+    assert_eq!(
+        ops,
+        vec![vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)]]
+    );
+    assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+}
+
+#[test]
+fn a_retry_after_holds_a_request_that_fails_later_for_another_reason() {
+    let mut d = Driver::idle(config());
+    d.act(|e, now| e.request_sync(Trigger::Periodic, now));
+    let pull = d.only_open("GET /v1/sync");
+    d.send("c-1", "hi");
+    let post = d.only_open("POST ");
+    let told_at = d.now;
+    d.respond(
+        &post,
+        with_retry_after(error(429, ErrorCode::RateLimited), 5 * SEC),
+    );
+    d.respond(&pull, HttpOutcome::Network("reset".into()));
+    d.advance_to(told_at + 5 * SEC - 1);
+    assert!(
+        d.open("GET ").is_empty(),
+        "the pull waits for the server too"
+    );
+}
+
+#[test]
+fn a_conversation_sync_whose_reset_write_fails_goes_again() {
+    let mut d = Driver::idle(config());
+    let ticket = d.act(|e, now| e.sync_conversation("c-2".into(), now));
+    // The reset's write fails twice.
+    d.store.fail_next_apply(StoreError::Failed("disk".into()));
+    d.store.fail_next_apply(StoreError::Failed("disk".into()));
+    for _ in 0..2 {
+        let refused = d.only_open("GET /v1/conversations/c-2/sync");
+        d.respond(&refused, error(400, ErrorCode::InvalidCursor));
+        d.wait(MIN);
+    }
+    let third = d.only_open("GET /v1/conversations/c-2/sync");
+    d.respond(&third, error(400, ErrorCode::InvalidCursor));
+    assert_eq!(d.store.snapshot().cursor, None, "reset at last");
+    let restart = d.only_open("GET /v1/conversations/c-2/sync");
+    d.respond(&restart, feed(vec![], "k1", false));
+    assert!(
+        d.events().iter().any(
+            |e| matches!(e, Event::CommandFinished { ticket: t, result: Ok(_) } if *t == ticket)
+        ),
+        "the conversation's sync finishes"
+    );
+}
+
+#[test]
 fn a_reset_whose_write_fails_is_tried_again_and_leaves_no_sync_hanging() {
     let store = MemoryStore::new();
     pollster::block_on(store.apply(&[

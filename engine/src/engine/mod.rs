@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use outbox::{outbox_key, OutboxItem, OutboxKey};
 use persist::{AfterPersist, PendingBatch};
 use pull::{HistoryJob, PullJob, Run};
-use requests::InFlight;
+use requests::{InFlight, Purpose};
 
 /// A command that would wait longer than this for the server's `Retry-After` fails at once
 /// instead (see `command_blocker`).
@@ -148,6 +148,8 @@ pub struct Engine {
     /// run or feed write is under way (why, for the log): the store's database was deleted under
     /// the engine, or such a reset could not be stored.
     reset_owed: Option<&'static str>,
+    /// A reset's write is in flight: sync runs wait for it, conversations are synced after it.
+    resetting: bool,
     next_periodic: Option<Millis>,
 
     /// Requests sent and not answered yet, in the order sent (their ids ascend). A `Vec`, not a
@@ -208,6 +210,7 @@ impl Engine {
             server_retry_at: Millis::MIN,
             server_wait_error: None,
             reset_owed: None,
+            resetting: false,
             next_periodic: None,
             in_flight: Vec::new(),
             next_request_id: 1,
@@ -328,9 +331,6 @@ impl Engine {
     pub fn start(&mut self, now: Millis) {
         self.started = true;
         self.advance(now);
-        // A reset owed from before (the database was deleted while this tab followed) is the
-        // start's sync.
-        self.start_over_if_owed();
         self.trigger(Trigger::Start, None);
     }
 
@@ -344,6 +344,11 @@ impl Engine {
         self.advance(now);
         self.fail_ticketed_jobs(&SyncError::Stopped);
         self.store_held_pages();
+        // Pulls under way are forgotten: a run started later must not take their answers for
+        // its own. (Sends and read markers go on: their outcome is stored.)
+        self.in_flight.retain(|(_, flight)| {
+            matches!(flight.purpose, Purpose::Send(_) | Purpose::MarkRead(_))
+        });
         self.run = None;
         self.conversation_jobs.clear();
         self.history_jobs.clear();
@@ -553,7 +558,8 @@ impl Engine {
         log::debug!(attempt = attempt, delay_ms = delay; "request failed; retrying");
         self.stats.retries += 1;
         self.last_error = Some(error);
-        self.now + delay
+        // Not before the server said to come back, whichever request it told.
+        (self.now + delay).max(self.server_retry_at)
     }
 
     /// The server asked to wait (`Retry-After`, whichever request it answered): no pull, send
@@ -610,6 +616,7 @@ impl Engine {
                 }
             }
             let pulling = self.run.is_some()
+                || self.reset_owed.is_some()
                 || !self.conversation_jobs.is_empty()
                 || !self.history_jobs.is_empty();
             if pulling && self.pull_retry_at > self.now {

@@ -139,16 +139,16 @@ impl Engine {
 
     /// Writes the outbox, and the read markers not sent yet, into the store again: its database
     /// was deleted under the engine. Meanwhile the entries are not sent, and a reload of the
-    /// outbox (another tab wrote to the new database) keeps them; an entry being sent or
-    /// settled keeps its course.
+    /// outbox (another tab wrote to the new database) keeps them. An entry being sent goes on
+    /// (its outcome is stored after this write); one whose outcome is being stored is left out.
     pub(super) fn write_outbox_again(&mut self) {
         let mut ops = Vec::new();
         let mut keys = Vec::new();
         for (key, item) in self.outbox.iter_mut() {
-            if !item.durable || item.sending || item.settling {
+            if !item.durable || item.settling {
                 continue;
             }
-            item.durable = false;
+            item.durable = item.sending;
             ops.push(StoreOp::PutOutbox(item.entry.clone()));
             let message = LocalMessage::optimistic(&item.entry, &self.config.user_id);
             ops.push(StoreOp::PutMessage(message));

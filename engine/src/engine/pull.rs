@@ -166,7 +166,11 @@ impl Engine {
                 self.run = Some(Run {
                     started_at: self.now,
                     tickets: ticket.into_iter().collect(),
-                    stage: Stage::Ready,
+                    // (After a reset under way: from the start, once it is stored.)
+                    stage: match self.resetting {
+                        true => Stage::Resetting,
+                        false => Stage::Ready,
+                    },
                     changes: 0,
                     failed: false,
                     stored_a_page: false,
@@ -177,6 +181,7 @@ impl Engine {
                     first_floors: (self.cursor.is_none() && self.feed_writing.is_none())
                         .then(Vec::new),
                 });
+                self.reset_if_owed();
             }
         }
         self.next_periodic = None;
@@ -243,7 +248,7 @@ impl Engine {
     }
 
     pub(super) fn send_conversation_page(&mut self) -> bool {
-        if !self.pull_allowed() {
+        if !self.pull_allowed() || self.resetting {
             return false;
         }
         let Some(job) = self
@@ -633,17 +638,24 @@ impl Engine {
         self.write_outbox_again();
     }
 
-    /// Once no sync run or feed write is under way, a reset owed ([`Self::handle_store_wiped`],
-    /// or one whose write failed): empties what the store holds of the server, and syncs from
-    /// the start.
+    /// A reset owed ([`Self::handle_store_wiped`], or one whose write failed) starts a sync
+    /// once none is under way; its run does the reset ([`Self::reset_if_owed`]).
     pub(super) fn start_over_if_owed(&mut self) {
-        if !self.started || self.run.is_some() || self.feed_writing.is_some() {
+        if self.reset_owed.is_some() && self.run.is_none() && self.feed_writing.is_none() {
+            self.trigger(Trigger::Start, None);
+        }
+    }
+
+    /// A new sync run starts with the reset owed, if one is: it empties what the store holds of
+    /// the server, and the run syncs from the start. Not while a write of feed pages or another
+    /// reset is under way, nor in the pull's backoff (the run after this one does it then).
+    fn reset_if_owed(&mut self) {
+        if self.resetting || self.feed_writing.is_some() || !self.pull_allowed() {
             return;
         }
         let Some(why) = self.reset_owed.take() else {
             return;
         };
-        self.trigger(Trigger::Start, None);
         self.set_run_stage(Stage::Resetting);
         self.reset_cursor(why);
     }
@@ -652,10 +664,16 @@ impl Engine {
     /// run goes on after the pull's backoff; when its cursor was refused, it meets the refusal,
     /// and resets, again).
     pub(super) fn on_cursor_reset_failed(&mut self, error: SyncError) {
+        self.resetting = false;
         self.reset_owed = Some("the reset of the cache could not be stored");
         if let Some(run) = &mut self.run {
             if run.stage == Stage::Resetting {
                 run.stage = Stage::Ready;
+            }
+        }
+        for job in &mut self.conversation_jobs {
+            if job.stage == Stage::Persisting {
+                job.stage = Stage::Ready;
             }
         }
         self.on_pull_failure(
@@ -672,6 +690,7 @@ impl Engine {
     /// and sync starts over.
     fn reset_cursor(&mut self, why: &str) {
         log::warn!("{why}; replacing the cache by a sync from the start");
+        self.resetting = true;
         let ops = vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)];
         self.persist(ops, AfterPersist::CursorReset);
     }
@@ -683,6 +702,7 @@ impl Engine {
             self.emit(crate::Event::Changed(forgotten));
         }
         self.reset_owed = None;
+        self.resetting = false;
         self.cursor = None;
         self.conversation_cursors.clear();
         if let Some(run) = &mut self.run {
