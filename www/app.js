@@ -94,6 +94,8 @@ function showSignIn(message) {
 }
 
 async function signIn(session) {
+  // One sign-in at a time: a second click would start a second manager beside the first.
+  for (const button of document.querySelectorAll('.demo-user')) button.disabled = true;
   // Where storage is blocked, the sign-in lasts as long as the page.
   await saveSession(session).catch((error) => console.warn('the sign-in is not kept for a reload', error));
   hideNotices();
@@ -228,7 +230,8 @@ function listen(manager) {
       }
     } else if (detail.message && conversationId === state.open) {
       setFromEvent(messageKey(detail.message), detail.message);
-      renderMessages({ stickToBottom: true });
+      // The user's own new message scrolls into view; a delivery or failure keeps the place.
+      renderMessages({ stickToBottom: detail.type === 'queued' });
     } else if (conversationId === state.open) {
       refreshMessages();
     }
@@ -457,8 +460,13 @@ async function openConversation(id) {
   $('history-state').textContent = '';
   showPane('conversation');
   $('messages').replaceChildren();
-  await refreshMessages({ stickToBottom: true });
+  await refreshMessages({ stickToBottom: true, announce: false });
   if (state.open !== id) return;
+  // More unread messages than a page: older pages load until the first of them (a few at most).
+  for (let pages = 0; pages < 4 && unreadGoOnAbove(); pages += 1) {
+    await loadOlder();
+    if (state.open !== id) return;
+  }
   // Messages arriving from now on are read as they come: the divider keeps its count.
   state.unread.until = Math.max(...[...state.messages.values()].map((m) => m.serverTs ?? -Infinity));
   showFirstUnread();
@@ -475,8 +483,9 @@ async function ownReadPosition(id) {
 }
 
 /** Loads the newest page into the view (new, changed and deleted messages). */
-async function refreshMessages({ stickToBottom = false } = {}) {
+async function refreshMessages({ stickToBottom = false, announce = true } = {}) {
   const id = state.open;
+  if (!id) return;
   // The page read is as of now: what events change while it runs (a message just sent, one
   // delivered) is newer than the page, and stays as they left it.
   const since = state.changes;
@@ -504,10 +513,18 @@ async function refreshMessages({ stickToBottom = false } = {}) {
   for (const [key, message] of state.messages) {
     if (message.sortTs >= from && !present.has(key) && older(key)) state.messages.delete(key);
   }
+  // Screen readers hear what arrived from others (not the whole list: it is no live region).
+  const arrived = latest.filter((message) => !state.messages.has(messageKey(message)) &&
+    message.senderId !== state.session.userId && !message.deleted);
+  if (announce && arrived.length > 0) {
+    const last = arrived.at(-1);
+    $('arrivals').textContent = `${displayName(last.senderId)}: ${last.body}`;
+  }
   for (const message of latest) {
     if (older(messageKey(message))) state.messages.set(messageKey(message), message);
   }
-  if (latest.length < PAGE) state.historyComplete = true;
+  // (Offline, a short page may only be where the cache ends: back-fill needs the network.)
+  if (latest.length < PAGE && state.manager.getSyncStatus().isOnline) state.historyComplete = true;
   renderMessages({ stickToBottom });
 }
 
@@ -524,7 +541,7 @@ async function loadOlder() {
     const older = await state.manager.listMessages(id, { limit: PAGE, before: oldest });
     if (state.open !== id) return;
     for (const message of older) state.messages.set(messageKey(message), message);
-    state.historyComplete = older.length === 0;
+    state.historyComplete = older.length === 0 && state.manager.getSyncStatus().isOnline;
     renderMessages({ keepPosition: true });
   } catch (error) {
     $('history-state').textContent = `Could not load older messages: ${error.message}`;
@@ -579,6 +596,16 @@ function isUnread(message) {
     message.serverTs > state.unread.from && message.serverTs <= state.unread.until;
 }
 
+/** Whether unread messages may go on above the oldest one loaded: it is unread, and no message
+ * of this user's is loaded (replying reads what came before). */
+function unreadGoOnAbove() {
+  if (state.historyComplete) return false;
+  const loaded = [...state.messages.values()].filter((message) => message.serverTs !== null);
+  if (loaded.some((message) => message.senderId === state.session.userId)) return false;
+  const oldest = loaded.reduce((min, message) => (min && min.serverTs <= message.serverTs ? min : message), null);
+  return oldest !== null && isUnread(oldest);
+}
+
 /** More unread messages than fit: the view starts at the first of them, not at the bottom. */
 function showFirstUnread() {
   const divider = document.querySelector('#messages .unread-divider');
@@ -611,14 +638,19 @@ async function send(event) {
   const input = $('composer-text');
   const text = input.value.trim();
   if (!text || !state.open) return;
+  // Emptied at once: a second Enter while this one is stored must not send the text again.
+  input.value = '';
+  autosize(input);
   try {
     await state.manager.sendMessage(state.open, text);
   } catch (error) {
+    if (!input.value) {
+      input.value = text;
+      autosize(input);
+    }
     showNotice('send', `Not sent: ${error.message}`);
     return;
   }
-  input.value = '';
-  autosize(input);
   // Offline: ask the service worker to deliver it even if this page is closed first.
   if (!state.manager.getSyncStatus().isOnline) BackgroundSyncManager.registerBackgroundSync();
 }
@@ -688,7 +720,7 @@ function wireStaticControls() {
 async function registerServiceWorker() {
   if (!('serviceWorker' in navigator)) return;
   try {
-    const registration = await navigator.serviceWorker.register('sw.js', { type: 'module' });
+    const registration = await navigator.serviceWorker.register('sw.js', { type: 'module', updateViaCache: 'none' });
     if ('periodicSync' in registration) {
       // Granted for installed PWAs with enough engagement; otherwise this throws and we rely on
       // the page's own periodic sync.

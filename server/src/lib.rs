@@ -177,6 +177,13 @@ fn static_files(dir: &std::path::Path, config: &Config) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
+        ))
+        // Checked with the server on every use (a cheap 304 when unchanged): a browser's guess
+        // at how long a file stays fresh could mix an old file with a new one after an update
+        // (the wasm and its JS glue must match).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
         ));
     if let Some(policy) = &config.content_security_policy {
         files = files.layer(SetResponseHeaderLayer::overriding(

@@ -1390,6 +1390,7 @@ async fn demo_files_carry_the_content_security_policy_and_the_api_does_not() {
     );
     assert!(!policy.contains("unsafe-inline"), "{policy}");
     assert_eq!(file.header(header::X_CONTENT_TYPE_OPTIONS), Some("nosniff"));
+    assert_eq!(file.header(header::CACHE_CONTROL), Some("no-cache"));
     let missing = call_raw(&app, build(Method::GET, "/nope.js", &[], Body::empty())).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let api = call_raw(&app, build(Method::GET, "/v1/sync", &[], Body::empty())).await;

@@ -173,12 +173,13 @@ export async function openConversation(page, title) {
   { arg: title, message: `conversation "${title}" open with its messages` });
 }
 
-/** Types `text` in the composer and presses Enter. */
+/** Types `text` in the composer, presses Enter, and waits until the message shows (queued). */
 export async function sendMessage(page, text) {
   await page.locator('#composer-text').fill(text);
   await page.locator('#composer-text').press('Enter');
-  await waitInPage(page, () => document.getElementById('composer-text').value === '',
-    { message: `the composer to clear after sending ${JSON.stringify(text)}` });
+  await waitInPage(page, (text) => document.getElementById('composer-text').value === '' &&
+    [...document.querySelectorAll('#messages .message .body')].some((body) => body.textContent === text),
+  { arg: text, message: `the composer cleared and ${JSON.stringify(text)} shown after sending it` });
 }
 
 /**
