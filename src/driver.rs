@@ -14,7 +14,7 @@ use chat_sync_engine::{
     SyncSummary, Ticket, Trigger,
 };
 use futures_channel::oneshot;
-use gloo_timers::callback::Timeout;
+use gloo_timers::callback::{Interval, Timeout};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
@@ -22,9 +22,13 @@ use std::rc::{Rc, Weak};
 /// lead over (a running tab answers at once, also in the background).
 const LEADER_ANSWER_MS: u32 = 5_000;
 
-/// How long a follower waits for the leading tab to run a command it asked for
-/// ([`Note::Ask`]) before the command fails.
-const ASKED_ANSWER_MS: u32 = 30_000;
+/// How often a follower asks the leading tab again for a command it has not answered yet
+/// ([`Note::Ask`]): a tab that took the lead meanwhile never heard the first ask. The leader runs
+/// a command asked again only once.
+const ASK_AGAIN_MS: u32 = 10_000;
+
+/// How many times a follower asks (every [`ASK_AGAIN_MS`]: 5 min) before the command fails.
+const ASKS: u32 = 30;
 
 /// Where the data lives: IndexedDB, or memory where IndexedDB is unavailable (some private
 /// modes); the status says which.
@@ -109,8 +113,8 @@ struct AskedOfLeader {
     request_id: String,
     command: NetworkCommand,
     finish: Finish,
-    /// Fails the command when no answer came in time.
-    _expiry: Timeout,
+    /// Asks again until answered (and fails the command after [`ASKS`] asks).
+    again: Interval,
 }
 
 /// The engine with its store, transport, timer and browser listeners.
@@ -129,6 +133,8 @@ pub(crate) struct Driver {
     is_leader: Cell<bool>,
     /// Commands this tab asked of the leading tab, waiting for its answer.
     asked: RefCell<Vec<AskedOfLeader>>,
+    /// The request ids of the commands other tabs asked that this tab runs now.
+    answering: RefCell<Vec<String>>,
     /// A follower's check that the leading tab runs: the lead is taken over when it fires, and
     /// the leading tab's [`Note::Pong`] cancels it.
     leader_check: RefCell<Option<Timeout>>,
@@ -161,6 +167,7 @@ impl Driver {
             channel: RefCell::new(None),
             is_leader: Cell::new(false),
             asked: RefCell::new(Vec::new()),
+            answering: RefCell::new(Vec::new()),
             leader_check: RefCell::new(None),
             name: RefCell::new(String::new()),
             disposed: Cell::new(false),
@@ -232,6 +239,9 @@ impl Driver {
             }
         };
         let leadership = Leadership::acquire(&name, ask, on_acquired, on_lost).await;
+        if self.disposed.get() {
+            return; // (dropped: the lock, or the place in line, goes)
+        }
         *self.leadership.borrow_mut() = Some(leadership);
         self.check_leader();
     }
@@ -239,6 +249,9 @@ impl Driver {
     /// Another tab took the lock over (this one did not answer it in time, say while the
     /// browser had it suspended): stop syncing, and queue for the lock again.
     fn lost_lead(self: &Rc<Self>) {
+        if self.disposed.get() {
+            return;
+        }
         log::warn!("another tab took over syncing: this tab follows it");
         self.stop_leading();
         self.seek_leadership_later(Ask::Queue);
@@ -336,7 +349,7 @@ impl Driver {
         // What this tab asked of the tab that led (which left, or stopped answering) is its own
         // to run now.
         for asked in self.asked.take() {
-            self.run_network_command(&asked.command, asked.finish);
+            self.run_here(asked.command, asked.finish);
         }
     }
 
@@ -369,23 +382,26 @@ impl Driver {
                         conversations: conversation_ids.into_iter().map(Into::into).collect(),
                         messages: 0,
                     };
-                    (driver.on_event)(&Event::Changed(changes));
+                    if !driver.is_disposed() {
+                        (driver.on_event)(&Event::Changed(changes));
+                    }
                 });
             }
             Note::Ask {
                 request_id,
                 command,
             } if self.leads_others() => {
+                if self.answering.borrow().contains(&request_id) {
+                    return; // asked again while it runs
+                }
+                self.answering.borrow_mut().push(request_id.clone());
                 let (finish, finished) = oneshot::channel();
                 self.run_network_command(&command, finish);
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let result = match finished.await {
-                        Ok(Err(SyncError::Stopped)) | Err(_) => Err(SyncError::Network {
-                            message: "the leading tab stopped before it finished".to_owned(),
-                        }),
-                        Ok(result) => result,
-                    };
+                    // (Stopped, when this tab stops leading first: the asking tab asks again.)
+                    let result = finished.await.unwrap_or(Err(SyncError::Stopped));
+                    driver.answering.borrow_mut().retain(|id| *id != request_id);
                     let summary = result.clone().unwrap_or_default();
                     driver.post(&Note::Answer {
                         request_id,
@@ -402,6 +418,11 @@ impl Driver {
                 has_more,
                 error,
             } => {
+                // A leading tab that stopped before it finished: the command stays asked, for
+                // the tab that leads next.
+                if error == Some(SyncError::Stopped) {
+                    return;
+                }
                 let mut asked = self.asked.borrow_mut();
                 if let Some(index) = asked.iter().position(|a| a.request_id == request_id) {
                     let summary = SyncSummary { changes, has_more };
@@ -512,37 +533,77 @@ impl Driver {
 
     /// Runs a command that talks to the server: this tab's engine does when this tab leads (or
     /// keeps its data in memory, and leads only itself), else the leading tab, which this tab
-    /// asks ([`Note::Ask`]). Without an answer in [`ASKED_ANSWER_MS`] it fails.
+    /// asks ([`Note::Ask`]) until it answers (for up to 5 min).
     pub(crate) fn network_command(self: &Rc<Self>, command: NetworkCommand) -> Finished {
         let (finish, finished) = oneshot::channel();
-        if self.is_leader() || matches!(self.store, AnyStore::Memory(_)) {
-            self.run_network_command(&command, finish);
-            return finished;
+        if self.is_disposed() {
+            let _ = finish.send(Err(SyncError::Stopped));
+        } else if self.is_leader() || matches!(self.store, AnyStore::Memory(_)) {
+            self.run_here(command, finish);
+        } else {
+            self.ask_leader(command, finish);
         }
+        finished
+    }
+
+    /// Runs `command` on this tab's engine. When this tab stops leading before it finishes
+    /// (another tab took over, or the browser froze this one), the tab that leads now runs it.
+    fn run_here(self: &Rc<Self>, command: NetworkCommand, finish: Finish) {
+        let (here, result) = oneshot::channel();
+        self.run_network_command(&command, here);
+        let driver = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = match result.await {
+                Ok(Err(SyncError::Stopped))
+                    if !driver.is_disposed() && matches!(driver.store, AnyStore::IndexedDb(_)) =>
+                {
+                    driver.network_command(command).await
+                }
+                result => result,
+            };
+            if let Ok(result) = result {
+                let _ = finish.send(result);
+            }
+        });
+    }
+
+    /// Asks the leading tab to run `command`, again every [`ASK_AGAIN_MS`] until it answers
+    /// (its result goes to `finish`), and fails it after [`ASKS`] asks.
+    fn ask_leader(self: &Rc<Self>, command: NetworkCommand, finish: Finish) {
         let request_id = format!("{:x}", runtime::random_seed());
+        let note = Note::Ask {
+            request_id: request_id.clone(),
+            command: command.clone(),
+        };
         let weak = Rc::downgrade(self);
         let id = request_id.clone();
-        let expiry = Timeout::new(ASKED_ANSWER_MS, move || {
+        let again_note = note.clone();
+        let mut asks = 1;
+        let again = Interval::new(ASK_AGAIN_MS, move || {
             let Some(driver) = weak.upgrade() else {
                 return;
             };
+            asks += 1;
+            if asks <= ASKS {
+                driver.post(&again_note);
+                return;
+            }
             let mut asked = driver.asked.borrow_mut();
             if let Some(index) = asked.iter().position(|a| a.request_id == id) {
-                let message = "the leading tab did not answer within 30 s".to_owned();
-                let _ = (asked.remove(index).finish).send(Err(SyncError::Network { message }));
+                let AskedOfLeader { finish, again, .. } = asked.remove(index);
+                let message = "the leading tab did not answer for 5 min".to_owned();
+                let _ = finish.send(Err(SyncError::Network { message }));
+                // (Not dropped inside its own callback.)
+                wasm_bindgen_futures::spawn_local(async move { drop(again) });
             }
         });
         self.asked.borrow_mut().push(AskedOfLeader {
-            request_id: request_id.clone(),
-            command: command.clone(),
-            finish,
-            _expiry: expiry,
-        });
-        self.post(&Note::Ask {
             request_id,
             command,
+            finish,
+            again,
         });
-        finished
+        self.post(&note);
     }
 
     /// Runs a [`NetworkCommand`] on this tab's engine; its result goes to `finish`.
@@ -673,7 +734,14 @@ impl Driver {
         self.leader_check.borrow_mut().take();
         self.channel.borrow_mut().take();
         self.wake.borrow_mut().take();
+        for asked in self.asked.take() {
+            let _ = asked.finish.send(Err(SyncError::Stopped));
+        }
         self.stop_leading();
+        // Commands still waiting end here: a disposed manager writes nothing more.
+        for (_, finish) in self.tickets.take() {
+            let _ = finish.send(Err(SyncError::Stopped));
+        }
         if let AnyStore::IndexedDb(store) = &self.store {
             store.close();
         }
@@ -695,6 +763,10 @@ impl Driver {
         loop {
             let output = self.engine.borrow_mut().poll_output();
             match output {
+                // A disposed manager writes nothing more (after `clear()`, a write would make the
+                // deleted database anew): what it had not stored is stored, or fetched, again by
+                // the next manager (sends are idempotent).
+                Output::Persist(_) if self.disposed.get() => {}
                 Output::Persist(batch) => {
                     let driver = self.clone();
                     wasm_bindgen_futures::spawn_local(async move {
@@ -739,7 +811,9 @@ impl Driver {
                 let _ = sender.send(result.clone());
             }
         }
-        (self.on_event)(&event);
+        if !self.disposed.get() {
+            (self.on_event)(&event);
+        }
     }
 
     /// One timer for the engine's next wake-up; replacing it cancels the previous one.

@@ -1220,6 +1220,63 @@ async fn clear_in_one_tab_stops_the_others_and_nothing_is_written_back() {
     assert_eq!(cleared.borrow().len(), 1);
 }
 
+/// Delays the page's `fetch` of URLs containing `part` by `ms`; call the returned function to
+/// restore `fetch`.
+fn delay_fetches(part: &str, ms: u32) -> Function {
+    let install = Function::new_with_args(
+        "part, ms",
+        "const original = globalThis.fetch;
+         globalThis.fetch = function (input, init) {
+           const url = typeof input === 'string' ? input : input.url;
+           const call = () => original.call(this, input, init);
+           return url.includes(part) ? new Promise((r) => setTimeout(r, ms)).then(call) : call();
+         };
+         return () => { globalThis.fetch = original; };",
+    );
+    install
+        .call2(&JsValue::NULL, &part.into(), &ms.into())
+        .expect("installed")
+        .unchecked_into()
+}
+
+/// Signing out while a message is on its way: its answer, arriving after the database was
+/// deleted, writes nothing (it would make the user's database anew, with the message in it).
+#[wasm_bindgen_test]
+async fn clear_while_a_send_is_on_its_way_leaves_no_database_behind() {
+    let general = conversation(server(), "dave", "General").await;
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-dave"));
+    let sync = manager(server(), "dave", &[]).await;
+    settle(sync.force_sync()).await.expect("synced");
+    let restore = delay_fetches("/messages", 500);
+    settle(sync.send_message(general.into(), "sent, then signed out".into()))
+        .await
+        .expect("queued");
+    settle(sync.clear()).await.expect("cleared");
+    gloo_timers::future::TimeoutFuture::new(1_500).await;
+    restore.call0(&JsValue::NULL).expect("restored");
+    let names = database_names().await;
+    assert!(!names.contains(&name), "{name} in {names:?}");
+}
+
+/// A follower disposed while the leading tab has not answered its command: the command ends at
+/// once, as disposed.
+#[wasm_bindgen_test]
+async fn a_followers_command_ends_when_it_is_disposed() {
+    let leader = manager(server(), "bob", &[]).await;
+    settle(leader.force_sync()).await.expect("synced");
+    let follower = open_manager(server(), "bob", &[]).await;
+    // The leading tab hears nothing (suspended): the follower's sync waits for it.
+    leader.inner.driver.stop_hearing();
+    let asked = follower.force_sync();
+    gloo_timers::future::TimeoutFuture::new(100).await; // asked, and waiting
+    follower.dispose();
+    let started = js_sys::Date::now();
+    let refused = settle(asked).await.expect_err("ended");
+    assert_eq!(error_code(&refused), "disposed");
+    assert!(js_sys::Date::now() - started < 1_000.0, "at once");
+    leader.dispose();
+}
+
 /// A number where an option wants text: the message names the number as serde writes a float
 /// (`7.0`, `2.5`), through the patched `serde-wasm-bindgen` (vendor/), which does without Rust's
 /// float formatting.
