@@ -24,8 +24,10 @@
 const TAG = 'sync-refresh';
 /** Indicator travel (px) needed to refresh when the `threshold` attribute is absent or invalid. */
 const DEFAULT_THRESHOLD = 64;
-/** Finger or mouse travel (px) before a gesture counts as a pull rather than a tap or a scroll. */
+/** Mouse or pen travel (px) before a gesture counts as a pull rather than a click or a scroll. */
 const SLOP = 4;
+/** The same for a finger, which drifts more in a tap (Android's touch slop is 8 dp). */
+const TOUCH_SLOP = 10;
 /** Where the indicator rests (px below the header) while a sync runs. */
 const HOLD = 48;
 /** How often the relative "Synced 2 min ago" text is refreshed (ms). */
@@ -586,11 +588,12 @@ export class SyncRefreshElement extends Base {
     const dy = event.clientY - gesture.y;
     const dx = event.clientX - gesture.x;
     if (!gesture.pulling) {
-      if (dy < -SLOP || Math.abs(dx) > Math.max(SLOP, dy)) {
+      const slop = gesture.type === 'touch' ? TOUCH_SLOP : SLOP;
+      if (dy < -slop || Math.abs(dx) > Math.max(slop, dy)) {
         this.#gesture = null; // a scroll up or a sideways swipe: not a pull
         return;
       }
-      if (dy < SLOP) return;
+      if (dy < slop) return;
       gesture.pulling = true;
       try {
         this.setPointerCapture(event.pointerId);

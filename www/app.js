@@ -43,7 +43,8 @@ const state = {
    * `messageKey`: a count of such changes, so a page read can tell what changed while it ran. */
   changedAt: new Map(),
   changes: 0,
-  loadingOlder: false,
+  /** The load of older messages under way: `{ id, done }` (its conversation, its promise). */
+  loadingOlder: null,
   historyComplete: false,
   /** How far every other member has read the open conversation (a `serverTs`). */
   readByOthers: -Infinity,
@@ -530,12 +531,22 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
 
 /** Scrolling near the top loads the page before the oldest shown (back-filled from the server
  * when the cache has no more). */
-async function loadOlder() {
-  if (state.loadingOlder || state.historyComplete || !state.open) return;
+function loadOlder() {
+  // One load at a time per conversation; a load still running for another one does not block.
+  if (state.loadingOlder?.id === state.open) return state.loadingOlder.done;
+  if (state.historyComplete || !state.open) return Promise.resolve();
   const oldest = [...state.messages.values()].reduce((min, m) => Math.min(min, m.sortTs), Infinity);
-  if (!Number.isFinite(oldest)) return;
+  if (!Number.isFinite(oldest)) return Promise.resolve();
   const id = state.open;
-  state.loadingOlder = true;
+  const done = loadOlderOf(id, oldest).finally(() => {
+    if (state.loadingOlder?.done === done) state.loadingOlder = null;
+  });
+  state.loadingOlder = { id, done };
+  return done;
+}
+
+/** Loads the page of conversation `id` before `oldest` (a `sortTs`) into the view. */
+async function loadOlderOf(id, oldest) {
   $('history-state').textContent = 'Loading older messages…';
   try {
     const older = await state.manager.listMessages(id, { limit: PAGE, before: oldest });
@@ -544,10 +555,8 @@ async function loadOlder() {
     state.historyComplete = older.length === 0 && state.manager.getSyncStatus().isOnline;
     renderMessages({ keepPosition: true });
   } catch (error) {
-    $('history-state').textContent = `Could not load older messages: ${error.message}`;
+    if (state.open === id) $('history-state').textContent = `Could not load older messages: ${error.message}`;
     return;
-  } finally {
-    state.loadingOlder = false;
   }
   $('history-state').textContent = state.historyComplete ? 'This is the beginning of the conversation.' : '';
 }

@@ -282,6 +282,18 @@ describe('<sync-refresh>', () => {
     assert.equal((await calls(page)).length, 2);
   });
 
+  it('a tap whose finger drifts a few pixels down is a tap, not a pull', async () => {
+    opened = await open({ hasTouch: true });
+    const { page } = opened;
+    await page.evaluate(() => {
+      window.taps = 0;
+      document.getElementById('outer').addEventListener('click', () => { window.taps += 1; });
+    });
+    await touchDrag(page, 'outer', 7);
+    await page.waitForFunction(() => window.taps === 1, null, { timeout: 5_000 });
+    assert.deepEqual(await calls(page), []);
+  });
+
   it('with conversation-id it syncs that conversation', async () => {
     opened = await open();
     const { page } = opened;
