@@ -2272,6 +2272,17 @@ fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
     assert_eq!(d.engine.status().phase, Phase::Idle);
 }
 
+/// The only write since the last clear is a reset of the cache, and the feed is asked from its
+/// beginning.
+fn assert_reset_and_pulling_from_the_start(d: &Driver) {
+    let ops: Vec<_> = d.applied().into_iter().map(|batch| batch.ops).collect();
+    assert_eq!(
+        ops,
+        vec![vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)]]
+    );
+    assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+}
+
 #[test]
 fn a_database_deleted_while_the_engine_is_stopped_is_synced_from_the_start_when_it_starts() {
     let mut d = Driver::idle(config());
@@ -2283,12 +2294,7 @@ fn a_database_deleted_while_the_engine_is_stopped_is_synced_from_the_start_when_
 
     // The tab takes the lead: its start's sync is the reset, from the start of the feed.
     d.start();
-    let ops: Vec<_> = d.applied().into_iter().map(|batch| batch.ops).collect();
-    assert_eq!(
-        ops,
-        vec![vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)]]
-    );
-    assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+    assert_reset_and_pulling_from_the_start(&d);
 }
 
 #[test]
@@ -2397,12 +2403,7 @@ fn offline_a_reset_owed_waits_for_the_network() {
         "the cache is not emptied while it cannot be filled"
     );
     d.go_online(true);
-    let ops: Vec<_> = d.applied().into_iter().map(|batch| batch.ops).collect();
-    assert_eq!(
-        ops,
-        vec![vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)]]
-    );
-    assert_eq!(d.only_open("GET /v1/sync").path, "/v1/sync?limit=100");
+    assert_reset_and_pulling_from_the_start(&d);
 }
 
 #[test]

@@ -516,16 +516,7 @@ async fn a_message_queued_before_the_database_was_deleted_is_kept_and_delivered(
     assert_eq!(outbox, 1, "in the new database's outbox within 10 s");
 
     network(true);
-    until("the outbox is empty", || {
-        field(&sync.get_sync_status().expect("status"), "pendingOutbox") == 0
-    })
-    .await;
-    let copies = on_server(server(), "bob", &general)
-        .await
-        .into_iter()
-        .filter(|m| m.body == body)
-        .count();
-    assert_eq!(copies, 1, "delivered once");
+    delivered_once(&sync, "bob", &general, &body).await;
     sync.dispose();
 }
 
@@ -578,6 +569,26 @@ async fn a_database_a_new_tab_makes_anew_is_synced_again_by_the_leader() {
     .await;
     leader.dispose();
     newcomer.dispose();
+}
+
+/// Waits until `sync` has nothing left to send, and checks that the server holds `body` once in
+/// `conversation`, as `reader` sees it.
+async fn delivered_once(
+    sync: &BackgroundSyncManager,
+    reader: &str,
+    conversation: &str,
+    body: &str,
+) {
+    until("the outbox is empty", || {
+        field(&sync.get_sync_status().expect("status"), "pendingOutbox") == 0
+    })
+    .await;
+    let copies = on_server(server(), reader, conversation)
+        .await
+        .into_iter()
+        .filter(|m| m.body == body)
+        .count();
+    assert_eq!(copies, 1, "delivered once");
 }
 
 /// How many conversations `sync` lists.
@@ -1444,16 +1455,7 @@ async fn a_leading_tab_that_does_not_answer_is_taken_over() {
     settle(in_use.send_message(general.clone().into(), body.clone().into()))
         .await
         .expect("queued");
-    until("the message is delivered", || {
-        field(&in_use.get_sync_status().expect("status"), "pendingOutbox") == 0
-    })
-    .await;
-    let copies = on_server(server(), "dave", &general)
-        .await
-        .into_iter()
-        .filter(|m| m.body == body)
-        .count();
-    assert_eq!(copies, 1, "delivered once");
+    delivered_once(&in_use, "dave", &general, &body).await;
     assert_eq!(
         field(&suspended.get_sync_status().expect("status"), "phase"),
         "follower",
