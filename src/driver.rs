@@ -423,13 +423,9 @@ impl Driver {
                 if error == Some(SyncError::Stopped) {
                     return;
                 }
-                let mut asked = self.asked.borrow_mut();
-                if let Some(index) = asked.iter().position(|a| a.request_id == request_id) {
+                if let Some(asked) = self.take_asked(&request_id) {
                     let summary = SyncSummary { changes, has_more };
-                    let _ = asked
-                        .remove(index)
-                        .finish
-                        .send(error.map_or(Ok(summary), Err));
+                    let _ = asked.finish.send(error.map_or(Ok(summary), Err));
                 }
             }
             Note::MarkRead {
@@ -588,9 +584,7 @@ impl Driver {
                 driver.post(&again_note);
                 return;
             }
-            let mut asked = driver.asked.borrow_mut();
-            if let Some(index) = asked.iter().position(|a| a.request_id == id) {
-                let AskedOfLeader { finish, again, .. } = asked.remove(index);
+            if let Some(AskedOfLeader { finish, again, .. }) = driver.take_asked(&id) {
                 let message = "the leading tab did not answer for 5 min".to_owned();
                 let _ = finish.send(Err(SyncError::Network { message }));
                 // (Not dropped inside its own callback.)
@@ -604,6 +598,13 @@ impl Driver {
             again,
         });
         self.post(&note);
+    }
+
+    /// Takes the command this tab asked as `request_id` off the list waiting for an answer.
+    fn take_asked(&self, request_id: &str) -> Option<AskedOfLeader> {
+        let mut asked = self.asked.borrow_mut();
+        let index = asked.iter().position(|a| a.request_id == request_id)?;
+        Some(asked.remove(index))
     }
 
     /// Runs a [`NetworkCommand`] on this tab's engine; its result goes to `finish`.

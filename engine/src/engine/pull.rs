@@ -664,18 +664,8 @@ impl Engine {
     /// run goes on after the pull's backoff; when its cursor was refused, it meets the refusal,
     /// and resets, again).
     pub(super) fn on_cursor_reset_failed(&mut self, error: SyncError) {
-        self.resetting = false;
         self.reset_owed = Some("the reset of the cache could not be stored");
-        if let Some(run) = &mut self.run {
-            if run.stage == Stage::Resetting {
-                run.stage = Stage::Ready;
-            }
-        }
-        for job in &mut self.conversation_jobs {
-            if job.stage == Stage::Persisting {
-                job.stage = Stage::Ready;
-            }
-        }
+        self.end_reset();
         self.on_pull_failure(
             PullKind::Feed,
             Verdict::Retry {
@@ -702,13 +692,21 @@ impl Engine {
             self.emit(crate::Event::Changed(forgotten));
         }
         self.reset_owed = None;
-        self.resetting = false;
         self.cursor = None;
         self.conversation_cursors.clear();
         if let Some(run) = &mut self.run {
             // The feed starts over: what was held came after the refused cursor.
             run.held = None;
             run.first_floors = Some(Vec::new());
+        }
+        self.end_reset();
+    }
+
+    /// A reset's write ended (stored or failed): the sync run and the conversation syncs that
+    /// waited for it go on.
+    fn end_reset(&mut self) {
+        self.resetting = false;
+        if let Some(run) = &mut self.run {
             if run.stage == Stage::Resetting {
                 run.stage = Stage::Ready;
             }
