@@ -6,6 +6,8 @@
 //   ?logLevel=debug                the manager's console log level (default info)
 //   ?optimisticTtlMs=60000         undelivered messages fail sooner than after 7 days
 //   ?maintenanceIntervalMs=60000   maintenance (which fails them) more often than daily
+//   ?retentionPerConversation=100  maintenance keeps only the newest 100 messages of each
+//                                  conversation (older ones load from the server on scroll)
 
 import { BackgroundSyncManager } from './pkg/index.js';
 import './pkg/sync-refresh.js';
@@ -110,9 +112,9 @@ async function start(session) {
     logLevel: params.get('logLevel') ?? 'info',
     requestPersistentStorage: true,
   });
-  for (const name of ['periodicSyncMs', 'optimisticTtlMs', 'maintenanceIntervalMs']) {
-    const ms = Number(params.get(name));
-    if (ms > 0) options[name] = ms;
+  for (const name of ['periodicSyncMs', 'optimisticTtlMs', 'maintenanceIntervalMs', 'retentionPerConversation']) {
+    const value = Number(params.get(name));
+    if (value > 0) options[name] = value;
   }
   setStatus('initializing', 'Opening…');
   try {

@@ -1,0 +1,87 @@
+// A conversation's history in the view: with more unread messages than a page, the view loads
+// back to the first of them and starts there; offline, where the local cache ends is not called
+// the conversation's beginning, and online again scrolling up loads the rest from the server.
+
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser } from './support/browser.mjs';
+import { startServer } from './support/server.mjs';
+import {
+  newPage, openConversation, openDemo, pollUntil, previewOf, shownMessages, storedRecords, waitInPage,
+} from './support/demo.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+const BEGINNING = 'This is the beginning of the conversation.';
+
+/** Bob posts `count` messages to General, `${prefix} 1` first. */
+async function bobPosts(server, prefix, count) {
+  const bob = server.api('bob');
+  for (let n = 1; n <= count; n += 1) await bob.send('General', `${prefix} ${n}`);
+}
+
+it('more unread messages than a page load back to the first of them, where the view starts', { timeout: 90_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=2000' });
+  await bobPosts(server, 'Unread', 120); // the demo's page is 50 messages
+  await pollUntil(() => previewOf(page, 'General'), (preview) => preview === 'Bob Chen: Unread 120',
+    { message: 'General\'s row to show Bob\'s last message' });
+
+  await openConversation(page, 'General');
+  const divider = await waitInPage(page, () => document.querySelector('#messages .unread-divider')?.textContent,
+    { message: 'the unread divider' });
+  assert.equal(divider, '120 unread messages', 'all of them are loaded and counted');
+  const [first] = await page.$$eval('#messages .unread-divider + .message .body', (bodies) =>
+    bodies.map((body) => body.textContent));
+  assert.equal(first, 'Unread 1', 'the divider stands before the first unread message');
+  const shown = (await shownMessages(page)).map((m) => m.body);
+  assert.deepEqual(shown, Array.from({ length: 120 }, (_, i) => `Unread ${i + 1}`), 'all, in order');
+  const inView = await page.evaluate(() => {
+    const scroller = document.getElementById('messages-refresh').getBoundingClientRect();
+    const top = document.querySelector('#messages .unread-divider').getBoundingClientRect().top;
+    return top >= scroller.top - 1 && top < scroller.bottom;
+  });
+  assert.ok(inView, 'the view starts at the divider, not at the bottom');
+  assert.deepEqual(errors, []);
+});
+
+it('offline, the end of the local cache is not the beginning; online, scrolling up loads the rest', { timeout: 90_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  await bobPosts(server, 'Old', 80);
+  const general = await server.api('alice').conversationId('General');
+  const { page, context, errors } = await newPage(browser, t);
+  // Maintenance soon after the first sync keeps only the newest 10 of each conversation.
+  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
+  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
+    .filter((m) => m.conversationId === general).length, (count) => count === 10,
+  { message: 'maintenance to keep 10 of General\'s messages in IndexedDB' });
+
+  await context.setOffline(true);
+  await waitInPage(page, () => document.getElementById('status').dataset.online === 'false',
+    { message: '#status[data-online="false"]' });
+  await openConversation(page, 'General');
+  await waitInPage(page, () => document.querySelectorAll('#messages .message').length === 10,
+    { message: 'the 10 cached messages' });
+  // Scrolled to the top, the load of older messages finds nothing more offline.
+  await page.locator('#messages-refresh').evaluate((scroller) => { scroller.scrollTop = 0; });
+  await page.waitForTimeout(500);
+  assert.notEqual(await page.locator('#history-state').textContent(), BEGINNING);
+  assert.equal((await shownMessages(page)).length, 10);
+
+  // Online again (without the short retention), scrolling up loads the older messages page by page.
+  await context.setOffline(false);
+  await openDemo(page, server.url, 'alice');
+  await openConversation(page, 'General');
+  await waitInPage(page, (beginning) => {
+    const scroller = document.getElementById('messages-refresh');
+    scroller.scrollTop = 0;
+    scroller.dispatchEvent(new Event('scroll'));
+    return document.getElementById('history-state').textContent === beginning;
+  }, { arg: BEGINNING, message: 'the beginning of General, after scrolling up', polling: 300 });
+  assert.deepEqual((await shownMessages(page)).map((m) => m.body),
+    Array.from({ length: 80 }, (_, i) => `Old ${i + 1}`), 'every message, in order');
+  assert.deepEqual(errors, []);
+});
