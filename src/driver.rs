@@ -186,13 +186,7 @@ impl Driver {
             }
         });
         *self.lifecycle.borrow_mut() = Some(lifecycle);
-        let weak = Rc::downgrade(self);
-        let channel = Channel::open(&format!("chat-sync|{name}"), move |note| {
-            if let Some(driver) = weak.upgrade() {
-                driver.on_note(note);
-            }
-        });
-        *self.channel.borrow_mut() = Some(channel);
+        self.hear_other_tabs();
         if let AnyStore::IndexedDb(store) = &self.store {
             // A read the engine does not see may find the database deleted too: an input hands
             // that on at once (Self::now), in a task of its own, as the store is mid-operation.
@@ -212,6 +206,18 @@ impl Driver {
             }
         });
         self.seek_leadership(Ask::Queue).await;
+    }
+
+    /// Opens the channel to the other tabs of this database.
+    fn hear_other_tabs(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let name = format!("chat-sync|{}", self.name.borrow());
+        let channel = Channel::open(&name, move |note| {
+            if let Some(driver) = weak.upgrade() {
+                driver.on_note(note);
+            }
+        });
+        *self.channel.borrow_mut() = Some(channel);
     }
 
     /// Takes the leader lock if free (or from the tab that holds it, with [`Ask::TakeOver`]),
@@ -752,6 +758,12 @@ impl Driver {
     #[cfg(all(test, target_arch = "wasm32"))]
     pub(crate) fn stop_hearing(&self) {
         self.channel.borrow_mut().take();
+    }
+
+    /// Hears the other tabs again, as a suspended tab does once the browser runs it again.
+    #[cfg(all(test, target_arch = "wasm32"))]
+    pub(crate) fn hear_again(self: &Rc<Self>) {
+        self.hear_other_tabs();
     }
 
     /// Whether [`dispose`](Self::dispose) ran.

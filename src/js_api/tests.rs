@@ -1288,6 +1288,57 @@ async fn a_followers_command_ends_when_it_is_disposed() {
     leader.dispose();
 }
 
+/// A leading tab that closes while it runs a follower's command ends it as stopped: the follower
+/// keeps the command and asks again, and the tab that leads next runs it.
+#[wasm_bindgen_test]
+async fn a_command_the_leading_tab_left_unfinished_is_run_by_the_next_leader() {
+    let first = manager(server(), "bob", &[]).await;
+    settle(first.force_sync()).await.expect("synced");
+    let next = open_manager(server(), "bob", &[]).await; // first in line for the lock
+    let asking = open_manager(server(), "bob", &[]).await;
+    let restore = delay_fetches("/v1/", 2_000); // the leading tab's sync for it takes a while
+    let asked = asking.force_sync();
+    gloo_timers::future::TimeoutFuture::new(300).await; // the leading tab runs it
+    restore.call0(&JsValue::NULL).expect("restored");
+    first.dispose();
+    let synced = settle(asked)
+        .await
+        .expect("answered by the tab that leads next");
+    assert!(field(&synced, "changes").as_f64().is_some());
+    assert!(is_leader(&next), "the tab first in line leads");
+    assert!(!is_leader(&asking));
+    next.dispose();
+    asking.dispose();
+}
+
+/// A tab that stops leading while its own command runs (taken over while the browser had it
+/// suspended) hands the command to the tab that leads now.
+#[wasm_bindgen_test]
+async fn a_command_of_a_tab_taken_over_is_run_by_the_tab_that_took_over() {
+    let suspended = manager(server(), "dave", &[]).await;
+    settle(suspended.force_sync()).await.expect("synced");
+    let restore = delay_fetches("/v1/", 8_000); // longer than a takeover takes
+    let asked = suspended.force_sync();
+    suspended.inner.driver.stop_hearing();
+    // (Its user given: the delayed fetches are the leading tab's.) It takes over after 5 s of
+    // silence.
+    let in_use = open_manager(server(), "dave", &[("userId", "u-dave".into())]).await;
+    gloo_timers::future::TimeoutFuture::new(1_000).await;
+    restore.call0(&JsValue::NULL).expect("restored");
+    suspended.inner.driver.hear_again(); // the browser runs it again
+    let synced = settle(asked).await.expect("run by the tab that took over");
+    assert!(field(&synced, "changes").as_f64().is_some());
+    assert!(is_leader(&in_use));
+    assert!(!is_leader(&suspended));
+    in_use.dispose();
+    suspended.dispose();
+}
+
+/// Whether `sync`'s tab leads.
+fn is_leader(sync: &BackgroundSyncManager) -> bool {
+    field(&sync.get_sync_status().expect("status"), "isLeader") == true
+}
+
 /// A number where an option wants text: the message names the number as serde writes a float
 /// (`7.0`, `2.5`), through the patched `serde-wasm-bindgen` (vendor/), which does without Rust's
 /// float formatting.
