@@ -57,6 +57,16 @@ struct Inner {
     recovered_told: std::cell::Cell<bool>,
 }
 
+/// A manager the app lets go of (`free()`, `using`, or collected as garbage) stops as
+/// [`dispose`](BackgroundSyncManager::dispose) stops it: its tasks would sync on otherwise.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if refuse_after_panic().is_ok() {
+            self.driver.dispose();
+        }
+    }
+}
+
 /// Plain JS objects out: camelCase fields, numbers (not BigInts), `null` for `None`.
 fn to_js<T: Serialize>(value: &T) -> JsValue {
     value

@@ -1334,6 +1334,26 @@ async fn a_command_of_a_tab_taken_over_is_run_by_the_tab_that_took_over() {
     suspended.dispose();
 }
 
+/// A manager the app lets go of (`free()`, which `using` calls) while it syncs stops as
+/// `dispose()` stops it: at once, its sync ends as disposed, and the next tab leads.
+#[wasm_bindgen_test]
+async fn a_manager_let_go_of_while_it_syncs_stops_at_once() {
+    let first = manager(server(), "erin", &[]).await;
+    settle(first.force_sync()).await.expect("synced");
+    let next = open_manager(server(), "erin", &[]).await;
+    assert!(!is_leader(&next));
+    let restore = delay_fetches("/v1/", 3_000);
+    let syncing = first.force_sync();
+    drop(first);
+    let ended = holds_within(1, || is_leader(&next)).await;
+    restore.call0(&JsValue::NULL).expect("restored");
+    assert!(ended, "the next tab leads at once");
+    let refused = settle(syncing).await.expect_err("ended");
+    assert_eq!(error_code(&refused), "disposed");
+    settle(next.force_sync()).await.expect("synced");
+    next.dispose();
+}
+
 /// Whether `sync`'s tab leads.
 fn is_leader(sync: &BackgroundSyncManager) -> bool {
     field(&sync.get_sync_status().expect("status"), "isLeader") == true
