@@ -275,21 +275,23 @@ impl BackgroundSyncManager {
 
         let events =
             EventTarget::new().map_err(|_| invalid("EventTarget is not constructible here"))?;
-        let slot: Rc<RefCell<Weak<Driver>>> = Rc::new(RefCell::new(Weak::new()));
+        // The manager, once made: events go out from then on (the app cannot listen before).
+        let slot: Rc<RefCell<Weak<Inner>>> = Rc::new(RefCell::new(Weak::new()));
         let on_event = {
-            let events = events.clone();
             let slot = slot.clone();
             let get_token = options.get_token.clone();
             move |event: &Event| {
-                dispatch(&events, event);
+                let Some(inner) = slot.borrow().upgrade() else {
+                    return;
+                };
+                dispatch(&inner, event);
                 if let (Event::AuthRequired, Some(get_token)) = (event, &get_token) {
-                    refresh_token(slot.borrow().clone(), get_token.clone());
+                    refresh_token(Rc::downgrade(&inner.driver), get_token.clone());
                 }
             }
         };
         let transport = FetchTransport::new(&options.server_url);
         let driver = Driver::new(engine, store, transport, token, on_event);
-        *slot.borrow_mut() = Rc::downgrade(&driver);
         let cleared_events = events.clone();
         driver.on_cleared(move || emit(&cleared_events, "cleared", &JsValue::NULL));
         driver.start(&name).await;
@@ -301,6 +303,7 @@ impl BackgroundSyncManager {
             recovered,
             recovered_told: std::cell::Cell::new(false),
         });
+        *slot.borrow_mut() = Rc::downgrade(&inner);
         panics::watch(&inner);
         Ok(Self { inner })
     }
@@ -844,17 +847,12 @@ enum MessageDetail<'a> {
     },
 }
 
-/// An engine event as DOM events.
-fn dispatch(target: &EventTarget, event: &Event) {
+/// An engine event as DOM events on `inner`'s manager.
+fn dispatch(inner: &Inner, event: &Event) {
+    let target = &inner.events;
     match event {
-        Event::StatusChanged(status) => {
-            let detail = to_js(status);
-            let last_sync = status
-                .last_sync_time
-                .map_or(JsValue::NULL, |ms| iso8601(ms).into());
-            let _ = Reflect::set(&detail, &"lastSyncTime".into(), &last_sync);
-            emit(target, "status", &detail);
-        }
+        // (What `getSyncStatus()` gives.)
+        Event::StatusChanged(status) => emit(target, "status", &status_json(status, inner)),
         Event::Changed(changes) => {
             let detail = ChangeDetail {
                 conversation_ids: changes.conversations.iter().map(|id| id.as_str()).collect(),

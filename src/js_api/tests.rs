@@ -1354,6 +1354,30 @@ async fn a_manager_let_go_of_while_it_syncs_stops_at_once() {
     next.dispose();
 }
 
+/// A `status` event's detail is the status `getSyncStatus()` gives: in a follower tab, phase
+/// `follower`, with the tab's own fields (`isLeader`, `storage`).
+#[wasm_bindgen_test]
+async fn a_status_event_tells_what_get_sync_status_tells() {
+    let general = conversation(server(), "erin", "General").await;
+    let leader = manager(server(), "erin", &[]).await;
+    settle(leader.force_sync()).await.expect("synced");
+    let follower = open_manager(server(), "erin", &[]).await;
+    let statuses = record(&follower, "status");
+    let body = format!("status seen by a follower {}", js_sys::Date::now());
+    settle(leader.send_message(general.clone().into(), body.clone().into()))
+        .await
+        .expect("queued");
+    delivered_once(&leader, "erin", &general, &body).await;
+    until("the follower hears of it", || !statuses.borrow().is_empty()).await;
+    for detail in statuses.borrow().iter() {
+        assert_eq!(field(detail, "phase"), "follower");
+        assert_eq!(field(detail, "isLeader"), false);
+        assert_eq!(field(detail, "storage"), "indexeddb");
+    }
+    leader.dispose();
+    follower.dispose();
+}
+
 /// Whether `sync`'s tab leads.
 fn is_leader(sync: &BackgroundSyncManager) -> bool {
     field(&sync.get_sync_status().expect("status"), "isLeader") == true

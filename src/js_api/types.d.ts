@@ -193,14 +193,8 @@ export type MessageDetail =
   | { type: 'failed'; clientMessageId: string; conversationId: string; failure: { code: string; message: string }; retryable: boolean }
   | { type: 'discarded'; clientMessageId: string; conversationId: string; body: string; reason: 'discarded' | 'expired' };
 
-/**
- * `detail` of `status`: the engine's part of the status. The full status, with `isLeader`,
- * `storage` and the rest, is `getSyncStatus()`.
- */
-export type StatusDetail = Pick<
-  SyncStatus,
-  'isInitialized' | 'isRunning' | 'isOnline' | 'lastSyncTime' | 'pendingOutbox' | 'failedOutbox' | 'phase' | 'lastTrigger' | 'nextSyncAt' | 'storageFull'
->;
+/** `detail` of `status`: the status as it changed, what `getSyncStatus()` gives then. */
+export type StatusDetail = SyncStatus;
 
 /** `detail` of `maintenance`: what a maintenance run removed. Sizes in bytes. */
 export interface MaintenanceDetail {
