@@ -16,12 +16,10 @@ pub enum Trigger {
     Resume,
     /// The network came back.
     Online,
-    /// The app asked (`forceSync`).
+    /// The app asked (`forceSync`; `syncOnce` in a service worker too).
     Force,
     /// The app asked for one conversation.
     Conversation,
-    /// A service worker `sync` or `periodicsync` event.
-    ServiceWorker,
     /// Retrying after a failure.
     Retry,
 }

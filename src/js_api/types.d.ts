@@ -65,7 +65,7 @@ export interface SyncStatus {
   phase: 'initializing' | 'stopped' | 'follower' | 'offline' | 'authRequired' | 'syncing' | 'backoff' | 'idle';
   /** Whether this tab syncs (one tab at a time does). */
   isLeader: boolean;
-  lastTrigger: 'start' | 'periodic' | 'resume' | 'online' | 'force' | 'conversation' | 'serviceWorker' | 'retry' | null;
+  lastTrigger: 'start' | 'periodic' | 'resume' | 'online' | 'force' | 'conversation' | 'retry' | null;
   /** When the next sync is planned (ms since the epoch), if one is. */
   nextSyncAt: number | null;
   storageFull: boolean;

@@ -459,7 +459,7 @@ impl Engine {
     pub fn request_sync(&mut self, trigger: Trigger, now: Millis) -> Ticket {
         self.advance(now);
         let ticket = self.new_ticket();
-        if matches!(trigger, Trigger::Force | Trigger::ServiceWorker) {
+        if trigger == Trigger::Force {
             self.reset_backoff();
         }
         self.trigger(trigger, Some(ticket));
