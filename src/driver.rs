@@ -129,6 +129,9 @@ pub(crate) struct Driver {
     on_event: Box<dyn Fn(&Event)>,
     lifecycle: RefCell<Option<Lifecycle>>,
     leadership: RefCell<Option<Leadership>>,
+    /// A request for the lock is under way (a page restored from the back/forward cache hears
+    /// `resume` and `pageshow`: one request, not two).
+    seeking: Cell<bool>,
     channel: RefCell<Option<Channel>>,
     is_leader: Cell<bool>,
     /// Commands this tab asked of the leading tab, waiting for its answer.
@@ -164,6 +167,7 @@ impl Driver {
             on_event: Box::new(on_event),
             lifecycle: RefCell::new(None),
             leadership: RefCell::new(None),
+            seeking: Cell::new(false),
             channel: RefCell::new(None),
             is_leader: Cell::new(false),
             asked: RefCell::new(Vec::new()),
@@ -224,6 +228,9 @@ impl Driver {
     /// or queues for it and checks that the leading tab runs. A tab that keeps its data in
     /// memory shares no outbox with other tabs, so it leads on its own (a lock of its own).
     async fn seek_leadership(self: &Rc<Self>, ask: Ask) {
+        if self.seeking.replace(true) {
+            return;
+        }
         let name = match &self.store {
             AnyStore::IndexedDb(_) => format!("chat-sync-leader|{}", self.name.borrow()),
             AnyStore::Memory(_) => format!(
@@ -245,6 +252,7 @@ impl Driver {
             }
         };
         let leadership = Leadership::acquire(&name, ask, on_acquired, on_lost).await;
+        self.seeking.set(false);
         if self.disposed.get() {
             return; // (dropped: the lock, or the place in line, goes)
         }

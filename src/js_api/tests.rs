@@ -1583,6 +1583,68 @@ fn page(kind: &str) {
     target.dispatch_event(&event).expect("dispatched");
 }
 
+/// Counts the page's Web Lock requests from now on for names with `part` in them (`count`),
+/// refusing every request as an opaque origin does (a sandboxed frame, a `file:` page) when
+/// `refuse`; `restore()` puts the browser's back.
+fn watch_lock_requests(part: &str, refuse: bool) -> JsValue {
+    let install = Function::new_with_args(
+        "part, refuse",
+        "const locks = navigator.locks;
+         const seen = { count: 0, restore: () => { delete locks.request; } };
+         locks.request = function (...args) {
+           if (String(args[0]).includes(part)) seen.count += 1;
+           return refuse
+             ? Promise.reject(new DOMException('no locks in an opaque origin', 'SecurityError'))
+             : Object.getPrototypeOf(locks).request.apply(this, args);
+         };
+         return seen;",
+    );
+    install
+        .call2(&JsValue::NULL, &part.into(), &refuse.into())
+        .expect("installed")
+}
+
+/// A page restored from the back/forward cache hears `resume` and `pageshow`: it asks for the
+/// lock once. (With two requests, the second let go of the lock the first had won.)
+#[wasm_bindgen_test]
+async fn a_restored_page_asks_for_the_lock_once() {
+    let sync = manager(server(), "erin", &[]).await;
+    page("freeze");
+    assert!(!is_leader(&sync));
+    gloo_timers::future::TimeoutFuture::new(100).await; // the lock is let go
+    let requests = watch_lock_requests("u-erin", false);
+    page("resume");
+    page("pageshow");
+    until("it leads again", || is_leader(&sync)).await;
+    gloo_timers::future::TimeoutFuture::new(300).await;
+    let count = field(&requests, "count");
+    let restore: Function = field(&requests, "restore").unchecked_into();
+    restore.call0(&JsValue::NULL).expect("restored");
+    assert_eq!(count, 1, "one request, and the lock was free");
+    settle(sync.force_sync()).await.expect("syncs");
+    sync.dispose();
+}
+
+/// Where the browser refuses Web Locks (an opaque origin), the manager starts and syncs on its
+/// own instead of waiting for a lock that never comes.
+#[wasm_bindgen_test]
+async fn where_locks_are_refused_the_manager_syncs_on_its_own() {
+    let requests = watch_lock_requests("u-erin", true);
+    let opened = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let slot = opened.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        *slot.borrow_mut() = Some(manager(server(), "erin", &[]).await);
+    });
+    let started = holds_within(10, || opened.borrow().is_some()).await;
+    let restore: Function = field(&requests, "restore").unchecked_into();
+    restore.call0(&JsValue::NULL).expect("restored");
+    assert!(started, "created");
+    let sync = opened.borrow_mut().take().expect("created");
+    assert!(is_leader(&sync));
+    settle(sync.force_sync()).await.expect("synced");
+    sync.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn dispose_still_stores_the_write_asked_for_before_it() {
     let general = conversation(server(), "dave", "General").await;

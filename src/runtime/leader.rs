@@ -9,6 +9,7 @@ use js_sys::{Function, Promise, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 
 type Granted = Closure<dyn FnMut(JsValue) -> Promise>;
 
@@ -61,12 +62,16 @@ impl Leadership {
         };
         let mut callbacks = Vec::new();
         // First: is the lock free right now?
-        let (decided, answer) = oneshot::channel::<bool>();
-        let decided = RefCell::new(Some(decided));
-        let now = granted(&release, &on_acquired, move |got| {
+        let (decided, answer) = oneshot::channel::<Decision>();
+        let decided = Rc::new(RefCell::new(Some(decided)));
+        let decide = move |decision| {
             if let Some(decided) = decided.borrow_mut().take() {
-                let _ = decided.send(got);
+                let _ = decided.send(decision);
             }
+        };
+        let on_granted = decide.clone();
+        let now = granted(&release, &on_acquired, move |got| {
+            on_granted(if got { Decision::Got } else { Decision::Taken })
         });
         let options = js_sys::Object::new();
         let option = match ask {
@@ -74,14 +79,32 @@ impl Leadership {
             Ask::TakeOver => "steal",
         };
         let _ = Reflect::set(&options, &option.into(), &JsValue::TRUE);
-        call(&locks, &request, name, &options, &now, &release, &on_lost);
+        let refused = move || decide(Decision::Refused);
+        call(
+            &locks, &request, name, &options, &now, &release, &on_lost, refused,
+        );
         callbacks.push(now);
-        if answer.await.unwrap_or(false) {
-            return Self {
-                release,
-                abort: None,
-                _callbacks: callbacks,
-            };
+        match answer.await.unwrap_or(Decision::Refused) {
+            Decision::Got => {
+                return Self {
+                    release,
+                    abort: None,
+                    _callbacks: callbacks,
+                }
+            }
+            Decision::Refused => {
+                // (A sandboxed frame or a `file:` page: an opaque origin has no locks.)
+                log::warn!("Web Locks refused here: this tab syncs on its own");
+                if let Some(on_acquired) = on_acquired.borrow_mut().take() {
+                    on_acquired();
+                }
+                return Self {
+                    release,
+                    abort: None,
+                    _callbacks: callbacks,
+                };
+            }
+            Decision::Taken => {}
         }
         // Taken: wait in line, withdrawable on drop.
         let abort = web_sys::AbortController::new().ok();
@@ -90,7 +113,16 @@ impl Leadership {
             let _ = Reflect::set(&options, &"signal".into(), &abort.signal());
         }
         let later = granted(&release, &on_acquired, |_| {});
-        call(&locks, &request, name, &options, &later, &release, &on_lost);
+        call(
+            &locks,
+            &request,
+            name,
+            &options,
+            &later,
+            &release,
+            &on_lost,
+            || {},
+        );
         callbacks.push(later);
         Self {
             release,
@@ -98,6 +130,17 @@ impl Leadership {
             _callbacks: callbacks,
         }
     }
+}
+
+/// What the first lock request found.
+#[derive(Clone, Copy)]
+enum Decision {
+    /// The lock: this tab leads.
+    Got,
+    /// Another tab holds it.
+    Taken,
+    /// The browser refused the request: no locks here.
+    Refused,
 }
 
 /// The lock callback: with a lock, hold it (until `release`) and run `on_acquired`; without one
@@ -127,7 +170,9 @@ fn granted(
 }
 
 /// `locks.request(name, options, callback)`. Its promise rejects when the request is withdrawn
-/// (expected) or when another tab takes the held lock over: then `on_lost` runs.
+/// (expected), when another tab takes the held lock over (then `on_lost` runs), or when the
+/// browser refuses it before granting anything (then `refused` runs).
+#[allow(clippy::too_many_arguments)]
 fn call(
     locks: &JsValue,
     request: &Function,
@@ -136,24 +181,34 @@ fn call(
     callback: &Granted,
     release: &Rc<RefCell<Option<Function>>>,
     on_lost: &OnLost,
+    refused: impl FnOnce() + 'static,
 ) {
-    if let Ok(promise) = request.call3(
+    let promise = request.call3(
         locks,
         &name.into(),
         options,
         callback.as_ref().unchecked_ref(),
-    ) {
-        let release = release.clone();
-        let on_lost = on_lost.clone();
-        let rejected = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-            // Held and not let go by this tab (which takes `release` first): taken over.
-            if release.borrow_mut().take().is_some() {
-                on_lost();
-            }
-        });
-        let _ = promise.unchecked_into::<Promise>().catch(&rejected);
-        rejected.forget();
-    }
+    );
+    let Ok(promise) = promise else {
+        refused();
+        return;
+    };
+    let release = release.clone();
+    let on_lost = on_lost.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        if JsFuture::from(promise.unchecked_into::<Promise>())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        // Held and not let go by this tab (which takes `release` first): taken over.
+        if release.borrow_mut().take().is_some() {
+            on_lost();
+        } else {
+            refused(); // (Nothing once the request was decided.)
+        }
+    });
 }
 
 impl Drop for Leadership {
