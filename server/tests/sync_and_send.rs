@@ -125,18 +125,27 @@ async fn repeating_an_edit_with_the_same_body_writes_nothing() {
 }
 
 #[tokio::test]
-async fn conversation_feed_holds_only_that_conversation_and_shares_cursors_with_the_global_feed() {
+async fn conversation_feed_starts_from_a_global_cursor_and_continues_from_its_own() {
     let app = TestApp::new();
+    let (_, global) = app.drain_feed("/v1/sync", BOB, None, 10).await;
     app.send(BOB, &app.ab, "b1", "to alice").await;
     app.send(BOB, &app.bc, "b2", "to carol").await;
+    // A global cursor starts a conversation's feed, which holds only that conversation.
     let path = format!("/v1/conversations/{}/sync", app.bc);
-    let (changes, cursor) = app.drain_feed(&path, BOB, None, 10).await;
+    let (changes, cursor) = app.drain_feed(&path, BOB, Some(&global), 1).await;
     assert!(changes.iter().all(|c| c.conversation_id() == &app.bc));
     assert_eq!(bodies(&messages(&changes)), ["to carol"]);
-    // The cursor is a global position: the global feed continues from it.
-    app.send(BOB, &app.ab, "b3", "later").await;
-    let (later, _) = app.drain_feed("/v1/sync", BOB, Some(&cursor), 10).await;
-    assert_eq!(bodies(&messages(&later)), ["later"]);
+    // Its own cursor continues it.
+    app.send(BOB, &app.bc, "b3", "later to carol").await;
+    app.send(BOB, &app.ab, "b4", "later to alice").await;
+    let (later, _) = app.drain_feed(&path, BOB, Some(&cursor), 1).await;
+    assert_eq!(bodies(&messages(&later)), ["later to carol"]);
+    // The global feed goes on from the global cursor: reading one conversation skipped nothing.
+    let (all, _) = app.drain_feed("/v1/sync", BOB, Some(&global), 1).await;
+    assert_eq!(
+        bodies(&messages(&all)),
+        ["to alice", "to carol", "later to carol", "later to alice"]
+    );
 }
 
 #[tokio::test]
