@@ -13,7 +13,8 @@
 #
 # pkg/ is rebuilt whole each time (built in target/pkg.tmp, then moved into place). Runs at the same
 # time in one checkout take turns (a lock on target/build-pkg.lock).
-#   CHAT_SYNC_TARBALL_DIR=DIR   where npm pack writes the tarball (default target/pkg-tarball)
+#   CHAT_SYNC_TARBALL_DIR=DIR   where npm pack writes the tarball (default target/pkg-tarball); made
+#                               if missing, and only chat-sync-*.tgz files are removed from it
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
@@ -209,8 +210,10 @@ mv "$STAGE" pkg
 info "pkg/: $(cd pkg && printf '%s ' *)"
 
 step "npm pack"
-rm -rf "$TARBALL_DIR"
+# The folder may be the user's own (CHAT_SYNC_TARBALL_DIR): only earlier tarballs of the package
+# are removed from it, so it holds just this one.
 mkdir -p "$TARBALL_DIR"
+rm -f "$TARBALL_DIR"/chat-sync-*.tgz
 TARBALL_ABS="$(cd "$TARBALL_DIR" && pwd)"
 (cd pkg && npm pack --silent --pack-destination "$TARBALL_ABS" >/dev/null)
 TARBALL="$TARBALL_DIR/chat-sync-$VERSION.tgz"
