@@ -4,6 +4,7 @@
 # chat-sync-server.
 #   CHAT_SYNC_DB      SQLite file        (default: chat.sqlite)
 #   CHAT_SYNC_LISTEN  listen address     (default: 127.0.0.1:8080)
+#   CARGO_TARGET_DIR  cargo's build folder, as cargo reads it (default: target)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,6 +13,7 @@ source scripts/lib.sh
 
 DB="${CHAT_SYNC_DB:-chat.sqlite}"
 LISTEN="${CHAT_SYNC_LISTEN:-127.0.0.1:8080}"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
 scripts/build-pkg.sh
 
@@ -21,4 +23,4 @@ cargo build --release -p chat-sync-server
 step "Starting the demo"
 info "The demo will be at http://$LISTEN (database: $DB)"
 info "Demo tokens: demo-alice, demo-bob, demo-carol, demo-dave, demo-erin"
-exec target/release/chat-sync-server --db "$DB" --seed-demo --listen "$LISTEN" --www www "$@"
+exec "$TARGET_DIR/release/chat-sync-server" --db "$DB" --seed-demo --listen "$LISTEN" --www www "$@"
