@@ -150,27 +150,32 @@ ensure_wasm_bindgen_cli() {
     (cd "$CHAT_SYNC_ROOT" && cargo install wasm-bindgen-cli --version "$want")
 }
 
-# ensure_npm_packages DIR: `npm ci` in DIR when DIR/package-lock.json exists and
-# DIR/node_modules is missing or older than the lockfile.
+# ensure_npm_packages DIR: `npm ci` in DIR when DIR/package-lock.json exists and the packages in
+# DIR/node_modules were not installed from this very lockfile. A successful install ends by
+# writing the lockfile's sha256 into DIR/node_modules/.chat-sync-installed; an install that
+# stopped half way has none, so the next run installs again.
 ensure_npm_packages() {
-    local dir="$1"
+    local dir="$1" stamp want
     if [[ ! -f "$dir/package-lock.json" ]]; then
         info "no $dir/package-lock.json; nothing to install"
-        return 0
-    fi
-    if [[ -d "$dir/node_modules" && ! "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
-        info "npm packages in $dir up to date"
         return 0
     fi
     if ! command -v npm >/dev/null 2>&1; then
         ensure_apt_packages nodejs npm || return 1
     fi
+    stamp="$dir/node_modules/.chat-sync-installed"
+    want="$(sha256sum "$dir/package-lock.json")" || return 1
+    want="${want%% *}"
+    if [[ -f "$stamp" && "$(<"$stamp")" == "$want" ]]; then
+        info "npm packages in $dir up to date"
+        return 0
+    fi
     info "running npm ci in $dir"
+    rm -f "$stamp"
     (cd "$dir" && npm ci) || return 1
-    # npm ci recreates node_modules (unless there are no dependencies at all);
-    # make sure it exists and its mtime beats the lockfile.
+    # npm ci makes no node_modules when there are no dependencies at all.
     mkdir -p "$dir/node_modules"
-    touch "$dir/node_modules"
+    printf '%s\n' "$want" >"$stamp"
 }
 
 # wait_for_server NAME PID OUT LOG: wait (at most 30 s) until the reference server PID prints
