@@ -23,8 +23,8 @@ use std::rc::{Rc, Weak};
 const LEADER_ANSWER_MS: u32 = 5_000;
 
 /// How often a follower asks the leading tab again for a command it has not answered yet
-/// ([`Note::Ask`]): a tab that took the lead meanwhile never heard the first ask. The leader runs
-/// a command asked again only once.
+/// ([`Note::Ask`]): a tab that took the lead meanwhile never heard the first ask. While the
+/// leader runs a command, it does not run it again when asked again.
 const ASK_AGAIN_MS: u32 = 10_000;
 
 /// How many times a follower asks (every [`ASK_AGAIN_MS`]: 5 min) before the command fails.
@@ -108,13 +108,15 @@ pub(crate) type Finished = oneshot::Receiver<Result<SyncSummary, SyncError>>;
 /// Where a command's result goes (the other end of [`Finished`]).
 type Finish = oneshot::Sender<Result<SyncSummary, SyncError>>;
 
-/// A command a follower asked of the leading tab, waiting for its [`Note::Answer`].
+/// A command a follower asked of the leading tab, waiting for its [`Note::Answer`] (or, in a
+/// tab that keeps its data in memory and leads only itself, waiting until it leads again).
 struct AskedOfLeader {
     request_id: String,
     command: NetworkCommand,
     finish: Finish,
-    /// Asks again until answered (and fails the command after [`ASKS`] asks).
-    again: Interval,
+    /// Asks again until answered (and fails the command after [`ASKS`] asks); none in a tab that
+    /// asks no other tab.
+    again: Option<Interval>,
 }
 
 /// The engine with its store, transport, timer and browser listeners.
@@ -370,7 +372,7 @@ impl Driver {
     /// Gives the engine the outbox and the last sync's time as the shared store holds them and,
     /// while this tab leads, the read markers left unsent there (by the tab that led before it,
     /// or one that led beside it for a while).
-    async fn reload_shared_state(self: &Rc<Self>) {
+    pub(crate) async fn reload_shared_state(self: &Rc<Self>) {
         match self.store.load().await {
             Ok(state) => self.input(|engine, now| {
                 engine.handle_outbox_reloaded(state.outbox, now);
@@ -439,7 +441,12 @@ impl Driver {
                 }
                 if let Some(asked) = self.take_asked(&request_id) {
                     let summary = SyncSummary { changes, has_more };
-                    let _ = asked.finish.send(error.map_or(Ok(summary), Err));
+                    // What the leader stored is this tab's status (last sync, outbox) first.
+                    let driver = self.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        driver.reload_shared_state().await;
+                        let _ = asked.finish.send(error.map_or(Ok(summary), Err));
+                    });
                 }
             }
             Note::MarkRead {
@@ -548,8 +555,16 @@ impl Driver {
         let (finish, finished) = oneshot::channel();
         if self.is_disposed() {
             let _ = finish.send(Err(SyncError::Stopped));
-        } else if self.is_leader() || matches!(self.store, AnyStore::Memory(_)) {
+        } else if self.is_leader() {
             self.run_here(command, finish);
+        } else if matches!(self.store, AnyStore::Memory(_)) {
+            // Frozen, or resumed and not leading yet: it runs when this tab leads again.
+            self.asked.borrow_mut().push(AskedOfLeader {
+                request_id: String::new(),
+                command,
+                finish,
+                again: None,
+            });
         } else {
             self.ask_leader(command, finish);
         }
@@ -564,9 +579,7 @@ impl Driver {
         let driver = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let result = match result.await {
-                Ok(Err(SyncError::Stopped))
-                    if !driver.is_disposed() && matches!(driver.store, AnyStore::IndexedDb(_)) =>
-                {
+                Ok(Err(SyncError::Stopped)) if !driver.is_disposed() => {
                     driver.network_command(command).await
                 }
                 result => result,
@@ -609,7 +622,7 @@ impl Driver {
             request_id,
             command,
             finish,
-            again,
+            again: Some(again),
         });
         self.post(&note);
     }

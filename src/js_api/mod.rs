@@ -322,16 +322,19 @@ impl BackgroundSyncManager {
             let driver = manager.driver()?;
             let synced = JsFuture::from(manager.force_sync()).await;
             let deadline = runtime::now() + 25_000;
-            // Messages and read markers go out while the event lasts (or not at all offline).
+            // Messages and read markers go out while the event lasts (or not at all offline),
+            // from this worker or from the page that leads (what it stored tells).
             let status = loop {
+                if !driver.is_leader() {
+                    driver.reload_shared_state().await;
+                }
                 let status = driver.engine().status();
-                let waiting = status.pending_outbox + status.pending_read_markers > 0
-                    && status.is_online
-                    && driver.is_leader();
+                let waiting =
+                    status.pending_outbox + status.pending_read_markers > 0 && status.is_online;
                 if !waiting || runtime::now() >= deadline {
                     break status;
                 }
-                gloo_timers::future::TimeoutFuture::new(100).await;
+                gloo_timers::future::TimeoutFuture::new(200).await;
             };
             manager.dispose();
             Ok(to_js(&SyncOnceResult {

@@ -386,6 +386,22 @@ async fn with_storage_blocked_the_manager_runs_in_memory() {
     sync.dispose();
 }
 
+/// A tab that keeps its data in memory leads only itself: a command it gets while frozen runs
+/// once it leads again, instead of failing as if the manager were disposed.
+#[wasm_bindgen_test]
+async fn a_memory_only_tab_runs_a_command_it_got_while_frozen_once_resumed() {
+    let blocked = StorageBlocked::install();
+    let created = try_open_manager(server(), "erin", &[]).await;
+    drop(blocked);
+    let sync = created.expect("created in memory");
+    page("freeze");
+    let asked = sync.force_sync();
+    page("resume");
+    settle(asked).await.expect("synced once it led again");
+    assert!(is_leader(&sync));
+    sync.dispose();
+}
+
 /// A database a newer version of the app wrote (at a schema version this one does not know) is
 /// left as it is: the manager keeps its data in memory and says why, and sending works. `clear`
 /// deletes that database all the same: the user signs out of this device.
@@ -995,6 +1011,26 @@ async fn a_follower_syncs_a_conversation_and_back_fills_through_the_leader() {
         "the leader's sync, counted: {changes:?}"
     );
     assert_eq!(field(&status(&follower), "isLeader"), false);
+    leader.dispose();
+    follower.dispose();
+}
+
+/// A follower's `forceSync` resolves once the follower's status shows the leader's sync.
+#[wasm_bindgen_test]
+async fn a_followers_sync_resolves_with_its_status_up_to_date() {
+    let leader = manager(server(), "carol", &[]).await;
+    settle(leader.force_sync()).await.expect("synced");
+    let follower = open_manager(server(), "carol", &[]).await;
+    let last_sync = |sync: &BackgroundSyncManager| {
+        field(&sync.get_sync_status().expect("status"), "lastSyncTime")
+    };
+    for _ in 0..3 {
+        gloo_timers::future::TimeoutFuture::new(20).await; // a later sync time
+        settle(follower.force_sync())
+            .await
+            .expect("synced by the leader");
+        assert_eq!(last_sync(&follower), last_sync(&leader));
+    }
     leader.dispose();
     follower.dispose();
 }
