@@ -1,5 +1,5 @@
 //! The SQLite backend: one connection behind a mutex (SQLite has a single writer anyway), WAL mode
-//! for file databases.
+//! with `synchronous=FULL` for file databases (every acknowledged write is on disk).
 //!
 //! Why the feed never skips or repeats a change: every write takes the next `changes.seq` inside
 //! its transaction, and SQLite commits writes one at a time, so sequence order is commit order and
@@ -73,7 +73,10 @@ impl SqliteStorage {
             let conn = Connection::open(path).map_err(sqlite)?;
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(sqlite)?;
-            conn.pragma_update(None, "synchronous", "NORMAL")
+            // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits to a power loss,
+            // and a send the server acknowledged must survive (else its id is given out again
+            // and cursors handed out point past the log).
+            conn.pragma_update(None, "synchronous", "FULL")
                 .map_err(sqlite)?;
             conn
         };
@@ -648,4 +651,28 @@ fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_databases_sync_every_commit_to_disk() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("chat.db");
+        let storage = SqliteStorage::open(path.to_str().expect("UTF-8 path")).expect("open");
+        let conn = storage.lock();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .expect("journal_mode");
+        let synchronous: i64 = conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .expect("synchronous");
+        assert_eq!(
+            (mode.as_str(), synchronous),
+            ("wal", 2),
+            "WAL with FULL (2)"
+        );
+    }
 }
