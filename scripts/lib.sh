@@ -93,13 +93,52 @@ ensure_chromium() {
 # WebDriver servers: Chromium, Firefox (geckodriver) and WebKit (WebKitWebDriver,
 # run under Xvfb).
 ensure_browsers() {
-    ensure_apt_packages chromium chromium-driver firefox-esr webkit2gtk-driver xvfb
-    if command -v geckodriver >/dev/null 2>&1; then
-        info "geckodriver already installed"
-    else
-        info "installing geckodriver with cargo install (takes about 2 minutes)"
-        (cd "$CHAT_SYNC_ROOT" && cargo install geckodriver)
+    ensure_apt_packages chromium chromium-driver firefox-esr webkit2gtk-driver xvfb || return 1
+    ensure_geckodriver
+}
+
+# The geckodriver `cargo install` builds: pinned, so that a later release (which may need a newer
+# Rust than rust-toolchain.toml's) cannot break a fresh install. Raise it on purpose.
+GECKODRIVER_VERSION=0.37.1
+
+# ensure_geckodriver: geckodriver $GECKODRIVER_VERSION on PATH, built with cargo install when the
+# one on PATH is missing or another version.
+ensure_geckodriver() {
+    local want="$GECKODRIVER_VERSION" have
+    have="$(_tool_version geckodriver)"
+    if [[ "$have" == "$want" ]]; then
+        info "geckodriver $want already installed"
+        return 0
     fi
+    if [[ -n "$have" ]]; then
+        info "geckodriver on PATH is $have, not $want"
+    fi
+    info "installing geckodriver $want with cargo install (takes about 2 minutes)"
+    (cd "$CHAT_SYNC_ROOT" && cargo install geckodriver --version "$want") || return 1
+    _check_cargo_installed geckodriver "$want"
+}
+
+# _tool_version NAME: the version NAME on PATH reports (the second word of the first line of
+# `NAME --version`, e.g. "geckodriver 0.37.1"); nothing when NAME is not on PATH.
+_tool_version() {
+    hash -r
+    command -v "$1" >/dev/null 2>&1 || return 0
+    { "$1" --version 2>/dev/null || true; } | awk 'NR == 1 { print $2 }'
+}
+
+# _check_cargo_installed NAME VERSION: after `cargo install`, check that the NAME found on PATH
+# is VERSION. Fails, saying which file it is, when NAME is not on PATH or another NAME comes
+# before cargo's.
+_check_cargo_installed() {
+    local name="$1" want="$2" have found cargo_bin
+    cargo_bin="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
+    have="$(_tool_version "$name")"
+    [[ "$have" == "$want" ]] && return 0
+    found="$(command -v "$name" 2>/dev/null)" || {
+        die "cargo installed $name $want into $cargo_bin, which is not on PATH: add it to PATH"
+        return 1
+    }
+    die "$found on PATH is $name ${have:-of an unknown version}, not the $want cargo installed into $cargo_bin: remove $found, or put $cargo_bin before its directory on PATH"
 }
 
 # cargo_lock_version NAME [LOCKFILE]: print the version(s) of package NAME
@@ -124,7 +163,7 @@ cargo_lock_version() {
 # wasm-bindgen crate version in Cargo.lock exactly, or its output will not work.
 # Does nothing when Cargo.lock has no wasm-bindgen.
 ensure_wasm_bindgen_cli() {
-    local lockfile="${1:-$CHAT_SYNC_ROOT/Cargo.lock}" versions want have=""
+    local lockfile="${1:-$CHAT_SYNC_ROOT/Cargo.lock}" versions want have runner
     versions="$(cargo_lock_version wasm-bindgen "$lockfile")" || return 1
     if [[ -z "$versions" ]]; then
         info "wasm-bindgen-cli not needed yet (no wasm-bindgen in $(basename "$lockfile"))"
@@ -134,20 +173,21 @@ ensure_wasm_bindgen_cli() {
     if [[ "$(wc -l <<<"$versions")" -gt 1 ]]; then
         info "warning: several wasm-bindgen versions in Cargo.lock ($(tr '\n' ' ' <<<"$versions")); using $want"
     fi
-    if command -v wasm-bindgen >/dev/null 2>&1; then
-        # Prints e.g. "wasm-bindgen 0.2.100".
-        have="$(wasm-bindgen --version 2>/dev/null | awk '{ print $2; exit }')" || have=""
-    fi
-    if [[ "$have" == "$want" ]]; then
+    # Each prints its name and version ("wasm-bindgen 0.2.100"); tests/wasm.sh runs the runner.
+    have="$(_tool_version wasm-bindgen)"
+    runner="$(_tool_version wasm-bindgen-test-runner)"
+    if [[ "$have" == "$want" && "$runner" == "$want" ]]; then
         info "wasm-bindgen-cli $want already installed"
         return 0
     fi
-    if [[ -n "$have" ]]; then
-        info "wasm-bindgen-cli is $have but Cargo.lock wants $want"
+    if [[ -n "$have$runner" ]]; then
+        info "on PATH: wasm-bindgen ${have:-missing}, wasm-bindgen-test-runner ${runner:-missing}; Cargo.lock wants $want"
     fi
     info "installing wasm-bindgen-cli $want with cargo install (takes about 2.5 minutes)"
     # No --locked: with it the install fails on these machines.
-    (cd "$CHAT_SYNC_ROOT" && cargo install wasm-bindgen-cli --version "$want")
+    (cd "$CHAT_SYNC_ROOT" && cargo install wasm-bindgen-cli --version "$want") || return 1
+    _check_cargo_installed wasm-bindgen "$want" || return 1
+    _check_cargo_installed wasm-bindgen-test-runner "$want"
 }
 
 # ensure_npm_packages DIR: `npm ci` in DIR when DIR/package-lock.json exists and the packages in
