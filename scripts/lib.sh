@@ -190,6 +190,33 @@ ensure_wasm_bindgen_cli() {
     _check_cargo_installed wasm-bindgen-test-runner "$want"
 }
 
+# The oldest Node.js the scripts work with: tests/e2e/run.sh runs `node --test --test-timeout`
+# (Node.js 20.11 on), and playwright-core needs Node.js 20.
+NODE_MIN_VERSION=20.11.0
+
+# _version_at_least HAVE MIN: true when version HAVE (e.g. 20.20.2) is MIN or newer.
+_version_at_least() {
+    [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" == "$2" ]]
+}
+
+# ensure_node: node and npm on PATH, node $NODE_MIN_VERSION or newer. Installs Debian's nodejs
+# and npm when either is missing; fails, saying what is needed, when the node on PATH is older
+# (Debian 12's own nodejs is 18).
+ensure_node() {
+    local have found
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        ensure_apt_packages nodejs npm || return 1
+        hash -r
+    fi
+    found="$(command -v node)" || { die "node is not on PATH"; return 1; }
+    have="$(node --version 2>/dev/null)" || have=""
+    have="${have#v}"
+    if [[ -n "$have" ]] && _version_at_least "$have" "$NODE_MIN_VERSION"; then
+        return 0
+    fi
+    die "$found is Node.js ${have:-of an unknown version}; chat-sync's scripts need Node.js $NODE_MIN_VERSION or newer (playwright-core needs 20, tests/e2e/run.sh's node --test --test-timeout 20.11), with npm. Debian 12's nodejs package is 18: install a newer Node.js and put it first on PATH"
+}
+
 # ensure_npm_packages DIR: `npm ci` in DIR when DIR/package-lock.json exists and the packages in
 # DIR/node_modules were not installed from this very lockfile. A successful install ends by
 # writing the lockfile's sha256 into DIR/node_modules/.chat-sync-installed; an install that
@@ -200,9 +227,7 @@ ensure_npm_packages() {
         info "no $dir/package-lock.json; nothing to install"
         return 0
     fi
-    if ! command -v npm >/dev/null 2>&1; then
-        ensure_apt_packages nodejs npm || return 1
-    fi
+    ensure_node || return 1
     stamp="$dir/node_modules/.chat-sync-installed"
     want="$(sha256sum "$dir/package-lock.json")" || return 1
     want="${want%% *}"

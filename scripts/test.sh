@@ -40,6 +40,8 @@ on_exit() {
 trap on_exit EXIT
 
 run_step "Ensure wasm32-unknown-unknown target" ensure_wasm_target
+# Node.js runs the package build and the npm tests at the end: a too old one fails here, not then.
+run_step "Ensure Node.js $NODE_MIN_VERSION or newer" ensure_node
 run_step "Formatting (cargo fmt --check)" cargo fmt --all -- --check
 run_step "Lints (cargo clippy -D warnings)" cargo clippy --workspace --all-targets -- -D warnings
 run_step "Native tests: protocol, engine, server (cargo test)" cargo test --workspace
