@@ -133,34 +133,42 @@ pub fn app(state: AppState) -> Router {
     if let Some(dir) = &config.www_dir {
         router = router.fallback_service(static_files(dir, &config));
     }
-    if !config.cors_origins.is_empty() {
-        let any_origin = config.cors_origins.iter().any(|origin| origin == "*");
-        let allow_origin = if any_origin {
-            tracing::warn!(
-                "CORS allows any origin (--cors-origin '*'): development and tests only"
-            );
-            AllowOrigin::any()
-        } else {
-            AllowOrigin::list(config.cors_origins.clone())
-        };
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(allow_origin)
-                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-                .allow_headers([
-                    header::AUTHORIZATION,
-                    header::CONTENT_TYPE,
-                    header::CONTENT_ENCODING,
-                ])
-                // `Date` too: a `Retry-After` date is measured from the server's clock.
-                .expose_headers([header::RETRY_AFTER, header::DATE]),
-        );
+    router = router
+        .layer(RequestDecompressionLayer::new())
+        .layer(axum::middleware::map_response(json_unsupported_encoding));
+    // Outside every layer that answers on its own (415, 413, faults), so that each answer carries
+    // the CORS headers: a browser hides an answer without them, as if the network failed.
+    if let Some(cors) = cors(&config) {
+        router = router.layer(cors);
     }
     router
-        .layer(RequestDecompressionLayer::new())
-        .layer(axum::middleware::map_response(json_unsupported_encoding))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+/// The CORS layer for the configured origins; `None` when no other origin is allowed.
+fn cors(config: &Config) -> Option<CorsLayer> {
+    if config.cors_origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if config.cors_origins.iter().any(|origin| origin == "*") {
+        tracing::warn!("CORS allows any origin (--cors-origin '*'): development and tests only");
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(config.cors_origins.clone())
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+            ])
+            // `Date` too: a `Retry-After` date is measured from the server's clock.
+            .expose_headers([header::RETRY_AFTER, header::DATE]),
+    )
 }
 
 /// The files of `dir`, with the configured CSP and headers that keep browsers from sniffing

@@ -1305,6 +1305,41 @@ async fn cors_responses_expose_retry_after_and_date_to_the_allowed_origin() {
 }
 
 #[tokio::test]
+async fn cors_headers_come_with_errors_answered_before_the_handler() {
+    let app = cors_app();
+    let auth = bearer(ALICE);
+    let oversized = padded_json(&send_body("m-1", "hi"), MAX_BODY_BYTES + 1).into_bytes();
+    let cases = [
+        (
+            "deflate",
+            send_body("m-1", "hi").to_string().into_bytes(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        ("identity", oversized.clone(), StatusCode::PAYLOAD_TOO_LARGE),
+        ("gzip", gzip(&oversized), StatusCode::PAYLOAD_TOO_LARGE),
+    ];
+    for (encoding, body, status) in cases {
+        let headers = [
+            (header::ORIGIN, ORIGIN),
+            (header::AUTHORIZATION, auth.as_str()),
+            (header::CONTENT_TYPE, JSON),
+            (header::CONTENT_ENCODING, encoding),
+        ];
+        let reply = call_raw(
+            &app,
+            build(Method::POST, &send_path(&app.ab), &headers, body),
+        )
+        .await;
+        assert_eq!(reply.status, status, "{encoding}");
+        assert_eq!(
+            reply.header(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            Some(ORIGIN),
+            "{encoding}: {status}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn no_cors_headers_are_sent_without_cors_config() {
     let app = TestApp::new();
     let auth = bearer(ALICE);
