@@ -186,6 +186,12 @@ fn static_files(dir: &std::path::Path, config: &Config) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+        // The answer depends on `Accept-Encoding` (a precompressed copy or not), so caches must
+        // key on it; the compression layer says so only for what it compresses itself.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::VARY,
+            HeaderValue::from_static("accept-encoding"),
+        ))
         // Checked with the server on every use (a cheap 304 when unchanged): a browser's guess
         // at how long a file stays fresh could mix an old file with a new one after an update
         // (the wasm and its JS glue must match).

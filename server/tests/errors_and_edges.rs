@@ -1476,6 +1476,16 @@ async fn a_file_with_precompressed_copies_goes_out_as_the_copy_the_browser_accep
             reply.bytes()[..] == body[..],
             "{accepted}: the copy as written"
         );
+        // Caches must not give one browser's encoding to another.
+        assert_eq!(
+            reply
+                .headers
+                .get_all(header::VARY)
+                .iter()
+                .collect::<Vec<_>>(),
+            ["accept-encoding"],
+            "{accepted}"
+        );
     }
 }
 
