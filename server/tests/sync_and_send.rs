@@ -292,6 +292,23 @@ async fn created_conversations_reach_every_member_and_only_them() {
 }
 
 #[tokio::test]
+async fn repeating_a_create_makes_a_second_conversation_as_documented() {
+    let app = TestApp::new();
+    let create = json!({ "title": "Lunch", "memberIds": ["u-bob"] });
+    for _ in 0..2 {
+        let reply = app.post("/v1/conversations", ALICE, create.clone()).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let list: ConversationsResponse = app.get("/v1/conversations", ALICE).await.json();
+    let lunches = list.conversations.iter().filter(|c| c.title == "Lunch");
+    assert_eq!(
+        lunches.count(),
+        2,
+        "a create is not idempotent: no blind retries"
+    );
+}
+
+#[tokio::test]
 async fn a_user_never_reads_or_writes_conversations_they_are_not_in() {
     let app = TestApp::new();
     let secret = app.send(BOB, &app.bc, "b1", "secret").await.message();
