@@ -731,7 +731,9 @@ function wireStaticControls() {
 async function registerServiceWorker() {
   if (!('serviceWorker' in navigator)) return;
   try {
-    const registration = await navigator.serviceWorker.register('sw.js', { type: 'module', updateViaCache: 'none' });
+    await navigator.serviceWorker.register('sw.js', { type: 'module', updateViaCache: 'none' });
+    // (Periodic Background Sync needs an active worker.)
+    const registration = await navigator.serviceWorker.ready;
     if ('periodicSync' in registration) {
       // Granted for installed PWAs with enough engagement; otherwise this throws and we rely on
       // the page's own periodic sync.

@@ -22,8 +22,14 @@ const SHELL = [
   './pkg/sync-refresh.js',
 ];
 const WASM = new URL('./pkg/chat_sync_bg.wasm', self.location.href).href;
-/** The shell's paths, for refreshing their cached copies as they are fetched. */
-const SHELL_PATHS = new Set(SHELL.map((path) => new URL(path, self.location.href).pathname));
+/**
+ * The shell's paths whose cached copies are refreshed as pages fetch them: not the package's.
+ * Its glue and wasm must be of one build: this worker imported its glue when it was installed,
+ * and reads the wasm from the cache, so a page's fetch after a deploy must not put a newer wasm
+ * there. The package is cached when a worker installs (a new build's glue makes a new worker).
+ */
+const REFRESHED_PATHS = new Set(SHELL.filter((path) => !path.startsWith('./pkg/'))
+  .map((path) => new URL(path, self.location.href).pathname));
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
@@ -51,13 +57,13 @@ self.addEventListener('fetch', (event) => {
   event.respondWith((async () => {
     try {
       const response = await fetch(event.request);
-      if (response.ok && SHELL_PATHS.has(url.pathname)) {
+      if (response.ok && !response.redirected && REFRESHED_PATHS.has(url.pathname)) {
         const copy = response.clone();
         event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.put(event.request, copy)));
       }
       return response;
     } catch (error) {
-      const cached = await caches.match(event.request, { ignoreSearch: true });
+      const cached = await (await caches.open(SHELL_CACHE)).match(event.request, { ignoreSearch: true });
       if (cached) return cached;
       throw error;
     }
@@ -77,7 +83,7 @@ let ready;
 /** Loads the wasm once, from the cache when offline. */
 function initWasm() {
   ready ??= (async () => {
-    const cached = await caches.match(WASM);
+    const cached = await (await caches.open(SHELL_CACHE)).match(WASM);
     await init({ module_or_path: cached ?? fetch(WASM) });
   })().catch((error) => {
     ready = undefined;

@@ -111,6 +111,7 @@ export const DEMO_USERS = {
  *   'lost-ack': 0.3, 'retry-after': 1 }`)
  * @param {boolean} [options.seed] `--seed-demo` (default true)
  * @param {number} [options.seedMessages] `--seed-demo-messages N` (server default 3,000)
+ * @param {string} [options.www] the folder of the demo's files (default the repository's www/)
  * @param {string[]} [options.args] more arguments
  * @param {Record<string, string>} [options.env] more environment (RUST_LOG defaults to info)
  * @param {(line: string) => void} [options.onStderrLine] sees each log line
@@ -118,14 +119,14 @@ export const DEMO_USERS = {
  *   suite) and prints its log when the test failed
  */
 export async function startServer({
-  faults = [], seed = true, seedMessages, args = [], env = {}, onStderrLine, test,
+  faults = [], seed = true, seedMessages, www = repoPath('www'), args = [], env = {}, onStderrLine, test,
 } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'chat-sync-e2e-'));
   const binary = process.env.CHAT_SYNC_SERVER_BIN ?? repoPath('target/debug/chat-sync-server');
   const faultArgs = Array.isArray(faults)
     ? faults.map(String)
     : Object.entries(faults).flatMap(([name, value]) => [`--fault-${name}`, String(value)]);
-  const baseArgs = ['--db', join(dir, 'chat.sqlite'), '--www', repoPath('www')];
+  const baseArgs = ['--db', join(dir, 'chat.sqlite'), '--www', www];
   if (seed) baseArgs.push('--seed-demo');
   if (seedMessages != null) baseArgs.push('--seed-demo-messages', String(seedMessages));
   baseArgs.push(...faultArgs, ...args);
