@@ -4,7 +4,9 @@
 use crate::limits::{MAX_CLIENT_MESSAGE_ID_CHARS, MAX_MEMBERS, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS};
 use crate::{
     ClientMessageId, CreateConversationRequest, EditMessageRequest, ErrorCode, SendMessageRequest,
+    UserId,
 };
+use std::collections::HashSet;
 
 /// Why a request body breaks the protocol's rules.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,14 +87,16 @@ impl EditMessageRequest {
 }
 
 impl CreateConversationRequest {
-    /// Checks the request against the protocol's limits (the server also checks members exist).
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        let title_chars = self.title.chars().count();
-        if self.title.trim().is_empty() || title_chars > MAX_TITLE_CHARS {
+    /// Checks the request against the protocol's limits as the conversation is stored: the title
+    /// trimmed, and the members distinct with `creator` among them. (The server also checks that
+    /// the members exist.)
+    pub fn validate(&self, creator: &UserId) -> Result<(), ValidationError> {
+        let title = self.title.trim();
+        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
             return Err(ValidationError::InvalidTitle);
         }
-        // The creator is a member too.
-        if self.member_ids.len() + 1 > MAX_MEMBERS {
+        let members: HashSet<&UserId> = self.member_ids.iter().chain([creator]).collect();
+        if members.len() > MAX_MEMBERS {
             return Err(ValidationError::TooManyMembers);
         }
         Ok(())
@@ -144,23 +148,31 @@ mod tests {
     }
 
     #[test]
-    fn conversation_title_and_member_count_are_bounded() {
-        let request = |title: &str, members: usize| CreateConversationRequest {
+    fn conversation_title_and_member_count_are_bounded_as_stored() {
+        let creator = UserId::new("u0");
+        let request = |title: &str, members: std::ops::Range<usize>| CreateConversationRequest {
             title: title.into(),
-            member_ids: (0..members).map(|i| format!("u{i}").into()).collect(),
+            member_ids: members.map(|i| format!("u{i}").into()).collect(),
         };
-        assert_eq!(request("Lunch", 99).validate(), Ok(()));
+        assert_eq!(request("Lunch", 1..100).validate(&creator), Ok(()));
         assert_eq!(
-            request("Lunch", 100).validate(),
+            request("Lunch", 1..101).validate(&creator),
             Err(ValidationError::TooManyMembers)
         );
+        // Members count once each, the creator too: 100 distinct members in 200 ids.
+        let mut repeated = request("Lunch", 0..100);
+        repeated.member_ids.extend(repeated.member_ids.clone());
+        assert_eq!(repeated.validate(&creator), Ok(()));
         assert_eq!(
-            request(" ", 1).validate(),
+            request(" ", 1..2).validate(&creator),
             Err(ValidationError::InvalidTitle)
         );
         assert_eq!(
-            request(&"t".repeat(201), 1).validate(),
+            request(&"t".repeat(201), 1..2).validate(&creator),
             Err(ValidationError::InvalidTitle)
         );
+        // The title is stored trimmed, so its limit counts the trimmed title.
+        let padded = format!("  {}  ", "t".repeat(MAX_TITLE_CHARS));
+        assert_eq!(request(&padded, 1..2).validate(&creator), Ok(()));
     }
 }

@@ -911,6 +911,16 @@ async fn missing_mistyped_or_out_of_limit_fields_are_422_invalid_field_and_store
     let longest_id = "x".repeat(MAX_CLIENT_MESSAGE_ID_CHARS);
     let reply = app.send(ALICE, &app.ab, &longest_id, "hi").await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    // Limits count what is stored: the title trimmed, each member once (the creator too).
+    let longest_title = "t".repeat(200);
+    let body = json!({ "title": format!("  {longest_title} "), "memberIds": vec!["u-bob"; 150] });
+    let reply = app.post("/v1/conversations", ALICE, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(reply.body["conversation"]["title"], longest_title);
+    let members = reply.body["conversation"]["members"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(members, Some(2));
 }
 
 // ---------------------------------------------------------------------------------------------

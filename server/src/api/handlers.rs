@@ -205,7 +205,7 @@ pub(crate) async fn conversations_create(
     AuthUser(user): AuthUser,
     ApiJson(request): ApiJson<CreateConversationRequest>,
 ) -> Result<(StatusCode, Json<ConversationResponse>), ApiError> {
-    request.validate()?;
+    request.validate(&user.id)?;
     let now = state.now();
     let conversation = state
         .blocking(move |storage| {
