@@ -371,7 +371,16 @@ async fn non_positive_or_non_numeric_limits_are_400_invalid_query() {
         send_path(&app.ab),
     ];
     for path in &paths {
-        for limit in ["0", "-1", "abc", "1.5", "ten"] {
+        for limit in [
+            "0",
+            "00",
+            "-1",
+            "-99999999999999999999",
+            "",
+            "abc",
+            "1.5",
+            "ten",
+        ] {
             let url = format!("{path}?limit={limit}");
             let reply = app.get(&url, ALICE).await;
             assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_query", &url);
@@ -396,12 +405,14 @@ async fn non_positive_or_non_numeric_limits_are_400_invalid_query() {
 }
 
 #[tokio::test]
-async fn limits_beyond_32_bits_are_capped_like_other_large_limits() {
+async fn limits_beyond_32_or_64_bits_are_capped_like_other_large_limits() {
     let app = TestApp::new();
     for path in ["/v1/sync".to_owned(), send_path(&app.ab)] {
-        let url = format!("{path}?limit=5000000000");
-        let reply = app.get(&url, ALICE).await;
-        assert_eq!(reply.status, StatusCode::OK, "{url}: {:?}", reply.body);
+        for limit in ["5000000000", "99999999999999999999", &"9".repeat(100)] {
+            let url = format!("{path}?limit={limit}");
+            let reply = app.get(&url, ALICE).await;
+            assert_eq!(reply.status, StatusCode::OK, "{url}: {:?}", reply.body);
+        }
     }
 }
 

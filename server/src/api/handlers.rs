@@ -17,12 +17,13 @@ use chat_sync_protocol::{
     MessageResponse, ReadMarkerResponse, SendMessageRequest,
 };
 use serde::Deserialize;
+use std::num::IntErrorKind;
 
 /// Query of the two feed endpoints.
 #[derive(Deserialize)]
 pub(crate) struct FeedQuery {
     cursor: Option<String>,
-    limit: Option<u64>,
+    limit: Option<String>,
 }
 
 /// Query of the history endpoint.
@@ -31,7 +32,7 @@ pub(crate) struct FeedQuery {
 pub(crate) struct HistoryQuery {
     before: Option<String>,
     before_message: Option<MessageId>,
-    limit: Option<u64>,
+    limit: Option<String>,
 }
 
 /// `GET /v1/me`.
@@ -231,14 +232,18 @@ pub(crate) async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The page size to use: the default when absent, capped at `max`, `0` refused.
-fn page_limit(requested: Option<u64>, default: u32, max: u32) -> Result<u32, ApiError> {
-    match requested {
-        None => Ok(default),
-        Some(0) => Err(ApiError::new(
+/// The page size to use: the default when absent, capped at `max` (however many digits it has),
+/// and anything but a positive integer refused.
+fn page_limit(requested: Option<String>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let Some(requested) = requested else {
+        return Ok(default);
+    };
+    match requested.parse::<u64>() {
+        Ok(limit) if limit > 0 => Ok(u32::try_from(limit).unwrap_or(max).min(max)),
+        Err(error) if *error.kind() == IntErrorKind::PosOverflow => Ok(max),
+        _ => Err(ApiError::new(
             ErrorCode::InvalidQuery,
             "`limit` must be a positive integer",
         )),
-        Some(limit) => Ok(u32::try_from(limit).unwrap_or(max).min(max)),
     }
 }
