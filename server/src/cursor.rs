@@ -34,9 +34,17 @@ pub(crate) fn encode_history(database: &str, (server_ts, rowid): MessageKey) -> 
 pub(crate) fn decode_history(database: &str, cursor: &str) -> Result<MessageKey, ApiError> {
     let parse = || {
         let (ts, rowid) = position(database, cursor, "h2")?.split_once('.')?;
-        Some((ts.parse().ok()?, rowid.parse().ok()?))
+        Some((decimal(ts)?, decimal(rowid)?))
     };
     parse().ok_or_else(|| invalid("before"))
+}
+
+/// A number of decimal digits only: no sign, so no negative position.
+fn decimal(digits: &str) -> Option<i64> {
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())?
 }
 
 /// What follows `<kind>.<database>.` in `cursor`; `None` for another kind or database.
@@ -98,6 +106,11 @@ mod tests {
             "h2.9f86d081884c7d65.",
             "h2.9f86d081884c7d65.5",
             "h2.9f86d081884c7d65.a.b",
+            "h2.9f86d081884c7d65.-5.-1",
+            "h2.9f86d081884c7d65.5.-1",
+            "h2.9f86d081884c7d65.+5.1",
+            "h2.9f86d081884c7d65.5.",
+            "h2.9f86d081884c7d65.99999999999999999999.1",
             "h2.0000000000000000.5.1",
             "h1.5.1",
             "c2.9f86d081884c7d65.10",

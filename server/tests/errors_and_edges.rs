@@ -419,7 +419,7 @@ async fn limits_beyond_32_or_64_bits_are_capped_like_other_large_limits() {
 #[tokio::test]
 async fn undecodable_future_old_or_other_databases_cursors_are_400_invalid_cursor() {
     let app = TestApp::new();
-    sent(&app, ALICE, &app.ab, "m-1").await;
+    let last = sent(&app, ALICE, &app.ab, "m-1").await;
     let db = app.state.storage().database_id();
     let feeds = ["/v1/sync".to_owned(), conversation_sync_path(&app.ab)];
     let mut urls = Vec::new();
@@ -438,10 +438,15 @@ async fn undecodable_future_old_or_other_databases_cursors_are_400_invalid_curso
             urls.push(format!("{feed}?cursor={cursor}"));
         }
     }
+    // Negative positions, and positions past the last stamp or message, were never reached.
     for before in [
         "garbage",
         "h2.",
         &format!("h2.{db}.x.y"),
+        &format!("h2.{db}.-5.-1"),
+        &format!("h2.{db}.{}.-1", last.server_ts),
+        &format!("h2.{db}.{}.1", last.server_ts + 1),
+        &format!("h2.{db}.{}.99", last.server_ts),
         "h1.1.1",
         &format!("c2.{db}.1"),
     ] {

@@ -91,8 +91,9 @@ pub enum StorageError {
     /// A member id names no user.
     #[error("unknown user {0}")]
     UnknownUser(UserId),
-    /// A feed cursor names a position past the end of the log (the database was replaced).
-    #[error("the cursor is ahead of this server's change log; sync from the start")]
+    /// A feed cursor names a position past the end of the log, or a history cursor one past
+    /// every message (the database was replaced).
+    #[error("the cursor is ahead of this server's data; sync from the start")]
     CursorAhead,
     /// The user id is taken (creating users).
     #[error("user {0} already exists")]

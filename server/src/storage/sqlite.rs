@@ -295,6 +295,9 @@ impl Storage for SqliteStorage {
             ensure_member(tx, conversation.as_str(), user)?;
             let (before_ts, before_rowid) = match start {
                 HistoryStart::Newest => (Millis::MAX, i64::MAX),
+                HistoryStart::Before(key) if history_ahead(tx, *key)? => {
+                    return Err(StorageError::CursorAhead)
+                }
                 HistoryStart::Before(key) => *key,
                 HistoryStart::BeforeMessage(id) => message_key(&message_in(tx, conversation, id)?)?,
             };
@@ -494,6 +497,16 @@ fn head(tx: &Transaction<'_>) -> rusqlite::Result<Seq> {
     tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |row| {
         row.get(0)
     })
+}
+
+/// Whether a history position lies past every stamp or message the server has given out.
+fn history_ahead(tx: &Transaction<'_>, (ts, rowid): MessageKey) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT ?1 > (SELECT last_ts FROM server_clock WHERE id = 1)
+             OR ?2 > (SELECT COALESCE(MAX(rowid), 0) FROM messages)",
+        params![ts, rowid],
+        |row| row.get(0),
+    )
 }
 
 fn ensure_member(
