@@ -2,7 +2,9 @@
 //! the engine's crate docs). Store writes and requests run as spawned tasks whose results come
 //! back as inputs; the engine's wake-up is one owned timer.
 
-use crate::runtime::{self, Ask, Channel, Leadership, Lifecycle, NetworkCommand, Note};
+use crate::runtime::{
+    self, Ask, Channel, Leadership, Lifecycle, NetworkCommand, Note, NOTES_VERSION,
+};
 use crate::store::IndexedDbStore;
 use crate::transport::FetchTransport;
 use chat_sync_engine::protocol::{
@@ -305,12 +307,17 @@ impl Driver {
             driver.leader_check.borrow_mut().take();
             if driver.follows() {
                 log::warn!("the leading tab does not answer: this tab takes over syncing");
-                driver.leadership.borrow_mut().take();
-                driver.seek_leadership_later(Ask::TakeOver);
+                driver.take_over();
             }
         });
         *self.leader_check.borrow_mut() = Some(silent);
         self.post(&Note::Ping);
+    }
+
+    /// Takes the lock from the leading tab, which hears of it (`on_lost`) and follows.
+    fn take_over(self: &Rc<Self>) {
+        self.leadership.borrow_mut().take();
+        self.seek_leadership_later(Ask::TakeOver);
     }
 
     /// The page goes away, into the back/forward cache, or is frozen: let another tab lead (a
@@ -472,11 +479,17 @@ impl Driver {
                 self.input(|engine, now| engine.handle_store_wiped(now));
             }
             Note::Wiped => {}
-            Note::Ping if self.leads_others() => self.post(&Note::Pong),
+            Note::Ping if self.leads_others() => self.post(&Note::Pong {
+                version: NOTES_VERSION,
+            }),
             Note::Ping => {}
-            Note::Pong => {
+            Note::Pong { version } => {
                 // The leading tab runs: the check is off.
                 self.leader_check.borrow_mut().take();
+                if version < NOTES_VERSION && self.follows() {
+                    log::warn!(version; "the leading tab runs an older version of the app: this tab takes over syncing");
+                    self.take_over();
+                }
             }
         }
     }
@@ -657,7 +670,7 @@ impl Driver {
         if let Some(channel) = self.channel.borrow().as_ref() {
             channel.post(note);
         }
-        if !matches!(note, Note::Ping | Note::Pong | Note::Cleared) {
+        if !matches!(note, Note::Ping | Note::Pong { .. } | Note::Cleared) {
             self.check_leader();
         }
     }

@@ -1600,6 +1600,41 @@ async fn a_leading_tab_that_does_not_answer_is_taken_over() {
     suspended.dispose();
 }
 
+/// A leading tab of an older version of the app (open from before a deploy: it answers pings
+/// without a version, and not the asks it does not know) is taken over by a tab of this version,
+/// whose commands would otherwise wait for it in vain.
+#[wasm_bindgen_test]
+async fn a_leading_tab_of_an_older_version_is_taken_over() {
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-erin"));
+    IndexedDbStore::delete(&name).await.expect("fresh database");
+    let older = Function::new_with_args(
+        "name",
+        "const channel = new BroadcastChannel('chat-sync|' + name);
+         channel.onmessage = (event) => {
+           if (event.data.kind === 'ping') channel.postMessage({ kind: 'pong' });
+         };
+         let release;
+         const held = new Promise((resolve) => { release = resolve; });
+         const granted = new Promise((resolve) => {
+           navigator.locks.request('chat-sync-leader|' + name, () => { resolve(); return held; })
+             .catch(() => {});
+         });
+         return { granted, close: () => { release(); channel.close(); } };",
+    )
+    .call1(&JsValue::NULL, &name.as_str().into())
+    .expect("an older tab");
+    settle(field(&older, "granted").unchecked_into())
+        .await
+        .expect("it leads");
+    let sync = open_manager(server(), "erin", &[]).await;
+    let took_over = holds_within(10, || is_leader(&sync)).await;
+    let close: Function = field(&older, "close").unchecked_into();
+    close.call0(&JsValue::NULL).expect("closed");
+    assert!(took_over, "this version's tab took the lead over");
+    settle(sync.force_sync()).await.expect("synced");
+    sync.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn background_sync_registration_is_declined_without_a_service_worker() {
     let registered = settle(BackgroundSyncManager::register_background_sync(None))

@@ -40,12 +40,18 @@ pub(crate) enum Note {
     Cleared,
     /// A follower asks whether the leading tab runs.
     Ping,
-    /// The leading tab runs (the answer to [`Note::Ping`]).
-    Pong,
+    /// The leading tab runs (the answer to [`Note::Ping`]), and speaks this version of the
+    /// notes ([`NOTES_VERSION`]; 1 before versions were told).
+    Pong { version: u32 },
     /// A tab found the shared database deleted while in use (the site's data cleared): the
     /// leading tab syncs from the start.
     Wiped,
 }
+
+/// The version of the notes tabs exchange: a follower whose leading tab speaks an older one (a
+/// tab of the app from before a deploy, which would not understand its asks) takes the lead over.
+/// Raise it when a note a follower relies on is added or changed.
+pub(crate) const NOTES_VERSION: u32 = 2;
 
 /// A command that talks to the server, which only the leading tab does: a follower asks the
 /// leader to run it ([`Note::Ask`]).
@@ -76,6 +82,7 @@ struct WireNote {
     conversation_id: Option<String>,
     message_id: Option<String>,
     server_ts: Option<i64>,
+    version: Option<u32>,
 }
 
 /// How a [`SyncError`] in a [`Note::Answer`] reads off the channel: its serialized form, flat
@@ -161,7 +168,9 @@ impl TryFrom<WireNote> for Note {
             },
             NoteKind::Cleared => Ok(Note::Cleared),
             NoteKind::Ping => Ok(Note::Ping),
-            NoteKind::Pong => Ok(Note::Pong),
+            NoteKind::Pong => Ok(Note::Pong {
+                version: wire.version.unwrap_or(1),
+            }),
             NoteKind::Wiped => Ok(Note::Wiped),
         }
     }
@@ -231,7 +240,7 @@ impl Drop for Channel {
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
-    use super::{NetworkCommand, Note};
+    use super::{NetworkCommand, Note, NOTES_VERSION};
     use chat_sync_engine::{HistoryFloor, SyncError};
     use serde::Serialize;
     use wasm_bindgen_test::*;
@@ -315,7 +324,9 @@ mod tests {
             },
             Note::Cleared,
             Note::Ping,
-            Note::Pong,
+            Note::Pong {
+                version: NOTES_VERSION,
+            },
             Note::Wiped,
         ]);
         for note in notes {
@@ -332,6 +343,9 @@ mod tests {
                 conversation_ids: vec!["c-1".into()]
             }
         );
+        // A tab from before the notes had versions.
+        let pong = read(r#"{"kind":"pong"}"#).expect("the first version's");
+        assert_eq!(pong, Note::Pong { version: 1 });
     }
 
     #[wasm_bindgen_test]

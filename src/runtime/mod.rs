@@ -7,7 +7,7 @@ mod leader;
 mod lifecycle;
 mod logger;
 
-pub(crate) use channel::{Channel, NetworkCommand, Note};
+pub(crate) use channel::{Channel, NetworkCommand, Note, NOTES_VERSION};
 pub(crate) use leader::{Ask, Leadership};
 pub(crate) use lifecycle::{connection_quality, BrowserEvent, Lifecycle};
 pub use logger::set_log_level;
