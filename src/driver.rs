@@ -397,6 +397,7 @@ impl Driver {
     /// Another tab's note.
     fn on_note(self: &Rc<Self>, note: Note) {
         match note {
+            Note::Stored { .. } if matches!(self.store, AnyStore::Memory(_)) => {}
             Note::Stored { conversation_ids } => {
                 let driver = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
@@ -818,7 +819,9 @@ impl Driver {
                     let driver = self.clone();
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = driver.store.apply(&batch.ops).await;
-                        if let Ok(report) = &result {
+                        // (What a tab keeps in memory is its own.)
+                        let shared = matches!(driver.store, AnyStore::IndexedDb(_));
+                        if let (Ok(report), true) = (&result, shared) {
                             driver.post(&Note::Stored {
                                 conversation_ids: touched(&batch.ops, report),
                             });

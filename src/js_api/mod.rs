@@ -675,7 +675,10 @@ impl BackgroundSyncManager {
         })
     }
 
-    /// Replaces the bearer token (after `authrequired`); sync resumes.
+    /// Replaces the bearer token (after `authrequired`); sync resumes. Each tab's manager uses
+    /// its own token when it syncs: an `auth` rejection in a tab that does not sync
+    /// (`isLeader` false) came from the tab that does, where `authrequired` fires (and `getToken`
+    /// is called), so listen there in every tab.
     #[wasm_bindgen(js_name = setToken, unchecked_return_type = "Promise<void>")]
     pub fn set_token(
         &self,

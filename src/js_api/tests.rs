@@ -444,7 +444,8 @@ async fn a_database_of_a_newer_version_is_left_as_it_is_and_the_manager_runs_in_
 
 /// A tab that keeps its data in memory beside tabs that keep it in the database (as one of an
 /// older app version does beside the newer version's) leads only itself: a follower's sync goes
-/// to the tab that leads the database, and the memory-only tab answers nothing.
+/// to the tab that leads the database, the memory-only tab answers nothing, and tells nothing of
+/// what it writes.
 #[wasm_bindgen_test]
 async fn a_memory_only_tab_answers_no_other_tab() {
     let leader = manager(server(), "dave", &[]).await;
@@ -475,6 +476,17 @@ async fn a_memory_only_tab_answers_no_other_tab() {
         memory_before,
         "the memory-only tab ran no sync"
     );
+
+    // What the memory-only tab writes is its own: the others hear of no change in theirs.
+    let changes = record(&leader, "change");
+    let general = conversation(server(), "dave", "General").await;
+    let body = format!("kept in memory {}", js_sys::Date::now());
+    settle(memory.send_message(general.clone().into(), body.clone().into()))
+        .await
+        .expect("queued");
+    delivered_once(&memory, "dave", &general, &body).await;
+    gloo_timers::future::TimeoutFuture::new(300).await;
+    assert_eq!(changes.borrow().len(), 0, "{:?}", changes.borrow());
     for sync in [leader, memory, follower] {
         sync.dispose();
     }
