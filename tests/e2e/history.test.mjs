@@ -1,6 +1,8 @@
 // A conversation's history in the view: with more unread messages than a page, the view loads
 // back to the first of them and starts there; offline, where the local cache ends is not called
-// the conversation's beginning, and online again scrolling up loads the rest from the server.
+// the conversation's beginning, and online again scrolling up loads the rest from the server; and
+// a load of older messages still under way for the conversation the user left does not hold up
+// the one they opened.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,5 +85,58 @@ it('offline, the end of the local cache is not the beginning; online, scrolling 
   }, { arg: BEGINNING, message: 'the beginning of General, after scrolling up', polling: 300 });
   assert.deepEqual((await shownMessages(page)).map((m) => m.body),
     Array.from({ length: 80 }, (_, i) => `Old ${i + 1}`), 'every message, in order');
+  assert.deepEqual(errors, []);
+});
+
+it('a load of older messages still running for one conversation does not hold up the next one\'s', { timeout: 90_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  const alice = server.api('alice');
+  for (let n = 1; n <= 80; n += 1) {
+    await alice.send('General', `General ${n}`);
+    await alice.send('Alice & Bob', `Alice & Bob ${n}`);
+  }
+  const general = await alice.conversationId('General');
+  // (No service worker: the test holds requests with page.route, which a worker would bypass.)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  // Maintenance keeps the newest 10 of each conversation: older ones load from the server.
+  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
+  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages')).length, (count) => count === 20,
+    { message: 'maintenance to keep 10 messages of each conversation' });
+  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+
+  // General's older messages load from the server; the test holds that request from the second on.
+  let hold = false;
+  let held = 0;
+  let release;
+  const released = new Promise((done) => { release = done; });
+  await page.route((url) => url.pathname === `/v1/conversations/${general}/messages`, async (route) => {
+    if (hold && route.request().method() === 'GET') {
+      held += 1;
+      await released;
+    }
+    await route.continue();
+  });
+  const shown = (count) => waitInPage(page, (count) => document.querySelectorAll('#messages .message').length === count,
+    { arg: count, message: `${count} messages shown` });
+  const scrollToTop = () => page.locator('#messages-refresh').evaluate((scroller) => {
+    scroller.scrollTop = 0;
+    scroller.dispatchEvent(new Event('scroll'));
+  });
+  await openConversation(page, 'General');
+  await shown(50);
+  hold = true;
+  await scrollToTop();
+  await pollUntil(async () => held, (count) => count > 0, { message: 'General\'s older messages asked for' });
+
+  await openConversation(page, 'Alice & Bob');
+  await shown(50);
+  await scrollToTop();
+  await shown(80);
+  release();
+  assert.equal((await shownMessages(page))[0].body, 'Alice & Bob 1');
   assert.deepEqual(errors, []);
 });
