@@ -114,7 +114,10 @@ ensure_geckodriver() {
         info "geckodriver on PATH is $have, not $want"
     fi
     info "installing geckodriver $want with cargo install (takes about 2 minutes)"
-    (cd "$CHAT_SYNC_ROOT" && cargo install geckodriver --version "$want") || return 1
+    # --locked: its dependencies as its release locked them, so that no later release of one
+    # needs a newer Rust either (checked: 0.37.1 builds so with the toolchain of
+    # rust-toolchain.toml).
+    (cd "$CHAT_SYNC_ROOT" && cargo install geckodriver --version "$want" --locked) || return 1
     _check_cargo_installed geckodriver "$want"
 }
 
