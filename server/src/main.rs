@@ -21,7 +21,8 @@ struct Args {
     /// Directory of the demo PWA, served at `/`.
     #[arg(long, default_value = "www")]
     www: PathBuf,
-    /// Create the demo users, conversations and messages (once; later runs keep them).
+    /// Create the demo users, conversations and messages (what is missing of them: later runs keep
+    /// them, and complete a seed that was cut short).
     #[arg(long)]
     seed_demo: bool,
     /// How many messages `--seed-demo` writes (tests use tens of thousands for a large backlog).
