@@ -8,7 +8,7 @@ use chat_sync_engine::{
     BackoffConfig, Batch, ChangeSet, Config, ConnectionQuality, DiscardReason, EffectiveType,
     Engine, EngineError, Event, HistoryFloor, HttpOutcome, HttpRequest, LocalMessage, MemoryStore,
     MessageStatus, OutboxEntry, Output, PendingReadMarker, Phase, RequestId, Store, StoreError,
-    StoreOp, SyncError, SyncSummary, Ticket, Trigger, QUOTA_EVICTION_KEEP,
+    StoreOp, SyncError, SyncSummary, Ticket, Trigger, MAX_RETRY_AFTER_MS, QUOTA_EVICTION_KEEP,
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
@@ -1847,6 +1847,17 @@ fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
     d.advance_to(failed_at + 60 * SEC);
     assert_eq!(d.open("GET /v1/sync").len(), 1);
     assert_eq!(d.requests.len(), 2);
+}
+
+#[test]
+fn a_retry_after_of_a_day_is_honoured_for_an_hour() {
+    let (mut d, failed_at) = pull_answered_503(24 * 60 * 60 * SEC);
+    assert_eq!(d.wake, Some(failed_at + MAX_RETRY_AFTER_MS));
+    assert_eq!(MAX_RETRY_AFTER_MS, 60 * 60 * SEC);
+    d.advance_to(failed_at + MAX_RETRY_AFTER_MS - 1);
+    assert_eq!(d.requests.len(), 1);
+    d.advance_to(failed_at + MAX_RETRY_AFTER_MS);
+    assert_eq!(d.open("GET /v1/sync").len(), 1, "asked again after an hour");
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub use persist::QUOTA_EVICTION_KEEP;
 mod pull;
 mod read_markers;
 mod requests;
+pub use requests::MAX_RETRY_AFTER_MS;
 
 use crate::config::Config;
 use crate::event::{Event, Ticket};

@@ -132,6 +132,11 @@ impl Engine {
     }
 }
 
+/// The longest `Retry-After` honoured (1 h): a longer one (a misconfigured proxy's, or a date
+/// far ahead of a skewed clock) would stop sending and syncing for days. The request goes again
+/// after an hour, and waits again if told to.
+pub const MAX_RETRY_AFTER_MS: Millis = 60 * 60 * 1000;
+
 /// Sorts an outcome into success, retry, auth, cursor reset or permanent failure.
 pub(super) fn verdict(outcome: HttpOutcome) -> Verdict {
     match outcome {
@@ -168,6 +173,7 @@ pub(super) fn verdict(outcome: HttpOutcome) -> Verdict {
                 ResponseBody::Error(error) => (Some(error.error.code), error.error.message),
                 _ => (None, "no protocol error body".to_owned()),
             };
+            let retry_after_ms = retry_after_ms.map(|ms| ms.min(MAX_RETRY_AFTER_MS));
             if status == 401 {
                 Verdict::Auth
             } else if code == Some(ErrorCode::InvalidCursor) {
