@@ -2438,6 +2438,54 @@ fn a_retry_after_holds_a_request_that_fails_later_for_another_reason() {
 }
 
 #[test]
+fn a_late_invalid_cursor_of_a_conversation_sync_after_the_feeds_reset_is_ignored() {
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[
+        StoreOp::SetLastMaintenance(T0),
+        StoreOp::SetCursor(Some(Cursor::new("stale"))),
+    ]))
+    .unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.act(|e, now| e.set_open_conversation(Some("c-1".into()), now));
+    d.start();
+    // Both go out with the old database's cursor; the feed's refusal comes first.
+    let old_conversation_sync = d.only_open("GET /v1/conversations/c-1/sync");
+    let refused = d.only_open("GET /v1/sync");
+    d.respond(&refused, error(400, ErrorCode::InvalidCursor));
+    let conversation_syncs = d.issued("GET /v1/conversations/c-1/sync");
+    assert_eq!(
+        conversation_syncs.last().unwrap().path,
+        "/v1/conversations/c-1/sync?limit=100",
+        "the conversation's sync starts over too"
+    );
+    let page1 = d.only_open("GET /v1/sync");
+    assert_eq!(page1.path, "/v1/sync?limit=100");
+    let m1 = message("m-1", "c-2", "u-bob", "first", T0 + 1);
+    let first_page = vec![conversation_change("c-2", T0), message_change(m1)];
+    d.respond(&page1, feed(first_page, "n1", true));
+    let page2 = d.only_open("GET /v1/sync");
+    assert_eq!(page2.path, "/v1/sync?cursor=n1&limit=500");
+
+    // The refusal of the conversation sync sent with the old cursor arrives late.
+    d.clear();
+    d.respond(&old_conversation_sync, error(400, ErrorCode::InvalidCursor));
+    assert_eq!(d.applied(), vec![], "no second reset");
+    let m2 = message("m-2", "c-2", "u-bob", "second", T0 + 2);
+    d.respond(&page2, feed(vec![message_change(m2)], "n2", false));
+
+    let snapshot = d.store.snapshot();
+    let ids: Vec<_> = snapshot.messages.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![Some(MessageId::new("m-1")), Some(MessageId::new("m-2"))]
+    );
+    assert_eq!(snapshot.conversations.len(), 1);
+    assert_eq!(snapshot.cursor, Some(Cursor::new("n2")));
+    let floor = pollster::block_on(d.store.history_floor(&"c-2".into())).unwrap();
+    assert_eq!(floor, HistoryFloor::Complete, "both messages are stored");
+}
+
+#[test]
 fn a_conversation_sync_whose_reset_write_fails_goes_again() {
     let mut d = Driver::idle(config());
     let ticket = d.act(|e, now| e.sync_conversation("c-2".into(), now));

@@ -373,10 +373,7 @@ impl Engine {
                 };
                 self.store_feed_pages(ops, write);
             }
-            Verdict::InvalidCursor => {
-                self.set_run_stage(Stage::Resetting);
-                self.reset_cursor("the server refused the feed cursor");
-            }
+            Verdict::InvalidCursor => self.reset_cursor("the server refused the feed cursor"),
             other => self.on_pull_failure(PullKind::Feed, other),
         }
     }
@@ -400,10 +397,7 @@ impl Engine {
                 let (ops, write) = self.page_write(page.changes, page.has_more, source);
                 self.persist(ops, AfterPersist::Page(write));
             }
-            Verdict::InvalidCursor => {
-                self.set_job_stage(&conversation, Stage::Persisting);
-                self.reset_cursor("the server refused the feed cursor");
-            }
+            Verdict::InvalidCursor => self.reset_cursor("the server refused the feed cursor"),
             other => self.on_pull_failure(PullKind::Conversation(conversation), other),
         }
     }
@@ -656,7 +650,6 @@ impl Engine {
         let Some(why) = self.reset_owed.take() else {
             return;
         };
-        self.set_run_stage(Stage::Resetting);
         self.reset_cursor(why);
     }
 
@@ -677,10 +670,24 @@ impl Engine {
 
     /// The cursor is not valid on this server (its database was replaced): the cache may hold
     /// what the server no longer has, so it is emptied of the server's data (the outbox stays),
-    /// and sync starts over.
+    /// and sync starts over. Feed and conversation pulls under way are forgotten (their answers,
+    /// to the old cursor, would be stored after the reset, or reset again); the sync run and the
+    /// conversation syncs wait for the reset's write, then go from the start.
     fn reset_cursor(&mut self, why: &str) {
         log::warn!("{why}; replacing the cache by a sync from the start");
         self.resetting = true;
+        self.in_flight.retain(|(_, flight)| {
+            !matches!(
+                flight.purpose,
+                Purpose::FeedPage | Purpose::ConversationPage(_)
+            )
+        });
+        self.set_run_stage(Stage::Resetting);
+        for job in &mut self.conversation_jobs {
+            if job.stage == Stage::Requested {
+                job.stage = Stage::Persisting;
+            }
+        }
         let ops = vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)];
         self.persist(ops, AfterPersist::CursorReset);
     }
