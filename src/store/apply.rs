@@ -11,7 +11,7 @@
 use super::codec::*;
 use super::connection::{Connection, Durability};
 use super::errors::{classify, classify_exception, Failure};
-use super::open::finish;
+use super::open::{aborted_because, finish};
 use super::request::request_result;
 use super::slots::Slots;
 use chat_sync_engine::protocol::{ConversationId, Millis, ReadMarker};
@@ -59,6 +59,9 @@ pub(crate) async fn apply(
     let transaction = database.write(&ALL_STORES, durability)?;
     match run(&transaction, ops, inject).await {
         Ok(report) => finish(transaction).await.map(|()| report),
+        // The browser aborted it (a write failed: its error says why, where a later request
+        // only says it was aborted).
+        Err(_) if transaction.error().is_some() => Err(aborted_because(&transaction)),
         Err(failure) => {
             // Never leave a half-applied batch to auto-commit.
             let _ = transaction.abort();

@@ -314,19 +314,36 @@ pub(crate) async fn delete(name: &str) -> Result<(), Failure> {
     }
 }
 
-/// Waits for a transaction to commit; an abort reports the transaction's error.
-pub(crate) async fn finish(transaction: idb::Transaction) -> Result<(), Failure> {
-    // A second handle on the same transaction, to read its error after an abort.
-    let probe = transaction
-        .object_store(&transaction.store_names()[0])
-        .map(|store| store.transaction());
-    match transaction.await {
-        Ok(result) if result.is_committed() => Ok(()),
-        Ok(_) => Err(probe
-            .ok()
-            .and_then(|t| t.error())
-            .map(|exception| super::errors::classify_exception(&exception))
-            .unwrap_or_else(|| Failure::Other("the transaction was aborted".into()))),
-        Err(error) => Err(classify(&error)),
+/// Waits for a transaction to commit; an abort reports the transaction's error (a quota error,
+/// a lost connection, or why one of its requests failed).
+///
+/// Only `complete` and `abort` are heard. A request that fails (WebKit and Firefox fail a `put`
+/// itself when out of space) fires `error` on the transaction first, with the request as its
+/// target and before the transaction has an error: heard there, it told nothing of the cause.
+pub(crate) async fn finish(mut transaction: idb::Transaction) -> Result<(), Failure> {
+    let (ended, committed) = futures_channel::oneshot::channel::<bool>();
+    let ended = Rc::new(RefCell::new(Some(ended)));
+    let on_abort = ended.clone();
+    transaction.on_complete(move |_| {
+        if let Some(ended) = ended.borrow_mut().take() {
+            let _ = ended.send(true);
+        }
+    });
+    transaction.on_abort(move |_| {
+        if let Some(ended) = on_abort.borrow_mut().take() {
+            let _ = ended.send(false);
+        }
+    });
+    if committed.await == Ok(true) {
+        return Ok(());
+    }
+    Err(aborted_because(&transaction))
+}
+
+/// Why `transaction` was aborted, as its error says.
+pub(crate) fn aborted_because(transaction: &idb::Transaction) -> Failure {
+    match transaction.error() {
+        Some(exception) => super::errors::classify_exception(&exception),
+        None => Failure::Other("the transaction was aborted".into()),
     }
 }

@@ -194,6 +194,54 @@ async fn an_aborted_batch_leaves_nothing_behind() {
     );
 }
 
+/// A write request that fails (WebKit and Firefox fail a `put` itself when out of space) aborts
+/// the batch, which reports the transaction's error: here the `ConstraintError` of a record that
+/// exists (the test makes the messages' `put` an `add`), in a batch that ends with its writes and
+/// in one that reads after them. Nothing of either is left.
+#[wasm_bindgen_test]
+async fn a_failed_write_request_reports_why_and_leaves_nothing_behind() {
+    let store = fresh("failed-request").await;
+    store
+        .apply(&put_messages(0..3, "c1"))
+        .await
+        .expect("stored");
+    let restore: js_sys::Function = js_sys::Function::new_no_args(
+        "const proto = IDBObjectStore.prototype;
+         const put = proto.put;
+         proto.put = function (...args) {
+           return this.name === 'messages' ? this.add(...args) : put.apply(this, args);
+         };
+         return () => { proto.put = put; };",
+    )
+    .call0(&JsValue::NULL)
+    .expect("patched")
+    .into();
+    let mut results = Vec::new();
+    for read_after in [false, true] {
+        let mut ops = put_messages(3..6, "c1");
+        let mut edited = message(2, "c1"); // there already: its `add` fails
+        edited.updated_ts += 10;
+        edited.body = "edited".into();
+        ops.push(StoreOp::PutMessage(LocalMessage::from_server(edited)));
+        ops.push(StoreOp::PutOutbox(entry(1, "c1")));
+        if read_after {
+            ops.push(StoreOp::EvictHistory { keep: 100 });
+        }
+        results.push(store.apply(&ops).await);
+    }
+    restore.call0(&JsValue::NULL).expect("restored");
+    for result in results {
+        let error = result.expect_err("aborted");
+        assert!(
+            matches!(&error, StoreError::Failed(message) if message.starts_with("ConstraintError")),
+            "{error:?}"
+        );
+    }
+    let cached = store.messages(&"c1".into(), None, 100).await.expect("read");
+    assert_eq!(cached.len(), 3);
+    assert!(store.load().await.expect("load").outbox.is_empty());
+}
+
 #[wasm_bindgen_test]
 async fn a_composed_message_is_committed_strictly_and_a_synced_page_relaxed() {
     use wasm_bindgen::JsCast;
