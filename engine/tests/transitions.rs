@@ -734,6 +734,36 @@ fn an_error_status_without_the_protocol_body_is_retried_not_failed() {
 }
 
 #[test]
+fn a_send_whose_outcome_cannot_be_stored_goes_again_after_a_growing_backoff() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "hi");
+    let delivered = created(ours(&id, "c-1", "hi", T0 + 1));
+    for attempt in 1..=6 {
+        let post = d.only_open("POST ");
+        d.store
+            .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
+        d.respond(&post, delivered.clone());
+        assert!(
+            d.open("POST ").is_empty(),
+            "attempt {attempt}: sent again at once"
+        );
+        // Again within the backoff's bound for this attempt: 1 s, 2 s, 4 s, …
+        d.wait(SEC << (attempt - 1));
+    }
+    assert_eq!(d.issued("POST ").len(), 7);
+    assert!(matches!(
+        d.engine.status().last_error,
+        Some(SyncError::Storage { .. })
+    ));
+
+    let post = d.only_open("POST ");
+    d.respond(&post, delivered);
+    assert!(d.store.snapshot().outbox.is_empty());
+    assert!(stored_message(&d, &id).is_from_server());
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+}
+
+#[test]
 fn retry_message_requeues_a_failed_message_under_the_same_client_message_id() {
     let mut d = Driver::idle(config());
     let id = d.send("c-1", "again");

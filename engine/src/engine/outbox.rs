@@ -290,7 +290,7 @@ impl Engine {
             .min()
     }
 
-    fn outbox_key_of(&self, client_message_id: &ClientMessageId) -> Option<OutboxKey> {
+    pub(super) fn outbox_key_of(&self, client_message_id: &ClientMessageId) -> Option<OutboxKey> {
         self.outbox
             .keys()
             .find(|(_, id)| id == client_message_id)
@@ -307,7 +307,6 @@ impl Engine {
         match verdict {
             Verdict::Success(ResponseBody::Message(response)) => {
                 item.settling = true;
-                item.attempts = 0;
                 let message = response.message;
                 let mut ops = vec![
                     StoreOp::PutMessage(LocalMessage::from_server(message.clone())),
@@ -345,7 +344,13 @@ impl Engine {
         }
     }
 
-    fn retry_send(&mut self, key: OutboxKey, error: SyncError, retry_after: Option<Millis>) {
+    /// Counts a failed attempt and backs the entry off.
+    pub(super) fn retry_send(
+        &mut self,
+        key: OutboxKey,
+        error: SyncError,
+        retry_after: Option<Millis>,
+    ) {
         let Some(item) = self.outbox.get_mut(&key) else {
             return;
         };

@@ -202,8 +202,10 @@ impl Engine {
             AfterPersist::Page(page) => self.on_page_write_failed(page.source, sync_error),
             AfterPersist::Sent {
                 client_message_id, ..
-            } => self.unsettle(&client_message_id),
-            AfterPersist::Failed { entry, .. } => self.unsettle(&entry.client_message_id),
+            } => self.unsettle(&client_message_id, sync_error),
+            AfterPersist::Failed { entry, .. } => {
+                self.unsettle(&entry.client_message_id, sync_error)
+            }
             AfterPersist::Retried { ticket, .. } => self.finish_ticket(ticket, Err(sync_error)),
             AfterPersist::Removed { ticket, .. } => {
                 if let Some(ticket) = ticket {
@@ -228,16 +230,16 @@ impl Engine {
         }
     }
 
-    /// The outcome of an entry could not be stored: it goes again (sends are idempotent).
-    fn unsettle(&mut self, client_message_id: &ClientMessageId) {
-        if let Some(item) = self
-            .outbox
-            .iter_mut()
-            .map(|(_, item)| item)
-            .find(|item| &item.entry.client_message_id == client_message_id)
-        {
+    /// The outcome of an entry could not be stored: it goes again (sends are idempotent), after
+    /// a backoff, as after a failed send (a store that keeps failing must not make a loop).
+    fn unsettle(&mut self, client_message_id: &ClientMessageId, error: SyncError) {
+        let Some(key) = self.outbox_key_of(client_message_id) else {
+            return;
+        };
+        if let Some(item) = self.outbox.get_mut(&key) {
             item.settling = false;
         }
+        self.retry_send(key, error, None);
     }
 
     fn after_persist(&mut self, then: AfterPersist, report: ApplyReport) {
