@@ -615,6 +615,34 @@ fn a_retry_after_on_a_send_holds_the_other_requests_too() {
 }
 
 #[test]
+fn a_message_and_a_read_marker_made_during_a_retry_after_wait_for_it() {
+    let mut d = Driver::idle(config());
+    let first = d.send("c-1", "hi");
+    let post = d.only_open("POST ");
+    let told_at = d.now;
+    d.respond(
+        &post,
+        with_retry_after(error(503, ErrorCode::Unavailable), 30 * SEC),
+    );
+    d.wait(SEC);
+    let second = d.send("c-2", "composed during the wait");
+    d.act(|e, now| e.mark_read("c-3".into(), "m-9".into(), T0 - 1, now))
+        .unwrap();
+    assert!(d.open("POST ").is_empty(), "{:#?}", d.open("POST "));
+    assert_eq!(d.wake, Some(told_at + 30 * SEC));
+
+    d.wake_up();
+    let sends: Vec<_> = d.open("POST ").iter().map(client_id).collect();
+    assert_eq!(sends, vec![first.clone(), second], "two at a time");
+    let post = d.only_open("POST /v1/conversations/c-1/");
+    d.respond(&post, created(ours(&first, "c-1", "hi", T0 + 31 * SEC)));
+    assert_eq!(
+        marked(&d.only_open("POST /v1/conversations/c-3/read")),
+        "m-9".into()
+    );
+}
+
+#[test]
 fn unanswered_send_times_out_is_retried_and_its_late_answer_is_ignored() {
     let mut d = Driver::idle(config());
     let id = d.send("c-1", "hi");

@@ -141,7 +141,8 @@ pub struct Engine {
     open_conversation: Option<ConversationId>,
     pull_attempts: u32,
     pull_retry_at: Millis,
-    /// No request goes before this: the server's `Retry-After`.
+    /// No request goes before this: the server's `Retry-After` (whichever request it answered;
+    /// also work made since, such as a message composed or a read marker set).
     server_retry_at: Millis,
     /// The error whose `Retry-After` set `server_retry_at`.
     server_wait_error: Option<SyncError>,
@@ -561,16 +562,6 @@ impl Engine {
         self.last_error = Some(error);
         // Not before the server said to come back, whichever request it told.
         (self.now + delay).max(self.server_retry_at)
-    }
-
-    /// The server asked to wait (`Retry-After`, whichever request it answered): no pull, send
-    /// or read marker goes before `at`.
-    fn hold_requests_until(&mut self, at: Millis) {
-        self.pull_retry_at = self.pull_retry_at.max(at);
-        for item in self.outbox.iter_mut().map(|(_, item)| item) {
-            item.not_before = item.not_before.max(at);
-        }
-        self.hold_read_markers_until(at);
     }
 
     fn reset_backoff(&mut self) {

@@ -248,9 +248,13 @@ impl Engine {
         heads
     }
 
-    /// Sends the next deliverable entry, if any; true when a request went out.
+    /// Sends the next deliverable entry, if any; true when a request went out. None goes while
+    /// the server's `Retry-After` holds, also one composed since.
     pub(super) fn send_next_outbox(&mut self) -> bool {
         let now = self.now;
+        if self.server_retry_at > now {
+            return false;
+        }
         let next = self.queue_heads().into_iter().find(|key| {
             let item = &self.outbox[key];
             item.durable && !item.sending && !item.settling && item.not_before <= now
@@ -279,14 +283,14 @@ impl Engine {
         true
     }
 
-    /// When the next entry in backoff may go, if one waits.
+    /// When the next entry in backoff (its own or the server's) may go, if one waits.
     pub(super) fn next_send_time(&self) -> Option<Millis> {
         self.queue_heads()
             .into_iter()
             .map(|key| &self.outbox[&key])
             .filter(|item| item.durable && !item.sending && !item.settling)
-            .filter(|item| item.not_before > self.now)
-            .map(|item| item.not_before)
+            .map(|item| item.not_before.max(self.server_retry_at))
+            .filter(|at| *at > self.now)
             .min()
     }
 

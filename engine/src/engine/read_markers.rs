@@ -165,9 +165,13 @@ impl Engine {
         ops
     }
 
-    /// Sends the next read marker due, if any; true when a request went out.
+    /// Sends the next read marker due, if any; true when a request went out. None goes while the
+    /// server's `Retry-After` holds.
     pub(super) fn send_next_read_marker(&mut self) -> bool {
         let now = self.now;
+        if self.server_retry_at > now {
+            return false;
+        }
         let Some(unsent) = self
             .unsent_read_markers
             .iter_mut()
@@ -190,20 +194,14 @@ impl Engine {
         true
     }
 
-    /// When the next read marker in backoff may go, if one waits.
+    /// When the next read marker in backoff (its own or the server's) may go, if one waits.
     pub(super) fn next_read_marker_time(&self) -> Option<Millis> {
         self.unsent_read_markers
             .iter()
-            .filter(|unsent| unsent.sending.is_none() && unsent.not_before > self.now)
-            .map(|unsent| unsent.not_before)
+            .filter(|unsent| unsent.sending.is_none())
+            .map(|unsent| unsent.not_before.max(self.server_retry_at))
+            .filter(|at| *at > self.now)
             .min()
-    }
-
-    /// No marker goes before `at` (the server asked to wait).
-    pub(super) fn hold_read_markers_until(&mut self, at: Millis) {
-        for unsent in &mut self.unsent_read_markers {
-            unsent.not_before = unsent.not_before.max(at);
-        }
     }
 
     /// After a forced sync or a change of credentials, markers in backoff go at once.

@@ -113,7 +113,8 @@ impl Engine {
             if self.now + after > self.server_retry_at {
                 self.server_retry_at = self.now + after;
                 self.server_wait_error = Some(error.clone());
-                self.hold_requests_until(self.server_retry_at);
+                // No pull goes before (sends and read markers check it themselves).
+                self.pull_retry_at = self.pull_retry_at.max(self.server_retry_at);
             }
         }
         if matches!(verdict, Verdict::Auth) && !self.auth_required {
