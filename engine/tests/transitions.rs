@@ -2885,6 +2885,36 @@ fn quota_error_twice_drops_the_send_with_a_storage_error() {
 // ----- connection quality -----
 
 #[test]
+fn connection_quality_events_move_the_periodic_sync_only_by_the_change_of_interval() {
+    let mut d = Driver::idle(config());
+    let quality = |effective_type| ConnectionQuality {
+        effective_type,
+        save_data: false,
+    };
+    // The browser reports every change of `navigator.connection`, most with the same quality.
+    for _ in 0..4 {
+        d.wait(MIN);
+        d.act(|e, now| e.handle_connection_quality(ConnectionQuality::default(), now));
+    }
+    assert_eq!(d.engine.status().next_sync_at, Some(T0 + 5 * MIN));
+    d.advance_to(T0 + 5 * MIN);
+    let sync = d.only_open("GET /v1/sync");
+    d.respond(&sync, feed(vec![], "k1", false));
+    let synced_at = d.now;
+
+    // A slower link stretches the interval from the last sync, not from now.
+    d.wait(4 * MIN);
+    d.act(|e, now| e.handle_connection_quality(quality(EffectiveType::Slow2g), now));
+    d.wait(MIN);
+    d.act(|e, now| e.handle_connection_quality(quality(EffectiveType::Slow2g), now));
+    assert_eq!(d.engine.status().next_sync_at, Some(synced_at + 20 * MIN));
+    // A faster one shortens it again: overdue, the sync goes at once.
+    d.wait(MIN);
+    d.act(|e, now| e.handle_connection_quality(quality(EffectiveType::FourG), now));
+    assert_eq!(d.open("GET /v1/sync").len(), 1);
+}
+
+#[test]
 fn slow_2g_stretches_the_periodic_interval_and_shrinks_the_pages() {
     let mut d = Driver::idle(config());
     assert_eq!(d.requests[0].path, "/v1/sync?limit=100");

@@ -410,13 +410,17 @@ impl Engine {
         }
     }
 
-    /// The connection quality changed; slow links sync less often, in smaller pages.
+    /// The connection quality changed; slow links sync less often, in smaller pages. The next
+    /// periodic sync stays counted from the last one: it moves by the change of the interval
+    /// only (the browser reports every change of the connection, most with the same quality).
     pub fn handle_connection_quality(&mut self, quality: ConnectionQuality, now: Millis) {
+        let old_interval = self.periodic_interval();
         self.quality = quality;
-        self.advance(now);
-        if self.run.is_none() {
-            self.next_periodic = self.online.then(|| self.now + self.periodic_interval());
+        let change = self.periodic_interval() - old_interval;
+        if let Some(at) = &mut self.next_periodic {
+            *at += change;
         }
+        self.advance(now);
     }
 
     /// New credentials are in place after [`Event::AuthRequired`]; sync resumes.
