@@ -22,6 +22,8 @@ pub(crate) enum Failure {
     Unsupported(String),
     /// The database is unreadable or inconsistent: rebuild it.
     Corrupt(String),
+    /// A step of the schema upgrade failed; the database kept its version: rebuild it.
+    UpgradeFailed(String),
     /// Anything else.
     Other(String),
 }
@@ -44,7 +46,9 @@ impl Failure {
                 "{message}; the database was written by a newer version of this app: reload \
                  the page to get it, or clear the site's data"
             )),
-            Failure::Corrupt(message) | Failure::Other(message) => StoreError::Failed(message),
+            Failure::Corrupt(message)
+            | Failure::UpgradeFailed(message)
+            | Failure::Other(message) => StoreError::Failed(message),
         }
     }
 }

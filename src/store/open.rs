@@ -22,6 +22,8 @@ const OPEN_TIMEOUT_MS: u32 = 8_000;
 /// After `blocked`, how long other connections get to close (those closing on `versionchange`
 /// finish their transactions first) before the upgrade counts as blocked.
 const BLOCKED_GRACE_MS: u32 = 1_500;
+/// How long to wait before opening again after a transient failure.
+const RETRY_OPEN_MS: u32 = 1_000;
 
 /// What opening found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,6 +71,11 @@ pub(crate) async fn open_at(
             if let Err(error) = result {
                 log::error!(error = error.to_string().as_str(); "schema upgrade failed");
                 *upgrade_error.borrow_mut() = Some(error);
+                // The database keeps its version and what it held: no half-done upgrade is
+                // committed under the new version.
+                if let Some(transaction) = event.target().ok().and_then(|t| t.transaction()) {
+                    let _ = transaction.abort();
+                }
             }
         });
     }
@@ -105,15 +112,14 @@ pub(crate) async fn open_at(
         // Giving up: if the open completes later, close what it opens.
         close_when_opened(&raw);
     })?;
+    if let Some(error) = upgrade_error.borrow_mut().take() {
+        return Err(Failure::UpgradeFailed(error.to_string()));
+    }
     let database = Connection::new(
         result?
             .dyn_into::<IdbDatabase>()
             .map_err(|value| Failure::Other(format!("open gave {value:?}, not a database")))?,
     );
-    if let Some(error) = upgrade_error.borrow_mut().take() {
-        database.close();
-        return Err(Failure::Corrupt(format!("schema upgrade failed: {error}")));
-    }
     let upgraded_from = *upgraded_from.borrow();
     Ok((database, upgraded_from))
 }
@@ -136,13 +142,29 @@ fn close_when_opened(request: &IdbOpenDbRequest) {
 /// Opens the store's database, checks it and rebuilds it when it is unreadable.
 pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport), Failure> {
     let (database, upgraded_from) = match open_at(name, SCHEMA_VERSION).await {
-        // A transient failure (an `UnknownError`, a lost connection): once more.
+        // A transient failure (an `UnknownError`, a lost connection): once more, a moment later.
         Err(Failure::ConnectionLost(first)) => {
             log::warn!(error = first.as_str(); "opening the database failed; retrying once");
+            TimeoutFuture::new(RETRY_OPEN_MS).await;
             match open_at(name, SCHEMA_VERSION).await {
-                Err(Failure::ConnectionLost(second)) => return rebuild(name, second).await,
+                Err(Failure::ConnectionLost(second)) => {
+                    return rebuild(name, second, Vec::new()).await
+                }
                 other => other?,
             }
+        }
+        // A schema step failed, and the database kept its version: what its outbox holds goes
+        // into a new one.
+        Err(Failure::UpgradeFailed(reason)) => {
+            let rescued = match open_as_it_is(name).await {
+                Ok(database) => {
+                    let rescued = rescue_outbox(&database).await;
+                    database.close();
+                    rescued
+                }
+                Err(_) => Vec::new(),
+            };
+            return rebuild(name, format!("schema upgrade failed: {reason}"), rescued).await;
         }
         // An open that never settled (seen in Safari): a fresh request usually does.
         Err(Failure::Timeout) => {
@@ -164,14 +186,9 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport),
             Ok((database, report))
         }
         Err(Failure::Corrupt(reason)) => {
-            log::error!(reason = reason.as_str(); "database unreadable; rebuilding it");
             let rescued = rescue_outbox(&database).await;
             database.close();
-            delete(name).await?;
-            let (database, _) = open_at(name, SCHEMA_VERSION).await?;
-            restore_outbox(&database, &rescued).await?;
-            report.recovered = Some(reason);
-            Ok((database, report))
+            rebuild(name, reason, rescued).await
         }
         Err(other) => {
             database.close();
@@ -180,17 +197,46 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport),
     }
 }
 
-/// The database cannot be opened at all: delete it and start with a new one.
-async fn rebuild(name: &str, reason: String) -> Result<(Connection, OpenReport), Failure> {
-    log::error!(reason = reason.as_str(); "the database cannot be opened; rebuilding it");
+/// The database cannot be opened or read (`reason`): delete it and start with a new one, with
+/// the outbox entries `rescued` from it.
+async fn rebuild(
+    name: &str,
+    reason: String,
+    rescued: Vec<OutboxEntry>,
+) -> Result<(Connection, OpenReport), Failure> {
+    log::error!(reason = reason.as_str(); "the database cannot be used; rebuilding it");
     delete(name).await?;
     let (database, _) = open_at(name, SCHEMA_VERSION).await?;
+    restore_outbox(&database, &rescued).await?;
     let report = OpenReport {
         upgraded_from: Some(0),
-        recovered: Some(format!("the database could not be opened: {reason}")),
+        recovered: Some(reason),
         ..OpenReport::default()
     };
     Ok((database, report))
+}
+
+/// Opens the database `name` at the version it has, without upgrading it.
+async fn open_as_it_is(name: &str) -> Result<Database, Failure> {
+    let factory: IdbFactory = Factory::new()
+        .map_err(|error| Failure::Unsupported(error.to_string()))?
+        .into();
+    let request = factory.open(name).map_err(|error| classify_js(&error))?;
+    let opened = select(
+        Box::pin(request_result(&request)),
+        TimeoutFuture::new(OPEN_TIMEOUT_MS),
+    )
+    .await;
+    match opened {
+        Either::Left((result, _)) => result?
+            .dyn_into::<IdbDatabase>()
+            .map(Database::from)
+            .map_err(|value| Failure::Other(format!("open gave {value:?}, not a database"))),
+        Either::Right(_) => {
+            close_when_opened(&request);
+            Err(Failure::Timeout)
+        }
+    }
 }
 
 /// What the integrity check found.

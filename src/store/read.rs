@@ -37,7 +37,18 @@ pub(crate) async fn load(database: &Database) -> Result<PersistedState, Failure>
         .map_err(|e| classify(&e))?
         .await
         .map_err(|e| classify(&e))?;
-    let mut outbox: Vec<OutboxEntry> = outbox.into_iter().map(from_js).collect::<Result<_, _>>()?;
+    // A record that does not read back (written by a bug, or damaged) is left where it is, not
+    // in the way of every start: the others are the user's messages.
+    let mut outbox: Vec<OutboxEntry> = outbox
+        .into_iter()
+        .filter_map(|value| {
+            from_js(value)
+                .inspect_err(|error: &Failure| {
+                    log::error!(error = format!("{error:?}").as_str(); "an outbox record does not read back; skipped")
+                })
+                .ok()
+        })
+        .collect();
     sort_by(&mut outbox, OutboxEntry::compose_order);
     Ok(PersistedState {
         cursor: meta.cursor,

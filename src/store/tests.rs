@@ -355,6 +355,78 @@ async fn a_version_1_database_upgrades_with_every_record() {
     assert_eq!(found.body, "hello 13");
 }
 
+/// A step of the schema upgrade that fails leaves the database at its version (nothing half
+/// upgraded is committed under the new one), and the store rebuilds it, keeping the outbox.
+#[wasm_bindgen_test]
+async fn a_failed_upgrade_step_rebuilds_the_database_keeping_the_outbox() {
+    let name = "failed-upgrade";
+    IndexedDbStore::delete(name).await.expect("delete");
+    let (database, _) = open::open_at(name, 1).await.expect("v1");
+    let transaction = database
+        .transaction(&[OUTBOX], TransactionMode::ReadWrite)
+        .expect("transaction");
+    (transaction.object_store(OUTBOX).expect("store"))
+        .put(&to_js(&entry(1, "c1")).expect("encode"), None)
+        .expect("put");
+    open::finish(transaction).await.expect("written");
+    database.close();
+    // A version 2 no version of the app wrote: it has version 3's store already, so creating it
+    // fails.
+    let upgrade = js_sys::Function::new_with_args(
+        "name",
+        "return new Promise((resolve, reject) => {
+           const request = indexedDB.open(name, 2);
+           request.onupgradeneeded = () => request.result.createObjectStore('historyFloors');
+           request.onsuccess = () => { request.result.close(); resolve(); };
+           request.onerror = () => reject(request.error);
+         });",
+    );
+    let upgraded = upgrade.call1(&JsValue::NULL, &name.into()).expect("called");
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(upgraded))
+        .await
+        .expect("version 2");
+
+    let store = IndexedDbStore::open(name).await.expect("rebuilt");
+    let recovered = store.open_report().recovered.clone().unwrap_or_default();
+    assert!(recovered.contains("schema upgrade failed"), "{recovered:?}");
+    assert_eq!(
+        store.load().await.expect("load").outbox,
+        vec![entry(1, "c1")]
+    );
+    store
+        .apply(&put_messages(0..3, "c1"))
+        .await
+        .expect("written");
+    assert_eq!(
+        store.history_floor(&"c1".into()).await.expect("read"),
+        HistoryFloor::Complete
+    );
+}
+
+/// An outbox record that does not read back (a bug wrote it, or it was damaged) is skipped:
+/// the store still loads, with the user's other messages.
+#[wasm_bindgen_test]
+async fn an_outbox_record_that_does_not_read_back_is_skipped() {
+    let store = fresh("bad-outbox-record").await;
+    store
+        .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
+        .await
+        .expect("queued");
+    let database = store.database().await.expect("connection");
+    let transaction = database
+        .transaction(&[OUTBOX], TransactionMode::ReadWrite)
+        .expect("transaction");
+    let bad = js_sys::JSON::parse(r#"{"clientMessageId":"bad","body":7}"#).expect("json");
+    (transaction.object_store(OUTBOX).expect("store"))
+        .put(&bad, None)
+        .expect("put");
+    open::finish(transaction).await.expect("written");
+    assert_eq!(
+        store.load().await.expect("loads").outbox,
+        vec![entry(1, "c1")]
+    );
+}
+
 #[wasm_bindgen_test]
 async fn a_closed_store_finishes_its_operations_and_leaves_no_connection_open() {
     let name = "closed-store";
