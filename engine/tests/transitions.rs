@@ -1329,6 +1329,58 @@ fn a_sync_from_the_beginning_marks_no_history_whole_after_an_eviction_in_its_mid
     assert_eq!(claims.count(), 0);
 }
 
+/// Likewise when the run's last page is fetched while an earlier write is in flight, and an
+/// eviction is asked for before it is written: the claim is made when the page is written.
+#[test]
+fn a_last_page_held_behind_a_write_marks_no_history_whole_after_an_eviction_asked_meanwhile() {
+    let mut d = Driver::new(Config {
+        retention_per_conversation: Some(2),
+        ..config()
+    });
+    d.start();
+    d.hold_batches = true;
+    let page1 = d.only_open("GET /v1/sync");
+    let f = message("m-10", "c-1", "u-bob", "F", T0 + 10);
+    let g = message("m-11", "c-1", "u-bob", "G", T0 + 11);
+    let old = Message {
+        body: "O, edited".into(),
+        edited: true,
+        updated_ts: T0 + 12,
+        ..message("m-5", "c-1", "u-bob", "O", T0 + 5)
+    };
+    let changes = vec![
+        conversation_change("c-1", T0),
+        message_change(f.clone()),
+        message_change(g),
+        message_change(old),
+    ];
+    d.respond(&page1, feed(changes, "k1", true));
+    assert!(d.held.is_some(), "the first page's write is in flight");
+    let page2 = d.only_open("GET /v1/sync");
+    let h = message("m-13", "c-1", "u-bob", "H", T0 + 13);
+    d.respond(&page2, feed(vec![message_change(h)], "k2", false));
+    d.act(|e, now| e.run_maintenance(now));
+    while d.held.is_some() {
+        d.ack();
+    }
+
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k2")));
+    let ids: Vec<_> = snapshot.messages.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(
+        ids,
+        ["m-10", "m-11", "m-13"].map(|id| Some(MessageId::new(id))),
+        "the eviction took m-5"
+    );
+    let floor = pollster::block_on(d.store.history_floor(&"c-1".into())).unwrap();
+    let f = LocalMessage::from_server(f);
+    assert_eq!(floor, HistoryFloor::at(&f).expect("server"));
+    let claims = d.applied().into_iter().flat_map(|batch| batch.ops).filter(
+        |op| matches!(op, StoreOp::ExtendHistory { to, .. } if *to == HistoryFloor::Complete),
+    );
+    assert_eq!(claims.count(), 0);
+}
+
 /// Likewise when the run's last write fails for want of space: it is written again after the
 /// eviction, without the claim.
 #[test]

@@ -66,9 +66,10 @@ pub(super) struct Run {
     /// pages asked for, so a link too slow for a large page within the timeout still gets through.
     halvings: u32,
     /// Set when the run reads the feed from its beginning (no cursor): the first floor its pages
-    /// set in each conversation. Such a feed brings every message, so the last page moves each of
-    /// these floors on to `Complete` (unless eviction raised it meanwhile). An eviction of this
-    /// engine's during the run drops them ([`Engine::before_eviction`]).
+    /// set in each conversation. Such a feed brings every message, so the write of the last page
+    /// moves each of these floors on to `Complete` (unless eviction raised it meanwhile). An
+    /// eviction of this engine's asked for before that write drops them
+    /// ([`Engine::before_eviction`]).
     first_floors: Option<Vec<(ConversationId, HistoryFloor)>>,
 }
 
@@ -339,22 +340,13 @@ impl Engine {
                 if let Some(first_floors) = &mut run.first_floors {
                     note_first_floors(first_floors, &ops);
                 }
-                let (mut ops, write) = match run.held.take() {
+                let (ops, write) = match run.held.take() {
                     Some((mut held_ops, held)) => {
                         held_ops.extend(ops);
                         (held_ops, held.followed_by(write))
                     }
                     None => (ops, write),
                 };
-                if let (Some(first_floors), false) = (&run.first_floors, write.has_more) {
-                    ops.extend(first_floors.iter().map(|(conversation, floor)| {
-                        StoreOp::ExtendHistory {
-                            conversation: conversation.clone(),
-                            from: floor.clone(),
-                            to: HistoryFloor::Complete,
-                        }
-                    }));
-                }
                 let broken = self.config.broken == Some(BrokenVariant::CursorBeforeData);
                 let may_hold = write.has_more && !broken && ops.len() < HOLD_CHANGES;
                 // While a write is in flight, the pages wait for it; the feed goes on meanwhile
@@ -824,8 +816,22 @@ impl Engine {
     }
 
     /// Stores feed pages (one, or several held) with the cursor after them, and with the sync
-    /// time when they end the feed. Only while no other write of feed pages is in flight.
+    /// time when they end the feed (and each history's claim to be whole, made now: an eviction
+    /// asked for while they were held drops it). Only while no other write of feed pages is in
+    /// flight.
     fn store_feed_pages(&mut self, mut ops: Vec<StoreOp>, write: PageWrite) {
+        let first_floors = self.run.as_ref().and_then(|run| run.first_floors.as_ref());
+        if let (Some(first_floors), false) = (first_floors, write.has_more) {
+            ops.extend(
+                first_floors
+                    .iter()
+                    .map(|(conversation, floor)| StoreOp::ExtendHistory {
+                        conversation: conversation.clone(),
+                        from: floor.clone(),
+                        to: HistoryFloor::Complete,
+                    }),
+            );
+        }
         if let PageSource::Feed { cursor, synced_at } = &write.source {
             self.feed_writing = Some(cursor.clone());
             let cursor_op = StoreOp::SetCursor(Some(cursor.clone()));
