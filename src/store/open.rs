@@ -177,7 +177,23 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport),
         upgraded_from,
         ..OpenReport::default()
     };
-    match check(&database).await {
+    let (database, health) = match check(&database).await {
+        // A transient failure (an `UnknownError`, a lost connection): once more, a moment later;
+        // twice, the database counts as unreadable.
+        Err(Failure::ConnectionLost(first)) => {
+            log::warn!(error = first.as_str(); "checking the database failed; retrying once");
+            database.close();
+            TimeoutFuture::new(RETRY_OPEN_MS).await;
+            let (database, _) = open_at(name, SCHEMA_VERSION).await?;
+            let health = match check(&database).await {
+                Err(Failure::ConnectionLost(second)) => Err(Failure::Corrupt(second)),
+                health => health,
+            };
+            (database, health)
+        }
+        health => (database, health),
+    };
+    match health {
         Ok(Health::Sound) => Ok((database, report)),
         Ok(Health::Wiped) => {
             log::warn!("the database lost its meta record (site data cleared?); starting over");

@@ -427,6 +427,49 @@ async fn an_outbox_record_that_does_not_read_back_is_skipped() {
     );
 }
 
+/// Makes the page's next `times` IndexedDB transactions fail to start with an `UnknownError`
+/// (Chromium's backing store hiccups, Safari's lost connections).
+fn fail_next_transactions(times: u32) {
+    js_sys::Function::new_with_args(
+        "times",
+        "const proto = IDBDatabase.prototype;
+         const transaction = proto.transaction;
+         proto.transaction = function (...args) {
+           if (times <= 0) {
+             proto.transaction = transaction;
+             return transaction.apply(this, args);
+           }
+           times -= 1;
+           throw new DOMException('injected', 'UnknownError');
+         };",
+    )
+    .call1(&JsValue::NULL, &times.into())
+    .expect("patched");
+}
+
+/// The integrity check at open meets a transient failure: the store opens again and checks once
+/// more; failing twice, the database counts as unreadable and is rebuilt, keeping the outbox.
+#[wasm_bindgen_test]
+async fn a_check_that_fails_once_is_retried_and_twice_rebuilds() {
+    for (failures, rebuilt) in [(1, false), (2, true)] {
+        let name = format!("check-fails-{failures}");
+        let store = fresh(&name).await;
+        store
+            .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
+            .await
+            .expect("queued");
+        store.close();
+        fail_next_transactions(failures);
+        let store = IndexedDbStore::open(&name).await.expect("opened");
+        assert_eq!(store.open_report().recovered.is_some(), rebuilt);
+        assert_eq!(
+            store.load().await.expect("load").outbox,
+            vec![entry(1, "c1")]
+        );
+        store.close();
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_closed_store_finishes_its_operations_and_leaves_no_connection_open() {
     let name = "closed-store";
