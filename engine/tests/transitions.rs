@@ -823,6 +823,96 @@ fn retry_message_requeues_a_failed_message_under_the_same_client_message_id() {
 }
 
 #[test]
+fn a_retry_as_maintenance_comes_due_to_remove_the_failed_message_is_refused() {
+    let store = MemoryStore::new();
+    let entry = OutboxEntry {
+        client_message_id: ClientMessageId::new("old-1"),
+        conversation_id: "c-1".into(),
+        body: "written a week ago".into(),
+        seq: 1,
+        composed_at: T0 - 8 * DAY,
+        failure: Some(chat_sync_engine::Failure {
+            code: "expired".into(),
+            message: "expired".into(),
+        }),
+    };
+    pollster::block_on(store.apply(&[
+        StoreOp::SetLastMaintenance(T0 - DAY + HOUR),
+        StoreOp::PutOutbox(entry.clone()),
+        StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
+    ]))
+    .unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.go_online(false);
+    d.start();
+    d.clear();
+    // An hour later the user taps "retry" as maintenance comes due: it removes the message.
+    d.now += HOUR;
+    let retried = d.act(|e, now| e.retry_message(&entry.client_message_id, now));
+    assert_eq!(retried, Err(EngineError::Settling));
+    assert_eq!(
+        d.events()[0],
+        Event::MessageDiscarded {
+            client_message_id: entry.client_message_id.clone(),
+            conversation_id: "c-1".into(),
+            body: entry.body.clone(),
+            reason: DiscardReason::Expired,
+        }
+    );
+    let snapshot = d.store.snapshot();
+    assert!(snapshot.outbox.is_empty() && snapshot.messages.is_empty());
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (0, 0));
+    d.go_online(true);
+    assert!(d.issued("POST ").is_empty());
+}
+
+/// And a retry under way keeps maintenance off the message.
+#[test]
+fn maintenance_coming_due_while_a_retry_is_stored_leaves_the_message_queued() {
+    let store = MemoryStore::new();
+    let entry = OutboxEntry {
+        client_message_id: ClientMessageId::new("old-1"),
+        conversation_id: "c-1".into(),
+        body: "written a week ago".into(),
+        seq: 1,
+        composed_at: T0 - 8 * DAY,
+        failure: Some(chat_sync_engine::Failure {
+            code: "expired".into(),
+            message: "expired".into(),
+        }),
+    };
+    pollster::block_on(store.apply(&[
+        StoreOp::SetLastMaintenance(T0 - DAY + MIN),
+        StoreOp::PutOutbox(entry.clone()),
+        StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
+    ]))
+    .unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.go_online(false);
+    d.start();
+    d.hold_batches = true;
+    d.act(|e, now| e.retry_message(&entry.client_message_id, now))
+        .unwrap();
+    assert_eq!(
+        d.act(|e, now| e.discard_message(&entry.client_message_id, now)),
+        Err(EngineError::Settling)
+    );
+    d.now += MIN;
+    d.act(|e, now| e.handle_timeout(now));
+    while d.held.is_some() {
+        d.ack();
+    }
+    assert_eq!(d.count(|e| matches!(e, Event::MessageDiscarded { .. })), 0);
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.outbox.len(), 1);
+    assert_eq!(snapshot.outbox[0].failure, None);
+    assert_eq!(d.engine.status().pending_outbox, 1);
+    d.go_online(true);
+    assert_eq!(client_id(&d.only_open("POST ")), entry.client_message_id);
+}
+
+#[test]
 fn discard_message_removes_a_failed_message_from_outbox_and_store() {
     let mut d = Driver::idle(config());
     let id = d.send("c-gone", "hello?");

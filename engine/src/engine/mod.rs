@@ -62,6 +62,10 @@ pub enum EngineError {
     /// discarded.
     #[error("the message is not failed")]
     NotFailed,
+    /// What becomes of the message is being stored (maintenance is removing it, or a retry or
+    /// discard of it is under way): the event that follows tells the outcome; act on that.
+    #[error("the message is being updated")]
+    Settling,
 }
 
 /// Connection quality, from `navigator.connection` where the browser has it.

@@ -100,8 +100,7 @@ impl Engine {
         now: Millis,
     ) -> Result<Ticket, EngineError> {
         self.advance(now);
-        let item = self.failed_item(client_message_id)?;
-        let mut entry = item.entry.clone();
+        let mut entry = self.settle_failed(client_message_id)?;
         entry.failure = None;
         // A fresh start for the expiry clock: the user asked again.
         entry.composed_at = self.device_now();
@@ -124,7 +123,7 @@ impl Engine {
         now: Millis,
     ) -> Result<Ticket, EngineError> {
         self.advance(now);
-        let entry = self.failed_item(client_message_id)?.entry.clone();
+        let entry = self.settle_failed(client_message_id)?;
         let ticket = self.new_ticket();
         self.persist(
             self.removal_ops(&entry),
@@ -197,19 +196,36 @@ impl Engine {
         }
     }
 
-    fn failed_item(&self, client_message_id: &ClientMessageId) -> Result<&OutboxItem, EngineError> {
+    /// The failed entry the app retries or discards, marked settling until that is stored (so
+    /// maintenance leaves it alone meanwhile); not while something else settles it.
+    fn settle_failed(
+        &mut self,
+        client_message_id: &ClientMessageId,
+    ) -> Result<OutboxEntry, EngineError> {
         if !self.loaded {
             return Err(EngineError::NotInitialized);
         }
         let item = self
             .outbox
-            .values()
+            .iter_mut()
+            .map(|(_, item)| item)
             .find(|item| &item.entry.client_message_id == client_message_id)
             .ok_or(EngineError::UnknownMessage)?;
+        if item.settling {
+            return Err(EngineError::Settling);
+        }
         if item.entry.failure.is_none() {
             return Err(EngineError::NotFailed);
         }
-        Ok(item)
+        item.settling = true;
+        Ok(item.entry.clone())
+    }
+
+    /// The write settling entry `key` failed: it is as it was.
+    pub(super) fn unsettle_entry(&mut self, key: &OutboxKey) {
+        if let Some(item) = self.outbox.get_mut(key) {
+            item.settling = false;
+        }
     }
 
     /// The writes that take an entry and its optimistic message out of the store.

@@ -1,7 +1,7 @@
 //! Writes: batches go to the store one at a time, and what they mean for memory and the app
 //! happens only after the store holds them (persist before notify).
 
-use super::outbox::OutboxKey;
+use super::outbox::{outbox_key, OutboxKey};
 use super::{Engine, Output};
 use crate::event::{ChangeSet, DiscardReason, Event, SyncSummary, Ticket};
 use crate::status::SyncError;
@@ -206,8 +206,16 @@ impl Engine {
             AfterPersist::Failed { entry, .. } => {
                 self.unsettle(&entry.client_message_id, sync_error)
             }
-            AfterPersist::Retried { ticket, .. } => self.finish_ticket(ticket, Err(sync_error)),
-            AfterPersist::Removed { ticket, .. } => {
+            AfterPersist::Retried { entry, ticket } => {
+                self.unsettle_entry(&outbox_key(&entry));
+                self.finish_ticket(ticket, Err(sync_error));
+            }
+            AfterPersist::Removed {
+                entries, ticket, ..
+            } => {
+                for entry in &entries {
+                    self.unsettle_entry(&outbox_key(entry));
+                }
                 if let Some(ticket) = ticket {
                     self.finish_ticket(ticket, Err(sync_error));
                 }
