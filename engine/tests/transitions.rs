@@ -2120,6 +2120,48 @@ fn feed_page_with_our_unacknowledged_message_settles_it_exactly_once() {
 }
 
 #[test]
+fn a_message_the_feed_shows_delivered_is_not_expired_while_that_page_is_written() {
+    let store = MemoryStore::new();
+    let entry = OutboxEntry {
+        client_message_id: ClientMessageId::new("c1-abc"),
+        conversation_id: "c-1".into(),
+        body: "hello".into(),
+        seq: 1,
+        composed_at: T0 - 7 * DAY - MIN,
+        failure: None,
+    };
+    pollster::block_on(store.apply(&[
+        StoreOp::SetLastMaintenance(T0 - DAY + MIN),
+        StoreOp::PutOutbox(entry.clone()),
+        StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
+    ]))
+    .unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.start();
+    let post = d.only_open("POST ");
+    let sync = d.only_open("GET /v1/sync");
+    // The ack is lost (503), but the server holds the message and the feed brings it.
+    d.respond(&post, error(503, ErrorCode::Unavailable));
+    d.hold_batches = true;
+    let server = ours(&entry.client_message_id, "c-1", "hello", T0 + 5);
+    d.respond(&sync, feed(vec![message_change(server)], "k1", false));
+    assert!(d.held.is_some(), "the page's write is in flight");
+    // Maintenance, which would expire the message, comes due meanwhile.
+    d.now += MIN;
+    d.act(|e, now| e.handle_timeout(now));
+    while d.held.is_some() {
+        d.ack();
+    }
+
+    assert!(d.store.snapshot().outbox.is_empty());
+    assert!(stored_message(&d, &entry.client_message_id).is_from_server());
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+    assert_eq!(d.count(|e| matches!(e, Event::MessageFailed { .. })), 0);
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (0, 0));
+}
+
+#[test]
 fn an_older_history_version_does_not_overwrite_a_newer_feed_version() {
     let mut d = Driver::idle(config());
     let edited = Message {

@@ -129,6 +129,25 @@ impl Engine {
         });
     }
 
+    /// Queues a page's write. The outbox entries it shows delivered settle meanwhile: they are
+    /// not sent, and maintenance does not expire them.
+    pub(super) fn persist_page(&mut self, ops: Vec<StoreOp>, write: PageWrite) {
+        self.settle_delivered(&write.delivered, true);
+        self.persist(ops, AfterPersist::Page(write));
+    }
+
+    /// Marks the outbox entries of `delivered` settling, or no longer.
+    fn settle_delivered(&mut self, delivered: &[(ClientMessageId, Message)], settling: bool) {
+        for (_, item) in self.outbox.iter_mut() {
+            if delivered
+                .iter()
+                .any(|(id, _)| *id == item.entry.client_message_id)
+            {
+                item.settling = settling;
+            }
+        }
+    }
+
     pub(super) fn emit_next_batch(&mut self) {
         if self.persisting.is_some() {
             return;
@@ -199,7 +218,10 @@ impl Engine {
                     .retain(|_, item| item.entry.client_message_id != message.client_message_id);
                 self.finish_ticket(ticket, Err(sync_error));
             }
-            AfterPersist::Page(page) => self.on_page_write_failed(page.source, sync_error),
+            AfterPersist::Page(page) => {
+                self.settle_delivered(&page.delivered, false);
+                self.on_page_write_failed(page.source, sync_error)
+            }
             AfterPersist::Sent {
                 client_message_id, ..
             } => self.unsettle(&client_message_id, sync_error),

@@ -387,7 +387,7 @@ impl Engine {
                 self.set_job_stage(&conversation, Stage::Persisting);
                 let source = PageSource::Conversation(conversation, page.next_cursor);
                 let (ops, write) = self.page_write(page.changes, page.has_more, source);
-                self.persist(ops, AfterPersist::Page(write));
+                self.persist_page(ops, write);
             }
             Verdict::InvalidCursor => self.reset_cursor("the server refused the feed cursor"),
             other => self.on_pull_failure(PullKind::Conversation(conversation), other),
@@ -425,7 +425,7 @@ impl Engine {
                         to,
                     });
                 }
-                self.persist(ops, AfterPersist::Page(write));
+                self.persist_page(ops, write);
             }
             Verdict::Permanent(SyncError::Server { error_code, .. })
                 if error_code == ErrorCode::MessageNotFound.as_str() =>
@@ -450,7 +450,7 @@ impl Engine {
         let source = PageSource::History(conversation.clone());
         let (mut ops, write) = self.page_write(Vec::new(), true, source);
         ops.push(StoreOp::RestartHistory { conversation, from });
-        self.persist(ops, AfterPersist::Page(write));
+        self.persist_page(ops, write);
     }
 
     /// The writes of a page: last-write-wins puts, outbox entries the page shows delivered, and
@@ -845,7 +845,7 @@ impl Engine {
                 ops.push(StoreOp::SetLastSync(*at));
             }
         }
-        self.persist(ops, AfterPersist::Page(write));
+        self.persist_page(ops, write);
     }
 
     fn finish_run(&mut self, result: Result<(), SyncError>) {
