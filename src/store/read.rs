@@ -41,12 +41,13 @@ pub(crate) async fn load(database: &Database) -> Result<PersistedState, Failure>
     // in the way of every start: the others are the user's messages.
     let mut outbox: Vec<OutboxEntry> = outbox
         .into_iter()
-        .filter_map(|value| {
-            from_js(value)
-                .inspect_err(|error: &Failure| {
-                    log::error!(error = format!("{error:?}").as_str(); "an outbox record does not read back; skipped")
-                })
-                .ok()
+        .filter_map(|value| match from_js(value) {
+            Ok(entry) => Some(entry),
+            Err(error) => {
+                let error = error.into_store_error().to_string();
+                log::error!(error = error.as_str(); "an outbox record does not read back; skipped");
+                None
+            }
         })
         .collect();
     sort_by(&mut outbox, OutboxEntry::compose_order);
