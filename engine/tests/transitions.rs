@@ -2272,6 +2272,61 @@ fn a_history_page_moves_the_floor_it_was_asked_below_down_to_its_oldest_message(
     );
 }
 
+/// Two loads below different floors may be in flight at once (here the app asked below the floor
+/// it read before an eviction raised it, then below the new one). Each answer goes with the floor
+/// it was asked below, whatever the order they come in: the first load's empty bottom page does
+/// not mark the history whole above the gap the eviction left.
+#[test]
+fn history_pages_answered_out_of_order_each_extend_from_the_floor_they_were_asked_below() {
+    let mut d = Driver::idle(config());
+    let at = |m: &Message| HistoryFloor::at(&LocalMessage::from_server(m.clone())).unwrap();
+    let old: Vec<Message> = (0..5)
+        .map(|n| message(&format!("m-{n}"), "c-1", "u-bob", "old", T0 - 500 + n * 100))
+        .collect();
+    let mut cached: Vec<StoreOp> = old[1..]
+        .iter()
+        .map(|m| StoreOp::PutMessage(LocalMessage::from_server(m.clone())))
+        .collect();
+    cached.push(StoreOp::ExtendHistory {
+        conversation: "c-1".into(),
+        from: HistoryFloor::Unknown,
+        to: at(&old[1]),
+    });
+    pollster::block_on(d.store.apply(&cached)).unwrap();
+    let below_m1 = d.act(|e, now| e.load_older("c-1".into(), at(&old[1]), now));
+    // Another tab's maintenance keeps only m-4, and the app asks below it.
+    pollster::block_on(d.store.apply(&[StoreOp::EvictHistory { keep: 1 }])).unwrap();
+    let store = d.store.clone();
+    let floor = || pollster::block_on(store.history_floor(&"c-1".into())).unwrap();
+    assert_eq!(floor(), at(&old[4]));
+    let below_m4 = d.act(|e, now| e.load_older("c-1".into(), at(&old[4]), now));
+    let path = "GET /v1/conversations/c-1/messages?beforeMessage=";
+    let (first, second) = (
+        d.only_open(&format!("{path}m-1")),
+        d.only_open(&format!("{path}m-4")),
+    );
+
+    d.clear();
+    d.respond(&second, history_page(vec![old[3].clone()], true));
+    d.respond(&first, history_page(vec![old[0].clone()], false));
+    assert_eq!(
+        floor(),
+        at(&old[3]),
+        "m-2 is not cached: the history is not whole"
+    );
+    let summary = |has_more| SyncSummary {
+        changes: 1,
+        has_more,
+    };
+    assert_eq!(
+        d.events(),
+        vec![
+            finished(below_m4, Ok(summary(true))),
+            finished(below_m1, Ok(summary(false))),
+        ]
+    );
+}
+
 /// A server that purged old history (or whose database was replaced) no longer knows the message
 /// back-fill is anchored at: the floor goes back to `Unknown`, so the next back-fill starts again
 /// from the newest message, and the command finishes without an error. Any other 404 fails it.

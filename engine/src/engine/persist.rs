@@ -105,8 +105,8 @@ pub(super) enum PageSource {
     },
     /// One conversation's feed, continuing at the cursor.
     Conversation(ConversationId, Cursor),
-    /// One conversation's history.
-    History(ConversationId),
+    /// One conversation's history below a floor.
+    History(ConversationId, HistoryFloor),
 }
 
 impl PageSource {

@@ -295,17 +295,18 @@ impl Engine {
         };
         job.stage = Stage::Requested;
         let conversation = job.conversation.clone();
-        let before = match &job.before {
+        let before = job.before.clone();
+        let before_id = match &before {
             HistoryFloor::From { id, .. } => Some(id.as_str()),
             HistoryFloor::Complete | HistoryFloor::Unknown => None,
         };
         let limit = self.config.history_page_size.to_string();
         let path = paths::with_query(
             &paths::messages(&conversation),
-            &[("beforeMessage", before), ("limit", Some(&limit))],
+            &[("beforeMessage", before_id), ("limit", Some(&limit))],
         );
         self.issue(
-            Purpose::History(conversation),
+            Purpose::History(conversation, before),
             Method::Get,
             path,
             None,
@@ -394,7 +395,14 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_history_outcome(&mut self, conversation: ConversationId, verdict: Verdict) {
+    /// The answer to a back-fill below `before` (another below a different floor may be in
+    /// flight, and answered first).
+    pub(super) fn on_history_outcome(
+        &mut self,
+        conversation: ConversationId,
+        before: HistoryFloor,
+        verdict: Verdict,
+    ) {
         match verdict {
             Verdict::Success(ResponseBody::History(page)) => {
                 // Newest first: the last message is the oldest.
@@ -410,18 +418,16 @@ impl Engine {
                     .into_iter()
                     .map(|message| Change::Message { message })
                     .collect();
-                let from = self
-                    .history_job(&conversation, Stage::Requested)
-                    .map(|job| {
-                        job.stage = Stage::Persisting;
-                        job.before.clone()
-                    });
-                let source = PageSource::History(conversation.clone());
+                let requested = self
+                    .history_job(&conversation, &before, Stage::Requested)
+                    .map(|job| job.stage = Stage::Persisting)
+                    .is_some();
+                let source = PageSource::History(conversation.clone(), before.clone());
                 let (mut ops, write) = self.page_write(changes, page.has_more, source);
-                if let (Some(from), Some(to)) = (from, to) {
+                if let (true, Some(to)) = (requested, to) {
                     ops.push(StoreOp::ExtendHistory {
                         conversation,
-                        from,
+                        from: before,
                         to,
                     });
                 }
@@ -430,24 +436,23 @@ impl Engine {
             Verdict::Permanent(SyncError::Server { error_code, .. })
                 if error_code == ErrorCode::MessageNotFound.as_str() =>
             {
-                self.restart_history(conversation)
+                self.restart_history(conversation, before)
             }
-            other => self.on_pull_failure(PullKind::History(conversation), other),
+            other => self.on_pull_failure(PullKind::History(conversation, before), other),
         }
     }
 
     /// The server no longer has the message a back-fill asked below (it purged old history, or
     /// its database was replaced): the floor goes back to `Unknown`, so the next back-fill
     /// starts again from the newest message. The command finishes as a page with nothing in it.
-    fn restart_history(&mut self, conversation: ConversationId) {
-        let Some(job) = self.history_job(&conversation, Stage::Requested) else {
+    fn restart_history(&mut self, conversation: ConversationId, from: HistoryFloor) {
+        let Some(job) = self.history_job(&conversation, &from, Stage::Requested) else {
             return;
         };
         job.stage = Stage::Persisting;
-        let from = job.before.clone();
         let message = "the server no longer has the oldest message loaded; back-fill starts over";
         log::warn!(conversation = conversation.as_str(); "{message}");
-        let source = PageSource::History(conversation.clone());
+        let source = PageSource::History(conversation.clone(), from.clone());
         let (mut ops, write) = self.page_write(Vec::new(), true, source);
         ops.push(StoreOp::RestartHistory { conversation, from });
         self.persist_page(ops, write);
@@ -465,7 +470,7 @@ impl Engine {
         let mut changed = ChangeSet::default();
         let mut delivered: Vec<(ClientMessageId, Message)> = Vec::new();
         let mut messages_pulled = 0;
-        let from_feed = !matches!(source, PageSource::History(_));
+        let from_feed = !matches!(source, PageSource::History(..));
         // Per conversation, the extension of its first unedited message.
         let mut extensions: Vec<StoreOp> = Vec::new();
         for change in changes {
@@ -574,12 +579,12 @@ impl Engine {
                     }
                 }
             }
-            PageSource::History(conversation) => {
+            PageSource::History(conversation, before) => {
                 let summary = SyncSummary {
                     changes: changed,
                     has_more: page.has_more,
                 };
-                self.finish_history_job(&conversation, Ok(summary));
+                self.finish_history_job(&conversation, &before, Ok(summary));
             }
         }
     }
@@ -601,7 +606,7 @@ impl Engine {
                 PullKind::Feed
             }
             PageSource::Conversation(id, _) => PullKind::Conversation(id),
-            PageSource::History(id) => PullKind::History(id),
+            PageSource::History(id, before) => PullKind::History(id, before),
         };
         self.on_pull_failure(
             kind,
@@ -786,9 +791,9 @@ impl Engine {
                     self.finish_ticket(ticket, Err(error.clone()));
                 }
             }
-            PullKind::History(conversation) => {
+            PullKind::History(conversation, before) => {
                 // Back-fill is on demand: the app asks again when it still needs it.
-                self.finish_history_job(&conversation, Err(error));
+                self.finish_history_job(&conversation, &before, Err(error));
             }
         }
     }
@@ -893,26 +898,28 @@ impl Engine {
         self.stats.p95_sync_duration_ms = sorted.get(p95_index).copied();
     }
 
+    /// The back-fill of `conversation` below `before`, if it is at `stage`.
     fn history_job(
         &mut self,
         conversation: &ConversationId,
+        before: &HistoryFloor,
         stage: Stage,
     ) -> Option<&mut HistoryJob> {
-        self.history_jobs
-            .iter_mut()
-            .find(|job| &job.conversation == conversation && job.stage == stage)
+        self.history_jobs.iter_mut().find(|job| {
+            &job.conversation == conversation && &job.before == before && job.stage == stage
+        })
     }
 
+    /// Finishes the back-fill of `conversation` below `before`, unless it waits to be sent.
     fn finish_history_job(
         &mut self,
         conversation: &ConversationId,
+        before: &HistoryFloor,
         result: Result<SyncSummary, SyncError>,
     ) {
-        let Some(index) = self
-            .history_jobs
-            .iter()
-            .position(|job| &job.conversation == conversation && job.stage != Stage::Ready)
-        else {
+        let Some(index) = self.history_jobs.iter().position(|job| {
+            &job.conversation == conversation && &job.before == before && job.stage != Stage::Ready
+        }) else {
             return;
         };
         if let Some(job) = self.history_jobs.remove(index) {
@@ -980,7 +987,7 @@ impl Engine {
 enum PullKind {
     Feed,
     Conversation(ConversationId),
-    History(ConversationId),
+    History(ConversationId, HistoryFloor),
 }
 
 /// What a message as the server created it (unedited: its `updated_ts` is its `server_ts`),

@@ -2,6 +2,7 @@
 
 use super::Engine;
 use crate::status::SyncError;
+use crate::store::HistoryFloor;
 use crate::transport::{HttpOutcome, HttpRequest, Method, RequestId};
 use chat_sync_protocol::{
     ClientMessageId, ConversationId, ErrorCode, Millis, RequestBody, ResponseBody, ResponseKind,
@@ -14,8 +15,8 @@ pub(super) enum Purpose {
     FeedPage,
     /// A page of one conversation's feed.
     ConversationPage(ConversationId),
-    /// A page of one conversation's history.
-    History(ConversationId),
+    /// A page of one conversation's history below a floor (which names its job).
+    History(ConversationId, HistoryFloor),
     /// Delivering an outbox entry.
     Send(ClientMessageId),
     /// Setting this user's read marker in a conversation.
@@ -126,7 +127,7 @@ impl Engine {
         match flight.purpose {
             Purpose::FeedPage => self.on_feed_outcome(verdict),
             Purpose::ConversationPage(id) => self.on_conversation_outcome(id, verdict),
-            Purpose::History(id) => self.on_history_outcome(id, verdict),
+            Purpose::History(id, before) => self.on_history_outcome(id, before, verdict),
             Purpose::Send(client_id) => self.on_send_outcome(client_id, verdict),
             Purpose::MarkRead(conversation) => self.on_read_marker_outcome(conversation, verdict),
         }
