@@ -172,6 +172,9 @@ impl Engine {
     /// retried or discarded a message, or the leader tab delivered one. Entries this engine did
     /// not know are added; entries the store no longer holds are dropped, unless this engine is
     /// sending them or storing their outcome; a known entry takes the stored failure state.
+    /// `entries` must be read after every write whose outcome the engine was given: an older
+    /// read would bring back an entry delivered since, to be sent again. (IndexedDB starts a
+    /// write only after the reads begun before it end, so a read handed over at once is.)
     pub fn handle_outbox_reloaded(&mut self, entries: Vec<OutboxEntry>, now: Millis) {
         self.advance(now);
         let stored: Vec<(OutboxKey, OutboxEntry)> = entries
