@@ -822,8 +822,9 @@ fn retry_message_requeues_a_failed_message_under_the_same_client_message_id() {
     assert_eq!(stored_message(&d, &id).status, MessageStatus::Sent);
 }
 
-#[test]
-fn a_retry_as_maintenance_comes_due_to_remove_the_failed_message_is_refused() {
+/// A started engine, offline, with a message composed 8 days ago that failed; maintenance is due
+/// `due_in` from now (it removes the message).
+fn offline_with_a_failed_message_a_week_old(due_in: Millis) -> (Driver, OutboxEntry) {
     let store = MemoryStore::new();
     let entry = OutboxEntry {
         client_message_id: ClientMessageId::new("old-1"),
@@ -837,7 +838,7 @@ fn a_retry_as_maintenance_comes_due_to_remove_the_failed_message_is_refused() {
         }),
     };
     pollster::block_on(store.apply(&[
-        StoreOp::SetLastMaintenance(T0 - DAY + HOUR),
+        StoreOp::SetLastMaintenance(T0 - DAY + due_in),
         StoreOp::PutOutbox(entry.clone()),
         StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
     ]))
@@ -845,6 +846,12 @@ fn a_retry_as_maintenance_comes_due_to_remove_the_failed_message_is_refused() {
     let mut d = Driver::with_store(config(), store);
     d.go_online(false);
     d.start();
+    (d, entry)
+}
+
+#[test]
+fn a_retry_as_maintenance_comes_due_to_remove_the_failed_message_is_refused() {
+    let (mut d, entry) = offline_with_a_failed_message_a_week_old(HOUR);
     d.clear();
     // An hour later the user taps "retry" as maintenance comes due: it removes the message.
     d.now += HOUR;
@@ -870,27 +877,7 @@ fn a_retry_as_maintenance_comes_due_to_remove_the_failed_message_is_refused() {
 /// And a retry under way keeps maintenance off the message.
 #[test]
 fn maintenance_coming_due_while_a_retry_is_stored_leaves_the_message_queued() {
-    let store = MemoryStore::new();
-    let entry = OutboxEntry {
-        client_message_id: ClientMessageId::new("old-1"),
-        conversation_id: "c-1".into(),
-        body: "written a week ago".into(),
-        seq: 1,
-        composed_at: T0 - 8 * DAY,
-        failure: Some(chat_sync_engine::Failure {
-            code: "expired".into(),
-            message: "expired".into(),
-        }),
-    };
-    pollster::block_on(store.apply(&[
-        StoreOp::SetLastMaintenance(T0 - DAY + MIN),
-        StoreOp::PutOutbox(entry.clone()),
-        StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
-    ]))
-    .unwrap();
-    let mut d = Driver::with_store(config(), store);
-    d.go_online(false);
-    d.start();
+    let (mut d, entry) = offline_with_a_failed_message_a_week_old(MIN);
     d.hold_batches = true;
     d.act(|e, now| e.retry_message(&entry.client_message_id, now))
         .unwrap();
