@@ -15,7 +15,7 @@ use chat_sync_engine::protocol::{
 };
 use chat_sync_engine::{
     iso8601, ConversationSummary, DiscardReason, Engine, Event, Failure, HistoryFloor,
-    LocalMessage, MemoryStore, Status, Store, SyncSummary,
+    LocalMessage, MemoryStore, Status, Store, StoreError, SyncSummary,
 };
 use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
 use js_sys::{Function, Promise, Reflect};
@@ -65,6 +65,33 @@ impl Drop for Inner {
             self.driver.dispose();
         }
     }
+}
+
+/// The newest `limit` messages of `conversation` before `before` that are not deleted, oldest
+/// first: the store's pages count deleted ones (tombstones), so it reads on below them until
+/// `limit` show or the cache ends.
+async fn visible_messages(
+    driver: &Driver,
+    conversation: &ConversationId,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<LocalMessage>, StoreError> {
+    let mut shown: Vec<LocalMessage> = Vec::new();
+    let mut below = before;
+    loop {
+        let mut page = driver.store.messages(conversation, below, limit).await?;
+        let more = page.len() == limit;
+        below = page.first().map(|message| message.sort_ts);
+        page.retain(|message| !message.deleted);
+        page.append(&mut shown);
+        shown = page;
+        if !more || shown.len() >= limit {
+            break;
+        }
+    }
+    let extra = shown.len().saturating_sub(limit);
+    shown.drain(..extra);
+    Ok(shown)
 }
 
 /// Plain JS objects out: camelCase fields, numbers (not BigInts), `null` for `None`.
@@ -634,12 +661,9 @@ impl BackgroundSyncManager {
             let limit = number("limit")?.map_or(50, |n| n as usize).clamp(1, 500);
             let before = number("before")?.map(|n| n as i64);
             let read = |driver: Rc<Driver>, conversation: ConversationId| async move {
-                let messages = driver
-                    .store
-                    .messages(&conversation, before, limit)
+                visible_messages(&driver, &conversation, before, limit)
                     .await
-                    .map_err(|e| from_store_error(&e))?;
-                Ok::<_, JsValue>(messages)
+                    .map_err(|e| from_store_error(&e))
             };
             let mut messages = read(driver.clone(), conversation.clone()).await?;
             // Back-fill while the page is short: each page from the server moves the history
@@ -660,7 +684,6 @@ impl BackgroundSyncManager {
                 asked_below.push(floor);
                 messages = read(driver.clone(), conversation.clone()).await?;
             }
-            messages.retain(|message| !message.deleted);
             Ok(to_js(&messages))
         })
     }

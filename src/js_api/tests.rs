@@ -4,7 +4,7 @@
 use super::BackgroundSyncManager;
 use crate::store::IndexedDbStore;
 use chat_sync_engine::protocol::{ConversationsResponse, HistoryPage, Message, UserId};
-use chat_sync_engine::{HistoryFloor, Store, StoreOp};
+use chat_sync_engine::{HistoryFloor, LocalMessage, Store, StoreOp};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -932,6 +932,72 @@ async fn dave_synced_then_a_new_conversation(
     }
     settle(sync.force_sync()).await.expect("synced");
     (sync, id)
+}
+
+/// Deleted messages do not count toward a page: `listMessages` gives `limit` shown ones while the
+/// history has them, reading on below the deleted (a short page would look like the beginning).
+#[wasm_bindgen_test]
+async fn a_page_of_messages_skips_deleted_ones_and_stays_full() {
+    let sync = manager(server(), "erin", &[]).await;
+    let id = "c-local-deletions";
+    // (Recent: maintenance compacts old tombstones.)
+    let base = js_sys::Date::now() as i64 - 3_600_000;
+    let message = |n: i64| Message {
+        id: format!("m-del-{n:03}").into(),
+        conversation_id: id.into(),
+        client_message_id: format!("x-del-{n}").into(),
+        sender_id: "u-bob".into(),
+        body: format!("message {n}"),
+        server_ts: base + n,
+        updated_ts: base + n,
+        edited: false,
+        deleted: false,
+    };
+    let put = |message: Message| StoreOp::PutMessage(LocalMessage::from_server(message));
+    let mut ops = vec![StoreOp::ExtendHistory {
+        conversation: id.into(),
+        from: HistoryFloor::Unknown,
+        to: HistoryFloor::Complete,
+    }];
+    ops.extend((0..150).map(|n| put(message(n))));
+    // Then the newest 60 but one are deleted, and one further down.
+    ops.extend((90..149).chain([10]).map(|n| {
+        let mut deleted = message(n);
+        deleted.deleted = true;
+        deleted.body.clear();
+        deleted.updated_ts += 1_000;
+        put(deleted)
+    }));
+    sync.inner.driver.store.apply(&ops).await.expect("stored");
+
+    let bodies = |listed: JsValue| -> Vec<String> {
+        js_sys::Array::from(&listed)
+            .iter()
+            .map(|m| field(&m, "body").as_string().unwrap_or_default())
+            .collect()
+    };
+    let shown = |range: std::ops::Range<i64>| -> Vec<String> {
+        range
+            .filter(|n| *n != 10)
+            .map(|n| format!("message {n}"))
+            .collect()
+    };
+    let fifty = js_sys::Object::new();
+    Reflect::set(&fifty, &"limit".into(), &50.into()).expect("set");
+    let newest = settle(sync.list_messages(id.into(), Some(fifty.clone().unchecked_into())))
+        .await
+        .expect("listed");
+    let mut expected = shown(41..90);
+    expected.push("message 149".into());
+    assert_eq!(bodies(newest), expected);
+
+    // Below the oldest shown: what is left, the deleted one skipped.
+    Reflect::set(&fifty, &"before".into(), &((base + 41) as f64).into()).expect("set");
+    let oldest = settle(sync.list_messages(id.into(), Some(fifty.unchecked_into())))
+        .await
+        .expect("listed");
+    assert_eq!(bodies(oldest), shown(0..41));
+    sync.dispose();
 }
 
 #[wasm_bindgen_test]
