@@ -51,7 +51,8 @@ struct Inner {
     events: EventTarget,
     /// Why the data is kept in memory, when it is.
     memory_reason: Option<NoDatabase>,
-    persistent_storage: Option<bool>,
+    /// The browser's answer to `requestPersistentStorage` once it came (it may ask the user).
+    persistent_storage: Rc<std::cell::Cell<Option<bool>>>,
     recovered: Option<String>,
     /// The `recovered` event went out (to the first listener).
     recovered_told: std::cell::Cell<bool>,
@@ -284,11 +285,14 @@ impl BackgroundSyncManager {
                 (AnyStore::Memory(MemoryStore::new()), Some(reason), None)
             }
         };
-        let persistent_storage = if options.request_persistent_storage && runtime::has_document() {
-            Some(request_persistence().await)
-        } else {
-            None
-        };
+        // Not waited for: Firefox asks the user, and the app would not start until they answer.
+        let persistent_storage = Rc::new(std::cell::Cell::new(None));
+        if options.request_persistent_storage && runtime::has_document() {
+            let answer = persistent_storage.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                answer.set(Some(request_persistence().await));
+            });
+        }
         let state = store
             .load()
             .await
@@ -816,6 +820,7 @@ fn status_json(status: &Status, inner: &Inner) -> JsValue {
         "persistentStorage",
         inner
             .persistent_storage
+            .get()
             .map_or(JsValue::NULL, JsValue::from),
     );
     set(

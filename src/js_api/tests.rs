@@ -1492,6 +1492,52 @@ async fn a_status_event_tells_what_get_sync_status_tells() {
     follower.dispose();
 }
 
+/// `requestPersistentStorage` does not hold up `create` (Firefox asks the user, who may take
+/// their time): the status says null until the browser answers, then the answer.
+#[wasm_bindgen_test]
+async fn persistent_storage_is_asked_for_without_waiting_for_the_answer() {
+    let persist = Function::new_no_args(
+        "const storage = navigator.storage;
+         if (!storage) return null;
+         let grant;
+         storage.persist = () => new Promise((resolve) => { grant = resolve; });
+         return { grant: () => grant(true), restore: () => { delete storage.persist; } };",
+    )
+    .call0(&JsValue::NULL)
+    .expect("patched");
+    if persist.is_null() {
+        return; // (no StorageManager here: WebKitGTK's test browser)
+    }
+    let call = |name: &str| {
+        let method: Function = field(&persist, name).unchecked_into();
+        method.call0(&JsValue::NULL).expect("called");
+    };
+    let opened = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let slot = opened.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let asking = [("requestPersistentStorage", JsValue::TRUE)];
+        *slot.borrow_mut() = Some(manager(server(), "erin", &asking).await);
+    });
+    let created = holds_within(5, || opened.borrow().is_some()).await;
+    if !created {
+        call("grant");
+        call("restore");
+        panic!("create waited for the user's answer");
+    }
+    let sync = opened.borrow_mut().take().expect("created");
+    let persistent = |sync: &BackgroundSyncManager| {
+        field(
+            &sync.get_sync_status().expect("status"),
+            "persistentStorage",
+        )
+    };
+    assert_eq!(persistent(&sync), JsValue::NULL, "not answered yet");
+    call("grant");
+    call("restore");
+    until("the answer shows", || persistent(&sync) == true).await;
+    sync.dispose();
+}
+
 /// Whether `sync`'s tab leads.
 fn is_leader(sync: &BackgroundSyncManager) -> bool {
     field(&sync.get_sync_status().expect("status"), "isLeader") == true

@@ -76,7 +76,8 @@ export interface SyncStatus {
    * modes, storage the user blocked); `newerVersion`, a newer version of the app wrote the
    * database and keeps it as it is (reloading gets that version). Null with `indexeddb`. */
   memoryReason: 'unavailable' | 'newerVersion' | null;
-  /** The answer to `requestPersistentStorage`, null when not asked. */
+  /** The answer to `requestPersistentStorage`, null when not asked or not answered yet (the
+   * browser may ask the user; `create` does not wait for it). */
   persistentStorage: boolean | null;
   /** Why the local database was rebuilt at open, if it was. */
   recovered: string | null;
