@@ -761,6 +761,11 @@ impl Driver {
         self.engine.borrow()
     }
 
+    /// Whether requests carry `token` now.
+    pub(crate) fn has_token(&self, token: &str) -> bool {
+        *self.token.borrow() == token
+    }
+
     /// Replaces the bearer token; sync resumes if it was waiting for one.
     pub(crate) fn set_token(self: &Rc<Self>, token: String) {
         *self.token.borrow_mut() = token;

@@ -986,16 +986,27 @@ async fn call_get_token(get_token: &Function) -> Result<String, JsValue> {
         .ok_or_else(|| js_error(Code::Auth, "getToken did not return a token"))
 }
 
-/// After a 401: asks `getToken()` for a new token and resumes with it.
+/// After a 401: asks `getToken()` for a new token and resumes with it. Given the token the
+/// server refused again (a cached one, say), it asks again later, waiting twice as long each
+/// time (from 2 s up to 5 min), instead of sending it to be refused at once, over and over.
 fn refresh_token(driver: Weak<Driver>, get_token: Function) {
     wasm_bindgen_futures::spawn_local(async move {
-        match call_get_token(&get_token).await {
-            Ok(token) => {
-                if let Some(driver) = driver.upgrade() {
-                    driver.set_token(token);
-                }
+        let mut wait_ms = 2_000;
+        loop {
+            let token = match call_get_token(&get_token).await {
+                Ok(token) => token,
+                Err(_) => return log::warn!("getToken failed; call setToken to resume"),
+            };
+            let Some(driver) = driver.upgrade().filter(|driver| !driver.is_disposed()) else {
+                return;
+            };
+            if !driver.has_token(&token) {
+                return driver.set_token(token);
             }
-            Err(_) => log::warn!("getToken failed; call setToken to resume"),
+            log::warn!(wait_ms; "getToken gave the token the server refused; asking again later");
+            drop(driver);
+            gloo_timers::future::TimeoutFuture::new(wait_ms).await;
+            wait_ms = (wait_ms * 2).min(300_000);
         }
     });
 }

@@ -1229,6 +1229,44 @@ async fn periodic_sync_goes_on_when_the_device_clock_is_set_back() {
     sync.dispose();
 }
 
+/// A `getToken` that gives back the token the server refused (a cached one) is asked again later,
+/// not at once: no storm of requests and calls. A new token then resumes sync.
+#[wasm_bindgen_test]
+async fn get_token_giving_the_refused_token_again_is_asked_later() {
+    let tokens = Function::new_no_args(
+        "const state = { calls: 0, token: 'wrong' };
+         state.getToken = () => { state.calls += 1; return Promise.resolve(state.token); };
+         return state;",
+    )
+    .call0(&JsValue::NULL)
+    .expect("made");
+    let sync = manager(
+        server(),
+        "bob",
+        &[
+            ("token", "wrong".into()),
+            ("userId", "u-bob".into()),
+            ("getToken", field(&tokens, "getToken")),
+        ],
+    )
+    .await;
+    until("auth is required", || {
+        field(&sync.get_sync_status().expect("status"), "phase") == "authRequired"
+    })
+    .await;
+    gloo_timers::future::TimeoutFuture::new(1_000).await;
+    assert_eq!(field(&tokens, "calls"), 1, "asked once so far");
+    assert!(field(&sync.get_stats().expect("stats"), "retries").as_f64() <= Some(1.0));
+    // The app's token source has a fresh one by the next ask (2 s after the first).
+    Reflect::set(&tokens, &"token".into(), &"demo-bob".into()).expect("set");
+    until("a sync completed", || {
+        !field(&sync.get_sync_status().expect("status"), "lastSyncTime").is_null()
+    })
+    .await;
+    assert_eq!(field(&tokens, "calls"), 2);
+    sync.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn a_refused_token_pauses_sync_until_set_token() {
     let sync = manager(
