@@ -738,6 +738,11 @@ impl Driver {
     /// Sends the result of `ticket` to `finish` once the engine finishes it. (Before the
     /// engine's outputs run, so no result is missed.)
     fn await_ticket(&self, ticket: Ticket, finish: Finish) {
+        // (A disposed manager writes nothing more: the engine would never finish it.)
+        if self.disposed.get() {
+            let _ = finish.send(Err(SyncError::Stopped));
+            return;
+        }
         let mut tickets = self.tickets.borrow_mut();
         tickets.retain(|(waiting, _)| *waiting != ticket);
         tickets.push((ticket, finish));

@@ -1576,6 +1576,30 @@ async fn persistent_storage_is_asked_for_without_waiting_for_the_answer() {
     sync.dispose();
 }
 
+/// A command called just before `dispose()` (its promise's work runs after it) ends as disposed
+/// instead of never: a disposed manager writes nothing, so the engine would never finish it.
+#[wasm_bindgen_test]
+async fn a_command_called_just_before_dispose_ends_as_disposed() {
+    let sync = manager(server(), "erin", &[]).await;
+    let maintenance = sync.run_maintenance();
+    sync.dispose();
+    let ended = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let slot = ended.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        *slot.borrow_mut() = Some(settle(maintenance).await);
+    });
+    assert!(
+        holds_within(5, || ended.borrow().is_some()).await,
+        "it ended"
+    );
+    let refused = ended
+        .borrow_mut()
+        .take()
+        .expect("ended")
+        .expect_err("refused");
+    assert_eq!(error_code(&refused), "disposed");
+}
+
 /// Whether `sync`'s tab leads.
 fn is_leader(sync: &BackgroundSyncManager) -> bool {
     field(&sync.get_sync_status().expect("status"), "isLeader") == true
