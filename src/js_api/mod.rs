@@ -973,11 +973,17 @@ async fn register_sync(tag: &str) -> Option<bool> {
     Some(JsFuture::from(registered).await.is_ok())
 }
 
-/// Calls `getToken()` and awaits the token.
+/// Calls `getToken()` and awaits the token. What it throws or rejects with comes back as an
+/// `auth` error with the app's error as its `cause`.
 async fn call_get_token(get_token: &Function) -> Result<String, JsValue> {
-    let value = get_token.call0(&JsValue::NULL)?;
+    let failed = |cause: JsValue| {
+        let error = js_error(Code::Auth, "getToken failed (the error is its cause)");
+        let _ = Reflect::set(&error, &"cause".into(), &cause);
+        error
+    };
+    let value = get_token.call0(&JsValue::NULL).map_err(failed)?;
     let value = match value.dyn_ref::<Promise>() {
-        Some(promise) => JsFuture::from(promise.clone()).await?,
+        Some(promise) => JsFuture::from(promise.clone()).await.map_err(failed)?,
         None => value,
     };
     value

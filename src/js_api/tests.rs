@@ -1267,6 +1267,24 @@ async fn get_token_giving_the_refused_token_again_is_asked_later() {
     sync.dispose();
 }
 
+/// A `getToken` that throws (or rejects) makes `create` reject with code `auth`, the app's error
+/// as its `cause`.
+#[wasm_bindgen_test]
+async fn a_get_token_that_throws_is_an_auth_error_with_its_cause() {
+    let throwing = Function::new_no_args("throw new TypeError('no session');");
+    let options = [
+        ("token", JsValue::UNDEFINED),
+        ("getToken", throwing.into()),
+        ("userId", "u-bob".into()),
+    ];
+    let Err(refused) = try_open_manager(server(), "bob", &options).await else {
+        panic!("created");
+    };
+    assert_eq!(error_code(&refused), "auth");
+    let cause = field(&refused, "cause");
+    assert_eq!(field(&cause, "message"), "no session");
+}
+
 #[wasm_bindgen_test]
 async fn a_refused_token_pauses_sync_until_set_token() {
     let sync = manager(
