@@ -75,14 +75,19 @@ impl Options {
         if raw.token.is_none() && get_token.is_none() {
             return Err(invalid("give token or getToken"));
         }
-        let positive = |name: &str, value: Option<f64>| -> Result<Option<Millis>, JsValue> {
-            match value {
-                Some(ms) if !(ms.is_finite() && ms >= 1.0) => Err(invalid(format!(
-                    "{name} must be a positive number of milliseconds"
-                ))),
-                other => Ok(other.map(|ms| ms as Millis)),
-            }
-        };
+        // At least a second (`300` meant as seconds would poll the server); at most what a
+        // timer can wait (about 24.8 days), or 10 years for a lifetime.
+        let within =
+            |name: &str, value: Option<f64>, max: f64| -> Result<Option<Millis>, JsValue> {
+                match value {
+                    Some(ms) if !(1_000.0..=max).contains(&ms) => Err(invalid(format!(
+                        "{name} must be a number of milliseconds from 1000 to {max}"
+                    ))),
+                    other => Ok(other.map(|ms| ms as Millis)),
+                }
+            };
+        const TIMER_MAX_MS: f64 = 2_147_483_647.0;
+        const TEN_YEARS_MS: f64 = 315_360_000_000.0;
         let log_level = raw.log_level.unwrap_or_else(|| "warn".into());
         if !["debug", "info", "warn", "error", "off"].contains(&log_level.as_str()) {
             return Err(invalid("logLevel must be debug, info, warn, error or off"));
@@ -94,12 +99,13 @@ impl Options {
             user_id: raw.user_id.map(UserId::new),
             log_level,
             request_persistent_storage: raw.request_persistent_storage.unwrap_or(false),
-            periodic_sync_ms: positive("periodicSyncMs", raw.periodic_sync_ms)?,
-            maintenance_interval_ms: positive(
+            periodic_sync_ms: within("periodicSyncMs", raw.periodic_sync_ms, TIMER_MAX_MS)?,
+            maintenance_interval_ms: within(
                 "maintenanceIntervalMs",
                 raw.maintenance_interval_ms,
+                TIMER_MAX_MS,
             )?,
-            optimistic_ttl_ms: positive("optimisticTtlMs", raw.optimistic_ttl_ms)?,
+            optimistic_ttl_ms: within("optimisticTtlMs", raw.optimistic_ttl_ms, TEN_YEARS_MS)?,
             page_size: raw.page_size.filter(|size| *size > 0),
             max_concurrent_requests: raw.max_concurrent_requests.filter(|n| *n > 0),
             retention_per_conversation: raw.retention_per_conversation,

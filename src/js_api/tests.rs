@@ -1193,7 +1193,7 @@ impl Drop for ClockSetBack {
 /// shows (the last sync, a message's compose time) is on the clock as set.
 #[wasm_bindgen_test]
 async fn periodic_sync_goes_on_when_the_device_clock_is_set_back() {
-    let sync = manager(server(), "carol", &[("periodicSyncMs", 300.into())]).await;
+    let sync = manager(server(), "carol", &[("periodicSyncMs", 1_000.into())]).await;
     let completed = || syncs_completed(&sync);
     until("a first sync", || completed() >= 1.0).await;
     let general = conversation(server(), "carol", "General").await;
@@ -1640,6 +1640,28 @@ async fn a_number_where_an_option_wants_text_is_named_in_the_error() {
             field(&error, "message").as_string().unwrap_or_default(),
             format!("invalid options: invalid type: floating point `{written}`, expected a string")
         );
+    }
+}
+
+/// An interval out of range is refused, naming the option: `300` meant as seconds would poll the
+/// server every 300 ms, and a huge one (to turn periodic sync off) overflowed the engine's clock.
+#[wasm_bindgen_test]
+async fn an_interval_out_of_range_is_refused() {
+    let cases = [
+        ("periodicSyncMs", 300.0),
+        ("periodicSyncMs", 0.0),
+        ("periodicSyncMs", f64::MAX),
+        ("periodicSyncMs", f64::NAN),
+        ("maintenanceIntervalMs", 1e20),
+        ("optimisticTtlMs", 999.0),
+    ];
+    for (name, value) in cases {
+        let Err(error) = try_open_manager(server(), "erin", &[(name, value.into())]).await else {
+            panic!("{name} {value} accepted");
+        };
+        assert_eq!(error_code(&error), "invalidInput");
+        let message = field(&error, "message").as_string().unwrap_or_default();
+        assert!(message.starts_with(&format!("{name} must be")), "{message}");
     }
 }
 

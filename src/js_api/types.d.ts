@@ -8,11 +8,13 @@ export interface SyncOptions {
   getToken?: () => Promise<string>;
   /** The signed-in user's id; without it the first start asks the server (`GET /v1/me`). */
   userId?: string;
-  /** Periodic sync while online (default 300000 = 5 min). */
+  /** Periodic sync while online (default 300000 = 5 min; from 1000 to 2147483647, about 24.8
+   * days). */
   periodicSyncMs?: number;
-  /** Maintenance interval (default 86400000 = 24 h). */
+  /** Maintenance interval (default 86400000 = 24 h; from 1000 to 2147483647). */
   maintenanceIntervalMs?: number;
-  /** Undelivered messages older than this become failed (default 604800000 = 7 days). */
+  /** Undelivered messages older than this become failed (default 604800000 = 7 days; from 1000
+   * to 10 years). */
   optimisticTtlMs?: number;
   /** Changes in a sync's first page (default 100); the sync's later pages, which only a backlog
    * has, ask for 500 (the protocol's most). Each feed request of a sync that times out halves
