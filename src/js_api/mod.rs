@@ -261,14 +261,23 @@ impl BackgroundSyncManager {
         }
         let options = Options::parse(&options)?;
         runtime::set_log_level(&options.log_level);
-        let token = match (&options.token, &options.get_token) {
+        let mut token = match (&options.token, &options.get_token) {
             (Some(token), _) => token.clone(),
             (None, Some(get_token)) => call_get_token(get_token).await?,
             (None, None) => return Err(invalid("give token or getToken")),
         };
+        let refused = || js_error(Code::Auth, "the server refused the token");
         let user = match &options.user_id {
             Some(user) => user.clone(),
-            None => whoami(&options.server_url, &token).await?,
+            None => match whoami(&options.server_url, &token).await? {
+                Some(user) => user,
+                // A token the server refused (a cached one, expired): getToken has a new one.
+                None => {
+                    let get_token = options.get_token.as_ref().ok_or_else(refused)?;
+                    token = call_get_token(get_token).await?;
+                    (whoami(&options.server_url, &token).await?).ok_or_else(refused)?
+                }
+            },
         };
         let name = IndexedDbStore::database_name(&options.server_url, &user);
         let opened = IndexedDbStore::open_if_allowed(&name).await;
@@ -1017,8 +1026,8 @@ fn refresh_token(driver: Weak<Driver>, get_token: Function) {
     });
 }
 
-/// Who the token belongs to (`GET /v1/me`).
-async fn whoami(server_url: &str, token: &str) -> Result<UserId, JsValue> {
+/// Who the token belongs to (`GET /v1/me`); `None` when the server refuses it.
+async fn whoami(server_url: &str, token: &str) -> Result<Option<UserId>, JsValue> {
     let response = gloo_net::http::Request::get(&format!(
         "{server_url}{}",
         chat_sync_engine::protocol::paths::ME
@@ -1041,9 +1050,9 @@ async fn whoami(server_url: &str, token: &str) -> Result<UserId, JsValue> {
             let value = js_sys::JSON::parse(&text).map_err(|_| unexpected(&"not JSON"))?;
             let me: MeResponse =
                 serde_wasm_bindgen::from_value(value).map_err(|e| unexpected(&e))?;
-            Ok(me.user.id)
+            Ok(Some(me.user.id))
         }
-        401 => Err(js_error(Code::Auth, "the server refused the token")),
+        401 => Ok(None),
         status => Err(js_error(
             Code::Server,
             &format!("GET /v1/me answered {status}"),

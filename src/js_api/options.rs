@@ -75,6 +75,9 @@ impl Options {
         if raw.token.is_none() && get_token.is_none() {
             return Err(invalid("give token or getToken"));
         }
+        if raw.token.as_deref() == Some("") || raw.user_id.as_deref() == Some("") {
+            return Err(invalid("token and userId must not be empty"));
+        }
         // At least a second (`300` meant as seconds would poll the server); at most what a
         // timer can wait (about 24.8 days), or 10 years for a lifetime.
         let within =

@@ -1285,6 +1285,25 @@ async fn a_get_token_that_throws_is_an_auth_error_with_its_cause() {
     assert_eq!(field(&cause, "message"), "no session");
 }
 
+/// At the first start (no `userId`), a token the server refuses (a cached one, expired) is
+/// replaced by `getToken`'s before giving up; an empty token or user id is refused.
+#[wasm_bindgen_test]
+async fn a_refused_token_at_the_first_start_is_replaced_by_get_token() {
+    let get_token = Function::new_no_args("return Promise.resolve('demo-bob');");
+    let options = [("token", "expired".into()), ("getToken", get_token.into())];
+    let Ok(sync) = try_open_manager(server(), "bob", &options).await else {
+        panic!("refused");
+    };
+    settle(sync.force_sync()).await.expect("synced as Bob");
+    sync.dispose();
+    for (name, empty) in [("token", ""), ("userId", "")] {
+        let Err(error) = try_open_manager(server(), "bob", &[(name, empty.into())]).await else {
+            panic!("an empty {name} accepted");
+        };
+        assert_eq!(error_code(&error), "invalidInput");
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_refused_token_pauses_sync_until_set_token() {
     let sync = manager(
