@@ -754,10 +754,19 @@ impl BackgroundSyncManager {
     /// is in `detail`). Its TypeScript signature, typed per event (`SyncEventMap`), is in
     /// `types.d.ts`.
     #[wasm_bindgen(js_name = addEventListener, skip_typescript)]
-    pub fn add_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
-        self.inner
-            .events
-            .add_event_listener_with_callback(kind, listener)?;
+    pub fn add_event_listener(
+        &self,
+        kind: &str,
+        listener: &Function,
+        options: JsValue,
+    ) -> Result<(), JsValue> {
+        listeners(
+            &self.inner.events,
+            "addEventListener",
+            kind,
+            listener,
+            &options,
+        )?;
         if kind == "recovered" && !self.inner.recovered_told.replace(true) {
             if let Some(reason) = &self.inner.recovered {
                 // Opening found damage before anyone could listen: tell the first listener.
@@ -771,11 +780,35 @@ impl BackgroundSyncManager {
 
     /// Stops listening. Typed in `types.d.ts`, like `addEventListener`.
     #[wasm_bindgen(js_name = removeEventListener, skip_typescript)]
-    pub fn remove_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
-        self.inner
-            .events
-            .remove_event_listener_with_callback(kind, listener)
+    pub fn remove_event_listener(
+        &self,
+        kind: &str,
+        listener: &Function,
+        options: JsValue,
+    ) -> Result<(), JsValue> {
+        listeners(
+            &self.inner.events,
+            "removeEventListener",
+            kind,
+            listener,
+            &options,
+        )
     }
+}
+
+/// `target.add/removeEventListener(kind, listener, options)`, the options (`once`, `signal`,
+/// `capture`) passed on as the app gave them.
+fn listeners(
+    target: &EventTarget,
+    method: &str,
+    kind: &str,
+    listener: &Function,
+    options: &JsValue,
+) -> Result<(), JsValue> {
+    let method: Function = Reflect::get(target, &method.into())?.unchecked_into();
+    method
+        .call3(target, &kind.into(), listener, options)
+        .map(|_| ())
 }
 
 /// The status object of the JS API.

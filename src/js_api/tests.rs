@@ -174,7 +174,11 @@ fn record(
             sink.borrow_mut().push(event.detail());
         });
     manager
-        .add_event_listener(kind, listener.as_ref().unchecked_ref::<Function>())
+        .add_event_listener(
+            kind,
+            listener.as_ref().unchecked_ref::<Function>(),
+            JsValue::UNDEFINED,
+        )
         .expect("listens");
     listener.forget();
     seen
@@ -1635,6 +1639,25 @@ async fn a_command_called_just_before_dispose_ends_as_disposed() {
         .expect("ended")
         .expect_err("refused");
     assert_eq!(error_code(&refused), "disposed");
+}
+
+/// `addEventListener` takes the DOM's options: a listener added `{ once: true }` hears one event.
+#[wasm_bindgen_test]
+async fn a_listener_added_once_hears_one_event() {
+    let sync = manager(server(), "erin", &[]).await;
+    let heard = std::rc::Rc::new(std::cell::Cell::new(0));
+    let count = heard.clone();
+    let listener =
+        Closure::<dyn Fn(web_sys::CustomEvent)>::new(move |_| count.set(count.get() + 1));
+    let once = js_sys::Object::new();
+    Reflect::set(&once, &"once".into(), &true.into()).expect("set");
+    sync.add_event_listener("status", listener.as_ref().unchecked_ref(), once.into())
+        .expect("listens");
+    for _ in 0..2 {
+        settle(sync.force_sync()).await.expect("synced");
+    }
+    assert_eq!(heard.get(), 1);
+    sync.dispose();
 }
 
 /// Whether `sync`'s tab leads.

@@ -232,9 +232,9 @@ export interface SyncEventMap {
 // per event: `sync.addEventListener('change', (e) => rerender(e.detail.conversationIds))`.
 export interface BackgroundSyncManager {
   /** Listens for one of the manager's events (`CustomEvent`s; the data is in `detail`). */
-  addEventListener<K extends keyof SyncEventMap>(type: K, listener: (event: SyncEventMap[K]) => void): void;
+  addEventListener<K extends keyof SyncEventMap>(type: K, listener: (event: SyncEventMap[K]) => void, options?: boolean | AddEventListenerOptions): void;
   /** Stops listening. */
-  removeEventListener<K extends keyof SyncEventMap>(type: K, listener: (event: SyncEventMap[K]) => void): void;
+  removeEventListener<K extends keyof SyncEventMap>(type: K, listener: (event: SyncEventMap[K]) => void, options?: boolean | EventListenerOptions): void;
 }
 
 declare global {
