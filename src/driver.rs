@@ -19,6 +19,7 @@ use futures_channel::oneshot;
 use gloo_timers::callback::{Interval, Timeout};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
+use wasm_bindgen::JsValue;
 
 /// How long a follower waits for the leading tab to answer [`Note::Ping`] before it takes the
 /// lead over (a running tab answers at once, also in the background).
@@ -150,6 +151,8 @@ pub(crate) struct Driver {
     disposed: Cell<bool>,
     /// Told once another tab cleared this user's data ([`Note::Cleared`]).
     on_cleared: RefCell<Option<Box<dyn Fn()>>>,
+    /// Hears the leading tab's `message` events ([`Note::MessageEvent`]).
+    on_leaders_message: RefCell<Option<Box<dyn Fn(&JsValue)>>>,
 }
 
 impl Driver {
@@ -180,6 +183,7 @@ impl Driver {
             name: RefCell::new(String::new()),
             disposed: Cell::new(false),
             on_cleared: RefCell::new(None),
+            on_leaders_message: RefCell::new(None),
         })
     }
 
@@ -480,6 +484,15 @@ impl Driver {
                 self.input(|engine, now| engine.handle_store_wiped(now));
             }
             Note::Wiped => {}
+            // (A tab that keeps its data in memory has messages of its own.)
+            Note::MessageEvent { detail }
+                if !self.is_leader() && matches!(self.store, AnyStore::IndexedDb(_)) =>
+            {
+                if let Some(callback) = self.on_leaders_message.borrow().as_ref() {
+                    callback(&detail);
+                }
+            }
+            Note::MessageEvent { .. } => {}
             Note::Ping if self.leads_others() => self.post(&Note::Pong {
                 version: NOTES_VERSION,
             }),
@@ -492,6 +505,22 @@ impl Driver {
                     self.take_over();
                 }
             }
+        }
+    }
+
+    /// Calls `callback` with the `detail` of each `message` event the leading tab's app gets
+    /// for a message it delivered, that failed or went (this tab's engine sends nothing).
+    pub(crate) fn on_leaders_message(&self, callback: impl Fn(&JsValue) + 'static) {
+        *self.on_leaders_message.borrow_mut() = Some(Box::new(callback));
+    }
+
+    /// Tells the other tabs of the database of the `message` event `detail` this leading tab's
+    /// app got.
+    pub(crate) fn tell_followers(self: &Rc<Self>, detail: &JsValue) {
+        if self.leads_others() {
+            self.post(&Note::MessageEvent {
+                detail: detail.clone(),
+            });
         }
     }
 

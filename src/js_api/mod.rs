@@ -334,6 +334,8 @@ impl BackgroundSyncManager {
         let driver = Driver::new(engine, store, transport, token, on_event);
         let cleared_events = events.clone();
         driver.on_cleared(move || emit(&cleared_events, "cleared", &JsValue::NULL));
+        let message_events = events.clone();
+        driver.on_leaders_message(move |detail| emit_message(&message_events, detail));
         driver.start(&name).await;
         let inner = Rc::new(Inner {
             driver,
@@ -875,6 +877,14 @@ fn status_json(status: &Status, inner: &Inner) -> JsValue {
     value
 }
 
+/// Fires `message` with `detail`, and `error` too when it tells of a failure.
+fn emit_message(target: &EventTarget, detail: &JsValue) {
+    emit(target, "message", detail);
+    if Reflect::get(detail, &"type".into()).ok().as_ref() == Some(&"failed".into()) {
+        emit(target, "error", detail);
+    }
+}
+
 /// Fires a `CustomEvent` on the manager's event target.
 fn emit(target: &EventTarget, kind: &str, detail: &JsValue) {
     if let Some(event) = custom_event(kind, detail) {
@@ -945,7 +955,9 @@ fn dispatch(inner: &Inner, event: &Event) {
         }
         Event::MessageSent { message, .. } => {
             let message = LocalMessage::from_server(message.clone());
-            emit(target, "message", &to_js(&MessageDetail::Sent { message }));
+            let detail = to_js(&MessageDetail::Sent { message });
+            emit(target, "message", &detail);
+            inner.driver.tell_followers(&detail);
         }
         Event::MessageFailed {
             client_message_id,
@@ -959,8 +971,8 @@ fn dispatch(inner: &Inner, event: &Event) {
                 failure,
                 retryable: *retryable,
             });
-            emit(target, "message", &detail);
-            emit(target, "error", &detail);
+            emit_message(target, &detail);
+            inner.driver.tell_followers(&detail);
         }
         Event::MessageDiscarded {
             client_message_id,
@@ -972,13 +984,14 @@ fn dispatch(inner: &Inner, event: &Event) {
                 DiscardReason::Discarded => "discarded",
                 DiscardReason::Expired => "expired",
             };
-            let detail = MessageDetail::Discarded {
+            let detail = to_js(&MessageDetail::Discarded {
                 client_message_id: client_message_id.as_str(),
                 conversation_id: conversation_id.as_str(),
                 body,
                 reason,
-            };
-            emit(target, "message", &to_js(&detail));
+            });
+            emit(target, "message", &detail);
+            inner.driver.tell_followers(&detail);
         }
         Event::AuthRequired => emit(target, "authrequired", &JsValue::NULL),
         Event::StorageFull => emit(target, "storagefull", &JsValue::NULL),

@@ -1117,6 +1117,32 @@ async fn a_followers_sync_resolves_with_its_status_up_to_date() {
     follower.dispose();
 }
 
+/// A follower's app hears the `message` events of the messages the leading tab delivers (its own
+/// engine sends nothing): `queued` from its own engine, then `sent` as the leader's app heard it.
+#[wasm_bindgen_test]
+async fn a_follower_hears_its_message_delivered() {
+    let general = conversation(server(), "carol", "General").await;
+    let leader = manager(server(), "carol", &[]).await;
+    settle(leader.force_sync()).await.expect("synced");
+    let follower = open_manager(server(), "carol", &[]).await;
+    let heard = record(&follower, "message");
+    let body = format!("sent from a follower {}", js_sys::Date::now());
+    let queued = settle(follower.send_message(general.clone().into(), body.clone().into()))
+        .await
+        .expect("queued");
+    let id = field(&queued, "clientMessageId");
+    until("the follower hears it sent", || {
+        heard.borrow().iter().any(|detail| {
+            field(detail, "type") == "sent"
+                && field(&field(detail, "message"), "clientMessageId") == id
+        })
+    })
+    .await;
+    delivered_once(&leader, "carol", &general, &body).await;
+    leader.dispose();
+    follower.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn sync_conversation_touches_only_that_conversation() {
     let weekend = conversation(server(), "erin", "Weekend hiking").await;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
 /// What a tab tells the others.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", try_from = "WireNote")]
 pub(crate) enum Note {
     /// This tab wrote to the shared database (conversations whose data changed).
@@ -46,12 +46,18 @@ pub(crate) enum Note {
     /// A tab found the shared database deleted while in use (the site's data cleared): the
     /// leading tab syncs from the start.
     Wiped,
+    /// The leading tab's `message` event of a message it delivered, that failed or went (the
+    /// `detail` as its app got it): the other tabs' apps hear it too.
+    MessageEvent {
+        #[serde(with = "serde_wasm_bindgen::preserve")]
+        detail: JsValue,
+    },
 }
 
 /// The version of the notes tabs exchange: a follower whose leading tab speaks an older one (a
 /// tab of the app from before a deploy, which would not understand its asks) takes the lead over.
 /// Raise it when a note a follower relies on is added or changed.
-pub(crate) const NOTES_VERSION: u32 = 2;
+pub(crate) const NOTES_VERSION: u32 = 3;
 
 /// A command that talks to the server, which only the leading tab does: a follower asks the
 /// leader to run it ([`Note::Ask`]).
@@ -83,6 +89,8 @@ struct WireNote {
     message_id: Option<String>,
     server_ts: Option<i64>,
     version: Option<u32>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    detail: JsValue,
 }
 
 /// How a [`SyncError`] in a [`Note::Answer`] reads off the channel: its serialized form, flat
@@ -132,6 +140,7 @@ enum NoteKind {
     Ping,
     Pong,
     Wiped,
+    MessageEvent,
 }
 
 impl TryFrom<WireNote> for Note {
@@ -172,6 +181,10 @@ impl TryFrom<WireNote> for Note {
                 version: wire.version.unwrap_or(1),
             }),
             NoteKind::Wiped => Ok(Note::Wiped),
+            NoteKind::MessageEvent if wire.detail.is_object() => Ok(Note::MessageEvent {
+                detail: wire.detail,
+            }),
+            NoteKind::MessageEvent => Err("missing field `detail`"),
         }
     }
 }
@@ -328,6 +341,10 @@ mod tests {
                 version: NOTES_VERSION,
             },
             Note::Wiped,
+            Note::MessageEvent {
+                detail: js_sys::JSON::parse(r#"{"type":"sent","message":{"body":"hi"}}"#)
+                    .expect("json"),
+            },
         ]);
         for note in notes {
             let posted = note
