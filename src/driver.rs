@@ -122,6 +122,9 @@ struct AskedOfLeader {
     again: Option<Interval>,
 }
 
+/// Hears an event's `detail`.
+type OnDetail = Box<dyn Fn(&JsValue)>;
+
 /// The engine with its store, transport, timer and browser listeners.
 pub(crate) struct Driver {
     engine: RefCell<Engine>,
@@ -152,7 +155,7 @@ pub(crate) struct Driver {
     /// Told once another tab cleared this user's data ([`Note::Cleared`]).
     on_cleared: RefCell<Option<Box<dyn Fn()>>>,
     /// Hears the leading tab's `message` events ([`Note::MessageEvent`]).
-    on_leaders_message: RefCell<Option<Box<dyn Fn(&JsValue)>>>,
+    on_leaders_message: RefCell<Option<OnDetail>>,
 }
 
 impl Driver {
