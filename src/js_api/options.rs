@@ -84,7 +84,8 @@ impl Options {
             |name: &str, value: Option<f64>, max: f64| -> Result<Option<Millis>, JsValue> {
                 match value {
                     Some(ms) if !(1_000.0..=max).contains(&ms) => Err(invalid(format!(
-                        "{name} must be a number of milliseconds from 1000 to {max}"
+                        "{name} must be a number of milliseconds from 1000 to {}",
+                        max as u64
                     ))),
                     other => Ok(other.map(|ms| ms as Millis)),
                 }
