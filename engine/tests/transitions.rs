@@ -554,16 +554,27 @@ fn messages_to_different_conversations_go_concurrently_up_to_the_request_limit()
     assert_eq!(open(&d), vec![c1, a2]);
 }
 
-#[test]
-fn send_503_with_retry_after_waits_30_s_and_retries_with_the_same_client_message_id() {
+/// An idle engine whose send of "hi" in c-1 was answered `status` (429 or 503) with
+/// `Retry-After: wait_ms`: the message's id, the request, and when.
+fn send_answered_with_retry_after(
+    status: u16,
+    wait_ms: Millis,
+) -> (Driver, ClientMessageId, HttpRequest, Millis) {
     let mut d = Driver::idle(config());
     let id = d.send("c-1", "hi");
-    let first = d.only_open("POST ");
-    let failed_at = d.now;
-    d.respond(
-        &first,
-        with_retry_after(error(503, ErrorCode::Unavailable), 30 * SEC),
-    );
+    let post = d.only_open("POST ");
+    let told_at = d.now;
+    let code = match status {
+        429 => ErrorCode::RateLimited,
+        _ => ErrorCode::Unavailable,
+    };
+    d.respond(&post, with_retry_after(error(status, code), wait_ms));
+    (d, id, post, told_at)
+}
+
+#[test]
+fn send_503_with_retry_after_waits_30_s_and_retries_with_the_same_client_message_id() {
+    let (mut d, id, first, failed_at) = send_answered_with_retry_after(503, 30 * SEC);
     assert!(d.open("POST ").is_empty());
     assert_eq!(d.wake, Some(failed_at + 30 * SEC));
 
@@ -590,14 +601,7 @@ fn send_503_with_retry_after_waits_30_s_and_retries_with_the_same_client_message
 
 #[test]
 fn a_retry_after_on_a_send_holds_the_other_requests_too() {
-    let mut d = Driver::idle(config());
-    d.send("c-1", "hi");
-    let post = d.only_open("POST ");
-    let told_at = d.now;
-    d.respond(
-        &post,
-        with_retry_after(error(429, ErrorCode::RateLimited), 5 * SEC),
-    );
+    let (mut d, _, _, told_at) = send_answered_with_retry_after(429, 5 * SEC);
     // The periodic sync and a conversation's sync come due meanwhile: they wait with the send.
     d.act(|e, now| e.request_sync(Trigger::Periodic, now));
     let conversation = d.act(|e, now| e.sync_conversation("c-2".into(), now));
@@ -616,14 +620,7 @@ fn a_retry_after_on_a_send_holds_the_other_requests_too() {
 
 #[test]
 fn a_message_and_a_read_marker_made_during_a_retry_after_wait_for_it() {
-    let mut d = Driver::idle(config());
-    let first = d.send("c-1", "hi");
-    let post = d.only_open("POST ");
-    let told_at = d.now;
-    d.respond(
-        &post,
-        with_retry_after(error(503, ErrorCode::Unavailable), 30 * SEC),
-    );
+    let (mut d, first, _, told_at) = send_answered_with_retry_after(503, 30 * SEC);
     d.wait(SEC);
     let second = d.send("c-2", "composed during the wait");
     d.act(|e, now| e.mark_read("c-3".into(), "m-9".into(), T0 - 1, now))
