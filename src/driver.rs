@@ -30,6 +30,9 @@ const LEADER_ANSWER_MS: u32 = 5_000;
 /// leader runs a command, it does not run it again when asked again.
 const ASK_AGAIN_MS: u32 = 10_000;
 
+/// How many of its last answers the leading tab keeps for asks repeated as they went.
+const ANSWERS_KEPT: usize = 16;
+
 /// How many times a follower asks (every [`ASK_AGAIN_MS`]: 5 min) before the command fails.
 const ASKS: u32 = 30;
 
@@ -146,6 +149,9 @@ pub(crate) struct Driver {
     asked: RefCell<Vec<AskedOfLeader>>,
     /// The request ids of the commands other tabs asked that this tab runs now.
     answering: RefCell<Vec<String>>,
+    /// The last answers this tab gave ([`ANSWERS_KEPT`]): an ask repeated as its answer was on
+    /// its way gets it again, instead of running the command twice.
+    answered: RefCell<Vec<Note>>,
     /// A follower's check that the leading tab runs: the lead is taken over when it fires, and
     /// the leading tab's [`Note::Pong`] cancels it.
     leader_check: RefCell<Option<Timeout>>,
@@ -182,6 +188,7 @@ impl Driver {
             is_leader: Cell::new(false),
             asked: RefCell::new(Vec::new()),
             answering: RefCell::new(Vec::new()),
+            answered: RefCell::new(Vec::new()),
             leader_check: RefCell::new(None),
             name: RefCell::new(String::new()),
             disposed: Cell::new(false),
@@ -425,6 +432,12 @@ impl Driver {
                 if self.answering.borrow().contains(&request_id) {
                     return; // asked again while it runs
                 }
+                let given = (self.answered.borrow().iter())
+                    .find(|answer| matches!(answer, Note::Answer { request_id: id, .. } if *id == request_id))
+                    .cloned();
+                if let Some(answer) = given {
+                    return self.post(&answer); // asked again as the answer went
+                }
                 self.answering.borrow_mut().push(request_id.clone());
                 let (finish, finished) = oneshot::channel();
                 self.run_network_command(&command, finish);
@@ -434,12 +447,27 @@ impl Driver {
                     let result = finished.await.unwrap_or(Err(SyncError::Stopped));
                     driver.answering.borrow_mut().retain(|id| *id != request_id);
                     let summary = result.clone().unwrap_or_default();
-                    driver.post(&Note::Answer {
+                    let answer = Note::Answer {
                         request_id,
                         changes: summary.changes,
                         has_more: summary.has_more,
                         error: result.err(),
-                    });
+                    };
+                    driver.post(&answer);
+                    if matches!(
+                        answer,
+                        Note::Answer {
+                            error: Some(SyncError::Stopped),
+                            ..
+                        }
+                    ) {
+                        return; // (asked again, of the tab that leads then)
+                    }
+                    let mut answered = driver.answered.borrow_mut();
+                    if answered.len() == ANSWERS_KEPT {
+                        answered.remove(0);
+                    }
+                    answered.push(answer);
                 });
             }
             Note::Ask { .. } => {}

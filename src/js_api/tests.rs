@@ -1686,6 +1686,37 @@ async fn a_listener_added_once_hears_one_event() {
     sync.dispose();
 }
 
+/// An ask repeated as its answer went (a follower's re-ask crossing it) gets the answer again:
+/// the leading tab runs the command once.
+#[wasm_bindgen_test]
+async fn an_ask_repeated_after_its_answer_gets_it_again_without_a_second_run() {
+    let leader = manager(server(), "dave", &[]).await;
+    settle(leader.force_sync()).await.expect("synced");
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-dave"));
+    let follower = Function::new_with_args(
+        "name",
+        "const channel = new BroadcastChannel('chat-sync|' + name);
+         const tab = { answers: 0 };
+         channel.onmessage = (event) => { if (event.data.kind === 'answer') tab.answers += 1; };
+         tab.ask = () => channel.postMessage({ kind: 'ask', requestId: 'asked-twice', command: 'sync' });
+         tab.close = () => channel.close();
+         return tab;",
+    )
+    .call1(&JsValue::NULL, &name.as_str().into())
+    .expect("a follower");
+    let ask: Function = field(&follower, "ask").unchecked_into();
+    let answers = || field(&follower, "answers").as_f64().unwrap_or(0.0);
+    let before = syncs_completed(&leader);
+    ask.call0(&JsValue::NULL).expect("asked");
+    until("answered", || answers() == 1.0).await;
+    ask.call0(&JsValue::NULL).expect("asked again");
+    until("answered again", || answers() == 2.0).await;
+    let close: Function = field(&follower, "close").unchecked_into();
+    close.call0(&JsValue::NULL).expect("closed");
+    assert_eq!(syncs_completed(&leader), before + 1.0, "one sync");
+    leader.dispose();
+}
+
 /// Whether `sync`'s tab leads.
 fn is_leader(sync: &BackgroundSyncManager) -> bool {
     field(&sync.get_sync_status().expect("status"), "isLeader") == true
