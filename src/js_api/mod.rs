@@ -1072,21 +1072,33 @@ fn refresh_token(driver: Weak<Driver>, get_token: Function) {
     });
 }
 
+/// How long `GET /v1/me` may take before `create` gives up on it.
+const WHOAMI_TIMEOUT_MS: u32 = 10_000;
+
 /// Who the token belongs to (`GET /v1/me`); `None` when the server refuses it.
 async fn whoami(server_url: &str, token: &str) -> Result<Option<UserId>, JsValue> {
-    let response = gloo_net::http::Request::get(&format!(
+    let request = gloo_net::http::Request::get(&format!(
         "{server_url}{}",
         chat_sync_engine::protocol::paths::ME
     ))
     .header("Authorization", &format!("Bearer {token}"))
-    .send()
-    .await
-    .map_err(|_| {
+    .send();
+    let unreachable = || {
         js_error(
             Code::Offline,
-            "cannot reach the server to identify the user; pass userId to start offline",
+            "cannot reach the server to identify the user (no answer, or none within 10 s); \
+             pass userId to start offline",
         )
-    })?;
+    };
+    let answered = futures_util::future::select(
+        Box::pin(request),
+        gloo_timers::future::TimeoutFuture::new(WHOAMI_TIMEOUT_MS),
+    )
+    .await;
+    let response = match answered {
+        futures_util::future::Either::Left((response, _)) => response.map_err(|_| unreachable())?,
+        futures_util::future::Either::Right(_) => return Err(unreachable()),
+    };
     match response.status() {
         200 => {
             let unexpected = |error: &dyn std::fmt::Display| {

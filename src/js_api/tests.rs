@@ -1334,6 +1334,19 @@ async fn a_refused_token_at_the_first_start_is_replaced_by_get_token() {
     }
 }
 
+/// A server that takes the connection and never answers `GET /v1/me` fails the first start
+/// after 10 s with code `offline`, instead of leaving `create` pending for good.
+#[wasm_bindgen_test]
+async fn create_gives_up_on_a_server_that_never_says_who_the_user_is() {
+    let restore = delay_fetches("/v1/me", 60_000);
+    let created = try_open_manager(server(), "bob", &[]).await;
+    restore.call0(&JsValue::NULL).expect("restored");
+    let Err(error) = created else {
+        panic!("created");
+    };
+    assert_eq!(error_code(&error), "offline");
+}
+
 #[wasm_bindgen_test]
 async fn a_refused_token_pauses_sync_until_set_token() {
     let sync = manager(
