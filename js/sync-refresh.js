@@ -15,8 +15,8 @@
 // included, is scrolled to its top.
 //
 // Gestures use Pointer Events (mouse, pen and touch). For touch the content gets
-// `touch-action: pan-x pan-down` while the element and the page are at their top, so the browser
-// keeps vertical scrolling down (and horizontal panning) but leaves a downward drag to the
+// `touch-action: pan-x pan-down pinch-zoom` while the element and the page are at their top, so
+// the browser keeps vertical scrolling down (horizontal panning, zoom) but leaves a downward drag to the
 // element; a non-passive `touchmove` listener also cancels the browser's own pan for a downward
 // drag that starts at the top of an inner scrolling list, and for browsers without direction-specific
 // `touch-action` values. Vertical scrolling keeps working everywhere else.
@@ -143,9 +143,10 @@ button:focus-visible {
 @keyframes sync-refresh-spin { to { transform: rotate(360deg); } }
 .content { display: block; }
 .content.at-top {
-  /* The browser keeps scrolling down and panning sideways; a downward drag is the element's. */
-  touch-action: pan-x pan-y;
-  touch-action: pan-x pan-down;
+  /* The browser keeps scrolling down, panning sideways and pinch-zoom; a downward drag is the
+     element's. */
+  touch-action: pan-x pan-y pinch-zoom;
+  touch-action: pan-x pan-down pinch-zoom;
 }
 .root.pulling .content { user-select: none; -webkit-user-select: none; }
 .visually-hidden {

@@ -282,6 +282,14 @@ describe('<sync-refresh>', () => {
     assert.equal((await calls(page)).length, 2);
   });
 
+  it('at the top, the browser keeps pinch-zoom, panning sideways and scrolling down', async () => {
+    opened = await open({ hasTouch: true });
+    const { page } = opened;
+    const touchAction = await page.locator('#outer').evaluate((element) =>
+      getComputedStyle(element.shadowRoot.querySelector('.content.at-top')).touchAction);
+    assert.deepEqual(touchAction.split(' ').sort(), ['pan-down', 'pan-x', 'pinch-zoom']);
+  });
+
   it('a tap whose finger drifts a few pixels down is a tap, not a pull', async () => {
     opened = await open({ hasTouch: true });
     const { page } = opened;
