@@ -163,10 +163,11 @@ async function signOut() {
     return;
   }
   state.manager = null;
+  // The sign-in goes first: a service worker's sync meanwhile would write the data back.
+  await clearSession().catch((error) => console.warn('forgetting the sign-in failed', error));
   // Deletes the local data; the user's other tabs stop and hear `cleared`.
   await manager.clear().catch((error) => console.warn('clearing the local data failed', error));
   manager.dispose();
-  await clearSession().catch((error) => console.warn('forgetting the sign-in failed', error));
   endSession();
 }
 
@@ -190,6 +191,7 @@ function clearChatView() {
   $('messages-refresh').manager = null;
   $('composer-text').value = '';
   $('account-name').textContent = '';
+  $('arrivals').textContent = '';
 }
 
 /** Closes the open conversation: the list shows, and the conversation pane is empty. */
@@ -488,7 +490,7 @@ async function ownReadPosition(id) {
 /** Loads the newest page into the view (new, changed and deleted messages). */
 async function refreshMessages({ stickToBottom = false, announce = true } = {}) {
   const id = state.open;
-  if (!id) return;
+  if (!id || !state.manager) return; // (none while signing out)
   // The page read is as of now: what events change while it runs (a message just sent, one
   // delivered) is newer than the page, and stays as they left it.
   const since = state.changes;

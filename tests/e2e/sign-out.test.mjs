@@ -32,8 +32,13 @@ it('after Alice signs out, Bob sees nothing of hers, and her unsent message is d
     (answer ? dialog.accept() : dialog.dismiss()).catch(() => {});
   });
 
-  await openDemo(page, server.url, 'alice');
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' });
   await openConversation(page, 'Book club'); // Bob is not a member
+  // A message arrives while Alice reads: announced to screen readers.
+  const arrival = `Carol's arrival ${Date.now()}`;
+  await server.api('carol').send('Book club', arrival);
+  await waitForMessage(page, arrival);
+  assert.match(await page.locator('#arrivals').textContent(), new RegExp(arrival));
   const aliceBodies = await page.$$eval('#messages .message .body', (nodes) => nodes.map((n) => n.textContent));
   await context.setOffline(true);
   const unsent = `Alice's unsent note ${Date.now()}`;
@@ -75,6 +80,7 @@ it('after Alice signs out, Bob sees nothing of hers, and her unsent message is d
   assert.equal(view.composerHidden, true, 'no composer without an open conversation');
   assert.ok(!view.text.includes('Book club'), 'the page does not mention Book club');
   assert.ok(!view.text.includes(unsent), 'the page does not show Alice\'s unsent message');
+  assert.equal(await page.locator('#arrivals').textContent(), '', 'nor what arrived for her');
   const leaked = aliceBodies.filter((body) => view.messages.includes(body));
   assert.deepEqual(leaked, []);
 
