@@ -670,13 +670,18 @@ async function send(event) {
 
 async function onMessageAction(event) {
   const button = event.target.closest('button[data-action]');
-  if (!button) return;
+  if (!button || button.disabled) return;
   const id = button.closest('.message').dataset.clientMessageId;
+  button.disabled = true; // one retry or discard per click sequence
   try {
     if (button.dataset.action === 'retry') await state.manager.retryMessage(id);
     else await state.manager.discardMessage(id);
   } catch (error) {
-    showNotice('send', error.message);
+    // `invalidInput`: no longer failed, or its fate is being stored (a second click, maintenance
+    // meanwhile); the message's event shows what became of it.
+    if (error.code !== 'invalidInput') showNotice('send', error.message);
+  } finally {
+    button.disabled = false;
   }
 }
 
