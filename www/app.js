@@ -53,6 +53,8 @@ const state = {
   /** Conversations asked to open so far: an open that waited on a read goes on only if no other
    * was asked for meanwhile. */
   openings: 0,
+  /** The conversation asked to open last (open, or opening). */
+  opening: null,
   /** The open conversation's unread messages when it opened: after `from`, up to `until`. */
   unread: { from: Infinity, until: Infinity },
   /** The manager stopped on an internal error (a bug): only a reload helps. */
@@ -198,6 +200,7 @@ function clearChatView() {
 function closeConversation() {
   state.openings += 1;
   state.open = null;
+  state.opening = null;
   forgetMessages();
   history.replaceState(null, '', location.pathname + location.search);
   $('messages').replaceChildren();
@@ -447,6 +450,13 @@ function displayName(userId) {
 async function openConversation(id) {
   const conversation = state.conversations.find((c) => c.id === id);
   if (!conversation) return;
+  // Picked again (a double click): it is open, or opening; opened again, it would count its
+  // messages read and lose the unread divider.
+  if (state.opening === id) {
+    showPane('conversation');
+    return;
+  }
+  state.opening = id;
   // How far this user had read it, for the divider: read before it counts as on screen, which
   // marks it read.
   const opening = ++state.openings;

@@ -37,6 +37,24 @@ it('two sign-in clicks in a row start one manager, for the first user clicked', 
   assert.deepEqual(errors, []);
 });
 
+it('a conversation clicked again once open stays as it is, its unread messages under their divider', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' });
+  const bob = server.api('bob');
+  for (const n of [1, 2, 3]) await bob.send('General', `Unread ${n}`);
+  await waitInPage(page, () => [...document.querySelectorAll('#conversations .conversation')]
+    .some((row) => row.querySelector('.conversation-preview')?.textContent === 'Bob Chen: Unread 3'),
+  { message: 'General\'s row to show Bob\'s last message' });
+  const row = page.locator('#conversations .conversation', { hasText: 'General' });
+  await row.click();
+  await waitForMessage(page, 'Unread 3');
+  await row.click(); // a slow double click, or a second tap
+  await page.waitForTimeout(500); // (a second opening would be under way)
+  assert.equal(await page.locator('#messages .unread-divider').textContent(), '3 unread messages');
+  assert.deepEqual(errors, []);
+});
+
 it('Enter pressed twice before the first send is stored sends the message once', async (t) => {
   const server = await startServer({ test: t });
   const { page, errors } = await newPage(browser, t);
