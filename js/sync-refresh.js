@@ -48,6 +48,8 @@ const STYLE = `
   position: relative;
   overflow-y: auto;
   overscroll-behavior-y: contain;
+  /* What is scrolled into view (scrollIntoView, focus) lands below the sticky header. */
+  scroll-padding-top: 2.5rem;
 }
 :host([hidden]) { display: none; }
 .header {
