@@ -345,6 +345,11 @@ export class SyncRefreshElement extends Base {
     this.#manager = manager ?? null;
     this.#error = null;
     this.#syncedAt = 0;
+    // A sync of the previous manager still running is not this one's: a pull starts afresh.
+    if (this.#running) {
+      this.#running = null;
+      this.#setBusy(false);
+    }
     if (this.isConnected) this.#subscribe();
     this.#renderStatus();
   }
@@ -406,23 +411,31 @@ export class SyncRefreshElement extends Base {
     } catch (error) {
       call = Promise.reject(error); // handled just below
     }
+    // (The manager may be replaced before it ends: its outcome is then not the new one's.)
+    const current = () => this.#manager === manager;
     const running = call
       .then(
         (result) => {
-          this.#error = null;
-          this.#syncedAt = Date.now();
+          if (current()) {
+            this.#error = null;
+            this.#syncedAt = Date.now();
+          }
           return /** @type {SyncOutcome} */ ({ result });
         },
         (error) => {
-          this.#error = error;
-          this.#errorAt = Date.now();
+          if (current()) {
+            this.#error = error;
+            this.#errorAt = Date.now();
+          }
           return /** @type {SyncOutcome} */ ({ error });
         },
       )
       .then((outcome) => {
-        this.#running = null;
-        this.#setBusy(false);
-        this.#announce('error' in outcome ? errorText(/** @type {any} */ (outcome.error)) : syncedText(outcome.result));
+        if (this.#running === running) {
+          this.#running = null;
+          this.#setBusy(false);
+          this.#announce('error' in outcome ? errorText(/** @type {any} */ (outcome.error)) : syncedText(outcome.result));
+        }
         this.#emit('sync-end', outcome);
         return outcome;
       });

@@ -314,6 +314,29 @@ describe('<sync-refresh>', () => {
     assert.deepEqual((await events(page))[0].detail, { conversationId: 'c-42' });
   });
 
+  it('a manager replaced during a sync starts afresh, and the old sync\'s outcome is not its', async () => {
+    opened = await open();
+    const { page } = opened;
+    const button = page.locator('#outer').getByRole('button', { name: 'Refresh' });
+    await button.click();
+    await spinner(page).waitFor({ state: 'visible' });
+    await page.evaluate(() => {
+      window.old = window.manager;
+      window.manager = new window.FakeManager();
+      document.getElementById('outer').manager = window.manager;
+    });
+    await spinner(page).waitFor({ state: 'hidden' });
+    await button.click();
+    await spinner(page).waitFor({ state: 'visible' });
+    assert.deepEqual(await calls(page), [{ name: 'forceSync', args: [] }], 'the new manager syncs');
+    await page.evaluate(() => window.old.rejectNext('disposed', 'the manager was disposed'));
+    await settle(page);
+    assert.equal(await spinner(page).isVisible(), true, 'the new sync still runs');
+    await page.evaluate(() => window.manager.resolveNext({ changes: 0, hasMore: false }));
+    await spinner(page).waitFor({ state: 'hidden' });
+    assert.doesNotMatch(await statusText(page), /disposed/);
+  });
+
   it('the refresh button works from the keyboard', async () => {
     opened = await open();
     const { page } = opened;
