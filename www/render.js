@@ -107,7 +107,8 @@ export function dayLabel(ms, now = Date.now()) {
 /** The divider above a day's first message. */
 export function dayDivider(ms, occurrence = 1) {
   const key = occurrence > 1 ? `day-${dayNumber(ms)}-${occurrence}` : `day-${dayNumber(ms)}`;
-  return el('li', { className: 'day', dataset: { key }, attrs: { role: 'separator' } },
+  // (A separator's content is not read out: its label is.)
+  return el('li', { className: 'day', dataset: { key }, attrs: { role: 'separator', 'aria-label': dayLabel(ms) } },
     el('time', { textContent: dayLabel(ms), dateTime: new Date(ms).toISOString() }));
 }
 
@@ -122,8 +123,9 @@ export function relativeTime(ms, now = Date.now()) {
 
 /** The divider above the first message that was unread when the conversation opened. */
 export function unreadDivider(count) {
-  return el('li', { className: 'unread-divider', dataset: { key: 'unread' }, attrs: { role: 'separator' } },
-    el('span', { textContent: `${count} unread message${count === 1 ? '' : 's'}` }));
+  const text = `${count} unread message${count === 1 ? '' : 's'}`;
+  return el('li', { className: 'unread-divider', dataset: { key: 'unread' }, attrs: { role: 'separator', 'aria-label': text } },
+    el('span', { textContent: text }));
 }
 
 /** One row of the conversation list. */
@@ -173,7 +175,8 @@ export function messageItem(message, { mine, senderName, read = false }) {
       className: 'mark',
       textContent: mark.symbol,
       title: mark.text,
-      attrs: { 'aria-label': mark.text },
+      // (A label on a plain span is not read out; on an image it is.)
+      attrs: { role: 'img', 'aria-label': mark.text },
     }) : null),
   message.status === 'failed'
     ? el('div', { className: 'failure' },

@@ -36,6 +36,8 @@ it('more unread messages than a page load back to the first of them, where the v
   const divider = await waitInPage(page, () => document.querySelector('#messages .unread-divider')?.textContent,
     { message: 'the unread divider' });
   assert.equal(divider, '120 unread messages', 'all of them are loaded and counted');
+  assert.equal(await page.getByRole('separator', { name: '120 unread messages' }).count(), 1,
+    'screen readers hear the divider');
   const [first] = await page.$$eval('#messages .unread-divider + .message .body', (bodies) =>
     bodies.map((body) => body.textContent));
   assert.equal(first, 'Unread 1', 'the divider stands before the first unread message');
@@ -130,6 +132,8 @@ it('a load of older messages still running for one conversation does not hold up
   });
   await openConversation(page, 'General');
   await shown(50);
+  assert.equal(await page.locator('#messages').getByRole('img', { name: 'Sent' }).count(), 50,
+    'screen readers hear each message of Alice\'s as sent');
   hold = true;
   await scrollToTop();
   await pollUntil(async () => held, (count) => count > 0, { message: 'General\'s older messages asked for' });
