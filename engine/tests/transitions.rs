@@ -2718,15 +2718,20 @@ fn a_retry_after_holds_a_request_that_fails_later_for_another_reason() {
     );
 }
 
-#[test]
-fn a_late_invalid_cursor_of_a_conversation_sync_after_the_feeds_reset_is_ignored() {
+/// An engine (not started) whose store holds a cursor from a server database since replaced.
+fn with_a_stale_cursor() -> Driver {
     let store = MemoryStore::new();
     pollster::block_on(store.apply(&[
         StoreOp::SetLastMaintenance(T0),
         StoreOp::SetCursor(Some(Cursor::new("stale"))),
     ]))
     .unwrap();
-    let mut d = Driver::with_store(config(), store);
+    Driver::with_store(config(), store)
+}
+
+#[test]
+fn a_late_invalid_cursor_of_a_conversation_sync_after_the_feeds_reset_is_ignored() {
+    let mut d = with_a_stale_cursor();
     d.act(|e, now| e.set_open_conversation(Some("c-1".into()), now));
     d.start();
     // Both go out with the old database's cursor; the feed's refusal comes first.
@@ -2793,13 +2798,7 @@ fn a_conversation_sync_whose_reset_write_fails_goes_again() {
 
 #[test]
 fn a_reset_whose_write_fails_is_tried_again_and_leaves_no_sync_hanging() {
-    let store = MemoryStore::new();
-    pollster::block_on(store.apply(&[
-        StoreOp::SetLastMaintenance(T0),
-        StoreOp::SetCursor(Some(Cursor::new("stale"))),
-    ]))
-    .unwrap();
-    let mut d = Driver::with_store(config(), store);
+    let mut d = with_a_stale_cursor();
     d.start();
     let force = d.force();
     let first = d.only_open("GET /v1/sync");
