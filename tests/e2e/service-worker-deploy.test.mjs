@@ -6,7 +6,7 @@
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchBrowser } from './support/browser.mjs';
@@ -66,6 +66,9 @@ it('a page fetching a newly deployed wasm leaves the installed one in the worker
   const wasmPath = join(www, 'pkg/chat_sync_bg.wasm');
   await writeFile(wasmPath, Buffer.concat([await readFile(wasmPath), customSection('deploy', 'second build')]));
   await appendFile(join(www, 'app.css'), '\n/* second build */\n');
+  // (Last-Modified counts whole seconds: the page may have fetched them within this one.)
+  const later = new Date(Date.now() + 10_000);
+  for (const file of [wasmPath, join(www, 'app.css')]) await utimes(file, later, later);
   await page.reload();
   await page.waitForFunction(() => document.querySelector('#conversations .conversation') !== null);
 
