@@ -51,14 +51,7 @@ impl Leadership {
         let on_lost: OnLost = Rc::new(on_lost);
         let Some((locks, request)) = locks() else {
             log::info!("no Web Locks here: this tab syncs on its own");
-            if let Some(on_acquired) = on_acquired.borrow_mut().take() {
-                on_acquired();
-            }
-            return Self {
-                release,
-                abort: None,
-                _callbacks: Vec::new(),
-            };
+            return Self::alone(&on_acquired, release, Vec::new());
         };
         let mut callbacks = Vec::new();
         // First: is the lock free right now?
@@ -95,14 +88,7 @@ impl Leadership {
             Decision::Refused => {
                 // (A sandboxed frame or a `file:` page: an opaque origin has no locks.)
                 log::warn!("Web Locks refused here: this tab syncs on its own");
-                if let Some(on_acquired) = on_acquired.borrow_mut().take() {
-                    on_acquired();
-                }
-                return Self {
-                    release,
-                    abort: None,
-                    _callbacks: callbacks,
-                };
+                return Self::alone(&on_acquired, release, callbacks);
             }
             Decision::Taken => {}
         }
@@ -127,6 +113,24 @@ impl Leadership {
         Self {
             release,
             abort,
+            _callbacks: callbacks,
+        }
+    }
+}
+
+impl Leadership {
+    /// Leads without a lock (none here): `on_acquired` runs now.
+    fn alone(
+        on_acquired: &OnAcquired,
+        release: Rc<RefCell<Option<Function>>>,
+        callbacks: Vec<Granted>,
+    ) -> Self {
+        if let Some(on_acquired) = on_acquired.borrow_mut().take() {
+            on_acquired();
+        }
+        Self {
+            release,
+            abort: None,
             _callbacks: callbacks,
         }
     }
