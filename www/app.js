@@ -27,6 +27,7 @@ const DEMO_USERS = [
 ];
 /** Messages shown when a conversation opens, and per page when scrolling back. */
 const PAGE = 50;
+const BEGINNING = 'This is the beginning of the conversation.';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -538,9 +539,28 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
   for (const message of latest) {
     if (older(messageKey(message))) state.messages.set(messageKey(message), message);
   }
-  // (Offline, a short page may only be where the cache ends: back-fill needs the network.)
-  if (latest.length < PAGE && state.manager.getSyncStatus().isOnline) state.historyComplete = true;
   renderMessages({ stickToBottom });
+  if (latest.length < PAGE) await showShortPage(id);
+}
+
+/** After a page came back short: the beginning only when the manager says the history is
+ * complete (back-fill is best effort: a page is short too where the cache ends and loading older
+ * messages failed, or waits for the network); otherwise a way to try again. */
+async function showShortPage(id) {
+  const manager = state.manager;
+  const complete = await manager?.isHistoryComplete(id).catch(() => false);
+  if (state.open !== id || state.manager !== manager) return;
+  state.historyComplete = complete;
+  const line = $('history-state');
+  if (complete) {
+    line.textContent = BEGINNING;
+  } else if (!manager.getSyncStatus().isOnline) {
+    line.textContent = 'Older messages load when you are back online.';
+  } else {
+    line.replaceChildren('Could not load older messages. ', el('button', {
+      type: 'button', className: 'link-button', textContent: 'Try again', onclick: () => loadOlder(),
+    }));
+  }
 }
 
 /** Scrolling near the top loads the page before the oldest shown (back-filled from the server
@@ -566,13 +586,13 @@ async function loadOlderOf(id, oldest) {
     const older = await state.manager.listMessages(id, { limit: PAGE, before: oldest });
     if (state.open !== id) return;
     for (const message of older) state.messages.set(messageKey(message), message);
-    state.historyComplete = older.length === 0 && state.manager.getSyncStatus().isOnline;
     renderMessages({ keepPosition: true });
+    if (older.length < PAGE) return await showShortPage(id);
   } catch (error) {
     if (state.open === id) $('history-state').textContent = `Could not load older messages: ${error.message}`;
     return;
   }
-  $('history-state').textContent = state.historyComplete ? 'This is the beginning of the conversation.' : '';
+  $('history-state').textContent = '';
 }
 
 function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
@@ -604,7 +624,7 @@ function renderMessages({ stickToBottom = false, keepPosition = false } = {}) {
     }));
   }
   patchChildren($('messages'), items);
-  if (state.historyComplete) $('history-state').textContent = 'This is the beginning of the conversation.';
+  if (state.historyComplete) $('history-state').textContent = BEGINNING;
   if (keepPosition) {
     scroller.scrollTop += scroller.scrollHeight - heightBefore;
   } else if (stickToBottom || atBottom) {

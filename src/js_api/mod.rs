@@ -703,6 +703,27 @@ impl BackgroundSyncManager {
         })
     }
 
+    /// Whether the cache holds a conversation's history down to its first message: the server
+    /// said there is nothing older (or a sync from the start of the feed brought it all). A
+    /// short `listMessages` page is the beginning only then: its back-fill is best effort, and a
+    /// page that came short of a failed or skipped request is not.
+    #[wasm_bindgen(js_name = isHistoryComplete, unchecked_return_type = "Promise<boolean>")]
+    pub fn is_history_complete(
+        &self,
+        #[wasm_bindgen(js_name = conversationId, unchecked_param_type = "string")]
+        conversation_id: JsValue,
+    ) -> Promise {
+        let driver = self.driver();
+        promise(async move {
+            let driver = driver?;
+            let conversation =
+                ConversationId::new(string_argument(&conversation_id, "conversationId")?);
+            let floor = (driver.store.history_floor(&conversation).await)
+                .map_err(|e| from_store_error(&e))?;
+            Ok((floor == HistoryFloor::Complete).into())
+        })
+    }
+
     /// Runs maintenance now.
     #[wasm_bindgen(js_name = runMaintenance, unchecked_return_type = "Promise<void>")]
     pub fn run_maintenance(&self) -> Promise {

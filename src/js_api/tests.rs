@@ -1024,6 +1024,54 @@ async fn a_conversation_whose_whole_history_is_cached_is_not_back_filled_again()
     sync.dispose();
 }
 
+/// Answers the page's `fetch` of URLs containing `part` with a 500 and the protocol's error
+/// body; call the returned function to restore `fetch`.
+fn fail_fetches(part: &str) -> Function {
+    let install = Function::new_with_args(
+        "part",
+        "const original = globalThis.fetch;
+         globalThis.fetch = function (input, init) {
+           const url = typeof input === 'string' ? input : input.url;
+           if (!url.includes(part)) return original.call(this, input, init);
+           const body = JSON.stringify({ error: { code: 'internal', message: 'injected' } });
+           return Promise.resolve(new Response(body, {
+             status: 500, headers: { 'Content-Type': 'application/json' },
+           }));
+         };
+         return () => { globalThis.fetch = original; };",
+    );
+    install
+        .call1(&JsValue::NULL, &part.into())
+        .expect("installed")
+        .unchecked_into()
+}
+
+/// A short page whose back-fill failed is not the beginning: `isHistoryComplete` says so only
+/// once the server said there is nothing older.
+#[wasm_bindgen_test]
+async fn history_is_complete_only_once_the_server_said_there_is_nothing_older() {
+    let (sync, id) = dave_synced_then_a_new_conversation("Back-fill fails", 2).await;
+    let complete = |sync: &BackgroundSyncManager| {
+        let promise = sync.is_history_complete(id.clone().into());
+        async move { settle(promise).await.expect("answered").as_bool() }
+    };
+    assert_eq!(complete(&sync).await, Some(false), "before any back-fill");
+
+    let restore = fail_fetches(&format!("/conversations/{id}/messages"));
+    let listed = settle(sync.list_messages(id.clone().into(), None)).await;
+    restore.call0(&JsValue::NULL).expect("restored");
+    let listed = listed.expect("the cached page, back-fill failing");
+    assert_eq!(js_sys::Array::from(&listed).length(), 2, "a short page");
+    assert_eq!(complete(&sync).await, Some(false), "the back-fill failed");
+
+    let listed = settle(sync.list_messages(id.clone().into(), None))
+        .await
+        .expect("listed");
+    assert_eq!(js_sys::Array::from(&listed).length(), 2);
+    assert_eq!(complete(&sync).await, Some(true), "the server said so");
+    sync.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn listing_a_conversation_shorter_than_the_page_asks_the_server_only_the_first_time() {
     let (sync, id) = dave_synced_then_a_new_conversation("Sixty", 60).await;

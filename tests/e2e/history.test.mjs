@@ -146,3 +146,64 @@ it('a load of older messages still running for one conversation does not hold up
   assert.equal((await shownMessages(page))[0].body, 'Alice & Bob 1');
   assert.deepEqual(errors, []);
 });
+
+it('a failed load of older messages online is not the beginning; once the server answers, they load', { timeout: 90_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  await bobPosts(server, 'Old', 80);
+  // (Alice's reply reads Bob's messages: the view loads no older pages to find the unread ones.)
+  await server.api('alice').send('General', 'Read them');
+  const general = await server.api('alice').conversationId('General');
+  // (No service worker: the test answers requests with page.route, which a worker would bypass.)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
+  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
+    .filter((m) => m.conversationId === general).length, (count) => count === 10,
+  { message: 'maintenance to keep 10 of General\'s messages in IndexedDB' });
+  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+
+  // The server fails General's history requests (the sync feed still works: the page is online).
+  let failing = true;
+  let failed = 0;
+  await page.route((url) => url.pathname === `/v1/conversations/${general}/messages`, async (route) => {
+    if (!failing || route.request().method() !== 'GET') return route.continue();
+    failed += 1;
+    await route.fulfill({
+      status: 500,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'internal', message: 'injected fault' } }),
+    });
+  });
+  await openConversation(page, 'General');
+  // Opened (the composer has the focus), with no load of older messages running.
+  const said = await waitInPage(page, () => document.activeElement?.id === 'composer-text' &&
+    document.getElementById('history-state').textContent !== 'Loading older messages…' &&
+    document.getElementById('history-state').textContent, {
+    message: 'the conversation open, and the line above the messages saying how loading older ones went',
+    describe: () => ({ line: document.getElementById('history-state').textContent, focus: document.activeElement?.id }),
+  });
+  assert.ok(failed > 0, 'the history request failed');
+  assert.equal(await page.locator('#status').getAttribute('data-online'), 'true', 'online all along');
+  assert.notEqual(said, BEGINNING);
+  assert.match(said, /Could not load older messages/);
+  assert.equal((await shownMessages(page)).length, 10, 'the cached messages');
+
+  // The server answers again: Try again loads them, and scrolling up the rest, to the beginning.
+  failing = false;
+  // (Clicked where it is: scrolling to it would load them too.)
+  await page.locator('#history-state').getByRole('button', { name: 'Try again' }).dispatchEvent('click');
+  await waitInPage(page, () => document.querySelectorAll('#messages .message').length > 10,
+    { message: 'older messages after Try again', timeout: 30_000 });
+  await waitInPage(page, (beginning) => {
+    const scroller = document.getElementById('messages-refresh');
+    scroller.scrollTop = 0;
+    scroller.dispatchEvent(new Event('scroll'));
+    return document.getElementById('history-state').textContent === beginning;
+  }, { arg: BEGINNING, message: 'the beginning of General, after scrolling up', polling: 300 });
+  assert.deepEqual((await shownMessages(page)).map((m) => m.body),
+    [...Array.from({ length: 80 }, (_, i) => `Old ${i + 1}`), 'Read them'], 'every message, in order');
+  assert.deepEqual(errors, []);
+});
