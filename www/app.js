@@ -706,6 +706,12 @@ async function onMessageAction(event) {
   try {
     if (button.dataset.action === 'retry') await state.manager.retryMessage(id);
     else await state.manager.discardMessage(id);
+    // The buttons go with the failure (the message, on Discard): the focus goes on to the
+    // composer, unless the user took it elsewhere meanwhile.
+    const focus = document.activeElement;
+    if (!focus || focus === document.body || focus === button || !focus.isConnected) {
+      $('composer-text').focus({ preventScroll: true });
+    }
   } catch (error) {
     // `invalidInput`: no longer failed, or its fate is being stored (a second click, maintenance
     // meanwhile); the message's event shows what became of it.
@@ -739,6 +745,10 @@ function wireStaticControls() {
   $('back').addEventListener('click', () => {
     showPane('list');
     history.replaceState(null, '', '#');
+    // The focus goes back to where the user left the list: the conversation they had open.
+    const row = [...document.querySelectorAll('#conversations button.conversation')]
+      .find((button) => button.dataset.id === state.open);
+    row?.focus();
   });
   $('conversations').addEventListener('click', (event) => {
     const button = event.target.closest('button.conversation');
