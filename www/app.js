@@ -374,6 +374,7 @@ async function renderConversationsNow() {
   }
   // Signed out meanwhile: nothing of this user's goes on screen or into the page's state.
   if (state.manager !== manager) return;
+  hideNotice('list'); // (read again: what an earlier read failed on is over)
   state.conversations = conversations;
   if (state.open && !conversations.some((c) => c.id === state.open)) {
     // Only a reset takes a conversation away: the server's data was replaced (or the local
@@ -518,6 +519,7 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
     return;
   }
   if (state.open !== id) return;
+  hideNotice('messages');
   // Read, as in "read by everyone else": the least read of the other members.
   const others = (state.conversations.find((c) => c.id === id)?.members ?? [])
     .filter((member) => member.id !== state.session.userId);
