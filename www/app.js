@@ -13,8 +13,8 @@ import { BackgroundSyncManager } from './pkg/index.js';
 import './pkg/sync-refresh.js';
 import { clearSession, loadSession, managerOptions, saveSession } from './session.js';
 import {
-  conversationItem, dayDivider, dayNumber, el, messageItem, messageKey, messageTime, patchChildren,
-  relativeTime, unreadDivider,
+  conversationItem, dayDivider, dayNumber, durationText, el, messageItem, messageKey, messageTime,
+  patchChildren, relativeTime, unreadDivider,
 } from './render.js';
 
 /** The users `chat-sync-server --seed-demo` creates (id, name, token). */
@@ -25,6 +25,9 @@ const DEMO_USERS = [
   ['u-dave', 'Dave Okafor', 'demo-dave'],
   ['u-erin', 'Erin Schulz', 'demo-erin'],
 ];
+/** How long the manager keeps trying to deliver a message (its `optimisticTtlMs`), unless the
+ * page says otherwise. */
+const DEFAULT_OPTIMISTIC_TTL_MS = 7 * 86_400_000;
 /** Messages shown when a conversation opens, and per page when scrolling back. */
 const PAGE = 50;
 const BEGINNING = 'This is the beginning of the conversation.';
@@ -36,6 +39,9 @@ const params = new URLSearchParams(location.search);
 const state = {
   manager: null,
   session: null,
+  /** The manager's `optimisticTtlMs`: how long undelivered messages are tried before they fail
+   * (and, failed that long, are dropped). */
+  optimisticTtlMs: DEFAULT_OPTIMISTIC_TTL_MS,
   conversations: [],
   /** Member display names by user id, across conversations. */
   names: new Map(),
@@ -119,6 +125,7 @@ async function start(session) {
     const value = Number(params.get(name));
     if (value > 0) options[name] = value;
   }
+  state.optimisticTtlMs = options.optimisticTtlMs ?? DEFAULT_OPTIMISTIC_TTL_MS;
   setStatus('initializing', 'Opening…');
   try {
     state.manager = await BackgroundSyncManager.create(options);
@@ -235,7 +242,7 @@ function listen(manager) {
       removeOwnMessage(detail.clientMessageId);
       if (detail.reason === 'expired') {
         showNotice(`expired:${detail.clientMessageId}`,
-          `A message could not be delivered for 7 days and was dropped: “${detail.body}”`);
+          `A message could not be delivered for ${durationText(state.optimisticTtlMs)} and was dropped: “${detail.body}”`);
       }
     } else if (detail.message && conversationId === state.open) {
       setFromEvent(messageKey(detail.message), detail.message);

@@ -121,6 +121,15 @@ export function relativeTime(ms, now = Date.now()) {
   return shortTime(ms);
 }
 
+/** A duration in words, to the largest whole unit: `7 days`, `1 hour`, `90 minutes` is `2 hours`
+ * (rounded), `1 second` at least. */
+export function durationText(ms) {
+  const units = [['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000], ['second', 1000]];
+  const [unit, size] = units.find(([, size]) => ms >= size) ?? units.at(-1);
+  const count = Math.max(1, Math.round(ms / size));
+  return `${count} ${unit}${count === 1 ? '' : 's'}`;
+}
+
 /** The divider above the first message that was unread when the conversation opened. */
 export function unreadDivider(count) {
   const text = `${count} unread message${count === 1 ? '' : 's'}`;

@@ -73,3 +73,20 @@ it('a failed message can be retried (delivered once) or discarded (never deliver
   assert.equal(later.filter((m) => m.body === discarded).length, 0, 'still not on the server');
   assert.deepEqual(errors, [], 'no page errors');
 });
+
+it('a message dropped undelivered says for how long it was tried: the lifetime the app set', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 20 });
+  const { context, page, errors } = await newPage(browser, t);
+  // Undelivered for 2 s: failed; failed for 2 s more: dropped (at the maintenance after).
+  await openDemo(page, server.url, 'alice', { query: '?optimisticTtlMs=2000&maintenanceIntervalMs=2000' });
+  await openConversation(page, 'Alice & Bob');
+  await context.setOffline(true);
+  const body = `never delivered ${Date.now()}`;
+  await sendMessage(page, body);
+  const notice = await waitInPage(page, () => [...document.querySelectorAll('#banner .notice')]
+    .find((n) => n.dataset.key.startsWith('expired:'))?.textContent,
+  { message: 'the notice of the dropped message', timeout: 30_000 });
+  assert.match(notice, /could not be delivered for 2 seconds and was dropped/);
+  assert.ok(notice.includes(body), 'it quotes the message');
+  assert.deepEqual(errors, []);
+});
