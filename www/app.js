@@ -286,17 +286,19 @@ function renderStatus() {
   const status = manager.getSyncStatus();
   const waiting = status.pendingOutbox > 0 ? ` · ${status.pendingOutbox} waiting to send` : '';
   const failed = status.failedOutbox > 0 ? ` · ${status.failedOutbox} not sent` : '';
-  const synced = status.lastSyncTime
-    ? `Synced ${relativeTime(Date.parse(status.lastSyncTime))}`
-    : 'Not synced yet';
   let text;
+  let time = '';
   if (!status.isOnline || status.phase === 'offline') text = 'Offline';
   else if (status.phase === 'syncing') text = 'Syncing…';
   else if (status.phase === 'backoff') text = 'Connection problems, retrying';
   else if (status.phase === 'authRequired') text = 'Sign-in needed';
   else if (status.phase === 'initializing') text = 'Starting…';
-  else text = synced;
-  setStatus(status.phase, text + waiting + failed, status.isOnline);
+  else if (!status.lastSyncTime) text = 'Not synced yet';
+  else {
+    text = 'Synced';
+    time = ` ${relativeTime(Date.parse(status.lastSyncTime))}`;
+  }
+  setStatus(status.phase, text, status.isOnline, { time, counts: waiting + failed });
 }
 
 /** The out-of-storage notice shows when writes start failing for want of space, and goes once a
@@ -308,11 +310,16 @@ function renderStorageNotice(full) {
   else hideNotice('storage');
 }
 
-function setStatus(phase, text, online = navigator.onLine) {
+/** Shows the status line: `text` (the state) and `counts` are live regions, written only when
+ * they change (a screen reader reads a region out again when it is rewritten); `time` (since the
+ * last sync) is not one: it changes with the clock alone. */
+function setStatus(phase, text, online = navigator.onLine, { time = '', counts = '' } = {}) {
   const box = $('status');
   box.dataset.phase = phase;
   box.dataset.online = String(online);
-  $('status-text').textContent = text;
+  for (const [id, value] of [['status-state', text], ['status-time', time], ['status-counts', counts]]) {
+    if ($(id).textContent !== value) $(id).textContent = value;
+  }
 }
 
 /** Shows a notice above the chat: `text` with a Dismiss button, or with `action` (`{ label,

@@ -1,0 +1,55 @@
+// The demo's status line (top bar): screen readers hear its state and counts when they change,
+// not the time since the last sync as the clock moves it on.
+
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser } from './support/browser.mjs';
+import { startServer } from './support/server.mjs';
+import { newPage, openDemo, waitInPage } from './support/demo.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+/** The status line's live regions (`role="status"` or `aria-live` other than off, itself or
+ * inside), with their texts. */
+function liveRegions(page) {
+  return page.evaluate(() => {
+    const box = document.getElementById('status');
+    const live = (el) => el.getAttribute('role') === 'status' ||
+      (el.hasAttribute('aria-live') && el.getAttribute('aria-live') !== 'off');
+    return [box, ...box.querySelectorAll('*')].filter(live).map((el) => el.textContent);
+  });
+}
+
+it('the clock moving on changes the time shown, and no live region', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 20 });
+  const { page, errors } = await newPage(browser, t);
+  await page.clock.install();
+  await openDemo(page, server.url, 'alice');
+  await waitInPage(page, () => /^Synced just now/.test(document.getElementById('status').textContent.trim()),
+    { message: 'the status line saying "Synced just now"' });
+  const regions = await liveRegions(page);
+  assert.ok(regions.length > 0, 'the status line has a live region');
+  // Every rewrite of a live region from now on (screen readers read out rewrites).
+  await page.evaluate(() => {
+    globalThis.liveRewrites = [];
+    const box = document.getElementById('status');
+    const live = (node) => {
+      const el = node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement;
+      return el?.closest('[role="status"], [aria-live]:not([aria-live="off"])') ?? null;
+    };
+    new MutationObserver((records) => {
+      for (const record of records) {
+        if (live(record.target)) globalThis.liveRewrites.push(live(record.target).textContent);
+      }
+    }).observe(box, { subtree: true, childList: true, characterData: true });
+  });
+
+  await page.clock.fastForward(60_000); // (the status line is redrawn every 15 s)
+  await waitInPage(page, () => /^Synced 1 min ago/.test(document.getElementById('status').textContent.trim()),
+    { message: 'the status line saying "Synced 1 min ago"', describe: () => document.getElementById('status').textContent });
+  assert.deepEqual(await page.evaluate(() => globalThis.liveRewrites), [], 'no live region was rewritten');
+  assert.deepEqual(await liveRegions(page), regions);
+  assert.deepEqual(errors, []);
+});
