@@ -286,13 +286,16 @@ function renderStatus() {
   const status = manager.getSyncStatus();
   const waiting = status.pendingOutbox > 0 ? ` · ${status.pendingOutbox} waiting to send` : '';
   const failed = status.failedOutbox > 0 ? ` · ${status.failedOutbox} not sent` : '';
+  // (Kept until a sync succeeds: the manager clears it then.)
+  const error = status.lastError?.message;
   let text;
   let time = '';
   if (!status.isOnline || status.phase === 'offline') text = 'Offline';
   else if (status.phase === 'syncing') text = 'Syncing…';
-  else if (status.phase === 'backoff') text = 'Connection problems, retrying';
+  else if (status.phase === 'backoff') text = error ? `Sync failed, retrying: ${error}` : 'Connection problems, retrying';
   else if (status.phase === 'authRequired') text = 'Sign-in needed';
   else if (status.phase === 'initializing') text = 'Starting…';
+  else if (error) text = `Sync failed: ${error}`;
   else if (!status.lastSyncTime) text = 'Not synced yet';
   else {
     text = 'Synced';

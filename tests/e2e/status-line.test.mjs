@@ -53,3 +53,38 @@ it('the clock moving on changes the time shown, and no live region', async (t) =
   assert.deepEqual(await liveRegions(page), regions);
   assert.deepEqual(errors, []);
 });
+
+it('a failed sync shows in the status line with its error, until a sync succeeds', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 20 });
+  // (No service worker: the test answers requests with page.route, which a worker would bypass.)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  await openDemo(page, server.url, 'alice');
+
+  // The server refuses the sync feed (an error no retry mends: the sync ends failed, not waiting).
+  let refusing = true;
+  await page.route((url) => url.pathname === '/v1/sync', (route) => (refusing
+    ? route.fulfill({
+      status: 403,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'forbidden', message: 'injected fault: the feed is refused' } }),
+    })
+    : route.continue()));
+  const pull = () => page.locator('#conversations-refresh').evaluate((element) => element.refresh());
+  await pull();
+  const text = () => page.locator('#status-text').textContent();
+  await waitInPage(page, () => document.getElementById('status').dataset.phase === 'idle' &&
+    document.getElementById('status-text').textContent.includes('injected fault: the feed is refused'),
+  { message: 'the status line to tell the sync failed, and why' });
+  assert.match(await text(), /^Sync failed: /);
+
+  refusing = false;
+  await pull();
+  await waitInPage(page, () => /^Synced just now/.test(document.getElementById('status-text').textContent),
+    { message: 'the status line to say "Synced just now" after a sync that worked' });
+  assert.doesNotMatch(await text(), /failed/);
+  assert.deepEqual(errors, []);
+});
