@@ -516,7 +516,8 @@ async function ownReadPosition(id) {
   return markers.find((marker) => marker.userId === state.session.userId)?.lastReadServerTs ?? -Infinity;
 }
 
-/** Loads the newest page into the view (new, changed and deleted messages). */
+/** Loads the newest page into the view (new, changed and deleted messages), and the older pages
+ * the view holds (scrolled back to), which edits and deletions change too. */
 async function refreshMessages({ stickToBottom = false, announce = true } = {}) {
   const id = state.open;
   if (!id || !state.manager) return; // (none while signing out)
@@ -524,13 +525,25 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
   // delivered) is newer than the page, and stays as they left it.
   const since = state.changes;
   const older = (key) => (state.changedAt.get(key) ?? 0) <= since;
+  // Down to the oldest message the view holds now (a load of older ones meanwhile adds below).
+  const oldestShown = Math.min(...[...state.messages.values()].map((m) => m.sortTs));
   let latest;
   let markers;
+  /** The pages read, and how far down they reach (a `sortTs`; -Infinity: to the end). */
+  const read = [];
+  let from;
   try {
     [latest, markers] = await Promise.all([
       state.manager.listMessages(id, { limit: PAGE }),
       state.manager.listReadMarkers(id).catch(() => []),
     ]);
+    read.push(...latest);
+    from = latest.length === PAGE ? latest[0].sortTs : -Infinity;
+    while (from > oldestShown && state.open === id) {
+      const page = await state.manager.listMessages(id, { limit: PAGE, before: from });
+      read.push(...page);
+      from = page.length === PAGE ? page[0].sortTs : -Infinity;
+    }
   } catch (error) {
     if (state.open === id) showNotice('messages', `Could not read the messages: ${error.message}`);
     return;
@@ -542,9 +555,8 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
     .filter((member) => member.id !== state.session.userId);
   state.readByOthers = others.length === 0 ? -Infinity : Math.min(...others.map((member) =>
     markers.find((marker) => marker.userId === member.id)?.lastReadServerTs ?? -Infinity));
-  // Messages in the page's range that are gone were deleted (or discarded).
-  const from = latest.length === PAGE ? latest[0].sortTs : -Infinity;
-  const present = new Set(latest.map(messageKey));
+  // Messages in the pages' range that are gone were deleted (or discarded).
+  const present = new Set(read.map(messageKey));
   for (const [key, message] of state.messages) {
     if (message.sortTs >= from && !present.has(key) && older(key)) state.messages.delete(key);
   }
@@ -555,7 +567,7 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
     const last = arrived.at(-1);
     $('arrivals').textContent = `${displayName(last.senderId)}: ${last.body}`;
   }
-  for (const message of latest) {
+  for (const message of read) {
     if (older(messageKey(message))) state.messages.set(messageKey(message), message);
   }
   renderMessages({ stickToBottom });

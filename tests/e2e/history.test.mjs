@@ -1,8 +1,9 @@
 // A conversation's history in the view: with more unread messages than a page, the view loads
 // back to the first of them and starts there; offline, where the local cache ends is not called
-// the conversation's beginning, and online again scrolling up loads the rest from the server; and
-// a load of older messages still under way for the conversation the user left does not hold up
-// the one they opened.
+// the conversation's beginning, and online again scrolling up loads the rest from the server; nor
+// is it where loading older messages failed; a load of older messages still under way for the
+// conversation the user left does not hold up the one they opened; and edits and deletions of
+// messages scrolled back to show as they sync.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -205,5 +206,44 @@ it('a failed load of older messages online is not the beginning; once the server
   }, { arg: BEGINNING, message: 'the beginning of General, after scrolling up', polling: 300 });
   assert.deepEqual((await shownMessages(page)).map((m) => m.body),
     [...Array.from({ length: 80 }, (_, i) => `Old ${i + 1}`), 'Read them'], 'every message, in order');
+  assert.deepEqual(errors, []);
+});
+
+it('an edit or deletion of a message scrolled back to shows at the next sync', { timeout: 90_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  await bobPosts(server, 'Old', 120);
+  // (Alice's reply reads Bob's messages: the view opens at the newest page, not at the unread.)
+  await server.api('alice').send('General', 'Read them');
+  const { page, errors } = await newPage(browser, t);
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' });
+  await openConversation(page, 'General');
+  await waitInPage(page, () => document.querySelectorAll('#messages .message').length === 50,
+    { message: 'the newest page' });
+  await waitInPage(page, (beginning) => {
+    const scroller = document.getElementById('messages-refresh');
+    scroller.scrollTop = 0;
+    scroller.dispatchEvent(new Event('scroll'));
+    return document.getElementById('history-state').textContent === beginning;
+  }, { arg: BEGINNING, message: 'the beginning of General, after scrolling up', polling: 300 });
+
+  // Bob edits one of the oldest messages and deletes another, far below the newest page.
+  const bob = server.api('bob');
+  const general = await bob.conversationId('General');
+  const onServer = await bob.messages('General', { limit: 200 });
+  const id = (body) => onServer.find((m) => m.body === body).id;
+  const path = (body) => `/v1/conversations/${general}/messages/${id(body)}`;
+  assert.equal((await bob(path('Old 3'), { method: 'PATCH', body: JSON.stringify({ body: 'Old 3, edited' }) })).status, 200);
+  assert.equal((await bob(path('Old 5'), { method: 'DELETE' })).status, 200);
+
+  await waitInPage(page, () => {
+    const bodies = [...document.querySelectorAll('#messages .message .body')].map((b) => b.textContent);
+    return bodies.includes('Old 3, edited') && !bodies.includes('Old 5');
+  }, { message: 'the edit and the deletion in the view', describe: () => [...document.querySelectorAll('#messages .message .body')].slice(0, 6).map((b) => b.textContent) });
+  const shown = (await shownMessages(page)).map((m) => m.body);
+  const expected = Array.from({ length: 120 }, (_, i) => `Old ${i + 1}`)
+    .filter((body) => body !== 'Old 5').map((body) => (body === 'Old 3' ? 'Old 3, edited' : body));
+  assert.deepEqual(shown, [...expected, 'Read them'], 'every other message stays, in order');
+  assert.equal(await page.locator('#messages .message', { hasText: 'Old 3, edited' }).locator('.edited').count(), 1,
+    'marked edited');
   assert.deepEqual(errors, []);
 });
