@@ -52,7 +52,10 @@ const state = {
    * `messageKey`: a count of such changes, so a page read can tell what changed while it ran. */
   changedAt: new Map(),
   changes: 0,
-  /** The load of older messages under way: `{ id, done }` (its conversation, its promise). */
+  /** Counts the opens of a conversation (and closes): a read started for an earlier open of the
+   * conversation shown now (opened again since) does not land in this one's view. */
+  visit: 0,
+  /** The load of older messages under way: `{ visit, done }` (its open, its promise). */
   loadingOlder: null,
   historyComplete: false,
   /** How far every other member has read the open conversation (a `serverTs`). */
@@ -207,6 +210,7 @@ function clearChatView() {
 /** Closes the open conversation: the list shows, and the conversation pane is empty. */
 function closeConversation() {
   state.openings += 1;
+  state.visit += 1;
   state.open = null;
   state.opening = null;
   forgetMessages();
@@ -482,6 +486,7 @@ async function openConversation(id) {
   const readUpTo = state.countsUnread ? await ownReadPosition(id) : Infinity;
   if (opening !== state.openings) return; // another conversation was picked meanwhile
   state.open = id;
+  const visit = ++state.visit;
   forgetMessages();
   state.historyComplete = false;
   state.readByOthers = -Infinity;
@@ -495,11 +500,11 @@ async function openConversation(id) {
   showPane('conversation');
   $('messages').replaceChildren();
   await refreshMessages({ stickToBottom: true, announce: false });
-  if (state.open !== id) return;
+  if (state.visit !== visit) return;
   // More unread messages than a page: older pages load until the first of them (a few at most).
   for (let pages = 0; pages < 4 && unreadGoOnAbove(); pages += 1) {
     await loadOlder();
-    if (state.open !== id) return;
+    if (state.visit !== visit) return;
   }
   // Messages arriving from now on are read as they come: the divider keeps its count.
   state.unread.until = Math.max(...[...state.messages.values()].map((m) => m.serverTs ?? -Infinity));
@@ -520,6 +525,7 @@ async function ownReadPosition(id) {
  * the view holds (scrolled back to), which edits and deletions change too. */
 async function refreshMessages({ stickToBottom = false, announce = true } = {}) {
   const id = state.open;
+  const visit = state.visit;
   if (!id || !state.manager) return; // (none while signing out)
   // The page read is as of now: what events change while it runs (a message just sent, one
   // delivered) is newer than the page, and stays as they left it.
@@ -539,16 +545,16 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
     ]);
     read.push(...latest);
     from = latest.length === PAGE ? latest[0].sortTs : -Infinity;
-    while (from > oldestShown && state.open === id) {
+    while (from > oldestShown && state.visit === visit) {
       const page = await state.manager.listMessages(id, { limit: PAGE, before: from });
       read.push(...page);
       from = page.length === PAGE ? page[0].sortTs : -Infinity;
     }
   } catch (error) {
-    if (state.open === id) showNotice('messages', `Could not read the messages: ${error.message}`);
+    if (state.visit === visit) showNotice('messages', `Could not read the messages: ${error.message}`);
     return;
   }
-  if (state.open !== id) return;
+  if (state.visit !== visit) return;
   hideNotice('messages');
   // Read, as in "read by everyone else": the least read of the other members.
   const others = (state.conversations.find((c) => c.id === id)?.members ?? [])
@@ -571,16 +577,16 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
     if (older(messageKey(message))) state.messages.set(messageKey(message), message);
   }
   renderMessages({ stickToBottom });
-  if (latest.length < PAGE) await showShortPage(id);
+  if (latest.length < PAGE) await showShortPage(id, visit);
 }
 
 /** After a page came back short: the beginning only when the manager says the history is
  * complete (back-fill is best effort: a page is short too where the cache ends and loading older
  * messages failed, or waits for the network); otherwise a way to try again. */
-async function showShortPage(id) {
+async function showShortPage(id, visit) {
   const manager = state.manager;
   const complete = await manager?.isHistoryComplete(id).catch(() => false);
-  if (state.open !== id || state.manager !== manager) return;
+  if (state.visit !== visit || state.manager !== manager) return;
   state.historyComplete = complete;
   const line = $('history-state');
   if (complete) {
@@ -597,30 +603,32 @@ async function showShortPage(id) {
 /** Scrolling near the top loads the page before the oldest shown (back-filled from the server
  * when the cache has no more). */
 function loadOlder() {
-  // One load at a time per conversation; a load still running for another one does not block.
-  if (state.loadingOlder?.id === state.open) return state.loadingOlder.done;
+  // One load at a time per open; a load still running for an earlier one does not block (nor
+  // land: see loadOlderOf).
+  if (state.loadingOlder?.visit === state.visit) return state.loadingOlder.done;
   if (state.historyComplete || !state.open) return Promise.resolve();
   const oldest = [...state.messages.values()].reduce((min, m) => Math.min(min, m.sortTs), Infinity);
   if (!Number.isFinite(oldest)) return Promise.resolve();
-  const id = state.open;
-  const done = loadOlderOf(id, oldest).finally(() => {
+  const visit = state.visit;
+  const done = loadOlderOf(state.open, oldest, visit).finally(() => {
     if (state.loadingOlder?.done === done) state.loadingOlder = null;
   });
-  state.loadingOlder = { id, done };
+  state.loadingOlder = { visit, done };
   return done;
 }
 
-/** Loads the page of conversation `id` before `oldest` (a `sortTs`) into the view. */
-async function loadOlderOf(id, oldest) {
+/** Loads the page of conversation `id` before `oldest` (a `sortTs`) into the view of open
+ * `visit`: not into a later open's (of this conversation too), whose view starts anew. */
+async function loadOlderOf(id, oldest, visit) {
   $('history-state').textContent = 'Loading older messages…';
   try {
     const older = await state.manager.listMessages(id, { limit: PAGE, before: oldest });
-    if (state.open !== id) return;
+    if (state.visit !== visit) return;
     for (const message of older) state.messages.set(messageKey(message), message);
     renderMessages({ keepPosition: true });
-    if (older.length < PAGE) return await showShortPage(id);
+    if (older.length < PAGE) return await showShortPage(id, visit);
   } catch (error) {
-    if (state.open === id) $('history-state').textContent = `Could not load older messages: ${error.message}`;
+    if (state.visit === visit) $('history-state').textContent = `Could not load older messages: ${error.message}`;
     return;
   }
   $('history-state').textContent = '';

@@ -247,3 +247,77 @@ it('an edit or deletion of a message scrolled back to shows at the next sync', {
     'marked edited');
   assert.deepEqual(errors, []);
 });
+
+it('older messages that load after the conversation was left and opened again do not land in the new view', { timeout: 90_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  const bob = server.api('bob');
+  await bobPosts(server, 'Old', 80);
+  // (Alice's reply reads Bob's messages: the view opens at the newest page, not at the unread.)
+  await server.api('alice').send('General', 'Read them');
+  await server.api('alice').send('Alice & Bob', 'Elsewhere');
+  const general = await bob.conversationId('General');
+  // (No service worker: the test holds requests with page.route, which a worker would bypass.)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  // Maintenance keeps the newest 10 of each conversation: older ones load from the server.
+  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
+  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
+    .filter((m) => m.conversationId === general).length, (count) => count === 10,
+  { message: 'maintenance to keep 10 of General\'s messages in IndexedDB' });
+  await openDemo(page, server.url, 'alice', { query: '?periodicSyncMs=1000' }); // (no more maintenance)
+
+  // General's older messages load from the server; the test holds that request from now on.
+  let hold = false;
+  let held = 0;
+  let release;
+  const released = new Promise((done) => { release = done; });
+  await page.route((url) => url.pathname === `/v1/conversations/${general}/messages`, async (route) => {
+    if (hold && route.request().method() === 'GET') {
+      held += 1;
+      await released;
+    }
+    await route.continue();
+  });
+  const scrollToTop = () => page.locator('#messages-refresh').evaluate((scroller) => {
+    scroller.scrollTop = 0;
+    scroller.dispatchEvent(new Event('scroll'));
+  });
+  await openConversation(page, 'General');
+  await waitInPage(page, () => document.querySelectorAll('#messages .message').length === 50,
+    { message: 'General\'s newest page' });
+  hold = true;
+  await scrollToTop();
+  await pollUntil(async () => held, (count) => count > 0, { message: 'General\'s older messages asked for' });
+
+  // Alice leaves General; 60 new messages come; she opens it again: a new view, of the newest.
+  await openConversation(page, 'Alice & Bob');
+  await bobPosts(server, 'New', 60);
+  await pollUntil(() => previewOf(page, 'General'), (preview) => preview === 'Bob Chen: New 60',
+    { message: 'General\'s row to show Bob\'s last message' });
+  await openConversation(page, 'General');
+  // The new view loads older pages to the first unread message (Alice's reply is right above
+  // it), from the cache: the load of the earlier view, still held, neither holds them up…
+  await waitInPage(page, () => document.activeElement?.id === 'composer-text' &&
+    [...document.querySelectorAll('#messages .message .body')].some((body) => body.textContent === 'Read them'),
+  { message: 'General open again, down to Alice\'s reply' });
+  const shownBefore = (await shownMessages(page)).map((m) => m.body);
+  assert.equal(shownBefore.at(-1), 'New 60');
+
+  // …nor lands in it once it is answered.
+  const answered = page.waitForResponse((response) => new URL(response.url()).pathname === `/v1/conversations/${general}/messages`);
+  release();
+  await answered;
+  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages')).map((m) => m.body),
+    (bodies) => bodies.includes('Old 1'), { message: 'the held back-fill stored' });
+  await waitInPage(page, () => document.getElementById('status').dataset.phase === 'idle', { message: 'an idle sync' });
+
+  // The view is a run of General's messages without a gap, up to the newest.
+  const all = (await bob.messages('General', { limit: 200 })).map((m) => m.body);
+  const shown = (await shownMessages(page)).map((m) => m.body);
+  assert.ok(!shown.includes('Old 1'), 'the earlier view\'s load is not in this one');
+  assert.deepEqual(shown, all.slice(all.length - shown.length), `no gap in ${JSON.stringify(shown.slice(0, 5))}…`);
+  assert.deepEqual(errors, []);
+});
