@@ -8,7 +8,8 @@
 #      scripts/wasm-opt/: Debian 12's binaryen 108 cannot parse what rustc 1.95 and wasm-bindgen
 #      0.2.130 emit)
 #   4. the hand-written JS of js/ (js/*.js, js/*.d.ts), pkg/package.json and pkg/README.md
-#   5. precompressed copies (.br, .gz) of the wasm and the JS, which the demo's server sends
+#   5. precompressed copies (.br, .gz) of the wasm and the JS, which the demo's server sends, and
+#      build-id.js (scripts/build-id.mjs), which the demo's service worker imports
 #   6. npm pack, and the raw, gzipped and brotli sizes (docs/benchmarks.md, "Package size")
 #
 # pkg/ is rebuilt whole each time (built in target/pkg.tmp, then moved into place). Runs at the same
@@ -204,6 +205,10 @@ for (const file of process.argv.slice(2)) {
   writeFileSync(`${file}.br`, brotliCompressSync(data, { params }));
 }
 JS
+
+# The build id (a hash of the files), which the demo's service worker imports so that a new worker
+# installs whenever the package changes; after package.json, so not in the npm package.
+info "build id: $(node scripts/build-id.mjs "$STAGE")"
 
 rm -rf pkg
 mv "$STAGE" pkg

@@ -3,9 +3,13 @@
 // the page was closed. A module worker: registered with `{ type: 'module' }`.
 
 import init, { BackgroundSyncManager } from './pkg/chat_sync.js';
+// A hash of the package's files: a new build (even one that changes only the wasm, whose glue
+// stays the same) changes this worker's imports, so a new worker installs and caches it.
+import { BUILD_ID } from './pkg/build-id.js';
 import { loadSession, managerOptions } from './session.js';
 
-const SHELL_CACHE = 'chat-sync-demo-shell-v1';
+/** The app shell of this worker's build; the worker that replaces it deletes it. */
+const SHELL_CACHE = `chat-sync-demo-shell-${BUILD_ID}`;
 const SHELL = [
   './',
   './index.html',
@@ -26,7 +30,8 @@ const WASM = new URL('./pkg/chat_sync_bg.wasm', self.location.href).href;
  * The shell's paths whose cached copies are refreshed as pages fetch them: not the package's.
  * Its glue and wasm must be of one build: this worker imported its glue when it was installed,
  * and reads the wasm from the cache, so a page's fetch after a deploy must not put a newer wasm
- * there. The package is cached when a worker installs (a new build's glue makes a new worker).
+ * there. The package is cached when a worker installs (a new build makes a new worker: see
+ * BUILD_ID).
  */
 const REFRESHED_PATHS = new Set(SHELL.filter((path) => !path.startsWith('./pkg/'))
   .map((path) => new URL(path, self.location.href).pathname));
