@@ -16,7 +16,8 @@ pub struct Config {
     pub maintenance_interval_ms: Millis,
     /// Undelivered optimistic messages older than this become failed (default 7 days).
     pub optimistic_ttl_ms: Millis,
-    /// Tombstones older than this are compacted away (default 30 days).
+    /// Tombstones older than this by the server's clock (as far as its stamps tell) are
+    /// compacted away (default 30 days).
     pub tombstone_ttl_ms: Millis,
     /// Server messages kept per conversation by maintenance; `None` keeps all (default 5,000).
     pub retention_per_conversation: Option<usize>,

@@ -393,16 +393,25 @@ fn stored_message(driver: &Driver, id: &ClientMessageId) -> LocalMessage {
         .expect("the message is stored")
 }
 
+/// Maintenance's writes at `now` (by the device's clock) before the engine has seen any server
+/// stamp: its tombstone compaction waits for one.
 fn maintenance_ops(config: &Config, now: Millis) -> Vec<StoreOp> {
     vec![
         StoreOp::EvictHistory {
             keep: config.retention_per_conversation.unwrap(),
         },
-        StoreOp::CompactTombstones {
-            before: now - config.tombstone_ttl_ms,
-        },
         StoreOp::SetLastMaintenance(now),
     ]
+}
+
+/// A tombstone of `message`, deleted at `ts`.
+fn tombstone(message: Message, ts: Millis) -> Message {
+    Message {
+        body: String::new(),
+        updated_ts: ts,
+        deleted: true,
+        ..message
+    }
 }
 
 // ----- sending -----
@@ -2433,6 +2442,96 @@ fn maintenance_runs_at_start_when_it_never_ran_and_then_every_interval() {
     assert_eq!(ops, vec![maintenance_ops(&config, T0 + DAY)]);
     assert_eq!(d.store.snapshot().last_maintenance, Some(T0 + DAY));
     assert_eq!(d.engine.stats().maintenance_runs, 2);
+}
+
+/// Tombstones carry the server's stamps, so the server's clock decides when they are old: a
+/// device clock 60 days ahead (the lifetime is 30) compacts no fresh tombstone, and an older copy
+/// of the deleted message (a history page answered before the delete) does not bring it back.
+#[test]
+fn a_device_clock_far_ahead_compacts_no_fresh_tombstone() {
+    let config = config();
+    let server_now = T0 - 60 * DAY;
+    let live = message("m-1", "c-1", "u-bob", "secret", server_now - HOUR);
+    let deleted = tombstone(live.clone(), server_now);
+    let mut d = Driver::idle(config.clone());
+    d.act(|e, now| e.load_older("c-1".into(), HistoryFloor::Unknown, now));
+    let history = d.only_open("GET /v1/conversations/c-1/messages");
+
+    // The feed brings the tombstone, and maintenance runs.
+    d.force();
+    let sync = d.only_open("GET /v1/sync");
+    d.respond(
+        &sync,
+        feed(vec![message_change(deleted.clone())], "k1", false),
+    );
+    d.clear();
+    d.act(|e, now| e.run_maintenance(now));
+    let compaction = StoreOp::CompactTombstones {
+        before: server_now - config.tombstone_ttl_ms,
+    };
+    let ops: Vec<_> = d.applied().into_iter().flat_map(|b| b.ops).collect();
+    assert!(ops.contains(&compaction), "{ops:?}");
+
+    // The history page, answered before the delete, comes late: the message stays deleted.
+    d.respond(&history, history_page(vec![live], false));
+    assert_eq!(
+        d.store.snapshot().messages,
+        vec![LocalMessage::from_server(deleted)]
+    );
+}
+
+/// Maintenance before any answer (at start, offline) leaves its tombstone compaction until a
+/// server stamp is known; the first answer that carries one brings it.
+#[test]
+fn a_compaction_before_the_servers_time_is_known_waits_for_its_first_stamp() {
+    let config = config();
+    let mut d = Driver::with_store(config.clone(), MemoryStore::new());
+    d.go_online(false);
+    d.start();
+    let ops: Vec<_> = d.applied().into_iter().map(|b| b.ops).collect();
+    assert_eq!(ops, vec![maintenance_ops(&config, T0)]);
+
+    d.clear();
+    d.go_online(true);
+    let sync = d.only_open("GET /v1/sync");
+    let changes = vec![conversation_change("c-1", T0 - 7 * DAY)];
+    d.respond(&sync, feed(changes, "k1", false));
+    let ops: Vec<_> = d.applied().into_iter().map(|b| b.ops).collect();
+    let compaction = StoreOp::CompactTombstones {
+        before: T0 - 7 * DAY - config.tombstone_ttl_ms,
+    };
+    assert_eq!(ops.last(), Some(&vec![compaction]));
+}
+
+/// The server's clock moves on past a tombstone's lifetime: maintenance compacts it.
+#[test]
+fn a_tombstone_older_than_its_lifetime_by_the_servers_clock_is_compacted() {
+    let config = config();
+    let mut d = Driver::idle(config.clone());
+    let deleted = tombstone(
+        message("m-1", "c-1", "u-bob", "gone", T0 - 2 * HOUR),
+        T0 - HOUR,
+    );
+    let later = T0 + config.tombstone_ttl_ms;
+    let newer = message("m-2", "c-1", "u-bob", "new", later);
+    d.force();
+    let sync = d.only_open("GET /v1/sync");
+    d.respond(&sync, feed(vec![message_change(deleted)], "k1", false));
+    d.act(|e, now| e.run_maintenance(now));
+    assert_eq!(d.store.snapshot().messages.len(), 1, "30 days from now");
+
+    d.advance_to(later);
+    d.force();
+    let sync = d.only_open("GET /v1/sync");
+    d.respond(
+        &sync,
+        feed(vec![message_change(newer.clone())], "k2", false),
+    );
+    d.act(|e, now| e.run_maintenance(now));
+    assert_eq!(
+        d.store.snapshot().messages,
+        vec![LocalMessage::from_server(newer)]
+    );
 }
 
 #[test]

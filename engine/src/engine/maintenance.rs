@@ -7,7 +7,7 @@ use super::Engine;
 use crate::event::{DiscardReason, Event, SyncSummary, Ticket};
 use crate::status::SyncError;
 use crate::store::{ApplyReport, Failure, LocalMessage, OutboxEntry, StoreOp};
-use chat_sync_protocol::Millis;
+use chat_sync_protocol::{Millis, ResponseBody};
 
 /// How long a failed maintenance waits before it runs again.
 const MAINTENANCE_RETRY_MS: Millis = 5 * 60 * 1000;
@@ -80,9 +80,10 @@ impl Engine {
             self.before_eviction();
             ops.push(StoreOp::EvictHistory { keep });
         }
-        ops.push(StoreOp::CompactTombstones {
-            before: self.device_now() - self.config.tombstone_ttl_ms,
-        });
+        match self.compaction_bound() {
+            Some(before) => ops.push(StoreOp::CompactTombstones { before }),
+            None => self.compaction_owed = true,
+        }
         ops.push(StoreOp::SetLastMaintenance(self.device_now()));
         self.persist(
             ops,
@@ -150,6 +151,40 @@ impl Engine {
         }
         if let Some(ticket) = ticket {
             self.finish_ticket(ticket, Err(error));
+        }
+    }
+
+    /// Notes the server stamps of an answer: the server's clock read at least the newest.
+    pub(super) fn note_server_time(&mut self, body: &ResponseBody) {
+        let newest = match body {
+            ResponseBody::Feed(page) => page.changes.iter().map(|c| c.updated_ts()).max(),
+            ResponseBody::History(page) => page.messages.iter().map(|m| m.updated_ts).max(),
+            ResponseBody::Message(response) => Some(response.message.updated_ts),
+            ResponseBody::ReadMarker(response) => Some(response.read_marker.updated_ts),
+            ResponseBody::Error(_) | ResponseBody::Invalid(_) => None,
+        };
+        self.server_time = self.server_time.max(newest);
+    }
+
+    /// Tombstones stamped before this are compacted: the tombstone lifetime before now by the
+    /// server's clock as far as the engine knows it (the newest server stamp seen, or the
+    /// device's clock where that is behind it). `None` before any server stamp is known: a
+    /// device clock running ahead would compact fresh tombstones, and an older copy of a deleted
+    /// message (a late page) would bring it back.
+    fn compaction_bound(&self) -> Option<Millis> {
+        let server_now = self.server_time?.min(self.device_now());
+        Some(server_now - self.config.tombstone_ttl_ms)
+    }
+
+    /// The compaction a maintenance left owed, once a server stamp is known.
+    pub(super) fn compact_if_owed(&mut self) {
+        if !self.compaction_owed {
+            return;
+        }
+        if let Some(before) = self.compaction_bound() {
+            self.compaction_owed = false;
+            let ops = vec![StoreOp::CompactTombstones { before }];
+            self.persist(ops, AfterPersist::Compacted);
         }
     }
 }

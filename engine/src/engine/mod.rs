@@ -131,6 +131,13 @@ pub struct Engine {
     last_maintenance: Option<Millis>,
     maintenance_running: bool,
     maintenance_retry_at: Option<Millis>,
+    /// The newest server stamp (`updated_ts`) an answer carried since the engine was created: the
+    /// server's clock read at least this. Tombstones (server-stamped) are compacted by it, never
+    /// by the device's clock, which may run far ahead of the server's.
+    server_time: Option<Millis>,
+    /// A maintenance ran before any server stamp was known: its tombstone compaction waits for
+    /// one.
+    compaction_owed: bool,
 
     /// Keyed by compose order, then client id (tabs composing at once may share a `seq`).
     outbox: LiteMap<OutboxKey, OutboxItem>,
@@ -204,6 +211,8 @@ impl Engine {
             last_maintenance: None,
             maintenance_running: false,
             maintenance_retry_at: None,
+            server_time: None,
+            compaction_owed: false,
             outbox: LiteMap::new(),
             next_seq: 1,
             run: None,
@@ -638,6 +647,7 @@ impl Engine {
             return;
         }
         self.start_over_if_owed();
+        self.compact_if_owed();
         self.emit_next_batch();
         if !self.network_allowed() {
             return;

@@ -58,6 +58,9 @@ pub(super) enum AfterPersist {
     },
     /// History was evicted to make room after a quota error.
     Evicted,
+    /// Tombstones were compacted, after a maintenance that ran before the server's time was
+    /// known.
+    Compacted,
     /// The server's answer to a read marker is stored.
     ReadMarker(ConversationId),
     /// A write with nothing to follow up (a broken variant's extra batch, read markers to send).
@@ -248,7 +251,8 @@ impl Engine {
             AfterPersist::CursorReset => self.on_cursor_reset_failed(sync_error),
             // Sent from memory all the same.
             AfterPersist::WrittenAgain(keys) => self.mark_durable(&keys),
-            AfterPersist::Evicted | AfterPersist::Nothing => {}
+            // The next maintenance compacts them.
+            AfterPersist::Evicted | AfterPersist::Compacted | AfterPersist::Nothing => {}
             AfterPersist::Maintenance {
                 ticket,
                 expired,
@@ -339,6 +343,9 @@ impl Engine {
                 removed,
             } => self.after_maintenance(ticket, expired, removed, report),
             AfterPersist::Evicted => self.after_eviction(&report),
+            AfterPersist::Compacted => {
+                log::info!(compacted = report.compacted_tombstones; "tombstones compacted");
+            }
             AfterPersist::ReadMarker(conversation) => self.emit_changed(vec![conversation], 0),
             AfterPersist::Ticket(ticket) => self.finish_ticket(ticket, Ok(SyncSummary::default())),
             AfterPersist::Nothing => {}

@@ -102,8 +102,9 @@ impl Engine {
     }
 
     pub(super) fn dispatch_outcome(&mut self, flight: InFlight, outcome: HttpOutcome) {
-        if let HttpOutcome::Response { bytes, .. } = &outcome {
+        if let HttpOutcome::Response { bytes, body, .. } = &outcome {
             self.stats.bytes_received += bytes;
+            self.note_server_time(body);
         }
         let verdict = verdict(outcome);
         if let Verdict::Retry {
