@@ -2759,6 +2759,76 @@ fn a_stopped_syncs_late_answer_is_not_taken_for_the_next_ones() {
     assert_eq!(d.engine.status().phase, Phase::Idle);
 }
 
+/// A sync stopped while its page was being written: that write ends during the next run, and
+/// is not counted as the next run's (its changes, its duration).
+#[test]
+fn a_stopped_runs_page_written_during_the_next_run_is_not_counted_in_it() {
+    let mut d = Driver::idle(config());
+    d.force();
+    let before = d.only_open("GET /v1/sync");
+    d.hold_batches = true;
+    d.respond(&before, feed(vec![page(1), page(2)], "k1", false));
+    assert!(d.held.is_some(), "the page is being written");
+    d.act(|e, now| e.stop(now));
+    d.start();
+    let ticket = d.force();
+    d.clear();
+    d.ack();
+    let after = d.only_open("GET /v1/sync");
+    assert_eq!(after.path, "/v1/sync?cursor=k1&limit=500");
+    d.hold_batches = false;
+    d.respond(&after, feed(vec![], "k2", false));
+    let summary = SyncSummary {
+        changes: 0,
+        has_more: false,
+    };
+    assert_eq!(d.events(), vec![finished(ticket, Ok(summary))]);
+    assert_eq!(
+        d.engine.stats().syncs_completed,
+        2,
+        "the start's and this one"
+    );
+}
+
+/// Nor does it finish the next run, which has not fetched anything yet (it waits out a backoff).
+#[test]
+fn a_stopped_runs_last_page_written_during_the_next_run_does_not_finish_it() {
+    let mut d = Driver::idle(config());
+    d.force();
+    let failed = d.only_open("GET /v1/sync");
+    d.respond(&failed, error(503, ErrorCode::Unavailable));
+    d.wake_up();
+    let before = d.only_open("GET /v1/sync");
+    d.hold_batches = true;
+    d.respond(&before, feed(vec![page(1)], "k1", false));
+    d.act(|e, now| e.stop(now));
+    d.start();
+    // The next run waits out a backoff of the server's.
+    let retry = d.only_open("GET /v1/sync");
+    d.hold_batches = false;
+    d.respond(
+        &retry,
+        with_retry_after(error(503, ErrorCode::Unavailable), 5 * SEC),
+    );
+    let ticket = d.act(|e, now| e.request_sync(Trigger::Periodic, now));
+    d.clear();
+    d.hold_batches = false;
+    let batch = d.held.take().expect("the stopped run's write");
+    d.apply(batch);
+    d.drain();
+    assert!(d.events().is_empty(), "{:?}", d.events());
+    assert_eq!(d.engine.status().phase, Phase::Backoff);
+    d.wake_up();
+    let after = d.only_open("GET /v1/sync");
+    assert_eq!(after.path, "/v1/sync?cursor=k1&limit=100");
+    d.respond(&after, feed(vec![], "k2", false));
+    let summary = SyncSummary {
+        changes: 0,
+        has_more: false,
+    };
+    assert_eq!(d.events(), vec![finished(ticket, Ok(summary))]);
+}
+
 #[test]
 fn a_message_being_sent_when_the_database_is_deleted_is_written_again() {
     let mut d = Driver::idle(config());

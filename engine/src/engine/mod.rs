@@ -144,6 +144,8 @@ pub struct Engine {
     next_seq: u64,
 
     run: Option<Run>,
+    /// The id of the next sync run ([`Run`]'s `id`).
+    next_run_id: u64,
     conversation_jobs: VecDeque<PullJob>,
     history_jobs: VecDeque<HistoryJob>,
     /// Per conversation, where its own feed continues; sorted by conversation id (a sorted
@@ -216,6 +218,7 @@ impl Engine {
             outbox: LiteMap::new(),
             next_seq: 1,
             run: None,
+            next_run_id: 1,
             conversation_jobs: VecDeque::new(),
             history_jobs: VecDeque::new(),
             conversation_cursors: Vec::new(),

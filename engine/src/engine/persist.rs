@@ -101,10 +101,11 @@ impl PageWrite {
 #[derive(Debug)]
 pub(super) enum PageSource {
     /// The global feed, continuing at `cursor`; `synced_at` is set on the last page (the sync
-    /// time stored with it).
+    /// time stored with it). `run` is the id of the sync run that fetched it.
     Feed {
         cursor: Cursor,
         synced_at: Option<Millis>,
+        run: u64,
     },
     /// One conversation's feed, continuing at the cursor.
     Conversation(ConversationId, Cursor),

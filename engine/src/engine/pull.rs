@@ -52,6 +52,9 @@ const MAX_HALVINGS: u32 = 4;
 /// The running global sync: feed pages until `hasMore` is false.
 #[derive(Debug)]
 pub(super) struct Run {
+    /// Tells its page writes from those of a run stopped or failed before it (a write in
+    /// flight then ends during this run).
+    id: u64,
     started_at: Millis,
     tickets: Vec<Ticket>,
     stage: Stage,
@@ -164,7 +167,10 @@ impl Engine {
         match &mut self.run {
             Some(run) => run.tickets.extend(ticket),
             None => {
+                let id = self.next_run_id;
+                self.next_run_id += 1;
                 self.run = Some(Run {
+                    id,
                     started_at: self.now,
                     tickets: ticket.into_iter().collect(),
                     // (After a reset under way: from the start, once it is stored.)
@@ -333,6 +339,7 @@ impl Engine {
                 let source = PageSource::Feed {
                     cursor: page.next_cursor,
                     synced_at,
+                    run: self.run.as_ref().map_or(0, |run| run.id),
                 };
                 let (ops, write) = self.page_write(page.changes, page.has_more, source);
                 let Some(run) = &mut self.run else {
@@ -526,7 +533,11 @@ impl Engine {
         }
         self.pull_attempts = 0;
         match page.source {
-            PageSource::Feed { cursor, synced_at } => {
+            PageSource::Feed {
+                cursor,
+                synced_at,
+                run: written_by,
+            } => {
                 self.feed_writing = None;
                 self.cursor = Some(cursor);
                 if synced_at.is_some() {
@@ -535,8 +546,13 @@ impl Engine {
                 let Some(run) = &mut self.run else {
                     return;
                 };
-                run.changes += changed;
-                run.stored_a_page = true;
+                // The pages of a run stopped (or failed) before this one neither count in it
+                // nor end it; pages this one holds behind them are written all the same.
+                let own = run.id == written_by;
+                if own {
+                    run.changes += changed;
+                    run.stored_a_page = true;
+                }
                 if run.stage == Stage::Resetting {
                     return;
                 }
@@ -552,7 +568,11 @@ impl Engine {
                         }
                         self.store_feed_pages(ops, write);
                     }
-                } else if !page.has_more && run.held.is_none() && run.stage != Stage::Requested {
+                } else if own
+                    && !page.has_more
+                    && run.held.is_none()
+                    && run.stage != Stage::Requested
+                {
                     self.finish_run(Ok(()));
                 }
             }
@@ -837,7 +857,10 @@ impl Engine {
                     }),
             );
         }
-        if let PageSource::Feed { cursor, synced_at } = &write.source {
+        if let PageSource::Feed {
+            cursor, synced_at, ..
+        } = &write.source
+        {
             self.feed_writing = Some(cursor.clone());
             let cursor_op = StoreOp::SetCursor(Some(cursor.clone()));
             if self.config.broken == Some(BrokenVariant::CursorBeforeData) {
