@@ -1849,6 +1849,106 @@ fn stopping_during_a_sync_stores_the_pages_held_in_memory() {
     );
 }
 
+/// A pull refused for good while a page is being written: the pages held behind that write are
+/// stored after it, with their cursor, not fetched again.
+#[test]
+fn a_permanent_pull_failure_during_a_write_stores_the_pages_held_behind_it() {
+    let mut d = Driver::new(config());
+    d.start();
+    d.hold_batches = true;
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    assert!(d.held.is_some(), "page 1 is being written");
+    let second = d.only_open("GET /v1/sync");
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    assert_eq!(third.path, "/v1/sync?cursor=k2&limit=500");
+    d.respond(&third, error(400, ErrorCode::InvalidQuery));
+
+    d.ack();
+    d.ack();
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k2")));
+    assert_eq!(snapshot.messages.len(), 2);
+    assert!(d.held.is_none());
+
+    // The next sync goes on after them.
+    d.hold_batches = false;
+    d.force();
+    assert_eq!(
+        d.only_open("GET /v1/sync").path,
+        "/v1/sync?cursor=k2&limit=100"
+    );
+}
+
+/// Unless that write fails: the pages held behind it are dropped with it (their cursor would
+/// skip its pages), and fetched again.
+#[test]
+fn pages_held_behind_a_write_that_fails_after_a_permanent_failure_are_dropped() {
+    let mut d = Driver::new(config());
+    d.start();
+    d.hold_batches = true;
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    let second = d.only_open("GET /v1/sync");
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    d.respond(&third, error(400, ErrorCode::InvalidQuery));
+
+    d.store
+        .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
+    d.ack();
+    assert!(d.held.is_none(), "nothing written after the failed write");
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, None);
+    assert!(snapshot.messages.is_empty());
+
+    // The next sync fetches them again, from the stored cursor.
+    d.hold_batches = false;
+    d.force();
+    d.wake_up();
+    let next = d.only_open("GET /v1/sync");
+    assert_eq!(next.path, "/v1/sync?limit=100");
+}
+
+/// A sync started while those pages wait for the write goes on after them, and its own pages
+/// are written after theirs.
+#[test]
+fn a_sync_after_a_permanent_failure_goes_on_after_the_pages_held_behind_a_write() {
+    let mut d = Driver::new(config());
+    d.start();
+    d.hold_batches = true;
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    let second = d.only_open("GET /v1/sync");
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    d.respond(&third, error(400, ErrorCode::InvalidQuery));
+
+    let ticket = d.force();
+    let next = d.only_open("GET /v1/sync");
+    assert_eq!(next.path, "/v1/sync?cursor=k2&limit=500");
+    d.respond(&next, feed(vec![page(3)], "k3", false));
+    d.clear();
+    let cursors: Vec<Option<Cursor>> = (0..3)
+        .map(|_| {
+            let batch = d.ack();
+            batch.ops.iter().rev().find_map(|op| match op {
+                StoreOp::SetCursor(cursor) => cursor.clone(),
+                _ => None,
+            })
+        })
+        .collect();
+    let k = |name: &str| Some(Cursor::new(name));
+    assert_eq!(cursors, vec![k("k1"), k("k2"), k("k3")]);
+    assert_eq!(d.store.snapshot().messages.len(), 3);
+    let summary = SyncSummary {
+        changes: 1,
+        has_more: false,
+    };
+    assert_eq!(d.events(), vec![finished(ticket, Ok(summary))]);
+}
+
 #[test]
 fn forced_syncs_during_a_run_join_it_and_finish_with_it() {
     let mut d = Driver::new(config());

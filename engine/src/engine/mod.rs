@@ -127,6 +127,9 @@ pub struct Engine {
     /// The cursor a write of feed pages in flight stores: the feed is fetched on from there
     /// meanwhile, and no other feed pages are written until it is stored.
     feed_writing: Option<Cursor>,
+    /// Feed pages a sync run held when a pull failed for good while a write of feed pages was
+    /// in flight: written with their cursor right after that write (and dropped if it fails).
+    held_after_run: Option<(Vec<StoreOp>, persist::PageWrite)>,
     last_sync: Option<Millis>,
     last_maintenance: Option<Millis>,
     maintenance_running: bool,
@@ -209,6 +212,7 @@ impl Engine {
             quality: ConnectionQuality::default(),
             cursor: None,
             feed_writing: None,
+            held_after_run: None,
             last_sync: None,
             last_maintenance: None,
             maintenance_running: false,
@@ -362,6 +366,7 @@ impl Engine {
         self.advance(now);
         self.fail_ticketed_jobs(&SyncError::Stopped);
         self.store_held_pages();
+        self.held_after_run = None;
         // Pulls under way are forgotten: a run started later must not take their answers for
         // its own. (Sends and read markers go on: their outcome is stored.)
         self.in_flight.retain(|(_, flight)| {

@@ -228,8 +228,10 @@ impl Engine {
             _ => return false,
         };
         // After the pages held, else after those being written, else after the stored ones.
+        let held_after_run = self.held_after_run.as_ref();
         let cursor = held_cursor
             .as_ref()
+            .or(held_after_run.and_then(|(_, write)| write.source.feed_cursor()))
             .or(self.feed_writing.as_ref())
             .or(self.cursor.as_ref());
         let size = match stored_a_page || self.feed_writing.is_some() {
@@ -543,6 +545,10 @@ impl Engine {
                 if synced_at.is_some() {
                     self.last_sync = synced_at;
                 }
+                if let Some((ops, write)) = self.held_after_run.take() {
+                    self.store_feed_pages(ops, write);
+                    return;
+                }
                 let Some(run) = &mut self.run else {
                     return;
                 };
@@ -613,6 +619,8 @@ impl Engine {
         let kind = match source {
             PageSource::Feed { .. } => {
                 self.feed_writing = None;
+                // They went on from these pages.
+                self.held_after_run = None;
                 if let Some(run) = &mut self.run {
                     // What was fetched after these pages goes with them: fetched again from the
                     // stored cursor.
@@ -693,6 +701,8 @@ impl Engine {
     fn reset_cursor(&mut self, why: &str) {
         log::warn!("{why}; replacing the cache by a sync from the start");
         self.resetting = true;
+        // Written after the reset, they would bring the old data back.
+        self.held_after_run = None;
         self.in_flight.retain(|(_, flight)| {
             !matches!(
                 flight.purpose,
@@ -766,6 +776,8 @@ impl Engine {
             PullKind::Feed => {
                 if permanent {
                     self.store_held_pages();
+                    // Behind a write in flight: they go after it.
+                    self.held_after_run = self.run.as_mut().and_then(|run| run.held.take());
                     self.finish_run(Err(error));
                     return;
                 }
