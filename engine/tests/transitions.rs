@@ -2730,6 +2730,49 @@ fn after_the_device_clock_is_set_back_stamps_are_on_it_and_maintenance_keeps_its
     assert_eq!(d.wake, Some(T0 + 20 * MIN));
 }
 
+/// A message composed before the device's clock was set back shows (and lists its
+/// conversation) as composed when it was by the clock as set, not in the future; it keeps its
+/// place before the ones composed after. The clock set forward again moves it back.
+#[test]
+fn compose_times_move_with_the_device_clock_set_back_and_forward() {
+    let mut d = Driver::new(config());
+    d.go_online(false);
+    d.start();
+    let before = d.send("c-1", "before");
+    d.advance_to(T0 + MIN);
+    d.clear();
+    d.act(|e, _| e.handle_clock_ahead(HOUR));
+    let after = d.send("c-1", "after");
+    // Each message's compose time, in the order shown; the outbox agrees.
+    let composed = |d: &Driver| -> Vec<(ClientMessageId, Millis)> {
+        let snapshot = d.store.snapshot();
+        let mut shown: Vec<&LocalMessage> = snapshot.messages.iter().collect();
+        shown.sort_by_key(|m| m.sort_ts);
+        let shown: Vec<_> = (shown.iter())
+            .map(|m| (m.client_message_id.clone(), m.composed_at.unwrap()))
+            .collect();
+        let outbox: Vec<_> = (snapshot.outbox.iter())
+            .map(|e| (e.client_message_id.clone(), e.composed_at))
+            .collect();
+        assert_eq!(outbox, shown);
+        shown
+    };
+    assert_eq!(
+        composed(&d),
+        vec![
+            (before.clone(), T0 - HOUR),
+            (after.clone(), T0 + MIN - HOUR)
+        ]
+    );
+    assert!(d
+        .changes()
+        .iter()
+        .any(|c| c.conversations == ["c-1".into()]));
+
+    d.act(|e, _| e.handle_clock_ahead(0));
+    assert_eq!(composed(&d), vec![(before, T0), (after, T0 + MIN)]);
+}
+
 #[test]
 fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
     let m1 = message("m-1", "c-1", "u-bob", "before", T0);

@@ -395,6 +395,7 @@ impl Engine {
             if let (true, Some(at)) = (self.started, self.last_sync) {
                 self.persist(vec![StoreOp::SetLastSync(at)], AfterPersist::Nothing);
             }
+            self.restamp_outbox(moved);
         }
     }
 

@@ -5,7 +5,7 @@ use super::persist::AfterPersist;
 use super::requests::{Purpose, Verdict};
 use super::{Engine, EngineError};
 use crate::config::BrokenVariant;
-use crate::event::{DiscardReason, Ticket};
+use crate::event::{ChangeSet, DiscardReason, Ticket};
 use crate::status::SyncError;
 use crate::store::{Failure, LocalMessage, OutboxEntry, StoreOp};
 use crate::transport::Method;
@@ -155,6 +155,30 @@ impl Engine {
         }
         if !keys.is_empty() || !self.unsent_read_markers.is_empty() {
             self.store_unsent_read_markers(ops, AfterPersist::WrittenAgain(keys));
+        }
+    }
+
+    /// The device's clock was set back by `moved` (forward when negative): the compose times of
+    /// the stored entries, taken on it before, move with it, so a pending message does not show
+    /// (nor list its conversation) as composed in the future, and expires when it would have. A
+    /// leading engine stores them (and their optimistic messages) again; entries whose write or
+    /// outcome is being stored keep theirs.
+    pub(super) fn restamp_outbox(&mut self, moved: Millis) {
+        let mut ops = Vec::new();
+        let mut changed = ChangeSet::default();
+        for item in self.outbox.iter_mut().map(|(_, item)| item) {
+            if !item.durable || item.settling {
+                continue;
+            }
+            item.entry.composed_at -= moved;
+            ops.push(StoreOp::PutOutbox(item.entry.clone()));
+            let message = LocalMessage::optimistic(&item.entry, &self.config.user_id);
+            ops.push(StoreOp::PutMessage(message));
+            changed.add(&item.entry.conversation_id);
+            changed.messages += 1;
+        }
+        if self.started && !ops.is_empty() {
+            self.persist(ops, AfterPersist::Restamped(changed));
         }
     }
 

@@ -50,6 +50,8 @@ pub(super) enum AfterPersist {
     CursorReset,
     /// Outbox entries are written again, into a database deleted under the engine.
     WrittenAgain(Vec<OutboxKey>),
+    /// Outbox entries carry their compose time moved with the device's clock.
+    Restamped(ChangeSet),
     /// Maintenance ran: `expired` entries are now failed, `removed` ones are gone.
     Maintenance {
         ticket: Option<Ticket>,
@@ -252,8 +254,11 @@ impl Engine {
             AfterPersist::CursorReset => self.on_cursor_reset_failed(sync_error),
             // Sent from memory all the same.
             AfterPersist::WrittenAgain(keys) => self.mark_durable(&keys),
-            // The next maintenance compacts them.
-            AfterPersist::Evicted | AfterPersist::Compacted | AfterPersist::Nothing => {}
+            // The next maintenance compacts them. (A compose time not moved shows as it was.)
+            AfterPersist::Evicted
+            | AfterPersist::Compacted
+            | AfterPersist::Restamped(_)
+            | AfterPersist::Nothing => {}
             AfterPersist::Maintenance {
                 ticket,
                 expired,
@@ -338,6 +343,7 @@ impl Engine {
             }
             AfterPersist::CursorReset => self.after_cursor_reset(report.forgotten),
             AfterPersist::WrittenAgain(keys) => self.mark_durable(&keys),
+            AfterPersist::Restamped(changed) => self.emit(Event::Changed(changed)),
             AfterPersist::Maintenance {
                 ticket,
                 expired,
