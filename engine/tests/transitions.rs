@@ -2773,6 +2773,24 @@ fn compose_times_move_with_the_device_clock_set_back_and_forward() {
     assert_eq!(composed(&d), vec![(before, T0), (after, T0 + MIN)]);
 }
 
+/// A failed message another tab discarded, which this leading tab has not heard of yet, stays
+/// discarded when the clock is set back: only pending messages are stored again then.
+#[test]
+fn a_clock_set_back_does_not_bring_back_a_failed_message_another_tab_discarded() {
+    let (mut d, entry) = offline_with_a_failed_message_a_week_old(HOUR);
+    let discarded = [
+        StoreOp::RemoveOutbox(entry.client_message_id.clone()),
+        StoreOp::RemoveOptimistic {
+            sender: ME.into(),
+            client_message_id: entry.client_message_id.clone(),
+        },
+    ];
+    pollster::block_on(d.store.apply(&discarded)).unwrap();
+    d.act(|e, _| e.handle_clock_ahead(HOUR));
+    let snapshot = d.store.snapshot();
+    assert!(snapshot.outbox.is_empty() && snapshot.messages.is_empty());
+}
+
 #[test]
 fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
     let m1 = message("m-1", "c-1", "u-bob", "before", T0);

@@ -159,15 +159,16 @@ impl Engine {
     }
 
     /// The device's clock was set back by `moved` (forward when negative): the compose times of
-    /// the stored entries, taken on it before, move with it, so a pending message does not show
+    /// the pending entries, taken on it before, move with it, so a pending message does not show
     /// (nor list its conversation) as composed in the future, and expires when it would have. A
-    /// leading engine stores them (and their optimistic messages) again; entries whose write or
-    /// outcome is being stored keep theirs.
+    /// leading engine stores them (and their optimistic messages) again. Not failed entries
+    /// (another tab may retry or discard one meanwhile, which this write would undo), nor those
+    /// whose write or outcome is being stored.
     pub(super) fn restamp_outbox(&mut self, moved: Millis) {
         let mut ops = Vec::new();
         let mut changed = ChangeSet::default();
         for item in self.outbox.iter_mut().map(|(_, item)| item) {
-            if !item.durable || item.settling {
+            if !item.durable || item.settling || item.entry.failure.is_some() {
                 continue;
             }
             item.entry.composed_at -= moved;
