@@ -2212,6 +2212,67 @@ fn feed_page_with_our_unacknowledged_message_settles_it_exactly_once() {
     assert_eq!(d.issued("POST ").len(), 1);
 }
 
+/// The send's answer is being stored when the write of a feed page that shows the message
+/// delivered fails: the message is still settled by the answer, so it is not sent again.
+#[test]
+fn a_failed_page_write_leaves_a_message_whose_answer_is_being_stored_settled() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "hi");
+    let post = d.only_open("POST ");
+    d.force();
+    let page = d.only_open("GET /v1/sync");
+    d.hold_batches = true;
+    let server = ours(&id, "c-1", "hi", T0 + 5);
+    d.respond(
+        &page,
+        feed(vec![message_change(server.clone())], "k1", false),
+    );
+    d.respond(&post, created(server.clone()));
+    d.store
+        .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
+    d.ack();
+    assert!(
+        d.open("POST ").is_empty(),
+        "sent again: {:?}",
+        d.open("POST ")
+    );
+
+    // The answer's write goes on, and settles it once.
+    d.clear();
+    d.ack();
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+    assert!(d.store.snapshot().outbox.is_empty());
+    assert_eq!(d.issued("POST ").len(), 1);
+}
+
+/// And the other way round: the answer's write fails while a feed page that shows the message
+/// delivered is being written; it is not sent again meanwhile.
+#[test]
+fn a_failed_answer_write_leaves_a_message_a_page_write_delivers_settled() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "hi");
+    let post = d.only_open("POST ");
+    d.hold_batches = true;
+    let server = ours(&id, "c-1", "hi", T0 + 5);
+    d.respond(&post, created(server.clone()));
+    d.force();
+    let page = d.only_open("GET /v1/sync");
+    d.respond(
+        &page,
+        feed(vec![message_change(server.clone())], "k1", false),
+    );
+    d.store
+        .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
+    d.ack();
+    d.wait(10 * SEC);
+    assert!(d.open("POST ").is_empty(), "sent again: {:?}", d.open("POST "));
+
+    d.clear();
+    d.ack();
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+    assert!(d.store.snapshot().outbox.is_empty());
+}
+
 #[test]
 fn a_message_the_feed_shows_delivered_is_not_expired_while_that_page_is_written() {
     let store = MemoryStore::new();

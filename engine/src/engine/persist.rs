@@ -82,6 +82,27 @@ pub(super) struct PageWrite {
     pub(super) has_more: bool,
 }
 
+impl AfterPersist {
+    /// Whether the write stores what became of outbox entry `id`.
+    fn settles(&self, id: &ClientMessageId) -> bool {
+        let named = |entries: &[OutboxEntry]| entries.iter().any(|e| e.client_message_id == *id);
+        match self {
+            AfterPersist::Sent {
+                client_message_id, ..
+            } => client_message_id == id,
+            AfterPersist::Failed { entry, .. } | AfterPersist::Retried { entry, .. } => {
+                named(std::slice::from_ref(entry))
+            }
+            AfterPersist::Removed { entries, .. } => named(entries),
+            AfterPersist::Maintenance {
+                expired, removed, ..
+            } => named(expired) || named(removed),
+            AfterPersist::Page(write) => write.delivered.iter().any(|(known, _)| known == id),
+            _ => false,
+        }
+    }
+}
+
 impl PageWrite {
     /// This (held) feed page's write followed by the next page's: one write of both.
     pub(super) fn followed_by(mut self, next: PageWrite) -> PageWrite {
@@ -142,16 +163,26 @@ impl Engine {
         self.persist(ops, AfterPersist::Page(write));
     }
 
-    /// Marks the outbox entries of `delivered` settling, or no longer.
+    /// Marks the outbox entries of `delivered` settling, or no longer (unless another write
+    /// settles them: [`Self::outcome_being_stored`]).
     fn settle_delivered(&mut self, delivered: &[(ClientMessageId, Message)], settling: bool) {
+        let ids: Vec<&ClientMessageId> = (delivered.iter())
+            .map(|(id, _)| id)
+            .filter(|id| settling || !self.outcome_being_stored(id))
+            .collect();
         for (_, item) in self.outbox.iter_mut() {
-            if delivered
-                .iter()
-                .any(|(id, _)| *id == item.entry.client_message_id)
-            {
+            if ids.contains(&&item.entry.client_message_id) {
                 item.settling = settling;
             }
         }
+    }
+
+    /// Whether a batch queued or being applied stores what became of outbox entry `id` (its
+    /// delivery, failure or removal): after another such write failed, it stays settling (not
+    /// sent again, not expired) until that one ends.
+    fn outcome_being_stored(&self, id: &ClientMessageId) -> bool {
+        let persisting = self.persisting.as_ref().map(|(_, batch)| batch);
+        (self.batches.iter().chain(persisting)).any(|batch| batch.then.settles(id))
     }
 
     pub(super) fn emit_next_batch(&mut self) {
@@ -276,8 +307,9 @@ impl Engine {
         let Some(key) = self.outbox_key_of(client_message_id) else {
             return;
         };
+        let settled_elsewhere = self.outcome_being_stored(client_message_id);
         if let Some(item) = self.outbox.get_mut(&key) {
-            item.settling = false;
+            item.settling = settled_elsewhere;
         }
         self.retry_send(key, error, None);
     }
