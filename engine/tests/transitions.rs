@@ -54,12 +54,17 @@ struct Driver {
 impl Driver {
     /// A loaded, not started engine for `ME` over `store`, at `T0`.
     fn with_store(config: Config, store: MemoryStore) -> Self {
-        let mut engine = Engine::new(config, T0);
-        engine.handle_loaded(pollster::block_on(store.load()).unwrap(), T0);
+        Self::with_store_at(config, store, T0)
+    }
+
+    /// Like [`Driver::with_store`], at `now`.
+    fn with_store_at(config: Config, store: MemoryStore, now: Millis) -> Self {
+        let mut engine = Engine::new(config, now);
+        engine.handle_loaded(pollster::block_on(store.load()).unwrap(), now);
         let mut driver = Self {
             engine,
             store,
-            now: T0,
+            now,
             hold_batches: false,
             held: None,
             requests: Vec::new(),
@@ -2265,7 +2270,11 @@ fn a_failed_answer_write_leaves_a_message_a_page_write_delivers_settled() {
         .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
     d.ack();
     d.wait(10 * SEC);
-    assert!(d.open("POST ").is_empty(), "sent again: {:?}", d.open("POST "));
+    assert!(
+        d.open("POST ").is_empty(),
+        "sent again: {:?}",
+        d.open("POST ")
+    );
 
     d.clear();
     d.ack();
@@ -2723,6 +2732,15 @@ fn maintenance_recorded_in_the_future_counts_as_done_now() {
     d.wake_up();
     assert_eq!(d.applied().len(), 1);
     assert_eq!(d.store.snapshot().last_maintenance, Some(T0 + DAY));
+}
+
+/// Likewise the last sync: a status never says it finished in the future.
+#[test]
+fn a_last_sync_recorded_in_the_future_shows_as_done_now() {
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[StoreOp::SetLastSync(T0 + 2 * HOUR)])).unwrap();
+    let d = Driver::with_store(config(), store);
+    assert_eq!(d.engine.status().last_sync_time, Some(T0));
 }
 
 #[test]
@@ -3611,7 +3629,7 @@ fn status_reports_initialization_last_sync_and_outbox_counts() {
     assert_eq!(last, Some(d.engine.status()));
 
     // A new engine on the same store knows when the last sync was.
-    let again = Driver::with_store(config(), d.store.clone());
+    let again = Driver::with_store_at(config(), d.store.clone(), d.now);
     assert_eq!(again.engine.status().last_sync_time, Some(T0 + SEC));
     assert_eq!(again.engine.status().pending_outbox, 2);
 }

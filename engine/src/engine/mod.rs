@@ -320,9 +320,9 @@ impl Engine {
     /// The persisted state, read from the store at start.
     pub fn handle_loaded(&mut self, state: PersistedState, now: Millis) {
         self.cursor = state.cursor;
-        self.last_sync = state.last_sync;
-        // Recorded by a clock that was ahead then: it ran no later than now.
+        // Recorded by a clock that was ahead then: they ran no later than now.
         let device_now = self.on_device_clock(now);
+        self.last_sync = state.last_sync.map(|at| at.min(device_now));
         self.last_maintenance = state.last_maintenance.map(|at| at.min(device_now));
         self.adopt_pending_read_markers(state.pending_read_markers);
         for entry in state.outbox {
