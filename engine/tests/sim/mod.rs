@@ -5,7 +5,7 @@
 //! markers over; the lead passes on when the leading tab closes, or goes into the back/forward
 //! cache and comes back, or is taken over from a tab the browser suspended, which leads on for a
 //! while before it hears of it). Tabs crash and restart (memory lost, store kept); clocks are
-//! skewed. Users compose messages, retry or discard failed ones and read conversations (read
+//! skewed, and set back or forward while tabs run (their engines' clocks go on, ahead). Users compose messages, retry or discard failed ones and read conversations (read
 //! markers); others edit and delete messages and start new conversations on the server. Some
 //! seeds give messages, history and tombstones short lifetimes, so maintenance expires, evicts and
 //! compacts during the run; three seeds in four give the engines feed pages of a few changes, so
@@ -104,7 +104,12 @@ struct Device {
     store: MemoryStore,
     engine: Option<Engine>,
     incarnation: u32,
+    /// How far the tab's engine clock runs off the world's: the device's clock skew, and how far
+    /// the engine's clock runs ahead of the device's after the device's clock was set back.
     skew: Millis,
+    /// How far the engine's clock runs ahead of the device's ([`Engine::handle_clock_ahead`]):
+    /// an engine's clock never goes back.
+    ahead: Millis,
     online: bool,
     visible: bool,
     wake: Option<Millis>,
@@ -204,6 +209,12 @@ enum Happening {
     StoreFault {
         device: usize,
     },
+    /// The device's clock is set back (`by` below 0) or forward: each tab's engine clock goes
+    /// on, ahead of it, and the engine hears how far ([`Engine::handle_clock_ahead`]).
+    ClockMoved {
+        browser: usize,
+        by: Millis,
+    },
     ServerActor,
 }
 
@@ -298,6 +309,7 @@ impl World {
                 engine: None,
                 incarnation: 0,
                 skew: rng.random_range(-5 * MINUTE..=5 * MINUTE),
+                ahead: 0,
                 online: true,
                 visible: true,
                 wake: None,
@@ -315,7 +327,8 @@ impl World {
                     store: first.store.clone(),
                     engine: None,
                     incarnation: 0,
-                    skew: first.skew,
+                    skew: first.skew - first.ahead,
+                    ahead: 0,
                     online: true,
                     visible: true,
                     wake: None,
@@ -385,7 +398,14 @@ impl World {
                 60..=63 => Happening::SyncConversation { device },
                 64..=65 => Happening::LoadOlder { device },
                 66 => Happening::StoreFault { device },
-                67..=69 => Happening::Visibility { device },
+                67..=68 => Happening::Visibility { device },
+                69 => Happening::ClockMoved {
+                    browser: self.devices[device].browser,
+                    by: match self.rng.random_bool(0.7) {
+                        true => -self.rng.random_range(MINUTE..2 * 60 * MINUTE),
+                        false => self.rng.random_range(MINUTE..2 * 60 * MINUTE),
+                    },
+                },
                 70..=71 => Happening::StepDown { device },
                 72 => Happening::TakenOver { device },
                 73..=84 => Happening::ServerActor,
@@ -402,6 +422,10 @@ impl World {
     }
 
     fn boot(&mut self, device: usize) {
+        // A new tab's clock is the device's.
+        let d = &mut self.devices[device];
+        d.skew -= d.ahead;
+        d.ahead = 0;
         let now = self.device_now(device);
         let seed = self.rng.random();
         let d = &mut self.devices[device];
@@ -758,6 +782,24 @@ impl World {
                 if !online {
                     let back = self.now + self.rng.random_range(SECOND..MINUTE);
                     self.at(back, Happening::Toggle { device });
+                }
+            }
+            Happening::ClockMoved { browser, by } => {
+                let tabs: Vec<usize> = (0..self.devices.len())
+                    .filter(|&d| self.devices[d].browser == browser)
+                    .collect();
+                for device in tabs {
+                    let d = &mut self.devices[device];
+                    // Set back, the engine's clock runs further ahead of the device's; set
+                    // forward, less far, and past the device's clock it jumps forward with it.
+                    let ahead = d.ahead - by;
+                    d.skew += (-ahead).max(0);
+                    d.ahead = ahead.max(0);
+                    let ahead = d.ahead;
+                    if let Some(engine) = d.engine.as_mut() {
+                        engine.handle_clock_ahead(ahead);
+                        self.drain(device);
+                    }
                 }
             }
             Happening::Visibility { device } => {
