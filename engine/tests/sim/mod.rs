@@ -239,6 +239,8 @@ pub(crate) struct World {
     /// Feed page sizes (a sync's first page, its later ones) other than the defaults.
     pages: Option<(u32, u32)>,
     healed: bool,
+    /// Rules broken during the run (the final check reports the first).
+    violations: Vec<String>,
     broken: Option<BrokenVariant>,
     pub(crate) log: Vec<String>,
 }
@@ -360,6 +362,7 @@ impl World {
                 (first, first + (seed / 12 % 4) as u32)
             }),
             healed: false,
+            violations: Vec::new(),
             broken,
             log: Vec::new(),
         };
@@ -480,6 +483,7 @@ impl World {
             };
             match engine.poll_output() {
                 Output::Persist(batch) => {
+                    self.check_compaction(device, &batch);
                     let delay = self.rng.random_range(0..20);
                     self.at(
                         self.now + delay,
@@ -509,6 +513,27 @@ impl World {
                     }
                     return;
                 }
+            }
+        }
+    }
+
+    /// Tombstones are compacted only once older than their lifetime by the server's clock
+    /// (which stamped them), whatever the device's clock says.
+    fn check_compaction(&mut self, device: usize, batch: &chat_sync_engine::Batch) {
+        let Some(ttl) = self.lifetimes.as_ref().map(|l| l.tombstone_ttl_ms) else {
+            return;
+        };
+        for op in &batch.ops {
+            let chat_sync_engine::StoreOp::CompactTombstones { before } = op else {
+                continue;
+            };
+            let stamps = self.server_changes().iter().map(|c| c.updated_ts()).max();
+            let server_now = stamps.unwrap_or(0).max(self.now + self.server_skew);
+            if *before > server_now - ttl {
+                self.violations.push(format!(
+                    "device {device} compacts tombstones before {before}, {} ms after the server's clock less their lifetime",
+                    *before - (server_now - ttl)
+                ));
             }
         }
     }
@@ -1266,6 +1291,9 @@ impl World {
     }
 
     fn check(&self) -> Result<(), String> {
+        if let Some(violation) = self.violations.first() {
+            return Err(violation.clone());
+        }
         let server = self.server_messages();
         // Exactly once (by client id, or by text for copies made under other ids), or reported
         // failed.
