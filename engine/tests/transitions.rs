@@ -2175,6 +2175,44 @@ fn a_forced_sync_waits_out_a_short_retry_after() {
     );
 }
 
+/// A sync whose pulls failed five times in a row: it waits out a backoff of its own.
+fn in_pull_backoff() -> Driver {
+    let mut d = Driver::idle(config());
+    d.force();
+    for _ in 0..5 {
+        let pull = d.only_open("GET /v1/sync");
+        d.respond(&pull, error(503, ErrorCode::Unavailable));
+        d.wake_up();
+    }
+    let pull = d.only_open("GET /v1/sync");
+    d.respond(&pull, error(503, ErrorCode::Unavailable));
+    assert_eq!(d.engine.status().phase, Phase::Backoff);
+    d
+}
+
+/// Like `forceSync`, a conversation sync and a back-fill the app asks for go at once, not after
+/// the engine's own backoff (the user is waiting for them).
+#[test]
+fn a_conversation_sync_and_a_back_fill_skip_the_engines_own_backoff() {
+    let mut d = in_pull_backoff();
+    d.act(|e, now| e.sync_conversation("c-1".into(), now));
+    assert_eq!(d.open("GET /v1/conversations/c-1/sync").len(), 1);
+
+    let mut d = in_pull_backoff();
+    d.act(|e, now| e.load_older("c-1".into(), HistoryFloor::Unknown, now));
+    assert_eq!(d.open("GET /v1/conversations/c-1/messages").len(), 1);
+}
+
+/// But they wait out a short `Retry-After` of the server's.
+#[test]
+fn a_back_fill_waits_out_a_short_retry_after() {
+    let (mut d, failed_at) = pull_answered_503(5 * SEC);
+    d.act(|e, now| e.load_older("c-1".into(), HistoryFloor::Unknown, now));
+    assert!(d.open("GET /v1/conversations/").is_empty());
+    d.advance_to(failed_at + 5 * SEC);
+    assert_eq!(d.open("GET /v1/conversations/c-1/messages").len(), 1);
+}
+
 #[test]
 fn feed_page_with_our_unacknowledged_message_settles_it_exactly_once() {
     let mut d = Driver::idle(config());

@@ -95,22 +95,34 @@ pub(super) struct HistoryJob {
 }
 
 impl Engine {
-    /// Brings one conversation up to date before the global feed. The ticket finishes when it is.
+    /// Brings one conversation up to date before the global feed, without waiting out the
+    /// engine's own backoff (the server's `Retry-After` holds). The ticket finishes when it is.
     pub fn sync_conversation(&mut self, conversation: ConversationId, now: Millis) -> Ticket {
         self.advance(now);
         let ticket = self.new_ticket();
         self.last_trigger = Some(Trigger::Conversation);
         match self.command_blocker() {
-            None => self.enqueue_conversation_job(conversation, Some(ticket)),
+            None => {
+                self.skip_pull_backoff();
+                self.enqueue_conversation_job(conversation, Some(ticket));
+            }
             Some(error) => self.finish_ticket(ticket, Err(error)),
         }
         ticket
     }
 
+    /// A pull the app asked for goes at once: the engine's own backoff is skipped (as by a
+    /// forced sync), the server's `Retry-After` is not. Failed attempts still count, so the
+    /// backoff after another failure is as long as it would have been.
+    fn skip_pull_backoff(&mut self) {
+        self.pull_retry_at = self.pull_retry_at.min(self.server_retry_at.max(self.now));
+    }
+
     /// Loads one page of a conversation's history below `before`, its [`HistoryFloor`] as the
     /// store has it ([`crate::Store::history_floor`]), and moves the floor down to the page's
-    /// oldest message. The ticket's summary tells whether more remain; below a `Complete` floor
-    /// nothing does, and no request goes.
+    /// oldest message, without waiting out the engine's own backoff (the server's `Retry-After`
+    /// holds). The ticket's summary tells whether more remain; below a `Complete` floor nothing
+    /// does, and no request goes.
     pub fn load_older(
         &mut self,
         conversation: ConversationId,
@@ -131,6 +143,7 @@ impl Engine {
             self.finish_ticket(ticket, Err(error));
             return ticket;
         }
+        self.skip_pull_backoff();
         match self
             .history_jobs
             .iter_mut()
