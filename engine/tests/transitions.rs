@@ -3218,6 +3218,37 @@ fn a_late_invalid_cursor_of_a_conversation_sync_after_the_feeds_reset_is_ignored
     assert_eq!(floor, HistoryFloor::Complete, "both messages are stored");
 }
 
+/// A back-fill in flight when the cursor is refused may bring the old database's messages: its
+/// answer is not stored after the reset; the back-fill is asked again, of the new database.
+#[test]
+fn a_back_fill_answered_late_from_the_old_database_is_not_stored_after_the_reset() {
+    let mut d = with_a_stale_cursor();
+    d.start();
+    let floor = HistoryFloor::From {
+        sort_ts: T0 - 10,
+        id: MessageId::new("m-9"),
+    };
+    let ticket = d.act(|e, now| e.load_older("c-1".into(), floor, now));
+    let old_back_fill = d.only_open("GET /v1/conversations/c-1/messages");
+    let refused = d.only_open("GET /v1/sync");
+    d.respond(&refused, error(400, ErrorCode::InvalidCursor));
+    assert!(d.store.snapshot().cursor.is_none(), "reset");
+
+    let ghost = message("m-8", "c-1", "u-bob", "from the old database", T0 - 20);
+    d.respond(&old_back_fill, history_page(vec![ghost], true));
+    assert!(d.store.snapshot().messages.is_empty());
+
+    // Asked again: the new database no longer has the message it was asked below.
+    let again = d.only_open("GET /v1/conversations/c-1/messages");
+    d.clear();
+    d.respond(&again, error(404, ErrorCode::MessageNotFound));
+    let summary = SyncSummary {
+        changes: 0,
+        has_more: true,
+    };
+    assert_eq!(d.events(), vec![finished(ticket, Ok(summary))]);
+}
+
 #[test]
 fn a_conversation_sync_whose_reset_write_fails_goes_again() {
     let mut d = Driver::idle(config());

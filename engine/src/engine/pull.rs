@@ -304,7 +304,7 @@ impl Engine {
     }
 
     pub(super) fn send_history_page(&mut self) -> bool {
-        if !self.pull_allowed() {
+        if !self.pull_allowed() || self.resetting {
             return false;
         }
         let Some(job) = self
@@ -708,9 +708,9 @@ impl Engine {
 
     /// The cursor is not valid on this server (its database was replaced): the cache may hold
     /// what the server no longer has, so it is emptied of the server's data (the outbox stays),
-    /// and sync starts over. Feed and conversation pulls under way are forgotten (their answers,
-    /// to the old cursor, would be stored after the reset, or reset again); the sync run and the
-    /// conversation syncs wait for the reset's write, then go from the start.
+    /// and sync starts over. Pulls under way are forgotten (their answers, to the old cursor or
+    /// from the old database, would be stored after the reset, or reset again); the sync run,
+    /// the conversation syncs and the back-fills wait for the reset's write, then go again.
     fn reset_cursor(&mut self, why: &str) {
         log::warn!("{why}; replacing the cache by a sync from the start");
         self.resetting = true;
@@ -719,13 +719,18 @@ impl Engine {
         self.in_flight.retain(|(_, flight)| {
             !matches!(
                 flight.purpose,
-                Purpose::FeedPage | Purpose::ConversationPage(_)
+                Purpose::FeedPage | Purpose::ConversationPage(_) | Purpose::History(..)
             )
         });
         self.set_run_stage(Stage::Resetting);
         for job in &mut self.conversation_jobs {
             if job.stage == Stage::Requested {
                 job.stage = Stage::Persisting;
+            }
+        }
+        for job in &mut self.history_jobs {
+            if job.stage == Stage::Requested {
+                job.stage = Stage::Ready;
             }
         }
         let ops = vec![StoreOp::ForgetServerData, StoreOp::SetCursor(None)];
