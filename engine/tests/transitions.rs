@@ -3249,6 +3249,24 @@ fn a_back_fill_answered_late_from_the_old_database_is_not_stored_after_the_reset
     assert_eq!(d.events(), vec![finished(ticket, Ok(summary))]);
 }
 
+/// Likewise a read marker in flight: the old database's answer is not stored after the reset;
+/// the marker goes again, to the new database.
+#[test]
+fn a_read_marker_answered_late_from_the_old_database_is_not_stored_after_the_reset() {
+    let mut d = with_a_stale_cursor();
+    d.start();
+    d.act(|e, now| e.mark_read("c-1".into(), "m-5".into(), T0 - 10, now))
+        .unwrap();
+    let old_marker = d.only_open("POST /v1/conversations/c-1/read");
+    let refused = d.only_open("GET /v1/sync");
+    d.respond(&refused, error(400, ErrorCode::InvalidCursor));
+    d.respond(&old_marker, marker_kept("c-1", "m-5", T0 - 1));
+    assert!(d.store.snapshot().read_markers.is_empty());
+
+    let again = d.only_open("POST /v1/conversations/c-1/read");
+    assert_eq!(marked(&again), MessageId::new("m-5"));
+}
+
 #[test]
 fn a_conversation_sync_whose_reset_write_fails_goes_again() {
     let mut d = Driver::idle(config());

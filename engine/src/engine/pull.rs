@@ -708,9 +708,10 @@ impl Engine {
 
     /// The cursor is not valid on this server (its database was replaced): the cache may hold
     /// what the server no longer has, so it is emptied of the server's data (the outbox stays),
-    /// and sync starts over. Pulls under way are forgotten (their answers, to the old cursor or
-    /// from the old database, would be stored after the reset, or reset again); the sync run,
-    /// the conversation syncs and the back-fills wait for the reset's write, then go again.
+    /// and sync starts over. Pulls and read markers under way are forgotten (their answers, to
+    /// the old cursor or from the old database, would be stored after the reset, or reset
+    /// again); the sync run, the conversation syncs and the back-fills wait for the reset's
+    /// write, then go again, and the read markers go again.
     fn reset_cursor(&mut self, why: &str) {
         log::warn!("{why}; replacing the cache by a sync from the start");
         self.resetting = true;
@@ -719,9 +720,13 @@ impl Engine {
         self.in_flight.retain(|(_, flight)| {
             !matches!(
                 flight.purpose,
-                Purpose::FeedPage | Purpose::ConversationPage(_) | Purpose::History(..)
+                Purpose::FeedPage
+                    | Purpose::ConversationPage(_)
+                    | Purpose::History(..)
+                    | Purpose::MarkRead(_)
             )
         });
+        self.resend_read_markers_in_flight();
         self.set_run_stage(Stage::Resetting);
         for job in &mut self.conversation_jobs {
             if job.stage == Stage::Requested {

@@ -204,6 +204,14 @@ impl Engine {
             .min()
     }
 
+    /// The requests of the markers being sent are forgotten (the server's database was
+    /// replaced under them): the markers go again.
+    pub(super) fn resend_read_markers_in_flight(&mut self) {
+        for unsent in &mut self.unsent_read_markers {
+            unsent.sending = None;
+        }
+    }
+
     /// After a forced sync or a change of credentials, markers in backoff go at once.
     pub(super) fn reset_read_marker_backoff(&mut self, at: Millis) {
         for unsent in &mut self.unsent_read_markers {
