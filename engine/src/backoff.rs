@@ -24,9 +24,16 @@ pub(crate) fn delay(
     jittered.max(retry_after.unwrap_or(0))
 }
 
+/// How long to wait when the server said `Retry-After: retry_after`: that, plus up to a tenth
+/// more at random, so clients the server told to wait alike do not all come back at once.
+pub(crate) fn server_wait(retry_after: Millis, rng: &mut Rng) -> Millis {
+    let retry_after = retry_after.max(0);
+    retry_after.saturating_add(rng.up_to(retry_after as u64 / 10) as Millis)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{delay, BackoffConfig, Millis};
+    use super::{delay, server_wait, BackoffConfig, Millis};
     use crate::rng::Rng;
     use proptest::prelude::{prop_assert, proptest};
 
@@ -49,6 +56,15 @@ mod tests {
             prop_assert!(delay >= retry_after);
             prop_assert!(delay <= retry_after.max(300_000));
         }
+    }
+
+    #[test]
+    fn server_waits_spread_over_a_tenth_past_retry_after() {
+        let mut rng = Rng::new(1);
+        let waits: Vec<Millis> = (0..1_000).map(|_| server_wait(60_000, &mut rng)).collect();
+        assert!(waits.iter().all(|&w| (60_000..=66_000).contains(&w)));
+        assert!(waits.iter().any(|&w| w < 61_000));
+        assert!(waits.iter().any(|&w| w > 65_000));
     }
 
     #[test]

@@ -326,6 +326,15 @@ fn error(status: u16, code: ErrorCode) -> HttpOutcome {
     )
 }
 
+/// When the wait the server asked for at `told_at` with `Retry-After: wait_ms` ends, as the
+/// engine's next wake-up: not before, and at most a tenth later (the engine spreads its clients).
+fn server_wait_end(d: &Driver, told_at: Millis, wait_ms: Millis) -> Millis {
+    let end = d.wake.expect("a wake-up at the end of the wait");
+    let allowed = told_at + wait_ms..=told_at + wait_ms + wait_ms / 10;
+    assert!(allowed.contains(&end), "{end} not in {allowed:?}");
+    end
+}
+
 fn with_retry_after(mut outcome: HttpOutcome, ms: Millis) -> HttpOutcome {
     if let HttpOutcome::Response { retry_after_ms, .. } = &mut outcome {
         *retry_after_ms = Some(ms);
@@ -590,11 +599,11 @@ fn send_answered_with_retry_after(
 fn send_503_with_retry_after_waits_30_s_and_retries_with_the_same_client_message_id() {
     let (mut d, id, first, failed_at) = send_answered_with_retry_after(503, 30 * SEC);
     assert!(d.open("POST ").is_empty());
-    assert_eq!(d.wake, Some(failed_at + 30 * SEC));
+    let end = server_wait_end(&d, failed_at, 30 * SEC);
 
-    d.advance_to(failed_at + 30 * SEC - 1);
+    d.advance_to(end - 1);
     assert_eq!(d.issued("POST ").len(), 1);
-    d.advance_to(failed_at + 30 * SEC);
+    d.advance_to(end);
     let second = d.only_open("POST ");
     assert_eq!(client_id(&second), id);
     assert_eq!((&second.path, &second.body), (&first.path, &first.body));
@@ -627,7 +636,7 @@ fn a_retry_after_on_a_send_holds_the_other_requests_too() {
         "a short wait is waited out"
     );
 
-    d.advance_to(told_at + 5 * SEC);
+    d.advance_to(server_wait_end(&d, told_at, 5 * SEC));
     assert_eq!(d.open("GET /v1/conversations/c-2/sync").len(), 1);
     assert_eq!(d.open("POST ").len(), 1);
 }
@@ -640,7 +649,7 @@ fn a_message_and_a_read_marker_made_during_a_retry_after_wait_for_it() {
     d.act(|e, now| e.mark_read("c-3".into(), "m-9".into(), T0 - 1, now))
         .unwrap();
     assert!(d.open("POST ").is_empty(), "{:#?}", d.open("POST "));
-    assert_eq!(d.wake, Some(told_at + 30 * SEC));
+    server_wait_end(&d, told_at, 30 * SEC);
 
     d.wake_up();
     let sends: Vec<_> = d.open("POST ").iter().map(client_id).collect();
@@ -1058,7 +1067,8 @@ fn a_read_marker_set_offline_goes_when_online_and_retries_after_a_503() {
     );
     d.wait(29 * SEC);
     assert_eq!(d.issued("POST ").len(), 1, "Retry-After is honoured");
-    d.wait(2 * SEC);
+    // (A tenth more at most: the engine spreads its clients' returns.)
+    d.wait(4 * SEC);
     let again = d.only_open("POST ");
     assert_eq!(marked(&again), MessageId::from("m-7"));
     d.respond(&again, marker_kept("c-1", "m-7", T0 + 40 * SEC));
@@ -2102,7 +2112,11 @@ fn pull_failures_back_off_with_growing_bounds_that_stay_under_the_cap() {
 
 /// A started engine whose first pull was answered 503 with `Retry-After: wait_ms`; and when.
 fn pull_answered_503(wait_ms: Millis) -> (Driver, Millis) {
-    let mut d = Driver::new(config());
+    pull_answered_503_with(config(), wait_ms)
+}
+
+fn pull_answered_503_with(config: Config, wait_ms: Millis) -> (Driver, Millis) {
+    let mut d = Driver::new(config);
     d.start();
     let first = d.only_open("GET /v1/sync");
     let failed_at = d.now;
@@ -2116,11 +2130,11 @@ fn pull_answered_503(wait_ms: Millis) -> (Driver, Millis) {
 #[test]
 fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
     let (mut d, failed_at) = pull_answered_503(60 * SEC);
-    assert_eq!(d.wake, Some(failed_at + 60 * SEC));
+    let end = server_wait_end(&d, failed_at, 60 * SEC);
     let status = d.engine.status();
     assert_eq!(
         (status.phase, status.next_sync_at),
-        (Phase::Backoff, Some(failed_at + 60 * SEC))
+        (Phase::Backoff, Some(end))
     );
 
     // A forced sync (and a conversation's, and a back-fill) would wait 50 s: each fails at once
@@ -2137,24 +2151,39 @@ fn retry_after_on_a_pull_is_honoured_even_by_a_forced_sync() {
     let status = d.engine.status();
     assert_eq!(
         (status.phase, status.next_sync_at),
-        (Phase::Backoff, Some(failed_at + 60 * SEC))
+        (Phase::Backoff, Some(end))
     );
-    assert_eq!(d.wake, Some(failed_at + 60 * SEC));
-    d.advance_to(failed_at + 60 * SEC - 1);
+    assert_eq!(d.wake, Some(end));
+    d.advance_to(end - 1);
     assert_eq!(d.requests.len(), 1);
-    d.advance_to(failed_at + 60 * SEC);
+    d.advance_to(end);
     assert_eq!(d.open("GET /v1/sync").len(), 1);
     assert_eq!(d.requests.len(), 2);
+}
+
+/// Clients the server told to wait alike (a 503 to all of them) come back spread over a tenth of
+/// the wait, not all in the same millisecond.
+#[test]
+fn clients_told_to_wait_alike_come_back_spread_out() {
+    let mut ends: Vec<Millis> = (0..20)
+        .map(|seed| {
+            let (d, failed_at) = pull_answered_503_with(Config { seed, ..config() }, 60 * SEC);
+            server_wait_end(&d, failed_at, 60 * SEC) - failed_at
+        })
+        .collect();
+    ends.sort_unstable();
+    ends.dedup();
+    assert!(ends.len() > 15, "{ends:?}");
 }
 
 #[test]
 fn a_retry_after_of_a_day_is_honoured_for_an_hour() {
     let (mut d, failed_at) = pull_answered_503(24 * 60 * 60 * SEC);
-    assert_eq!(d.wake, Some(failed_at + MAX_RETRY_AFTER_MS));
+    let end = server_wait_end(&d, failed_at, MAX_RETRY_AFTER_MS);
     assert_eq!(MAX_RETRY_AFTER_MS, 60 * 60 * SEC);
-    d.advance_to(failed_at + MAX_RETRY_AFTER_MS - 1);
+    d.advance_to(end - 1);
     assert_eq!(d.requests.len(), 1);
-    d.advance_to(failed_at + MAX_RETRY_AFTER_MS);
+    d.advance_to(end);
     assert_eq!(d.open("GET /v1/sync").len(), 1, "asked again after an hour");
 }
 
@@ -2164,7 +2193,7 @@ fn a_forced_sync_waits_out_a_short_retry_after() {
     d.clear();
     let forced = d.force();
     assert_eq!(d.events(), vec![], "waits");
-    d.advance_to(failed_at + 5 * SEC);
+    d.advance_to(server_wait_end(&d, failed_at, 5 * SEC));
     let again = d.only_open("GET /v1/sync");
     d.respond(&again, feed(vec![], "k1", false));
     assert_eq!(
@@ -2209,7 +2238,7 @@ fn a_back_fill_waits_out_a_short_retry_after() {
     let (mut d, failed_at) = pull_answered_503(5 * SEC);
     d.act(|e, now| e.load_older("c-1".into(), HistoryFloor::Unknown, now));
     assert!(d.open("GET /v1/conversations/").is_empty());
-    d.advance_to(failed_at + 5 * SEC);
+    d.advance_to(server_wait_end(&d, failed_at, 5 * SEC));
     assert_eq!(d.open("GET /v1/conversations/c-1/messages").len(), 1);
 }
 

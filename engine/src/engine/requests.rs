@@ -112,8 +112,9 @@ impl Engine {
             error,
         } = &verdict
         {
-            if self.now + after > self.server_retry_at {
-                self.server_retry_at = self.now + after;
+            let until = self.now + crate::backoff::server_wait(*after, &mut self.rng);
+            if until > self.server_retry_at {
+                self.server_retry_at = until;
                 self.server_wait_error = Some(error.clone());
                 // No pull goes before (sends and read markers check it themselves).
                 self.pull_retry_at = self.pull_retry_at.max(self.server_retry_at);
