@@ -248,3 +248,51 @@ window.benchChecks = async function benchChecks({ n, reads: withReads }) {
   await deleteDatabase('bench-storePaged');
   return result;
 };
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The maintenance runs of `benchMaintenance`, in order, on one database: the daily run at the
+ * engine's default retention (5,000 per conversation), the same run again (nothing left to do:
+ * every day after the first), then the eviction the engine asks for when storage is full (200). */
+const MAINTENANCE_RUNS = [['daily', 5000], ['again', 5000], ['quota', 200]];
+
+/** Maintenance of `n` messages (`bench/maintenance.mjs`): the store writes them into a fresh
+ * database, then runs `MAINTENANCE_RUNS`, tombstones older than the middle message's stamp
+ * compacted. `writeAfterMs` after each run starts, another connection (as another tab, or the
+ * app while maintenance runs) stores a composed message; its time is how long it waited. The
+ * same write alone follows, for comparison. `legacy` runs maintenance the old way (a walk over
+ * every message). */
+window.benchMaintenance = async function benchMaintenance({ n, legacy, writeAfterMs }) {
+  await init();
+  const name = 'bench-maintenance';
+  const records = wasm.records(n);
+  const before = records[n >> 1].sortTs;
+  const conversation = records[n - 1].conversationId;
+  const fillMs = await wasm.storeFill(name, n);
+  const store = await wasm.OpenStore.open(name);
+  if (legacy) store.legacyMaintenance();
+  const writer = await wasm.OpenStore.open(name);
+  const timed = async (call) => {
+    const start = performance.now();
+    await call();
+    return performance.now() - start;
+  };
+  const runs = [];
+  let composed = 0;
+  for (const [label, keep] of MAINTENANCE_RUNS) {
+    const maintenance = store.maintenance(keep, before);
+    await sleep(writeAfterMs);
+    const writeMs = await timed(() => writer.compose(conversation, ++composed));
+    const report = await maintenance;
+    await sleep(100);
+    const aloneMs = await timed(() => writer.compose(conversation, ++composed));
+    runs.push({ label, keep, ...report, writeMs, aloneMs });
+    log(`${legacy ? 'legacy' : 'store'} ${label} (keep ${keep}): ${report.ms.toFixed(0)} ms, ` +
+      `evicted ${report.evicted} from ${report.evictedFrom} conversations, compacted ${report.compacted}; ` +
+      `a write ${writeAfterMs} ms in waited ${writeMs.toFixed(0)} ms (alone ${aloneMs.toFixed(0)} ms)`);
+  }
+  store.close();
+  writer.close();
+  await deleteDatabase(name);
+  return { fillMs, runs };
+};

@@ -5,7 +5,7 @@
 use crate::data::messages;
 use chat_sync::IndexedDbStore;
 use chat_sync_engine::protocol::ConversationId;
-use chat_sync_engine::{HistoryFloor, LocalMessage, Store, StoreError, StoreOp};
+use chat_sync_engine::{HistoryFloor, LocalMessage, OutboxEntry, Store, StoreError, StoreOp};
 use js_sys::{Array, Promise};
 use serde::Serialize;
 use std::rc::Rc;
@@ -107,6 +107,36 @@ fn page_ops(messages: &[LocalMessage]) -> Vec<StoreOp> {
     ops
 }
 
+/// Writes the `n` messages into a fresh database `name` in one batch, history whole, for the
+/// maintenance benchmark (`bench/maintenance.mjs`); returns the milliseconds spent in `apply`.
+#[wasm_bindgen(js_name = storeFill)]
+pub async fn store_fill(name: String, n: usize) -> Result<f64, JsValue> {
+    IndexedDbStore::delete(&name).await.map_err(error)?;
+    let store = IndexedDbStore::open(&name).await.map_err(error)?;
+    let messages = messages(n);
+    let mut ops = page_ops(&messages);
+    for op in &mut ops {
+        if let StoreOp::ExtendHistory { to, .. } = op {
+            *to = HistoryFloor::Complete;
+        }
+    }
+    let start = now();
+    store.apply(&ops).await.map_err(error)?;
+    let ms = now() - start;
+    store.close();
+    Ok(ms)
+}
+
+/// What one maintenance batch did, for the page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Maintenance {
+    ms: f64,
+    evicted: u64,
+    evicted_from: usize,
+    compacted: u64,
+}
+
 /// An open store, for timing reads one by one from the page.
 #[wasm_bindgen]
 pub struct OpenStore(Rc<IndexedDbStore>);
@@ -135,6 +165,60 @@ impl OpenStore {
                 .collect::<Array>()
                 .into())
         })
+    }
+
+    /// Maintenance as the engine asks for it (`engine/src/engine/maintenance.rs`): evict history
+    /// past `keep` per conversation, compact tombstones older than `before`, record the run.
+    /// Resolves to `{ ms, evicted, evictedFrom, compacted }`.
+    pub fn maintenance(&self, keep: usize, before: f64) -> Promise {
+        let store = self.0.clone();
+        future_to_promise(async move {
+            let ops = [
+                StoreOp::EvictHistory { keep },
+                StoreOp::CompactTombstones {
+                    before: before as i64,
+                },
+                StoreOp::SetLastMaintenance(before as i64),
+            ];
+            let start = now();
+            let report = store.apply(&ops).await.map_err(error)?;
+            let result = Maintenance {
+                ms: now() - start,
+                evicted: report.evicted_messages,
+                evicted_from: report.evicted_from.len(),
+                compacted: report.compacted_tombstones,
+            };
+            Ok(result.serialize(&serializer())?)
+        })
+    }
+
+    /// A message composed by the user, `n`-th of the run: its outbox entry and optimistic copy
+    /// in one batch, as the engine stores it. Resolves when stored.
+    pub fn compose(&self, conversation: String, n: u32) -> Promise {
+        let store = self.0.clone();
+        future_to_promise(async move {
+            let entry = OutboxEntry {
+                client_message_id: format!("bench-out-{n}").into(),
+                conversation_id: ConversationId::new(conversation),
+                body: "a message written during maintenance".into(),
+                seq: u64::from(n),
+                composed_at: now() as i64,
+                failure: None,
+            };
+            let ops = [
+                StoreOp::PutOutbox(entry.clone()),
+                StoreOp::PutMessage(LocalMessage::optimistic(&entry, &"user-0".into())),
+            ];
+            store.apply(&ops).await.map_err(error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Runs maintenance the old way from now on, in every store of the page (a walk over every
+    /// message), to compare.
+    #[wasm_bindgen(js_name = legacyMaintenance)]
+    pub fn legacy_maintenance(&self) {
+        IndexedDbStore::use_legacy_maintenance(true);
     }
 
     /// Closes the connection.

@@ -25,6 +25,12 @@ use web_sys::{
     DomException, IdbCursorDirection, IdbCursorWithValue, IdbIndex, IdbObjectStore, IdbRequest,
 };
 
+#[cfg(feature = "legacy-maintenance")]
+thread_local! {
+    /// Maintenance the old way ([`crate::IndexedDbStore::use_legacy_maintenance`]).
+    pub(super) static LEGACY_MAINTENANCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The batch's view of the records it touches: what was stored, then its own changes on top.
 struct Overlay {
     messages: Slots<MessageKey, LocalMessage>,

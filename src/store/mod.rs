@@ -207,6 +207,14 @@ impl IndexedDbStore {
         *self.injected.borrow_mut() = Some(exception);
     }
 
+    /// Makes every store of this page run maintenance the old way, a walk over every message
+    /// (`on`), or the store's own way. For `bench/maintenance.mjs`.
+    #[cfg(feature = "legacy-maintenance")]
+    #[doc(hidden)]
+    pub fn use_legacy_maintenance(on: bool) {
+        apply::LEGACY_MAINTENANCE.set(on);
+    }
+
     /// Closes the connection but keeps the stale handle, as when Safari drops the connection of
     /// a backgrounded page. For tests.
     #[doc(hidden)]
