@@ -1278,6 +1278,42 @@ pub async fn compact_tombstones_removes_only_old_tombstones<S: Store>(store: &S)
     );
 }
 
+/// The ops of a batch after `EvictHistory` and `CompactTombstones` see what those removed: a
+/// version older than the one removed is stored, as into a cache that never held it.
+pub async fn later_ops_of_a_batch_see_what_maintenance_removed<S: Store>(store: &S) {
+    whole_history(store, &["c-1"]).await;
+    let m10 = server("m-10", "c-1", OTHER, 10);
+    let m20 = server("m-20", "c-1", OTHER, 20);
+    let m30 = server("m-30", "c-1", OTHER, 30);
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(edited(&m10, "edited", 50)),
+            StoreOp::PutMessage(m20.clone()),
+            StoreOp::PutMessage(tombstone(&m30, 40)),
+        ],
+    )
+    .await;
+    let report = apply(
+        store,
+        vec![
+            StoreOp::EvictHistory { keep: 2 },
+            StoreOp::PutMessage(m10.clone()),
+            StoreOp::CompactTombstones { before: 41 },
+            StoreOp::PutMessage(tombstone(&m30, 35)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (report.evicted_messages, report.compacted_tombstones),
+        (1, 1)
+    );
+    assert_eq!(
+        all_messages(store, "c-1").await,
+        vec![m10, m20, tombstone(&m30, 35)]
+    );
+}
+
 /// A deletion wins over an edit written before it, even one delivered later; the tombstone is
 /// listed until compaction removes it.
 pub async fn tombstone_supersedes_older_edit_and_is_kept_until_compacted<S: Store>(store: &S) {
@@ -1364,6 +1400,7 @@ macro_rules! store_contract_tests {
             restart_history_forgets_only_the_floor_it_names
             forget_server_data_keeps_the_outbox_and_optimistic_messages
             compact_tombstones_removes_only_old_tombstones
+            later_ops_of_a_batch_see_what_maintenance_removed
             tombstone_supersedes_older_edit_and_is_kept_until_compacted
         ]);
     };

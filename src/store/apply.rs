@@ -31,6 +31,19 @@ thread_local! {
     pub(super) static LEGACY_MAINTENANCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+mod maintenance;
+
+use maintenance::{compact, compact_and_mark, Compacted};
+
+/// Eviction as the store does it, or (`bench/maintenance.mjs`) the old way.
+async fn evict(stores: &Stores, keep: usize) -> Result<maintenance::Evicted, Failure> {
+    #[cfg(feature = "legacy-maintenance")]
+    if LEGACY_MAINTENANCE.get() {
+        return maintenance::evict_walking(stores, keep).await;
+    }
+    maintenance::evict(stores, keep).await
+}
+
 /// The batch's view of the records it touches: what was stored, then its own changes on top.
 struct Overlay {
     messages: Slots<MessageKey, LocalMessage>,
@@ -90,11 +103,15 @@ async fn run(
             // order), then tell the overlay what the scan removed.
             StoreOp::EvictHistory { keep } => {
                 overlay.write(&stores)?;
-                let (removed, kept_from) = evict(&stores, *keep).await?;
-                report.evicted_messages += removed.len() as u64;
-                (report.evicted_from).extend(kept_from.iter().map(|(id, _)| id.clone()));
-                overlay.forget(removed);
-                overlay.forget_floors_below(&stores, kept_from).await?;
+                let evicted = evict(&stores, *keep).await?;
+                report.evicted_messages += evicted.removed;
+                let conversations = evicted.kept_from.iter().map(|(id, _)| id.clone());
+                report.evicted_from.extend(conversations.clone());
+                overlay.recompute.extend(conversations);
+                overlay.reread_messages(&stores).await?;
+                overlay
+                    .forget_floors_below(&stores, evicted.kept_from)
+                    .await?;
             }
             StoreOp::ForgetServerData => {
                 overlay.write(&stores)?;
@@ -102,9 +119,10 @@ async fn run(
             }
             StoreOp::CompactTombstones { before } => {
                 overlay.write(&stores)?;
-                let removed = compact(&stores, *before).await?;
-                report.compacted_tombstones += removed.len() as u64;
-                overlay.forget(removed);
+                let compacted = overlay.compact(&stores, *before).await?;
+                report.compacted_tombstones += compacted.removed;
+                overlay.recompute.extend(compacted.conversations);
+                overlay.reread_messages(&stores).await?;
             }
             op => overlay.apply(op),
         }
@@ -770,12 +788,46 @@ impl Overlay {
         Ok(forgotten)
     }
 
-    /// Records messages a scan removed from the store.
-    fn forget(&mut self, removed: Vec<(MessageKey, ConversationId)>) {
-        for (key, conversation) in removed {
-            self.messages.removed(&key);
-            self.recompute.push(conversation);
+    /// Reads again the messages the batch holds, after a scan removed some from the store
+    /// (requests run in order: these see its deletes), so that later ops see them gone.
+    async fn reread_messages(&mut self, stores: &Stores) -> Result<(), Failure> {
+        let held: Vec<MessageKey> = self.messages.keys().cloned().collect();
+        let mut reads = Reads::default();
+        let keys = held.iter().map(|(sender, id)| message_key(sender, id));
+        let requests = reads.get_all(&stores.messages, keys)?;
+        reads.settle().await?;
+        for (key, request) in held.iter().zip(requests) {
+            if Reads::value(&request)?.is_none() {
+                self.messages.removed(key);
+            }
         }
+        Ok(())
+    }
+
+    /// Compacts tombstones ([`compact`]), through the tombstone index once every tombstone is in
+    /// it (the meta record says so), otherwise walking every message and marking the tombstones
+    /// it keeps ([`compact_and_mark`]).
+    async fn compact(&mut self, stores: &Stores, before: Millis) -> Result<Compacted, Failure> {
+        #[cfg(feature = "legacy-maintenance")]
+        if LEGACY_MAINTENANCE.get() {
+            return compact_and_mark(stores, before).await;
+        }
+        if self.meta.is_none() {
+            let mut reads = Reads::default();
+            let meta = reads.get_all(&stores.meta, std::iter::once(META_KEY.into()))?;
+            reads.settle().await?;
+            self.meta = Reads::record(&meta[0])?;
+        }
+        if self
+            .meta
+            .as_ref()
+            .is_some_and(|meta| meta.tombstones_indexed)
+        {
+            return compact(stores, before).await;
+        }
+        let compacted = compact_and_mark(stores, before).await?;
+        self.edit_meta(|meta| meta.tombstones_indexed = true);
+        Ok(compacted)
     }
 
     /// Issues the writes of the changes so far, all at once; their results arrive with the
@@ -784,7 +836,9 @@ impl Overlay {
         let fail = |error: idb::Error| classify(&error);
         for ((sender, client_id), message) in self.messages.take_changes() {
             match message {
-                Some(message) => drop(stores.messages.put(&to_js(message)?, None).map_err(fail)?),
+                Some(message) => {
+                    drop((stores.messages.put(&message_record(message)?, None)).map_err(fail)?)
+                }
                 None => drop(
                     stores
                         .messages
@@ -896,51 +950,4 @@ async fn sweep(
         );
     }
     Ok(removed)
-}
-
-/// What eviction removed, and for each conversation it took messages from, the oldest server
-/// message it kept there (`None`: none).
-type Evicted = (
-    Vec<(MessageKey, ConversationId)>,
-    Vec<(ConversationId, Option<LocalMessage>)>,
-);
-
-/// Keeps the newest `keep` server messages of each conversation; returns what it removed and
-/// kept.
-async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
-    let mut conversation: Option<ConversationId> = None;
-    let mut kept = 0;
-    let mut oldest_kept: Option<LocalMessage> = None;
-    let mut kept_from = Vec::new();
-    let removed = sweep(stores, CursorDirection::Prev, |message| {
-        if conversation.as_ref() != Some(&message.conversation_id) {
-            conversation = Some(message.conversation_id.clone());
-            kept = 0;
-            oldest_kept = None;
-        }
-        if !message.is_from_server() {
-            return false;
-        }
-        kept += 1;
-        if kept == keep {
-            oldest_kept = Some(message.clone());
-        }
-        if kept == keep + 1 {
-            kept_from.push((message.conversation_id.clone(), oldest_kept.take()));
-        }
-        kept > keep
-    })
-    .await?;
-    Ok((removed, kept_from))
-}
-
-/// Removes tombstones last written before `before`; returns what it removed.
-async fn compact(
-    stores: &Stores,
-    before: Millis,
-) -> Result<Vec<(MessageKey, ConversationId)>, Failure> {
-    sweep(stores, CursorDirection::Next, |message| {
-        message.deleted && message.updated_ts.is_some_and(|ts| ts < before)
-    })
-    .await
 }

@@ -2,8 +2,8 @@
 
 use super::errors::Failure;
 use chat_sync_engine::protocol::{Conversation, ConversationId, Cursor, Millis, User};
-use chat_sync_engine::{PendingReadMarker, OPTIMISTIC_SORT_BASE};
-use js_sys::Array;
+use chat_sync_engine::{LocalMessage, PendingReadMarker, OPTIMISTIC_SORT_BASE};
+use js_sys::{Array, Reflect};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -25,6 +25,13 @@ pub(crate) const BY_CONVERSATION: &str = "byConversation";
 pub(crate) const BY_CLIENT_MESSAGE_ID: &str = "byClientMessageId";
 pub(crate) const BY_ACTIVITY: &str = "byActivity";
 pub(crate) const BY_SERVER_ID: &str = "byServerId";
+/// Tombstones by [`TOMBSTONE_TS`] (only tombstones carry it: IndexedDB leaves records without
+/// the key path out of an index), for compaction.
+pub(crate) const BY_TOMBSTONE_TS: &str = "byTombstoneTs";
+
+/// The field a tombstone's record carries beside the message's own: its `updatedTs`, when it was
+/// deleted ([`message_record`]).
+pub(crate) const TOMBSTONE_TS: &str = "tombstoneTs";
 
 /// The key of the one meta record.
 pub(crate) const META_KEY: &str = "state";
@@ -79,12 +86,19 @@ pub(crate) struct MetaRecord {
     /// Missing in records written before read markers were sent: none then.
     #[serde(default)]
     pub(crate) pending_read_markers: Vec<PendingReadMarker>,
+    /// Every tombstone's record carries [`TOMBSTONE_TS`]. Missing (`false`) in records from
+    /// before schema 4, whose tombstones lack it: the next compaction walks every message once,
+    /// and marks them.
+    #[serde(default)]
+    pub(crate) tombstones_indexed: bool,
 }
 
 impl MetaRecord {
+    /// The meta record of a new database (it holds no tombstone yet).
     pub(crate) fn fresh() -> Self {
         Self {
             marker: MARKER.to_owned(),
+            tombstones_indexed: true,
             ..Self::default()
         }
     }
@@ -95,6 +109,16 @@ pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, Failure> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|error| Failure::Other(format!("cannot encode a record: {error}")))
+}
+
+/// A message as its record: [`to_js`], and on a tombstone [`TOMBSTONE_TS`].
+pub(crate) fn message_record(message: &LocalMessage) -> Result<JsValue, Failure> {
+    let record = to_js(message)?;
+    if let (true, Some(deleted_at)) = (message.deleted, message.updated_ts) {
+        Reflect::set(&record, &TOMBSTONE_TS.into(), &(deleted_at as f64).into())
+            .map_err(|_| Failure::Other("cannot mark a tombstone".into()))?;
+    }
+    Ok(record)
 }
 
 /// A record read back; a record that does not decode is corruption.

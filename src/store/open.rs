@@ -314,7 +314,12 @@ async fn write_fresh_meta(database: &Database) -> Result<(), Failure> {
     let transaction = database
         .transaction(&[META], TransactionMode::ReadWrite)
         .map_err(|e| classify(&e))?;
-    let meta = to_js(&MetaRecord::fresh())?;
+    // Messages may have survived it, tombstones among them from before schema 4.
+    let meta = MetaRecord {
+        tombstones_indexed: false,
+        ..MetaRecord::fresh()
+    };
+    let meta = to_js(&meta)?;
     transaction
         .object_store(META)
         .and_then(|store| store.put(&meta, Some(&META_KEY.into())))

@@ -5,13 +5,18 @@ use super::codec::*;
 use idb::{Database, Error, IndexParams, KeyPath, ObjectStoreParams, Transaction};
 
 /// The schema version this build writes.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// One upgrade step, given the database and the `versionchange` transaction.
 type Step = fn(&Database, &Transaction) -> Result<(), Error>;
 
 /// Step `i` brings the schema to version `i + 1`.
-const STEPS: [Step; SCHEMA_VERSION as usize] = [v1_initial, v2_server_id_index, v3_history_floors];
+const STEPS: [Step; SCHEMA_VERSION as usize] = [
+    v1_initial,
+    v2_server_id_index,
+    v3_history_floors,
+    v4_tombstone_index,
+];
 
 /// Runs the steps from `old_version` up to `new_version`.
 pub(crate) fn upgrade(
@@ -84,5 +89,20 @@ fn v2_server_id_index(_: &Database, transaction: &Transaction) -> Result<(), Err
 /// caches count as whole from their oldest message, as they did.
 fn v3_history_floors(database: &Database, _: &Transaction) -> Result<(), Error> {
     database.create_object_store(HISTORY, ObjectStoreParams::new())?;
+    Ok(())
+}
+
+/// Version 4: tombstones findable by when they were deleted (`tombstoneTs`, which only
+/// tombstones carry), so compaction reads only those it removes. Tombstones from before lack the
+/// field, and their meta record says so (`tombstonesIndexed` missing): the next compaction walks
+/// every message once and marks them (a walk here would hold the open up for as long).
+fn v4_tombstone_index(_: &Database, transaction: &Transaction) -> Result<(), Error> {
+    let mut params = IndexParams::new();
+    params.unique(false);
+    transaction.object_store(MESSAGES)?.create_index(
+        BY_TOMBSTONE_TS,
+        KeyPath::new_single(TOMBSTONE_TS),
+        Some(params),
+    )?;
     Ok(())
 }

@@ -355,6 +355,85 @@ async fn a_version_1_database_upgrades_with_every_record() {
     assert_eq!(found.body, "hello 13");
 }
 
+/// Tombstones written before schema 4 lack `tombstoneTs`, and the meta record says nothing of
+/// it: after the upgrade, the first compaction walks every message once, removes the old
+/// tombstones and marks the others, so that the next finds them through the index.
+#[wasm_bindgen_test]
+async fn a_version_3_database_compacts_its_tombstones_after_the_upgrade() {
+    let name = "migration-v3";
+    IndexedDbStore::delete(name).await.expect("delete");
+    let (database, _) = open::open_at(name, 3).await.expect("v3");
+    let transaction = database
+        .transaction(&[MESSAGES, META], TransactionMode::ReadWrite)
+        .expect("transaction");
+    let store = |name| transaction.object_store(name).expect("store");
+    let tombstone = |n: i64, deleted_at: i64| {
+        let mut message = message(n, "c1");
+        message.deleted = true;
+        message.body.clear();
+        message.updated_ts = deleted_at;
+        message
+    };
+    let old = LocalMessage::from_server(tombstone(1, 1_100));
+    let recent = LocalMessage::from_server(tombstone(2, 3_000));
+    for message in [&old, &recent, &LocalMessage::from_server(message(3, "c1"))] {
+        // As version 3 wrote them: the message alone.
+        let value = to_js(message).expect("encode");
+        store(MESSAGES).put(&value, None).expect("put");
+    }
+    // Version 3's meta record, without `tombstonesIndexed`.
+    let meta = to_js(&MetaRecord::fresh()).expect("encode");
+    js_sys::Reflect::delete_property(&meta.clone().into(), &"tombstonesIndexed".into())
+        .expect("deleted");
+    store(META).put(&meta, Some(&META_KEY.into())).expect("put");
+    open::finish(transaction).await.expect("fixtures written");
+    database.close();
+
+    let upgraded = IndexedDbStore::open(name).await.expect("upgrade");
+    assert_eq!(upgraded.open_report().upgraded_from, Some(3));
+    let compact = |before| [StoreOp::CompactTombstones { before }];
+    let report = upgraded.apply(&compact(2_000)).await.expect("compacted");
+    assert_eq!(report.compacted_tombstones, 1, "the old tombstone");
+    // The other is in the index now, and the meta record says every tombstone is.
+    let database = upgraded.database().await.expect("connection");
+    let transaction = database
+        .transaction(&[MESSAGES, META], TransactionMode::ReadOnly)
+        .expect("transaction");
+    let indexed = (transaction.object_store(MESSAGES))
+        .and_then(|store| store.index(BY_TOMBSTONE_TS))
+        .and_then(|index| index.count(None))
+        .expect("count")
+        .await
+        .expect("counted");
+    assert_eq!(indexed, 1);
+    let meta = (transaction.object_store(META))
+        .and_then(|store| store.get(JsValue::from(META_KEY)))
+        .expect("get")
+        .await
+        .expect("read");
+    let meta: MetaRecord = from_js(meta.expect("meta")).expect("decode");
+    assert!(meta.tombstones_indexed);
+    let report = upgraded.apply(&compact(4_000)).await.expect("compacted");
+    assert_eq!(
+        report.compacted_tombstones, 1,
+        "the other, found by the index"
+    );
+    let whole = StoreOp::ExtendHistory {
+        conversation: "c1".into(),
+        from: HistoryFloor::Unknown,
+        to: HistoryFloor::Complete,
+    };
+    upgraded.apply(&[whole]).await.expect("whole");
+    let left = upgraded
+        .messages(&"c1".into(), None, 10)
+        .await
+        .expect("read");
+    assert_eq!(
+        left.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["hello 3"]
+    );
+}
+
 /// A step of the schema upgrade that fails leaves the database at its version (nothing half
 /// upgraded is committed under the new one), and the store rebuilds it, keeping the outbox.
 #[wasm_bindgen_test]
