@@ -68,6 +68,8 @@ pub struct IndexedDbStore {
     on_wiped: RefCell<Option<Box<dyn Fn()>>>,
     report: OpenReport,
     injected: RefCell<Option<DomException>>,
+    /// Evictions committed ahead of a batch that then failed ([`apply::apply`]).
+    unreported: RefCell<apply::Unreported>,
 }
 
 /// What [`IndexedDbStore::open_if_allowed`] found.
@@ -150,6 +152,7 @@ impl IndexedDbStore {
             on_wiped: RefCell::new(None),
             report,
             injected: RefCell::new(None),
+            unreported: RefCell::default(),
         };
         store.install(database);
         Ok(Opened::Database(store))
@@ -334,7 +337,8 @@ impl Store for IndexedDbStore {
         let report = self
             .run(|database| {
                 let injected = injected.borrow_mut().take();
-                async move { apply::apply(&database, ops, injected).await }
+                let unreported = &self.unreported;
+                async move { apply::apply(&database, ops, injected, unreported).await }
             })
             .await?;
         Ok(ApplyReport {

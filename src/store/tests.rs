@@ -894,3 +894,88 @@ async fn maintenance_reports_what_it_removed_and_the_storage_used_around_it() {
         .expect("write");
     assert_eq!(plain.storage_used_before, None);
 }
+
+/// Eviction ahead of its batch commits conversation by conversation, each with its floor: when
+/// the batch then fails, what it removed stays, the rest of the batch is rolled back, and the
+/// next batch with an `EvictHistory` reports it.
+#[wasm_bindgen_test]
+async fn an_eviction_committed_ahead_of_a_failed_batch_is_reported_with_the_next() {
+    let store = fresh("evicted-ahead").await;
+    let mut ops = put_messages(0..30, "c1");
+    ops.extend(put_messages(100..130, "c2"));
+    store.apply(&ops).await.expect("history");
+    let exception =
+        DomException::new_with_message_and_name("injected", "DataError").expect("exception");
+    store.inject_apply_failure(exception);
+    let maintenance = [
+        StoreOp::EvictHistory { keep: 10 },
+        StoreOp::SetLastMaintenance(77),
+    ];
+    store
+        .apply(&maintenance)
+        .await
+        .expect_err("the batch failed");
+    assert_eq!(store.load().await.expect("load").last_maintenance, None);
+    for (conversation, oldest_kept) in [("c1", 20), ("c2", 120)] {
+        let kept = store
+            .messages(&conversation.into(), None, 100)
+            .await
+            .expect("read");
+        assert_eq!(kept.len(), 10, "{conversation}");
+        let floor = store
+            .history_floor(&conversation.into())
+            .await
+            .expect("floor");
+        let oldest = LocalMessage::from_server(message(oldest_kept, conversation));
+        assert_eq!(floor, HistoryFloor::at(&oldest).expect("a server message"));
+    }
+    let report = store.apply(&maintenance).await.expect("maintenance");
+    assert_eq!(report.evicted_messages, 40);
+    assert_eq!(
+        report.evicted_from,
+        ["c1".into(), "c2".into()] as [chat_sync_engine::protocol::ConversationId; 2]
+    );
+    let report = store.apply(&maintenance).await.expect("again");
+    assert_eq!(
+        (report.evicted_messages, report.evicted_from.len()),
+        (0, 0),
+        "reported once"
+    );
+}
+
+/// A conversation far past retention is evicted in readwrite transactions of at most 1,000
+/// messages, so a write from another tab (or the app's next batch) waits for one of them, not
+/// for all.
+#[wasm_bindgen_test]
+async fn a_large_eviction_commits_in_short_transactions() {
+    use wasm_bindgen::JsCast;
+    let store = fresh("evicted-in-parts").await;
+    store
+        .apply(&put_messages(0..2_500, "c1"))
+        .await
+        .expect("history");
+    let install = js_sys::Function::new_no_args(
+        "const proto = IDBDatabase.prototype; const real = proto.transaction; let writes = 0;
+         proto.transaction = function (...args) {
+           const transaction = real.apply(this, args);
+           if (transaction.mode === 'readwrite') writes += 1;
+           return transaction;
+         };
+         return [() => writes, () => { proto.transaction = real; }];",
+    );
+    let pair: js_sys::Array = install
+        .call0(&JsValue::NULL)
+        .expect("installed")
+        .unchecked_into();
+    let writes: js_sys::Function = pair.get(0).unchecked_into();
+    let restore: js_sys::Function = pair.get(1).unchecked_into();
+    let report = store.apply(&[StoreOp::EvictHistory { keep: 10 }]).await;
+    let writes = writes.call0(&JsValue::NULL).expect("counted").as_f64();
+    restore.call0(&JsValue::NULL).expect("restored");
+    assert_eq!(report.expect("evicted").evicted_messages, 2_490);
+    // Three of eviction (1,000, 1,000, 490), then the batch's own.
+    assert_eq!(writes, Some(4.0));
+    let kept = store.messages(&"c1".into(), None, 100).await.expect("read");
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept[0].body, "hello 2490");
+}

@@ -9,7 +9,9 @@
 //!
 //! Deletes are issued without awaiting each; their results arrive with the transaction's.
 
+use super::super::connection::Connection;
 use super::*;
+use idb::TransactionMode;
 use web_sys::IdbCursor;
 
 /// What eviction removed: how many messages, and for each conversation it took messages from,
@@ -18,6 +20,8 @@ use web_sys::IdbCursor;
 pub(super) struct Evicted {
     pub(super) removed: u64,
     pub(super) kept_from: Vec<(ConversationId, Option<LocalMessage>)>,
+    /// A conversation is still past retention: [`Scope::One`] took at most its share.
+    pub(super) more: bool,
 }
 
 /// What compaction removed: how many tombstones, and from which conversations (repeated).
@@ -27,38 +31,58 @@ pub(super) struct Compacted {
     pub(super) conversations: Vec<ConversationId>,
 }
 
-/// Keeps the newest `keep` server messages of each conversation; returns what it removed.
-pub(super) async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
+/// The conversations eviction looks at.
+pub(super) enum Scope<'a> {
+    /// Every conversation that holds a message.
+    Every,
+    /// This one, and at most this many of its messages.
+    One(&'a ConversationId, usize),
+}
+
+/// Keeps the newest `keep` server messages of each conversation in `scope` (with
+/// [`Scope::One`], removes at most its share of the oldest); returns what it removed.
+pub(super) async fn evict(
+    stores: &Stores,
+    keep: usize,
+    scope: Scope<'_>,
+) -> Result<Evicted, Failure> {
     let index = conversation_index(stores)?;
-    let over = over_retention(&index, keep).await?;
+    let (conversations, most) = match scope {
+        Scope::Every => (conversations_with_messages(&index).await?, usize::MAX),
+        Scope::One(conversation, most) => (vec![conversation.clone()], most),
+    };
+    let over = over_retention(&index, conversations, keep).await?;
     if over.is_empty() {
         return Ok(Evicted::default());
     }
-    // The oldest `excess` of each go, and the next one up is the oldest kept.
+    // The oldest `taken` of each go, and the next one up is the oldest kept.
     let mut reads = Reads::default();
     let mut oldest = Vec::with_capacity(over.len());
+    let mut evicted = Evicted::default();
     for (conversation, excess) in &over {
+        let taken = (*excess).min(most);
+        evicted.more |= taken < *excess;
         let range: JsValue = server_messages(conversation)
             .map_err(|e| classify(&e))?
             .into();
-        let limit = u32::try_from(excess + usize::from(keep > 0)).unwrap_or(u32::MAX);
+        let limit =
+            u32::try_from(taken + usize::from(keep > 0 || taken < *excess)).unwrap_or(u32::MAX);
         let request = index
             .get_all_keys_with_key_and_limit(&range, limit)
             .map_err(|error| classify(&idb::Error::GetAllKeysFailed(error)))?;
-        oldest.push(reads.issue(request));
+        oldest.push((taken, reads.issue(request)));
     }
     reads.settle().await?;
-    let mut evicted = Evicted::default();
     let mut kept_keys = Vec::new();
-    for ((conversation, excess), request) in over.into_iter().zip(oldest) {
+    for ((conversation, _), (taken, request)) in over.into_iter().zip(oldest) {
         let keys: Array = Reads::value(&request)?
             .map(JsCast::unchecked_into)
             .unwrap_or_default();
-        for key in keys.iter().take(excess) {
+        for key in keys.iter().take(taken) {
             drop(stores.messages.delete(key).map_err(|e| classify(&e))?);
             evicted.removed += 1;
         }
-        let kept = keys.get(excess as u32);
+        let kept = keys.get(taken as u32);
         kept_keys.push((!kept.is_undefined()).then_some(kept));
         evicted.kept_from.push((conversation, None));
     }
@@ -74,6 +98,46 @@ pub(super) async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failu
     Ok(evicted)
 }
 
+/// How long one read-only transaction of [`over_retention_apart`] goes on counting before the
+/// next takes over (a write waits for the transaction under way).
+const COUNTING_MS: f64 = 20.0;
+
+/// The conversations holding more than `keep` server messages, counted in read-only
+/// transactions of about [`COUNTING_MS`] each, outside the batch's: counting is most of a
+/// maintenance run where little is evicted (Chromium checks each index entry against its record:
+/// 100,000 take about a second), and a write waits only for the transaction under way.
+pub(super) async fn over_retention_apart(
+    database: &Connection,
+    keep: usize,
+) -> Result<Vec<ConversationId>, Failure> {
+    let fail = |error: idb::Error| classify(&error);
+    let read = || -> Result<IdbIndex, Failure> {
+        let transaction =
+            (database.transaction(&[MESSAGES], TransactionMode::ReadOnly)).map_err(fail)?;
+        let store = transaction.object_store(MESSAGES).map_err(fail)?;
+        Ok(store.index(BY_CONVERSATION).map_err(fail)?.into())
+    };
+    let conversations = conversations_with_messages(&read()?).await?;
+    let mut over = Vec::new();
+    let mut index = read()?;
+    let mut started = js_sys::Date::now();
+    for conversation in conversations {
+        if js_sys::Date::now() - started > COUNTING_MS {
+            index = read()?;
+            started = js_sys::Date::now();
+        }
+        let range: JsValue = server_messages(&conversation).map_err(fail)?.into();
+        let request = index
+            .count_with_key(&range)
+            .map_err(|error| classify(&idb::Error::CountFailed(error)))?;
+        let count = request_result(&request).await?.as_f64().unwrap_or(0.0) as usize;
+        if count > keep {
+            over.push(conversation);
+        }
+    }
+    Ok(over)
+}
+
 fn conversation_index(stores: &Stores) -> Result<IdbIndex, Failure> {
     Ok(stores
         .messages
@@ -82,13 +146,13 @@ fn conversation_index(stores: &Stores) -> Result<IdbIndex, Failure> {
         .into())
 }
 
-/// The conversations holding more than `keep` server messages, each with how many more: every
-/// conversation's server messages counted in the index (`IDBIndex.count`), all at once.
+/// Those of `conversations` holding more than `keep` server messages, each with how many more:
+/// their server messages counted in the index (`IDBIndex.count`), all at once.
 async fn over_retention(
     index: &IdbIndex,
+    conversations: Vec<ConversationId>,
     keep: usize,
 ) -> Result<Vec<(ConversationId, usize)>, Failure> {
-    let conversations = conversations_with_messages(index).await?;
     let mut reads = Reads::default();
     let mut counts = Vec::with_capacity(conversations.len());
     for conversation in &conversations {
@@ -229,5 +293,6 @@ pub(super) async fn evict_walking(stores: &Stores, keep: usize) -> Result<Evicte
     Ok(Evicted {
         removed: removed.len() as u64,
         kept_from,
+        more: false,
     })
 }
