@@ -36,14 +36,24 @@ mod maintenance;
 
 use maintenance::{compact, compact_and_mark, Compacted, Evicted, Scope};
 
-/// Eviction of every conversation in the batch's transaction, or (`bench/maintenance.mjs`) the
-/// old way.
-async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
+/// Eviction of the conversations in `scope`, or (`bench/maintenance.mjs`) the old way.
+async fn evict(stores: &Stores, keep: usize, scope: Scope<'_>) -> Result<Evicted, Failure> {
     #[cfg(feature = "legacy-maintenance")]
     if LEGACY_MAINTENANCE.get() {
         return maintenance::evict_walking(stores, keep).await;
     }
-    maintenance::evict(stores, keep, Scope::Every).await
+    maintenance::evict(stores, keep, scope).await
+}
+
+/// How a batch's `EvictHistory` is carried out.
+#[derive(Clone, Copy)]
+enum Eviction<'a> {
+    /// In the batch, over every conversation.
+    InBatch,
+    /// Ahead of the batch ([`evict_ahead`]): nothing is left to do in it.
+    Done,
+    /// Ahead of the batch: one transaction's share of this conversation.
+    Part(&'a ConversationId),
 }
 
 /// The batch's view of the records it touches: what was stored, then its own changes on top.
@@ -77,7 +87,10 @@ pub(crate) async fn apply(
     inject: Option<DomException>,
     unreported: &RefCell<Unreported>,
 ) -> Result<ApplyReport, Failure> {
-    let evicted_ahead = evict_ahead(database, ops, unreported).await?;
+    let eviction = match evict_ahead(database, ops, unreported).await? {
+        true => Eviction::Done,
+        false => Eviction::InBatch,
+    };
     // A composed message exists nowhere else until it is sent; everything else the server
     // can send again.
     let durability = match ops.iter().any(|op| matches!(op, StoreOp::PutOutbox(_))) {
@@ -85,7 +98,7 @@ pub(crate) async fn apply(
         false => Durability::Relaxed,
     };
     let transaction = database.write(&ALL_STORES, durability)?;
-    let outcome = run(&transaction, ops, inject, evicted_ahead).await;
+    let outcome = run(&transaction, ops, inject, eviction).await;
     let mut report = conclude(transaction, outcome).await?;
     if ops
         .iter()
@@ -119,10 +132,9 @@ pub(crate) struct Unreported {
 }
 
 impl Unreported {
-    fn add(&mut self, evicted: &Evicted) {
-        self.messages += evicted.removed;
-        let conversations = evicted.kept_from.iter().map(|(id, _)| id.clone());
-        self.conversations.extend(conversations);
+    fn add(&mut self, report: ApplyReport) {
+        self.messages += report.evicted_messages;
+        self.conversations.extend(report.evicted_from);
     }
 
     fn report_into(self, report: &mut ApplyReport) {
@@ -176,8 +188,8 @@ fn commutes_with_eviction(op: &StoreOp) -> bool {
 
 /// Evicts ahead of the batch's transaction where [`evicts_first`] allows: finds the
 /// conversations past retention in short read-only transactions, then evicts each in readwrite
-/// transactions of at most [`EVICT_AHEAD_MOST`] messages, each with the floor and activity of
-/// its conversation, so that every one leaves the store consistent. Returns whether it did: the
+/// transactions of at most [`EVICT_AHEAD_MOST`] messages (a batch of its own: with the floor and
+/// activity of its conversation), so that every one leaves the store consistent. Returns whether it did: the
 /// batch's `EvictHistory` then has nothing left to do.
 async fn evict_ahead(
     database: &Connection,
@@ -191,13 +203,16 @@ async fn evict_ahead(
     if LEGACY_MAINTENANCE.get() {
         return Ok(false);
     }
+    let eviction = [StoreOp::EvictHistory { keep }];
     for conversation in maintenance::over_retention_apart(database, keep).await? {
         loop {
             let transaction = database.write(&ALL_STORES, Durability::Relaxed)?;
-            let outcome = evict_some(&transaction, keep, &conversation).await;
-            let evicted = conclude(transaction, outcome).await?;
-            unreported.borrow_mut().add(&evicted);
-            if !evicted.more {
+            let part = Eviction::Part(&conversation);
+            let outcome = run(&transaction, &eviction, None, part).await;
+            let report = conclude(transaction, outcome).await?;
+            let more = report.evicted_messages == EVICT_AHEAD_MOST as u64;
+            unreported.borrow_mut().add(report);
+            if !more {
                 break;
             }
         }
@@ -205,29 +220,12 @@ async fn evict_ahead(
     Ok(true)
 }
 
-/// Evicts up to [`EVICT_AHEAD_MOST`] of `conversation`'s messages past `keep` in `transaction`,
-/// with its floor and activity.
-async fn evict_some(
-    transaction: &Transaction,
-    keep: usize,
-    conversation: &ConversationId,
-) -> Result<Evicted, Failure> {
-    let stores = Stores::of(transaction)?;
-    let scope = Scope::One(conversation, EVICT_AHEAD_MOST);
-    let evicted = maintenance::evict(&stores, keep, scope).await?;
-    let conversations = evicted.kept_from.iter().map(|(id, _)| id.clone()).collect();
-    let mut overlay = read_touched(&stores, &[]).await?;
-    (overlay.forget_floors_below(&stores, evicted.kept_from.clone())).await?;
-    recompute_activity(&stores, conversations).await?;
-    Ok(evicted)
-}
-
-/// The batch in `transaction`; its `EvictHistory` has nothing left to do when `evicted_ahead`.
+/// The batch in `transaction`, its `EvictHistory` carried out as `eviction` says.
 async fn run(
     transaction: &Transaction,
     ops: &[StoreOp],
     inject: Option<DomException>,
-    evicted_ahead: bool,
+    eviction: Eviction<'_>,
 ) -> Result<ApplyReport, Failure> {
     let stores = Stores::of(transaction)?;
     let mut overlay = read_touched(&stores, ops).await?;
@@ -236,10 +234,14 @@ async fn run(
         match op {
             // A scan sees the stored state: issue the writes so far first (requests run in
             // order), then tell the overlay what the scan removed.
-            StoreOp::EvictHistory { .. } if evicted_ahead => {}
             StoreOp::EvictHistory { keep } => {
+                let scope = match eviction {
+                    Eviction::Done => continue,
+                    Eviction::InBatch => Scope::Every,
+                    Eviction::Part(conversation) => Scope::One(conversation, EVICT_AHEAD_MOST),
+                };
                 overlay.write(&stores)?;
-                let evicted = evict(&stores, *keep).await?;
+                let evicted = evict(&stores, *keep, scope).await?;
                 report.evicted_messages += evicted.removed;
                 let conversations = evicted.kept_from.iter().map(|(id, _)| id.clone());
                 report.evicted_from.extend(conversations.clone());
@@ -672,6 +674,28 @@ async fn record_floors(
     Ok(())
 }
 
+/// Forgets the floors in the store that eviction left below what it kept
+/// ([`HistoryFloor::is_below`]); only deletes: eviction must work when storage is full.
+async fn forget_stored_floors_below(
+    stores: &Stores,
+    kept_from: &[(ConversationId, Option<LocalMessage>)],
+) -> Result<(), Failure> {
+    let mut reads = Reads::default();
+    let stored = reads.get_all(
+        &stores.history,
+        kept_from.iter().map(|(id, _)| id.as_str().into()),
+    )?;
+    reads.settle().await?;
+    for ((conversation, kept), request) in kept_from.iter().zip(stored) {
+        let floor: Option<HistoryFloor> = Reads::record(&request)?;
+        if floor.is_some_and(|floor| floor.is_below(kept.as_ref())) {
+            let key = JsValue::from(conversation.as_str());
+            drop(stores.history.delete(key).map_err(|e| classify(&e))?);
+        }
+    }
+    Ok(())
+}
+
 /// Works out the last activity of `conversations` again from what the store holds once the
 /// batch's writes are issued (requests run in order, so these reads see them): the greatest of
 /// the conversation's `updated_ts`, its newest server message's `server_ts` and its optimistic
@@ -878,20 +902,7 @@ impl Overlay {
                 self.floors.change(&conversation, None);
             }
         }
-        let mut reads = Reads::default();
-        let stored = reads.get_all(
-            &stores.history,
-            unread.iter().map(|(id, _)| id.as_str().into()),
-        )?;
-        reads.settle().await?;
-        for ((conversation, kept), request) in unread.iter().zip(stored) {
-            let floor: Option<HistoryFloor> = Reads::record(&request)?;
-            if floor.is_some_and(|floor| floor.is_below(kept.as_ref())) {
-                let key = JsValue::from(conversation.as_str());
-                drop(stores.history.delete(key).map_err(|e| classify(&e))?);
-            }
-        }
-        Ok(())
+        forget_stored_floors_below(stores, &unread).await
     }
 
     /// Removes everything the server sent, in the store and in this view; the outbox and
@@ -908,7 +919,12 @@ impl Overlay {
                 forgotten.add(&ConversationId::new(id));
             }
         }
-        let removed = sweep(stores, CursorDirection::Next, LocalMessage::is_from_server).await?;
+        let removed = sweep(
+            stores,
+            CursorDirection::Next,
+            &mut LocalMessage::is_from_server,
+        )
+        .await?;
         forgotten.messages = removed.len();
         for (key, conversation) in removed {
             self.messages.removed(&key);
@@ -1052,7 +1068,7 @@ type MessageKey = (String, String);
 async fn sweep(
     stores: &Stores,
     direction: CursorDirection,
-    mut remove: impl FnMut(&LocalMessage) -> bool,
+    remove: &mut dyn FnMut(&LocalMessage) -> bool,
 ) -> Result<Vec<(MessageKey, ConversationId)>, Failure> {
     let fail = |error: idb::Error| classify(&error);
     let cursor = stores

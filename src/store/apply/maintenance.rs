@@ -20,8 +20,6 @@ use web_sys::IdbCursor;
 pub(super) struct Evicted {
     pub(super) removed: u64,
     pub(super) kept_from: Vec<(ConversationId, Option<LocalMessage>)>,
-    /// A conversation is still past retention: [`Scope::One`] took at most its share.
-    pub(super) more: bool,
 }
 
 /// What compaction removed: how many tombstones, and from which conversations (repeated).
@@ -61,7 +59,6 @@ pub(super) async fn evict(
     let mut evicted = Evicted::default();
     for (conversation, excess) in &over {
         let taken = (*excess).min(most);
-        evicted.more |= taken < *excess;
         let range: JsValue = server_messages(conversation)
             .map_err(|e| classify(&e))?
             .into();
@@ -244,7 +241,7 @@ pub(super) async fn compact_and_mark(
     before: Millis,
 ) -> Result<Compacted, Failure> {
     let mut kept = Vec::new();
-    let removed = sweep(stores, CursorDirection::Next, |message| {
+    let removed = sweep(stores, CursorDirection::Next, &mut |message| {
         if !message.deleted {
             return false;
         }
@@ -271,7 +268,7 @@ pub(super) async fn evict_walking(stores: &Stores, keep: usize) -> Result<Evicte
     let mut kept = 0;
     let mut oldest_kept: Option<LocalMessage> = None;
     let mut kept_from = Vec::new();
-    let removed = sweep(stores, CursorDirection::Prev, |message| {
+    let removed = sweep(stores, CursorDirection::Prev, &mut |message| {
         if conversation.as_ref() != Some(&message.conversation_id) {
             conversation = Some(message.conversation_id.clone());
             kept = 0;
@@ -293,6 +290,5 @@ pub(super) async fn evict_walking(stores: &Stores, keep: usize) -> Result<Evicte
     Ok(Evicted {
         removed: removed.len() as u64,
         kept_from,
-        more: false,
     })
 }
