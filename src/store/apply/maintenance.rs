@@ -45,36 +45,45 @@ pub(super) async fn evict(
     scope: Scope<'_>,
 ) -> Result<Evicted, Failure> {
     let index = conversation_index(stores)?;
-    let (conversations, most) = match scope {
-        Scope::Every => (conversations_with_messages(&index).await?, usize::MAX),
-        Scope::One(conversation, most) => (vec![conversation.clone()], most),
+    // Each conversation past retention, with how many go; `None`: as many as its oldest keys,
+    // read up to its share past the newest `keep`, tell (no count of the whole conversation).
+    let (over, most): (Vec<(ConversationId, Option<usize>)>, usize) = match scope {
+        Scope::Every => {
+            let conversations = conversations_with_messages(&index).await?;
+            let over = over_retention(&index, conversations, keep).await?;
+            let over = over.into_iter().map(|(id, excess)| (id, Some(excess)));
+            (over.collect(), usize::MAX)
+        }
+        Scope::One(conversation, most) => (vec![(conversation.clone(), None)], most),
     };
-    let over = over_retention(&index, conversations, keep).await?;
-    if over.is_empty() {
-        return Ok(Evicted::default());
-    }
     // The oldest `taken` of each go, and the next one up is the oldest kept.
     let mut reads = Reads::default();
     let mut oldest = Vec::with_capacity(over.len());
-    let mut evicted = Evicted::default();
     for (conversation, excess) in &over {
-        let taken = (*excess).min(most);
         let range: JsValue = server_messages(conversation)
             .map_err(|e| classify(&e))?
             .into();
-        let limit =
-            u32::try_from(taken + usize::from(keep > 0 || taken < *excess)).unwrap_or(u32::MAX);
+        let limit = match excess {
+            Some(excess) => excess + usize::from(keep > 0),
+            None => most.saturating_add(keep).saturating_add(1),
+        };
         let request = index
-            .get_all_keys_with_key_and_limit(&range, limit)
+            .get_all_keys_with_key_and_limit(&range, u32::try_from(limit).unwrap_or(u32::MAX))
             .map_err(|error| classify(&idb::Error::GetAllKeysFailed(error)))?;
-        oldest.push((taken, reads.issue(request)));
+        oldest.push(reads.issue(request));
     }
     reads.settle().await?;
+    let mut evicted = Evicted::default();
     let mut kept_keys = Vec::new();
-    for ((conversation, _), (taken, request)) in over.into_iter().zip(oldest) {
+    for ((conversation, excess), request) in over.into_iter().zip(oldest) {
         let keys: Array = Reads::value(&request)?
             .map(JsCast::unchecked_into)
             .unwrap_or_default();
+        let taken = excess.unwrap_or_else(|| (keys.length() as usize).saturating_sub(keep));
+        let taken = taken.min(most);
+        if taken == 0 {
+            continue;
+        }
         for key in keys.iter().take(taken) {
             drop(stores.messages.delete(key).map_err(|e| classify(&e))?);
             evicted.removed += 1;
