@@ -108,6 +108,17 @@ impl Store for AnyStore {
     }
 }
 
+impl AnyStore {
+    /// Whether the store holds the conversation `id` (in IndexedDB one keyed read, where
+    /// [`Store::conversations`] reads and sorts them all).
+    pub(crate) async fn has_conversation(&self, id: &ConversationId) -> Result<bool, StoreError> {
+        match self {
+            AnyStore::IndexedDb(store) => store.has_conversation(id).await,
+            AnyStore::Memory(store) => Ok(store.conversations().await?.iter().any(|c| &c.id == id)),
+        }
+    }
+}
+
 /// A command's result, once the engine finishes its ticket.
 pub(crate) type Finished = oneshot::Receiver<Result<SyncSummary, SyncError>>;
 

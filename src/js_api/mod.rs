@@ -462,13 +462,8 @@ impl BackgroundSyncManager {
             let body = text
                 .as_string()
                 .ok_or_else(|| invalid("text must be a string"))?;
-            let known = driver
-                .store
-                .conversations()
-                .await
-                .map_err(|error| from_store_error(&error))?
-                .iter()
-                .any(|c| c.id == conversation);
+            let known = (driver.store.has_conversation(&conversation).await)
+                .map_err(|error| from_store_error(&error))?;
             if !known {
                 return Err(invalid(&format!("unknown conversation {conversation}")));
             }

@@ -210,6 +210,14 @@ impl IndexedDbStore {
         *self.injected.borrow_mut() = Some(exception);
     }
 
+    /// Whether the store holds the conversation `id`: one keyed count, where
+    /// [`Store::conversations`] reads and sorts every conversation (sending a message checks
+    /// its conversation with it).
+    pub async fn has_conversation(&self, id: &ConversationId) -> Result<bool, StoreError> {
+        self.run(|database| async move { read::has_conversation(&database, id).await })
+            .await
+    }
+
     /// Makes every store of this page run maintenance the old way, a walk over every message
     /// (`on`), or the store's own way. For `bench/maintenance.mjs`.
     #[cfg(feature = "legacy-maintenance")]

@@ -68,6 +68,23 @@ pub(crate) async fn conversations(database: &Database) -> Result<Vec<Conversatio
     conversations_in(&transaction).await
 }
 
+/// Whether the conversations store holds `id` (a count of its key: nothing decoded).
+pub(crate) async fn has_conversation(
+    database: &Database,
+    id: &ConversationId,
+) -> Result<bool, Failure> {
+    let transaction = database
+        .transaction(&[CONVERSATIONS], TransactionMode::ReadOnly)
+        .map_err(|e| classify(&e))?;
+    let count = transaction
+        .object_store(CONVERSATIONS)
+        .and_then(|store| store.count(Some(Query::from(JsValue::from(id.as_str())))))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(count > 0)
+}
+
 /// [`conversations`] in `transaction`.
 async fn conversations_in(transaction: &idb::Transaction) -> Result<Vec<Conversation>, Failure> {
     let values = transaction

@@ -110,6 +110,25 @@ async fn a_batch_reads_modifies_and_writes_inside_one_transaction() {
 }
 
 #[wasm_bindgen_test]
+async fn has_conversation_finds_stored_conversations_only() {
+    let store = fresh("has-conversation").await;
+    store
+        .apply(&[StoreOp::PutConversation(conversation("c1", 10))])
+        .await
+        .expect("stored");
+    store
+        .apply(&put_messages(0..3, "c-messages-only"))
+        .await
+        .expect("messages");
+    assert_eq!(store.has_conversation(&"c1".into()).await, Ok(true));
+    assert_eq!(
+        store.has_conversation(&"c-messages-only".into()).await,
+        Ok(false)
+    );
+    assert_eq!(store.has_conversation(&"c2".into()).await, Ok(false));
+}
+
+#[wasm_bindgen_test]
 async fn a_conversation_stored_after_its_messages_takes_their_activity() {
     let store = fresh("late-conversation").await;
     // The messages land first (server stamps 1_000..=1_002), their conversation in a later batch.
