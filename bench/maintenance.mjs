@@ -4,7 +4,9 @@
 // way (a walk over every message, `legacyMaintenance`) and the store's alternate, each round in
 // a fresh browser profile. Prints each run and the medians.
 //
-//   bench/run.sh builds bench/pkg first; then: node bench/maintenance.mjs
+//   cargo build -p chat-sync-bench --release --target wasm32-unknown-unknown
+//   wasm-bindgen --target web --out-dir bench/pkg target/wasm32-unknown-unknown/release/chat_sync_bench.wasm
+//   node bench/maintenance.mjs          (bench/run.sh builds the same, and installs what it needs)
 //   BENCH_N=100000        messages
 //   BENCH_ROUNDS=2        rounds of each way
 //   BENCH_WRITE_AFTER=20  ms after maintenance starts that the write is issued
