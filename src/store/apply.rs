@@ -29,7 +29,8 @@ use web_sys::{
 #[cfg(feature = "legacy-maintenance")]
 thread_local! {
     /// Maintenance the old way ([`crate::IndexedDbStore::use_legacy_maintenance`]).
-    pub(super) static LEGACY_MAINTENANCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    pub(super) static LEGACY_MAINTENANCE: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
 }
 
 mod maintenance;
@@ -189,8 +190,8 @@ fn commutes_with_eviction(op: &StoreOp) -> bool {
 /// Evicts ahead of the batch's transaction where [`evicts_first`] allows: finds the
 /// conversations past retention in short read-only transactions, then evicts each in readwrite
 /// transactions of at most [`EVICT_AHEAD_MOST`] messages (a batch of its own: with the floor and
-/// activity of its conversation), so that every one leaves the store consistent. Returns whether it did: the
-/// batch's `EvictHistory` then has nothing left to do.
+/// activity of its conversation), so that every one leaves the store consistent. Returns
+/// whether it did: the batch's `EvictHistory` then has nothing left to do.
 async fn evict_ahead(
     database: &Connection,
     ops: &[StoreOp],

@@ -1,8 +1,10 @@
-//! Maintenance inside a batch, reading only what it removes (no walk over every message):
+//! Maintenance reading only what it removes (no walk over every message):
 //!
 //! - eviction counts each conversation's server messages in the `[conversationId, sortTs]`
 //!   index, and for those over retention reads the keys of the oldest ones and the record of the
-//!   oldest it keeps (for the history floor);
+//!   oldest it keeps (for the history floor); ahead of its batch (see `apply`), the counting goes
+//!   in read-only transactions of its own ([`over_retention_apart`]) and each transaction's
+//!   share of a conversation is found from its oldest keys ([`Scope::One`]);
 //! - compaction reads the tombstones deleted before its bound through the `tombstoneTs` index,
 //!   which only tombstones are in. Until the tombstones of an older schema carry the field, it
 //!   walks every message once ([`compact_and_mark`]).
