@@ -357,11 +357,6 @@ pub enum StoreOp {
     /// removes older ones; optimistic messages are never removed. Each conversation that lost
     /// messages counts as whole from its oldest kept one: its floor is forgotten where it lies
     /// below that ([`HistoryFloor::is_below`]).
-    ///
-    /// A store may carry it out ahead of the rest of its batch, in transactions of its own,
-    /// where that changes nothing (the IndexedDB store does, so that no write waits for all of
-    /// it): each leaves the store consistent, and if the batch then fails, what they removed
-    /// stays removed and the next batch with an `EvictHistory` reports it.
     EvictHistory {
         /// Server messages kept per conversation.
         keep: usize,
@@ -463,8 +458,7 @@ impl<'a> UnreadCount<'a> {
     }
 }
 
-/// Why a store call failed. The batch was rolled back in every case (but for an eviction
-/// carried out ahead of it: [`StoreOp::EvictHistory`]).
+/// Why a store call failed. The batch was rolled back in every case.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

@@ -19,7 +19,6 @@ use chat_sync_engine::sort::sort_by;
 use chat_sync_engine::{ApplyReport, ChangeSet, HistoryFloor, LocalMessage, OutboxEntry, StoreOp};
 use idb::{CursorDirection, ManagedCursor, ObjectStore, Transaction};
 use js_sys::{Array, Reflect};
-use std::cell::RefCell;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use web_sys::{
@@ -29,32 +28,20 @@ use web_sys::{
 #[cfg(feature = "legacy-maintenance")]
 thread_local! {
     /// Maintenance the old way ([`crate::IndexedDbStore::use_legacy_maintenance`]).
-    pub(super) static LEGACY_MAINTENANCE: std::cell::Cell<bool> =
-        const { std::cell::Cell::new(false) };
+    pub(super) static LEGACY_MAINTENANCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 mod maintenance;
 
-use maintenance::{compact, compact_and_mark, Compacted, Evicted, Scope};
+use maintenance::{compact, compact_and_mark, Compacted};
 
-/// Eviction of the conversations in `scope`, or (`bench/maintenance.mjs`) the old way.
-async fn evict(stores: &Stores, keep: usize, scope: Scope<'_>) -> Result<Evicted, Failure> {
+/// Eviction as the store does it, or (`bench/maintenance.mjs`) the old way.
+async fn evict(stores: &Stores, keep: usize) -> Result<maintenance::Evicted, Failure> {
     #[cfg(feature = "legacy-maintenance")]
     if LEGACY_MAINTENANCE.get() {
         return maintenance::evict_walking(stores, keep).await;
     }
-    maintenance::evict(stores, keep, scope).await
-}
-
-/// How a batch's `EvictHistory` is carried out.
-#[derive(Clone, Copy)]
-enum Eviction<'a> {
-    /// In the batch, over every conversation.
-    InBatch,
-    /// Ahead of the batch ([`evict_ahead`]): nothing is left to do in it.
-    Done,
-    /// Ahead of the batch: one transaction's share of this conversation.
-    Part(&'a ConversationId),
+    maintenance::evict(stores, keep).await
 }
 
 /// The batch's view of the records it touches: what was stored, then its own changes on top.
@@ -77,21 +64,11 @@ struct Overlay {
 
 /// Applies `ops` atomically. `inject` aborts the transaction after the writes with that
 /// exception (tests simulate quota errors with it).
-///
-/// An `EvictHistory` is carried out ahead of the batch's transaction where that changes nothing
-/// ([`evicts_first`]): conversation by conversation, in transactions of its own, so that no
-/// write waits for all of it. What those commit goes into `unreported` until a report of a batch
-/// with an `EvictHistory` takes it: this batch's, or, when it fails after them, the next one's.
 pub(crate) async fn apply(
     database: &Connection,
     ops: &[StoreOp],
     inject: Option<DomException>,
-    unreported: &RefCell<Unreported>,
 ) -> Result<ApplyReport, Failure> {
-    let eviction = match evict_ahead(database, ops, unreported).await? {
-        true => Eviction::Done,
-        false => Eviction::InBatch,
-    };
     // A composed message exists nowhere else until it is sent; everything else the server
     // can send again.
     let durability = match ops.iter().any(|op| matches!(op, StoreOp::PutOutbox(_))) {
@@ -99,21 +76,8 @@ pub(crate) async fn apply(
         false => Durability::Relaxed,
     };
     let transaction = database.write(&ALL_STORES, durability)?;
-    let outcome = run(&transaction, ops, inject, eviction).await;
-    let mut report = conclude(transaction, outcome).await?;
-    if ops
-        .iter()
-        .any(|op| matches!(op, StoreOp::EvictHistory { .. }))
-    {
-        unreported.take().report_into(&mut report);
-    }
-    Ok(report)
-}
-
-/// Commits `transaction` after the work in it succeeded (`outcome`); aborts it otherwise.
-async fn conclude<T>(transaction: Transaction, outcome: Result<T, Failure>) -> Result<T, Failure> {
-    match outcome {
-        Ok(value) => finish(transaction).await.map(|()| value),
+    match run(&transaction, ops, inject).await {
+        Ok(report) => finish(transaction).await.map(|()| report),
         // The browser aborted it (a write failed: its error says why, where a later request
         // only says it was aborted).
         Err(_) if transaction.error().is_some() => Err(aborted_because(&transaction)),
@@ -125,108 +89,10 @@ async fn conclude<T>(transaction: Transaction, outcome: Result<T, Failure>) -> R
     }
 }
 
-/// Evictions committed ahead of a batch ([`apply`]) and not reported yet.
-#[derive(Default)]
-pub(crate) struct Unreported {
-    messages: u64,
-    conversations: Vec<ConversationId>,
-}
-
-impl Unreported {
-    fn add(&mut self, report: ApplyReport) {
-        self.messages += report.evicted_messages;
-        self.conversations.extend(report.evicted_from);
-    }
-
-    fn report_into(self, report: &mut ApplyReport) {
-        report.evicted_messages += self.messages;
-        report.evicted_from.extend(self.conversations);
-        sort_by(&mut report.evicted_from, Ord::cmp);
-        report.evicted_from.dedup();
-    }
-}
-
-/// Messages one transaction of eviction ahead of a batch removes at most (a conversation past
-/// retention by more takes several): about 0.1 s of deletes in Chromium.
-const EVICT_AHEAD_MOST: usize = 1_000;
-
-/// The `keep` of the batch's `EvictHistory` when evicting ahead of the batch gives the same
-/// store and report: it is the batch's only one, the ops before it touch nothing eviction reads
-/// or writes ([`commutes_with_eviction`]), and those after it read nothing from before the
-/// batch that eviction changes (a server message's floor is recorded from the cache before the
-/// batch).
-fn evicts_first(ops: &[StoreOp]) -> Option<usize> {
-    let at = ops
-        .iter()
-        .position(|op| matches!(op, StoreOp::EvictHistory { .. }))?;
-    let StoreOp::EvictHistory { keep } = ops[at] else {
-        return None;
-    };
-    let after_ok = |op: &StoreOp| match op {
-        StoreOp::CompactTombstones { .. } => true,
-        StoreOp::PutMessage(message) => !message.is_from_server(),
-        op => commutes_with_eviction(op),
-    };
-    let fits = ops[..at].iter().all(commutes_with_eviction) && ops[at + 1..].iter().all(after_ok);
-    fits.then_some(keep)
-}
-
-/// Whether `op` touches nothing eviction reads or writes. (An optimistic `PutMessage` does: it
-/// is stored or not depending on a server message under its key.)
-fn commutes_with_eviction(op: &StoreOp) -> bool {
-    matches!(
-        op,
-        StoreOp::PutOutbox(_)
-            | StoreOp::RemoveOutbox(_)
-            | StoreOp::RemoveOptimistic { .. }
-            | StoreOp::PutReadMarker(_)
-            | StoreOp::SetCursor(_)
-            | StoreOp::SetLastSync(_)
-            | StoreOp::SetLastMaintenance(_)
-            | StoreOp::SetPendingReadMarkers(_)
-    )
-}
-
-/// Evicts ahead of the batch's transaction where [`evicts_first`] allows: finds the
-/// conversations past retention in short read-only transactions, then evicts each in readwrite
-/// transactions of at most [`EVICT_AHEAD_MOST`] messages (a batch of its own: with the floor and
-/// activity of its conversation), so that every one leaves the store consistent. Returns
-/// whether it did: the batch's `EvictHistory` then has nothing left to do.
-async fn evict_ahead(
-    database: &Connection,
-    ops: &[StoreOp],
-    unreported: &RefCell<Unreported>,
-) -> Result<bool, Failure> {
-    let Some(keep) = evicts_first(ops) else {
-        return Ok(false);
-    };
-    #[cfg(feature = "legacy-maintenance")]
-    if LEGACY_MAINTENANCE.get() {
-        return Ok(false);
-    }
-    let eviction = [StoreOp::EvictHistory { keep }];
-    for conversation in maintenance::over_retention_apart(database, keep).await? {
-        loop {
-            let transaction = database.write(&ALL_STORES, Durability::Relaxed)?;
-            let part = Eviction::Part(&conversation);
-            let outcome = run(&transaction, &eviction, None, part).await;
-            let report = conclude(transaction, outcome).await?;
-            let more = report.evicted_messages == EVICT_AHEAD_MOST as u64;
-            unreported.borrow_mut().add(report);
-            if !more {
-                break;
-            }
-        }
-    }
-    Ok(true)
-}
-
-/// The batch in `transaction`, its `EvictHistory` carried out as `eviction` says.
 async fn run(
     transaction: &Transaction,
     ops: &[StoreOp],
     inject: Option<DomException>,
-    eviction: Eviction<'_>,
 ) -> Result<ApplyReport, Failure> {
     let stores = Stores::of(transaction)?;
     let mut overlay = read_touched(&stores, ops).await?;
@@ -236,13 +102,8 @@ async fn run(
             // A scan sees the stored state: issue the writes so far first (requests run in
             // order), then tell the overlay what the scan removed.
             StoreOp::EvictHistory { keep } => {
-                let scope = match eviction {
-                    Eviction::Done => continue,
-                    Eviction::InBatch => Scope::Every,
-                    Eviction::Part(conversation) => Scope::One(conversation, EVICT_AHEAD_MOST),
-                };
                 overlay.write(&stores)?;
-                let evicted = evict(&stores, *keep, scope).await?;
+                let evicted = evict(&stores, *keep).await?;
                 report.evicted_messages += evicted.removed;
                 let conversations = evicted.kept_from.iter().map(|(id, _)| id.clone());
                 report.evicted_from.extend(conversations.clone());
@@ -675,28 +536,6 @@ async fn record_floors(
     Ok(())
 }
 
-/// Forgets the floors in the store that eviction left below what it kept
-/// ([`HistoryFloor::is_below`]); only deletes: eviction must work when storage is full.
-async fn forget_stored_floors_below(
-    stores: &Stores,
-    kept_from: &[(ConversationId, Option<LocalMessage>)],
-) -> Result<(), Failure> {
-    let mut reads = Reads::default();
-    let stored = reads.get_all(
-        &stores.history,
-        kept_from.iter().map(|(id, _)| id.as_str().into()),
-    )?;
-    reads.settle().await?;
-    for ((conversation, kept), request) in kept_from.iter().zip(stored) {
-        let floor: Option<HistoryFloor> = Reads::record(&request)?;
-        if floor.is_some_and(|floor| floor.is_below(kept.as_ref())) {
-            let key = JsValue::from(conversation.as_str());
-            drop(stores.history.delete(key).map_err(|e| classify(&e))?);
-        }
-    }
-    Ok(())
-}
-
 /// Works out the last activity of `conversations` again from what the store holds once the
 /// batch's writes are issued (requests run in order, so these reads see them): the greatest of
 /// the conversation's `updated_ts`, its newest server message's `server_ts` and its optimistic
@@ -903,7 +742,20 @@ impl Overlay {
                 self.floors.change(&conversation, None);
             }
         }
-        forget_stored_floors_below(stores, &unread).await
+        let mut reads = Reads::default();
+        let stored = reads.get_all(
+            &stores.history,
+            unread.iter().map(|(id, _)| id.as_str().into()),
+        )?;
+        reads.settle().await?;
+        for ((conversation, kept), request) in unread.iter().zip(stored) {
+            let floor: Option<HistoryFloor> = Reads::record(&request)?;
+            if floor.is_some_and(|floor| floor.is_below(kept.as_ref())) {
+                let key = JsValue::from(conversation.as_str());
+                drop(stores.history.delete(key).map_err(|e| classify(&e))?);
+            }
+        }
+        Ok(())
     }
 
     /// Removes everything the server sent, in the store and in this view; the outbox and
@@ -920,12 +772,7 @@ impl Overlay {
                 forgotten.add(&ConversationId::new(id));
             }
         }
-        let removed = sweep(
-            stores,
-            CursorDirection::Next,
-            &mut LocalMessage::is_from_server,
-        )
-        .await?;
+        let removed = sweep(stores, CursorDirection::Next, LocalMessage::is_from_server).await?;
         forgotten.messages = removed.len();
         for (key, conversation) in removed {
             self.messages.removed(&key);
@@ -1069,7 +916,7 @@ type MessageKey = (String, String);
 async fn sweep(
     stores: &Stores,
     direction: CursorDirection,
-    remove: &mut dyn FnMut(&LocalMessage) -> bool,
+    mut remove: impl FnMut(&LocalMessage) -> bool,
 ) -> Result<Vec<(MessageKey, ConversationId)>, Failure> {
     let fail = |error: idb::Error| classify(&error);
     let cursor = stores

@@ -68,8 +68,6 @@ pub struct IndexedDbStore {
     on_wiped: RefCell<Option<Box<dyn Fn()>>>,
     report: OpenReport,
     injected: RefCell<Option<DomException>>,
-    /// Evictions committed ahead of a batch that then failed ([`apply::apply`]).
-    unreported: RefCell<apply::Unreported>,
 }
 
 /// What [`IndexedDbStore::open_if_allowed`] found.
@@ -152,7 +150,6 @@ impl IndexedDbStore {
             on_wiped: RefCell::new(None),
             report,
             injected: RefCell::new(None),
-            unreported: RefCell::default(),
         };
         store.install(database);
         Ok(Opened::Database(store))
@@ -345,8 +342,7 @@ impl Store for IndexedDbStore {
         let report = self
             .run(|database| {
                 let injected = injected.borrow_mut().take();
-                let unreported = &self.unreported;
-                async move { apply::apply(&database, ops, injected, unreported).await }
+                async move { apply::apply(&database, ops, injected).await }
             })
             .await?;
         Ok(ApplyReport {

@@ -1,19 +1,15 @@
-//! Maintenance reading only what it removes (no walk over every message):
+//! Maintenance inside a batch, reading only what it removes (no walk over every message):
 //!
 //! - eviction counts each conversation's server messages in the `[conversationId, sortTs]`
 //!   index, and for those over retention reads the keys of the oldest ones and the record of the
-//!   oldest it keeps (for the history floor); ahead of its batch (see `apply`), the counting goes
-//!   in read-only transactions of its own ([`over_retention_apart`]) and each transaction's
-//!   share of a conversation is found from its oldest keys ([`Scope::One`]);
+//!   oldest it keeps (for the history floor);
 //! - compaction reads the tombstones deleted before its bound through the `tombstoneTs` index,
 //!   which only tombstones are in. Until the tombstones of an older schema carry the field, it
 //!   walks every message once ([`compact_and_mark`]).
 //!
 //! Deletes are issued without awaiting each; their results arrive with the transaction's.
 
-use super::super::connection::Connection;
 use super::*;
-use idb::TransactionMode;
 use web_sys::IdbCursor;
 
 /// What eviction removed: how many messages, and for each conversation it took messages from,
@@ -31,46 +27,23 @@ pub(super) struct Compacted {
     pub(super) conversations: Vec<ConversationId>,
 }
 
-/// The conversations eviction looks at.
-pub(super) enum Scope<'a> {
-    /// Every conversation that holds a message.
-    Every,
-    /// This one, and at most this many of its messages.
-    One(&'a ConversationId, usize),
-}
-
-/// Keeps the newest `keep` server messages of each conversation in `scope` (with
-/// [`Scope::One`], removes at most its share of the oldest); returns what it removed.
-pub(super) async fn evict(
-    stores: &Stores,
-    keep: usize,
-    scope: Scope<'_>,
-) -> Result<Evicted, Failure> {
+/// Keeps the newest `keep` server messages of each conversation; returns what it removed.
+pub(super) async fn evict(stores: &Stores, keep: usize) -> Result<Evicted, Failure> {
     let index = conversation_index(stores)?;
-    // Each conversation past retention, with how many go; `None`: as many as its oldest keys,
-    // read up to its share past the newest `keep`, tell (no count of the whole conversation).
-    let (over, most): (Vec<(ConversationId, Option<usize>)>, usize) = match scope {
-        Scope::Every => {
-            let conversations = conversations_with_messages(&index).await?;
-            let over = over_retention(&index, conversations, keep).await?;
-            let over = over.into_iter().map(|(id, excess)| (id, Some(excess)));
-            (over.collect(), usize::MAX)
-        }
-        Scope::One(conversation, most) => (vec![(conversation.clone(), None)], most),
-    };
-    // The oldest `taken` of each go, and the next one up is the oldest kept.
+    let over = over_retention(&index, keep).await?;
+    if over.is_empty() {
+        return Ok(Evicted::default());
+    }
+    // The oldest `excess` of each go, and the next one up is the oldest kept.
     let mut reads = Reads::default();
     let mut oldest = Vec::with_capacity(over.len());
     for (conversation, excess) in &over {
         let range: JsValue = server_messages(conversation)
             .map_err(|e| classify(&e))?
             .into();
-        let limit = match excess {
-            Some(excess) => excess + usize::from(keep > 0),
-            None => most.saturating_add(keep).saturating_add(1),
-        };
+        let limit = u32::try_from(excess + usize::from(keep > 0)).unwrap_or(u32::MAX);
         let request = index
-            .get_all_keys_with_key_and_limit(&range, u32::try_from(limit).unwrap_or(u32::MAX))
+            .get_all_keys_with_key_and_limit(&range, limit)
             .map_err(|error| classify(&idb::Error::GetAllKeysFailed(error)))?;
         oldest.push(reads.issue(request));
     }
@@ -81,16 +54,11 @@ pub(super) async fn evict(
         let keys: Array = Reads::value(&request)?
             .map(JsCast::unchecked_into)
             .unwrap_or_default();
-        let taken = excess.unwrap_or_else(|| (keys.length() as usize).saturating_sub(keep));
-        let taken = taken.min(most);
-        if taken == 0 {
-            continue;
-        }
-        for key in keys.iter().take(taken) {
+        for key in keys.iter().take(excess) {
             drop(stores.messages.delete(key).map_err(|e| classify(&e))?);
             evicted.removed += 1;
         }
-        let kept = keys.get(taken as u32);
+        let kept = keys.get(excess as u32);
         kept_keys.push((!kept.is_undefined()).then_some(kept));
         evicted.kept_from.push((conversation, None));
     }
@@ -106,46 +74,6 @@ pub(super) async fn evict(
     Ok(evicted)
 }
 
-/// How long one read-only transaction of [`over_retention_apart`] goes on counting before the
-/// next takes over (a write waits for the transaction under way).
-const COUNTING_MS: f64 = 20.0;
-
-/// The conversations holding more than `keep` server messages, counted in read-only
-/// transactions of about [`COUNTING_MS`] each, outside the batch's: counting is most of a
-/// maintenance run where little is evicted (Chromium checks each index entry against its record:
-/// 100,000 take about a second), and a write waits only for the transaction under way.
-pub(super) async fn over_retention_apart(
-    database: &Connection,
-    keep: usize,
-) -> Result<Vec<ConversationId>, Failure> {
-    let fail = |error: idb::Error| classify(&error);
-    let read = || -> Result<IdbIndex, Failure> {
-        let transaction =
-            (database.transaction(&[MESSAGES], TransactionMode::ReadOnly)).map_err(fail)?;
-        let store = transaction.object_store(MESSAGES).map_err(fail)?;
-        Ok(store.index(BY_CONVERSATION).map_err(fail)?.into())
-    };
-    let conversations = conversations_with_messages(&read()?).await?;
-    let mut over = Vec::new();
-    let mut index = read()?;
-    let mut started = js_sys::Date::now();
-    for conversation in conversations {
-        if js_sys::Date::now() - started > COUNTING_MS {
-            index = read()?;
-            started = js_sys::Date::now();
-        }
-        let range: JsValue = server_messages(&conversation).map_err(fail)?.into();
-        let request = index
-            .count_with_key(&range)
-            .map_err(|error| classify(&idb::Error::CountFailed(error)))?;
-        let count = request_result(&request).await?.as_f64().unwrap_or(0.0) as usize;
-        if count > keep {
-            over.push(conversation);
-        }
-    }
-    Ok(over)
-}
-
 fn conversation_index(stores: &Stores) -> Result<IdbIndex, Failure> {
     Ok(stores
         .messages
@@ -154,13 +82,13 @@ fn conversation_index(stores: &Stores) -> Result<IdbIndex, Failure> {
         .into())
 }
 
-/// Those of `conversations` holding more than `keep` server messages, each with how many more:
-/// their server messages counted in the index (`IDBIndex.count`), all at once.
+/// The conversations holding more than `keep` server messages, each with how many more: every
+/// conversation's server messages counted in the index (`IDBIndex.count`), all at once.
 async fn over_retention(
     index: &IdbIndex,
-    conversations: Vec<ConversationId>,
     keep: usize,
 ) -> Result<Vec<(ConversationId, usize)>, Failure> {
+    let conversations = conversations_with_messages(index).await?;
     let mut reads = Reads::default();
     let mut counts = Vec::with_capacity(conversations.len());
     for conversation in &conversations {
@@ -252,7 +180,7 @@ pub(super) async fn compact_and_mark(
     before: Millis,
 ) -> Result<Compacted, Failure> {
     let mut kept = Vec::new();
-    let removed = sweep(stores, CursorDirection::Next, &mut |message| {
+    let removed = sweep(stores, CursorDirection::Next, |message| {
         if !message.deleted {
             return false;
         }
@@ -279,7 +207,7 @@ pub(super) async fn evict_walking(stores: &Stores, keep: usize) -> Result<Evicte
     let mut kept = 0;
     let mut oldest_kept: Option<LocalMessage> = None;
     let mut kept_from = Vec::new();
-    let removed = sweep(stores, CursorDirection::Prev, &mut |message| {
+    let removed = sweep(stores, CursorDirection::Prev, |message| {
         if conversation.as_ref() != Some(&message.conversation_id) {
             conversation = Some(message.conversation_id.clone());
             kept = 0;
