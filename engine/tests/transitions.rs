@@ -1964,6 +1964,37 @@ fn a_sync_after_a_permanent_failure_goes_on_after_the_pages_held_behind_a_write(
     assert_eq!(d.events(), vec![finished(ticket, Ok(summary))]);
 }
 
+/// And when that next sync fails for good too, still behind the same write: both runs' held
+/// pages are stored after it, in order (the second run's replaced the first's, and the cursor
+/// moved past changes never stored).
+#[test]
+fn two_runs_failing_for_good_behind_one_write_store_both_runs_held_pages() {
+    let mut d = Driver::new(config());
+    d.start();
+    d.hold_batches = true;
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![page(1)], "k1", true));
+    let second = d.only_open("GET /v1/sync");
+    d.respond(&second, feed(vec![page(2)], "k2", true));
+    let third = d.only_open("GET /v1/sync");
+    d.respond(&third, error(400, ErrorCode::InvalidQuery));
+
+    d.force();
+    let next = d.only_open("GET /v1/sync");
+    assert_eq!(next.path, "/v1/sync?cursor=k2&limit=500");
+    d.respond(&next, feed(vec![page(3)], "k3", true));
+    let last = d.only_open("GET /v1/sync");
+    assert_eq!(last.path, "/v1/sync?cursor=k3&limit=500");
+    d.respond(&last, error(400, ErrorCode::InvalidQuery));
+
+    while d.held.is_some() {
+        d.ack();
+    }
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.cursor, Some(Cursor::new("k3")));
+    assert_eq!(snapshot.messages.len(), 3, "pages 1, 2 and 3 all stored");
+}
+
 #[test]
 fn forced_syncs_during_a_run_join_it_and_finish_with_it() {
     let mut d = Driver::new(config());

@@ -799,8 +799,16 @@ impl Engine {
             PullKind::Feed => {
                 if permanent {
                     self.store_held_pages();
-                    // Behind a write in flight: they go after it.
-                    self.held_after_run = self.run.as_mut().and_then(|run| run.held.take());
+                    // Behind a write in flight: they go after it, and after what an earlier run
+                    // left there (this run went on from those pages).
+                    let held = self.run.as_mut().and_then(|run| run.held.take());
+                    self.held_after_run = match (self.held_after_run.take(), held) {
+                        (Some((mut ops, write)), Some((more, next))) => {
+                            ops.extend(more);
+                            Some((ops, write.followed_by(next)))
+                        }
+                        (earlier, held) => held.or(earlier),
+                    };
                     self.finish_run(Err(error));
                     return;
                 }
