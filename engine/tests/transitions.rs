@@ -2422,6 +2422,54 @@ fn a_message_the_feed_shows_delivered_is_not_expired_while_that_page_is_written(
     assert_eq!((status.pending_outbox, status.failed_outbox), (0, 0));
 }
 
+/// And the other way round: maintenance that expires the message is being written when the
+/// feed shows it delivered. The page's write, queued behind it, settles it: it is neither
+/// reported failed in between (where Retry or Discard would act on a delivered message) nor
+/// sent again.
+#[test]
+fn a_message_expired_while_a_page_that_delivers_it_is_queued_is_not_reported_failed() {
+    let store = MemoryStore::new();
+    let entry = OutboxEntry {
+        client_message_id: ClientMessageId::new("c1-abc"),
+        conversation_id: "c-1".into(),
+        body: "hello".into(),
+        seq: 1,
+        composed_at: T0 - 7 * DAY - MIN,
+        failure: None,
+    };
+    pollster::block_on(store.apply(&[
+        StoreOp::SetLastMaintenance(T0 - DAY - MIN),
+        StoreOp::PutOutbox(entry.clone()),
+        StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
+    ]))
+    .unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.hold_batches = true;
+    d.start();
+    let maintenance = d.held.clone().expect("maintenance is being written");
+    assert!(
+        (maintenance.ops.iter())
+            .any(|op| matches!(op, StoreOp::PutOutbox(e) if e.failure.is_some())),
+        "{maintenance:?}"
+    );
+    let sync = d.only_open("GET /v1/sync");
+    let server = ours(&entry.client_message_id, "c-1", "hello", T0 + 5);
+    d.respond(&sync, feed(vec![message_change(server)], "k1", false));
+    d.ack();
+    assert_eq!(d.count(|e| matches!(e, Event::MessageFailed { .. })), 0);
+    assert!(d.open("POST ").is_empty(), "{:?}", d.open("POST "));
+    while d.held.is_some() {
+        d.ack();
+    }
+
+    assert!(d.store.snapshot().outbox.is_empty());
+    assert!(stored_message(&d, &entry.client_message_id).is_from_server());
+    assert_eq!(d.count(|e| matches!(e, Event::MessageSent { .. })), 1);
+    assert_eq!(d.count(|e| matches!(e, Event::MessageFailed { .. })), 0);
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (0, 0));
+}
+
 #[test]
 fn an_older_history_version_does_not_overwrite_a_newer_feed_version() {
     let mut d = Driver::idle(config());

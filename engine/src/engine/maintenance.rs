@@ -106,6 +106,10 @@ impl Engine {
         self.last_maintenance = Some(self.device_now());
         self.stats.maintenance_runs += 1;
         for entry in expired {
+            // A write queued behind this one stores its delivery: it settles it.
+            if self.outcome_being_stored(&entry.client_message_id) {
+                continue;
+            }
             let conversation_id = entry.conversation_id.clone();
             let client_message_id = entry.client_message_id.clone();
             let failure = entry.failure.clone();
@@ -145,6 +149,9 @@ impl Engine {
         self.maintenance_running = false;
         self.maintenance_retry_at = Some(self.now + MAINTENANCE_RETRY_MS);
         for entry in entries {
+            if self.outcome_being_stored(&entry.client_message_id) {
+                continue;
+            }
             if let Some(item) = self.outbox.get_mut(&super::outbox::outbox_key(entry)) {
                 item.settling = false;
             }

@@ -180,7 +180,7 @@ impl Engine {
     /// Whether a batch queued or being applied stores what became of outbox entry `id` (its
     /// delivery, failure or removal): after another such write failed, it stays settling (not
     /// sent again, not expired) until that one ends.
-    fn outcome_being_stored(&self, id: &ClientMessageId) -> bool {
+    pub(super) fn outcome_being_stored(&self, id: &ClientMessageId) -> bool {
         let persisting = self.persisting.as_ref().map(|(_, batch)| batch);
         (self.batches.iter().chain(persisting)).any(|batch| batch.then.settles(id))
     }
