@@ -1864,10 +1864,9 @@ fn stopping_during_a_sync_stores_the_pages_held_in_memory() {
     );
 }
 
-/// A pull refused for good while a page is being written: the pages held behind that write are
-/// stored after it, with their cursor, not fetched again.
-#[test]
-fn a_permanent_pull_failure_during_a_write_stores_the_pages_held_behind_it() {
+/// A started engine whose sync run, page 1 being written (the write held), held page 2 behind it
+/// and was then refused for good (400) on its next pull.
+fn refused_for_good_behind_a_write() -> Driver {
     let mut d = Driver::new(config());
     d.start();
     d.hold_batches = true;
@@ -1879,6 +1878,14 @@ fn a_permanent_pull_failure_during_a_write_stores_the_pages_held_behind_it() {
     let third = d.only_open("GET /v1/sync");
     assert_eq!(third.path, "/v1/sync?cursor=k2&limit=500");
     d.respond(&third, error(400, ErrorCode::InvalidQuery));
+    d
+}
+
+/// A pull refused for good while a page is being written: the pages held behind that write are
+/// stored after it, with their cursor, not fetched again.
+#[test]
+fn a_permanent_pull_failure_during_a_write_stores_the_pages_held_behind_it() {
+    let mut d = refused_for_good_behind_a_write();
 
     d.ack();
     d.ack();
@@ -1900,15 +1907,7 @@ fn a_permanent_pull_failure_during_a_write_stores_the_pages_held_behind_it() {
 /// skip its pages), and fetched again.
 #[test]
 fn pages_held_behind_a_write_that_fails_after_a_permanent_failure_are_dropped() {
-    let mut d = Driver::new(config());
-    d.start();
-    d.hold_batches = true;
-    let first = d.only_open("GET /v1/sync");
-    d.respond(&first, feed(vec![page(1)], "k1", true));
-    let second = d.only_open("GET /v1/sync");
-    d.respond(&second, feed(vec![page(2)], "k2", true));
-    let third = d.only_open("GET /v1/sync");
-    d.respond(&third, error(400, ErrorCode::InvalidQuery));
+    let mut d = refused_for_good_behind_a_write();
 
     d.store
         .fail_next_apply(StoreError::Unavailable("closed by a version change".into()));
@@ -1930,15 +1929,7 @@ fn pages_held_behind_a_write_that_fails_after_a_permanent_failure_are_dropped() 
 /// are written after theirs.
 #[test]
 fn a_sync_after_a_permanent_failure_goes_on_after_the_pages_held_behind_a_write() {
-    let mut d = Driver::new(config());
-    d.start();
-    d.hold_batches = true;
-    let first = d.only_open("GET /v1/sync");
-    d.respond(&first, feed(vec![page(1)], "k1", true));
-    let second = d.only_open("GET /v1/sync");
-    d.respond(&second, feed(vec![page(2)], "k2", true));
-    let third = d.only_open("GET /v1/sync");
-    d.respond(&third, error(400, ErrorCode::InvalidQuery));
+    let mut d = refused_for_good_behind_a_write();
 
     let ticket = d.force();
     let next = d.only_open("GET /v1/sync");
@@ -1969,15 +1960,7 @@ fn a_sync_after_a_permanent_failure_goes_on_after_the_pages_held_behind_a_write(
 /// moved past changes never stored).
 #[test]
 fn two_runs_failing_for_good_behind_one_write_store_both_runs_held_pages() {
-    let mut d = Driver::new(config());
-    d.start();
-    d.hold_batches = true;
-    let first = d.only_open("GET /v1/sync");
-    d.respond(&first, feed(vec![page(1)], "k1", true));
-    let second = d.only_open("GET /v1/sync");
-    d.respond(&second, feed(vec![page(2)], "k2", true));
-    let third = d.only_open("GET /v1/sync");
-    d.respond(&third, error(400, ErrorCode::InvalidQuery));
+    let mut d = refused_for_good_behind_a_write();
 
     d.force();
     let next = d.only_open("GET /v1/sync");
