@@ -129,7 +129,7 @@ pub struct Engine {
     feed_writing: Option<Cursor>,
     /// Feed pages a sync run held when a pull failed for good while a write of feed pages was
     /// in flight: written with their cursor right after that write (and dropped if it fails).
-    held_after_run: Option<(Vec<StoreOp>, persist::PageWrite)>,
+    held_after_run: Option<persist::HeldPages>,
     last_sync: Option<Millis>,
     last_maintenance: Option<Millis>,
     maintenance_running: bool,

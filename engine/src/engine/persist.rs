@@ -103,6 +103,20 @@ impl AfterPersist {
     }
 }
 
+/// Feed pages held in memory: their ops and their write.
+pub(super) type HeldPages = (Vec<StoreOp>, PageWrite);
+
+/// `held` pages (if any) followed by the `next` ones: one write of both.
+pub(super) fn after_held(held: Option<HeldPages>, (ops, write): HeldPages) -> HeldPages {
+    match held {
+        Some((mut held_ops, held)) => {
+            held_ops.extend(ops);
+            (held_ops, held.followed_by(write))
+        }
+        None => (ops, write),
+    }
+}
+
 impl PageWrite {
     /// This (held) feed page's write followed by the next page's: one write of both.
     pub(super) fn followed_by(mut self, next: PageWrite) -> PageWrite {

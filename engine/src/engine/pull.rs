@@ -6,7 +6,7 @@
 //! its pages are written, one write at a time: pages fetched meanwhile are held, and if the write
 //! fails they are dropped and fetched again from the stored cursor.
 
-use super::persist::{AfterPersist, PageSource, PageWrite};
+use super::persist::{after_held, AfterPersist, HeldPages, PageSource, PageWrite};
 use super::requests::{Purpose, Verdict};
 use super::Engine;
 use crate::config::BrokenVariant;
@@ -64,7 +64,7 @@ pub(super) struct Run {
     /// A page of this run is stored (so the next ones may be held).
     stored_a_page: bool,
     /// Feed pages fetched but not stored yet: their writes and what they changed.
-    held: Option<(Vec<StoreOp>, PageWrite)>,
+    held: Option<HeldPages>,
     /// Feed requests of this run that timed out (up to [`MAX_HALVINGS`] count): each halves the
     /// pages asked for, so a link too slow for a large page within the timeout still gets through.
     halvings: u32,
@@ -363,13 +363,7 @@ impl Engine {
                 if let Some(first_floors) = &mut run.first_floors {
                     note_first_floors(first_floors, &ops);
                 }
-                let (ops, write) = match run.held.take() {
-                    Some((mut held_ops, held)) => {
-                        held_ops.extend(ops);
-                        (held_ops, held.followed_by(write))
-                    }
-                    None => (ops, write),
-                };
+                let (ops, write) = after_held(run.held.take(), (ops, write));
                 let broken = self.config.broken == Some(BrokenVariant::CursorBeforeData);
                 let may_hold = write.has_more && !broken && ops.len() < HOLD_CHANGES;
                 // While a write is in flight, the pages wait for it; the feed goes on meanwhile
@@ -801,13 +795,10 @@ impl Engine {
                     self.store_held_pages();
                     // Behind a write in flight: they go after it, and after what an earlier run
                     // left there (this run went on from those pages).
-                    let held = self.run.as_mut().and_then(|run| run.held.take());
-                    self.held_after_run = match (self.held_after_run.take(), held) {
-                        (Some((mut ops, write)), Some((more, next))) => {
-                            ops.extend(more);
-                            Some((ops, write.followed_by(next)))
-                        }
-                        (earlier, held) => held.or(earlier),
+                    let earlier = self.held_after_run.take();
+                    self.held_after_run = match self.run.as_mut().and_then(|run| run.held.take()) {
+                        Some(held) => Some(after_held(earlier, held)),
+                        None => earlier,
                     };
                     self.finish_run(Err(error));
                     return;
