@@ -532,7 +532,7 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
   const since = state.changes;
   const older = (key) => (state.changedAt.get(key) ?? 0) <= since;
   // Down to the oldest message the view holds now (a load of older ones meanwhile adds below).
-  const oldestShown = Math.min(...[...state.messages.values()].map((m) => m.sortTs));
+  const oldestShown = oldestInView();
   let latest;
   let markers;
   /** The pages read, and how far down they reach (a `sortTs`; -Infinity: to the end). */
@@ -600,6 +600,11 @@ async function showShortPage(id, visit) {
   }
 }
 
+/** The `sortTs` of the oldest message in the view (Infinity: none). */
+function oldestInView() {
+  return [...state.messages.values()].reduce((min, m) => Math.min(min, m.sortTs), Infinity);
+}
+
 /** Scrolling near the top loads the page before the oldest shown (back-filled from the server
  * when the cache has no more). */
 function loadOlder() {
@@ -607,7 +612,7 @@ function loadOlder() {
   // land: see loadOlderOf).
   if (state.loadingOlder?.visit === state.visit) return state.loadingOlder.done;
   if (state.historyComplete || !state.open) return Promise.resolve();
-  const oldest = [...state.messages.values()].reduce((min, m) => Math.min(min, m.sortTs), Infinity);
+  const oldest = oldestInView();
   if (!Number.isFinite(oldest)) return Promise.resolve();
   const visit = state.visit;
   const done = loadOlderOf(state.open, oldest, visit).finally(() => {
