@@ -57,6 +57,9 @@ const state = {
   visit: 0,
   /** The load of older messages under way: `{ visit, done }` (its open, its promise). */
   loadingOlder: null,
+  /** The refresh of the view started last, while it runs: `{ visit, done, stickToBottom,
+   * announce }` (its open, its promise, its options); only it renders (see refreshMessages). */
+  refreshing: null,
   historyComplete: false,
   /** How far every other member has read the open conversation (a `serverTs`). */
   readByOthers: -Infinity,
@@ -522,11 +525,34 @@ async function ownReadPosition(id) {
 }
 
 /** Loads the newest page into the view (new, changed and deleted messages), and the older pages
- * the view holds (scrolled back to), which edits and deletions change too. */
-async function refreshMessages({ stickToBottom = false, announce = true } = {}) {
-  const id = state.open;
-  const visit = state.visit;
-  if (!id || !state.manager) return; // (none while signing out)
+ * the view holds (scrolled back to), which edits and deletions change too. Refreshes overlap (a
+ * change, a pull-to-refresh): only the one started last renders (it read last), also for those
+ * started before it that still run; they resolve once it has rendered. */
+function refreshMessages({ stickToBottom = false, announce = true } = {}) {
+  if (!state.open || !state.manager) return Promise.resolve(); // (none while signing out)
+  // It takes the options of one it overtakes along (the open's keeps to the bottom, announces
+  // nothing).
+  const running = state.refreshing?.visit === state.visit ? state.refreshing : null;
+  const refresh = {
+    visit: state.visit,
+    stickToBottom: stickToBottom || (running?.stickToBottom ?? false),
+    announce: announce && (running?.announce ?? true),
+  };
+  const done = refreshOf(state.open, refresh).finally(() => {
+    if (state.refreshing === refresh) state.refreshing = null;
+  });
+  refresh.done = done;
+  state.refreshing = refresh;
+  return done;
+}
+
+/** Refreshes the view of conversation `id` for `refresh` (see refreshMessages); an earlier open's
+ * (the conversation was left, or opened again) or an overtaken refresh drops what it read. */
+async function refreshOf(id, refresh) {
+  const { visit } = refresh;
+  // Overtaken, it resolves with the later refresh (at once, in a later open).
+  const overtaken = () => state.visit !== visit || state.refreshing !== refresh;
+  const later = () => (state.visit === visit ? state.refreshing?.done : undefined);
   // The page read is as of now: what events change while it runs (a message just sent, one
   // delivered) is newer than the page, and stays as they left it.
   const since = state.changes;
@@ -545,16 +571,17 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
     ]);
     read.push(...latest);
     from = latest.length === PAGE ? latest[0].sortTs : -Infinity;
-    while (from > oldestShown && state.visit === visit) {
+    while (from > oldestShown && !overtaken()) {
       const page = await state.manager.listMessages(id, { limit: PAGE, before: from });
       read.push(...page);
       from = page.length === PAGE ? page[0].sortTs : -Infinity;
     }
   } catch (error) {
-    if (state.visit === visit) showNotice('messages', `Could not read the messages: ${error.message}`);
+    if (overtaken()) return later();
+    showNotice('messages', `Could not read the messages: ${error.message}`);
     return;
   }
-  if (state.visit !== visit) return;
+  if (overtaken()) return later();
   hideNotice('messages');
   // Read, as in "read by everyone else": the least read of the other members.
   const others = (state.conversations.find((c) => c.id === id)?.members ?? [])
@@ -569,14 +596,14 @@ async function refreshMessages({ stickToBottom = false, announce = true } = {}) 
   // Screen readers hear what arrived from others (not the whole list: it is no live region).
   const arrived = latest.filter((message) => !state.messages.has(messageKey(message)) &&
     message.senderId !== state.session.userId && !message.deleted);
-  if (announce && arrived.length > 0) {
+  if (refresh.announce && arrived.length > 0) {
     const last = arrived.at(-1);
     $('arrivals').textContent = `${displayName(last.senderId)}: ${last.body}`;
   }
   for (const message of read) {
     if (older(messageKey(message))) state.messages.set(messageKey(message), message);
   }
-  renderMessages({ stickToBottom });
+  renderMessages({ stickToBottom: refresh.stickToBottom });
   if (latest.length < PAGE) await showShortPage(id, visit);
 }
 

@@ -2,8 +2,9 @@
 // back to the first of them and starts there; offline, where the local cache ends is not called
 // the conversation's beginning, and online again scrolling up loads the rest from the server; nor
 // is it where loading older messages failed; a load of older messages still under way for the
-// conversation the user left does not hold up the one they opened; and edits and deletions of
-// messages scrolled back to show as they sync.
+// conversation the user left does not hold up the one they opened; edits and deletions of
+// messages scrolled back to show as they sync; and a refresh of the view that waited on a
+// back-fill while a later one showed a deletion does not bring the deleted message back.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -319,5 +320,92 @@ it('older messages that load after the conversation was left and opened again do
   const shown = (await shownMessages(page)).map((m) => m.body);
   assert.ok(!shown.includes('Old 1'), 'the earlier view\'s load is not in this one');
   assert.deepEqual(shown, all.slice(all.length - shown.length), `no gap in ${JSON.stringify(shown.slice(0, 5))}…`);
+  assert.deepEqual(errors, []);
+});
+
+it('a refresh that read the view before a deletion and ends after a later refresh does not bring the message back', { timeout: 90_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  const bob = server.api('bob');
+  const alice = server.api('alice');
+  await bobPosts(server, 'Old', 20);
+  // (Alice's reply reads Bob's messages: the view loads no older pages to find the unread ones.)
+  await alice.send('General', 'Read them');
+  const general = await bob.conversationId('General');
+  // (No service worker: the test answers requests with page.route, which a worker would bypass.
+  // Tall: the 10 messages cached fit, so no scrolling loads older ones unasked.)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1400 }, serviceWorkers: 'block' });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  // Maintenance keeps the newest 10 of each conversation: a page of 50 back-fills from the server.
+  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
+  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
+    .filter((m) => m.conversationId === general).length, (count) => count === 10,
+  { message: 'maintenance to keep 10 of General\'s messages in IndexedDB' });
+  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+
+  // General's back-fills fail (a page comes back as the cache has it); from `hold` on, the test
+  // holds them first.
+  let hold = false;
+  let held = 0;
+  let release;
+  const released = new Promise((done) => { release = done; });
+  await page.route((url) => url.pathname === `/v1/conversations/${general}/messages`, async (route) => {
+    if (route.request().method() !== 'GET') return route.continue();
+    if (hold) {
+      held += 1;
+      await released;
+    }
+    await route.fulfill({
+      status: 500,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'internal', message: 'injected fault' } }),
+    });
+  });
+  const bodies = () => page.$$eval('#messages .message .body', (items) => items.map((body) => body.textContent));
+  const pull = () => page.locator('#conversations-refresh').evaluate((element) => element.refresh());
+  await openConversation(page, 'General');
+  await waitInPage(page, () => /Could not load older messages/.test(document.getElementById('history-state').textContent),
+    { message: 'General open with its 10 cached messages, its back-fill failed' });
+  assert.ok((await bodies()).includes('Old 15'));
+  assert.ok(await page.locator('#messages-refresh').evaluate((scroller) => scroller.scrollHeight <= scroller.clientHeight),
+    'the cached messages fit: no load of older messages runs');
+
+  // A message of Alice's from another device starts a refresh (hers: nothing unread to mark
+  // read, which would start more): it reads the cached page, "Old 15" in it, and waits on its
+  // back-fill, which the test holds.
+  hold = true;
+  await alice.send('General', 'Hello');
+  await pull();
+  await pollUntil(async () => held, (count) => count > 0, { message: 'the refresh\'s back-fill asked for' });
+
+  // Bob deletes "Old 15", Alice posts 40 more: the newest page of 50 reaches down to the oldest
+  // message shown ("Old 12"), so the next refresh reads just that page from the cache (no
+  // back-fill), and shows it.
+  const onServer = await bob.messages('General', { limit: 100 });
+  const old15 = onServer.find((m) => m.body === 'Old 15').id;
+  assert.equal((await bob(`/v1/conversations/${general}/messages/${old15}`, { method: 'DELETE' })).status, 200);
+  for (let n = 1; n <= 40; n += 1) await alice.send('General', `New ${n}`);
+  await pull();
+  await waitInPage(page, () => {
+    const shown = [...document.querySelectorAll('#messages .message .body')].map((body) => body.textContent);
+    return shown.includes('New 40') && !shown.includes('Old 15');
+  }, { message: 'the newer refresh: "New 40" shown, "Old 15" gone' });
+
+  // Try again: the load of older messages waits on the held back-fill too, and ends after the
+  // refreshes waiting on it.
+  await page.locator('#history-state').getByRole('button', { name: 'Try again' }).dispatchEvent('click');
+  await waitInPage(page, () => document.getElementById('history-state').textContent === 'Loading older messages…',
+    { message: 'older messages loading' });
+
+  // The held back-fill fails now: the refreshes that read before the deletion end last, each
+  // with the page it read then.
+  release();
+  await waitInPage(page, () => /^Could not load older messages/.test(document.getElementById('history-state').textContent),
+    { message: 'the load of older messages over, failed' });
+  const old = Array.from({ length: 9 }, (_, i) => `Old ${i + 12}`).filter((body) => body !== 'Old 15');
+  assert.deepEqual(await bodies(), [...old, 'Read them', 'Hello', ...Array.from({ length: 40 }, (_, i) => `New ${i + 1}`)],
+    'the view as the later refresh read it: "Old 15" stays deleted, the new messages stay');
   assert.deepEqual(errors, []);
 });
