@@ -7,7 +7,8 @@
 //   ?optimisticTtlMs=60000         undelivered messages fail sooner than after 7 days
 //   ?maintenanceIntervalMs=60000   maintenance (which fails them) more often than daily
 //   ?retentionPerConversation=100  maintenance keeps only the newest 100 messages of each
-//                                  conversation (older ones load from the server on scroll)
+//                                  conversation (older ones load from the server on scroll;
+//                                  0 keeps none: they load when the conversation opens)
 
 import { BackgroundSyncManager } from './pkg/index.js';
 import './pkg/sync-refresh.js';
@@ -128,8 +129,8 @@ async function start(session) {
     requestPersistentStorage: true,
   });
   for (const name of ['periodicSyncMs', 'optimisticTtlMs', 'maintenanceIntervalMs', 'retentionPerConversation']) {
-    const value = Number(params.get(name));
-    if (value > 0) options[name] = value;
+    const value = Number(params.get(name) || NaN);
+    if (value > 0 || (value === 0 && name === 'retentionPerConversation')) options[name] = value;
   }
   state.optimisticTtlMs = options.optimisticTtlMs ?? DEFAULT_OPTIMISTIC_TTL_MS;
   setStatus('initializing', 'Opening…');
@@ -604,7 +605,13 @@ async function refreshOf(id, refresh) {
     if (older(messageKey(message))) state.messages.set(messageKey(message), message);
   }
   renderMessages({ stickToBottom: refresh.stickToBottom });
-  if (latest.length < PAGE) await showShortPage(id, visit);
+  if (latest.length < PAGE) {
+    await showShortPage(id, visit);
+  } else if (!Number.isFinite(oldestShown)) {
+    // The view's first page, whole (Try again after the first read came back empty): the line
+    // above it says nothing yet.
+    $('history-state').textContent = '';
+  }
 }
 
 /** After a page came back short: the beginning only when the manager says the history is
@@ -622,9 +629,15 @@ async function showShortPage(id, visit) {
     line.textContent = 'Older messages load when you are back online.';
   } else {
     line.replaceChildren('Could not load older messages. ', el('button', {
-      type: 'button', className: 'link-button', textContent: 'Try again', onclick: () => loadOlder(),
+      type: 'button', className: 'link-button', textContent: 'Try again', onclick: () => loadAgain(),
     }));
   }
+}
+
+/** Try again, after a page came back short: the page before the oldest message in the view, or
+ * with none in it (the conversation's first read came back empty), its newest page. */
+function loadAgain() {
+  return Number.isFinite(oldestInView()) ? loadOlder() : refreshMessages();
 }
 
 /** The `sortTs` of the oldest message in the view (Infinity: none). */

@@ -1,10 +1,11 @@
 // A conversation's history in the view: with more unread messages than a page, the view loads
 // back to the first of them and starts there; offline, where the local cache ends is not called
 // the conversation's beginning, and online again scrolling up loads the rest from the server; nor
-// is it where loading older messages failed; a load of older messages still under way for the
-// conversation the user left does not hold up the one they opened; edits and deletions of
-// messages scrolled back to show as they sync; and a refresh of the view that waited on a
-// back-fill while a later one showed a deletion does not bring the deleted message back.
+// is it where loading older messages failed (Try again loads them, or, where nothing could be
+// shown, the newest ones); a load of older messages still under way for the conversation the
+// user left does not hold up the one they opened; edits and deletions of messages scrolled back
+// to show as they sync; and a refresh of the view that waited on a back-fill while a later one
+// showed a deletion does not bring the deleted message back.
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -407,5 +408,55 @@ it('a refresh that read the view before a deletion and ends after a later refres
   const old = Array.from({ length: 9 }, (_, i) => `Old ${i + 12}`).filter((body) => body !== 'Old 15');
   assert.deepEqual(await bodies(), [...old, 'Read them', 'Hello', ...Array.from({ length: 40 }, (_, i) => `New ${i + 1}`)],
     'the view as the later refresh read it: "Old 15" stays deleted, the new messages stay');
+  assert.deepEqual(errors, []);
+});
+
+it('Try again after the first load of a conversation failed, with nothing cached, loads its newest messages', { timeout: 90_000 }, async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  await bobPosts(server, 'Old', 80);
+  // (Alice's reply reads Bob's messages: the view loads no older pages to find the unread ones.)
+  await server.api('alice').send('General', 'Read them');
+  const general = await server.api('alice').conversationId('General');
+  // (No service worker: the test answers requests with page.route, which a worker would bypass.)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  // Maintenance keeps none of General's messages: the conversation loads from the server.
+  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=0&maintenanceIntervalMs=2000' });
+  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
+    .filter((m) => m.conversationId === general).length, (count) => count === 0,
+  { message: 'maintenance to keep none of General\'s messages in IndexedDB' });
+  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+
+  // The server fails General's history requests (the sync feed still works: the page is online).
+  let failing = true;
+  await page.route((url) => url.pathname === `/v1/conversations/${general}/messages`, async (route) => {
+    if (!failing || route.request().method() !== 'GET') return route.continue();
+    await route.fulfill({
+      status: 500,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'internal', message: 'injected fault' } }),
+    });
+  });
+  await page.locator('#conversations .conversation', {
+    has: page.locator('.conversation-title', { hasText: /^General$/ }),
+  }).click();
+  await waitInPage(page, () => document.activeElement?.id === 'composer-text' &&
+    /^Could not load older messages/.test(document.getElementById('history-state').textContent), {
+    message: 'General open, saying loading its messages failed',
+    describe: () => ({ line: document.getElementById('history-state').textContent, focus: document.activeElement?.id }),
+  });
+  assert.equal((await shownMessages(page)).length, 0, 'no message to show');
+
+  // The server answers again: Try again loads the newest page.
+  failing = false;
+  await page.locator('#history-state').getByRole('button', { name: 'Try again' }).click();
+  await waitInPage(page, () => document.querySelectorAll('#messages .message').length > 0,
+    { message: 'messages after Try again' });
+  const newest = (await server.api('alice').messages('General', { limit: 50 })).map((m) => m.body);
+  assert.deepEqual((await shownMessages(page)).map((m) => m.body), newest, 'the newest page, in order');
+  assert.equal(await page.locator('#history-state').textContent(), '', 'no failure said any more');
   assert.deepEqual(errors, []);
 });
