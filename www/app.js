@@ -75,6 +75,9 @@ const state = {
   stopped: false,
   /** Whether the status said, when last heard, that writes fail for want of space. */
   storageFull: false,
+  /** The manager's counts of sync runs that succeeded and failed (`getStats()`) when last heard,
+   * and whether one failed since the last that succeeded (see syncFailed). */
+  syncRuns: { completed: 0, failed: 0, lastFailed: false },
   /** Whether the page counts unread messages (the list's counts, the divider in a conversation):
    * not before a first sync has finished, whose read markers come after the messages they cover
    * (a count taken early would be too high). */
@@ -140,6 +143,7 @@ async function start(session) {
     showSignIn(`Could not start: ${error.message}`);
     return;
   }
+  state.syncRuns = { completed: 0, failed: 0, lastFailed: false };
   listen(state.manager);
   const { storage, memoryReason } = state.manager.getSyncStatus();
   if (storage === 'memory') {
@@ -294,8 +298,8 @@ function renderStatus() {
   const status = manager.getSyncStatus();
   const waiting = status.pendingOutbox > 0 ? ` · ${status.pendingOutbox} waiting to send` : '';
   const failed = status.failedOutbox > 0 ? ` · ${status.failedOutbox} not sent` : '';
-  // (Kept until a sync succeeds: the manager clears it then.)
-  const error = status.lastError?.message;
+  // A sync run's error, kept until a run succeeds (the manager clears it then).
+  const error = syncFailed(manager, status) ? status.lastError?.message : undefined;
   let text;
   let time = '';
   if (!status.isOnline || status.phase === 'offline') text = 'Offline';
@@ -310,6 +314,22 @@ function renderStatus() {
     time = ` ${relativeTime(Date.parse(status.lastSyncTime))}`;
   }
   setStatus(status.phase, text, status.isOnline, { time, counts: waiting + failed });
+}
+
+/** Whether a sync run failed since the last one that succeeded. `lastError` alone does not say:
+ * a failed delivery or load of older messages sets it too (they show at the message, and above
+ * the messages). The manager counts the runs that succeed and those that fail (`getStats()`):
+ * the count that moved last says. */
+function syncFailed(manager, status) {
+  const { syncsCompleted, syncsFailed } = manager.getStats();
+  const runs = state.syncRuns;
+  // (Both moved since last heard: the error is still there only if the failure came last, a run
+  // that succeeds clears it.)
+  if (syncsCompleted !== runs.completed) runs.lastFailed = false;
+  if (syncsFailed !== runs.failed && status.lastError) runs.lastFailed = true;
+  runs.completed = syncsCompleted;
+  runs.failed = syncsFailed;
+  return runs.lastFailed;
 }
 
 /** The out-of-storage notice shows when writes start failing for want of space, and goes once a

@@ -1,11 +1,12 @@
 // The demo's status line (top bar): screen readers hear its state and counts when they change,
-// not the time since the last sync as the clock moves it on.
+// not the time since the last sync as the clock moves it on; it says a sync failed when one did,
+// not when a load of older messages did (which the conversation says).
 
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { newPage, openDemo, waitInPage } from './support/demo.mjs';
+import { newPage, openDemo, pollUntil, shownMessages, storedRecords, waitInPage } from './support/demo.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -86,5 +87,45 @@ it('a failed sync shows in the status line with its error, until a sync succeeds
   await waitInPage(page, () => /^Synced just now/.test(document.getElementById('status-text').textContent),
     { message: 'the status line to say "Synced just now" after a sync that worked' });
   assert.doesNotMatch(await text(), /failed/);
+  assert.deepEqual(errors, []);
+});
+
+it('a failed load of older messages does not say the sync failed', async (t) => {
+  const server = await startServer({ test: t, seedMessages: 0 });
+  const bob = server.api('bob');
+  for (let n = 1; n <= 20; n += 1) await bob.send('General', `Old ${n}`);
+  const general = await bob.conversationId('General');
+  // (No service worker: the test answers requests with page.route, which a worker would bypass.)
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  // Maintenance keeps none of General's messages: they load from the server when it opens.
+  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=0&maintenanceIntervalMs=2000' });
+  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
+    .filter((m) => m.conversationId === general).length, (count) => count === 0,
+  { message: 'maintenance to keep none of General\'s messages in IndexedDB' });
+  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+
+  // The server fails General's history requests; the sync feed works.
+  await page.route((url) => url.pathname === `/v1/conversations/${general}/messages`, (route) => (
+    route.request().method() === 'GET'
+      ? route.fulfill({
+        status: 500,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'internal', message: 'injected fault: no history' } }),
+      })
+      : route.continue()));
+  await page.locator('#conversations .conversation', {
+    has: page.locator('.conversation-title', { hasText: /^General$/ }),
+  }).click();
+  // The manager's `lastError` holds the failure (read through the pull-to-refresh element).
+  await waitInPage(page, () => document.getElementById('conversations-refresh').manager.getSyncStatus().lastError !== null &&
+    document.getElementById('status').dataset.phase === 'idle' &&
+    /^Could not load older messages/.test(document.getElementById('history-state').textContent),
+  { message: 'General open, saying its messages could not load, and the manager idle with the error' });
+  assert.equal((await shownMessages(page)).length, 0);
+  assert.match(await page.locator('#status-text').textContent(), /^Synced /, 'the last sync worked');
   assert.deepEqual(errors, []);
 });
