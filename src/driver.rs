@@ -979,7 +979,8 @@ fn touched(ops: &[StoreOp], report: &ApplyReport) -> Vec<String> {
             StoreOp::PutReadMarker(marker) => &marker.conversation_id,
             StoreOp::PutOutbox(entry) => &entry.conversation_id,
             StoreOp::ExtendHistory { conversation, .. }
-            | StoreOp::RestartHistory { conversation, .. } => conversation,
+            | StoreOp::RestartHistory { conversation, .. }
+            | StoreOp::RestampOutbox { conversation, .. } => conversation,
             _ => continue,
         };
         touched.add(id);

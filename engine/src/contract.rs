@@ -494,6 +494,83 @@ pub async fn outbox_round_trips_through_load_in_seq_order<S: Store>(store: &S) {
     assert_eq!(load(store).await.outbox, vec![failed, third]);
 }
 
+/// `RestampOutbox` moves the compose time of an entry the store holds pending, and of its
+/// optimistic message (its conversation's activity with it), back or forward; a server copy
+/// stored under the key stays. An entry gone (delivered) or failed is left as it is: nothing
+/// comes back.
+pub async fn restamp_outbox_moves_only_pending_entries<S: Store>(store: &S) {
+    whole_history(store, &["c-1", "c-2"]).await;
+    let pending = outbox("o-1", "c-1", 1);
+    let delivered = outbox("o-2", "c-2", 2);
+    let failed = OutboxEntry {
+        failure: Some(Failure {
+            code: "forbidden".into(),
+            message: "refused".into(),
+        }),
+        ..outbox("o-3", "c-2", 3)
+    };
+    // Still in the outbox, its server copy already stored (the feed brought it first).
+    let landing = outbox("o-4", "c-2", 4);
+    let mut ops = vec![
+        StoreOp::PutConversation(conversation("c-1", "mine", 10)),
+        StoreOp::PutConversation(conversation("c-other", "other", 4_000)),
+    ];
+    for entry in [&pending, &delivered, &failed, &landing] {
+        ops.extend(compose(entry));
+    }
+    apply(store, ops).await;
+    let sent = confirmed(&delivered, "m-2", 200);
+    let landed = confirmed(&landing, "m-4", 400);
+    let delivery = vec![
+        StoreOp::PutMessage(sent.clone()),
+        StoreOp::RemoveOutbox(delivered.client_message_id.clone()),
+        StoreOp::PutMessage(landed.clone()),
+    ];
+    apply(store, delivery).await;
+    let order = |store| async move { conversation_ids(&conversations(store).await) };
+    assert_eq!(order(store).await, ["c-1", "c-other"]);
+
+    let restamp = |entry: &OutboxEntry, by| StoreOp::RestampOutbox {
+        client_message_id: entry.client_message_id.clone(),
+        conversation: entry.conversation_id.clone(),
+        sender: UserId::new(ME),
+        by,
+    };
+    let all = [&pending, &delivered, &failed, &landing];
+    apply(store, all.iter().map(|e| restamp(e, 2_000)).collect()).await;
+    let moved = |entry: &OutboxEntry| OutboxEntry {
+        composed_at: entry.composed_at - 2_000,
+        ..entry.clone()
+    };
+    assert_eq!(
+        load(store).await.outbox,
+        vec![moved(&pending), failed.clone(), moved(&landing)]
+    );
+    assert_eq!(
+        all_messages(store, "c-1").await,
+        vec![optimistic(&moved(&pending))]
+    );
+    assert_eq!(
+        all_messages(store, "c-2").await,
+        vec![sent.clone(), landed.clone(), optimistic(&failed)],
+        "the server's copies stay, the failed message as it was"
+    );
+    assert_eq!(order(store).await, ["c-other", "c-1"], "composed earlier");
+
+    // Set forward again.
+    apply(store, all.iter().map(|e| restamp(e, -2_000)).collect()).await;
+    assert_eq!(
+        load(store).await.outbox,
+        vec![pending.clone(), failed.clone(), landing]
+    );
+    assert_eq!(all_messages(store, "c-1").await, vec![optimistic(&pending)]);
+    assert_eq!(
+        all_messages(store, "c-2").await,
+        vec![sent, landed, optimistic(&failed)]
+    );
+    assert_eq!(order(store).await, ["c-1", "c-other"]);
+}
+
 /// The cursor, the sync and maintenance stamps and the pending read markers round-trip through
 /// `load`; `SetCursor(None)` forgets the cursor, `SetPendingReadMarkers` replaces the markers.
 pub async fn cursor_and_meta_round_trip<S: Store>(store: &S) {
@@ -1387,6 +1464,7 @@ macro_rules! store_contract_tests {
             remove_optimistic_keeps_server_message
             conversations_and_read_markers_last_write_wins
             outbox_round_trips_through_load_in_seq_order
+            restamp_outbox_moves_only_pending_entries
             cursor_and_meta_round_trip
             batch_ops_apply_in_order
             messages_page_newest_first_window_in_ascending_order

@@ -202,6 +202,23 @@ impl Data {
                 self.outbox
                     .retain(|entry| &entry.client_message_id != client_message_id);
             }
+            StoreOp::RestampOutbox {
+                client_message_id,
+                sender,
+                by,
+                ..
+            } => {
+                let moved = (self.outbox.iter_mut())
+                    .find(|entry| &entry.client_message_id == client_message_id)
+                    .filter(|entry| entry.failure.is_none())
+                    .map(|entry| {
+                        entry.composed_at -= by;
+                        LocalMessage::optimistic(entry, sender)
+                    });
+                if let Some(message) = moved {
+                    self.apply_op(&StoreOp::PutMessage(message), report);
+                }
+            }
             StoreOp::SetCursor(cursor) => self.cursor = cursor.clone(),
             StoreOp::SetLastSync(at) => self.last_sync = Some(*at),
             StoreOp::SetLastMaintenance(at) => self.last_maintenance = Some(*at),

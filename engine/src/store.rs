@@ -320,6 +320,19 @@ pub enum StoreOp {
     PutOutbox(OutboxEntry),
     /// Removes an outbox entry.
     RemoveOutbox(ClientMessageId),
+    /// Moves the compose time of an outbox entry back by `by` (forward when negative), with its
+    /// optimistic message: the device's clock was set back. Only while the store holds the entry
+    /// pending (not failed); a server message under its key stays ([`LocalMessage::supersedes`]).
+    RestampOutbox {
+        /// The entry.
+        client_message_id: ClientMessageId,
+        /// Its conversation (for those told what changed).
+        conversation: ConversationId,
+        /// The sender of its optimistic message (this user).
+        sender: UserId,
+        /// How far back.
+        by: Millis,
+    },
     /// Sets (or, with `None`, forgets) the change-feed cursor.
     SetCursor(Option<Cursor>),
     /// Records when the last sync finished.

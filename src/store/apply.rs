@@ -218,6 +218,18 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
             StoreOp::RemoveOutbox(client_message_id) => {
                 outbox_keys.push(client_message_id.to_string())
             }
+            StoreOp::RestampOutbox {
+                client_message_id,
+                conversation,
+                sender,
+                ..
+            } => {
+                outbox_keys.push(client_message_id.to_string());
+                let key = (sender.to_string(), client_message_id.to_string());
+                message_gets.push(key.clone());
+                message_keys.push(key);
+                conversation_ids.push(conversation.clone());
+            }
             StoreOp::SetCursor(_)
             | StoreOp::SetLastSync(_)
             | StoreOp::SetLastMaintenance(_)
@@ -691,6 +703,22 @@ impl Overlay {
                     self.recompute.push(entry.conversation_id.clone());
                 }
                 self.outbox.change(&key, None);
+            }
+            StoreOp::RestampOutbox {
+                client_message_id,
+                sender,
+                by,
+                ..
+            } => {
+                let key = client_message_id.to_string();
+                let pending = self.outbox.get(&key).filter(|e| e.failure.is_none());
+                let Some(mut entry) = pending.cloned() else {
+                    return;
+                };
+                entry.composed_at -= by;
+                let message = LocalMessage::optimistic(&entry, sender);
+                self.outbox.change(&key, Some(entry));
+                self.apply(&StoreOp::PutMessage(message));
             }
             StoreOp::SetCursor(cursor) => self.edit_meta(|meta| meta.cursor = cursor.clone()),
             StoreOp::SetLastSync(at) => self.edit_meta(|meta| meta.last_sync = Some(*at)),

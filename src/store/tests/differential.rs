@@ -88,12 +88,12 @@ fn random_floor(rng: &mut SmallRng) -> HistoryFloor {
 }
 
 /// A random write, as the engine makes them: an optimistic copy exists exactly while its outbox
-/// entry does, so composing, failing, discarding and delivering write both.
+/// entry does, so composing, failing, discarding, delivering and restamping write both.
 fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
     let entry = rng.random_range(1..=ENTRIES);
     let optimistic =
         |entry: &OutboxEntry| StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into()));
-    let op = match rng.random_range(0..109) {
+    let op = match rng.random_range(0..112) {
         0..40 => {
             let n = rng.random_range(0..MESSAGES);
             let message = StoreOp::PutMessage(server_message(n, rng.random_range(0..=4)));
@@ -155,6 +155,16 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
             before: rng.random_range(1_000..1_320),
         },
         108 => StoreOp::ForgetServerData,
+        109.. => {
+            // Moved with the device's clock (where still pending).
+            let entry = outbox_entry(entry, false);
+            StoreOp::RestampOutbox {
+                client_message_id: entry.client_message_id,
+                conversation: entry.conversation_id,
+                sender: ME.into(),
+                by: rng.random_range(-3_000..3_000),
+            }
+        }
         106.. => StoreOp::RestartHistory {
             conversation: format!("c{}", rng.random_range(0..CONVERSATIONS)).into(),
             from: random_floor(rng),
