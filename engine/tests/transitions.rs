@@ -2999,6 +2999,83 @@ fn a_clock_set_back_does_not_bring_back_a_failed_message_another_tab_discarded()
     assert!(snapshot.outbox.is_empty() && snapshot.messages.is_empty());
 }
 
+/// A tab that takes the lead may hold the outbox as it was before the tab that led settled
+/// some of it (its note is on the way). The device's clock set back then moves only what the
+/// store holds pending: a message delivered, failed or discarded meanwhile stays so.
+#[test]
+fn a_clock_set_back_after_a_lead_change_moves_only_what_the_store_holds_pending() {
+    let optimistic = |entry: &OutboxEntry| LocalMessage::optimistic(entry, &ME.into());
+    let entries: Vec<OutboxEntry> = ["delivered", "failed", "discarded", "pending"]
+        .into_iter()
+        .zip(1..)
+        .map(|(id, seq)| OutboxEntry {
+            client_message_id: ClientMessageId::new(id),
+            conversation_id: "c-1".into(),
+            body: id.into(),
+            seq,
+            composed_at: T0 - MIN,
+            failure: None,
+        })
+        .collect();
+    let [delivered, failed, discarded, pending] = &entries[..] else {
+        unreachable!()
+    };
+    let store = MemoryStore::new();
+    let mut ops = vec![StoreOp::SetLastMaintenance(T0)];
+    for entry in &entries {
+        ops.extend([
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(optimistic(entry)),
+        ]);
+    }
+    pollster::block_on(store.apply(&ops)).unwrap();
+    // This tab takes the lead (offline: nothing is sent) with the outbox as it loaded it.
+    let mut d = Driver::with_store(config(), store);
+    d.go_online(false);
+    d.start();
+
+    // The tab that led settles three of them; this tab has not reloaded the outbox yet.
+    let id = |entry: &OutboxEntry| entry.client_message_id.clone();
+    let sent = LocalMessage::from_server(ours(&id(delivered), "c-1", "delivered", T0));
+    let failed = OutboxEntry {
+        failure: Some(chat_sync_engine::Failure {
+            code: "forbidden".into(),
+            message: "refused".into(),
+        }),
+        ..failed.clone()
+    };
+    let settled = [
+        StoreOp::PutMessage(sent.clone()),
+        StoreOp::RemoveOutbox(id(delivered)),
+        StoreOp::PutOutbox(failed.clone()),
+        StoreOp::PutMessage(optimistic(&failed)),
+        StoreOp::RemoveOutbox(id(discarded)),
+        StoreOp::RemoveOptimistic {
+            sender: ME.into(),
+            client_message_id: id(discarded),
+        },
+    ];
+    pollster::block_on(d.store.apply(&settled)).unwrap();
+
+    d.act(|e, _| e.handle_clock_ahead(HOUR));
+    let moved = OutboxEntry {
+        composed_at: T0 - MIN - HOUR,
+        ..pending.clone()
+    };
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.outbox, vec![failed.clone(), moved.clone()]);
+    assert_eq!(
+        snapshot.messages,
+        vec![sent, optimistic(&failed), optimistic(&moved)]
+    );
+
+    // The other tab's note comes: this tab's outbox is the store's.
+    let outbox = snapshot.outbox;
+    d.act(|e, now| e.handle_outbox_reloaded(outbox, now));
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (1, 1));
+}
+
 #[test]
 fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
     let m1 = message("m-1", "c-1", "u-bob", "before", T0);

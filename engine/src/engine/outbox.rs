@@ -161,9 +161,11 @@ impl Engine {
     /// The device's clock was set back by `moved` (forward when negative): the compose times of
     /// the pending entries, taken on it before, move with it, so a pending message does not show
     /// (nor list its conversation) as composed in the future, and expires when it would have. A
-    /// leading engine stores them (and their optimistic messages) again. Not failed entries
-    /// (another tab may retry or discard one meanwhile, which this write would undo), nor those
-    /// whose write or outcome is being stored.
+    /// leading engine moves them (and their optimistic messages) in the store too, where the
+    /// store still holds them pending: this engine's outbox may be behind the store's (the tab
+    /// that led before delivered, failed or discarded one; the reload that follows its note
+    /// brings that here). Not failed entries (another tab may retry or discard one meanwhile),
+    /// nor those whose write or outcome is being stored.
     pub(super) fn restamp_outbox(&mut self, moved: Millis) {
         let mut ops = Vec::new();
         let mut changed = ChangeSet::default();
@@ -172,9 +174,12 @@ impl Engine {
                 continue;
             }
             item.entry.composed_at -= moved;
-            ops.push(StoreOp::PutOutbox(item.entry.clone()));
-            let message = LocalMessage::optimistic(&item.entry, &self.config.user_id);
-            ops.push(StoreOp::PutMessage(message));
+            ops.push(StoreOp::RestampOutbox {
+                client_message_id: item.entry.client_message_id.clone(),
+                conversation: item.entry.conversation_id.clone(),
+                sender: self.config.user_id.clone(),
+                by: moved,
+            });
             changed.add(&item.entry.conversation_id);
             changed.messages += 1;
         }
