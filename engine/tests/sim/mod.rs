@@ -5,12 +5,13 @@
 //! markers over; the lead passes on when the leading tab closes, or goes into the back/forward
 //! cache and comes back, or is taken over from a tab the browser suspended, which leads on for a
 //! while before it hears of it). Tabs crash and restart (memory lost, store kept); clocks are
-//! skewed, and set back or forward while tabs run (their engines' clocks go on, ahead). Users compose messages, retry or discard failed ones and read conversations (read
-//! markers); others edit and delete messages and start new conversations on the server. Some
-//! seeds give messages, history and tombstones short lifetimes, so maintenance expires, evicts and
-//! compacts during the run; three seeds in four give the engines feed pages of a few changes, so
-//! syncs run over many pages (held, then stored together). Everything draws from one seed, so a
-//! failing seed replays exactly.
+//! skewed, and set back or forward while tabs run (their engines' clocks go on, ahead), also as
+//! the lead changes (a device waking from sleep). Users compose messages, retry or discard failed
+//! ones and read conversations (read markers); others edit and delete messages and start new
+//! conversations on the server. Some seeds give messages, history and tombstones short
+//! lifetimes, so maintenance expires, evicts and compacts during the run; three seeds in four give
+//! the engines feed pages of a few changes, so syncs run over many pages (held, then stored
+//! together). Everything draws from one seed, so a failing seed replays exactly.
 #![allow(dead_code)]
 
 use axum::body::Body;
@@ -538,6 +539,42 @@ impl World {
         }
     }
 
+    /// A write that queues an outbox entry (composing, retrying) or moves its compose time with
+    /// the clock never puts back one the store holds delivered, to be sent and shown pending
+    /// again: a tab that takes the lead may hold it pending still. (Failures are not checked:
+    /// maintenance may still expire, from an outbox that stale, an entry delivered meanwhile.)
+    fn check_no_delivered_entry_back(&mut self, device: usize, batch: &chat_sync_engine::Batch) {
+        let written: Vec<&ClientMessageId> = (batch.ops.iter())
+            .filter_map(|op| match op {
+                chat_sync_engine::StoreOp::PutOutbox(entry) if entry.failure.is_none() => {
+                    Some(&entry.client_message_id)
+                }
+                chat_sync_engine::StoreOp::RestampOutbox {
+                    client_message_id, ..
+                } => Some(client_message_id),
+                _ => None,
+            })
+            .collect();
+        if written.is_empty() {
+            return;
+        }
+        let snapshot = self.devices[device].store.snapshot();
+        let me = USERS[self.devices[device].user];
+        let back = snapshot.outbox.iter().find(|entry| {
+            written.contains(&&entry.client_message_id)
+                && snapshot.messages.iter().any(|m| {
+                    m.is_from_server()
+                        && m.sender_id.as_str() == me
+                        && m.client_message_id == entry.client_message_id
+                })
+        });
+        if let Some(entry) = back {
+            self.violations.push(format!(
+                "device {device} put back an outbox entry its store holds delivered: {entry:?}"
+            ));
+        }
+    }
+
     fn observe(&mut self, device: usize, event: Event) {
         match event {
             Event::MessageQueued { message } => {
@@ -753,6 +790,7 @@ impl World {
                 }
                 let result = pollster::block_on(self.devices[device].store.apply(&batch.ops));
                 if result.is_ok() {
+                    self.check_no_delivered_entry_back(device, &batch);
                     // The tab's broadcast: the others reload the outbox.
                     for sibling in self.siblings(device) {
                         let incarnation = self.devices[sibling].incarnation;
@@ -985,6 +1023,14 @@ impl World {
                     incarnation,
                 },
             );
+            // A device waking from sleep has its clock corrected as the lead changes: the tab
+            // that leads next may hold pending still what the one before settles meanwhile.
+            if self.chance(0.2) {
+                let at = self.now + self.rng.random_range(0..2 * SECOND);
+                let by = -self.rng.random_range(MINUTE..2 * 60 * MINUTE);
+                let browser = self.devices[device].browser;
+                self.at(at, Happening::ClockMoved { browser, by });
+            }
         }
     }
 
