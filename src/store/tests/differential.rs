@@ -154,8 +154,17 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
         97..100 => StoreOp::CompactTombstones {
             before: rng.random_range(1_000..1_320),
         },
+        100..106 => StoreOp::ExtendHistory {
+            conversation: format!("c{}", rng.random_range(0..CONVERSATIONS)).into(),
+            from: random_floor(rng),
+            to: random_floor(rng),
+        },
+        106..108 => StoreOp::RestartHistory {
+            conversation: format!("c{}", rng.random_range(0..CONVERSATIONS)).into(),
+            from: random_floor(rng),
+        },
         108 => StoreOp::ForgetServerData,
-        109.. => {
+        _ => {
             // Moved with the device's clock (where still pending).
             let entry = outbox_entry(entry, false);
             StoreOp::RestampOutbox {
@@ -165,15 +174,6 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
                 by: rng.random_range(-3_000..3_000),
             }
         }
-        106.. => StoreOp::RestartHistory {
-            conversation: format!("c{}", rng.random_range(0..CONVERSATIONS)).into(),
-            from: random_floor(rng),
-        },
-        _ => StoreOp::ExtendHistory {
-            conversation: format!("c{}", rng.random_range(0..CONVERSATIONS)).into(),
-            from: random_floor(rng),
-            to: random_floor(rng),
-        },
     };
     vec![op]
 }
