@@ -65,8 +65,8 @@ pub mod contract;
 pub use chat_sync_protocol as protocol;
 pub use config::{BackoffConfig, BrokenVariant, Config};
 pub use engine::{
-    ConnectionQuality, EffectiveType, Engine, EngineError, Output, MAX_RETRY_AFTER_MS,
-    QUOTA_EVICTION_KEEP,
+    ConnectionQuality, EffectiveType, Engine, EngineError, Output, CLOCK_MOVE_MIN_MS,
+    MAX_RETRY_AFTER_MS, QUOTA_EVICTION_KEEP,
 };
 pub use event::{ChangeSet, DiscardReason, Event, SyncSummary, Ticket};
 pub use memory_store::{MemorySnapshot, MemoryStore};

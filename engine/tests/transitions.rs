@@ -8,7 +8,8 @@ use chat_sync_engine::{
     BackoffConfig, Batch, ChangeSet, Config, ConnectionQuality, DiscardReason, EffectiveType,
     Engine, EngineError, Event, HistoryFloor, HttpOutcome, HttpRequest, LocalMessage, MemoryStore,
     MessageStatus, OutboxEntry, Output, PendingReadMarker, Phase, RequestId, Store, StoreError,
-    StoreOp, SyncError, SyncSummary, Ticket, Trigger, MAX_RETRY_AFTER_MS, QUOTA_EVICTION_KEEP,
+    StoreOp, SyncError, SyncSummary, Ticket, Trigger, CLOCK_MOVE_MIN_MS, MAX_RETRY_AFTER_MS,
+    QUOTA_EVICTION_KEEP,
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
@@ -3924,4 +3925,36 @@ fn stop_finishes_open_tickets_with_stopped_and_sends_nothing_more() {
     d.wait(HOUR);
     assert_eq!(d.requests.len(), issued);
     assert_eq!(d.store.snapshot().outbox.len(), 1);
+}
+
+/// The engine's and the device's clocks, read one after the other, differ by a few milliseconds
+/// now and then (a busy thread reads them apart): that is no clock set back, and nothing moves or
+/// is stored again for it. A real correction still moves what was stamped.
+#[test]
+fn clock_readings_a_moment_apart_are_not_a_clock_set_back() {
+    let mut d = Driver::new(config());
+    d.start();
+    let first = d.only_open("GET /v1/sync");
+    d.respond(&first, feed(vec![], "k1", false));
+    d.go_online(false);
+    let id = d.send("c-1", "pending");
+    d.advance_to(T0 + MIN);
+    d.clear();
+    for ahead in [30, 0, CLOCK_MOVE_MIN_MS - 1, 0] {
+        d.act(|e, _| e.handle_clock_ahead(ahead));
+    }
+    assert!(d.applied().is_empty(), "nothing stored again");
+    assert_eq!(d.engine.status().last_sync_time, Some(T0));
+    assert_eq!(d.store.snapshot().outbox[0].composed_at, T0);
+
+    d.act(|e, _| e.handle_clock_ahead(CLOCK_MOVE_MIN_MS));
+    assert_eq!(
+        d.engine.status().last_sync_time,
+        Some(T0 - CLOCK_MOVE_MIN_MS)
+    );
+    let entry = d.store.snapshot().outbox[0].clone();
+    assert_eq!(
+        (entry.client_message_id, entry.composed_at),
+        (id, T0 - CLOCK_MOVE_MIN_MS)
+    );
 }

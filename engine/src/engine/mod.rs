@@ -30,6 +30,12 @@ use requests::{InFlight, Purpose};
 /// instead (see `command_blocker`).
 const LONG_SERVER_WAIT_MS: Millis = 10_000;
 
+/// The least change in how far the engine's clock runs ahead of the device's that is a clock set
+/// back or forward ([`Engine::handle_clock_ahead`]): less is how the two clocks' readings differ
+/// without one (they are read one after the other, a busy thread reads them apart, and they
+/// drift), and moving every stamp and storing them again for it would rewrite the outbox.
+pub const CLOCK_MOVE_MIN_MS: Millis = 1_000;
+
 /// What the engine wants done next; drain with [`Engine::poll_output`] until `Timeout`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
@@ -382,12 +388,13 @@ impl Engine {
     /// device's clock: 0 unless the device's clock was set back. What the engine stores or
     /// shows as a time (a message's compose time, the last sync and maintenance, the next sync)
     /// is on the device's clock, so it means the same to every tab and after a reload.
+    /// Moves smaller than [`CLOCK_MOVE_MIN_MS`] are not taken for a clock set back or forward.
     pub fn handle_clock_ahead(&mut self, ahead: Millis) {
         let ahead = ahead.max(0);
         // The device's clock moved under the engine's: the last sync and maintenance, stamped
         // on it before, move with it (maintenance keeps its pace, the status its meaning).
         let moved = ahead - self.clock_ahead;
-        if moved != 0 {
+        if moved.abs() >= CLOCK_MOVE_MIN_MS {
             self.last_sync = self.last_sync.map(|at| at - moved);
             self.last_maintenance = self.last_maintenance.map(|at| at - moved);
             self.clock_ahead = ahead;
