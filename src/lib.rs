@@ -17,6 +17,11 @@ pub mod runtime;
 pub mod store;
 pub mod transport;
 
+/// The allocator: talc, smaller in the wasm than the standard library's dlmalloc.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub use chat_sync_engine as engine;
 pub use chat_sync_protocol as protocol;
 pub use js_api::BackgroundSyncManager;
