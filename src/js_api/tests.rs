@@ -1803,6 +1803,25 @@ async fn a_number_where_an_option_wants_text_is_named_in_the_error() {
     }
 }
 
+/// Text where an option wants a number: the message quotes it as serde does (`"50 \"rows\""`),
+/// through the patched `serde-wasm-bindgen` (vendor/), which quotes with `JSON.stringify`
+/// instead of linking `str`'s `Debug`.
+#[wasm_bindgen_test]
+async fn text_where_an_option_wants_a_number_is_quoted_in_the_error() {
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
+    Reflect::set(&options, &"token".into(), &"t".into()).expect("set");
+    Reflect::set(&options, &"pageSize".into(), &r#"50 "rows""#.into()).expect("set");
+    let error = JsFuture::from(BackgroundSyncManager::create(options.into()))
+        .await
+        .expect_err("refused");
+    assert_eq!(error_code(&error), "invalidInput");
+    assert_eq!(
+        field(&error, "message").as_string().unwrap_or_default(),
+        r#"invalid options: invalid type: string "50 \"rows\"", expected u32"#
+    );
+}
+
 /// An interval out of range is refused, naming the option: `300` meant as seconds would poll the
 /// server every 300 ms, and a huge one (to turn periodic sync off) overflowed the engine's clock.
 #[wasm_bindgen_test]

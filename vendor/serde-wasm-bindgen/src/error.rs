@@ -8,6 +8,9 @@ pub struct Error(JsValue);
 extern "C" {
     #[wasm_bindgen(js_name = String)]
     fn to_string(value: &JsValue) -> String;
+
+    #[wasm_bindgen(js_namespace = JSON, js_name = stringify)]
+    fn quote(value: &str) -> String;
 }
 
 impl std::fmt::Display for Error {
@@ -69,7 +72,11 @@ impl std::fmt::Display for Unexpected<'_> {
                 write!(f, "floating point `{}{}`", text, point)
             }
             Char(c) => write!(f, "character `{}`", c),
-            Str(s) => write!(f, "string {:?}", s),
+            // Quoted by JavaScript's `JSON.stringify`, not Rust's `{:?}`: the same but for
+            // control and other unprintable characters (`\u001b`, not `\u{1b}`), and without
+            // `str`'s `Debug`, which links Unicode tables and the panic message of string
+            // slicing (about 7 KB of the wasm, 4.5 KB gzipped).
+            Str(s) => write!(f, "string {}", quote(s)),
             Bytes(_) => f.write_str("byte array"),
             Unit => f.write_str("unit value"),
             Option => f.write_str("Option value"),
