@@ -1,7 +1,7 @@
 //! The fetch transport: performs the engine's [`HttpRequest`]s with the browser's `fetch` and
 //! reports [`HttpOutcome`]s.
 //!
-//! It uses the global `fetch` and `setTimeout` (through `gloo-net` and `gloo-timers`), never
+//! It uses the global `fetch` and `setTimeout` (the latter through `gloo-timers`), never
 //! `window`, so it works in a page, a dedicated Worker and a ServiceWorker alike.
 
 use chat_sync_engine::{HttpOutcome, HttpRequest};
@@ -10,9 +10,11 @@ use futures_util::future::{select, Either};
 use gloo_timers::future::TimeoutFuture;
 use serde::Serialize;
 use std::pin::pin;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    AbortController, AbortSignal, Headers, RequestCache, RequestCredentials, RequestInit,
+    AbortController, AbortSignal, Headers, RequestCache, RequestCredentials, RequestInit, Response,
 };
 
 #[cfg(all(test, target_arch = "wasm32"))]
@@ -88,29 +90,30 @@ impl FetchTransport {
             Ok(web_request) => web_request,
             Err(message) => return HttpOutcome::Network(message),
         };
-        let response = match gloo_net::http::Request::from(web_request).send().await {
+        let response = match fetch(&web_request).await {
             Ok(response) => response,
             Err(error) => {
                 log::debug!(
                     method = request.method.as_str(), path = request.path.as_str();
                     "fetch failed: {error}"
                 );
-                return HttpOutcome::Network(error.to_string());
+                return HttpOutcome::Network(error);
             }
         };
         let status = response.status();
         let headers = response.headers();
-        let retry_after_ms = headers.get("retry-after").and_then(|value| {
-            parse_retry_after(&value, headers.get("date").as_deref(), js_sys::Date::now())
+        let header = |name| headers.get(name).ok().flatten();
+        let retry_after_ms = header("retry-after").and_then(|value| {
+            parse_retry_after(&value, header("date").as_deref(), js_sys::Date::now())
         });
-        let text = match response.text().await {
+        let text = match text(&response).await {
             Ok(text) => text,
             Err(error) => {
                 log::debug!(
                     method = request.method.as_str(), path = request.path.as_str(), status;
                     "reading the response body failed: {error}"
                 );
-                return HttpOutcome::Network(error.to_string());
+                return HttpOutcome::Network(error);
             }
         };
         HttpOutcome::Response {
@@ -147,6 +150,41 @@ impl FetchTransport {
         init.set_headers(&headers);
         let url = format!("{}{}", self.base_url, request.path);
         web_sys::Request::new_with_str_and_init(&url, &init).map_err(|error| js_message(&error))
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch`: a page's, a dedicated Worker's or a ServiceWorker's.
+    #[wasm_bindgen(js_name = fetch)]
+    fn fetch_with_request(request: &web_sys::Request) -> js_sys::Promise;
+}
+
+/// Sends `request` with the global `fetch`; a failure (no connection, CORS, an abort) as the
+/// exception's `toString()` (`TypeError: Failed to fetch`).
+pub(crate) async fn fetch(request: &web_sys::Request) -> Result<Response, String> {
+    match JsFuture::from(fetch_with_request(request)).await {
+        Ok(response) => Ok(response.unchecked_into()),
+        Err(error) => Err(js_to_string(&error)),
+    }
+}
+
+/// The whole body of `response` as text; a failure (the connection broke off) as the
+/// exception's `toString()`.
+pub(crate) async fn text(response: &Response) -> Result<String, String> {
+    let body = response.text().map_err(|error| js_to_string(&error))?;
+    match JsFuture::from(body).await {
+        Ok(text) => Ok(text.as_string().unwrap_or_default()),
+        Err(error) => Err(js_to_string(&error)),
+    }
+}
+
+/// An `Error`'s `toString()` (`name: message`, or the name alone without a message); any other
+/// value as [`js_message`] writes it.
+fn js_to_string(value: &JsValue) -> String {
+    match value.dyn_ref::<js_sys::Error>() {
+        Some(error) => error.to_string().into(),
+        None => js_message(value),
     }
 }
 

@@ -9,7 +9,7 @@ mod tests;
 use crate::driver::{engine_now, AnyStore, Driver, Finished};
 use crate::runtime::{self, NetworkCommand};
 use crate::store::{request_persistence, IndexedDbStore, NoDatabase, Opened};
-use crate::transport::FetchTransport;
+use crate::transport::{self, FetchTransport};
 use chat_sync_engine::protocol::{
     ClientMessageId, ConversationId, MeResponse, MessageId, Millis, ReadMarker, User, UserId,
 };
@@ -1093,12 +1093,6 @@ const WHOAMI_TIMEOUT_MS: u32 = 10_000;
 
 /// Who the token belongs to (`GET /v1/me`); `None` when the server refuses it.
 async fn whoami(server_url: &str, token: &str) -> Result<Option<UserId>, JsValue> {
-    let request = gloo_net::http::Request::get(&format!(
-        "{server_url}{}",
-        chat_sync_engine::protocol::paths::ME
-    ))
-    .header("Authorization", &format!("Bearer {token}"))
-    .send();
     let unreachable = || {
         js_error(
             Code::Offline,
@@ -1106,8 +1100,17 @@ async fn whoami(server_url: &str, token: &str) -> Result<Option<UserId>, JsValue
              pass userId to start offline",
         )
     };
+    let headers = web_sys::Headers::new()?;
+    headers
+        .set("Authorization", &format!("Bearer {token}"))
+        .map_err(|_| invalid("the token is not a valid HTTP header value"))?;
+    let init = web_sys::RequestInit::new();
+    init.set_headers(&headers);
+    let url = format!("{server_url}{}", chat_sync_engine::protocol::paths::ME);
+    let request =
+        web_sys::Request::new_with_str_and_init(&url, &init).map_err(|_| unreachable())?;
     let answered = futures_util::future::select(
-        Box::pin(request),
+        Box::pin(transport::fetch(&request)),
         gloo_timers::future::TimeoutFuture::new(WHOAMI_TIMEOUT_MS),
     )
     .await;
@@ -1120,7 +1123,9 @@ async fn whoami(server_url: &str, token: &str) -> Result<Option<UserId>, JsValue
             let unexpected = |error: &dyn std::fmt::Display| {
                 js_error(Code::Server, &format!("unexpected /v1/me answer: {error}"))
             };
-            let text = response.text().await.map_err(|e| unexpected(&e))?;
+            let text = transport::text(&response)
+                .await
+                .map_err(|e| unexpected(&e))?;
             let value = js_sys::JSON::parse(&text).map_err(|_| unexpected(&"not JSON"))?;
             let me: MeResponse =
                 serde_wasm_bindgen::from_value(value).map_err(|e| unexpected(&e))?;
