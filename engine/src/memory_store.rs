@@ -127,8 +127,8 @@ impl MemoryStore {
 /// Messages by conversation, then in message order within one: `sort_ts`, then server id
 /// (optimistic ones have none and sort first among equals, which never happens as their `sort_ts`
 /// is far above), then key. Every sort of messages here uses it (one sort in the wasm, not one per
-/// call site). Like every order the stores sort by, it is total (the key is unique), so the
-/// unstable sort gives the same result, and its code is smaller than the stable one's.
+/// call site). Like every order the stores sort by, it is total (the key is unique): no two
+/// messages compare equal.
 fn in_store_order(a: &&LocalMessage, b: &&LocalMessage) -> std::cmp::Ordering {
     (a.conversation_id.cmp(&b.conversation_id))
         .then(a.sort_ts.cmp(&b.sort_ts))
