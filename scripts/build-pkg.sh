@@ -6,7 +6,8 @@
 #   2. wasm-bindgen --target web            -> pkg/chat_sync.js, chat_sync.d.ts, chat_sync_bg.wasm
 #   3. wasm-opt -Oz (without its inlining) on pkg/chat_sync_bg.wasm  (binaryen from npm, pinned in
 #      scripts/wasm-opt/: Debian 12's binaryen 108 cannot parse what rustc 1.95 and wasm-bindgen
-#      0.2.130 emit)
+#      0.2.130 emit), then its imports renamed to short names, in the module and in the JS glue
+#      (scripts/minify-names.mjs)
 #   4. the hand-written JS of js/ (js/*.js, js/*.d.ts), pkg/package.json and pkg/README.md
 #   5. precompressed copies (.br, .gz) of the wasm and the JS, which the demo's server sends, and
 #      build-id.js (scripts/build-id.mjs), which the demo's service worker imports
@@ -83,6 +84,10 @@ step "wasm-opt -Oz --skip-pass=inlining-optimizing ($("$WASM_OPT" --version))"
 "$WASM_OPT" -Oz --skip-pass=inlining-optimizing "${WASM_FEATURES[@]}" \
     "$STAGE/chat_sync_bg.wasm" -o "$STAGE/chat_sync_bg.opt.wasm"
 mv "$STAGE/chat_sync_bg.opt.wasm" "$STAGE/chat_sync_bg.wasm"
+# wasm-bindgen's import names carry a hash each (3.4 KB of the gzipped wasm, 2.6 KB of the glue).
+# (wasm-opt's --minify-imports-and-exports-and-modules would rename the exports too, which
+# `init()` gives the app.)
+node scripts/minify-names.mjs "$STAGE"
 
 step "Hand-written JS (js/), package.json and README.md"
 shopt -s nullglob
