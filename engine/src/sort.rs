@@ -7,16 +7,30 @@ use std::cmp::Ordering;
 /// Every call shares one sort, over indices with the comparison behind a `dyn`: a plain merge
 /// sort ([`sorted_indices`]), not the standard library's, whose one instance alone was 3.5 KB
 /// of wasm; each `sort_unstable_by` with another element type or comparator would be its own
-/// copy of it (docs/benchmarks.md, "Package size"). The cost is two `Vec`s of indices and an
-/// indirect call per comparison.
-pub fn sort_by<T>(items: &mut Vec<T>, compare: impl Fn(&T, &T) -> Ordering) {
-    let order = sorted_indices(items.len(), &|a, b| compare(&items[a], &items[b]));
-    let mut taken: Vec<Option<T>> = items.drain(..).map(Some).collect();
-    items.extend(order.into_iter().map(|index| {
-        taken[index]
-            .take()
-            .expect("a permutation names each index once")
-    }));
+/// copy of it (docs/benchmarks.md, "Package size"). The items are then moved into place by
+/// swaps ([`permute`]), so the only code per item type is its comparison and its swap. The cost
+/// is two `Vec`s of indices and an indirect call per comparison and per swap.
+pub fn sort_by<T>(items: &mut [T], compare: impl Fn(&T, &T) -> Ordering) {
+    let mut order = sorted_indices(items.len(), &|a, b| compare(&items[a], &items[b]));
+    permute(&mut order, &mut |a, b| items.swap(a, b));
+}
+
+/// Moves the item at `order[k]` to `k`, for every `k`, by swaps (`swap(a, b)`): each cycle of the
+/// permutation is followed from its first position, which the swaps carry its item along from.
+/// Not generic: the item type is only in `swap`.
+#[inline(never)]
+fn permute(order: &mut [usize], swap: &mut dyn FnMut(usize, usize)) {
+    for start in 0..order.len() {
+        let mut current = start;
+        while order[current] != start {
+            let next = order[current];
+            swap(current, next);
+            // Done: `current` holds its item.
+            order[current] = current;
+            current = next;
+        }
+        order[current] = current;
+    }
 }
 
 /// `0..len` in the order `compare` gives them: a bottom-up merge sort, runs of `width` merged
