@@ -155,8 +155,9 @@ pub struct Engine {
     run: Option<Run>,
     /// The id of the next sync run ([`Run`]'s `id`).
     next_run_id: u64,
-    conversation_jobs: VecDeque<PullJob>,
-    history_jobs: VecDeque<HistoryJob>,
+    /// A few at a time: `Vec`s, not `VecDeque`s (whose code is larger, per element type).
+    conversation_jobs: Vec<PullJob>,
+    history_jobs: Vec<HistoryJob>,
     /// Per conversation, where its own feed continues; sorted by conversation id (a sorted
     /// `Vec`: one `BTreeMap` type less in the wasm).
     conversation_cursors: Vec<(ConversationId, Cursor)>,
@@ -229,8 +230,8 @@ impl Engine {
             next_seq: 1,
             run: None,
             next_run_id: 1,
-            conversation_jobs: VecDeque::new(),
-            history_jobs: VecDeque::new(),
+            conversation_jobs: Vec::new(),
+            history_jobs: Vec::new(),
             conversation_cursors: Vec::new(),
             open_conversation: None,
             pull_attempts: 0,

@@ -150,7 +150,7 @@ impl Engine {
             .find(|job| job.conversation == conversation && job.before == before)
         {
             Some(job) => job.tickets.push(ticket),
-            None => self.history_jobs.push_back(HistoryJob {
+            None => self.history_jobs.push(HistoryJob {
                 conversation,
                 before,
                 tickets: vec![ticket],
@@ -214,7 +214,7 @@ impl Engine {
             .find(|job| job.conversation == conversation)
         {
             Some(job) => job.tickets.extend(ticket),
-            None => self.conversation_jobs.push_back(PullJob {
+            None => self.conversation_jobs.push(PullJob {
                 conversation,
                 tickets: ticket.into_iter().collect(),
                 stage: Stage::Ready,
@@ -602,7 +602,8 @@ impl Engine {
                 job.changes += changed;
                 if page.has_more {
                     job.stage = Stage::Ready;
-                } else if let Some(job) = self.conversation_jobs.remove(index) {
+                } else {
+                    let job = self.conversation_jobs.remove(index);
                     let summary = SyncSummary {
                         changes: job.changes,
                         has_more: false,
@@ -832,10 +833,7 @@ impl Engine {
                     return;
                 };
                 let tickets = if permanent {
-                    self.conversation_jobs
-                        .remove(index)
-                        .map(|job| job.tickets)
-                        .unwrap_or_default()
+                    self.conversation_jobs.remove(index).tickets
                 } else {
                     let job = &mut self.conversation_jobs[index];
                     job.stage = Stage::Ready;
@@ -979,10 +977,8 @@ impl Engine {
         }) else {
             return;
         };
-        if let Some(job) = self.history_jobs.remove(index) {
-            for ticket in job.tickets {
-                self.finish_ticket(ticket, result.clone());
-            }
+        for ticket in self.history_jobs.remove(index).tickets {
+            self.finish_ticket(ticket, result.clone());
         }
     }
 
