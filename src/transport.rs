@@ -131,11 +131,7 @@ impl FetchTransport {
         token: &str,
         signal: &AbortSignal,
     ) -> Result<web_sys::Request, String> {
-        let headers = Headers::new().map_err(|error| js_message(&error))?;
-        // The browser's message may quote the rejected value, so it is not passed on.
-        headers
-            .set("Authorization", &format!("Bearer {token}"))
-            .map_err(|_| "the token is not a valid HTTP header value".to_owned())?;
+        let headers = bearer_headers(token)?;
         let init = RequestInit::new();
         init.set_method(request.method.as_str());
         init.set_cache(RequestCache::NoStore);
@@ -151,6 +147,16 @@ impl FetchTransport {
         let url = format!("{}{}", self.base_url, request.path);
         web_sys::Request::new_with_str_and_init(&url, &init).map_err(|error| js_message(&error))
     }
+}
+
+/// Headers with `Authorization: Bearer <token>`.
+pub(crate) fn bearer_headers(token: &str) -> Result<Headers, String> {
+    let headers = Headers::new().map_err(|error| js_message(&error))?;
+    // The browser's message may quote the rejected value, so it is not passed on.
+    headers
+        .set("Authorization", &format!("Bearer {token}"))
+        .map_err(|_| "the token is not a valid HTTP header value".to_owned())?;
+    Ok(headers)
 }
 
 #[wasm_bindgen]

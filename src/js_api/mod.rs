@@ -1100,10 +1100,7 @@ async fn whoami(server_url: &str, token: &str) -> Result<Option<UserId>, JsValue
              pass userId to start offline",
         )
     };
-    let headers = web_sys::Headers::new()?;
-    headers
-        .set("Authorization", &format!("Bearer {token}"))
-        .map_err(|_| invalid("the token is not a valid HTTP header value"))?;
+    let headers = transport::bearer_headers(token).map_err(|message| invalid(&message))?;
     let init = web_sys::RequestInit::new();
     init.set_headers(&headers);
     let url = format!("{server_url}{}", chat_sync_engine::protocol::paths::ME);
