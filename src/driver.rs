@@ -980,7 +980,8 @@ fn touched(ops: &[StoreOp], report: &ApplyReport) -> Vec<String> {
             StoreOp::PutOutbox(entry) => &entry.conversation_id,
             StoreOp::ExtendHistory { conversation, .. }
             | StoreOp::RestartHistory { conversation, .. }
-            | StoreOp::RestampOutbox { conversation, .. } => conversation,
+            | StoreOp::RestampOutbox { conversation, .. }
+            | StoreOp::ExpireOutbox { conversation, .. } => conversation,
             _ => continue,
         };
         touched.add(id);

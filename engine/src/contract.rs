@@ -571,6 +571,142 @@ pub async fn restamp_outbox_moves_only_pending_entries<S: Store>(store: &S) {
     assert_eq!(order(store).await, ["c-1", "c-other"]);
 }
 
+/// `ExpireOutbox` acts on the entry as the store holds it: composed before the cutoff, a
+/// pending one is marked failed and a failed one removed, each with its optimistic message (the
+/// conversation's activity with it); a server copy stored under the key stays. One gone
+/// (delivered) is not re-created, one composed since (retried) is left as it is. The report
+/// names what it expired and removed.
+pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
+    whole_history(store, &["c-1", "c-2", "c-3"]).await;
+    let refused = |entry: OutboxEntry| OutboxEntry {
+        failure: Some(Failure {
+            code: "forbidden".into(),
+            message: "refused".into(),
+        }),
+        ..entry
+    };
+    let fresh = |entry: OutboxEntry| OutboxEntry {
+        composed_at: 9_000,
+        ..entry
+    };
+    let pending = outbox("o-1", "c-1", 1);
+    let failed = refused(outbox("o-2", "c-1", 2));
+    let retried = fresh(outbox("o-3", "c-2", 3));
+    let failed_lately = fresh(refused(outbox("o-4", "c-2", 4)));
+    let delivered = outbox("o-5", "c-2", 5);
+    // Still in the outbox, their server copies already stored (the feed brought them first).
+    let landing = outbox("o-6", "c-2", 6);
+    let landed = refused(outbox("o-7", "c-2", 7));
+    // The only message of its conversation.
+    let alone = refused(outbox("o-8", "c-3", 8));
+    let all = [
+        &pending,
+        &failed,
+        &retried,
+        &failed_lately,
+        &delivered,
+        &landing,
+        &landed,
+        &alone,
+    ];
+    let mut ops = vec![
+        StoreOp::PutConversation(conversation("c-3", "alone", 10)),
+        StoreOp::PutConversation(conversation("c-other", "other", 5_005)),
+    ];
+    for entry in all {
+        ops.extend(compose(entry));
+    }
+    apply(store, ops).await;
+    let sent = confirmed(&delivered, "m-5", 200);
+    let landing_copy = confirmed(&landing, "m-6", 300);
+    let landed_copy = confirmed(&landed, "m-7", 400);
+    apply(
+        store,
+        vec![
+            StoreOp::PutMessage(sent.clone()),
+            StoreOp::RemoveOutbox(delivered.client_message_id.clone()),
+            StoreOp::PutMessage(landing_copy.clone()),
+            StoreOp::PutMessage(landed_copy.clone()),
+        ],
+    )
+    .await;
+    let order = |store| async move { conversation_ids(&conversations(store).await) };
+    assert_eq!(order(store).await, ["c-3", "c-other"]);
+
+    let expiry = Failure {
+        code: "expired".into(),
+        message: "not delivered in time".into(),
+    };
+    let expire = |entry: &OutboxEntry| StoreOp::ExpireOutbox {
+        client_message_id: entry.client_message_id.clone(),
+        conversation: entry.conversation_id.clone(),
+        sender: UserId::new(ME),
+        composed_before: 6_000,
+        failure: expiry.clone(),
+    };
+    let id = |entry: &OutboxEntry| entry.client_message_id.clone();
+    let expired = |entry: &OutboxEntry| OutboxEntry {
+        failure: Some(expiry.clone()),
+        ..entry.clone()
+    };
+    let report = apply(store, all.iter().map(|e| expire(e)).collect()).await;
+    assert_eq!(report.outbox_expired, [id(&pending), id(&landing)]);
+    assert_eq!(
+        report.outbox_removed,
+        [id(&failed), id(&landed), id(&alone)]
+    );
+    assert_eq!(
+        load(store).await.outbox,
+        vec![
+            expired(&pending),
+            retried.clone(),
+            failed_lately.clone(),
+            expired(&landing)
+        ]
+    );
+    assert_eq!(
+        all_messages(store, "c-1").await,
+        vec![optimistic(&expired(&pending))]
+    );
+    assert_eq!(
+        all_messages(store, "c-2").await,
+        vec![
+            sent.clone(),
+            landing_copy.clone(),
+            landed_copy.clone(),
+            optimistic(&retried),
+            optimistic(&failed_lately)
+        ],
+        "the server's copies stay, the entries composed since as they were"
+    );
+    assert!(all_messages(store, "c-3").await.is_empty());
+    assert_eq!(
+        order(store).await,
+        ["c-other", "c-3"],
+        "its only message went"
+    );
+
+    // The next run removes those it failed.
+    let report = apply(store, all.iter().map(|e| expire(e)).collect()).await;
+    assert!(report.outbox_expired.is_empty());
+    assert_eq!(report.outbox_removed, [id(&pending), id(&landing)]);
+    assert_eq!(
+        load(store).await.outbox,
+        vec![retried.clone(), failed_lately.clone()]
+    );
+    assert!(all_messages(store, "c-1").await.is_empty());
+    assert_eq!(
+        all_messages(store, "c-2").await,
+        vec![
+            sent,
+            landing_copy,
+            landed_copy,
+            optimistic(&retried),
+            optimistic(&failed_lately)
+        ]
+    );
+}
+
 /// The cursor, the sync and maintenance stamps and the pending read markers round-trip through
 /// `load`; `SetCursor(None)` forgets the cursor, `SetPendingReadMarkers` replaces the markers.
 pub async fn cursor_and_meta_round_trip<S: Store>(store: &S) {
@@ -1465,6 +1601,7 @@ macro_rules! store_contract_tests {
             conversations_and_read_markers_last_write_wins
             outbox_round_trips_through_load_in_seq_order
             restamp_outbox_moves_only_pending_entries
+            expire_outbox_acts_on_what_the_store_holds
             cursor_and_meta_round_trip
             batch_ops_apply_in_order
             messages_page_newest_first_window_in_ascending_order

@@ -219,6 +219,34 @@ impl Data {
                     self.apply_op(&StoreOp::PutMessage(message), report);
                 }
             }
+            StoreOp::ExpireOutbox {
+                client_message_id,
+                sender,
+                composed_before,
+                failure,
+                ..
+            } => {
+                let Some(index) = (self.outbox.iter())
+                    .position(|entry| &entry.client_message_id == client_message_id)
+                    .filter(|&index| self.outbox[index].composed_at < *composed_before)
+                else {
+                    return;
+                };
+                let entry = &mut self.outbox[index];
+                let op = if entry.failure.is_none() {
+                    entry.failure = Some(failure.clone());
+                    report.outbox_expired.push(client_message_id.clone());
+                    StoreOp::PutMessage(LocalMessage::optimistic(entry, sender))
+                } else {
+                    self.outbox.remove(index);
+                    report.outbox_removed.push(client_message_id.clone());
+                    StoreOp::RemoveOptimistic {
+                        sender: sender.clone(),
+                        client_message_id: client_message_id.clone(),
+                    }
+                };
+                self.apply_op(&op, report);
+            }
             StoreOp::SetCursor(cursor) => self.cursor = cursor.clone(),
             StoreOp::SetLastSync(at) => self.last_sync = Some(*at),
             StoreOp::SetLastMaintenance(at) => self.last_maintenance = Some(*at),

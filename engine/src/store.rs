@@ -333,6 +333,23 @@ pub enum StoreOp {
         /// How far back.
         by: Millis,
     },
+    /// Maintenance's expiry of an outbox entry, by what the store holds: composed before
+    /// `composed_before`, a pending entry is marked failed with `failure`, a failed one is
+    /// removed, each with its optimistic message; one gone (delivered, discarded) or composed
+    /// since (retried) is left as it is. A server message under its key stays. The
+    /// [`ApplyReport`] names what it did.
+    ExpireOutbox {
+        /// The entry.
+        client_message_id: ClientMessageId,
+        /// Its conversation (for those told what changed).
+        conversation: ConversationId,
+        /// The sender of its optimistic message (this user).
+        sender: UserId,
+        /// Only an entry composed before this (by the device's clock) expires.
+        composed_before: Millis,
+        /// Why a pending one failed.
+        failure: Failure,
+    },
     /// Sets (or, with `None`, forgets) the change-feed cursor.
     SetCursor(Option<Cursor>),
     /// Records when the last sync finished.
@@ -394,7 +411,7 @@ pub struct Batch {
     pub ops: Vec<StoreOp>,
 }
 
-/// What a batch removed (maintenance ops, and [`StoreOp::ForgetServerData`]).
+/// What a batch removed or expired (maintenance ops, and [`StoreOp::ForgetServerData`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
@@ -405,6 +422,14 @@ pub struct ApplyReport {
     pub evicted_from: Vec<ConversationId>,
     /// Tombstones removed by [`StoreOp::CompactTombstones`].
     pub compacted_tombstones: u64,
+    /// Outbox entries [`StoreOp::ExpireOutbox`] marked failed, in the order of the ops. (Not
+    /// part of the `maintenance` event.)
+    #[serde(skip)]
+    pub outbox_expired: Vec<ClientMessageId>,
+    /// Failed outbox entries it removed, in the order of the ops. (Not part of the
+    /// `maintenance` event.)
+    #[serde(skip)]
+    pub outbox_removed: Vec<ClientMessageId>,
     /// Bytes the origin used before a batch with maintenance ops, where the store can tell
     /// (`navigator.storage.estimate()`).
     pub storage_used_before: Option<u64>,

@@ -124,6 +124,7 @@ async fn run(
                 overlay.recompute.extend(compacted.conversations);
                 overlay.reread_messages(&stores).await?;
             }
+            StoreOp::ExpireOutbox { .. } => overlay.expire(op, &mut report),
             op => overlay.apply(op),
         }
     }
@@ -219,6 +220,12 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                 outbox_keys.push(client_message_id.to_string())
             }
             StoreOp::RestampOutbox {
+                client_message_id,
+                conversation,
+                sender,
+                ..
+            }
+            | StoreOp::ExpireOutbox {
                 client_message_id,
                 conversation,
                 sender,
@@ -728,9 +735,47 @@ impl Overlay {
             StoreOp::SetPendingReadMarkers(markers) => {
                 self.edit_meta(|meta| meta.pending_read_markers = markers.clone())
             }
+            // Applied by `run`, which reports them.
             StoreOp::ForgetServerData
             | StoreOp::EvictHistory { .. }
-            | StoreOp::CompactTombstones { .. } => {}
+            | StoreOp::CompactTombstones { .. }
+            | StoreOp::ExpireOutbox { .. } => {}
+        }
+    }
+
+    /// [`StoreOp::ExpireOutbox`] on the batch's view: an entry composed before `composed_before`
+    /// is marked failed (pending) or removed (failed), with its optimistic message; `report`
+    /// names it.
+    fn expire(&mut self, op: &StoreOp, report: &mut ApplyReport) {
+        let StoreOp::ExpireOutbox {
+            client_message_id,
+            sender,
+            composed_before,
+            failure,
+            ..
+        } = op
+        else {
+            return;
+        };
+        let key = client_message_id.to_string();
+        let old = (self.outbox.get(&key)).filter(|e| e.composed_at < *composed_before);
+        let Some(mut entry) = old.cloned() else {
+            return;
+        };
+        let id = client_message_id.clone();
+        if entry.failure.is_none() {
+            entry.failure = Some(failure.clone());
+            let message = LocalMessage::optimistic(&entry, sender);
+            self.outbox.change(&key, Some(entry));
+            self.apply(&StoreOp::PutMessage(message));
+            report.outbox_expired.push(id);
+        } else {
+            self.apply(&StoreOp::RemoveOutbox(id.clone()));
+            self.apply(&StoreOp::RemoveOptimistic {
+                sender: sender.clone(),
+                client_message_id: id.clone(),
+            });
+            report.outbox_removed.push(id);
         }
     }
 

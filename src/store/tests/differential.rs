@@ -88,12 +88,12 @@ fn random_floor(rng: &mut SmallRng) -> HistoryFloor {
 }
 
 /// A random write, as the engine makes them: an optimistic copy exists exactly while its outbox
-/// entry does, so composing, failing, discarding, delivering and restamping write both.
+/// entry does, so composing, failing, discarding, delivering, restamping and expiring write both.
 fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
     let entry = rng.random_range(1..=ENTRIES);
     let optimistic =
         |entry: &OutboxEntry| StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into()));
-    let op = match rng.random_range(0..112) {
+    let op = match rng.random_range(0..116) {
         0..40 => {
             let n = rng.random_range(0..MESSAGES);
             let message = StoreOp::PutMessage(server_message(n, rng.random_range(0..=4)));
@@ -164,6 +164,20 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
             from: random_floor(rng),
         },
         108 => StoreOp::ForgetServerData,
+        109..113 => {
+            // Expired by maintenance (where old enough: failed if pending, removed if failed).
+            let entry = outbox_entry(entry, false);
+            StoreOp::ExpireOutbox {
+                client_message_id: entry.client_message_id,
+                conversation: entry.conversation_id,
+                sender: ME.into(),
+                composed_before: rng.random_range(2_000..8_000),
+                failure: Failure {
+                    code: "expired".into(),
+                    message: "not delivered in time".into(),
+                },
+            }
+        }
         _ => {
             // Moved with the device's clock (where still pending).
             let entry = outbox_entry(entry, false);
@@ -233,6 +247,11 @@ async fn random_batches_read_back_as_from_the_memory_store() {
                 assert_eq!(
                     applied.compacted_tombstones, expected.compacted_tombstones,
                     "tombstones maintenance compacted, after {context}"
+                );
+                assert_eq!(
+                    (&applied.outbox_expired, &applied.outbox_removed),
+                    (&expected.outbox_expired, &expected.outbox_removed),
+                    "outbox entries maintenance expired and removed, after {context}"
                 );
             }
             let before = rng.random_range(1_000..1_320);
