@@ -5,11 +5,11 @@
 //! its acknowledgement), collects requests for the test to answer by hand, and records events.
 
 use chat_sync_engine::{
-    BackoffConfig, Batch, ChangeSet, Config, ConnectionQuality, DiscardReason, EffectiveType,
-    Engine, EngineError, Event, HistoryFloor, HttpOutcome, HttpRequest, LocalMessage, MemoryStore,
-    MessageStatus, OutboxEntry, Output, PendingReadMarker, Phase, RequestId, Store, StoreError,
-    StoreOp, SyncError, SyncSummary, Ticket, Trigger, CLOCK_MOVE_MIN_MS, MAX_RETRY_AFTER_MS,
-    QUOTA_EVICTION_KEEP,
+    ApplyReport, BackoffConfig, Batch, ChangeSet, Config, ConnectionQuality, DiscardReason,
+    EffectiveType, Engine, EngineError, Event, HistoryFloor, HttpOutcome, HttpRequest,
+    LocalMessage, MemoryStore, MessageStatus, OutboxEntry, Output, PendingReadMarker, Phase,
+    RequestId, Store, StoreError, StoreOp, SyncError, SyncSummary, Ticket, Trigger,
+    CLOCK_MOVE_MIN_MS, MAX_RETRY_AFTER_MS, QUOTA_EVICTION_KEEP,
 };
 use chat_sync_protocol::{
     Change, ClientMessageId, Conversation, Cursor, ErrorBody, ErrorCode, ErrorDetail, FeedPage,
@@ -2432,8 +2432,7 @@ fn a_message_expired_while_a_page_that_delivers_it_is_queued_is_not_reported_fai
     d.start();
     let maintenance = d.held.clone().expect("maintenance is being written");
     assert!(
-        (maintenance.ops.iter())
-            .any(|op| matches!(op, StoreOp::PutOutbox(e) if e.failure.is_some())),
+        (maintenance.ops.iter()).any(|op| matches!(op, StoreOp::ExpireOutbox { .. })),
         "{maintenance:?}"
     );
     let sync = d.only_open("GET /v1/sync");
@@ -3077,6 +3076,137 @@ fn a_clock_set_back_after_a_lead_change_moves_only_what_the_store_holds_pending(
     assert_eq!((status.pending_outbox, status.failed_outbox), (1, 1));
 }
 
+/// Outbox entries `(client id, failed)` in `c-1`, composed eight days ago (a day past the
+/// optimistic lifetime), with maintenance due in an hour, and a tab that takes the lead
+/// (offline: nothing is sent) with the outbox as it loaded it.
+fn leading_with_old_entries(entries: &[(&str, bool)]) -> (Driver, Vec<OutboxEntry>) {
+    let entries: Vec<OutboxEntry> = (entries.iter().zip(1..))
+        .map(|(&(id, failed), seq)| OutboxEntry {
+            client_message_id: ClientMessageId::new(id),
+            conversation_id: "c-1".into(),
+            body: id.into(),
+            seq,
+            composed_at: T0 - 8 * DAY,
+            failure: failed.then(|| chat_sync_engine::Failure {
+                code: "forbidden".into(),
+                message: "refused".into(),
+            }),
+        })
+        .collect();
+    let store = MemoryStore::new();
+    let mut ops = vec![StoreOp::SetLastMaintenance(T0 - DAY + HOUR)];
+    for entry in &entries {
+        ops.extend([
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into())),
+        ]);
+    }
+    pollster::block_on(store.apply(&ops)).unwrap();
+    let mut d = Driver::with_store(config(), store);
+    d.go_online(false);
+    d.start();
+    d.clear();
+    (d, entries)
+}
+
+/// The events of a maintenance run but its `MaintenanceFinished`.
+fn maintenance_events(d: &Driver) -> Vec<Event> {
+    (d.events().into_iter())
+        .filter(|e| !matches!(e, Event::MaintenanceFinished(_)))
+        .collect()
+}
+
+/// A tab that takes the lead may hold pending still a message another tab delivered (its note
+/// is on the way). Maintenance expires by what the store holds: the delivered message is not
+/// brought back as failed (Retry would send it again), and the app hears only of the one it
+/// did expire.
+#[test]
+fn maintenance_after_a_lead_change_does_not_fail_a_message_another_tab_delivered() {
+    let (mut d, entries) = leading_with_old_entries(&[("delivered", false), ("stuck", false)]);
+    let [delivered, stuck] = &entries[..] else {
+        unreachable!()
+    };
+    let sent =
+        LocalMessage::from_server(ours(&delivered.client_message_id, "c-1", "delivered", T0));
+    let delivery = [
+        StoreOp::PutMessage(sent.clone()),
+        StoreOp::RemoveOutbox(delivered.client_message_id.clone()),
+    ];
+    pollster::block_on(d.store.apply(&delivery)).unwrap();
+
+    d.advance_to(T0 + HOUR);
+    let expired = OutboxEntry {
+        failure: Some(chat_sync_engine::Failure {
+            code: "expired".into(),
+            message: "not delivered within the optimistic message lifetime".into(),
+        }),
+        ..stuck.clone()
+    };
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.outbox, vec![expired.clone()]);
+    let optimistic = LocalMessage::optimistic(&expired, &ME.into());
+    assert_eq!(snapshot.messages, vec![sent, optimistic]);
+    assert_eq!(
+        maintenance_events(&d),
+        vec![Event::MessageFailed {
+            client_message_id: stuck.client_message_id.clone(),
+            conversation_id: "c-1".into(),
+            failure: expired.failure.unwrap(),
+            retryable: true,
+        }]
+    );
+
+    // The other tab's note comes: this tab's outbox is the store's; nothing is sent again.
+    d.act(|e, now| e.handle_outbox_reloaded(snapshot.outbox, now));
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (0, 1));
+    d.go_online(true);
+    assert!(d.open("POST ").is_empty());
+}
+
+/// A tab that takes the lead may hold failed still a message the user retried in another tab
+/// (its note is on the way). Maintenance, which removes old failed messages, leaves that one
+/// queued: the user asked to send it again.
+#[test]
+fn maintenance_after_a_lead_change_does_not_remove_a_message_another_tab_retried() {
+    let (mut d, entries) = leading_with_old_entries(&[("retried", true), ("refused", true)]);
+    let [retried, refused] = &entries[..] else {
+        unreachable!()
+    };
+    let retried = OutboxEntry {
+        failure: None,
+        composed_at: T0,
+        ..retried.clone()
+    };
+    let optimistic = LocalMessage::optimistic(&retried, &ME.into());
+    let retry = [
+        StoreOp::PutOutbox(retried.clone()),
+        StoreOp::PutMessage(optimistic.clone()),
+    ];
+    pollster::block_on(d.store.apply(&retry)).unwrap();
+
+    d.advance_to(T0 + HOUR);
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.outbox, vec![retried.clone()]);
+    assert_eq!(snapshot.messages, vec![optimistic]);
+    assert_eq!(
+        maintenance_events(&d),
+        vec![Event::MessageDiscarded {
+            client_message_id: refused.client_message_id.clone(),
+            conversation_id: "c-1".into(),
+            body: "refused".into(),
+            reason: DiscardReason::Expired,
+        }]
+    );
+
+    // The other tab's note comes: the message goes.
+    d.act(|e, now| e.handle_outbox_reloaded(snapshot.outbox, now));
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (1, 0));
+    d.go_online(true);
+    assert_eq!(client_id(&d.only_open("POST ")), retried.client_message_id);
+}
+
 #[test]
 fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
     let m1 = message("m-1", "c-1", "u-bob", "before", T0);
@@ -3516,14 +3646,24 @@ fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() 
     d.wake_up();
     assert_eq!(d.now, T0 + 20 * MIN);
     let batch = d.applied().remove(0);
-    let [StoreOp::PutOutbox(entry), StoreOp::PutMessage(failed), rest @ ..] = &batch.ops[..] else {
+    // Composed more than the lifetime before `now`.
+    let expiry = |now: Millis, failure| StoreOp::ExpireOutbox {
+        client_message_id: id.clone(),
+        conversation: "c-1".into(),
+        sender: ME.into(),
+        composed_before: now - 15 * MIN,
+        failure,
+    };
+    let [StoreOp::ExpireOutbox { failure, .. }, rest @ ..] = &batch.ops[..] else {
         panic!("unexpected batch {batch:?}");
     };
+    assert_eq!(batch.ops[0], expiry(d.now, failure.clone()));
     assert_eq!(rest, &maintenance_ops(&config, T0 + 20 * MIN)[..]);
-    let failure = entry.failure.clone().expect("expired");
+    let failure = failure.clone();
     assert_eq!(failure.code, "expired");
-    assert_eq!(failed.status, MessageStatus::Failed);
-    assert_eq!(d.store.snapshot().outbox, vec![entry.clone()]);
+    let outbox = d.store.snapshot().outbox;
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].failure, Some(failure.clone()));
     assert_eq!(stored_message(&d, &id).status, MessageStatus::Failed);
     assert_eq!(
         d.events(),
@@ -3531,10 +3671,13 @@ fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() 
             Event::MessageFailed {
                 client_message_id: id.clone(),
                 conversation_id: "c-1".into(),
-                failure,
+                failure: failure.clone(),
                 retryable: true,
             },
-            Event::MaintenanceFinished(Default::default()),
+            Event::MaintenanceFinished(ApplyReport {
+                outbox_expired: vec![id.clone()],
+                ..Default::default()
+            }),
         ]
     );
     assert_eq!(d.engine.status().failed_outbox, 1);
@@ -3544,29 +3687,23 @@ fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() 
     d.wake_up();
     assert_eq!(d.now, T0 + 30 * MIN);
     let batch = d.applied().remove(0);
-    assert_eq!(
-        batch.ops[..2],
-        [
-            StoreOp::RemoveOutbox(id.clone()),
-            StoreOp::RemoveOptimistic {
-                sender: ME.into(),
-                client_message_id: id.clone(),
-            },
-        ]
-    );
-    assert_eq!(batch.ops[2..], maintenance_ops(&config, T0 + 30 * MIN)[..]);
+    assert_eq!(batch.ops[0], expiry(d.now, failure.clone()));
+    assert_eq!(batch.ops[1..], maintenance_ops(&config, T0 + 30 * MIN)[..]);
     let snapshot = d.store.snapshot();
     assert!(snapshot.outbox.is_empty() && snapshot.messages.is_empty());
     assert_eq!(
         d.events(),
         vec![
             Event::MessageDiscarded {
-                client_message_id: id,
+                client_message_id: id.clone(),
                 conversation_id: "c-1".into(),
                 body: "stuck".into(),
                 reason: DiscardReason::Expired,
             },
-            Event::MaintenanceFinished(Default::default()),
+            Event::MaintenanceFinished(ApplyReport {
+                outbox_removed: vec![id.clone()],
+                ..Default::default()
+            }),
         ]
     );
     assert_eq!(d.engine.status().failed_outbox, 0);
@@ -3601,7 +3738,11 @@ fn a_message_whose_expiry_cannot_be_stored_keeps_its_place_in_the_queue() {
 
     // Maintenance at start expires the old message; until that is stored, the new one waits.
     let expiring = d.held.clone().expect("the maintenance batch");
-    assert!(matches!(&expiring.ops[0], StoreOp::PutOutbox(e) if e.failure.is_some()));
+    assert!(matches!(
+        &expiring.ops[0],
+        StoreOp::ExpireOutbox { client_message_id, .. }
+            if *client_message_id == queued[0].client_message_id
+    ));
     assert!(d.open("POST ").is_empty());
 
     // The store refuses it: the old message is pending again, and goes first.

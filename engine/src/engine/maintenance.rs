@@ -6,11 +6,19 @@ use super::persist::AfterPersist;
 use super::Engine;
 use crate::event::{DiscardReason, Event, SyncSummary, Ticket};
 use crate::status::SyncError;
-use crate::store::{ApplyReport, Failure, LocalMessage, OutboxEntry, StoreOp};
+use crate::store::{ApplyReport, Failure, OutboxEntry, StoreOp};
 use chat_sync_protocol::{Millis, ResponseBody};
 
 /// How long a failed maintenance waits before it runs again.
 const MAINTENANCE_RETRY_MS: Millis = 5 * 60 * 1000;
+
+/// Why maintenance fails a message.
+fn expiry() -> Failure {
+    Failure {
+        code: "expired".into(),
+        message: "not delivered within the optimistic message lifetime".into(),
+    }
+}
 
 impl Engine {
     /// Runs maintenance now. The ticket finishes when the store has done it.
@@ -41,40 +49,31 @@ impl Engine {
             })))
     }
 
+    /// Expires the old outbox entries (each by what the store holds: [`StoreOp::ExpireOutbox`]),
+    /// evicts history, compacts tombstones.
     pub(super) fn start_maintenance(&mut self, ticket: Option<Ticket>) {
         self.maintenance_running = true;
         self.maintenance_retry_at = None;
         let cutoff = self.device_now() - self.config.optimistic_ttl_ms;
         let mut ops = Vec::new();
-        let mut removed: Vec<OutboxEntry> = Vec::new();
-        let mut expired: Vec<OutboxEntry> = Vec::new();
+        let mut entries: Vec<OutboxEntry> = Vec::new();
         for item in self.outbox.iter_mut().map(|(_, item)| item) {
             let old = item.entry.composed_at < cutoff;
             if !old || item.sending || item.settling || !item.durable {
                 continue;
             }
             item.settling = true;
-            if item.entry.failure.is_some() {
-                // Reported as failed already: now it goes.
-                removed.push(item.entry.clone());
-            } else {
-                let mut entry = item.entry.clone();
-                entry.failure = Some(Failure {
-                    code: "expired".into(),
-                    message: "not delivered within the optimistic message lifetime".into(),
-                });
-                expired.push(entry);
-            }
-        }
-        for entry in &removed {
-            ops.extend(self.removal_ops(entry));
-        }
-        for entry in &expired {
-            ops.push(StoreOp::PutOutbox(entry.clone()));
-            ops.push(StoreOp::PutMessage(LocalMessage::optimistic(
-                entry,
-                &self.config.user_id,
-            )));
+            // Pending, it fails; reported as failed already, it goes. This engine's outbox may
+            // be behind the store's (another tab delivered, retried or discarded it): the store
+            // decides by what it holds.
+            ops.push(StoreOp::ExpireOutbox {
+                client_message_id: item.entry.client_message_id.clone(),
+                conversation: item.entry.conversation_id.clone(),
+                sender: self.config.user_id.clone(),
+                composed_before: cutoff,
+                failure: expiry(),
+            });
+            entries.push(item.entry.clone());
         }
         if let Some(keep) = self.config.retention_per_conversation {
             self.before_eviction();
@@ -85,49 +84,49 @@ impl Engine {
             None => self.compaction_owed = true,
         }
         ops.push(StoreOp::SetLastMaintenance(self.device_now()));
-        self.persist(
-            ops,
-            AfterPersist::Maintenance {
-                ticket,
-                expired,
-                removed,
-            },
-        );
+        self.persist(ops, AfterPersist::Maintenance { ticket, entries });
     }
 
+    /// Maintenance is stored: the app hears of the `entries` it named as the store expired or
+    /// removed them ([`ApplyReport`]). One the store held otherwise than this engine (another
+    /// tab settled it) is as it was; the reload that follows that tab's note brings it in line.
     pub(super) fn after_maintenance(
         &mut self,
         ticket: Option<Ticket>,
-        expired: Vec<OutboxEntry>,
-        removed: Vec<OutboxEntry>,
+        entries: Vec<OutboxEntry>,
         report: ApplyReport,
     ) {
         self.maintenance_running = false;
         self.last_maintenance = Some(self.device_now());
         self.stats.maintenance_runs += 1;
-        for entry in expired {
-            // A write queued behind this one stores its delivery: it settles it.
-            if self.outcome_being_stored(&entry.client_message_id) {
+        for entry in entries {
+            let id = &entry.client_message_id;
+            if report.outbox_removed.contains(id) {
+                self.after_removed(vec![entry], DiscardReason::Expired);
                 continue;
             }
-            let conversation_id = entry.conversation_id.clone();
-            let client_message_id = entry.client_message_id.clone();
-            let failure = entry.failure.clone();
-            if let Some(item) = self.outbox.get_mut(&super::outbox::outbox_key(&entry)) {
-                item.entry = entry;
-                item.settling = false;
+            // A write queued behind this one stores its delivery: it settles it.
+            if self.outcome_being_stored(id) {
+                continue;
             }
-            if let Some(failure) = failure {
-                self.emit_changed(vec![conversation_id.clone()], 1);
+            let expired = report.outbox_expired.contains(id);
+            let item = self.outbox.get_mut(&super::outbox::outbox_key(&entry));
+            if let Some(item) = item {
+                item.settling = false;
+                if expired {
+                    item.entry.failure = Some(expiry());
+                }
+            }
+            if expired {
+                self.emit_changed(vec![entry.conversation_id.clone()], 1);
                 self.emit(Event::MessageFailed {
-                    client_message_id,
-                    conversation_id,
-                    failure,
+                    client_message_id: entry.client_message_id,
+                    conversation_id: entry.conversation_id,
+                    failure: expiry(),
                     retryable: true,
                 });
             }
         }
-        self.after_removed(removed, DiscardReason::Expired);
         self.after_eviction(&report);
         log::info!(
             evicted = report.evicted_messages,

@@ -52,11 +52,11 @@ pub(super) enum AfterPersist {
     WrittenAgain(Vec<OutboxKey>),
     /// Outbox entries carry their compose time moved with the device's clock.
     Restamped(ChangeSet),
-    /// Maintenance ran: `expired` entries are now failed, `removed` ones are gone.
+    /// Maintenance ran; it expired `entries` where the store held them pending or failed (its
+    /// report says which).
     Maintenance {
         ticket: Option<Ticket>,
-        expired: Vec<OutboxEntry>,
-        removed: Vec<OutboxEntry>,
+        entries: Vec<OutboxEntry>,
     },
     /// History was evicted to make room after a quota error.
     Evicted,
@@ -93,10 +93,9 @@ impl AfterPersist {
             AfterPersist::Failed { entry, .. } | AfterPersist::Retried { entry, .. } => {
                 named(std::slice::from_ref(entry))
             }
-            AfterPersist::Removed { entries, .. } => named(entries),
-            AfterPersist::Maintenance {
-                expired, removed, ..
-            } => named(expired) || named(removed),
+            AfterPersist::Removed { entries, .. } | AfterPersist::Maintenance { entries, .. } => {
+                named(entries)
+            }
             AfterPersist::Page(write) => write.delivered.iter().any(|(known, _)| known == id),
             _ => false,
         }
@@ -304,12 +303,7 @@ impl Engine {
             | AfterPersist::Compacted
             | AfterPersist::Restamped(_)
             | AfterPersist::Nothing => {}
-            AfterPersist::Maintenance {
-                ticket,
-                expired,
-                removed,
-            } => {
-                let entries: Vec<OutboxEntry> = expired.into_iter().chain(removed).collect();
+            AfterPersist::Maintenance { ticket, entries } => {
                 self.on_maintenance_failed(ticket, &entries, sync_error);
             }
         }
@@ -390,11 +384,9 @@ impl Engine {
             AfterPersist::CursorReset => self.after_cursor_reset(report.forgotten),
             AfterPersist::WrittenAgain(keys) => self.mark_durable(&keys),
             AfterPersist::Restamped(changed) => self.emit(Event::Changed(changed)),
-            AfterPersist::Maintenance {
-                ticket,
-                expired,
-                removed,
-            } => self.after_maintenance(ticket, expired, removed, report),
+            AfterPersist::Maintenance { ticket, entries } => {
+                self.after_maintenance(ticket, entries, report)
+            }
             AfterPersist::Evicted => self.after_eviction(&report),
             AfterPersist::Compacted => {
                 log::info!(compacted = report.compacted_tombstones; "tombstones compacted");
