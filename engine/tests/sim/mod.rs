@@ -539,17 +539,18 @@ impl World {
         }
     }
 
-    /// A write that queues an outbox entry (composing, retrying) or moves its compose time with
-    /// the clock never puts back one the store holds delivered, to be sent and shown pending
-    /// again: a tab that takes the lead may hold it pending still. (Failures are not checked:
-    /// maintenance may still expire, from an outbox that stale, an entry delivered meanwhile.)
+    /// A write that queues an outbox entry (composing, retrying), marks it failed (refused,
+    /// expired) or moves its compose time with the clock never puts back one the store holds
+    /// delivered, to be sent, or shown failed, again: a tab that takes the lead may hold it
+    /// pending still.
     fn check_no_delivered_entry_back(&mut self, device: usize, batch: &chat_sync_engine::Batch) {
         let written: Vec<&ClientMessageId> = (batch.ops.iter())
             .filter_map(|op| match op {
-                chat_sync_engine::StoreOp::PutOutbox(entry) if entry.failure.is_none() => {
-                    Some(&entry.client_message_id)
-                }
+                chat_sync_engine::StoreOp::PutOutbox(entry) => Some(&entry.client_message_id),
                 chat_sync_engine::StoreOp::RestampOutbox {
+                    client_message_id, ..
+                }
+                | chat_sync_engine::StoreOp::ExpireOutbox {
                     client_message_id, ..
                 } => Some(client_message_id),
                 _ => None,
@@ -571,6 +572,28 @@ impl World {
         if let Some(entry) = back {
             self.violations.push(format!(
                 "device {device} put back an outbox entry its store holds delivered: {entry:?}"
+            ));
+        }
+    }
+
+    /// A write that removes outbox entries takes none the store holds pending unless it is
+    /// delivered (the server's copy is stored): a tab that takes the lead may still hold failed
+    /// a message another tab retried meanwhile, which the user asked to send again. `before` is
+    /// the store as it was before the write.
+    fn check_no_pending_entry_removed(&mut self, device: usize, before: &MemorySnapshot) {
+        let after = self.devices[device].store.snapshot();
+        let me = USERS[self.devices[device].user];
+        let removed = before.outbox.iter().find(|entry| {
+            let id = &entry.client_message_id;
+            entry.failure.is_none()
+                && !after.outbox.iter().any(|e| &e.client_message_id == id)
+                && !(after.messages.iter()).any(|m| {
+                    m.is_from_server() && m.sender_id.as_str() == me && &m.client_message_id == id
+                })
+        });
+        if let Some(entry) = removed {
+            self.violations.push(format!(
+                "device {device} removed an outbox entry its store holds pending: {entry:?}"
             ));
         }
     }
@@ -788,9 +811,20 @@ impl World {
                     self.step(Happening::Crash { device });
                     return;
                 }
+                let removes = (batch.ops.iter()).any(|op| {
+                    matches!(
+                        op,
+                        chat_sync_engine::StoreOp::RemoveOutbox(_)
+                            | chat_sync_engine::StoreOp::ExpireOutbox { .. }
+                    )
+                });
+                let before = removes.then(|| self.devices[device].store.snapshot());
                 let result = pollster::block_on(self.devices[device].store.apply(&batch.ops));
                 if result.is_ok() {
                     self.check_no_delivered_entry_back(device, &batch);
+                    if let Some(before) = before {
+                        self.check_no_pending_entry_removed(device, &before);
+                    }
                     // The tab's broadcast: the others reload the outbox.
                     for sibling in self.siblings(device) {
                         let incarnation = self.devices[sibling].incarnation;
