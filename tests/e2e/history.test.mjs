@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import {
-  newPage, openConversation, openDemo, pollUntil, previewOf, shownMessages, storedRecords, waitInPage,
+  newPage, openConversation, openDemo, openKeepingHistory, pollUntil, previewOf, shownMessages, storedRecords, waitInPage,
 } from './support/demo.mjs';
 
 let browser;
@@ -162,11 +162,7 @@ it('a failed load of older messages online is not the beginning; once the server
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));
-  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
-  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
-    .filter((m) => m.conversationId === general).length, (count) => count === 10,
-  { message: 'maintenance to keep 10 of General\'s messages in IndexedDB' });
-  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+  await openKeepingHistory(page, server.url, 'alice', general, 10);
 
   // The server fails General's history requests (the sync feed still works: the page is online).
   let failing = true;
@@ -340,11 +336,7 @@ it('a refresh that read the view before a deletion and ends after a later refres
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));
   // Maintenance keeps the newest 10 of each conversation: a page of 50 back-fills from the server.
-  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
-  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
-    .filter((m) => m.conversationId === general).length, (count) => count === 10,
-  { message: 'maintenance to keep 10 of General\'s messages in IndexedDB' });
-  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+  await openKeepingHistory(page, server.url, 'alice', general, 10);
 
   // General's back-fills fail (a page comes back as the cache has it); from `hold` on, the test
   // holds them first.
@@ -424,11 +416,7 @@ it('Try again after the first load of a conversation failed, with nothing cached
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));
   // Maintenance keeps none of General's messages: the conversation loads from the server.
-  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=0&maintenanceIntervalMs=2000' });
-  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
-    .filter((m) => m.conversationId === general).length, (count) => count === 0,
-  { message: 'maintenance to keep none of General\'s messages in IndexedDB' });
-  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+  await openKeepingHistory(page, server.url, 'alice', general, 0);
 
   // The server fails General's history requests (the sync feed still works: the page is online).
   let failing = true;

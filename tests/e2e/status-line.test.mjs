@@ -6,7 +6,9 @@ import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
-import { newPage, openDemo, pollUntil, shownMessages, storedRecords, waitInPage } from './support/demo.mjs';
+import {
+  newPage, openDemo, openKeepingHistory, shownMessages, waitInPage,
+} from './support/demo.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -102,11 +104,7 @@ it('a failed load of older messages does not say the sync failed', async (t) => 
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));
   // Maintenance keeps none of General's messages: they load from the server when it opens.
-  await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=0&maintenanceIntervalMs=2000' });
-  await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
-    .filter((m) => m.conversationId === general).length, (count) => count === 0,
-  { message: 'maintenance to keep none of General\'s messages in IndexedDB' });
-  await openDemo(page, server.url, 'alice'); // (no more maintenance for a day)
+  await openKeepingHistory(page, server.url, 'alice', general, 0);
 
   // The server fails General's history requests; the sync feed works.
   await page.route((url) => url.pathname === `/v1/conversations/${general}/messages`, (route) => (

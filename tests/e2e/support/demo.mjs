@@ -245,6 +245,18 @@ export async function newPage(browser, t, { viewport = { width: 1280, height: 80
   return { context, page, errors: collectPageErrors(page) };
 }
 
+/** Opens the demo for `user` with maintenance keeping the newest `keep` messages of each
+ * conversation, waits until IndexedDB holds `keep` of conversation `conversationId`'s, and opens
+ * the demo again without those options (no more maintenance for a day): older messages then load
+ * from the server. */
+export async function openKeepingHistory(page, url, user, conversationId, keep) {
+  await openDemo(page, url, user, { query: `?retentionPerConversation=${keep}&maintenanceIntervalMs=2000` });
+  await pollUntil(async () => (await storedRecords(page, url, user, 'messages'))
+    .filter((m) => m.conversationId === conversationId).length, (count) => count === keep,
+  { message: `maintenance to keep ${keep} of the conversation's messages in IndexedDB` });
+  await openDemo(page, url, user);
+}
+
 /** Every record of the object store `storeName` in `user`'s local database for the server at
  * `url`, read in the page. */
 export function storedRecords(page, url, user, storeName) {
