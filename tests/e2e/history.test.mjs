@@ -104,11 +104,7 @@ it('a load of older messages still running for one conversation does not hold up
   }
   const general = await alice.conversationId('General');
   // (No service worker: the test holds requests with page.route, which a worker would bypass.)
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error));
+  const { page, errors } = await newPage(browser, t, { serviceWorkers: 'block' });
   // Maintenance keeps the newest 10 of each conversation: older ones load from the server.
   await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
   await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages')).length, (count) => count === 20,
@@ -157,11 +153,7 @@ it('a failed load of older messages online is not the beginning; once the server
   await server.api('alice').send('General', 'Read them');
   const general = await server.api('alice').conversationId('General');
   // (No service worker: the test answers requests with page.route, which a worker would bypass.)
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error));
+  const { page, errors } = await newPage(browser, t, { serviceWorkers: 'block' });
   await openKeepingHistory(page, server.url, 'alice', general, 10);
 
   // The server fails General's history requests (the sync feed still works: the page is online).
@@ -255,11 +247,7 @@ it('older messages that load after the conversation was left and opened again do
   await server.api('alice').send('Alice & Bob', 'Elsewhere');
   const general = await bob.conversationId('General');
   // (No service worker: the test holds requests with page.route, which a worker would bypass.)
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error));
+  const { page, errors } = await newPage(browser, t, { serviceWorkers: 'block' });
   // Maintenance keeps the newest 10 of each conversation: older ones load from the server.
   await openDemo(page, server.url, 'alice', { query: '?retentionPerConversation=10&maintenanceIntervalMs=2000' });
   await pollUntil(async () => (await storedRecords(page, server.url, 'alice', 'messages'))
@@ -330,11 +318,7 @@ it('a refresh that read the view before a deletion and ends after a later refres
   const general = await bob.conversationId('General');
   // (No service worker: the test answers requests with page.route, which a worker would bypass.
   // Tall: the 10 messages cached fit, so no scrolling loads older ones unasked.)
-  const context = await browser.newContext({ viewport: { width: 1280, height: 1400 }, serviceWorkers: 'block' });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error));
+  const { page, errors } = await newPage(browser, t, { viewport: { width: 1280, height: 1400 }, serviceWorkers: 'block' });
   // Maintenance keeps the newest 10 of each conversation: a page of 50 back-fills from the server.
   await openKeepingHistory(page, server.url, 'alice', general, 10);
 
@@ -410,11 +394,7 @@ it('Try again after the first load of a conversation failed, with nothing cached
   await server.api('alice').send('General', 'Read them');
   const general = await server.api('alice').conversationId('General');
   // (No service worker: the test answers requests with page.route, which a worker would bypass.)
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error));
+  const { page, errors } = await newPage(browser, t, { serviceWorkers: 'block' });
   // Maintenance keeps none of General's messages: the conversation loads from the server.
   await openKeepingHistory(page, server.url, 'alice', general, 0);
 

@@ -60,11 +60,7 @@ it('the clock moving on changes the time shown, and no live region', async (t) =
 it('a failed sync shows in the status line with its error, until a sync succeeds', async (t) => {
   const server = await startServer({ test: t, seedMessages: 20 });
   // (No service worker: the test answers requests with page.route, which a worker would bypass.)
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error));
+  const { page, errors } = await newPage(browser, t, { serviceWorkers: 'block' });
   await openDemo(page, server.url, 'alice');
 
   // The server refuses the sync feed (an error no retry mends: the sync ends failed, not waiting).
@@ -98,11 +94,7 @@ it('a failed load of older messages does not say the sync failed', async (t) => 
   for (let n = 1; n <= 20; n += 1) await bob.send('General', `Old ${n}`);
   const general = await bob.conversationId('General');
   // (No service worker: the test answers requests with page.route, which a worker would bypass.)
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error));
+  const { page, errors } = await newPage(browser, t, { serviceWorkers: 'block' });
   // Maintenance keeps none of General's messages: they load from the server when it opens.
   await openKeepingHistory(page, server.url, 'alice', general, 0);
 

@@ -236,10 +236,11 @@ function escapeRegExp(text) {
 
 /**
  * A fresh browser context (closed when test `t` ends) and its first page, whose page errors are
- * collected in `errors`. Desktop-sized unless `viewport` says otherwise.
+ * collected in `errors`. Desktop-sized unless `viewport` says otherwise; `serviceWorkers: 'block'`
+ * for a test that answers requests with `page.route`, which a service worker would bypass.
  */
-export async function newPage(browser, t, { viewport = { width: 1280, height: 800 } } = {}) {
-  const context = await browser.newContext({ viewport });
+export async function newPage(browser, t, { viewport = { width: 1280, height: 800 }, serviceWorkers = 'allow' } = {}) {
+  const context = await browser.newContext({ viewport, serviceWorkers });
   t.after(() => context.close());
   const page = await context.newPage();
   return { context, page, errors: collectPageErrors(page) };
