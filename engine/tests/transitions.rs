@@ -843,10 +843,34 @@ fn retry_message_requeues_a_failed_message_under_the_same_client_message_id() {
     assert_eq!(stored_message(&d, &id).status, MessageStatus::Sent);
 }
 
+/// A store holding `entry` in its outbox, with its optimistic message, and its last maintenance
+/// at `last_maintenance`.
+fn store_holding(entry: &OutboxEntry, last_maintenance: Millis) -> MemoryStore {
+    let store = MemoryStore::new();
+    pollster::block_on(store.apply(&[
+        StoreOp::SetLastMaintenance(last_maintenance),
+        StoreOp::PutOutbox(entry.clone()),
+        StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into())),
+    ]))
+    .unwrap();
+    store
+}
+
+/// A pending message composed a week and a minute before `T0`: past its lifetime.
+fn pending_a_week_and_a_minute() -> OutboxEntry {
+    OutboxEntry {
+        client_message_id: ClientMessageId::new("c1-abc"),
+        conversation_id: "c-1".into(),
+        body: "hello".into(),
+        seq: 1,
+        composed_at: T0 - 7 * DAY - MIN,
+        failure: None,
+    }
+}
+
 /// A started engine, offline, with a message composed 8 days ago that failed; maintenance is due
 /// `due_in` from now (it removes the message).
 fn offline_with_a_failed_message_a_week_old(due_in: Millis) -> (Driver, OutboxEntry) {
-    let store = MemoryStore::new();
     let entry = OutboxEntry {
         client_message_id: ClientMessageId::new("old-1"),
         conversation_id: "c-1".into(),
@@ -858,12 +882,7 @@ fn offline_with_a_failed_message_a_week_old(due_in: Millis) -> (Driver, OutboxEn
             message: "expired".into(),
         }),
     };
-    pollster::block_on(store.apply(&[
-        StoreOp::SetLastMaintenance(T0 - DAY + due_in),
-        StoreOp::PutOutbox(entry.clone()),
-        StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
-    ]))
-    .unwrap();
+    let store = store_holding(&entry, T0 - DAY + due_in);
     let mut d = Driver::with_store(config(), store);
     d.go_online(false);
     d.start();
@@ -2366,21 +2385,8 @@ fn a_failed_answer_write_leaves_a_message_a_page_write_delivers_settled() {
 
 #[test]
 fn a_message_the_feed_shows_delivered_is_not_expired_while_that_page_is_written() {
-    let store = MemoryStore::new();
-    let entry = OutboxEntry {
-        client_message_id: ClientMessageId::new("c1-abc"),
-        conversation_id: "c-1".into(),
-        body: "hello".into(),
-        seq: 1,
-        composed_at: T0 - 7 * DAY - MIN,
-        failure: None,
-    };
-    pollster::block_on(store.apply(&[
-        StoreOp::SetLastMaintenance(T0 - DAY + MIN),
-        StoreOp::PutOutbox(entry.clone()),
-        StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
-    ]))
-    .unwrap();
+    let entry = pending_a_week_and_a_minute();
+    let store = store_holding(&entry, T0 - DAY + MIN);
     let mut d = Driver::with_store(config(), store);
     d.start();
     let post = d.only_open("POST ");
@@ -2412,21 +2418,8 @@ fn a_message_the_feed_shows_delivered_is_not_expired_while_that_page_is_written(
 /// sent again.
 #[test]
 fn a_message_expired_while_a_page_that_delivers_it_is_queued_is_not_reported_failed() {
-    let store = MemoryStore::new();
-    let entry = OutboxEntry {
-        client_message_id: ClientMessageId::new("c1-abc"),
-        conversation_id: "c-1".into(),
-        body: "hello".into(),
-        seq: 1,
-        composed_at: T0 - 7 * DAY - MIN,
-        failure: None,
-    };
-    pollster::block_on(store.apply(&[
-        StoreOp::SetLastMaintenance(T0 - DAY - MIN),
-        StoreOp::PutOutbox(entry.clone()),
-        StoreOp::PutMessage(LocalMessage::optimistic(&entry, &ME.into())),
-    ]))
-    .unwrap();
+    let entry = pending_a_week_and_a_minute();
+    let store = store_holding(&entry, T0 - DAY - MIN);
     let mut d = Driver::with_store(config(), store);
     d.hold_batches = true;
     d.start();
