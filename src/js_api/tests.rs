@@ -1789,12 +1789,10 @@ fn is_leader(sync: &BackgroundSyncManager) -> bool {
 #[wasm_bindgen_test]
 async fn a_number_where_an_option_wants_text_is_named_in_the_error() {
     for (token, written) in [(7.0, "7.0"), (2.5, "2.5")] {
-        let options = js_sys::Object::new();
-        Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
-        Reflect::set(&options, &"token".into(), &token.into()).expect("set");
-        let error = JsFuture::from(BackgroundSyncManager::create(options.into()))
-            .await
-            .expect_err("refused");
+        let Err(error) = try_open_manager(server(), "erin", &[("token", token.into())]).await
+        else {
+            panic!("created");
+        };
         assert_eq!(error_code(&error), "invalidInput");
         assert_eq!(
             field(&error, "message").as_string().unwrap_or_default(),
@@ -1808,13 +1806,10 @@ async fn a_number_where_an_option_wants_text_is_named_in_the_error() {
 /// instead of linking `str`'s `Debug`.
 #[wasm_bindgen_test]
 async fn text_where_an_option_wants_a_number_is_quoted_in_the_error() {
-    let options = js_sys::Object::new();
-    Reflect::set(&options, &"serverUrl".into(), &server().into()).expect("set");
-    Reflect::set(&options, &"token".into(), &"t".into()).expect("set");
-    Reflect::set(&options, &"pageSize".into(), &r#"50 "rows""#.into()).expect("set");
-    let error = JsFuture::from(BackgroundSyncManager::create(options.into()))
-        .await
-        .expect_err("refused");
+    let text = r#"50 "rows""#.into();
+    let Err(error) = try_open_manager(server(), "erin", &[("pageSize", text)]).await else {
+        panic!("created");
+    };
     assert_eq!(error_code(&error), "invalidInput");
     assert_eq!(
         field(&error, "message").as_string().unwrap_or_default(),
