@@ -28,7 +28,8 @@ use web_sys::{
 #[cfg(feature = "legacy-maintenance")]
 thread_local! {
     /// Maintenance the old way ([`crate::IndexedDbStore::use_legacy_maintenance`]).
-    pub(super) static LEGACY_MAINTENANCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    pub(super) static LEGACY_MAINTENANCE: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
 }
 
 mod maintenance;
