@@ -169,6 +169,9 @@ pub(crate) struct Driver {
     /// The database name: the leader lock and the tab channel are named after it.
     name: RefCell<String>,
     disposed: Cell<bool>,
+    /// A batch is being stored (the engine asks for one at a time). [`dispose`](Self::dispose)
+    /// lets it finish: the commands it stores settle by it, and the other tabs hear of it.
+    writing: Cell<bool>,
     /// Told once another tab cleared this user's data ([`Note::Cleared`]).
     on_cleared: RefCell<Option<Box<dyn Fn()>>>,
     /// Hears the leading tab's `message` events ([`Note::MessageEvent`]).
@@ -203,6 +206,7 @@ impl Driver {
             leader_check: RefCell::new(None),
             name: RefCell::new(String::new()),
             disposed: Cell::new(false),
+            writing: Cell::new(false),
             on_cleared: RefCell::new(None),
             on_leaders_message: RefCell::new(None),
         })
@@ -421,6 +425,9 @@ impl Driver {
 
     /// Another tab's note.
     fn on_note(self: &Rc<Self>, note: Note) {
+        if self.disposed.get() {
+            return; // (its channel stays open only for a write under way to be told)
+        }
         match note {
             Note::Stored { .. } if matches!(self.store, AnyStore::Memory(_)) => {}
             Note::Stored { conversation_ids } => {
@@ -848,25 +855,33 @@ impl Driver {
         self.input(|engine, now| engine.handle_credentials_changed(now));
     }
 
-    /// Stops everything: timers, listeners, the engine's network; open commands fail.
+    /// Stops everything: timers, listeners, the engine's network; open commands fail, but for
+    /// those a write under way stores (a sent message): they settle once it ends.
     pub(crate) fn dispose(self: &Rc<Self>) {
         if self.disposed.replace(true) {
             return;
         }
         self.lifecycle.borrow_mut().take();
         self.leader_check.borrow_mut().take();
-        self.channel.borrow_mut().take();
         self.wake.borrow_mut().take();
         for asked in self.asked.take() {
             let _ = asked.finish.send(Err(SyncError::Stopped));
         }
         self.stop_leading();
-        // Commands still waiting end here: a disposed manager writes nothing more.
-        for (_, finish) in self.tickets.take() {
-            let _ = finish.send(Err(SyncError::Stopped));
+        if !self.writing.get() {
+            self.end_after_dispose();
         }
         if let AnyStore::IndexedDb(store) = &self.store {
             store.close();
+        }
+    }
+
+    /// The last of a disposed manager: the tab channel closes, and the commands still waiting
+    /// end (a disposed manager writes nothing more).
+    fn end_after_dispose(&self) {
+        self.channel.borrow_mut().take();
+        for (_, finish) in self.tickets.take() {
+            let _ = finish.send(Err(SyncError::Stopped));
         }
     }
 
@@ -897,6 +912,7 @@ impl Driver {
                 // the next manager (sends are idempotent).
                 Output::Persist(_) if self.disposed.get() => {}
                 Output::Persist(batch) => {
+                    self.writing.set(true);
                     let driver = self.clone();
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = driver.store.apply(&batch.ops).await;
@@ -907,7 +923,11 @@ impl Driver {
                                 conversation_ids: touched(&batch.ops, report),
                             });
                         }
+                        driver.writing.set(false);
                         driver.input(|engine, now| engine.handle_persisted(batch.id, result, now));
+                        if driver.disposed.get() {
+                            driver.end_after_dispose();
+                        }
                     });
                 }
                 Output::Send(request) => {

@@ -759,8 +759,10 @@ impl BackgroundSyncManager {
     }
 
     /// Stops syncing and releases timers, listeners and the database; commands still waiting
-    /// reject with `disposed`, and no more events come. After an internal error it does nothing
-    /// (what it would release may be held by the interrupted code).
+    /// reject with `disposed`, but for those the write under way stores (a sent message
+    /// resolves once stored, and the syncing tab delivers it), and no more events come. After
+    /// an internal error it does nothing (what it would release may be held by the interrupted
+    /// code).
     pub fn dispose(&self) {
         if refuse_after_panic().is_ok() {
             self.inner.driver.dispose();

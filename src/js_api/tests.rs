@@ -2116,32 +2116,63 @@ async fn where_locks_are_refused_the_manager_syncs_on_its_own() {
     sync.dispose();
 }
 
+/// A send whose write is under way when its tab is disposed settles by that write, and the
+/// leading tab hears of it and delivers it; a send whose write waits behind it ends `disposed`,
+/// unstored.
 #[wasm_bindgen_test]
-async fn dispose_still_stores_the_write_asked_for_before_it() {
+async fn dispose_settles_the_write_under_way_and_ends_those_behind_it() {
     let general = conversation(server(), "dave", "General").await;
-    let sync = manager(server(), "dave", &[]).await;
-    settle(sync.force_sync()).await.expect("synced");
-    // The engine asks for the outbox write at once; the store performs it after `dispose`.
-    let driver = sync.inner.driver.clone();
-    let (message, _) = driver
-        .command(|engine, now| engine.send(general.as_str().into(), "last words".into(), now))
-        .expect("queued");
-    sync.dispose();
+    let leader = manager(server(), "dave", &[]).await;
+    settle(leader.force_sync()).await.expect("synced");
+    let follower = open_manager(server(), "dave", &[]).await;
+    assert_eq!(
+        field(&follower.get_sync_status().expect("status"), "isLeader"),
+        false
+    );
+    // The engine asks for the first outbox write at once (the second waits for it); the store
+    // performs it after `dispose`.
+    let driver = follower.inner.driver.clone();
+    let stamp = js_sys::Date::now();
+    let (under_way, behind) = (format!("last words {stamp}"), format!("too late {stamp}"));
+    let send = |body: &str| {
+        driver
+            .command(|engine, now| engine.send(general.as_str().into(), body.into(), now))
+            .expect("queued")
+    };
+    let (first, first_stored) = send(&under_way);
+    let (second, second_stored) = send(&behind);
+    follower.dispose();
 
-    let name = IndexedDbStore::database_name(server(), &UserId::new("u-dave"));
-    let mut stored = false;
-    for _ in 0..50 {
-        let store = IndexedDbStore::open(&name).await.expect("reopened");
-        let outbox = store.load().await.expect("loaded").outbox;
-        store.close();
-        stored = (outbox.iter()).any(|entry| entry.client_message_id == message.client_message_id);
-        if stored {
+    assert!(
+        matches!(first_stored.await, Ok(Ok(_))),
+        "the send under way is stored"
+    );
+    assert_eq!(
+        second_stored.await.expect("ended"),
+        Err(chat_sync_engine::SyncError::Stopped),
+        "the send behind it ends disposed"
+    );
+    let mut delivered = false;
+    for _ in 0..100 {
+        let held = on_server(server(), "dave", &general).await;
+        delivered = held.iter().any(|m| m.body == under_way);
+        if delivered {
             break;
         }
         gloo_timers::future::TimeoutFuture::new(100).await;
     }
-    assert!(stored, "the write reached the database");
-    IndexedDbStore::delete(&name).await.expect("deleted");
+    assert!(delivered, "the leading tab delivered it within 10 s");
+    let held = on_server(server(), "dave", &general).await;
+    assert_eq!(held.iter().filter(|m| m.body == under_way).count(), 1);
+    assert!(!held.iter().any(|m| m.body == behind));
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-dave"));
+    let store = IndexedDbStore::open(&name).await.expect("opened");
+    let outbox = store.load().await.expect("loaded").outbox;
+    store.close();
+    let ids: Vec<_> = outbox.iter().map(|e| &e.client_message_id).collect();
+    assert!(!ids.contains(&&second.client_message_id), "not stored");
+    assert!(!ids.contains(&&first.client_message_id), "delivered");
+    leader.dispose();
 }
 
 #[wasm_bindgen_test]
