@@ -942,6 +942,15 @@ impl Driver {
                             .input(|engine, now| engine.handle_response(request.id, outcome, now));
                     });
                 }
+                // (What a tab keeps in memory no other tab writes.)
+                Output::Reload if self.disposed.get() => {}
+                Output::Reload if matches!(self.store, AnyStore::IndexedDb(_)) => {
+                    let driver = self.clone();
+                    wasm_bindgen_futures::spawn_local(
+                        async move { driver.reload_shared_state().await },
+                    );
+                }
+                Output::Reload => {}
                 Output::Event(event) => self.deliver(event),
                 Output::Timeout(at) => {
                     self.schedule_wake(at);

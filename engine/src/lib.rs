@@ -19,6 +19,8 @@
 //!    - [`Output::Send`]: send the request and report with [`Engine::handle_response`].
 //!    - [`Output::Event`]: hand it to the app. Events come after the store holds what they
 //!      describe (persist before notify).
+//!    - [`Output::Reload`]: read the store again and give the engine what other tabs may have
+//!      changed ([`Engine::handle_outbox_reloaded`] and the others it names); nothing waits.
 //! 3. When the time from `Timeout(Some(at))` comes, call [`Engine::handle_timeout`]; a new input
 //!    before then supersedes the timeout.
 //! 4. Pass the current time to every input; it may stand still or jump, never needs to be exact.

@@ -18,6 +18,10 @@ fn drain(engine: &mut Engine, store: &MemoryStore, now: i64) -> Vec<HttpRequest>
                 engine.handle_persisted(batch.id, result, now);
             }
             Output::Send(request) => requests.push(request),
+            Output::Reload => {
+                let state = pollster::block_on(store.load()).expect("load");
+                engine.handle_outbox_reloaded(state.outbox, now);
+            }
             Output::Event(_) => {}
             Output::Timeout(_) => return requests,
         }

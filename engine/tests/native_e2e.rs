@@ -90,6 +90,12 @@ impl Driver {
                     let outcome = self.perform(&request).await;
                     self.engine.handle_response(request.id, outcome, now());
                 }
+                Output::Reload => {
+                    let state = self.store.load().await.expect("load");
+                    self.engine.handle_outbox_reloaded(state.outbox, now());
+                    (self.engine).handle_last_sync_reloaded(state.last_sync, now());
+                    (self.engine).handle_pending_read_markers(state.pending_read_markers, now());
+                }
                 Output::Event(event) => self.events.push(event),
                 Output::Timeout(at) => {
                     self.wake = at;

@@ -34,6 +34,8 @@ enum Seen {
     /// A batch the store refused.
     Refused(Batch),
     Event(Event),
+    /// The engine was given what the store holds, as it asked ([`Output::Reload`]).
+    Reloaded,
 }
 
 struct Driver {
@@ -105,6 +107,7 @@ impl Driver {
                 }
                 Output::Persist(batch) => self.apply(batch),
                 Output::Send(request) => self.requests.push(request),
+                Output::Reload => self.reload(),
                 Output::Event(event) => {
                     self.check_persisted(&event);
                     self.seen.push(Seen::Event(event));
@@ -115,6 +118,16 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Gives the engine what the store holds, as the driver does when asked.
+    fn reload(&mut self) {
+        let state = pollster::block_on(self.store.load()).expect("load");
+        let now = self.now;
+        self.engine.handle_outbox_reloaded(state.outbox, now);
+        self.engine.handle_last_sync_reloaded(state.last_sync, now);
+        (self.engine).handle_pending_read_markers(state.pending_read_markers, now);
+        self.seen.push(Seen::Reloaded);
     }
 
     fn apply(&mut self, batch: Batch) {
@@ -1209,6 +1222,41 @@ fn a_tab_taking_the_lead_adopts_the_read_markers_its_predecessor_left_unsent() {
             pending("c-2", "m-4", T0 - 20)
         ]
     );
+}
+
+/// A message another tab stored without a word reaching this one (it closed as its write
+/// ended) is sent by this tab's next sync run, which reloads what the tabs share as it starts.
+#[test]
+fn each_sync_run_reloads_the_outbox_and_sends_what_another_tab_stored_untold() {
+    let mut d = Driver::idle(config());
+    let entry = OutboxEntry {
+        client_message_id: ClientMessageId::new("from-a-closed-tab"),
+        conversation_id: "c-1".into(),
+        body: "sent as the tab closed".into(),
+        seq: 1,
+        composed_at: T0,
+        failure: None,
+    };
+    let optimistic = LocalMessage::optimistic(&entry, &ME.into());
+    let untold = [
+        StoreOp::PutOutbox(entry.clone()),
+        StoreOp::PutMessage(optimistic),
+    ];
+    pollster::block_on(d.store.apply(&untold)).unwrap();
+    d.wait(MIN);
+    assert!(d.open("POST /v1/conversations/c-1/").is_empty());
+    assert_eq!(d.engine.status().pending_outbox, 0);
+
+    // The periodic sync comes due.
+    d.wake_up();
+    assert!(d.seen.iter().any(|seen| matches!(seen, Seen::Reloaded)));
+    let post = d.only_open("POST /v1/conversations/c-1/messages");
+    assert_eq!(client_id(&post), entry.client_message_id);
+    d.respond(
+        &post,
+        created(ours(&entry.client_message_id, "c-1", "sent", T0 + 5 * MIN)),
+    );
+    assert!(d.store.snapshot().outbox.is_empty());
 }
 
 /// A tab that led beside this one for a while (taken over while suspended, it went on until it

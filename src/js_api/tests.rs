@@ -2175,6 +2175,35 @@ async fn dispose_settles_the_write_under_way_and_ends_those_behind_it() {
     leader.dispose();
 }
 
+/// A message a tab stored without telling the leading tab (it closed as its write ended) goes
+/// with the leading tab's next sync run, which reloads the shared outbox as it starts.
+#[wasm_bindgen_test]
+async fn a_message_stored_by_a_tab_that_closed_untold_goes_with_the_next_sync() {
+    let general = conversation(server(), "dave", "General").await;
+    let leader = manager(server(), "dave", &[]).await;
+    settle(leader.force_sync()).await.expect("synced");
+    let body = format!("stored as the tab closed {}", js_sys::Date::now());
+    let entry = chat_sync_engine::OutboxEntry {
+        client_message_id: format!("closed-tab-{}", js_sys::Date::now() as u64).into(),
+        conversation_id: general.as_str().into(),
+        body: body.clone(),
+        seq: 1_000,
+        composed_at: js_sys::Date::now() as i64,
+        failure: None,
+    };
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-dave"));
+    let closed_tab = IndexedDbStore::open(&name).await.expect("opened");
+    let optimistic = LocalMessage::optimistic(&entry, &UserId::new("u-dave"));
+    (closed_tab.apply(&[StoreOp::PutOutbox(entry), StoreOp::PutMessage(optimistic)]))
+        .await
+        .expect("stored");
+    closed_tab.close();
+
+    settle(leader.force_sync()).await.expect("synced");
+    delivered_once(&leader, "dave", &general, &body).await;
+    leader.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn pagehide_hands_leadership_over_and_pageshow_queues_for_it_again() {
     leaving_hands_leadership_over_and_coming_back_queues_for_it("pagehide", "pageshow").await;

@@ -852,6 +852,7 @@ async fn the_engine_evicts_history_and_retries_when_indexeddb_is_full() {
             }
             Output::Event(event) => events.push(event),
             Output::Send(request) => panic!("not started, yet sent {request:?}"),
+            Output::Reload => panic!("not started, yet a sync run"),
             Output::Timeout(_) => break,
         }
     }

@@ -46,6 +46,11 @@ pub enum Output {
     Send(HttpRequest),
     /// Tell the app.
     Event(Event),
+    /// Read what the store holds that other tabs write too, and give it back as after another
+    /// tab's note: [`Engine::handle_outbox_reloaded`], [`Engine::handle_last_sync_reloaded`]
+    /// and [`Engine::handle_pending_read_markers`]. Nothing waits for it. Asked as each sync
+    /// run starts: a tab that stored a message may have closed before it could tell this one.
+    Reload,
     /// Nothing more to do until this time (call [`Engine::handle_timeout`] then), or until the
     /// next input when `None`.
     Timeout(Option<Millis>),

@@ -496,6 +496,7 @@ impl World {
                     );
                 }
                 Output::Send(request) => self.network_out(device, incarnation, request),
+                Output::Reload => self.reload_shared_state(device),
                 Output::Event(event) => self.observe(device, event),
                 Output::Timeout(at) => {
                     let skew = self.devices[device].skew;
@@ -1069,7 +1070,8 @@ impl World {
     }
 
     /// Tab `device` reads what its browser's tabs share, as the driver does after another tab's
-    /// write and when it starts leading: the outbox and, while it leads, the unsent read markers.
+    /// write, when it starts leading and as a sync run starts: the outbox and, while it leads, the
+    /// unsent read markers.
     fn reload_shared_state(&mut self, device: usize) {
         let state = pollster::block_on(self.devices[device].store.load()).expect("load");
         let now = self.device_now(device);
