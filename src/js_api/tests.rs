@@ -1549,6 +1549,26 @@ async fn clear_while_a_send_is_on_its_way_leaves_no_database_behind() {
     assert!(!names.contains(&name), "{name} in {names:?}");
 }
 
+/// Signing out as a message is being stored: that write ends before the database is deleted,
+/// and nothing after it opens the database again.
+#[wasm_bindgen_test]
+async fn clear_as_a_send_is_being_stored_leaves_no_database_behind() {
+    let general = conversation(server(), "dave", "General").await;
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-dave"));
+    let sync = manager(server(), "dave", &[]).await;
+    settle(sync.force_sync()).await.expect("synced");
+    // The engine asks for the outbox write at once; the store performs it after `clear()`.
+    let driver = sync.inner.driver.clone();
+    let (_, stored) = driver
+        .command(|engine, now| engine.send(general.as_str().into(), "signing out".into(), now))
+        .expect("queued");
+    settle(sync.clear()).await.expect("cleared");
+    assert!(matches!(stored.await, Ok(Ok(_))), "stored, then deleted");
+    gloo_timers::future::TimeoutFuture::new(500).await;
+    let names = database_names().await;
+    assert!(!names.contains(&name), "{name} in {names:?}");
+}
+
 /// A follower disposed while the leading tab has not answered its command: the command ends at
 /// once, as disposed.
 #[wasm_bindgen_test]
