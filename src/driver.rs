@@ -25,6 +25,11 @@ use wasm_bindgen::JsValue;
 /// lead over (a running tab answers at once, also in the background).
 const LEADER_ANSWER_MS: u32 = 5_000;
 
+/// How often a visible follower checks that the leading tab runs ([`Note::Ping`]): the user
+/// looks at it, and a leading tab the browser suspended without a word would leave it showing
+/// nothing new.
+const LEADER_WATCH_MS: u32 = 15_000;
+
 /// How often a follower asks the leading tab again for a command it has not answered yet
 /// ([`Note::Ask`]): a tab that took the lead meanwhile never heard the first ask. While the
 /// leader runs a command, it does not run it again when asked again.
@@ -166,6 +171,9 @@ pub(crate) struct Driver {
     /// A follower's check that the leading tab runs: the lead is taken over when it fires, and
     /// the leading tab's [`Note::Pong`] cancels it.
     leader_check: RefCell<Option<Timeout>>,
+    /// Runs [`check_leader`](Self::check_leader) every [`LEADER_WATCH_MS`] while the page is
+    /// visible.
+    leader_watch: RefCell<Option<Interval>>,
     /// The database name: the leader lock and the tab channel are named after it.
     name: RefCell<String>,
     disposed: Cell<bool>,
@@ -204,6 +212,7 @@ impl Driver {
             answering: RefCell::new(Vec::new()),
             answered: RefCell::new(Vec::new()),
             leader_check: RefCell::new(None),
+            leader_watch: RefCell::new(None),
             name: RefCell::new(String::new()),
             disposed: Cell::new(false),
             writing: Cell::new(false),
@@ -223,6 +232,13 @@ impl Driver {
             }
         });
         *self.lifecycle.borrow_mut() = Some(lifecycle);
+        let weak = Rc::downgrade(self);
+        let watch = Interval::new(LEADER_WATCH_MS, move || {
+            if let Some(driver) = weak.upgrade().filter(|_| runtime::is_visible()) {
+                driver.check_leader();
+            }
+        });
+        *self.leader_watch.borrow_mut() = Some(watch);
         self.hear_other_tabs();
         if let AnyStore::IndexedDb(store) = &self.store {
             // A read the engine does not see may find the database deleted too: an input hands
@@ -245,11 +261,15 @@ impl Driver {
         self.seek_leadership(Ask::Queue).await;
     }
 
+    /// The name of the channel to the other tabs of this database.
+    fn channel_name(&self) -> String {
+        format!("chat-sync|{}", self.name.borrow())
+    }
+
     /// Opens the channel to the other tabs of this database.
     fn hear_other_tabs(self: &Rc<Self>) {
         let weak = Rc::downgrade(self);
-        let name = format!("chat-sync|{}", self.name.borrow());
-        let channel = Channel::open(&name, move |note| {
+        let channel = Channel::open(&self.channel_name(), move |note| {
             if let Some(driver) = weak.upgrade() {
                 driver.on_note(note);
             }
@@ -261,7 +281,9 @@ impl Driver {
     /// or queues for it and checks that the leading tab runs. A tab that keeps its data in
     /// memory shares no outbox with other tabs, so it leads on its own (a lock of its own).
     async fn seek_leadership(self: &Rc<Self>, ask: Ask) {
-        if self.seeking.replace(true) {
+        // (A disposed tab asks for nothing: a takeover queued before would end the lead of a
+        // tab that runs.)
+        if self.disposed.get() || self.seeking.replace(true) {
             return;
         }
         let name = match &self.store {
@@ -546,6 +568,10 @@ impl Driver {
                 version: NOTES_VERSION,
             }),
             Note::Ping => {}
+            Note::Resumed if self.leads_others() => {
+                self.input(|engine, now| engine.request_sync(Trigger::Resume, now));
+            }
+            Note::Resumed => {}
             Note::Pong { version } => {
                 // The leading tab runs: the check is off.
                 self.leader_check.borrow_mut().take();
@@ -582,13 +608,20 @@ impl Driver {
     /// Stops for good and tells the other tabs of this database to stop too, as the caller
     /// deletes the user's data (a logout): they would write it back otherwise.
     pub(crate) fn clear(self: &Rc<Self>) {
-        self.post(&Note::Cleared);
+        match self.channel.borrow().as_ref() {
+            Some(channel) => channel.post(&Note::Cleared),
+            // Disposed already: the other tabs are told all the same.
+            None => Channel::open(&self.channel_name(), |_| ()).post(&Note::Cleared),
+        }
         self.dispose();
     }
 
     /// Deletes this user's database.
     pub(crate) async fn delete_database(&self) -> Result<(), StoreError> {
         let name = self.name.borrow().clone();
+        if let AnyStore::IndexedDb(store) = &self.store {
+            store.retire();
+        }
         let deleted = IndexedDbStore::delete(&name).await;
         match &self.store {
             AnyStore::IndexedDb(_) => deleted,
@@ -760,9 +793,9 @@ impl Driver {
             BrowserEvent::Online(online) => self.input(|e, now| e.handle_online(online, now)),
             BrowserEvent::Visible(visible) => {
                 self.input(|e, now| e.handle_visibility(visible, now));
-                // The user is back: make sure a tab syncs for them.
-                if visible {
-                    self.check_leader();
+                // The user is back: the leading tab syncs for them (and is checked to run).
+                if visible && self.follows() {
+                    self.post(&Note::Resumed);
                 }
             }
             // The page may be frozen or discarded: nothing to flush (every write is already a
@@ -863,6 +896,7 @@ impl Driver {
         }
         self.lifecycle.borrow_mut().take();
         self.leader_check.borrow_mut().take();
+        self.leader_watch.borrow_mut().take();
         self.wake.borrow_mut().take();
         for asked in self.asked.take() {
             let _ = asked.finish.send(Err(SyncError::Stopped));

@@ -367,6 +367,10 @@ impl BackgroundSyncManager {
             // Messages and read markers go out while the event lasts (or not at all offline),
             // from this worker or from the page that leads (what it stored tells).
             let status = loop {
+                // (Stopped by a page's `clear()`: reading would make the database anew.)
+                if driver.is_disposed() {
+                    break driver.engine().status();
+                }
                 if !driver.is_leader() {
                     driver.reload_shared_state().await;
                 }

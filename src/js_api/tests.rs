@@ -1569,6 +1569,42 @@ async fn clear_as_a_send_is_being_stored_leaves_no_database_behind() {
     assert!(!names.contains(&name), "{name} in {names:?}");
 }
 
+/// `clear()` on a manager the app disposed already (an unmount's cleanup, then the logout
+/// handler) still stops the user's other tabs: they would sync the data back into a new
+/// database.
+#[wasm_bindgen_test]
+async fn clear_after_dispose_still_stops_the_other_tabs() {
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-carol"));
+    let signing_out = manager(server(), "carol", &[]).await;
+    settle(signing_out.force_sync()).await.expect("synced");
+    let other = open_manager(server(), "carol", &[]).await;
+    let cleared = record(&other, "cleared");
+    signing_out.dispose();
+    settle(signing_out.clear()).await.expect("cleared");
+    until("the other tab hears of the clear", || {
+        !cleared.borrow().is_empty()
+    })
+    .await;
+    gloo_timers::future::TimeoutFuture::new(1_500).await;
+    let names = database_names().await;
+    assert!(!names.contains(&name), "{name} in {names:?}");
+}
+
+/// A sync asked for just before `clear()` (in one go) reads nothing after the database is
+/// deleted: a read would make it anew.
+#[wasm_bindgen_test]
+async fn force_sync_then_clear_in_one_go_leaves_no_database_behind() {
+    let name = IndexedDbStore::database_name(server(), &UserId::new("u-carol"));
+    let sync = manager(server(), "carol", &[]).await;
+    settle(sync.force_sync()).await.expect("synced");
+    let last = sync.force_sync();
+    settle(sync.clear()).await.expect("cleared");
+    let _ = settle(last).await;
+    gloo_timers::future::TimeoutFuture::new(1_000).await;
+    let names = database_names().await;
+    assert!(!names.contains(&name), "{name} in {names:?}");
+}
+
 /// A follower disposed while the leading tab has not answered its command: the command ends at
 /// once, as disposed.
 #[wasm_bindgen_test]
@@ -1979,6 +2015,44 @@ async fn one_tab_leads_a_follower_tab_sends_through_it_and_takes_over_when_it_cl
     follower.dispose();
 }
 
+/// A visible follower goes on checking that the leading tab runs while its user just reads: a
+/// leading tab suspended without a word later on is taken over.
+#[wasm_bindgen_test]
+async fn a_visible_follower_notices_a_leader_gone_silent_later() {
+    let suspended = manager(server(), "erin", &[]).await;
+    settle(suspended.force_sync()).await.expect("synced");
+    let reading = open_manager(server(), "erin", &[]).await;
+    gloo_timers::future::TimeoutFuture::new(6_000).await; // its first check answered
+    assert!(!is_leader(&reading));
+    suspended.inner.driver.stop_hearing();
+    until_within(30, "the follower takes the lead over", || {
+        is_leader(&reading)
+    })
+    .await;
+    reading.dispose();
+    suspended.dispose();
+}
+
+/// A follower's page that becomes visible again has the leading tab sync, as the leading tab's
+/// own page would: the user looks at the follower.
+#[wasm_bindgen_test]
+async fn a_follower_coming_back_into_view_has_the_leading_tab_sync() {
+    let leader = manager(server(), "erin", &[]).await;
+    settle(leader.force_sync()).await.expect("synced");
+    let follower = open_manager(server(), "erin", &[]).await;
+    assert!(!is_leader(&follower));
+    let before = syncs_completed(&leader);
+    // (Both are in this page: the leading tab was visible already, so only the follower's
+    // note makes it sync.)
+    page("visibilitychange");
+    until("the leading tab synced", || {
+        syncs_completed(&leader) > before
+    })
+    .await;
+    follower.dispose();
+    leader.dispose();
+}
+
 /// A leading tab the browser suspended without a word (Safari suspends background tabs and fires
 /// no `freeze`) keeps the lock but answers no tab: the tab in use takes the lead over, runs the
 /// sync it asked for and delivers its message; the suspended tab, running again, follows.
@@ -2068,7 +2142,9 @@ async fn background_sync_registration_is_declined_without_a_service_worker() {
 fn page(kind: &str) {
     let event = web_sys::Event::new(kind).expect("event");
     let target: web_sys::EventTarget = match kind {
-        "freeze" | "resume" => crate::runtime::document().expect("a page").into(),
+        "freeze" | "resume" | "visibilitychange" => {
+            crate::runtime::document().expect("a page").into()
+        }
         _ => crate::runtime::global_target(),
     };
     target.dispatch_event(&event).expect("dispatched");

@@ -40,6 +40,9 @@ pub(crate) enum Note {
     Cleared,
     /// A follower asks whether the leading tab runs.
     Ping,
+    /// A follower's page became visible again: the leading tab syncs, as it does when its own
+    /// page does (the user looks at the follower, not at the tab that syncs).
+    Resumed,
     /// The leading tab runs (the answer to [`Note::Ping`]), and speaks this version of the
     /// notes ([`NOTES_VERSION`]; 1 before versions were told).
     Pong { version: u32 },
@@ -138,6 +141,7 @@ enum NoteKind {
     MarkRead,
     Cleared,
     Ping,
+    Resumed,
     Pong,
     Wiped,
     MessageEvent,
@@ -177,6 +181,7 @@ impl TryFrom<WireNote> for Note {
             },
             NoteKind::Cleared => Ok(Note::Cleared),
             NoteKind::Ping => Ok(Note::Ping),
+            NoteKind::Resumed => Ok(Note::Resumed),
             NoteKind::Pong => Ok(Note::Pong {
                 version: wire.version.unwrap_or(1),
             }),
@@ -337,6 +342,7 @@ mod tests {
             },
             Note::Cleared,
             Note::Ping,
+            Note::Resumed,
             Note::Pong {
                 version: NOTES_VERSION,
             },

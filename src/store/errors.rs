@@ -24,6 +24,8 @@ pub(crate) enum Failure {
     Corrupt(String),
     /// A step of the schema upgrade failed; the database kept its version: rebuild it.
     UpgradeFailed(String),
+    /// The database is being deleted (`clear()`, a logout): [`super::IndexedDbStore::retire`].
+    Retired,
     /// Anything else.
     Other(String),
 }
@@ -42,6 +44,7 @@ impl Failure {
                     .into(),
             ),
             Failure::Timeout => StoreError::Unavailable("opening the database timed out".into()),
+            Failure::Retired => StoreError::Unavailable("the user's local data was cleared".into()),
             Failure::TooNew(message) => StoreError::Failed(format!(
                 "{message}; the database was written by a newer version of this app: reload \
                  the page to get it, or clear the site's data"

@@ -61,6 +61,8 @@ pub struct IndexedDbStore {
     /// [`close`](Self::close) was called: the connection closes whenever no operation is under
     /// way.
     closed: Cell<bool>,
+    /// [`retire`](Self::retire) was called: nothing opens the database again.
+    retired: Cell<bool>,
     /// Opening made the database anew, or an operation reopened it and found it gone
     /// ([`Self::take_wiped`]).
     wiped: Cell<bool>,
@@ -142,6 +144,7 @@ impl IndexedDbStore {
             connection: Rc::new(RefCell::new(None)),
             busy: Cell::new(0),
             closed: Cell::new(false),
+            retired: Cell::new(false),
             // Opening made the database anew: where another tab runs, it was deleted under it
             // (the leading tab syncs from the start once told).
             wiped: Cell::new(
@@ -181,6 +184,14 @@ impl IndexedDbStore {
         if self.busy.get() == 0 {
             self.drop_connection();
         }
+    }
+
+    /// [`close`](Self::close) for good, as the database is deleted (`clear()`, a logout):
+    /// operations under way finish, and later ones fail instead of opening it (which would make
+    /// it anew, and write the user's data back).
+    pub fn retire(&self) {
+        self.retired.set(true);
+        self.close();
     }
 
     /// Undoes [`close`](Self::close): the next operation opens the connection and it stays open.
@@ -252,6 +263,9 @@ impl IndexedDbStore {
         let current = self.connection.borrow().clone();
         if let Some(database) = current {
             return Ok(database);
+        }
+        if self.retired.get() {
+            return Err(Failure::Retired);
         }
         let (database, upgraded_from) = open::open_at(&self.name, schema::SCHEMA_VERSION).await?;
         if upgraded_from == Some(0) {
