@@ -572,10 +572,11 @@ pub async fn restamp_outbox_moves_only_pending_entries<S: Store>(store: &S) {
 }
 
 /// `ExpireOutbox` acts on the entry as the store holds it: composed before the cutoff, a
-/// pending one is marked failed and a failed one removed, each with its optimistic message (the
-/// conversation's activity with it); a server copy stored under the key stays. One gone
-/// (delivered) is not re-created, one composed since (retried) is left as it is. The report
-/// names what it expired and removed.
+/// pending one is marked failed and a failed one removed (where the op says the engine held it
+/// failed), each with its optimistic message (the conversation's activity with it); a server
+/// copy stored under the key stays. One gone (delivered) is not re-created, one composed since
+/// (retried) is left as it is, and so is one failed that the engine held pending (another tab
+/// failed it lately). The report names what it expired and removed.
 pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
     whole_history(store, &["c-1", "c-2", "c-3"]).await;
     let refused = |entry: OutboxEntry| OutboxEntry {
@@ -599,6 +600,8 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
     let landed = refused(outbox("o-7", "c-2", 7));
     // The only message of its conversation.
     let alone = refused(outbox("o-8", "c-3", 8));
+    // Failed by another tab a moment ago: the engine that expires it holds it pending still.
+    let failed_elsewhere = refused(outbox("o-9", "c-1", 9));
     let all = [
         &pending,
         &failed,
@@ -608,6 +611,7 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
         &landing,
         &landed,
         &alone,
+        &failed_elsewhere,
     ];
     let mut ops = vec![
         StoreOp::PutConversation(conversation("c-3", "alone", 10)),
@@ -637,19 +641,23 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
         code: "expired".into(),
         message: "not delivered in time".into(),
     };
-    let expire = |entry: &OutboxEntry| StoreOp::ExpireOutbox {
+    let expire = |entry: &OutboxEntry, failed| StoreOp::ExpireOutbox {
         client_message_id: entry.client_message_id.clone(),
         conversation: entry.conversation_id.clone(),
         sender: UserId::new(ME),
         composed_before: 6_000,
         failure: expiry.clone(),
+        failed,
     };
+    // As the engine holds them: as stored, but for the one failed elsewhere.
+    let as_held =
+        |entry: &OutboxEntry| expire(entry, entry.failure.is_some() && *entry != failed_elsewhere);
     let id = |entry: &OutboxEntry| entry.client_message_id.clone();
     let expired = |entry: &OutboxEntry| OutboxEntry {
         failure: Some(expiry.clone()),
         ..entry.clone()
     };
-    let report = apply(store, all.iter().map(|e| expire(e)).collect()).await;
+    let report = apply(store, all.iter().map(|e| as_held(e)).collect()).await;
     assert_eq!(report.outbox_expired, [id(&pending), id(&landing)]);
     assert_eq!(
         report.outbox_removed,
@@ -661,12 +669,17 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
             expired(&pending),
             retried.clone(),
             failed_lately.clone(),
-            expired(&landing)
+            expired(&landing),
+            failed_elsewhere.clone()
         ]
     );
     assert_eq!(
         all_messages(store, "c-1").await,
-        vec![optimistic(&expired(&pending))]
+        vec![
+            optimistic(&expired(&pending)),
+            optimistic(&failed_elsewhere)
+        ],
+        "the message failed elsewhere stays, for the user to see"
     );
     assert_eq!(
         all_messages(store, "c-2").await,
@@ -686,10 +699,14 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
         "its only message went"
     );
 
-    // The next run removes those it failed.
-    let report = apply(store, all.iter().map(|e| expire(e)).collect()).await;
+    // The next run (the engine holds them failed now) removes those it failed, and the one
+    // failed elsewhere.
+    let report = apply(store, all.iter().map(|e| expire(e, true)).collect()).await;
     assert!(report.outbox_expired.is_empty());
-    assert_eq!(report.outbox_removed, [id(&pending), id(&landing)]);
+    assert_eq!(
+        report.outbox_removed,
+        [id(&pending), id(&landing), id(&failed_elsewhere)]
+    );
     assert_eq!(
         load(store).await.outbox,
         vec![retried.clone(), failed_lately.clone()]

@@ -224,6 +224,7 @@ impl Data {
                 sender,
                 composed_before,
                 failure,
+                failed,
                 ..
             } => {
                 let Some(index) = (self.outbox.iter())
@@ -237,6 +238,9 @@ impl Data {
                     entry.failure = Some(failure.clone());
                     report.outbox_expired.push(client_message_id.clone());
                     StoreOp::PutMessage(LocalMessage::optimistic(entry, sender))
+                } else if !failed {
+                    // Failed lately by another tab: the user has not been told yet.
+                    return;
                 } else {
                     self.outbox.remove(index);
                     report.outbox_removed.push(client_message_id.clone());

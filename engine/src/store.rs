@@ -335,9 +335,11 @@ pub enum StoreOp {
     },
     /// Maintenance's expiry of an outbox entry, by what the store holds: composed before
     /// `composed_before`, a pending entry is marked failed with `failure`, a failed one is
-    /// removed, each with its optimistic message; one gone (delivered, discarded) or composed
-    /// since (retried) is left as it is. A server message under its key stays. The
-    /// [`ApplyReport`] names what it did.
+    /// removed (only where `failed` says the engine reported it failed already), each with its
+    /// optimistic message; one gone (delivered, discarded) or composed since (retried) is left
+    /// as it is, and so is one failed that the engine held pending (another tab failed it
+    /// lately: the user gets a maintenance interval to see it and retry). A server message
+    /// under its key stays. The [`ApplyReport`] names what it did.
     ExpireOutbox {
         /// The entry.
         client_message_id: ClientMessageId,
@@ -349,6 +351,9 @@ pub enum StoreOp {
         composed_before: Millis,
         /// Why a pending one failed.
         failure: Failure,
+        /// The engine held the entry failed (it reported it failed already): only then is one
+        /// the store holds failed removed.
+        failed: bool,
     },
     /// Sets (or, with `None`, forgets) the change-feed cursor.
     SetCursor(Option<Cursor>),

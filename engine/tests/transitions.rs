@@ -3248,6 +3248,56 @@ fn maintenance_after_a_lead_change_does_not_remove_a_message_another_tab_retried
     assert_eq!(client_id(&d.only_open("POST ")), retried.client_message_id);
 }
 
+/// A tab that takes the lead may hold pending still a message the tab that led before failed a
+/// moment ago (its own maintenance expired it; its note is on the way). Maintenance, which
+/// removes old failed messages, leaves that one failed: the user gets a maintenance interval to
+/// see it failed and retry it, and the app hears nothing of it from this run.
+#[test]
+fn maintenance_after_a_lead_change_does_not_remove_a_message_the_tab_before_failed_lately() {
+    let (mut d, entries) = leading_with_old_entries(&[("failed there", false)]);
+    let [entry] = &entries[..] else {
+        unreachable!()
+    };
+    let failed = OutboxEntry {
+        failure: Some(chat_sync_engine::Failure {
+            code: "expired".into(),
+            message: "not delivered within the optimistic message lifetime".into(),
+        }),
+        ..entry.clone()
+    };
+    let optimistic = LocalMessage::optimistic(&failed, &ME.into());
+    let failure = [
+        StoreOp::PutOutbox(failed.clone()),
+        StoreOp::PutMessage(optimistic.clone()),
+    ];
+    pollster::block_on(d.store.apply(&failure)).unwrap();
+
+    d.advance_to(T0 + HOUR);
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.outbox, vec![failed.clone()]);
+    assert_eq!(snapshot.messages, vec![optimistic]);
+    assert_eq!(maintenance_events(&d), vec![]);
+
+    // The other tab's note comes: the message shows failed here too, to retry or discard.
+    d.act(|e, now| e.handle_outbox_reloaded(snapshot.outbox, now));
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (0, 1));
+
+    // Not retried by the next run: it goes.
+    d.clear();
+    d.advance_to(T0 + HOUR + DAY);
+    assert!(d.store.snapshot().outbox.is_empty());
+    assert_eq!(
+        maintenance_events(&d),
+        vec![Event::MessageDiscarded {
+            client_message_id: failed.client_message_id.clone(),
+            conversation_id: "c-1".into(),
+            body: "failed there".into(),
+            reason: DiscardReason::Expired,
+        }]
+    );
+}
+
 #[test]
 fn a_database_deleted_while_in_use_is_synced_again_from_the_start() {
     let m1 = message("m-1", "c-1", "u-bob", "before", T0);
@@ -3688,17 +3738,18 @@ fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() 
     assert_eq!(d.now, T0 + 20 * MIN);
     let batch = d.applied().remove(0);
     // Composed more than the lifetime before `now`.
-    let expiry = |now: Millis, failure| StoreOp::ExpireOutbox {
+    let expiry = |now: Millis, failure, failed| StoreOp::ExpireOutbox {
         client_message_id: id.clone(),
         conversation: "c-1".into(),
         sender: ME.into(),
         composed_before: now - 15 * MIN,
         failure,
+        failed,
     };
     let [StoreOp::ExpireOutbox { failure, .. }, rest @ ..] = &batch.ops[..] else {
         panic!("unexpected batch {batch:?}");
     };
-    assert_eq!(batch.ops[0], expiry(d.now, failure.clone()));
+    assert_eq!(batch.ops[0], expiry(d.now, failure.clone(), false));
     assert_eq!(rest, &maintenance_ops(&config, T0 + 20 * MIN)[..]);
     let failure = failure.clone();
     assert_eq!(failure.code, "expired");
@@ -3728,7 +3779,7 @@ fn maintenance_expires_old_pending_messages_then_removes_them_on_the_next_run() 
     d.wake_up();
     assert_eq!(d.now, T0 + 30 * MIN);
     let batch = d.applied().remove(0);
-    assert_eq!(batch.ops[0], expiry(d.now, failure.clone()));
+    assert_eq!(batch.ops[0], expiry(d.now, failure.clone(), true));
     assert_eq!(batch.ops[1..], maintenance_ops(&config, T0 + 30 * MIN)[..]);
     let snapshot = d.store.snapshot();
     assert!(snapshot.outbox.is_empty() && snapshot.messages.is_empty());

@@ -745,14 +745,15 @@ impl Overlay {
     }
 
     /// [`StoreOp::ExpireOutbox`] on the batch's view: an entry composed before `composed_before`
-    /// is marked failed (pending) or removed (failed), with its optimistic message; `report`
-    /// names it.
+    /// is marked failed (pending) or removed (failed, where the engine held it failed), with its
+    /// optimistic message; `report` names it.
     fn expire(&mut self, op: &StoreOp, report: &mut ApplyReport) {
         let StoreOp::ExpireOutbox {
             client_message_id,
             sender,
             composed_before,
             failure,
+            failed,
             ..
         } = op
         else {
@@ -770,7 +771,7 @@ impl Overlay {
             self.outbox.change(&key, Some(entry));
             self.apply(&StoreOp::PutMessage(message));
             report.outbox_expired.push(id);
-        } else {
+        } else if *failed {
             self.apply(&StoreOp::RemoveOutbox(id.clone()));
             self.apply(&StoreOp::RemoveOptimistic {
                 sender: sender.clone(),
@@ -778,6 +779,7 @@ impl Overlay {
             });
             report.outbox_removed.push(id);
         }
+        // (Failed, but pending to the engine: another tab failed it lately; it stays.)
     }
 
     /// Raises a stored conversation's last activity.

@@ -64,14 +64,16 @@ impl Engine {
             }
             item.settling = true;
             // Pending, it fails; reported as failed already, it goes. This engine's outbox may
-            // be behind the store's (another tab delivered, retried or discarded it): the store
-            // decides by what it holds.
+            // be behind the store's (another tab delivered, retried, discarded or failed it):
+            // the store decides by what it holds, and removes a failed one only where this
+            // engine held it failed (one failed a moment ago waits for the next run).
             ops.push(StoreOp::ExpireOutbox {
                 client_message_id: item.entry.client_message_id.clone(),
                 conversation: item.entry.conversation_id.clone(),
                 sender: self.config.user_id.clone(),
                 composed_before: cutoff,
                 failure: expiry(),
+                failed: item.entry.failure.is_some(),
             });
             entries.push(item.entry.clone());
         }

@@ -165,7 +165,8 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
         },
         108 => StoreOp::ForgetServerData,
         109..113 => {
-            // Expired by maintenance (where old enough: failed if pending, removed if failed).
+            // Expired by maintenance (where old enough: failed if pending, removed if failed and
+            // the engine held it failed).
             let entry = outbox_entry(entry, false);
             StoreOp::ExpireOutbox {
                 client_message_id: entry.client_message_id,
@@ -176,6 +177,7 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
                     code: "expired".into(),
                     message: "not delivered in time".into(),
                 },
+                failed: rng.random_bool(0.5),
             }
         }
         _ => {
