@@ -1044,7 +1044,9 @@ fn touched(ops: &[StoreOp], report: &ApplyReport) -> Vec<String> {
             StoreOp::ExtendHistory { conversation, .. }
             | StoreOp::RestartHistory { conversation, .. }
             | StoreOp::RestampOutbox { conversation, .. }
-            | StoreOp::ExpireOutbox { conversation, .. } => conversation,
+            | StoreOp::ExpireOutbox { conversation, .. }
+            | StoreOp::RetryOutbox { conversation, .. }
+            | StoreOp::DiscardOutbox { conversation, .. } => conversation,
             _ => continue,
         };
         touched.add(id);

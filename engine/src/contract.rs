@@ -156,6 +156,17 @@ fn outbox(client_message_id: &str, conversation: &str, seq: u64) -> OutboxEntry 
     }
 }
 
+/// `entry` refused by the server: failed, waiting for the user's retry or discard.
+fn refused(entry: OutboxEntry) -> OutboxEntry {
+    OutboxEntry {
+        failure: Some(Failure {
+            code: "forbidden".into(),
+            message: "refused".into(),
+        }),
+        ..entry
+    }
+}
+
 /// The optimistic copy of `entry`, composed by [`ME`].
 fn optimistic(entry: &OutboxEntry) -> LocalMessage {
     LocalMessage::optimistic(entry, &UserId::new(ME))
@@ -579,13 +590,6 @@ pub async fn restamp_outbox_moves_only_pending_entries<S: Store>(store: &S) {
 /// failed it lately). The report names what it expired and removed.
 pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
     whole_history(store, &["c-1", "c-2", "c-3"]).await;
-    let refused = |entry: OutboxEntry| OutboxEntry {
-        failure: Some(Failure {
-            code: "forbidden".into(),
-            message: "refused".into(),
-        }),
-        ..entry
-    };
     let fresh = |entry: OutboxEntry| OutboxEntry {
         composed_at: 9_000,
         ..entry
@@ -722,6 +726,151 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
             optimistic(&failed_lately)
         ]
     );
+}
+
+/// `RetryOutbox` queues again an entry the store holds failed: its failure cleared, its compose
+/// time the retry's, its optimistic message pending (the conversation's activity with it); a
+/// server copy stored under the key stays. One the store holds pending (retried in another tab)
+/// or not at all (delivered, discarded) is left as it is: nothing comes back. The report names
+/// what it retried.
+pub async fn retry_outbox_queues_only_failed_entries<S: Store>(store: &S) {
+    whole_history(store, &["c-1", "c-2"]).await;
+    let failed = refused(outbox("o-1", "c-1", 1));
+    let retried_elsewhere = OutboxEntry {
+        composed_at: 8_000,
+        ..outbox("o-2", "c-2", 2)
+    };
+    // Failed here; retried and delivered, or discarded, in another tab.
+    let delivered = refused(outbox("o-3", "c-2", 3));
+    let discarded = refused(outbox("o-4", "c-2", 4));
+    // Still in the outbox, its server copy already stored (the feed brought it first).
+    let landed = refused(outbox("o-5", "c-2", 5));
+    let all = [&failed, &retried_elsewhere, &delivered, &discarded, &landed];
+    let mut ops = vec![
+        StoreOp::PutConversation(conversation("c-1", "mine", 10)),
+        StoreOp::PutConversation(conversation("c-other", "other", 7_000)),
+    ];
+    for entry in all {
+        ops.extend(compose(entry));
+    }
+    apply(store, ops).await;
+    let id = |entry: &OutboxEntry| entry.client_message_id.clone();
+    let sent = confirmed(&delivered, "m-3", 200);
+    let landed_copy = confirmed(&landed, "m-5", 300);
+    let settled = vec![
+        StoreOp::PutMessage(sent.clone()),
+        StoreOp::RemoveOutbox(id(&delivered)),
+        StoreOp::RemoveOutbox(id(&discarded)),
+        StoreOp::RemoveOptimistic {
+            sender: UserId::new(ME),
+            client_message_id: id(&discarded),
+        },
+        StoreOp::PutMessage(landed_copy.clone()),
+    ];
+    apply(store, settled).await;
+    let order = |store| async move { conversation_ids(&conversations(store).await) };
+    assert_eq!(order(store).await, ["c-other", "c-1"]);
+
+    let retry = |entry: &OutboxEntry| StoreOp::RetryOutbox {
+        client_message_id: entry.client_message_id.clone(),
+        conversation: entry.conversation_id.clone(),
+        sender: UserId::new(ME),
+        composed_at: 9_000,
+    };
+    let requeued = |entry: &OutboxEntry| OutboxEntry {
+        failure: None,
+        composed_at: 9_000,
+        ..entry.clone()
+    };
+    let report = apply(store, all.iter().map(|e| retry(e)).collect()).await;
+    assert_eq!(report.outbox_retried, [id(&failed), id(&landed)]);
+    assert_eq!(
+        load(store).await.outbox,
+        vec![
+            requeued(&failed),
+            retried_elsewhere.clone(),
+            requeued(&landed)
+        ]
+    );
+    let pending = optimistic(&requeued(&failed));
+    assert_eq!(pending.status, MessageStatus::Pending);
+    assert_eq!(all_messages(store, "c-1").await, vec![pending]);
+    assert_eq!(
+        all_messages(store, "c-2").await,
+        vec![sent, landed_copy, optimistic(&retried_elsewhere)],
+        "the server's copies stay, the message retried elsewhere as it was"
+    );
+    assert_eq!(order(store).await, ["c-1", "c-other"], "composed anew");
+}
+
+/// `DiscardOutbox` removes an entry the store holds failed, with its optimistic message (the
+/// conversation's activity with it); a server copy stored under the key stays. One the store
+/// holds pending (retried in another tab) or not at all (delivered after a retry elsewhere) is
+/// left as it is, the delivered message's server copy too. The report names what it discarded.
+pub async fn discard_outbox_removes_only_failed_entries<S: Store>(store: &S) {
+    whole_history(store, &["c-1", "c-2", "c-3"]).await;
+    let failed = refused(outbox("o-1", "c-1", 1));
+    let retried_elsewhere = OutboxEntry {
+        composed_at: 8_000,
+        ..outbox("o-2", "c-2", 2)
+    };
+    // Failed here; retried and delivered in another tab.
+    let delivered = refused(outbox("o-3", "c-2", 3));
+    // Still in the outbox, its server copy already stored (the feed brought it first).
+    let landed = refused(outbox("o-4", "c-2", 4));
+    // The only message of its conversation.
+    let alone = refused(outbox("o-5", "c-3", 5));
+    let all = [&failed, &retried_elsewhere, &delivered, &landed, &alone];
+    let mut ops = vec![
+        StoreOp::PutConversation(conversation("c-3", "alone", 10)),
+        StoreOp::PutConversation(conversation("c-other", "other", 5_003)),
+    ];
+    for entry in all {
+        ops.extend(compose(entry));
+    }
+    apply(store, ops).await;
+    let id = |entry: &OutboxEntry| entry.client_message_id.clone();
+    let sent = confirmed(&delivered, "m-3", 200);
+    let landed_copy = confirmed(&landed, "m-4", 300);
+    let settled = vec![
+        StoreOp::PutMessage(sent.clone()),
+        StoreOp::RemoveOutbox(id(&delivered)),
+        StoreOp::PutMessage(landed_copy.clone()),
+    ];
+    apply(store, settled).await;
+    let order = |store| async move { conversation_ids(&conversations(store).await) };
+    assert_eq!(order(store).await, ["c-3", "c-other"]);
+
+    let discard = |entry: &OutboxEntry| StoreOp::DiscardOutbox {
+        client_message_id: entry.client_message_id.clone(),
+        conversation: entry.conversation_id.clone(),
+        sender: UserId::new(ME),
+    };
+    let report = apply(store, all.iter().map(|e| discard(e)).collect()).await;
+    assert_eq!(
+        report.outbox_discarded,
+        [id(&failed), id(&landed), id(&alone)]
+    );
+    assert_eq!(load(store).await.outbox, vec![retried_elsewhere.clone()]);
+    assert!(all_messages(store, "c-1").await.is_empty());
+    let c2 = vec![sent, landed_copy, optimistic(&retried_elsewhere)];
+    assert_eq!(
+        all_messages(store, "c-2").await,
+        c2,
+        "the server's copies stay, the message retried elsewhere too"
+    );
+    assert!(all_messages(store, "c-3").await.is_empty());
+    assert_eq!(
+        order(store).await,
+        ["c-other", "c-3"],
+        "its only message went"
+    );
+
+    // Again: nothing left to discard.
+    let report = apply(store, all.iter().map(|e| discard(e)).collect()).await;
+    assert!(report.outbox_discarded.is_empty());
+    assert_eq!(load(store).await.outbox, vec![retried_elsewhere]);
+    assert_eq!(all_messages(store, "c-2").await, c2);
 }
 
 /// The cursor, the sync and maintenance stamps and the pending read markers round-trip through
@@ -1619,6 +1768,8 @@ macro_rules! store_contract_tests {
             outbox_round_trips_through_load_in_seq_order
             restamp_outbox_moves_only_pending_entries
             expire_outbox_acts_on_what_the_store_holds
+            retry_outbox_queues_only_failed_entries
+            discard_outbox_removes_only_failed_entries
             cursor_and_meta_round_trip
             batch_ops_apply_in_order
             messages_page_newest_first_window_in_ascending_order

@@ -251,6 +251,43 @@ impl Data {
                 };
                 self.apply_op(&op, report);
             }
+            StoreOp::RetryOutbox {
+                client_message_id,
+                sender,
+                composed_at,
+                ..
+            } => {
+                let retried = (self.outbox.iter_mut())
+                    .find(|entry| &entry.client_message_id == client_message_id)
+                    .filter(|entry| entry.failure.is_some())
+                    .map(|entry| {
+                        entry.failure = None;
+                        entry.composed_at = *composed_at;
+                        LocalMessage::optimistic(entry, sender)
+                    });
+                if let Some(message) = retried {
+                    report.outbox_retried.push(client_message_id.clone());
+                    self.apply_op(&StoreOp::PutMessage(message), report);
+                }
+            }
+            StoreOp::DiscardOutbox {
+                client_message_id,
+                sender,
+                ..
+            } => {
+                let Some(index) = (self.outbox.iter()).position(|entry| {
+                    &entry.client_message_id == client_message_id && entry.failure.is_some()
+                }) else {
+                    return;
+                };
+                self.outbox.remove(index);
+                report.outbox_discarded.push(client_message_id.clone());
+                let op = StoreOp::RemoveOptimistic {
+                    sender: sender.clone(),
+                    client_message_id: client_message_id.clone(),
+                };
+                self.apply_op(&op, report);
+            }
             StoreOp::SetCursor(cursor) => self.cursor = cursor.clone(),
             StoreOp::SetLastSync(at) => self.last_sync = Some(*at),
             StoreOp::SetLastMaintenance(at) => self.last_maintenance = Some(*at),

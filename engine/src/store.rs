@@ -355,6 +355,35 @@ pub enum StoreOp {
         /// the store holds failed removed.
         failed: bool,
     },
+    /// The app's retry of a failed outbox entry, by what the store holds: only while the store
+    /// holds it failed, its failure is cleared and its compose time set to `composed_at`, and
+    /// its optimistic message written pending. One the store holds pending (retried in another
+    /// tab) or not at all (delivered, discarded, removed by maintenance) is left as it is: the
+    /// engine that wrote this may be behind the store. A server message under its key stays.
+    /// The [`ApplyReport`] names the entries it retried.
+    RetryOutbox {
+        /// The entry.
+        client_message_id: ClientMessageId,
+        /// Its conversation (for those told what changed).
+        conversation: ConversationId,
+        /// The sender of its optimistic message (this user).
+        sender: UserId,
+        /// Its new compose time (by the device's clock): its expiry starts over.
+        composed_at: Millis,
+    },
+    /// The app's discard of a failed outbox entry, by what the store holds: only while the store
+    /// holds it failed, it is removed with its optimistic message. One the store holds pending
+    /// (retried in another tab) or not at all (delivered, discarded) is left as it is, and a
+    /// server message under its key always stays. The [`ApplyReport`] names the entries it
+    /// discarded.
+    DiscardOutbox {
+        /// The entry.
+        client_message_id: ClientMessageId,
+        /// Its conversation (for those told what changed).
+        conversation: ConversationId,
+        /// The sender of its optimistic message (this user).
+        sender: UserId,
+    },
     /// Sets (or, with `None`, forgets) the change-feed cursor.
     SetCursor(Option<Cursor>),
     /// Records when the last sync finished.
@@ -416,7 +445,8 @@ pub struct Batch {
     pub ops: Vec<StoreOp>,
 }
 
-/// What a batch removed or expired (maintenance ops, and [`StoreOp::ForgetServerData`]).
+/// What a batch removed, expired or retried (maintenance ops, the outbox ops that act by what
+/// the store holds, and [`StoreOp::ForgetServerData`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
@@ -435,6 +465,14 @@ pub struct ApplyReport {
     /// `maintenance` event.)
     #[serde(skip)]
     pub outbox_removed: Vec<ClientMessageId>,
+    /// Failed outbox entries [`StoreOp::RetryOutbox`] queued again, in the order of the ops.
+    /// (Not part of the `maintenance` event.)
+    #[serde(skip)]
+    pub outbox_retried: Vec<ClientMessageId>,
+    /// Failed outbox entries [`StoreOp::DiscardOutbox`] removed, in the order of the ops. (Not
+    /// part of the `maintenance` event.)
+    #[serde(skip)]
+    pub outbox_discarded: Vec<ClientMessageId>,
     /// Bytes the origin used before a batch with maintenance ops, where the store can tell
     /// (`navigator.storage.estimate()`).
     pub storage_used_before: Option<u64>,

@@ -72,7 +72,8 @@ pub(crate) async fn apply(
 ) -> Result<ApplyReport, Failure> {
     // A composed message exists nowhere else until it is sent; everything else the server
     // can send again.
-    let durability = match ops.iter().any(|op| matches!(op, StoreOp::PutOutbox(_))) {
+    let queues = |op: &StoreOp| matches!(op, StoreOp::PutOutbox(_) | StoreOp::RetryOutbox { .. });
+    let durability = match ops.iter().any(queues) {
         true => Durability::Strict,
         false => Durability::Relaxed,
     };
@@ -126,6 +127,8 @@ async fn run(
                 overlay.reread_messages(&stores).await?;
             }
             StoreOp::ExpireOutbox { .. } => overlay.expire(op, &mut report),
+            StoreOp::RetryOutbox { .. } => overlay.retry(op, &mut report),
+            StoreOp::DiscardOutbox { .. } => overlay.discard(op, &mut report),
             op => overlay.apply(op),
         }
     }
@@ -231,12 +234,28 @@ async fn read_touched(stores: &Stores, ops: &[StoreOp]) -> Result<Overlay, Failu
                 conversation,
                 sender,
                 ..
+            }
+            | StoreOp::RetryOutbox {
+                client_message_id,
+                conversation,
+                sender,
+                ..
             } => {
                 outbox_keys.push(client_message_id.to_string());
                 let key = (sender.to_string(), client_message_id.to_string());
                 message_gets.push(key.clone());
                 message_keys.push(key);
                 conversation_ids.push(conversation.clone());
+            }
+            StoreOp::DiscardOutbox {
+                client_message_id,
+                sender,
+                ..
+            } => {
+                outbox_keys.push(client_message_id.to_string());
+                let key = (sender.to_string(), client_message_id.to_string());
+                message_gets.push(key.clone());
+                message_keys.push(key);
             }
             StoreOp::SetCursor(_)
             | StoreOp::SetLastSync(_)
@@ -740,7 +759,9 @@ impl Overlay {
             StoreOp::ForgetServerData
             | StoreOp::EvictHistory { .. }
             | StoreOp::CompactTombstones { .. }
-            | StoreOp::ExpireOutbox { .. } => {}
+            | StoreOp::ExpireOutbox { .. }
+            | StoreOp::RetryOutbox { .. }
+            | StoreOp::DiscardOutbox { .. } => {}
         }
     }
 
@@ -780,6 +801,54 @@ impl Overlay {
             report.outbox_removed.push(id);
         }
         // (Failed, but pending to the engine: another tab failed it lately; it stays.)
+    }
+
+    /// [`StoreOp::RetryOutbox`] on the batch's view: an entry held failed is pending again from
+    /// `composed_at`, with its optimistic message; `report` names it.
+    fn retry(&mut self, op: &StoreOp, report: &mut ApplyReport) {
+        let StoreOp::RetryOutbox {
+            client_message_id,
+            sender,
+            composed_at,
+            ..
+        } = op
+        else {
+            return;
+        };
+        let key = client_message_id.to_string();
+        let failed = self.outbox.get(&key).filter(|e| e.failure.is_some());
+        let Some(mut entry) = failed.cloned() else {
+            return;
+        };
+        entry.failure = None;
+        entry.composed_at = *composed_at;
+        let message = LocalMessage::optimistic(&entry, sender);
+        self.outbox.change(&key, Some(entry));
+        self.apply(&StoreOp::PutMessage(message));
+        report.outbox_retried.push(client_message_id.clone());
+    }
+
+    /// [`StoreOp::DiscardOutbox`] on the batch's view: an entry held failed is removed, with its
+    /// optimistic message; `report` names it.
+    fn discard(&mut self, op: &StoreOp, report: &mut ApplyReport) {
+        let StoreOp::DiscardOutbox {
+            client_message_id,
+            sender,
+            ..
+        } = op
+        else {
+            return;
+        };
+        let key = client_message_id.to_string();
+        if (self.outbox.get(&key)).is_none_or(|e| e.failure.is_none()) {
+            return;
+        }
+        self.apply(&StoreOp::RemoveOutbox(client_message_id.clone()));
+        self.apply(&StoreOp::RemoveOptimistic {
+            sender: sender.clone(),
+            client_message_id: client_message_id.clone(),
+        });
+        report.outbox_discarded.push(client_message_id.clone());
     }
 
     /// Raises a stored conversation's last activity.

@@ -4,7 +4,9 @@
 use super::codec::*;
 use super::{open, IndexedDbStore, NoDatabase, Opened};
 use chat_sync_engine::protocol::{Conversation, Cursor, Message};
-use chat_sync_engine::{HistoryFloor, LocalMessage, OutboxEntry, Store, StoreError, StoreOp};
+use chat_sync_engine::{
+    Failure, HistoryFloor, LocalMessage, OutboxEntry, Store, StoreError, StoreOp,
+};
 use idb::{Factory, TransactionMode};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -262,7 +264,7 @@ async fn a_failed_write_request_reports_why_and_leaves_nothing_behind() {
 }
 
 #[wasm_bindgen_test]
-async fn a_composed_message_is_committed_strictly_and_a_synced_page_relaxed() {
+async fn a_composed_or_retried_message_is_committed_strictly_and_a_synced_page_relaxed() {
     use wasm_bindgen::JsCast;
     // Records the durability each readwrite transaction reports, as the browser took it.
     let install = js_sys::Function::new_no_args(
@@ -291,7 +293,24 @@ async fn a_composed_message_is_committed_strictly_and_a_synced_page_relaxed() {
             .await?;
         let mut page = put_messages(0..20, "c1");
         page.push(StoreOp::SetCursor(Some(Cursor::new("c1.19"))));
-        store.apply(&page).await
+        store.apply(&page).await?;
+        // Refused, then retried by the user.
+        let failed = OutboxEntry {
+            failure: Some(Failure {
+                code: "forbidden".into(),
+                message: "refused".into(),
+            }),
+            ..composed.clone()
+        };
+        store.apply(&[StoreOp::PutOutbox(failed)]).await?;
+        store
+            .apply(&[StoreOp::RetryOutbox {
+                client_message_id: composed.client_message_id.clone(),
+                conversation: composed.conversation_id.clone(),
+                sender: "u-me".into(),
+                composed_at: composed.composed_at,
+            }])
+            .await
     }
     .await;
     let durabilities: Vec<String> = js_sys::Array::from(&seen.call0(&JsValue::NULL).expect("seen"))
@@ -299,8 +318,8 @@ async fn a_composed_message_is_committed_strictly_and_a_synced_page_relaxed() {
         .filter_map(|value| value.as_string())
         .collect();
     restore.call0(&JsValue::NULL).expect("restored");
-    written.expect("written");
-    assert_eq!(durabilities, ["strict", "relaxed"]);
+    assert_eq!(written.expect("written").outbox_retried.len(), 1);
+    assert_eq!(durabilities, ["strict", "relaxed", "strict", "strict"]);
     assert_eq!(store.load().await.expect("load").outbox, vec![composed]);
 }
 

@@ -88,12 +88,13 @@ fn random_floor(rng: &mut SmallRng) -> HistoryFloor {
 }
 
 /// A random write, as the engine makes them: an optimistic copy exists exactly while its outbox
-/// entry does, so composing, failing, discarding, delivering, restamping and expiring write both.
+/// entry does, so composing, failing, discarding, delivering, restamping, expiring and retrying
+/// write both.
 fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
     let entry = rng.random_range(1..=ENTRIES);
     let optimistic =
         |entry: &OutboxEntry| StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into()));
-    let op = match rng.random_range(0..116) {
+    let op = match rng.random_range(0..122) {
         0..40 => {
             let n = rng.random_range(0..MESSAGES);
             let message = StoreOp::PutMessage(server_message(n, rng.random_range(0..=4)));
@@ -180,7 +181,7 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
                 failed: rng.random_bool(0.5),
             }
         }
-        _ => {
+        113..116 => {
             // Moved with the device's clock (where still pending).
             let entry = outbox_entry(entry, false);
             StoreOp::RestampOutbox {
@@ -188,6 +189,25 @@ fn random_ops(rng: &mut SmallRng) -> Vec<StoreOp> {
                 conversation: entry.conversation_id,
                 sender: ME.into(),
                 by: rng.random_range(-3_000..3_000),
+            }
+        }
+        116..119 => {
+            // Retried by the user (where failed).
+            let entry = outbox_entry(entry, false);
+            StoreOp::RetryOutbox {
+                client_message_id: entry.client_message_id,
+                conversation: entry.conversation_id,
+                sender: ME.into(),
+                composed_at: rng.random_range(3_000..9_000),
+            }
+        }
+        _ => {
+            // Discarded by the user (where failed).
+            let entry = outbox_entry(entry, false);
+            StoreOp::DiscardOutbox {
+                client_message_id: entry.client_message_id,
+                conversation: entry.conversation_id,
+                sender: ME.into(),
             }
         }
     };
@@ -254,6 +274,11 @@ async fn random_batches_read_back_as_from_the_memory_store() {
                     (&applied.outbox_expired, &applied.outbox_removed),
                     (&expected.outbox_expired, &expected.outbox_removed),
                     "outbox entries maintenance expired and removed, after {context}"
+                );
+                assert_eq!(
+                    (&applied.outbox_retried, &applied.outbox_discarded),
+                    (&expected.outbox_retried, &expected.outbox_discarded),
+                    "outbox entries retried and discarded, after {context}"
                 );
             }
             let before = rng.random_range(1_000..1_320);
