@@ -817,8 +817,9 @@ async function onMessageAction(event) {
       $('composer-text').focus({ preventScroll: true });
     }
   } catch (error) {
-    // `invalidInput`: no longer failed, or its fate is being stored (a second click, maintenance
-    // meanwhile); the message's event shows what became of it.
+    // `invalidInput`: no longer failed (retried, discarded or sent from another tab), or its fate
+    // is being stored (a second click, maintenance meanwhile); the message's event, or the change
+    // the other tab's write brings, shows what became of it.
     if (error.code !== 'invalidInput') showNotice('send', error.message);
   } finally {
     button.disabled = false;

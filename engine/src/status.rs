@@ -150,6 +150,11 @@ pub enum SyncError {
     /// The engine was stopped before the command finished.
     #[error("stopped")]
     Stopped,
+    /// A retry or discard found the message no longer failed in the store: another tab
+    /// retried, discarded or delivered it, or maintenance removed it, before this one heard.
+    /// Nothing changed; the message's state shows once the outbox is reloaded.
+    #[error("the message is not failed")]
+    NotFailed,
 }
 
 impl SyncError {
@@ -157,7 +162,7 @@ impl SyncError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SyncError::Server { status, .. } => chat_sync_protocol::is_retryable_status(*status),
-            SyncError::Auth | SyncError::Stopped => false,
+            SyncError::Auth | SyncError::Stopped | SyncError::NotFailed => false,
             _ => true,
         }
     }

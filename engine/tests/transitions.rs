@@ -990,6 +990,155 @@ fn discard_message_removes_a_failed_message_from_outbox_and_store() {
     );
 }
 
+/// Failed outbox entries in `c-1`, composed a minute before `T0`, with their optimistic
+/// messages, and a tab that loaded them (a follower: not started) and has not reloaded since.
+fn a_tab_holding_failed(ids: &[&str]) -> (Driver, Vec<OutboxEntry>) {
+    let entries: Vec<OutboxEntry> = (ids.iter().zip(1..))
+        .map(|(&id, seq)| OutboxEntry {
+            client_message_id: ClientMessageId::new(id),
+            conversation_id: "c-1".into(),
+            body: id.into(),
+            seq,
+            composed_at: T0 - MIN,
+            failure: Some(chat_sync_engine::Failure {
+                code: "forbidden".into(),
+                message: "refused".into(),
+            }),
+        })
+        .collect();
+    let store = MemoryStore::new();
+    let mut ops = vec![StoreOp::SetLastMaintenance(T0)];
+    for entry in &entries {
+        ops.extend([
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(LocalMessage::optimistic(entry, &ME.into())),
+        ]);
+    }
+    pollster::block_on(store.apply(&ops)).unwrap();
+    let d = Driver::with_store(config(), store);
+    assert_eq!(d.engine.status().failed_outbox, ids.len());
+    (d, entries)
+}
+
+/// What another tab writes when the user retries `entry` there: the entry pending again, from
+/// `at`, with its optimistic message.
+fn retried_elsewhere(d: &Driver, entry: &OutboxEntry, at: Millis) -> OutboxEntry {
+    let retried = OutboxEntry {
+        failure: None,
+        composed_at: at,
+        ..entry.clone()
+    };
+    let retry = [
+        StoreOp::PutOutbox(retried.clone()),
+        StoreOp::PutMessage(LocalMessage::optimistic(&retried, &ME.into())),
+    ];
+    pollster::block_on(d.store.apply(&retry)).unwrap();
+    retried
+}
+
+/// What the leading tab writes when it delivers `entry` (retried in some tab): the server's copy,
+/// the entry gone.
+fn delivered_elsewhere(d: &Driver, entry: &OutboxEntry) -> LocalMessage {
+    let body = entry.body.as_str();
+    let sent = LocalMessage::from_server(ours(&entry.client_message_id, "c-1", body, T0));
+    let delivery = [
+        StoreOp::PutMessage(sent.clone()),
+        StoreOp::RemoveOutbox(entry.client_message_id.clone()),
+    ];
+    pollster::block_on(d.store.apply(&delivery)).unwrap();
+    sent
+}
+
+/// The user retries a failed message in one tab and discards it in another that has not heard
+/// of the retry yet (its note is on the way); or discards it after the leading tab delivered
+/// the retried message. The discard goes by what the store holds: the retried message stays
+/// queued, the delivered one stays (the app is not told it was discarded); the command fails as
+/// for a message that is not failed.
+#[test]
+fn a_discard_in_a_tab_behind_the_store_leaves_a_message_retried_or_delivered_meanwhile() {
+    let (mut d, entries) = a_tab_holding_failed(&["retried", "delivered"]);
+    let [retried, delivered] = &entries[..] else {
+        unreachable!()
+    };
+    let retried = retried_elsewhere(&d, retried, T0);
+    retried_elsewhere(&d, delivered, T0);
+    let sent = delivered_elsewhere(&d, delivered);
+
+    d.clear();
+    let tickets: Vec<Ticket> = [&retried, delivered]
+        .iter()
+        .map(|entry| {
+            let id = &entry.client_message_id;
+            d.act(|e, now| e.discard_message(id, now)).unwrap()
+        })
+        .collect();
+    let snapshot = d.store.snapshot();
+    assert_eq!(snapshot.outbox, vec![retried.clone()]);
+    let optimistic = LocalMessage::optimistic(&retried, &ME.into());
+    assert_eq!(snapshot.messages, vec![sent, optimistic]);
+    let not_failed = |ticket| finished(ticket, Err(SyncError::NotFailed));
+    assert_eq!(
+        d.events(),
+        vec![not_failed(tickets[0]), not_failed(tickets[1])]
+    );
+    assert!(d.changes().is_empty());
+
+    // The other tab's note comes: this tab's outbox is the store's.
+    d.act(|e, now| e.handle_outbox_reloaded(snapshot.outbox, now));
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (1, 0));
+}
+
+/// The user discards a failed message in one tab and retries it in another that has not heard
+/// of that yet; or retries it there after the leading tab delivered it, retried in a third. The
+/// retry goes by what the store holds: the discarded message does not come back, the delivered
+/// one is not queued to be sent again; the command fails as for a message that is not failed.
+#[test]
+fn a_retry_in_a_tab_behind_the_store_does_not_bring_back_a_message_discarded_or_delivered() {
+    let (mut d, entries) = a_tab_holding_failed(&["discarded", "delivered"]);
+    let [discarded, delivered] = &entries[..] else {
+        unreachable!()
+    };
+    let discard = [
+        StoreOp::RemoveOutbox(discarded.client_message_id.clone()),
+        StoreOp::RemoveOptimistic {
+            sender: ME.into(),
+            client_message_id: discarded.client_message_id.clone(),
+        },
+    ];
+    pollster::block_on(d.store.apply(&discard)).unwrap();
+    retried_elsewhere(&d, delivered, T0);
+    let sent = delivered_elsewhere(&d, delivered);
+
+    d.clear();
+    d.now += MIN;
+    let tickets: Vec<Ticket> = entries
+        .iter()
+        .map(|entry| {
+            let id = &entry.client_message_id;
+            d.act(|e, now| e.retry_message(id, now)).unwrap()
+        })
+        .collect();
+    let snapshot = d.store.snapshot();
+    assert!(snapshot.outbox.is_empty(), "{:?}", snapshot.outbox);
+    assert_eq!(snapshot.messages, vec![sent]);
+    let not_failed = |ticket| finished(ticket, Err(SyncError::NotFailed));
+    assert_eq!(
+        d.events(),
+        vec![not_failed(tickets[0]), not_failed(tickets[1])]
+    );
+    assert!(d.changes().is_empty());
+
+    // The other tabs' notes come; this tab takes the lead: nothing is sent.
+    d.act(|e, now| e.handle_outbox_reloaded(snapshot.outbox, now));
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (0, 0));
+    d.start();
+    let sync = d.only_open("GET /v1/sync");
+    d.respond(&sync, feed(vec![], "k0", false));
+    assert!(d.issued("POST ").is_empty());
+}
+
 // ----- auth -----
 
 /// The server's answer to a read marker for `ME`.

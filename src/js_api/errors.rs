@@ -64,6 +64,8 @@ pub(crate) fn sync_error_code(error: &SyncError) -> Code {
         SyncError::Storage { quota: true, .. } => Code::Quota,
         SyncError::Storage { .. } => Code::Storage,
         SyncError::Stopped => Code::Disposed,
+        // As a retry or discard of a message this tab knows is not failed.
+        SyncError::NotFailed => Code::InvalidInput,
         _ => Code::Server,
     }
 }

@@ -479,7 +479,9 @@ impl BackgroundSyncManager {
         })
     }
 
-    /// Queues a failed message again.
+    /// Queues a failed message again. Rejects with code `invalidInput`, changing nothing, when
+    /// the message is not failed (any more: another tab retried, discarded or delivered it, or
+    /// maintenance removed it; its `message` event or the outbox tells what became of it).
     #[wasm_bindgen(js_name = retryMessage, unchecked_return_type = "Promise<void>")]
     pub fn retry_message(
         &self,
@@ -491,7 +493,9 @@ impl BackgroundSyncManager {
         })
     }
 
-    /// Removes a failed message for good.
+    /// Removes a failed message for good. Rejects with code `invalidInput`, changing nothing,
+    /// when the message is not failed (any more: another tab retried, discarded or delivered
+    /// it, or maintenance removed it).
     #[wasm_bindgen(js_name = discardMessage, unchecked_return_type = "Promise<void>")]
     pub fn discard_message(
         &self,

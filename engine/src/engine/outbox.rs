@@ -5,7 +5,7 @@ use super::persist::AfterPersist;
 use super::requests::{Purpose, Verdict};
 use super::{Engine, EngineError};
 use crate::config::BrokenVariant;
-use crate::event::{ChangeSet, DiscardReason, Ticket};
+use crate::event::{ChangeSet, Ticket};
 use crate::status::SyncError;
 use crate::store::{Failure, LocalMessage, OutboxEntry, StoreOp};
 use crate::transport::Method;
@@ -93,7 +93,10 @@ impl Engine {
         Ok((message, ticket))
     }
 
-    /// Puts a failed message back in the queue. The ticket finishes once that is stored.
+    /// Puts a failed message back in the queue. The ticket finishes once that is stored; with
+    /// [`SyncError::NotFailed`] when the store no longer holds the message failed (another tab
+    /// retried, discarded or delivered it, or maintenance removed it, before this engine heard:
+    /// [`Self::handle_outbox_reloaded`] brings that here), which it then leaves as it is.
     pub fn retry_message(
         &mut self,
         client_message_id: &ClientMessageId,
@@ -104,19 +107,24 @@ impl Engine {
         entry.failure = None;
         // A fresh start for the expiry clock: the user asked again.
         entry.composed_at = self.device_now();
-        let message = LocalMessage::optimistic(&entry, &self.config.user_id);
         let ticket = self.new_ticket();
         self.persist(
-            vec![
-                StoreOp::PutOutbox(entry.clone()),
-                StoreOp::PutMessage(message),
-            ],
+            vec![StoreOp::RetryOutbox {
+                client_message_id: entry.client_message_id.clone(),
+                conversation: entry.conversation_id.clone(),
+                sender: self.config.user_id.clone(),
+                composed_at: entry.composed_at,
+            }],
             AfterPersist::Retried { entry, ticket },
         );
         Ok(ticket)
     }
 
-    /// Removes a failed message from the outbox and the store. The ticket finishes once stored.
+    /// Removes a failed message from the outbox and the store. The ticket finishes once stored;
+    /// with [`SyncError::NotFailed`] when the store no longer holds the message failed (another
+    /// tab retried, discarded or delivered it, or maintenance removed it, before this engine
+    /// heard), which it then leaves as it is: a message retried elsewhere is still sent, a
+    /// delivered one stays.
     pub fn discard_message(
         &mut self,
         client_message_id: &ClientMessageId,
@@ -126,12 +134,12 @@ impl Engine {
         let entry = self.settle_failed(client_message_id)?;
         let ticket = self.new_ticket();
         self.persist(
-            self.removal_ops(&entry),
-            AfterPersist::Removed {
-                entries: vec![entry],
-                reason: DiscardReason::Discarded,
-                ticket: Some(ticket),
-            },
+            vec![StoreOp::DiscardOutbox {
+                client_message_id: entry.client_message_id.clone(),
+                conversation: entry.conversation_id.clone(),
+                sender: self.config.user_id.clone(),
+            }],
+            AfterPersist::Discarded { entry, ticket },
         );
         Ok(ticket)
     }
@@ -254,22 +262,12 @@ impl Engine {
         Ok(item.entry.clone())
     }
 
-    /// The write settling entry `key` failed: it is as it was.
+    /// The write settling entry `key` failed, or the store did not do it (it held the entry
+    /// otherwise): it is as it was.
     pub(super) fn unsettle_entry(&mut self, key: &OutboxKey) {
         if let Some(item) = self.outbox.get_mut(key) {
             item.settling = false;
         }
-    }
-
-    /// The writes that take an entry and its optimistic message out of the store.
-    pub(super) fn removal_ops(&self, entry: &OutboxEntry) -> Vec<StoreOp> {
-        vec![
-            StoreOp::RemoveOutbox(entry.client_message_id.clone()),
-            StoreOp::RemoveOptimistic {
-                sender: self.config.user_id.clone(),
-                client_message_id: entry.client_message_id.clone(),
-            },
-        ]
     }
 
     /// A client message id nobody else uses: this device's time and 64 random bits.

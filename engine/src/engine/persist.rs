@@ -38,14 +38,12 @@ pub(super) enum AfterPersist {
     },
     /// An entry is marked failed.
     Failed { entry: OutboxEntry, retryable: bool },
-    /// A failed entry is queued again.
+    /// The app's retry of a failed entry (`entry` as queued again), where the store held it
+    /// failed (its report says whether).
     Retried { entry: OutboxEntry, ticket: Ticket },
-    /// Entries left the outbox undelivered.
-    Removed {
-        entries: Vec<OutboxEntry>,
-        reason: DiscardReason,
-        ticket: Option<Ticket>,
-    },
+    /// The app's discard of a failed entry, where the store held it failed (its report says
+    /// whether).
+    Discarded { entry: OutboxEntry, ticket: Ticket },
     /// The feed cursor was forgotten; the sync starts over.
     CursorReset,
     /// Outbox entries are written again, into a database deleted under the engine.
@@ -90,12 +88,10 @@ impl AfterPersist {
             AfterPersist::Sent {
                 client_message_id, ..
             } => client_message_id == id,
-            AfterPersist::Failed { entry, .. } | AfterPersist::Retried { entry, .. } => {
-                named(std::slice::from_ref(entry))
-            }
-            AfterPersist::Removed { entries, .. } | AfterPersist::Maintenance { entries, .. } => {
-                named(entries)
-            }
+            AfterPersist::Failed { entry, .. }
+            | AfterPersist::Retried { entry, .. }
+            | AfterPersist::Discarded { entry, .. } => named(std::slice::from_ref(entry)),
+            AfterPersist::Maintenance { entries, .. } => named(entries),
             AfterPersist::Page(write) => write.delivered.iter().any(|(known, _)| known == id),
             _ => false,
         }
@@ -278,19 +274,9 @@ impl Engine {
             AfterPersist::Failed { entry, .. } => {
                 self.unsettle(&entry.client_message_id, sync_error)
             }
-            AfterPersist::Retried { entry, ticket } => {
+            AfterPersist::Retried { entry, ticket } | AfterPersist::Discarded { entry, ticket } => {
                 self.unsettle_entry(&outbox_key(&entry));
                 self.finish_ticket(ticket, Err(sync_error));
-            }
-            AfterPersist::Removed {
-                entries, ticket, ..
-            } => {
-                for entry in &entries {
-                    self.unsettle_entry(&outbox_key(entry));
-                }
-                if let Some(ticket) = ticket {
-                    self.finish_ticket(ticket, Err(sync_error));
-                }
             }
             // The feed brings the marker on the next sync.
             AfterPersist::ReadMarker(_) => {}
@@ -363,6 +349,17 @@ impl Engine {
                     retryable,
                 });
             }
+            // The store held it otherwise than failed: nothing was done.
+            AfterPersist::Retried { entry, ticket }
+                if !report.outbox_retried.contains(&entry.client_message_id) =>
+            {
+                self.not_failed_in_store(&entry, ticket)
+            }
+            AfterPersist::Discarded { entry, ticket }
+                if !report.outbox_discarded.contains(&entry.client_message_id) =>
+            {
+                self.not_failed_in_store(&entry, ticket)
+            }
             AfterPersist::Retried { entry, ticket } => {
                 let conversation = entry.conversation_id.clone();
                 if let Some(item) = self.outbox.get_mut(&super::outbox::outbox_key(&entry)) {
@@ -371,15 +368,9 @@ impl Engine {
                 self.emit_changed(vec![conversation], 1);
                 self.finish_ticket(ticket, Ok(SyncSummary::default()));
             }
-            AfterPersist::Removed {
-                entries,
-                reason,
-                ticket,
-            } => {
-                self.after_removed(entries, reason);
-                if let Some(ticket) = ticket {
-                    self.finish_ticket(ticket, Ok(SyncSummary::default()));
-                }
+            AfterPersist::Discarded { entry, ticket } => {
+                self.after_removed(vec![entry], DiscardReason::Discarded);
+                self.finish_ticket(ticket, Ok(SyncSummary::default()));
             }
             AfterPersist::CursorReset => self.after_cursor_reset(report.forgotten),
             AfterPersist::WrittenAgain(keys) => self.mark_durable(&keys),
@@ -395,6 +386,15 @@ impl Engine {
             AfterPersist::Ticket(ticket) => self.finish_ticket(ticket, Ok(SyncSummary::default())),
             AfterPersist::Nothing => {}
         }
+    }
+
+    /// The app's retry or discard of `entry` found the store holding it otherwise than failed
+    /// (another tab retried, discarded or delivered it, or maintenance removed it, before this
+    /// engine heard): nothing was written, and the command fails. The entry is released as this
+    /// engine holds it; the reload that follows the other tab's note brings it in line.
+    fn not_failed_in_store(&mut self, entry: &OutboxEntry, ticket: Ticket) {
+        self.unsettle_entry(&outbox_key(entry));
+        self.finish_ticket(ticket, Err(SyncError::NotFailed));
     }
 
     /// Outbox entries the server holds: out of memory, and the app hears they were sent.
