@@ -587,7 +587,7 @@ pub async fn restamp_outbox_moves_only_pending_entries<S: Store>(store: &S) {
 /// failed), each with its optimistic message (the conversation's activity with it); a server
 /// copy stored under the key stays. One gone (delivered) is not re-created, one composed since
 /// (retried) is left as it is, and so is one failed that the engine held pending (another tab
-/// failed it lately). The report names what it expired and removed.
+/// failed it lately). The report names what it expired and removed, and the entries it left.
 pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
     whole_history(store, &["c-1", "c-2", "c-3"]).await;
     let fresh = |entry: OutboxEntry| OutboxEntry {
@@ -668,6 +668,14 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
         [id(&failed), id(&landed), id(&alone)]
     );
     assert_eq!(
+        report.outbox_held,
+        [
+            retried.clone(),
+            failed_lately.clone(),
+            failed_elsewhere.clone()
+        ]
+    );
+    assert_eq!(
         load(store).await.outbox,
         vec![
             expired(&pending),
@@ -711,6 +719,7 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
         report.outbox_removed,
         [id(&pending), id(&landing), id(&failed_elsewhere)]
     );
+    assert_eq!(report.outbox_held, [retried.clone(), failed_lately.clone()]);
     assert_eq!(
         load(store).await.outbox,
         vec![retried.clone(), failed_lately.clone()]
@@ -732,7 +741,7 @@ pub async fn expire_outbox_acts_on_what_the_store_holds<S: Store>(store: &S) {
 /// time the retry's, its optimistic message pending (the conversation's activity with it); a
 /// server copy stored under the key stays. One the store holds pending (retried in another tab)
 /// or not at all (delivered, discarded) is left as it is: nothing comes back. The report names
-/// what it retried.
+/// what it retried, and the entries it left.
 pub async fn retry_outbox_queues_only_failed_entries<S: Store>(store: &S) {
     whole_history(store, &["c-1", "c-2"]).await;
     let failed = refused(outbox("o-1", "c-1", 1));
@@ -784,6 +793,7 @@ pub async fn retry_outbox_queues_only_failed_entries<S: Store>(store: &S) {
     };
     let report = apply(store, all.iter().map(|e| retry(e)).collect()).await;
     assert_eq!(report.outbox_retried, [id(&failed), id(&landed)]);
+    assert_eq!(report.outbox_held, vec![retried_elsewhere.clone()]);
     assert_eq!(
         load(store).await.outbox,
         vec![
@@ -806,7 +816,8 @@ pub async fn retry_outbox_queues_only_failed_entries<S: Store>(store: &S) {
 /// `DiscardOutbox` removes an entry the store holds failed, with its optimistic message (the
 /// conversation's activity with it); a server copy stored under the key stays. One the store
 /// holds pending (retried in another tab) or not at all (delivered after a retry elsewhere) is
-/// left as it is, the delivered message's server copy too. The report names what it discarded.
+/// left as it is, the delivered message's server copy too. The report names what it discarded,
+/// and the entries it left.
 pub async fn discard_outbox_removes_only_failed_entries<S: Store>(store: &S) {
     whole_history(store, &["c-1", "c-2", "c-3"]).await;
     let failed = refused(outbox("o-1", "c-1", 1));
@@ -851,6 +862,7 @@ pub async fn discard_outbox_removes_only_failed_entries<S: Store>(store: &S) {
         report.outbox_discarded,
         [id(&failed), id(&landed), id(&alone)]
     );
+    assert_eq!(report.outbox_held, vec![retried_elsewhere.clone()]);
     assert_eq!(load(store).await.outbox, vec![retried_elsewhere.clone()]);
     assert!(all_messages(store, "c-1").await.is_empty());
     let c2 = vec![sent, landed_copy, optimistic(&retried_elsewhere)];
@@ -869,6 +881,7 @@ pub async fn discard_outbox_removes_only_failed_entries<S: Store>(store: &S) {
     // Again: nothing left to discard.
     let report = apply(store, all.iter().map(|e| discard(e)).collect()).await;
     assert!(report.outbox_discarded.is_empty());
+    assert_eq!(report.outbox_held, vec![retried_elsewhere.clone()]);
     assert_eq!(load(store).await.outbox, vec![retried_elsewhere]);
     assert_eq!(all_messages(store, "c-2").await, c2);
 }

@@ -229,17 +229,21 @@ impl Data {
             } => {
                 let Some(index) = (self.outbox.iter())
                     .position(|entry| &entry.client_message_id == client_message_id)
-                    .filter(|&index| self.outbox[index].composed_at < *composed_before)
                 else {
                     return;
                 };
                 let entry = &mut self.outbox[index];
-                let op = if entry.failure.is_none() {
+                let op = if entry.composed_at >= *composed_before {
+                    // Composed since (retried).
+                    report.outbox_held.push(entry.clone());
+                    return;
+                } else if entry.failure.is_none() {
                     entry.failure = Some(failure.clone());
                     report.outbox_expired.push(client_message_id.clone());
                     StoreOp::PutMessage(LocalMessage::optimistic(entry, sender))
                 } else if !failed {
                     // Failed lately by another tab: the user has not been told yet.
+                    report.outbox_held.push(entry.clone());
                     return;
                 } else {
                     self.outbox.remove(index);
@@ -257,29 +261,35 @@ impl Data {
                 composed_at,
                 ..
             } => {
-                let retried = (self.outbox.iter_mut())
+                let Some(entry) = (self.outbox.iter_mut())
                     .find(|entry| &entry.client_message_id == client_message_id)
-                    .filter(|entry| entry.failure.is_some())
-                    .map(|entry| {
-                        entry.failure = None;
-                        entry.composed_at = *composed_at;
-                        LocalMessage::optimistic(entry, sender)
-                    });
-                if let Some(message) = retried {
-                    report.outbox_retried.push(client_message_id.clone());
-                    self.apply_op(&StoreOp::PutMessage(message), report);
+                else {
+                    return;
+                };
+                if entry.failure.is_none() {
+                    report.outbox_held.push(entry.clone());
+                    return;
                 }
+                entry.failure = None;
+                entry.composed_at = *composed_at;
+                let message = LocalMessage::optimistic(entry, sender);
+                report.outbox_retried.push(client_message_id.clone());
+                self.apply_op(&StoreOp::PutMessage(message), report);
             }
             StoreOp::DiscardOutbox {
                 client_message_id,
                 sender,
                 ..
             } => {
-                let Some(index) = (self.outbox.iter()).position(|entry| {
-                    &entry.client_message_id == client_message_id && entry.failure.is_some()
-                }) else {
+                let Some(index) = (self.outbox.iter())
+                    .position(|entry| &entry.client_message_id == client_message_id)
+                else {
                     return;
                 };
+                if self.outbox[index].failure.is_none() {
+                    report.outbox_held.push(self.outbox[index].clone());
+                    return;
+                }
                 self.outbox.remove(index);
                 report.outbox_discarded.push(client_message_id.clone());
                 let op = StoreOp::RemoveOptimistic {

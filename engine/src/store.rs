@@ -339,7 +339,7 @@ pub enum StoreOp {
     /// optimistic message; one gone (delivered, discarded) or composed since (retried) is left
     /// as it is, and so is one failed that the engine held pending (another tab failed it
     /// lately: the user gets a maintenance interval to see it and retry). A server message
-    /// under its key stays. The [`ApplyReport`] names what it did.
+    /// under its key stays. The [`ApplyReport`] names what it did, or the entry it left.
     ExpireOutbox {
         /// The entry.
         client_message_id: ClientMessageId,
@@ -360,7 +360,7 @@ pub enum StoreOp {
     /// its optimistic message written pending. One the store holds pending (retried in another
     /// tab) or not at all (delivered, discarded, removed by maintenance) is left as it is: the
     /// engine that wrote this may be behind the store. A server message under its key stays.
-    /// The [`ApplyReport`] names the entries it retried.
+    /// The [`ApplyReport`] names the entry it retried, or the one it left.
     RetryOutbox {
         /// The entry.
         client_message_id: ClientMessageId,
@@ -374,8 +374,8 @@ pub enum StoreOp {
     /// The app's discard of a failed outbox entry, by what the store holds: only while the store
     /// holds it failed, it is removed with its optimistic message. One the store holds pending
     /// (retried in another tab) or not at all (delivered, discarded) is left as it is, and a
-    /// server message under its key always stays. The [`ApplyReport`] names the entries it
-    /// discarded.
+    /// server message under its key always stays. The [`ApplyReport`] names the entry it
+    /// discarded, or the one it left.
     DiscardOutbox {
         /// The entry.
         client_message_id: ClientMessageId,
@@ -445,8 +445,9 @@ pub struct Batch {
     pub ops: Vec<StoreOp>,
 }
 
-/// What a batch removed, expired or retried (maintenance ops, the outbox ops that act by what
-/// the store holds, and [`StoreOp::ForgetServerData`]).
+/// What a batch removed, expired or retried, and the outbox entries it left as they were
+/// (maintenance ops, the outbox ops that act by what the store holds, and
+/// [`StoreOp::ForgetServerData`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
@@ -473,6 +474,12 @@ pub struct ApplyReport {
     /// part of the `maintenance` event.)
     #[serde(skip)]
     pub outbox_discarded: Vec<ClientMessageId>,
+    /// The outbox entries an [`StoreOp::ExpireOutbox`], [`StoreOp::RetryOutbox`] or
+    /// [`StoreOp::DiscardOutbox`] left as they were, as the store holds them, in the order of
+    /// the ops (one it does not hold is not named): the engine that wrote the op takes them, its
+    /// copy being behind the store's. (Not part of the `maintenance` event.)
+    #[serde(skip)]
+    pub outbox_held: Vec<OutboxEntry>,
     /// Bytes the origin used before a batch with maintenance ops, where the store can tell
     /// (`navigator.storage.estimate()`).
     pub storage_used_before: Option<u64>,

@@ -767,7 +767,7 @@ impl Overlay {
 
     /// [`StoreOp::ExpireOutbox`] on the batch's view: an entry composed before `composed_before`
     /// is marked failed (pending) or removed (failed, where the engine held it failed), with its
-    /// optimistic message; `report` names it.
+    /// optimistic message; `report` names it, or the entry it left.
     fn expire(&mut self, op: &StoreOp, report: &mut ApplyReport) {
         let StoreOp::ExpireOutbox {
             client_message_id,
@@ -781,12 +781,14 @@ impl Overlay {
             return;
         };
         let key = client_message_id.to_string();
-        let old = (self.outbox.get(&key)).filter(|e| e.composed_at < *composed_before);
-        let Some(mut entry) = old.cloned() else {
+        let Some(mut entry) = self.outbox.get(&key).cloned() else {
             return;
         };
         let id = client_message_id.clone();
-        if entry.failure.is_none() {
+        if entry.composed_at >= *composed_before {
+            // Composed since (retried).
+            report.outbox_held.push(entry);
+        } else if entry.failure.is_none() {
             entry.failure = Some(failure.clone());
             let message = LocalMessage::optimistic(&entry, sender);
             self.outbox.change(&key, Some(entry));
@@ -799,12 +801,14 @@ impl Overlay {
                 client_message_id: id.clone(),
             });
             report.outbox_removed.push(id);
+        } else {
+            // Failed, but pending to the engine: another tab failed it lately.
+            report.outbox_held.push(entry);
         }
-        // (Failed, but pending to the engine: another tab failed it lately; it stays.)
     }
 
     /// [`StoreOp::RetryOutbox`] on the batch's view: an entry held failed is pending again from
-    /// `composed_at`, with its optimistic message; `report` names it.
+    /// `composed_at`, with its optimistic message; `report` names it, or the entry it left.
     fn retry(&mut self, op: &StoreOp, report: &mut ApplyReport) {
         let StoreOp::RetryOutbox {
             client_message_id,
@@ -816,10 +820,13 @@ impl Overlay {
             return;
         };
         let key = client_message_id.to_string();
-        let failed = self.outbox.get(&key).filter(|e| e.failure.is_some());
-        let Some(mut entry) = failed.cloned() else {
+        let Some(mut entry) = self.outbox.get(&key).cloned() else {
             return;
         };
+        if entry.failure.is_none() {
+            report.outbox_held.push(entry);
+            return;
+        }
         entry.failure = None;
         entry.composed_at = *composed_at;
         let message = LocalMessage::optimistic(&entry, sender);
@@ -829,7 +836,7 @@ impl Overlay {
     }
 
     /// [`StoreOp::DiscardOutbox`] on the batch's view: an entry held failed is removed, with its
-    /// optimistic message; `report` names it.
+    /// optimistic message; `report` names it, or the entry it left.
     fn discard(&mut self, op: &StoreOp, report: &mut ApplyReport) {
         let StoreOp::DiscardOutbox {
             client_message_id,
@@ -840,8 +847,13 @@ impl Overlay {
             return;
         };
         let key = client_message_id.to_string();
-        if (self.outbox.get(&key)).is_none_or(|e| e.failure.is_none()) {
-            return;
+        match self.outbox.get(&key) {
+            None => return,
+            Some(entry) if entry.failure.is_none() => {
+                report.outbox_held.push(entry.clone());
+                return;
+            }
+            Some(_) => {}
         }
         self.apply(&StoreOp::RemoveOutbox(client_message_id.clone()));
         self.apply(&StoreOp::RemoveOptimistic {

@@ -280,6 +280,10 @@ async fn random_batches_read_back_as_from_the_memory_store() {
                     (&expected.outbox_retried, &expected.outbox_discarded),
                     "outbox entries retried and discarded, after {context}"
                 );
+                assert_eq!(
+                    applied.outbox_held, expected.outbox_held,
+                    "outbox entries left as they were, after {context}"
+                );
             }
             let before = rng.random_range(1_000..1_320);
             let (got, want) = (reads(&store, before).await, reads(&reference, before).await);
