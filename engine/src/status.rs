@@ -152,7 +152,7 @@ pub enum SyncError {
     Stopped,
     /// A retry or discard found the message no longer failed in the store: another tab
     /// retried, discarded or delivered it, or maintenance removed it, before this one heard.
-    /// Nothing changed; the message's state shows once the outbox is reloaded.
+    /// Nothing changed; the engine now holds the message as the store does.
     #[error("the message is not failed")]
     NotFailed,
 }

@@ -1089,6 +1089,33 @@ fn a_discard_in_a_tab_behind_the_store_leaves_a_message_retried_or_delivered_mea
     assert_eq!((status.pending_outbox, status.failed_outbox), (1, 0));
 }
 
+/// The other tab's note may come while the discard is being written: the reload leaves alone
+/// an entry whose write is under way. The tab then takes the store's copy from the write itself:
+/// as it takes the lead, it sends the message retried in the other tab.
+#[test]
+fn a_discard_behind_the_store_takes_the_stored_copy_when_the_note_came_meanwhile() {
+    let (mut d, entries) = a_tab_holding_failed(&["retried"]);
+    let retried = retried_elsewhere(&d, &entries[0], T0);
+
+    d.hold_batches = true;
+    let id = retried.client_message_id.clone();
+    let ticket = d.act(|e, now| e.discard_message(&id, now)).unwrap();
+    let outbox = d.store.snapshot().outbox;
+    d.act(|e, now| e.handle_outbox_reloaded(outbox, now));
+    d.ack();
+    d.hold_batches = false;
+    assert_eq!(d.store.snapshot().outbox, vec![retried.clone()]);
+    assert_eq!(
+        d.count(|e| *e == finished(ticket, Err(SyncError::NotFailed))),
+        1
+    );
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (1, 0));
+
+    d.start();
+    assert_eq!(client_id(&d.only_open("POST ")), retried.client_message_id);
+}
+
 /// The user discards a failed message in one tab and retries it in another that has not heard
 /// of that yet; or retries it there after the leading tab delivered it, retried in a third. The
 /// retry goes by what the store holds: the discarded message does not come back, the delivered
@@ -3445,6 +3472,48 @@ fn maintenance_after_a_lead_change_does_not_remove_a_message_the_tab_before_fail
             reason: DiscardReason::Expired,
         }]
     );
+}
+
+/// The note of the tab that led before may come while this tab's maintenance is being written:
+/// the reload leaves alone the entries that write expires. This tab then takes the store's copy
+/// from the write itself: a message the other tab failed is not sent without the user's retry,
+/// one it delivered is not sent again.
+#[test]
+fn maintenance_after_a_lead_change_takes_the_stored_copy_when_the_note_came_meanwhile() {
+    let (mut d, entries) = leading_with_old_entries(&[("failed there", false), ("sent", false)]);
+    let [failed, delivered] = &entries[..] else {
+        unreachable!()
+    };
+    let failed = OutboxEntry {
+        failure: Some(chat_sync_engine::Failure {
+            code: "expired".into(),
+            message: "not delivered within the optimistic message lifetime".into(),
+        }),
+        ..failed.clone()
+    };
+    let sent = LocalMessage::from_server(ours(&delivered.client_message_id, "c-1", "sent", T0));
+    let settled = [
+        StoreOp::PutOutbox(failed.clone()),
+        StoreOp::PutMessage(LocalMessage::optimistic(&failed, &ME.into())),
+        StoreOp::PutMessage(sent),
+        StoreOp::RemoveOutbox(delivered.client_message_id.clone()),
+    ];
+    pollster::block_on(d.store.apply(&settled)).unwrap();
+
+    d.hold_batches = true;
+    d.advance_to(T0 + HOUR);
+    assert!(d.held.is_some(), "maintenance is being written");
+    let outbox = d.store.snapshot().outbox;
+    d.act(|e, now| e.handle_outbox_reloaded(outbox, now));
+    d.ack();
+    d.hold_batches = false;
+    assert_eq!(d.store.snapshot().outbox, vec![failed.clone()]);
+    assert_eq!(maintenance_events(&d), vec![]);
+    let status = d.engine.status();
+    assert_eq!((status.pending_outbox, status.failed_outbox), (0, 1));
+
+    d.go_online(true);
+    assert!(d.open("POST ").is_empty(), "{:?}", d.open("POST "));
 }
 
 #[test]

@@ -91,7 +91,7 @@ impl Engine {
 
     /// Maintenance is stored: the app hears of the `entries` it named as the store expired or
     /// removed them ([`ApplyReport`]). One the store held otherwise than this engine (another
-    /// tab settled it) is as it was; the reload that follows that tab's note brings it in line.
+    /// tab settled it) is as it was: this engine takes the store's copy ([`Self::take_held`]).
     pub(super) fn after_maintenance(
         &mut self,
         ticket: Option<Ticket>,
@@ -111,23 +111,22 @@ impl Engine {
             if self.outcome_being_stored(id) {
                 continue;
             }
-            let expired = report.outbox_expired.contains(id);
+            if !report.outbox_expired.contains(id) {
+                self.take_held(&entry, &report);
+                continue;
+            }
             let item = self.outbox.get_mut(&super::outbox::outbox_key(&entry));
             if let Some(item) = item {
                 item.settling = false;
-                if expired {
-                    item.entry.failure = Some(expiry());
-                }
+                item.entry.failure = Some(expiry());
             }
-            if expired {
-                self.emit_changed(vec![entry.conversation_id.clone()], 1);
-                self.emit(Event::MessageFailed {
-                    client_message_id: entry.client_message_id,
-                    conversation_id: entry.conversation_id,
-                    failure: expiry(),
-                    retryable: true,
-                });
-            }
+            self.emit_changed(vec![entry.conversation_id.clone()], 1);
+            self.emit(Event::MessageFailed {
+                client_message_id: entry.client_message_id,
+                conversation_id: entry.conversation_id,
+                failure: expiry(),
+                retryable: true,
+            });
         }
         self.after_eviction(&report);
         log::info!(

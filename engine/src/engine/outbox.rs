@@ -95,8 +95,8 @@ impl Engine {
 
     /// Puts a failed message back in the queue. The ticket finishes once that is stored; with
     /// [`SyncError::NotFailed`] when the store no longer holds the message failed (another tab
-    /// retried, discarded or delivered it, or maintenance removed it, before this engine heard:
-    /// [`Self::handle_outbox_reloaded`] brings that here), which it then leaves as it is.
+    /// retried, discarded or delivered it, or maintenance removed it, before this engine heard),
+    /// which it then leaves as it is: the engine takes the store's copy.
     pub fn retry_message(
         &mut self,
         client_message_id: &ClientMessageId,
@@ -123,8 +123,8 @@ impl Engine {
     /// Removes a failed message from the outbox and the store. The ticket finishes once stored;
     /// with [`SyncError::NotFailed`] when the store no longer holds the message failed (another
     /// tab retried, discarded or delivered it, or maintenance removed it, before this engine
-    /// heard), which it then leaves as it is: a message retried elsewhere is still sent, a
-    /// delivered one stays.
+    /// heard), which it then leaves as it is (a message retried elsewhere is still sent, a
+    /// delivered one stays): the engine takes the store's copy.
     pub fn discard_message(
         &mut self,
         client_message_id: &ClientMessageId,
@@ -262,8 +262,7 @@ impl Engine {
         Ok(item.entry.clone())
     }
 
-    /// The write settling entry `key` failed, or the store did not do it (it held the entry
-    /// otherwise): it is as it was.
+    /// The write settling entry `key` failed: it is as it was.
     pub(super) fn unsettle_entry(&mut self, key: &OutboxKey) {
         if let Some(item) = self.outbox.get_mut(key) {
             item.settling = false;

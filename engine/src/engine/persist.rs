@@ -353,12 +353,12 @@ impl Engine {
             AfterPersist::Retried { entry, ticket }
                 if !report.outbox_retried.contains(&entry.client_message_id) =>
             {
-                self.not_failed_in_store(&entry, ticket)
+                self.not_failed_in_store(&entry, ticket, &report)
             }
             AfterPersist::Discarded { entry, ticket }
                 if !report.outbox_discarded.contains(&entry.client_message_id) =>
             {
-                self.not_failed_in_store(&entry, ticket)
+                self.not_failed_in_store(&entry, ticket, &report)
             }
             AfterPersist::Retried { entry, ticket } => {
                 let conversation = entry.conversation_id.clone();
@@ -390,11 +390,37 @@ impl Engine {
 
     /// The app's retry or discard of `entry` found the store holding it otherwise than failed
     /// (another tab retried, discarded or delivered it, or maintenance removed it, before this
-    /// engine heard): nothing was written, and the command fails. The entry is released as this
-    /// engine holds it; the reload that follows the other tab's note brings it in line.
-    fn not_failed_in_store(&mut self, entry: &OutboxEntry, ticket: Ticket) {
-        self.unsettle_entry(&outbox_key(entry));
+    /// engine heard): nothing was written, and the command fails. The entry is as the store
+    /// holds it ([`Self::take_held`]).
+    fn not_failed_in_store(&mut self, entry: &OutboxEntry, ticket: Ticket, report: &ApplyReport) {
+        self.take_held(entry, report);
         self.finish_ticket(ticket, Err(SyncError::NotFailed));
+    }
+
+    /// A write that acts on outbox entry `entry` by what the store holds (a retry, a discard,
+    /// maintenance's expiry) left it as it was: this engine's copy, behind the store's, takes
+    /// the store's (`report` names it; one the store does not hold, delivered or discarded, goes
+    /// from memory), and is released. A reload after another tab's note is not applied to an
+    /// entry whose write is under way, so one that came meanwhile is not waited for again. A
+    /// write queued behind this one that stores the entry's outcome settles it instead.
+    pub(super) fn take_held(&mut self, entry: &OutboxEntry, report: &ApplyReport) {
+        let id = &entry.client_message_id;
+        if self.outcome_being_stored(id) {
+            return;
+        }
+        let key = outbox_key(entry);
+        let held = (report.outbox_held.iter()).find(|held| &held.client_message_id == id);
+        match held {
+            Some(held) => {
+                if let Some(item) = self.outbox.get_mut(&key) {
+                    item.entry = held.clone();
+                    item.settling = false;
+                }
+            }
+            None => {
+                self.outbox.remove(&key);
+            }
+        }
     }
 
     /// Outbox entries the server holds: out of memory, and the app hears they were sent.
