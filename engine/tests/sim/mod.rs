@@ -7,11 +7,12 @@
 //! while before it hears of it). Tabs crash and restart (memory lost, store kept); clocks are
 //! skewed, and set back or forward while tabs run (their engines' clocks go on, ahead), also as
 //! the lead changes (a device waking from sleep). Users compose messages, retry or discard failed
-//! ones and read conversations (read markers); others edit and delete messages and start new
-//! conversations on the server. Some seeds give messages, history and tombstones short
-//! lifetimes, so maintenance expires, evicts and compacts during the run; three seeds in four give
-//! the engines feed pages of a few changes, so syncs run over many pages (held, then stored
-//! together). Everything draws from one seed, so a failing seed replays exactly.
+//! ones (now and then in two tabs at once) and read conversations (read markers); others edit and
+//! delete messages and start new conversations on the server. Some seeds give messages, history
+//! and tombstones short lifetimes, so maintenance expires, evicts and compacts during the run;
+//! three seeds in four give the engines feed pages of a few changes, so syncs run over many pages
+//! (held, then stored together). Everything draws from one seed, so a failing seed replays
+//! exactly.
 #![allow(dead_code)]
 
 use axum::body::Body;
@@ -186,6 +187,14 @@ enum Happening {
     /// The user discards one of the device's failed messages.
     Discard {
         device: usize,
+    },
+    /// The user retries or discards a failed message in another tab too, a moment after the
+    /// first: that tab shows it failed still if the first tab's note has not reached it.
+    ActAgain {
+        device: usize,
+        incarnation: u32,
+        client_message_id: ClientMessageId,
+        retry: bool,
     },
     /// Somebody starts a new conversation on the server.
     NewConversation,
@@ -543,7 +552,7 @@ impl World {
     /// A write that queues an outbox entry (composing, retrying), marks it failed (refused,
     /// expired) or moves its compose time with the clock never puts back one the store holds
     /// delivered, to be sent, or shown failed, again: a tab that takes the lead may hold it
-    /// pending still.
+    /// pending still, and one where the user retries may hold it failed still.
     fn check_no_delivered_entry_back(&mut self, device: usize, batch: &chat_sync_engine::Batch) {
         let written: Vec<&ClientMessageId> = (batch.ops.iter())
             .filter_map(|op| match op {
@@ -552,6 +561,9 @@ impl World {
                     client_message_id, ..
                 }
                 | chat_sync_engine::StoreOp::ExpireOutbox {
+                    client_message_id, ..
+                }
+                | chat_sync_engine::StoreOp::RetryOutbox {
                     client_message_id, ..
                 } => Some(client_message_id),
                 _ => None,
@@ -578,9 +590,9 @@ impl World {
     }
 
     /// A write that removes outbox entries takes none the store holds pending unless it is
-    /// delivered (the server's copy is stored): a tab that takes the lead may still hold failed
-    /// a message another tab retried meanwhile, which the user asked to send again. `before` is
-    /// the store as it was before the write.
+    /// delivered (the server's copy is stored): a tab that takes the lead, or where the user
+    /// discards, may still hold failed a message another tab retried meanwhile, which the user
+    /// asked to send again. `before` is the store as it was before the write.
     fn check_no_pending_entry_removed(&mut self, device: usize, before: &MemorySnapshot) {
         let after = self.devices[device].store.snapshot();
         let me = USERS[self.devices[device].user];
@@ -817,6 +829,7 @@ impl World {
                         op,
                         chat_sync_engine::StoreOp::RemoveOutbox(_)
                             | chat_sync_engine::StoreOp::ExpireOutbox { .. }
+                            | chat_sync_engine::StoreOp::DiscardOutbox { .. }
                     )
                 });
                 let before = removes.then(|| self.devices[device].store.snapshot());
@@ -866,6 +879,17 @@ impl World {
             Happening::MarkRead { device } => self.mark_read(device),
             Happening::Retry { device } => self.act_on_failed(device, true),
             Happening::Discard { device } => self.act_on_failed(device, false),
+            Happening::ActAgain {
+                device,
+                incarnation,
+                client_message_id,
+                retry,
+            } => {
+                if !self.alive(device, incarnation) {
+                    return;
+                }
+                self.act_on(device, &client_message_id, retry);
+            }
             Happening::NewConversation => {
                 self.new_conversation();
                 return;
@@ -1206,7 +1230,10 @@ impl World {
         });
     }
 
-    /// The user retries (or discards) one of the device's failed messages, if it has any.
+    /// The user retries (or discards) one of the device's failed messages, if it has any; now
+    /// and then retries or discards it in another tab of the browser too, within the time the
+    /// first tab's write and note take to reach that tab (up to 25 ms here): it may act on the
+    /// message as it was before.
     fn act_on_failed(&mut self, device: usize, retry: bool) {
         if self.devices[device].engine.is_none() {
             return;
@@ -1224,12 +1251,30 @@ impl World {
         if let Some(composed) = self.composed_mut(&chosen) {
             composed.failed_reported = true;
         }
+        self.act_on(device, &chosen, retry);
+        let siblings = self.siblings(device);
+        if !siblings.is_empty() && self.chance(0.3) {
+            let sibling = siblings[self.rng.random_range(0..siblings.len())];
+            let at = self.now + self.rng.random_range(0..40);
+            let happening = Happening::ActAgain {
+                device: sibling,
+                incarnation: self.devices[sibling].incarnation,
+                client_message_id: chosen,
+                retry: self.rng.random_bool(0.5),
+            };
+            self.at(at, happening);
+        }
+    }
+
+    /// The user retries (or discards) message `chosen` in `device`'s tab.
+    fn act_on(&mut self, device: usize, chosen: &ClientMessageId, retry: bool) {
         let now = self.device_now(device);
         let engine = self.engine(device);
-        // Refused when the engine is still storing the failure: the user tries again later.
+        // Refused when the engine is still storing the failure, or does not hold the message
+        // failed: the user tries again later.
         let _ = match retry {
-            true => engine.retry_message(&chosen, now),
-            false => engine.discard_message(&chosen, now),
+            true => engine.retry_message(chosen, now),
+            false => engine.discard_message(chosen, now),
         };
     }
 
