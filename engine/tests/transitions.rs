@@ -1435,6 +1435,98 @@ fn each_sync_run_reloads_the_outbox_and_sends_what_another_tab_stored_untold() {
     assert!(d.store.snapshot().outbox.is_empty());
 }
 
+/// A tab whose clock was set back as a run starts: offline, with a message refused once for
+/// now (503), and the clock moved back an hour in the input that brings it online.
+fn clock_set_back_as_a_run_starts() -> (Driver, ClientMessageId) {
+    let mut d = Driver::idle(config());
+    assert_eq!(d.engine.status().last_sync_time, Some(T0));
+    let id = d.send("c-1", "hi");
+    let post = d.only_open("POST /v1/conversations/c-1/messages");
+    d.respond(&post, error(503, ErrorCode::Unavailable));
+    d.go_online(false);
+    d.now = T0 + MIN;
+    d.act(|e, now| {
+        e.handle_clock_ahead(HOUR);
+        e.handle_online(true, now)
+    });
+    assert!(d.seen.iter().any(|seen| matches!(seen, Seen::Reloaded)));
+    (d, id)
+}
+
+/// The run's reload reads the store after this engine's own writes: the last sync time the
+/// clock moved stays moved.
+#[test]
+fn the_reload_as_a_run_starts_keeps_the_last_sync_the_clock_moved() {
+    let (mut d, _) = clock_set_back_as_a_run_starts();
+    assert_eq!(d.store.snapshot().last_sync, Some(T0 - HOUR));
+    let sync = d.only_open("GET /v1/sync");
+    d.respond(&sync, error(503, ErrorCode::Unavailable));
+    assert_eq!(d.engine.status().phase, Phase::Backoff);
+    assert_eq!(d.engine.status().last_sync_time, Some(T0 - HOUR));
+}
+
+/// Likewise the compose time the clock moved: a refusal after the reload stores it moved.
+#[test]
+fn the_reload_as_a_run_starts_keeps_the_compose_time_the_clock_moved() {
+    let (mut d, id) = clock_set_back_as_a_run_starts();
+    assert_eq!(d.store.snapshot().outbox[0].composed_at, T0 - HOUR);
+    let post = d.only_open("POST /v1/conversations/c-1/messages");
+    assert_eq!(client_id(&post), id);
+    d.respond(&post, error(404, ErrorCode::ConversationNotFound));
+    assert_eq!(d.store.snapshot().outbox[0].composed_at, T0 - HOUR);
+    assert_eq!(stored_message(&d, &id).composed_at, Some(T0 - HOUR));
+}
+
+/// A read marker answered in the input that starts a run is not brought back by the run's
+/// reload, nor sent again.
+#[test]
+fn a_read_marker_answered_as_a_run_starts_is_not_sent_again() {
+    let mut config = config();
+    config.periodic_sync_ms = 20 * SEC;
+    let mut d = Driver::idle(config);
+    d.act(|e, now| e.mark_read("c-1".into(), "m-7".into(), T0 - 7, now))
+        .unwrap();
+    let post = d.only_open("POST ");
+    d.now = T0 + 20 * SEC;
+    d.respond(&post, marker_kept("c-1", "m-7", T0 + SEC));
+    assert!(d.seen.iter().any(|seen| matches!(seen, Seen::Reloaded)));
+    assert!(d.store.snapshot().pending_read_markers.is_empty());
+    assert_eq!(d.engine.unsent_read_marker(&"c-1".into()), None);
+    assert_eq!(d.issued("POST ").len(), 1);
+}
+
+/// A send refused while a feed page that shows it delivered (its first answer lost) is being
+/// stored stays delivered: the refusal of the retry does not fail it after the page.
+#[test]
+fn a_refusal_while_the_feed_shows_the_message_delivered_does_not_fail_it() {
+    let mut d = Driver::idle(config());
+    let id = d.send("c-1", "hi");
+    let first = d.only_open("POST /v1/conversations/c-1/messages");
+    d.respond(&first, HttpOutcome::Timeout);
+    d.wake_up();
+    let second = d.only_open("POST /v1/conversations/c-1/messages");
+    d.force();
+    let sync = d.only_open("GET /v1/sync");
+    d.hold_batches = true;
+    d.respond(
+        &sync,
+        feed(
+            vec![message_change(ours(&id, "c-1", "hi", T0))],
+            "k1",
+            false,
+        ),
+    );
+    d.respond(&second, error(404, ErrorCode::ConversationNotFound));
+    d.clear();
+    d.ack(); // the page: delivered
+    if d.held.is_some() {
+        d.ack();
+    }
+    assert!(d.store.snapshot().outbox.is_empty());
+    assert_eq!(d.count(|e| matches!(e, Event::MessageFailed { .. })), 0);
+    assert_eq!(stored_message(&d, &id).status, MessageStatus::Sent);
+}
+
 /// A tab that led beside this one for a while (taken over while suspended, it went on until it
 /// heard of it) may replace the store's unsent markers with its own: the leading tab takes them
 /// in when it reloads the store and stores the list again with its own, and writes nothing when

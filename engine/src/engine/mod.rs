@@ -49,7 +49,8 @@ pub enum Output {
     /// Read what the store holds that other tabs write too, and give it back as after another
     /// tab's note: [`Engine::handle_outbox_reloaded`], [`Engine::handle_last_sync_reloaded`]
     /// and [`Engine::handle_pending_read_markers`]. Nothing waits for it. Asked as each sync
-    /// run starts: a tab that stored a message may have closed before it could tell this one.
+    /// run starts, once this engine's own writes are stored: a tab that stored a message may
+    /// have closed before it could tell this one.
     Reload,
     /// Nothing more to do until this time (call [`Engine::handle_timeout`] then), or until the
     /// next input when `None`.
@@ -196,6 +197,10 @@ pub struct Engine {
     batches: VecDeque<PendingBatch>,
     persisting: Option<(BatchId, PendingBatch)>,
     next_batch_id: u64,
+    /// A sync run started: [`Output::Reload`] goes once this engine's own writes are stored (a
+    /// read before them would bring back what they change: a clock's restamp, a read marker
+    /// answered).
+    reload_owed: bool,
 
     outputs: VecDeque<Output>,
     next_ticket: u64,
@@ -252,6 +257,7 @@ impl Engine {
             unsent_read_markers_unsaved: false,
             batches: VecDeque::new(),
             persisting: None,
+            reload_owed: false,
             next_batch_id: 1,
             outputs: VecDeque::new(),
             next_ticket: 1,
@@ -671,6 +677,10 @@ impl Engine {
         self.start_over_if_owed();
         self.compact_if_owed();
         self.emit_next_batch();
+        if self.reload_owed && self.batches.is_empty() && self.persisting.is_none() {
+            self.reload_owed = false;
+            self.outputs.push_back(Output::Reload);
+        }
         if !self.network_allowed() {
             return;
         }

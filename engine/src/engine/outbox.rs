@@ -382,6 +382,10 @@ impl Engine {
             Verdict::Retry { error, retry_after } => self.retry_send(key, error, retry_after),
             // Sync is paused; the entry goes again with new credentials.
             Verdict::Auth => {}
+            // A write queued before stores it delivered (a feed page showed it, its earlier
+            // answer lost): that settles it, and should the write fail, it goes again.
+            Verdict::InvalidCursor | Verdict::Permanent(_)
+                if self.outcome_being_stored(&client_message_id) => {}
             Verdict::InvalidCursor | Verdict::Permanent(_) => {
                 let error = match verdict {
                     Verdict::Permanent(error) => error,

@@ -8,7 +8,7 @@
 
 use super::persist::{after_held, AfterPersist, HeldPages, PageSource, PageWrite};
 use super::requests::{Purpose, Verdict};
-use super::{Engine, Output};
+use super::Engine;
 use crate::config::BrokenVariant;
 use crate::event::{ChangeSet, SyncSummary, Ticket};
 use crate::sort::sort_by;
@@ -201,7 +201,7 @@ impl Engine {
                     first_floors: (self.cursor.is_none() && self.feed_writing.is_none())
                         .then(Vec::new),
                 });
-                self.outputs.push_back(Output::Reload);
+                self.reload_owed = true;
                 self.reset_if_owed();
             }
         }
