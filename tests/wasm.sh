@@ -86,7 +86,10 @@ info "closed port: $CHAT_SYNC_TEST_CLOSED_URL"
 
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 # The runner reads webdriver.json from the working directory for each browser's options.
-export WASM_BINDGEN_TEST_TIMEOUT=120
+# The runner's limit is for a whole test binary, not one test: the client's 130-odd tests take
+# about 2 minutes (each bounds its own waits), more on a loaded machine. 120 s cut a run short
+# on its last test.
+export WASM_BINDGEN_TEST_TIMEOUT=600
 
 run_in() {
     local browser="$1"
