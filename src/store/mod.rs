@@ -17,7 +17,7 @@
 //! | our upgrade is blocked by another tab | reported as [`StoreError::Unavailable`], not waited on |
 //! | connection lost (Safari, backgrounding) | the handle is dropped, reopened, the call retried once |
 //! | `open()` never settles | times out after 8 s: [`StoreError::Unavailable`] |
-//! | unreadable or inconsistent database | readable outbox rescued, database rebuilt, [`OpenReport::recovered`] |
+//! | unreadable or inconsistent database | readable outbox rescued (a failed read tried once more on a fresh connection), database rebuilt, [`OpenReport::recovered`] |
 //! | wiped (meta record missing) | starts over with the surviving outbox, [`OpenReport::wiped`] |
 //! | deleted while in use (site data cleared) | reopened empty, with a fresh meta record; [`IndexedDbStore::take_wiped`] (the leading engine writes its outbox again and syncs from the start) |
 //! | database from a newer app version | left as it is: [`Opened::Without`] (the page keeps its data in memory) |

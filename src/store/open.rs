@@ -147,8 +147,10 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport),
             log::warn!(error = first.as_str(); "opening the database failed; retrying once");
             TimeoutFuture::new(RETRY_OPEN_MS).await;
             match open_at(name, SCHEMA_VERSION).await {
+                // It may be opening at this version that fails: what the outbox holds at the
+                // version it has goes into the new database.
                 Err(Failure::ConnectionLost(second)) => {
-                    return rebuild(name, second, Vec::new()).await
+                    return rebuild(name, second, rescue_outbox_as_it_is(name).await).await
                 }
                 other => other?,
             }
@@ -156,15 +158,8 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport),
         // A schema step failed, and the database kept its version: what its outbox holds goes
         // into a new one.
         Err(Failure::UpgradeFailed(reason)) => {
-            let rescued = match open_as_it_is(name).await {
-                Ok(database) => {
-                    let rescued = rescue_outbox(&database).await;
-                    database.close();
-                    rescued
-                }
-                Err(_) => Vec::new(),
-            };
-            return rebuild(name, format!("schema upgrade failed: {reason}"), rescued).await;
+            let reason = format!("schema upgrade failed: {reason}");
+            return rebuild(name, reason, rescue_outbox_as_it_is(name).await).await;
         }
         // An open that never settled (seen in Safari): a fresh request usually does.
         Err(Failure::Timeout) => {
@@ -202,7 +197,7 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport),
             Ok((database, report))
         }
         Err(Failure::Corrupt(reason)) => {
-            let rescued = rescue_outbox(&database).await;
+            let rescued = rescue_outbox(name, &database).await;
             database.close();
             rebuild(name, reason, rescued).await
         }
@@ -214,13 +209,20 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport),
 }
 
 /// The database cannot be opened or read (`reason`): delete it and start with a new one, with
-/// the outbox entries `rescued` from it.
+/// the outbox entries `rescued` from it (`None`: its outbox could not be read).
 async fn rebuild(
     name: &str,
     reason: String,
-    rescued: Vec<OutboxEntry>,
+    rescued: Option<Vec<OutboxEntry>>,
 ) -> Result<(Connection, OpenReport), Failure> {
     log::error!(reason = reason.as_str(); "the database cannot be used; rebuilding it");
+    let (reason, rescued) = match rescued {
+        Some(rescued) => (reason, rescued),
+        None => (
+            format!("{reason}; its outbox could not be read"),
+            Vec::new(),
+        ),
+    };
     delete(name).await?;
     let (database, _) = open_at(name, SCHEMA_VERSION).await?;
     restore_outbox(&database, &rescued).await?;
@@ -327,29 +329,88 @@ async fn write_fresh_meta(database: &Database) -> Result<(), Failure> {
     finish(transaction).await
 }
 
-/// Reads what it can of the outbox of a damaged database; undecodable entries are skipped.
-async fn rescue_outbox(database: &Database) -> Vec<OutboxEntry> {
-    let read = async {
-        let transaction = database
-            .transaction(&[OUTBOX], TransactionMode::ReadOnly)
-            .ok()?;
-        let values = transaction
-            .object_store(OUTBOX)
-            .ok()?
-            .get_all(None, None)
-            .ok()?
-            .await
-            .ok()?;
-        Some(
-            values
-                .into_iter()
-                .filter_map(|value| from_js::<OutboxEntry>(value).ok())
-                .collect::<Vec<_>>(),
-        )
+/// Reads what it can of the outbox of the damaged database `name`, open as `database`;
+/// undecodable entries are skipped. A read that fails (a transient `UnknownError`, a lost
+/// connection) is tried once more on a fresh connection a moment later: the entries exist
+/// nowhere else, and the database is deleted next. `None`: the outbox could not be read.
+async fn rescue_outbox(name: &str, database: &Database) -> Option<Vec<OutboxEntry>> {
+    let rescued = match read_outbox(database).await {
+        Ok(rescued) => Ok(rescued),
+        Err(first) => {
+            log::warn!(
+                error = described(&first).as_str();
+                "reading the outbox of the damaged database failed; retrying once"
+            );
+            TimeoutFuture::new(RETRY_OPEN_MS).await;
+            match open_as_it_is(name).await {
+                Ok(fresh) => {
+                    let read = read_outbox(&fresh).await;
+                    fresh.close();
+                    read
+                }
+                Err(failure) => Err(failure),
+            }
+        }
     };
-    let rescued = read.await.unwrap_or_default();
-    log::warn!(count = rescued.len(); "rescued outbox entries from the damaged database");
-    rescued
+    match rescued {
+        Ok(rescued) => {
+            log::warn!(count = rescued.len(); "rescued outbox entries from the damaged database");
+            Some(rescued)
+        }
+        Err(failure) => {
+            outbox_lost(&failure);
+            None
+        }
+    }
+}
+
+/// [`rescue_outbox`] from the database `name` opened at the version it has (for one this app
+/// cannot open at its own).
+async fn rescue_outbox_as_it_is(name: &str) -> Option<Vec<OutboxEntry>> {
+    match open_as_it_is(name).await {
+        Ok(database) => {
+            let rescued = rescue_outbox(name, &database).await;
+            database.close();
+            rescued
+        }
+        Err(failure) => {
+            outbox_lost(&failure);
+            None
+        }
+    }
+}
+
+fn outbox_lost(failure: &Failure) {
+    log::error!(
+        error = described(failure).as_str();
+        "the outbox of the damaged database could not be read: the messages it held, not sent \
+         yet, are lost with it"
+    );
+}
+
+/// Every outbox entry of `database` that decodes; a database without an outbox store has none.
+async fn read_outbox(database: &Database) -> Result<Vec<OutboxEntry>, Failure> {
+    if !database.store_names().iter().any(|store| store == OUTBOX) {
+        return Ok(Vec::new());
+    }
+    let transaction = database
+        .transaction(&[OUTBOX], TransactionMode::ReadOnly)
+        .map_err(|e| classify(&e))?;
+    let values = transaction
+        .object_store(OUTBOX)
+        .and_then(|store| store.get_all(None, None))
+        .map_err(|e| classify(&e))?
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(values
+        .into_iter()
+        .filter_map(|value| from_js::<OutboxEntry>(value).ok())
+        .collect())
+}
+
+/// `failure` in words, for the log and the reasons told to the app.
+fn described(failure: &Failure) -> String {
+    failure.clone().into_store_error().to_string()
 }
 
 async fn restore_outbox(database: &Connection, entries: &[OutboxEntry]) -> Result<(), Failure> {

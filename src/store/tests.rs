@@ -587,6 +587,32 @@ async fn a_check_that_fails_once_is_retried_and_twice_rebuilds() {
     }
 }
 
+/// Rebuilding a database whose check failed twice, the store reads its outbox (the messages not
+/// sent yet, which exist nowhere else) before deleting it: a read that fails once (a third
+/// transient failure in a row) is tried again on a fresh connection, and the outbox is kept. A
+/// database whose outbox cannot be read at all is still rebuilt, and the reason says so.
+#[wasm_bindgen_test]
+async fn a_rescue_whose_read_fails_once_still_keeps_the_outbox() {
+    for (failures, kept) in [(3, true), (4, false)] {
+        let name = format!("rescue-fails-{failures}");
+        let store = fresh(&name).await;
+        store
+            .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
+            .await
+            .expect("queued");
+        store.close();
+        fail_next_transactions(failures);
+        let store = IndexedDbStore::open(&name).await.expect("opened");
+        let reason = store.open_report().recovered.clone().expect("rebuilt");
+        let outbox = store.load().await.expect("load").outbox;
+        let expected = if kept { vec![entry(1, "c1")] } else { vec![] };
+        assert_eq!(outbox, expected, "{failures} failures");
+        let unread = reason.contains("outbox could not be read");
+        assert_eq!(unread, !kept, "{reason}");
+        store.close();
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_closed_store_finishes_its_operations_and_leaves_no_connection_open() {
     let name = "closed-store";
