@@ -70,9 +70,15 @@ pub(crate) async fn apply(
     ops: &[StoreOp],
     inject: Option<DomException>,
 ) -> Result<ApplyReport, Failure> {
-    // A composed message exists nowhere else until it is sent; everything else the server
-    // can send again.
-    let queues = |op: &StoreOp| matches!(op, StoreOp::PutOutbox(_) | StoreOp::RetryOutbox { .. });
+    // A composed message, and a read marker not sent yet, exist nowhere else until they are
+    // sent (`markRead` resolves once the marker is stored); everything else the server can send
+    // again.
+    let queues = |op: &StoreOp| {
+        matches!(
+            op,
+            StoreOp::PutOutbox(_) | StoreOp::RetryOutbox { .. } | StoreOp::SetPendingReadMarkers(_)
+        )
+    };
     let durability = match ops.iter().any(queues) {
         true => Durability::Strict,
         false => Durability::Relaxed,

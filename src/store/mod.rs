@@ -5,10 +5,10 @@
 //! `upgradeneeded` with the `versionchange` transaction for numbered migrations, `blocked`, and
 //! `versionchange` on open connections.
 //!
-//! A batch that stores a composed message commits with `durability: "strict"`: the browser
-//! reports it committed only once the disk has it, so a power cut after "queued" cannot lose
-//! what the user wrote. Every other batch holds what the server can send again and commits
-//! `"relaxed"`.
+//! A batch that stores a composed message, or the read markers not sent yet (`markRead`),
+//! commits with `durability: "strict"`: the browser reports it committed only once the disk has
+//! it, so a power cut after "queued" cannot lose what the user wrote or read. Every other batch
+//! holds what the server can send again and commits `"relaxed"`.
 //!
 //! | fault | what the store does |
 //! |---|---|

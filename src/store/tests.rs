@@ -5,7 +5,7 @@ use super::codec::*;
 use super::{open, IndexedDbStore, NoDatabase, Opened};
 use chat_sync_engine::protocol::{Conversation, Cursor, Message};
 use chat_sync_engine::{
-    Failure, HistoryFloor, LocalMessage, OutboxEntry, Store, StoreError, StoreOp,
+    Failure, HistoryFloor, LocalMessage, OutboxEntry, PendingReadMarker, Store, StoreError, StoreOp,
 };
 use idb::{Factory, TransactionMode};
 use wasm_bindgen::JsValue;
@@ -263,8 +263,10 @@ async fn a_failed_write_request_reports_why_and_leaves_nothing_behind() {
     assert!(store.load().await.expect("load").outbox.is_empty());
 }
 
+/// A composed or retried message and a read marker not sent yet exist nowhere else: their batches
+/// commit strictly. A synced page commits relaxed.
 #[wasm_bindgen_test]
-async fn a_composed_or_retried_message_is_committed_strictly_and_a_synced_page_relaxed() {
+async fn what_exists_only_here_is_committed_strictly_and_a_synced_page_relaxed() {
     use wasm_bindgen::JsCast;
     // Records the durability each readwrite transaction reports, as the browser took it.
     let install = js_sys::Function::new_no_args(
@@ -284,6 +286,11 @@ async fn a_composed_or_retried_message_is_committed_strictly_and_a_synced_page_r
     let restore: js_sys::Function = pair.get(1).unchecked_into();
     let store = fresh("durability").await;
     let composed = entry(1, "c1");
+    let read = PendingReadMarker {
+        conversation_id: "c1".into(),
+        message_id: "m000000000019".into(),
+        server_ts: 1_019,
+    };
     let written = async {
         store
             .apply(&[
@@ -303,14 +310,19 @@ async fn a_composed_or_retried_message_is_committed_strictly_and_a_synced_page_r
             ..composed.clone()
         };
         store.apply(&[StoreOp::PutOutbox(failed)]).await?;
-        store
+        let retried = store
             .apply(&[StoreOp::RetryOutbox {
                 client_message_id: composed.client_message_id.clone(),
                 conversation: composed.conversation_id.clone(),
                 sender: "u-me".into(),
                 composed_at: composed.composed_at,
             }])
-            .await
+            .await?;
+        // Read by the user (`markRead`), not sent yet.
+        store
+            .apply(&[StoreOp::SetPendingReadMarkers(vec![read.clone()])])
+            .await?;
+        Ok::<_, StoreError>(retried)
     }
     .await;
     let durabilities: Vec<String> = js_sys::Array::from(&seen.call0(&JsValue::NULL).expect("seen"))
@@ -319,8 +331,13 @@ async fn a_composed_or_retried_message_is_committed_strictly_and_a_synced_page_r
         .collect();
     restore.call0(&JsValue::NULL).expect("restored");
     assert_eq!(written.expect("written").outbox_retried.len(), 1);
-    assert_eq!(durabilities, ["strict", "relaxed", "strict", "strict"]);
-    assert_eq!(store.load().await.expect("load").outbox, vec![composed]);
+    assert_eq!(
+        durabilities,
+        ["strict", "relaxed", "strict", "strict", "strict"]
+    );
+    let state = store.load().await.expect("load");
+    assert_eq!(state.outbox, vec![composed]);
+    assert_eq!(state.pending_read_markers, vec![read]);
 }
 
 #[wasm_bindgen_test]
