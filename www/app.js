@@ -147,10 +147,14 @@ async function start(session) {
   listen(state.manager);
   const { storage, memoryReason } = state.manager.getSyncStatus();
   if (storage === 'memory') {
-    showNotice('memory', memoryReason === 'newerVersion'
-      ? 'A newer version of this app keeps the chat on this device; this page runs an older one and keeps ' +
-        'nothing: it works while the page is open. Reload the page to get the newer version.'
-      : 'This browser keeps no copy of the chat on this device (private mode or blocked storage): ' +
+    const notices = {
+      newerVersion: 'A newer version of this app keeps the chat on this device; this page runs an older one and keeps ' +
+        'nothing: it works while the page is open. Reload the page to get the newer version.',
+      damaged: 'The copy of the chat on this device was damaged and could not be rebuilt: it works while the page ' +
+        'is open, and the messages not sent yet that could be saved are sent from it. Keep it open until they are.',
+    };
+    showNotice('memory', notices[memoryReason] ??
+      'This browser keeps no copy of the chat on this device (private mode or blocked storage): ' +
         'it works while the page is open, and messages not sent yet are lost when you close it.');
   }
   $('sign-in').hidden = true;

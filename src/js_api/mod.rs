@@ -15,7 +15,7 @@ use chat_sync_engine::protocol::{
 };
 use chat_sync_engine::{
     iso8601, ConversationSummary, DiscardReason, Engine, Event, Failure, HistoryFloor,
-    LocalMessage, MemoryStore, Status, Store, StoreError, SyncSummary,
+    LocalMessage, MemoryStore, OutboxEntry, Status, Store, StoreError, StoreOp, SyncSummary,
 };
 use errors::{from_engine_error, from_store_error, from_sync_error, js_error, Code};
 use js_sys::{Function, Promise, Reflect};
@@ -292,6 +292,24 @@ impl BackgroundSyncManager {
             Opened::Without(reason) => {
                 log::warn!(reason = reason.as_str(); "no database: data is kept in memory only");
                 (AnyStore::Memory(MemoryStore::new()), Some(reason), None)
+            }
+            // The messages not sent yet exist only here now: this tab delivers them (a
+            // memory-only tab leads its own sync).
+            Opened::Damaged { reason, outbox } => {
+                log::warn!(
+                    reason = reason.as_str(), rescued = outbox.len();
+                    "the database could not be rebuilt: data is kept in memory only, with the \
+                     messages not sent yet read from it"
+                );
+                let store = memory_holding(&outbox, &user)
+                    .await
+                    .map_err(|error| from_store_error(&error))?;
+                let reason = format!("{reason}; this page keeps its data in memory");
+                (
+                    AnyStore::Memory(store),
+                    Some(NoDatabase::Damaged),
+                    Some(reason),
+                )
             }
         };
         // Not waited for: Firefox asks the user, and the app would not start until they answer.
@@ -837,6 +855,25 @@ fn listeners(
     method
         .call3(target, &kind.into(), listener, options)
         .map(|_| ())
+}
+
+/// A memory store holding `outbox`, each entry with its optimistic message (sent by `user`), as
+/// composing stores them.
+async fn memory_holding(outbox: &[OutboxEntry], user: &UserId) -> Result<MemoryStore, StoreError> {
+    let store = MemoryStore::new();
+    let ops: Vec<StoreOp> = (outbox.iter())
+        .flat_map(|entry| {
+            let message = LocalMessage::optimistic(entry, user);
+            [
+                StoreOp::PutOutbox(entry.clone()),
+                StoreOp::PutMessage(message),
+            ]
+        })
+        .collect();
+    if !ops.is_empty() {
+        store.apply(&ops).await?;
+    }
+    Ok(store)
 }
 
 /// The status object of the JS API.

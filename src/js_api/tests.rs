@@ -4,7 +4,7 @@
 use super::BackgroundSyncManager;
 use crate::store::IndexedDbStore;
 use chat_sync_engine::protocol::{ConversationsResponse, HistoryPage, Message, UserId};
-use chat_sync_engine::{HistoryFloor, LocalMessage, Store, StoreOp};
+use chat_sync_engine::{HistoryFloor, LocalMessage, OutboxEntry, Store, StoreOp};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -443,6 +443,149 @@ async fn a_database_of_a_newer_version_is_left_as_it_is_and_the_manager_runs_in_
     settle(sync.clear()).await.expect("cleared");
     // Deleted: opening it again makes a new, empty one.
     assert_eq!(version(name.clone()).await, 1);
+    IndexedDbStore::delete(&name).await.expect("cleaned up");
+}
+
+/// `indexedDB.open` of the database `name` failing (an `UnknownError`, as Chromium's backing
+/// store hiccups) after its first `allowed` opens, until dropped.
+struct FailingOpens {
+    count: Function,
+    restore: Function,
+}
+
+impl FailingOpens {
+    fn install(name: &str, allowed: u32) -> Self {
+        let install = Function::new_with_args(
+            "name, allowed",
+            "const proto = IDBFactory.prototype; const open = proto.open; let opens = 0;
+             proto.open = function (opened, ...rest) {
+               if (opened === name && ++opens > allowed) {
+                 throw new DOMException('injected', 'UnknownError');
+               }
+               return open.call(this, opened, ...rest);
+             };
+             return [() => opens, () => { proto.open = open; }];",
+        );
+        let pair: js_sys::Array = install
+            .call2(&JsValue::NULL, &name.into(), &allowed.into())
+            .expect("installed")
+            .unchecked_into();
+        Self {
+            count: pair.get(0).unchecked_into(),
+            restore: pair.get(1).unchecked_into(),
+        }
+    }
+
+    /// How many opens of the database there were.
+    fn opens(&self) -> f64 {
+        let count = self.count.call0(&JsValue::NULL).expect("counted");
+        count.as_f64().unwrap_or_default()
+    }
+}
+
+impl Drop for FailingOpens {
+    fn drop(&mut self) {
+        self.restore.call0(&JsValue::NULL).expect("restored");
+    }
+}
+
+/// Makes the database `name` unreadable: its meta record no longer decodes.
+async fn damage(name: &str) {
+    let damage = Function::new_with_args(
+        "name",
+        "return new Promise((resolve, reject) => {
+           const request = indexedDB.open(name);
+           request.onerror = () => reject(request.error);
+           request.onsuccess = () => {
+             const database = request.result;
+             const transaction = database.transaction('meta', 'readwrite');
+             transaction.objectStore('meta').put('garbage', 'state');
+             transaction.oncomplete = () => { database.close(); resolve(); };
+             transaction.onabort = () => { database.close(); reject(transaction.error); };
+           };
+         });",
+    );
+    let damaged = damage.call1(&JsValue::NULL, &name.into()).expect("called");
+    JsFuture::from(Promise::from(damaged))
+        .await
+        .expect("damaged");
+}
+
+/// The local database is unreadable, and rebuilding it fails once it is deleted (the new one
+/// does not open, twice): the messages not sent yet read from it exist only in memory now. The
+/// manager keeps its data in memory and says why (`memoryReason`, the `recovered` event), lists
+/// them in `listOutbox`, and delivers each once.
+#[wasm_bindgen_test]
+async fn a_rebuild_that_fails_after_the_delete_keeps_the_outbox_in_memory_and_delivers_it() {
+    let club = conversation(server(), "erin", "Book club").await;
+    let name = IndexedDbStore::database_name(server(), &"u-erin".into());
+    IndexedDbStore::delete(&name).await.expect("fresh database");
+    let stamp = js_sys::Date::now() as u64;
+    let entries: Vec<OutboxEntry> = (1..=2)
+        .map(|n| OutboxEntry {
+            client_message_id: format!("rescued-{stamp}-{n}").into(),
+            conversation_id: club.clone().into(),
+            body: format!("rescued {n} {stamp}"),
+            seq: n,
+            composed_at: stamp as i64,
+            failure: None,
+        })
+        .collect();
+    let store = IndexedDbStore::open(&name).await.expect("opened");
+    let composed: Vec<StoreOp> = (entries.iter())
+        .flat_map(|entry| {
+            let message = LocalMessage::optimistic(entry, &"u-erin".into());
+            [
+                StoreOp::PutOutbox(entry.clone()),
+                StoreOp::PutMessage(message),
+            ]
+        })
+        .collect();
+    store.apply(&composed).await.expect("queued");
+    store.close();
+    damage(&name).await;
+
+    let failing = FailingOpens::install(&name, 1);
+    let created = try_open_manager(server(), "erin", &[]).await;
+    let opens = failing.opens();
+    // Restored before anything can fail: wasm has no unwinding, so a panic would not drop it.
+    drop(failing);
+    let sync = created.expect("created in memory");
+    assert_eq!(
+        opens, 3.0,
+        "opened, then opened anew twice after the delete"
+    );
+    let status = sync.get_sync_status().expect("status");
+    assert_eq!(field(&status, "storage"), "memory");
+    assert_eq!(field(&status, "memoryReason"), "damaged");
+    let recovered = record(&sync, "recovered");
+    let reason = recovered
+        .borrow()
+        .first()
+        .map(|detail| field(detail, "reason"));
+    let reason = reason
+        .and_then(|reason| reason.as_string())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("rebuilding the database failed"),
+        "told what happened: {reason:?}"
+    );
+    let listed: js_sys::Array = settle(sync.list_outbox())
+        .await
+        .expect("listed")
+        .unchecked_into();
+    let bodies: Vec<JsValue> = listed
+        .iter()
+        .map(|message| field(&message, "body"))
+        .collect();
+    let rescued: Vec<JsValue> = entries.iter().map(|e| e.body.as_str().into()).collect();
+    assert_eq!(bodies, rescued, "the rescued messages wait to be sent");
+
+    settle(sync.force_sync()).await.expect("synced");
+    for entry in &entries {
+        delivered_once(&sync, "erin", &club, &entry.body).await;
+    }
+    sync.dispose();
     IndexedDbStore::delete(&name).await.expect("cleaned up");
 }
 

@@ -76,12 +76,17 @@ export interface SyncStatus {
   storage: 'indexeddb' | 'memory';
   /** Why `storage` is `memory`: `unavailable`, IndexedDB is not available here (some private
    * modes, storage the user blocked); `newerVersion`, a newer version of the app wrote the
-   * database and keeps it as it is (reloading gets that version). Null with `indexeddb`. */
-  memoryReason: 'unavailable' | 'newerVersion' | null;
+   * database and keeps it as it is (reloading gets that version); `damaged`, the database could
+   * not be read and rebuilding it failed (`recovered` says why): the messages not sent yet that
+   * could be read from it are kept in memory and delivered by this tab, so ask the user to keep
+   * it open until `pendingOutbox` is 0 (a reload tries the database again). Null with
+   * `indexeddb`. */
+  memoryReason: 'unavailable' | 'newerVersion' | 'damaged' | null;
   /** The answer to `requestPersistentStorage`, null when not asked or not answered yet (the
    * browser may ask the user; `create` does not wait for it). */
   persistentStorage: boolean | null;
-  /** Why the local database was rebuilt at open, if it was. */
+  /** Why the local database was rebuilt at open, if it was (or, with `memoryReason`
+   * `damaged`, why it could not be used and why rebuilding it failed). */
   recovered: string | null;
 }
 
@@ -218,7 +223,8 @@ export interface SyncEventMap {
   /** The server refused the token: call `setToken`. */
   authrequired: CustomEvent<null>;
   storagefull: CustomEvent<null>;
-  /** The local database was rebuilt at open; told to the first listener. */
+  /** The local database was rebuilt at open (or could not be: `memoryReason` is `damaged`);
+   * told to the first listener. */
   recovered: CustomEvent<{ reason: string }>;
   maintenance: CustomEvent<MaintenanceDetail>;
   /** Another tab called `clear()` (a logout): this manager has stopped and the user's local data

@@ -1,6 +1,6 @@
 //! Sorting IndexedDB failures into the engine's [`StoreError`]s.
 
-use chat_sync_engine::StoreError;
+use chat_sync_engine::{OutboxEntry, StoreError};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::DomException;
 
@@ -26,6 +26,14 @@ pub(crate) enum Failure {
     UpgradeFailed(String),
     /// The database is being deleted (`clear()`, a logout): [`super::IndexedDbStore::retire`].
     Retired,
+    /// The database could not be used, and rebuilding it failed (the new one did not open or
+    /// take the rescued entries, or another tab blocked the deletion); `reason` tells both.
+    /// `rescued`: the outbox entries read from it, which exist nowhere else now; the page keeps
+    /// them in memory ([`super::Opened::Damaged`]).
+    RebuildFailed {
+        reason: String,
+        rescued: Vec<OutboxEntry>,
+    },
     /// Anything else.
     Other(String),
 }
@@ -51,6 +59,9 @@ impl Failure {
             )),
             Failure::Corrupt(message)
             | Failure::UpgradeFailed(message)
+            | Failure::RebuildFailed {
+                reason: message, ..
+            }
             | Failure::Other(message) => StoreError::Failed(message),
         }
     }

@@ -21,6 +21,7 @@
 //! | wiped (meta record missing) | starts over with the surviving outbox, [`OpenReport::wiped`] |
 //! | deleted while in use (site data cleared) | reopened empty, with a fresh meta record; [`IndexedDbStore::take_wiped`] (the leading engine writes its outbox again and syncs from the start) |
 //! | database from a newer app version | left as it is: [`Opened::Without`] (the page keeps its data in memory) |
+//! | rebuild fails (the new database does not open, twice; another tab blocks the deletion) | [`Opened::Damaged`] with the rescued outbox (the page keeps it in memory and delivers it) |
 
 mod apply;
 mod codec;
@@ -41,8 +42,8 @@ pub use quota::{request_persistence, storage_estimate, StorageEstimate};
 
 use chat_sync_engine::protocol::{Conversation, ConversationId, Millis, ReadMarker, UserId};
 use chat_sync_engine::{
-    ApplyReport, ConversationSummary, HistoryFloor, LocalMessage, PersistedState, Store,
-    StoreError, StoreOp,
+    ApplyReport, ConversationSummary, HistoryFloor, LocalMessage, OutboxEntry, PersistedState,
+    Store, StoreError, StoreOp,
 };
 use connection::Connection;
 use errors::Failure;
@@ -78,6 +79,15 @@ pub enum Opened {
     Database(IndexedDbStore),
     /// No database this page can use.
     Without(NoDatabase),
+    /// The database could not be used, and rebuilding it failed (`reason` tells both): the page
+    /// keeps its data in memory ([`NoDatabase::Damaged`]), starting with `outbox`, the messages
+    /// not sent yet read from it, which exist nowhere else now.
+    Damaged {
+        /// Why the database could not be used, and why rebuilding it failed.
+        reason: String,
+        /// The outbox entries read from it.
+        outbox: Vec<OutboxEntry>,
+    },
 }
 
 /// Why a page has no database and keeps its data in memory.
@@ -88,6 +98,8 @@ pub enum NoDatabase {
     /// A newer version of the app wrote the database, at a schema version this one does not
     /// know (another tab already runs it, or the app was rolled back).
     NewerVersion,
+    /// The database could not be used, and rebuilding it failed ([`Opened::Damaged`]).
+    Damaged,
 }
 
 impl NoDatabase {
@@ -96,6 +108,7 @@ impl NoDatabase {
         match self {
             NoDatabase::Unavailable => "unavailable",
             NoDatabase::NewerVersion => "newerVersion",
+            NoDatabase::Damaged => "damaged",
         }
     }
 }
@@ -109,6 +122,8 @@ impl IndexedDbStore {
     }
 
     /// Opens (creating or upgrading) the database `name`, checks it and repairs it if needed.
+    /// Where repairing it fails, the outbox entries read from it are lost: a page keeps them with
+    /// [`open_if_allowed`](Self::open_if_allowed).
     pub async fn open(name: &str) -> Result<Self, StoreError> {
         match Self::open_if_allowed(name).await? {
             Opened::Database(store) => Ok(store),
@@ -118,11 +133,15 @@ impl IndexedDbStore {
             Opened::Without(NoDatabase::NewerVersion) => Err(StoreError::Failed(
                 "the database was written by a newer version of this app".into(),
             )),
+            Opened::Without(NoDatabase::Damaged) | Opened::Damaged { .. } => Err(
+                StoreError::Failed("the database is damaged and could not be rebuilt".into()),
+            ),
         }
     }
 
     /// [`open`](Self::open), or why there is no database to use: the browser gives this page no
-    /// IndexedDB, or a newer version of the app wrote it (that version keeps it as it is).
+    /// IndexedDB, a newer version of the app wrote it (that version keeps it as it is), or it
+    /// could not be used and rebuilding it failed (with the outbox entries read from it).
     pub async fn open_if_allowed(name: &str) -> Result<Opened, StoreError> {
         let (database, report) = match open::open_checked(name).await {
             Ok(opened) => opened,
@@ -136,6 +155,12 @@ impl IndexedDbStore {
                     "the database was written by a newer version of this app: left as it is"
                 );
                 return Ok(Opened::Without(NoDatabase::NewerVersion));
+            }
+            Err(Failure::RebuildFailed { reason, rescued }) => {
+                return Ok(Opened::Damaged {
+                    reason,
+                    outbox: rescued,
+                })
             }
             Err(failure) => return Err(failure.into_store_error()),
         };

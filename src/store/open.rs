@@ -209,7 +209,9 @@ pub(crate) async fn open_checked(name: &str) -> Result<(Connection, OpenReport),
 }
 
 /// The database cannot be opened or read (`reason`): delete it and start with a new one, with
-/// the outbox entries `rescued` from it (`None`: its outbox could not be read).
+/// the outbox entries `rescued` from it (`None`: its outbox could not be read). Opening the new
+/// one and writing them back is tried once more a moment later when it fails; when the rebuild
+/// still fails, [`Failure::RebuildFailed`] carries them out: they exist nowhere else now.
 async fn rebuild(
     name: &str,
     reason: String,
@@ -223,15 +225,55 @@ async fn rebuild(
             Vec::new(),
         ),
     };
-    delete(name).await?;
-    let (database, _) = open_at(name, SCHEMA_VERSION).await?;
-    restore_outbox(&database, &rescued).await?;
-    let report = OpenReport {
-        upgraded_from: Some(0),
-        recovered: Some(reason),
-        ..OpenReport::default()
+    let rebuilt = match delete(name).await {
+        // Another tab keeps it open (`Blocked`): the deletion goes on when it lets go, and an
+        // open waits behind it.
+        Err(failure) => Err(failure),
+        Ok(()) => match open_anew(name, &rescued).await {
+            Err(first) => {
+                log::warn!(
+                    error = described(&first).as_str();
+                    "opening the rebuilt database failed; retrying once"
+                );
+                TimeoutFuture::new(RETRY_OPEN_MS).await;
+                open_anew(name, &rescued).await
+            }
+            opened => opened,
+        },
     };
-    Ok((database, report))
+    match rebuilt {
+        Ok(database) => {
+            let report = OpenReport {
+                upgraded_from: Some(0),
+                recovered: Some(reason),
+                ..OpenReport::default()
+            };
+            Ok((database, report))
+        }
+        Err(failure) => {
+            let failure = described(&failure);
+            log::error!(
+                error = failure.as_str(), rescued = rescued.len();
+                "rebuilding the database failed; the outbox entries rescued are handed on"
+            );
+            Err(Failure::RebuildFailed {
+                reason: format!("{reason}; rebuilding the database failed: {failure}"),
+                rescued,
+            })
+        }
+    }
+}
+
+/// Opens the database `name`, just deleted, and writes `rescued` into it.
+async fn open_anew(name: &str, rescued: &[OutboxEntry]) -> Result<Connection, Failure> {
+    let (database, _) = open_at(name, SCHEMA_VERSION).await?;
+    match restore_outbox(&database, rescued).await {
+        Ok(()) => Ok(database),
+        Err(failure) => {
+            database.close();
+            Err(failure)
+        }
+    }
 }
 
 /// Opens the database `name` at the version it has, without upgrading it.

@@ -630,6 +630,69 @@ async fn a_rescue_whose_read_fails_once_still_keeps_the_outbox() {
     }
 }
 
+/// Rebuilding an unreadable database, the new one fails to open (an `UnknownError`) once: it is
+/// opened again a moment later, with the outbox rescued from the old one. Failing twice, opening
+/// hands that outbox on ([`Opened::Damaged`]): it exists nowhere else now.
+#[wasm_bindgen_test]
+async fn a_rebuild_whose_reopen_fails_tries_again_then_hands_the_outbox_on() {
+    use wasm_bindgen::JsCast;
+    for failing in [1, 2] {
+        let name = format!("rebuild-reopen-fails-{failing}");
+        let store = fresh(&name).await;
+        store
+            .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
+            .await
+            .expect("queued");
+        let database = store.database().await.expect("connection");
+        let transaction = database
+            .transaction(&[META], TransactionMode::ReadWrite)
+            .expect("transaction");
+        transaction
+            .object_store(META)
+            .and_then(|meta| meta.put(&JsValue::from("garbage"), Some(&META_KEY.into())))
+            .expect("put");
+        open::finish(transaction).await.expect("corrupted");
+        store.close();
+        drop(database);
+        // Opens of the database after the first (the one that finds it unreadable) fail.
+        let restore: js_sys::Function = js_sys::Function::new_with_args(
+            "name, failing",
+            "const proto = IDBFactory.prototype; const open = proto.open; let opens = 0;
+             proto.open = function (opened, ...rest) {
+               if (opened === name && ++opens > 1 && failing-- > 0) {
+                 throw new DOMException('injected', 'UnknownError');
+               }
+               return open.call(this, opened, ...rest);
+             };
+             return () => { proto.open = open; };",
+        )
+        .call2(&JsValue::NULL, &name.as_str().into(), &failing.into())
+        .expect("patched")
+        .unchecked_into();
+        let opened = IndexedDbStore::open_if_allowed(&name).await;
+        restore.call0(&JsValue::NULL).expect("restored");
+        match opened.expect("opened") {
+            Opened::Database(store) if failing == 1 => {
+                assert!(store.open_report().recovered.is_some());
+                let state = store.load().await.expect("load");
+                assert_eq!(state.outbox, vec![entry(1, "c1")]);
+                store.close();
+            }
+            Opened::Damaged { reason, outbox } if failing == 2 => {
+                assert!(
+                    reason.contains("rebuilding the database failed"),
+                    "{reason}"
+                );
+                assert_eq!(outbox, vec![entry(1, "c1")]);
+            }
+            Opened::Database(_) => panic!("rebuilt, though its open failed {failing} times"),
+            Opened::Damaged { reason, .. } => panic!("not rebuilt: {reason}"),
+            Opened::Without(reason) => panic!("no database: {reason:?}"),
+        }
+        IndexedDbStore::delete(&name).await.expect("cleaned up");
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_closed_store_finishes_its_operations_and_leaves_no_connection_open() {
     let name = "closed-store";
@@ -662,7 +725,7 @@ async fn a_database_from_a_newer_version_is_left_as_it_is() {
     let opened = IndexedDbStore::open_if_allowed(name)
         .await
         .map(|opened| match opened {
-            Opened::Database(_) => None,
+            Opened::Database(_) | Opened::Damaged { .. } => None,
             Opened::Without(reason) => Some(reason),
         });
     assert_eq!(opened, Ok(Some(NoDatabase::NewerVersion)));
