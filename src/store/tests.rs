@@ -581,17 +581,23 @@ fn fail_next_transactions(times: u32) {
     .expect("patched");
 }
 
+/// A fresh database `name` whose outbox holds entry 1 of `c1`.
+async fn holding_one_entry(name: &str) -> IndexedDbStore {
+    let store = fresh(name).await;
+    store
+        .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
+        .await
+        .expect("queued");
+    store
+}
+
 /// The integrity check at open meets a transient failure: the store opens again and checks once
 /// more; failing twice, the database counts as unreadable and is rebuilt, keeping the outbox.
 #[wasm_bindgen_test]
 async fn a_check_that_fails_once_is_retried_and_twice_rebuilds() {
     for (failures, rebuilt) in [(1, false), (2, true)] {
         let name = format!("check-fails-{failures}");
-        let store = fresh(&name).await;
-        store
-            .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
-            .await
-            .expect("queued");
+        let store = holding_one_entry(&name).await;
         store.close();
         fail_next_transactions(failures);
         let store = IndexedDbStore::open(&name).await.expect("opened");
@@ -612,11 +618,7 @@ async fn a_check_that_fails_once_is_retried_and_twice_rebuilds() {
 async fn a_rescue_whose_read_fails_once_still_keeps_the_outbox() {
     for (failures, kept) in [(3, true), (4, false)] {
         let name = format!("rescue-fails-{failures}");
-        let store = fresh(&name).await;
-        store
-            .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
-            .await
-            .expect("queued");
+        let store = holding_one_entry(&name).await;
         store.close();
         fail_next_transactions(failures);
         let store = IndexedDbStore::open(&name).await.expect("opened");
@@ -638,11 +640,7 @@ async fn a_rebuild_whose_reopen_fails_tries_again_then_hands_the_outbox_on() {
     use wasm_bindgen::JsCast;
     for failing in [1, 2] {
         let name = format!("rebuild-reopen-fails-{failing}");
-        let store = fresh(&name).await;
-        store
-            .apply(&[StoreOp::PutOutbox(entry(1, "c1"))])
-            .await
-            .expect("queued");
+        let store = holding_one_entry(&name).await;
         let database = store.database().await.expect("connection");
         let transaction = database
             .transaction(&[META], TransactionMode::ReadWrite)
