@@ -120,6 +120,18 @@ impl Driver {
         }
     }
 
+    /// Another tab stores `entry` with its optimistic message (this engine hears nothing of
+    /// it); returns that message.
+    fn stored_by_another_tab(&self, entry: &OutboxEntry) -> LocalMessage {
+        let optimistic = LocalMessage::optimistic(entry, &ME.into());
+        let ops = [
+            StoreOp::PutOutbox(entry.clone()),
+            StoreOp::PutMessage(optimistic.clone()),
+        ];
+        pollster::block_on(self.store.apply(&ops)).unwrap();
+        optimistic
+    }
+
     /// Gives the engine what the store holds, as the driver does when asked.
     fn reload(&mut self) {
         let state = pollster::block_on(self.store.load()).expect("load");
@@ -1413,12 +1425,7 @@ fn each_sync_run_reloads_the_outbox_and_sends_what_another_tab_stored_untold() {
         composed_at: T0,
         failure: None,
     };
-    let optimistic = LocalMessage::optimistic(&entry, &ME.into());
-    let untold = [
-        StoreOp::PutOutbox(entry.clone()),
-        StoreOp::PutMessage(optimistic),
-    ];
-    pollster::block_on(d.store.apply(&untold)).unwrap();
+    d.stored_by_another_tab(&entry);
     d.wait(MIN);
     assert!(d.open("POST /v1/conversations/c-1/").is_empty());
     assert_eq!(d.engine.status().pending_outbox, 0);
@@ -3487,12 +3494,7 @@ fn maintenance_after_a_lead_change_does_not_remove_a_message_another_tab_retried
         composed_at: T0,
         ..retried.clone()
     };
-    let optimistic = LocalMessage::optimistic(&retried, &ME.into());
-    let retry = [
-        StoreOp::PutOutbox(retried.clone()),
-        StoreOp::PutMessage(optimistic.clone()),
-    ];
-    pollster::block_on(d.store.apply(&retry)).unwrap();
+    let optimistic = d.stored_by_another_tab(&retried);
 
     d.advance_to(T0 + HOUR);
     let snapshot = d.store.snapshot();
@@ -3533,12 +3535,7 @@ fn maintenance_after_a_lead_change_does_not_remove_a_message_the_tab_before_fail
         }),
         ..entry.clone()
     };
-    let optimistic = LocalMessage::optimistic(&failed, &ME.into());
-    let failure = [
-        StoreOp::PutOutbox(failed.clone()),
-        StoreOp::PutMessage(optimistic.clone()),
-    ];
-    pollster::block_on(d.store.apply(&failure)).unwrap();
+    let optimistic = d.stored_by_another_tab(&failed);
 
     d.advance_to(T0 + HOUR);
     let snapshot = d.store.snapshot();
