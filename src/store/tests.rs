@@ -581,6 +581,20 @@ fn fail_next_transactions(times: u32) {
     .expect("patched");
 }
 
+/// Writes garbage over `store`'s meta record, as a damaged database holds, and closes it.
+async fn corrupt_meta(store: IndexedDbStore) {
+    let database = store.database().await.expect("connection");
+    let transaction = database
+        .transaction(&[META], TransactionMode::ReadWrite)
+        .expect("transaction");
+    transaction
+        .object_store(META)
+        .and_then(|meta| meta.put(&JsValue::from("garbage"), Some(&META_KEY.into())))
+        .expect("put");
+    open::finish(transaction).await.expect("corrupted");
+    store.close();
+}
+
 /// A fresh database `name` whose outbox holds entry 1 of `c1`.
 async fn holding_one_entry(name: &str) -> IndexedDbStore {
     let store = fresh(name).await;
@@ -641,17 +655,7 @@ async fn a_rebuild_whose_reopen_fails_tries_again_then_hands_the_outbox_on() {
     for failing in [1, 2] {
         let name = format!("rebuild-reopen-fails-{failing}");
         let store = holding_one_entry(&name).await;
-        let database = store.database().await.expect("connection");
-        let transaction = database
-            .transaction(&[META], TransactionMode::ReadWrite)
-            .expect("transaction");
-        transaction
-            .object_store(META)
-            .and_then(|meta| meta.put(&JsValue::from("garbage"), Some(&META_KEY.into())))
-            .expect("put");
-        open::finish(transaction).await.expect("corrupted");
-        store.close();
-        drop(database);
+        corrupt_meta(store).await;
         // Opens of the database after the first (the one that finds it unreadable) fail.
         let restore: js_sys::Function = js_sys::Function::new_with_args(
             "name, failing",
@@ -784,17 +788,7 @@ async fn an_unreadable_database_is_rebuilt_keeping_the_outbox() {
     ops.push(StoreOp::PutOutbox(entry(1, "c1")));
     ops.push(StoreOp::SetCursor(Some(Cursor::new("c1.9"))));
     store.apply(&ops).await.expect("write");
-    let database = store.database().await.expect("connection");
-    let transaction = database
-        .transaction(&[META], TransactionMode::ReadWrite)
-        .expect("transaction");
-    transaction
-        .object_store(META)
-        .and_then(|meta| meta.put(&JsValue::from("garbage"), Some(&META_KEY.into())))
-        .expect("put");
-    open::finish(transaction).await.expect("corrupted");
-    store.close();
-    drop(database);
+    corrupt_meta(store).await;
 
     let reopened = IndexedDbStore::open(name).await.expect("recovers");
     let reason = reopened.open_report().recovered.clone().expect("recovered");
