@@ -1040,11 +1040,7 @@ fn retried_elsewhere(d: &Driver, entry: &OutboxEntry, at: Millis) -> OutboxEntry
         composed_at: at,
         ..entry.clone()
     };
-    let retry = [
-        StoreOp::PutOutbox(retried.clone()),
-        StoreOp::PutMessage(LocalMessage::optimistic(&retried, &ME.into())),
-    ];
-    pollster::block_on(d.store.apply(&retry)).unwrap();
+    d.stored_by_another_tab(&retried);
     retried
 }
 

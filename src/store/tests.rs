@@ -605,16 +605,21 @@ async fn holding_one_entry(name: &str) -> IndexedDbStore {
     store
 }
 
+/// [`holding_one_entry`] closed, then opened again with its next `failures` transactions failing
+/// (an `UnknownError`, as a transient failure gives).
+async fn reopened_after_failed_transactions(name: &str, failures: u32) -> IndexedDbStore {
+    holding_one_entry(name).await.close();
+    fail_next_transactions(failures);
+    IndexedDbStore::open(name).await.expect("opened")
+}
+
 /// The integrity check at open meets a transient failure: the store opens again and checks once
 /// more; failing twice, the database counts as unreadable and is rebuilt, keeping the outbox.
 #[wasm_bindgen_test]
 async fn a_check_that_fails_once_is_retried_and_twice_rebuilds() {
     for (failures, rebuilt) in [(1, false), (2, true)] {
         let name = format!("check-fails-{failures}");
-        let store = holding_one_entry(&name).await;
-        store.close();
-        fail_next_transactions(failures);
-        let store = IndexedDbStore::open(&name).await.expect("opened");
+        let store = reopened_after_failed_transactions(&name, failures).await;
         assert_eq!(store.open_report().recovered.is_some(), rebuilt);
         assert_eq!(
             store.load().await.expect("load").outbox,
@@ -632,10 +637,7 @@ async fn a_check_that_fails_once_is_retried_and_twice_rebuilds() {
 async fn a_rescue_whose_read_fails_once_still_keeps_the_outbox() {
     for (failures, kept) in [(3, true), (4, false)] {
         let name = format!("rescue-fails-{failures}");
-        let store = holding_one_entry(&name).await;
-        store.close();
-        fail_next_transactions(failures);
-        let store = IndexedDbStore::open(&name).await.expect("opened");
+        let store = reopened_after_failed_transactions(&name, failures).await;
         let reason = store.open_report().recovered.clone().expect("rebuilt");
         let outbox = store.load().await.expect("load").outbox;
         let expected = if kept { vec![entry(1, "c1")] } else { vec![] };
